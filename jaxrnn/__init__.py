@@ -1,0 +1,43 @@
+"""jaxrnn: functional recurrent cells for JAX.
+
+A cell is a :class:`Cell`, an immutable value of pure functions ``init``, ``initial_carry`` and ``step``; params
+and carries are NamedTuples. :func:`unroll` runs a cell over a sequence with ``jax.lax.scan``.
+"""
+
+from jaxrnn import initializers
+from jaxrnn.cells.gru import GRUCarry, GRUParams, gru
+from jaxrnn.cells.lstm import LSTMCarry, LSTMParams, lstm
+from jaxrnn.cells.simple_rnn import SimpleRNNCarry, SimpleRNNParams, irnn, simple_rnn
+from jaxrnn.sequences import length_mask, reverse_valid
+from jaxrnn.types import Cell, InitFn, InitialCarryFn, InputTransformFn, SequenceFn, StepFn
+from jaxrnn.unroll import static_unroll, unroll
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # The contract.
+    "Cell",
+    "InitFn",
+    "InitialCarryFn",
+    "InputTransformFn",
+    "SequenceFn",
+    "StepFn",
+    # The unroll engine.
+    "unroll",
+    "static_unroll",
+    "length_mask",
+    "reverse_valid",
+    # Cells.
+    "simple_rnn",
+    "irnn",
+    "SimpleRNNParams",
+    "SimpleRNNCarry",
+    "lstm",
+    "LSTMParams",
+    "LSTMCarry",
+    "gru",
+    "GRUParams",
+    "GRUCarry",
+    # Modules.
+    "initializers",
+]

@@ -1,0 +1,133 @@
+"""Input checks that run at trace time (free under ``jit``) and name the argument, expected and actual values."""
+
+from __future__ import annotations
+
+import operator
+from typing import Any, Callable, Optional, Sequence, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def positive_int(name: str, value: Any) -> int:
+  """Returns ``value`` as an ``int`` or raises ``ValueError``/``TypeError`` naming ``name``."""
+  if isinstance(value, bool):
+    raise TypeError(f"{name} must be a positive int, got bool {value!r}")
+  try:
+    ivalue = operator.index(value)
+  except TypeError:
+    raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}") from None
+  if ivalue <= 0:
+    raise ValueError(f"{name} must be a positive int, got {ivalue}")
+  return ivalue
+
+
+def feature_shape(name: str, value: Any) -> Tuple[int, ...]:
+  """Normalises an ``int`` or a sequence of ``int`` to a tuple of positive sizes."""
+  if isinstance(value, (tuple, list)):
+    if not value:
+      raise ValueError(f"{name} must be a positive int or a non-empty tuple of them, got {value!r}")
+    return tuple(positive_int(f"{name}[{i}]", v) for i, v in enumerate(value))
+  return (positive_int(name, value),)
+
+
+def key(name: str, value: Any) -> jax.Array:
+  """Checks that ``value`` is a PRNG key (typed or raw ``uint32[2]``)."""
+  if isinstance(value, (jax.Array, np.ndarray)):
+    if jnp.issubdtype(value.dtype, jax.dtypes.prng_key) and value.ndim == 0:
+      return value
+    if value.dtype == jnp.uint32 and value.shape == (2,):
+      return value
+  raise TypeError(
+      f"{name} must be a single PRNG key (jax.random.key(seed) or jax.random.PRNGKey(seed)), got "
+      f"{type(value).__name__}{_shape_dtype(value)}")
+
+
+def _shape_dtype(value: Any) -> str:
+  shape = getattr(value, "shape", None)
+  dtype = getattr(value, "dtype", None)
+  return f" with shape {shape} and dtype {dtype}" if shape is not None else ""
+
+
+def floating(name: str, x: Any) -> jax.Array:
+  """Checks that ``x`` is a real floating-point array and returns it as a JAX array."""
+  dtype = getattr(x, "dtype", None)
+  if dtype is None:
+    x = jnp.asarray(x)
+    dtype = x.dtype
+  if not jnp.issubdtype(dtype, jnp.floating):
+    raise TypeError(f"{name} must be a real floating-point array, got dtype {dtype}")
+  return jnp.asarray(x)
+
+
+def step_input(name: str, x: Any, features: Sequence[int]) -> jax.Array:
+  """Checks ``x: [*B, *features]`` (floating) and returns it as a JAX array."""
+  x = floating(name, x)
+  features = tuple(features)
+  n = len(features)
+  if x.ndim < n or tuple(x.shape[x.ndim - n:]) != features:
+    expected = "[*B, " + ", ".join(str(f) for f in features) + "]"
+    raise ValueError(f"{name} must have shape {expected} (trailing feature shape {features}), got shape {x.shape}")
+  return x
+
+
+def carry_type(name: str, carry: Any, expected: type) -> None:
+  """Checks that the carry is the cell's own NamedTuple (so no one guesses ``(c, h)`` vs ``(h, c)``)."""
+  if not isinstance(carry, expected):
+    raise TypeError(
+        f"{name} must be a {expected.__name__}{expected._fields} (build it with cell.initial_carry), got "
+        f"{type(carry).__name__}")
+
+
+def carry_leaf(name: str, leaf: Any, batch_shape: Sequence[int], features: Sequence[int]) -> None:
+  """Checks that a carry leaf has shape ``[*batch_shape, *features]`` and a floating dtype."""
+  expected = tuple(batch_shape) + tuple(features)
+  shape = tuple(getattr(leaf, "shape", ()))
+  if shape != expected:
+    raise ValueError(
+        f"{name} must have shape {expected} (batch shape {tuple(batch_shape)} of x, features {tuple(features)}), "
+        f"got shape {shape}")
+  dtype = getattr(leaf, "dtype", None)
+  if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+    raise TypeError(f"{name} must be a real floating-point array, got dtype {dtype}")
+
+
+def param_shape(name: str, leaf: Any, expected: Sequence[int]) -> None:
+  shape = tuple(getattr(leaf, "shape", ()))
+  if shape != tuple(expected):
+    raise ValueError(f"{name} must have shape {tuple(expected)}, got shape {shape}")
+
+
+def batch_shape(name: str, value: Any) -> Tuple[int, ...]:
+  """Normalises a batch shape argument (``int`` or tuple of non-negative ints)."""
+  if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+    value = (value,)
+  try:
+    shape = tuple(operator.index(v) for v in value)
+  except TypeError:
+    raise TypeError(f"{name} must be a tuple of ints, got {value!r}") from None
+  if any(v < 0 for v in shape):
+    raise ValueError(f"{name} must be a tuple of non-negative ints, got {shape}")
+  return shape
+
+
+def activation(name: str, value: Any, choices: dict) -> Callable:
+  """Resolves an activation given as a callable or one of the names in ``choices``."""
+  if callable(value):
+    return value
+  if isinstance(value, str) and value in choices:
+    return choices[value]
+  raise ValueError(f"{name} must be a callable or one of {sorted(choices)}, got {value!r}")
+
+
+def dtype(name: str, value: Any) -> Optional[Any]:
+  if value is None:
+    return None
+  try:
+    dt = jnp.dtype(value)
+  except TypeError:
+    raise TypeError(f"{name} must be a floating dtype or None, got {value!r}") from None
+  if not jnp.issubdtype(dt, jnp.floating):
+    raise TypeError(f"{name} must be a floating dtype or None, got {dt}")
+  return dt

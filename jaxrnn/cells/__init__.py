@@ -1,0 +1,1 @@
+"""Recurrent cells: one factory per file, each returning a :class:`jaxrnn.Cell`."""

@@ -1,0 +1,89 @@
+"""Pieces shared by the dense cells: fused gate kernels, the hoisted input projection, dtype policy.
+
+Dtype policy of every dense cell (the same pair as Flax's ``dtype``/``param_dtype``):
+  * params are stored in ``param_dtype`` (default float32);
+  * matrix products run in ``dtype`` (``None``: the promoted dtype of inputs and params), so float32 params can
+    compute in bfloat16;
+  * gate nonlinearities and the state update run in the carry's dtype, and the new carry keeps the carry's dtype
+    exactly (no scan carry-type errors, no recompiles); ``h`` has the carry's dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Sequence, Tuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import _checks
+
+ACTIVATIONS = {
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "sigmoid": jax.nn.sigmoid,
+    "hard_sigmoid": jax.nn.hard_sigmoid,
+    "hard_tanh": jax.nn.hard_tanh,
+    "identity": lambda x: x,
+}
+
+
+def compute_dtype(dtype: Optional[Any], *arrays: Any) -> Any:
+  """``dtype`` if given, else the promoted dtype of the given arrays (``None`` entries are skipped)."""
+  if dtype is not None:
+    return dtype
+  return jnp.result_type(*[a.dtype for a in arrays if a is not None])
+
+
+def init_blocks(key: jax.Array, init: Callable, rows: int, cols: int, n_blocks: int, dtype: Any) -> jax.Array:
+  """``[rows, n_blocks * cols]``: ``n_blocks`` independently initialised ``[rows, cols]`` blocks side by side.
+
+  Per-block initialisation keeps, e.g., each gate's recurrent matrix orthogonal (as Flax and Keras do).
+  """
+  keys = jax.random.split(key, n_blocks)
+  # Initialisers that factorise (orthogonal) have no low-precision kernels: draw in float32, then cast.
+  draw = dtype if jnp.finfo(dtype).bits >= 32 else jnp.float32
+  return jnp.concatenate([init(k, (rows, cols), draw) for k in keys], axis=1).astype(dtype)
+
+
+def init_kernels(key: jax.Array, input_size: int, hidden_size: int, n_blocks: int, *, kernel_init: Callable,
+                 recurrent_kernel_init: Callable, param_dtype: Any) -> Tuple[jax.Array, jax.Array]:
+  """Input kernel ``[F, n*H]`` and recurrent kernel ``[H, n*H]``."""
+  k_i, k_h = jax.random.split(key)
+  w_i = init_blocks(k_i, kernel_init, input_size, hidden_size, n_blocks, param_dtype)
+  w_h = init_blocks(k_h, recurrent_kernel_init, hidden_size, hidden_size, n_blocks, param_dtype)
+  return w_i, w_h
+
+
+def project(xs: jax.Array, w: jax.Array, b: Optional[jax.Array], dtype: Optional[Any], precision: Any) -> jax.Array:
+  """``xs @ w + b`` in the compute dtype, for any leading axes of ``xs``."""
+  cd = compute_dtype(dtype, xs, w)
+  u = jnp.matmul(xs.astype(cd), w.astype(cd), precision=precision)
+  return add_bias(u, b)
+
+
+def add_bias(u: jax.Array, b: Optional[jax.Array]) -> jax.Array:
+  """``u + b`` for ``u: [..., N]`` and ``b: [N]`` (or ``None``), in ``u``'s dtype, without rank promotion."""
+  if b is None:
+    return u
+  return u + b.astype(u.dtype).reshape((1,) * (u.ndim - b.ndim) + b.shape)
+
+
+def recurrent(h: jax.Array, w: jax.Array, dtype: Optional[Any], precision: Any) -> jax.Array:
+  """``h @ w`` in the compute dtype."""
+  cd = compute_dtype(dtype, w)
+  return jnp.matmul(h.astype(cd), w.astype(cd), precision=precision)
+
+
+def check_init_args(key: Any, input_size: Any) -> int:
+  _checks.key("key", key)
+  return _checks.positive_int("input_size", input_size)
+
+
+def check_carry(carry: Any, carry_type: type, batch_shape: Sequence[int], hidden_size: int) -> None:
+  _checks.carry_type("carry", carry, carry_type)
+  for field in carry_type._fields:
+    _checks.carry_leaf(f"carry.{field}", getattr(carry, field), batch_shape, (hidden_size,))
+
+
+def check_transformed(name: str, u: jax.Array, width: int) -> jax.Array:
+  return _checks.step_input(name, u, (width,))

@@ -1,0 +1,138 @@
+"""Gated recurrent unit (Cho et al. 2014), with the reset gate after or before the recurrent matmul."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional, Union
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import _checks
+from jaxrnn import initializers
+from jaxrnn.cells import _dense
+from jaxrnn.types import Cell
+
+
+class GRUParams(NamedTuple):
+  """Parameters of :func:`gru`. Gate blocks are ordered ``[r, z, n]`` (PyTorch's order)."""
+
+  w_i: jax.Array  # [F, 3H] input kernel
+  w_h: jax.Array  # [H, 3H] recurrent kernel
+  b: Optional[jax.Array]  # [3H] input-side bias (PyTorch: b_ih + [b_hr, b_hz, 0]); None if use_bias=False
+  b_hn: Optional[jax.Array]  # [H] recurrent bias of the candidate (PyTorch: b_hh[2H:]); None if use_bias=False
+
+
+class GRUCarry(NamedTuple):
+  """Carry of :func:`gru`."""
+
+  h: jax.Array  # [*B, H] hidden state, also the output
+
+
+def gru(
+    hidden_size: int,
+    *,
+    reset_after: bool = True,
+    use_bias: bool = True,
+    activation: Union[str, Callable] = "tanh",
+    gate_activation: Union[str, Callable] = "sigmoid",
+    kernel_init: Callable = initializers.lecun_normal(),
+    recurrent_kernel_init: Callable = initializers.orthogonal(),
+    bias_init: Callable = initializers.zeros,
+    dtype: Optional[Any] = None,
+    param_dtype: Any = jnp.float32,
+    precision: Any = None,
+) -> Cell:
+  r"""The gated recurrent unit.
+
+  .. math::
+
+     r_t &= \sigma(x_t W_{ir} + h_{t-1} W_{hr} + b_r) \\
+     z_t &= \sigma(x_t W_{iz} + h_{t-1} W_{hz} + b_z) \\
+     n_t &= \tanh(x_t W_{in} + b_n + r_t \odot (h_{t-1} W_{hn} + b_{hn}))
+        \quad\text{(reset\_after=True: cuDNN, PyTorch, Flax)} \\
+     n_t &= \tanh(x_t W_{in} + b_n + (r_t \odot h_{t-1}) W_{hn} + b_{hn})
+        \quad\text{(reset\_after=False: Cho et al. 2014)} \\
+     h_t &= (1 - z_t) \odot n_t + z_t \odot h_{t-1}
+
+  ``z`` here is the *keep* gate as in Cho et al. and PyTorch (colah writes the same cell with ``z`` and
+  ``1 - z`` swapped). The kernels are fused, ``[F, 3H]`` and ``[H, 3H]`` in gate order ``[r, z, n]``.
+
+  Args:
+    hidden_size: ``H``.
+    reset_after: apply the reset gate after the recurrent matmul (``True``) or to ``h`` before it (``False``).
+    use_bias: whether the cell has the biases ``b`` and ``b_hn``.
+    activation: the candidate nonlinearity (``"tanh"`` or a callable).
+    gate_activation: the gates' nonlinearity (``"sigmoid"`` or a callable).
+    kernel_init: initialiser of each gate's ``[F, H]`` input block (default LeCun normal).
+    recurrent_kernel_init: initialiser of each gate's ``[H, H]`` recurrent block (default orthogonal).
+    bias_init: initialiser of ``b: [3H]`` and ``b_hn: [H]`` (default zeros).
+    dtype: the compute dtype of the matrix products (``None``: promoted from inputs and params).
+    param_dtype: the dtype of the parameters and of the default carry.
+    precision: ``jax.lax.Precision`` of the matrix products.
+
+  Returns:
+    A :class:`jaxrnn.Cell` with ``GRUParams`` and ``GRUCarry(h)``.
+
+  Example:
+
+    >>> import jax, jax.numpy as jnp, jaxrnn
+    >>> cell = jaxrnn.gru(4, reset_after=False)
+    >>> params = cell.init(jax.random.key(0), 3)
+    >>> carry, h = cell(params, cell.initial_carry(params), jnp.ones(3))
+    >>> h.shape
+    (4,)
+  """
+  hidden_size = _checks.positive_int("hidden_size", hidden_size)
+  act = _checks.activation("activation", activation, _dense.ACTIVATIONS)
+  gate_act = _checks.activation("gate_activation", gate_activation, _dense.ACTIVATIONS)
+  dtype = _checks.dtype("dtype", dtype)
+  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  H = hidden_size
+
+  def init(key, input_size):
+    input_size = _dense.check_init_args(key, input_size)
+    k_w, k_b, k_bh = jax.random.split(key, 3)
+    w_i, w_h = _dense.init_kernels(k_w, input_size, H, 3, kernel_init=kernel_init,
+                                   recurrent_kernel_init=recurrent_kernel_init, param_dtype=param_dtype)
+    b = bias_init(k_b, (3 * H,), param_dtype) if use_bias else None
+    b_hn = bias_init(k_bh, (H,), param_dtype) if use_bias else None
+    return GRUParams(w_i=w_i, w_h=w_h, b=b, b_hn=b_hn)
+
+  def initial_carry(params, batch_shape=(), dtype=None):
+    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
+    dt = _checks.dtype("dtype", dtype) or params.w_h.dtype
+    return GRUCarry(h=jnp.zeros(batch_shape + (H,), dt))
+
+  def input_transform(params, xs):
+    xs = _checks.step_input("x", xs, (params.w_i.shape[0],))
+    return _dense.project(xs, params.w_i, params.b, dtype, precision)
+
+  def step_transformed(params, carry, u):
+    u = _dense.check_transformed("input_transform(x)", u, 3 * H)
+    _dense.check_carry(carry, GRUCarry, u.shape[:-1], H)
+    h_prev = carry.h
+    cdt = h_prev.dtype
+    u_r, u_z, u_n = jnp.split(u.astype(cdt), 3, axis=-1)
+    if reset_after:
+      hw = _dense.recurrent(h_prev, params.w_h, dtype, precision).astype(cdt)
+      hw_r, hw_z, hw_n = jnp.split(hw, 3, axis=-1)
+      r = gate_act(u_r + hw_r)
+      z = gate_act(u_z + hw_z)
+      hw_n = _dense.add_bias(hw_n, params.b_hn)
+      n = act(u_n + r * hw_n)
+    else:
+      hw = _dense.recurrent(h_prev, params.w_h[:, :2 * H], dtype, precision).astype(cdt)
+      hw_r, hw_z = jnp.split(hw, 2, axis=-1)
+      r = gate_act(u_r + hw_r)
+      z = gate_act(u_z + hw_z)
+      hw_n = _dense.recurrent(r * h_prev, params.w_h[:, 2 * H:], dtype, precision).astype(cdt)
+      hw_n = _dense.add_bias(hw_n, params.b_hn)
+      n = act(u_n + hw_n)
+    h = (1 - z) * n + z * h_prev
+    return GRUCarry(h=h), h
+
+  def step(params, carry, x):
+    return step_transformed(params, carry, input_transform(params, x))
+
+  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
+              step_transformed=step_transformed, name="gru" if reset_after else "gru_reset_before")

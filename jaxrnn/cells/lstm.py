@@ -1,0 +1,132 @@
+"""Long short-term memory (Hochreiter & Schmidhuber 1997; forget gate: Gers, Schmidhuber & Cummins 2000)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional, Union
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import _checks
+from jaxrnn import initializers
+from jaxrnn.cells import _dense
+from jaxrnn.types import Cell
+
+
+class LSTMParams(NamedTuple):
+  """Parameters of :func:`lstm`. Gate blocks are ordered ``[i, f, g, o]`` (PyTorch's order)."""
+
+  w_i: jax.Array  # [F, 4H] input kernel
+  w_h: jax.Array  # [H, 4H] recurrent kernel
+  b: Optional[jax.Array]  # [4H] bias (forget block initialised to forget_bias); None if use_bias=False
+
+
+class LSTMCarry(NamedTuple):
+  """Carry of :func:`lstm` and its relatives: named fields, so nobody guesses ``(c, h)`` vs ``(h, c)``."""
+
+  h: jax.Array  # [*B, H] hidden state, also the output
+  c: jax.Array  # [*B, H] cell state (colah's "conveyor belt")
+
+
+def lstm(
+    hidden_size: int,
+    *,
+    forget_bias: Optional[float] = None,
+    use_bias: bool = True,
+    activation: Union[str, Callable] = "tanh",
+    gate_activation: Union[str, Callable] = "sigmoid",
+    kernel_init: Callable = initializers.lecun_normal(),
+    recurrent_kernel_init: Callable = initializers.orthogonal(),
+    bias_init: Callable = initializers.zeros,
+    dtype: Optional[Any] = None,
+    param_dtype: Any = jnp.float32,
+    precision: Any = None,
+) -> Cell:
+  r"""The LSTM exactly as colah's "Understanding LSTM Networks" writes it, with one fused ``4H`` matmul.
+
+  .. math::
+
+     f_t &= \sigma(x_t W_{if} + h_{t-1} W_{hf} + b_f) \\
+     i_t &= \sigma(x_t W_{ii} + h_{t-1} W_{hi} + b_i) \\
+     \tilde c_t &= \tanh(x_t W_{ig} + h_{t-1} W_{hg} + b_g) \\
+     c_t &= f_t \odot c_{t-1} + i_t \odot \tilde c_t \\
+     o_t &= \sigma(x_t W_{io} + h_{t-1} W_{ho} + b_o) \\
+     h_t &= o_t \odot \tanh(c_t)
+
+  The kernels are fused, ``W_i = [W_ii | W_if | W_ig | W_io]: [F, 4H]`` (PyTorch's gate order), so a step is one
+  ``[*B, F] @ [F, 4H]`` (hoisted out of the time loop by :func:`jaxrnn.unroll`) and one ``[*B, H] @ [H, 4H]``.
+  PyTorch's two biases ``b_ih + b_hh`` are one ``b`` here.
+
+  Args:
+    hidden_size: ``H``.
+    forget_bias: added to the forget gate's bias at initialisation (Jozefowicz, Zaremba & Sutskever 2015);
+      ``None`` means 1.0 with a bias and 0.0 without one (setting it with ``use_bias=False`` is an error).
+    use_bias: whether the cell has the bias ``b`` (PyTorch's ``bias=False`` is ``use_bias=False``).
+    activation: the candidate and output nonlinearity (``"tanh"`` or a callable).
+    gate_activation: the gates' nonlinearity (``"sigmoid"``, ``"hard_sigmoid"`` or a callable).
+    kernel_init: initialiser of each gate's ``[F, H]`` input block (default LeCun normal).
+    recurrent_kernel_init: initialiser of each gate's ``[H, H]`` recurrent block (default orthogonal).
+    bias_init: initialiser of ``b: [4H]`` (default zeros), before ``forget_bias`` is added.
+    dtype: the compute dtype of the matrix products (``None``: promoted from inputs and params).
+    param_dtype: the dtype of the parameters and of the default carry.
+    precision: ``jax.lax.Precision`` of the matrix products.
+
+  Returns:
+    A :class:`jaxrnn.Cell` with ``LSTMParams`` and ``LSTMCarry(h, c)``; ``step`` returns ``(carry, h)``.
+
+  Example:
+
+    >>> import jax, jax.numpy as jnp, jaxrnn
+    >>> cell = jaxrnn.lstm(8)
+    >>> params = cell.init(jax.random.key(0), 3)
+    >>> carry = cell.initial_carry(params, batch_shape=(2,))
+    >>> carry, h = cell(params, carry, jnp.ones((2, 3)))
+    >>> h.shape, carry.c.shape
+    ((2, 8), (2, 8))
+  """
+  hidden_size = _checks.positive_int("hidden_size", hidden_size)
+  act = _checks.activation("activation", activation, _dense.ACTIVATIONS)
+  gate_act = _checks.activation("gate_activation", gate_activation, _dense.ACTIVATIONS)
+  dtype = _checks.dtype("dtype", dtype)
+  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  if forget_bias is None:
+    forget_bias = 1.0 if use_bias else 0.0
+  elif not use_bias and forget_bias != 0.0:
+    raise ValueError(f"forget_bias={forget_bias} needs a bias, but use_bias=False")
+  H = hidden_size
+
+  def init(key, input_size):
+    input_size = _dense.check_init_args(key, input_size)
+    k_w, k_b = jax.random.split(key)
+    w_i, w_h = _dense.init_kernels(k_w, input_size, H, 4, kernel_init=kernel_init,
+                                   recurrent_kernel_init=recurrent_kernel_init, param_dtype=param_dtype)
+    b = None
+    if use_bias:
+      b = bias_init(k_b, (4 * H,), param_dtype).at[H:2 * H].add(forget_bias)
+    return LSTMParams(w_i=w_i, w_h=w_h, b=b)
+
+  def initial_carry(params, batch_shape=(), dtype=None):
+    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
+    dt = _checks.dtype("dtype", dtype) or params.w_h.dtype
+    zeros = jnp.zeros(batch_shape + (H,), dt)
+    return LSTMCarry(h=zeros, c=zeros)
+
+  def input_transform(params, xs):
+    xs = _checks.step_input("x", xs, (params.w_i.shape[0],))
+    return _dense.project(xs, params.w_i, params.b, dtype, precision)
+
+  def step_transformed(params, carry, u):
+    u = _dense.check_transformed("input_transform(x)", u, 4 * H)
+    _dense.check_carry(carry, LSTMCarry, u.shape[:-1], H)
+    z = u + _dense.recurrent(carry.h, params.w_h, dtype, precision)
+    z = z.astype(carry.c.dtype)
+    i, f, g, o = jnp.split(z, 4, axis=-1)
+    c = gate_act(f) * carry.c + gate_act(i) * act(g)
+    h = gate_act(o) * act(c)
+    return LSTMCarry(h=h, c=c), h
+
+  def step(params, carry, x):
+    return step_transformed(params, carry, input_transform(params, x))
+
+  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
+              step_transformed=step_transformed, name="lstm")

@@ -1,0 +1,129 @@
+"""The Elman recurrent network (Elman 1990) and the IRNN (Le, Jaitly & Hinton 2015)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional, Union
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import _checks
+from jaxrnn import initializers
+from jaxrnn.cells import _dense
+from jaxrnn.types import Cell
+
+
+class SimpleRNNParams(NamedTuple):
+  """Parameters of :func:`simple_rnn`."""
+
+  w_i: jax.Array  # [F, H] input kernel
+  w_h: jax.Array  # [H, H] recurrent kernel
+  b: Optional[jax.Array]  # [H] bias (PyTorch: b_ih + b_hh); None if use_bias=False
+
+
+class SimpleRNNCarry(NamedTuple):
+  """Carry of :func:`simple_rnn`."""
+
+  h: jax.Array  # [*B, H] hidden state, also the output
+
+
+def simple_rnn(
+    hidden_size: int,
+    *,
+    activation: Union[str, Callable] = "tanh",
+    use_bias: bool = True,
+    kernel_init: Callable = initializers.lecun_normal(),
+    recurrent_kernel_init: Callable = initializers.orthogonal(),
+    bias_init: Callable = initializers.zeros,
+    dtype: Optional[Any] = None,
+    param_dtype: Any = jnp.float32,
+    precision: Any = None,
+) -> Cell:
+  r"""The vanilla (Elman) recurrent cell, colah's "repeating module with a single tanh layer".
+
+  .. math::  h_t = \phi(x_t W_i + h_{t-1} W_h + b)
+
+  with :math:`\phi` = ``tanh`` (default) or ``relu`` (PyTorch's ``nonlinearity``), or any callable.
+
+  Args:
+    hidden_size: ``H``.
+    activation: ``"tanh"``, ``"relu"`` or a callable.
+    use_bias: whether the cell has the bias ``b``.
+    kernel_init: initialiser of ``W_i: [F, H]`` (default LeCun normal).
+    recurrent_kernel_init: initialiser of ``W_h: [H, H]`` (default orthogonal;
+      ``jaxrnn.initializers.identity()`` for an IRNN, see :func:`irnn`).
+    bias_init: initialiser of ``b: [H]`` (default zeros).
+    dtype: the compute dtype of the matrix products (``None``: promoted from inputs and params).
+    param_dtype: the dtype of the parameters and of the default carry.
+    precision: ``jax.lax.Precision`` of the matrix products.
+
+  Returns:
+    A :class:`jaxrnn.Cell` with ``SimpleRNNParams`` and ``SimpleRNNCarry(h)``.
+
+  Example:
+
+    >>> import jax, jax.numpy as jnp, jaxrnn
+    >>> cell = jaxrnn.simple_rnn(4, activation="relu")
+    >>> params = cell.init(jax.random.key(0), 3)
+    >>> carry, h = cell(params, cell.initial_carry(params, (5,)), jnp.ones((5, 3)))
+    >>> h.shape
+    (5, 4)
+  """
+  hidden_size = _checks.positive_int("hidden_size", hidden_size)
+  act = _checks.activation("activation", activation, _dense.ACTIVATIONS)
+  dtype = _checks.dtype("dtype", dtype)
+  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  H = hidden_size
+
+  def init(key, input_size):
+    input_size = _dense.check_init_args(key, input_size)
+    k_w, k_b = jax.random.split(key)
+    w_i, w_h = _dense.init_kernels(k_w, input_size, H, 1, kernel_init=kernel_init,
+                                   recurrent_kernel_init=recurrent_kernel_init, param_dtype=param_dtype)
+    b = bias_init(k_b, (H,), param_dtype) if use_bias else None
+    return SimpleRNNParams(w_i=w_i, w_h=w_h, b=b)
+
+  def initial_carry(params, batch_shape=(), dtype=None):
+    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
+    dt = _checks.dtype("dtype", dtype) or params.w_h.dtype
+    return SimpleRNNCarry(h=jnp.zeros(batch_shape + (H,), dt))
+
+  def input_transform(params, xs):
+    xs = _checks.step_input("x", xs, (params.w_i.shape[0],))
+    return _dense.project(xs, params.w_i, params.b, dtype, precision)
+
+  def step_transformed(params, carry, u):
+    u = _dense.check_transformed("input_transform(x)", u, H)
+    _dense.check_carry(carry, SimpleRNNCarry, u.shape[:-1], H)
+    z = u + _dense.recurrent(carry.h, params.w_h, dtype, precision)
+    h = act(z.astype(carry.h.dtype))
+    return SimpleRNNCarry(h=h), h
+
+  def step(params, carry, x):
+    return step_transformed(params, carry, input_transform(params, x))
+
+  name = activation if isinstance(activation, str) else getattr(activation, "__name__", "custom")
+  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
+              step_transformed=step_transformed, name=f"simple_rnn_{name}")
+
+
+def irnn(hidden_size: int, *, scale: float = 1.0, **kwargs: Any) -> Cell:
+  r"""The IRNN of Le, Jaitly & Hinton 2015: ReLU units, recurrent kernel initialised to ``scale * I``, zero bias.
+
+  .. math::  h_t = \mathrm{relu}(x_t W_i + h_{t-1} W_h + b), \quad W_h^{(0)} = \text{scale} \cdot I
+
+  Args:
+    hidden_size: ``H``.
+    scale: the identity's scale (1.0 in the paper; smaller, e.g. 0.01, for the "np-RNN" style).
+    **kwargs: passed to :func:`simple_rnn` (``activation`` and ``recurrent_kernel_init`` are fixed here).
+
+  >>> import jax, jaxrnn
+  >>> params = jaxrnn.irnn(3).init(jax.random.key(0), 2)
+  >>> params.w_h.tolist()
+  [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+  """
+  for fixed in ("activation", "recurrent_kernel_init"):
+    if fixed in kwargs:
+      raise ValueError(f"irnn fixes {fixed}; use simple_rnn to choose it")
+  cell = simple_rnn(hidden_size, activation="relu", recurrent_kernel_init=initializers.identity(scale), **kwargs)
+  return cell._replace(name="irnn")

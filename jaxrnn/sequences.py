@@ -1,0 +1,70 @@
+"""Helpers for right-padded batches of variable-length sequences (time-major arrays ``[T, *B, ...]``)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def check_seq_lengths(seq_lengths: Any, batch_shape: Sequence[int], num_steps: int) -> Optional[jax.Array]:
+  """Validates ``seq_lengths: int[*B]`` and returns it as a JAX int32 array (``None`` passes through).
+
+  Concrete lengths outside ``[0, num_steps]`` raise ``ValueError``; traced ones (under ``jit``) cannot be
+  checked and are clipped to ``[0, num_steps]``.
+  """
+  if seq_lengths is None:
+    return None
+  if not hasattr(seq_lengths, "dtype"):
+    seq_lengths = np.asarray(seq_lengths)
+  if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
+    raise TypeError(f"seq_lengths must be an integer array, got dtype {seq_lengths.dtype}")
+  if tuple(seq_lengths.shape) != tuple(batch_shape):
+    raise ValueError(
+        f"seq_lengths must have the batch shape of xs {tuple(batch_shape)}, got shape {tuple(seq_lengths.shape)}")
+  try:
+    concrete = np.asarray(seq_lengths)
+  except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+    concrete = None
+  if concrete is not None and concrete.size and (concrete.min() < 0 or concrete.max() > num_steps):
+    bad = concrete[(concrete < 0) | (concrete > num_steps)]
+    raise ValueError(f"seq_lengths must lie in [0, {num_steps}] (the number of time steps), got {bad.tolist()}")
+  return jnp.clip(jnp.asarray(seq_lengths, jnp.int32), 0, num_steps)
+
+
+def length_mask(seq_lengths: jax.Array, num_steps: int) -> jax.Array:
+  """``bool[T, *B]``: ``True`` at the valid steps ``t < seq_lengths``.
+
+  >>> import jax.numpy as jnp
+  >>> length_mask(jnp.array([1, 3]), 3).T.tolist()
+  [[True, False, False], [True, True, True]]
+  """
+  t = jnp.arange(num_steps, dtype=jnp.int32).reshape((num_steps,) + (1,) * seq_lengths.ndim)
+  return t < seq_lengths[None]
+
+
+def expand_to(mask: jax.Array, ndim: int) -> jax.Array:
+  """Appends unit axes so that ``mask [*B]`` broadcasts against an array ``[*B, ...]`` of rank ``ndim``."""
+  return mask.reshape(mask.shape + (1,) * (ndim - mask.ndim))
+
+
+def reverse_valid(xs: jax.Array, seq_lengths: Optional[jax.Array]) -> jax.Array:
+  """Reverses the valid part ``[0, L)`` of each sequence in ``xs: [T, *B, ...]``; padding stays at the end.
+
+  With ``seq_lengths=None`` this is ``jnp.flip(xs, 0)``. The map is its own inverse.
+
+  >>> import jax.numpy as jnp
+  >>> xs = jnp.arange(8.).reshape(2, 4).T          # [T=4, B=2]
+  >>> reverse_valid(xs, jnp.array([2, 4])).T.tolist()
+  [[1.0, 0.0, 2.0, 3.0], [7.0, 6.0, 5.0, 4.0]]
+  """
+  if seq_lengths is None:
+    return jnp.flip(xs, 0)
+  num_steps = xs.shape[0]
+  t = jnp.arange(num_steps, dtype=jnp.int32).reshape((num_steps,) + (1,) * seq_lengths.ndim)
+  idx = jnp.where(t < seq_lengths[None], seq_lengths[None] - 1 - t, t)  # [T, *B]
+  idx = expand_to(idx, xs.ndim)
+  idx = jnp.broadcast_to(idx, idx.shape[:1 + seq_lengths.ndim] + xs.shape[1 + seq_lengths.ndim:])
+  return jnp.take_along_axis(xs, idx, axis=0)

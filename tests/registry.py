@@ -1,0 +1,84 @@
+"""One registry of cells that every generic check in ``test_generic.py`` runs over (as Haiku's descriptors).
+
+A :class:`CellCase` says how to build a cell (for a given ``param_dtype``/``dtype``), the per-example input
+shape, and an independent float64 NumPy reference of one step. Cases live in ``tests/cases/*.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from typing import Any, Callable, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class CellCase:
+  """A cell under test.
+
+  Attributes:
+    name: the test id.
+    make: ``make(param_dtype=..., dtype=...) -> Cell``.
+    input_shape: the per-example input shape ``F`` (a tuple).
+    reference: ``reference(params, carry, x) -> (carry, h)`` on NumPy float64 pytrees (params and carry with the
+      same NamedTuple types as the cell's, leaves converted by ``np.asarray``): an independent implementation of
+      the cell's equations, one example at a time. ``None`` only for cells checked against a peer instead.
+    check_grads: run ``jax.test_util.check_grads`` (turn off for cells with discontinuities).
+    bfloat16: run the bfloat16 dtype checks.
+    rtol: tolerance of float32 comparisons between equivalent JAX computations.
+  """
+
+  name: str
+  make: Callable[..., Any]
+  input_shape: Tuple[int, ...] = (3,)
+  reference: Optional[Callable[..., Any]] = None
+  check_grads: bool = True
+  bfloat16: bool = True
+  rtol: float = 1e-5
+
+  def __str__(self) -> str:
+    return self.name
+
+
+def all_cases() -> list[CellCase]:
+  from tests import cases
+
+  found = []
+  for info in sorted(pkgutil.iter_modules(cases.__path__), key=lambda m: m.name):
+    module = importlib.import_module(f"tests.cases.{info.name}")
+    found.extend(getattr(module, "CASES", []))
+  names = [c.name for c in found]
+  duplicates = {n for n in names if names.count(n) > 1}
+  if duplicates:
+    raise ValueError(f"duplicate case names in tests/cases: {sorted(duplicates)}")
+  return found
+
+
+def randomize(params: Any, key: jax.Array, scale: float = 0.5) -> Any:
+  """Replaces every floating leaf of ``params`` by ``scale * N(0, 1)`` (so biases are non-zero in references)."""
+  leaves, treedef = jax.tree.flatten(params)
+  keys = jax.random.split(key, max(len(leaves), 1))
+  new = [
+      (scale * jax.random.normal(k, leaf.shape, jnp.float32)).astype(leaf.dtype)
+      if jnp.issubdtype(leaf.dtype, jnp.floating) else leaf
+      for k, leaf in zip(keys, leaves)
+  ]
+  return jax.tree.unflatten(treedef, new)
+
+
+def to_numpy(tree: Any) -> Any:
+  return jax.tree.map(lambda a: np.asarray(a, dtype=np.float64) if jnp.issubdtype(a.dtype, jnp.floating)
+                      else np.asarray(a), tree)
+
+
+def reference_unroll(reference: Callable, params: Any, carry: Any, xs: np.ndarray):
+  """Runs a NumPy step reference over ``xs: [T, *F]`` for one example: ``(carry, hs [T, ...])``."""
+  hs = []
+  for x in xs:
+    carry, h = reference(params, carry, x)
+    hs.append(np.asarray(h))
+  return carry, np.stack(hs)

@@ -1,0 +1,233 @@
+"""Generic checks that every cell in the registry (tests/cases/*.py) must pass."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+import jaxrnn
+from tests import registry
+
+CASES = registry.all_cases()
+T = 6
+
+
+def for_all(fn):
+  return pytest.mark.parametrize("case", CASES, ids=str)(fn)
+
+
+def input_size(case):
+  return case.input_shape[0] if len(case.input_shape) == 1 else case.input_shape
+
+
+def setup(case, *, dtype=jnp.float32, param_dtype=None, compute_dtype=None, batch_shape=(3,), num_steps=T,
+          seed=0):
+  """A cell with randomised params, a random initial carry, inputs ``[*B, T, *F]`` and lengths ``[*B]``."""
+  cell = case.make(param_dtype=param_dtype or dtype, dtype=compute_dtype)
+  k_init, k_p, k_c, k_x, k_l = jax.random.split(jax.random.key(seed), 5)
+  params = registry.randomize(cell.init(k_init, input_size(case)), k_p)
+  carry = registry.randomize(cell.initial_carry(params, batch_shape), k_c)
+  xs = jax.random.normal(k_x, batch_shape + (num_steps,) + case.input_shape, jnp.float32).astype(dtype)
+  lengths = jax.random.randint(k_l, batch_shape, 0, num_steps + 1)
+  flat = lengths.reshape(-1)
+  if flat.size >= 2:  # make sure the extremes are present
+    flat = flat.at[0].set(num_steps).at[1].set(0)
+  return cell, params, carry, xs, flat.reshape(batch_shape)
+
+
+def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
+  assert jax.tree.structure(a) == jax.tree.structure(b), (jax.tree.structure(a), jax.tree.structure(b))
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    assert x.shape == y.shape, (x.shape, y.shape)
+    np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=rtol, atol=atol)
+
+
+@for_all
+def test_matches_float64_numpy_reference(case):
+  if case.reference is None:
+    pytest.skip("checked against a peer implementation instead")
+  cell, params, carry, xs, lengths = setup(case, dtype=jnp.float64, batch_shape=(2,))
+  final, hs = jaxrnn.unroll(cell, params, carry, xs)
+  p_np, c_np, xs_np = registry.to_numpy(params), registry.to_numpy(carry), np.asarray(xs)
+  for b in range(2):
+    c_b = jax.tree.map(lambda a: a[b], c_np)
+    ref_final, ref_hs = registry.reference_unroll(case.reference, p_np, c_b, xs_np[b])
+    np.testing.assert_allclose(np.asarray(hs[b]), ref_hs, rtol=1e-9, atol=1e-12)
+    assert_trees_close(jax.tree.map(lambda a: a[b], final), ref_final, rtol=1e-9, atol=1e-12)
+
+
+@for_all
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+@pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
+def test_unroll_matches_python_loop(case, reverse, with_lengths):
+  cell, params, carry, xs, lengths = setup(case)
+  lengths = lengths if with_lengths else None
+  got = jaxrnn.unroll(cell, params, carry, xs, seq_lengths=lengths, reverse=reverse, return_all_carries=True)
+  want = jaxrnn.static_unroll(cell, params, carry, xs, seq_lengths=lengths, reverse=reverse,
+                              return_all_carries=True)
+  assert_trees_close(got, want, rtol=case.rtol, atol=case.rtol)
+
+
+@for_all
+def test_jit_matches_no_jit(case):
+  cell, params, carry, xs, lengths = setup(case)
+  run = lambda p, c, x, l: jaxrnn.unroll(cell, p, c, x, seq_lengths=l, reverse=True)
+  assert_trees_close(jax.jit(run)(params, carry, xs, lengths), run(params, carry, xs, lengths),
+                     rtol=case.rtol, atol=case.rtol)
+  step_args = (params, carry, xs[:, 0])
+  assert_trees_close(jax.jit(cell.step)(*step_args), cell.step(*step_args), rtol=case.rtol, atol=case.rtol)
+
+
+@for_all
+def test_vmap_matches_loop_and_batched(case):
+  cell, params, carry, xs, lengths = setup(case, batch_shape=(3,))
+  run = lambda c, x, l: jaxrnn.unroll(cell, params, c, x, seq_lengths=l)
+  vmapped = jax.vmap(run)(carry, xs, lengths)
+  looped = [run(jax.tree.map(lambda a: a[b], carry), xs[b], lengths[b]) for b in range(3)]
+  looped = jax.tree.map(lambda *a: jnp.stack(a), *looped)
+  batched = run(carry, xs, lengths)
+  assert_trees_close(vmapped, looped, rtol=case.rtol, atol=case.rtol)
+  assert_trees_close(batched, looped, rtol=case.rtol, atol=case.rtol)
+  # One step: leading batch axes == vmap.
+  x0 = xs[:, 0]
+  assert_trees_close(cell.step(params, carry, x0), jax.vmap(cell.step, (None, 0, 0))(params, carry, x0),
+                     rtol=case.rtol, atol=case.rtol)
+
+
+@for_all
+def test_several_batch_axes_and_time_major(case):
+  cell, params, carry, xs, lengths = setup(case, batch_shape=(2, 3))
+  final, hs = jaxrnn.unroll(cell, params, carry, xs, seq_lengths=lengths)
+  flat = lambda a: a.reshape((6,) + a.shape[2:])
+  final_f, hs_f = jaxrnn.unroll(cell, params, jax.tree.map(flat, carry), flat(xs), seq_lengths=flat(lengths))
+  assert_trees_close((jax.tree.map(flat, final), flat(hs)), (final_f, hs_f), rtol=case.rtol, atol=case.rtol)
+  xs_tm = jnp.moveaxis(xs, 2, 0)
+  final_tm, hs_tm = jaxrnn.unroll(cell, params, carry, xs_tm, seq_lengths=lengths, time_major=True)
+  assert_trees_close((final, hs), (final_tm, jnp.moveaxis(hs_tm, 0, 2)), rtol=case.rtol, atol=case.rtol)
+
+
+@for_all
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.bfloat16], ids=["float64", "bfloat16"])
+def test_dtype_is_kept(case, dtype):
+  if dtype == jnp.bfloat16 and not case.bfloat16:
+    pytest.skip("no bfloat16 support")
+  cell, params, carry, xs, lengths = setup(case, dtype=dtype)
+  final, hs = jax.jit(lambda p, c, x, l: jaxrnn.unroll(cell, p, c, x, seq_lengths=l))(params, carry, xs, lengths)
+  assert hs.dtype == dtype
+  for before, after in zip(jax.tree.leaves(carry), jax.tree.leaves(final)):
+    assert after.dtype == before.dtype and after.shape == before.shape
+  # Close to the float32 computation.
+  cell32, params32, carry32, xs32, _ = setup(case, dtype=jnp.float32)
+  _, hs32 = jaxrnn.unroll(cell32, params32, carry32, xs32, seq_lengths=lengths)
+  tol = 1e-5 if dtype == jnp.float64 else 0.1
+  np.testing.assert_allclose(np.asarray(hs, np.float64), np.asarray(hs32, np.float64), atol=tol, rtol=tol)
+
+
+@for_all
+def test_bfloat16_compute_with_float32_params_and_carry(case):
+  if not case.bfloat16:
+    pytest.skip("no bfloat16 support")
+  cell, params, carry, xs, lengths = setup(case, param_dtype=jnp.float32, compute_dtype=jnp.bfloat16)
+  final, hs = jax.jit(lambda p, c, x: jaxrnn.unroll(cell, p, c, x))(params, carry, xs)
+  assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(params) if jnp.issubdtype(leaf.dtype, jnp.floating))
+  for before, after in zip(jax.tree.leaves(carry), jax.tree.leaves(final)):
+    assert after.dtype == before.dtype
+  cell32 = case.make(param_dtype=jnp.float32, dtype=None)
+  _, hs32 = jaxrnn.unroll(cell32, params, carry, xs)
+  np.testing.assert_allclose(np.asarray(hs, np.float64), np.asarray(hs32, np.float64), atol=0.1, rtol=0.1)
+
+
+@for_all
+def test_second_call_does_not_recompile(case):
+  cell, params, carry, xs, lengths = setup(case)
+  traces = []
+
+  @jax.jit
+  def run(p, c, x, l):
+    traces.append(None)
+    return jaxrnn.unroll(cell, p, c, x, seq_lengths=l)
+
+  final, _ = run(params, carry, xs, lengths)
+  # New values, and the returned carry fed back in (same dtypes and weak types): no new trace.
+  _, params2, _, xs2, lengths2 = setup(case, seed=1)
+  run(params2, final, xs2, lengths2)
+  assert len(traces) == 1
+
+
+@for_all
+def test_reverse_equals_flip(case):
+  cell, params, carry, xs, lengths = setup(case)
+  time_axis = 1
+  final_r, hs_r = jaxrnn.unroll(cell, params, carry, xs, reverse=True)
+  final_f, hs_f = jaxrnn.unroll(cell, params, carry, jnp.flip(xs, time_axis))
+  assert_trees_close((final_r, hs_r), (final_f, jnp.flip(hs_f, time_axis)), rtol=case.rtol, atol=case.rtol)
+  # With lengths: reversing the valid part of each sequence by hand, in NumPy.
+  xs_np, l_np = np.asarray(xs), np.asarray(lengths)
+  flipped = xs_np.copy()
+  for b, n in enumerate(l_np):
+    flipped[b, :n] = xs_np[b, :n][::-1]
+  final_r, hs_r = jaxrnn.unroll(cell, params, carry, xs, seq_lengths=lengths, reverse=True)
+  final_f, hs_f = jaxrnn.unroll(cell, params, carry, jnp.asarray(flipped), seq_lengths=lengths)
+  hs_f = np.asarray(hs_f).copy()
+  for b, n in enumerate(l_np):
+    hs_f[b, :n] = hs_f[b, :n][::-1]
+  assert_trees_close((final_r, hs_r), (final_f, jnp.asarray(hs_f)), rtol=case.rtol, atol=case.rtol)
+
+
+@for_all
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+def test_padding_is_invisible(case, reverse):
+  cell, params, carry, xs, lengths = setup(case)
+  valid = np.asarray(jaxrnn.length_mask(lengths, T).T)  # [B, T]
+  garbage = 100.0 * jax.random.normal(jax.random.key(7), xs.shape, xs.dtype)
+  xs2 = jnp.where(jnp.asarray(valid).reshape(valid.shape + (1,) * len(case.input_shape)), xs, garbage)
+
+  def loss(p, x):
+    final, hs = jaxrnn.unroll(cell, p, carry, x, seq_lengths=lengths, reverse=reverse)
+    return sum(jnp.sum(leaf) for leaf in jax.tree.leaves(final) if jnp.issubdtype(leaf.dtype, jnp.floating)) + \
+        jnp.sum(hs ** 2), (final, hs)
+
+  (l1, out1), g1 = jax.value_and_grad(loss, has_aux=True)(params, xs)
+  (l2, out2), g2 = jax.value_and_grad(loss, has_aux=True)(params, xs2)
+  assert_trees_close(out1, out2, rtol=0, atol=0)
+  assert_trees_close(g1, g2, rtol=1e-6, atol=1e-6)
+  hs = np.asarray(out1[1])
+  assert np.all(hs[~valid] == 0), "padded outputs must be zeros"
+  empty = np.asarray(lengths) == 0
+  for before, after in zip(jax.tree.leaves(carry), jax.tree.leaves(out1[0])):
+    np.testing.assert_array_equal(np.asarray(after)[empty], np.asarray(before)[empty])
+
+
+@for_all
+def test_gradients(case):
+  if not case.check_grads:
+    pytest.skip("gradients not checked numerically for this cell")
+  cell, params, carry, xs, lengths = setup(case, dtype=jnp.float64, num_steps=4)
+
+  def loss(p, x, c):
+    final, hs = jaxrnn.unroll(cell, p, c, x, seq_lengths=lengths)
+    total = jnp.sum(jnp.tanh(hs) * jnp.sin(jnp.arange(hs.size, dtype=hs.dtype).reshape(hs.shape)))
+    for leaf in jax.tree.leaves(final):
+      if jnp.issubdtype(leaf.dtype, jnp.floating):
+        total = total + jnp.sum(leaf ** 2)
+    return total
+
+  check_grads(loss, (params, xs, carry), order=1, modes=("rev",), atol=1e-5, rtol=1e-5)
+
+
+@for_all
+def test_step_rejects_bad_inputs(case):
+  cell, params, carry, xs, _ = setup(case, batch_shape=(3,))
+  x = xs[:, 0]
+  bad_feature = jnp.zeros(x.shape[:-1] + (x.shape[-1] + 1,), x.dtype)
+  with pytest.raises(ValueError, match="x"):
+    cell.step(params, carry, bad_feature)
+  with pytest.raises(TypeError, match="x"):
+    cell.step(params, carry, x.astype(jnp.int32))
+  with pytest.raises(ValueError, match="carry"):
+    cell.step(params, carry, jnp.concatenate([x, x], axis=0))  # batch 6 vs carry batch 3
+  with pytest.raises(ValueError, match="xs"):
+    jaxrnn.unroll(cell, params, carry, x[0])  # no time axis
