@@ -6,7 +6,7 @@ This file holds the N-dimensional block (:func:`grid_lstm_block`), the 2-D time 
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
