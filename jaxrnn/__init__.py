@@ -7,6 +7,12 @@ and carries are NamedTuples. :func:`unroll` runs a cell over a sequence with ``j
 from jaxrnn import initializers
 from jaxrnn.cells.gru import GRUCarry, GRUParams, gru
 from jaxrnn.cells.lstm import LSTMCarry, LSTMParams, lstm
+# --- Deep cells (issue 3, part C): depth-gated LSTM, Grid LSTM ---
+from jaxrnn.cells.depth_gated_lstm import DepthGatedLSTMLayerParams, depth_gated_lstm
+from jaxrnn.cells.grid_lstm import (GridLSTM1D, GridLSTM1DParams, GridLSTMBlockParams, GridLSTMCarry,
+                                    GridLSTMParams, GridLSTMTransformParams, grid_lstm, grid_lstm_1d,
+                                    grid_lstm_block)
+# --- end deep cells ---
 from jaxrnn.cells.simple_rnn import SimpleRNNCarry, SimpleRNNParams, irnn, simple_rnn
 from jaxrnn.sequences import length_mask, reverse_valid
 from jaxrnn.types import Cell, InitFn, InitialCarryFn, InputTransformFn, SequenceFn, StepFn
@@ -38,6 +44,18 @@ __all__ = [
     "gru",
     "GRUParams",
     "GRUCarry",
+    # Deep cells (issue 3, part C).
+    "depth_gated_lstm",
+    "DepthGatedLSTMLayerParams",
+    "grid_lstm",
+    "grid_lstm_1d",
+    "grid_lstm_block",
+    "GridLSTMParams",
+    "GridLSTMBlockParams",
+    "GridLSTMTransformParams",
+    "GridLSTMCarry",
+    "GridLSTM1D",
+    "GridLSTM1DParams",
     # Modules.
     "initializers",
 ]
