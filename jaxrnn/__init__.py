@@ -7,6 +7,12 @@ and carries are NamedTuples. :func:`unroll` runs a cell over a sequence with ``j
 from jaxrnn import initializers
 from jaxrnn.cells.gru import GRUCarry, GRUParams, gru
 from jaxrnn.cells.lstm import LSTMCarry, LSTMParams, lstm
+# --- LSTM family (peepholes, Greff et al. variants, coupled gates, layer norm, projection) ---
+from jaxrnn.cells.layer_norm_lstm import LayerNormLSTMParams, layer_norm_lstm
+from jaxrnn.cells.lstmp import LSTMPCarry, LSTMPParams, lstmp
+from jaxrnn.cells.peephole_lstm import (LSTM_VARIANTS, FGRCarry, LSTMVariant, PeepholeLSTMParams, coupled_lstm,
+                                        lstm_variant, peephole_lstm)
+# --- end LSTM family ---
 from jaxrnn.cells.simple_rnn import SimpleRNNCarry, SimpleRNNParams, irnn, simple_rnn
 from jaxrnn.sequences import length_mask, reverse_valid
 from jaxrnn.types import Cell, InitFn, InitialCarryFn, InputTransformFn, SequenceFn, StepFn
@@ -38,6 +44,19 @@ __all__ = [
     "gru",
     "GRUParams",
     "GRUCarry",
+    # LSTM family.
+    "peephole_lstm",
+    "coupled_lstm",
+    "lstm_variant",
+    "LSTMVariant",
+    "LSTM_VARIANTS",
+    "PeepholeLSTMParams",
+    "FGRCarry",
+    "layer_norm_lstm",
+    "LayerNormLSTMParams",
+    "lstmp",
+    "LSTMPParams",
+    "LSTMPCarry",
     # Modules.
     "initializers",
 ]
