@@ -13,6 +13,12 @@ from jaxrnn.cells.grid_lstm import (GridLSTM1D, GridLSTM1DParams, GridLSTMBlockP
                                     GridLSTMParams, GridLSTMTransformParams, grid_lstm, grid_lstm_1d,
                                     grid_lstm_block)
 # --- end deep cells ---
+# --- LSTM family (peepholes, Greff et al. variants, coupled gates, layer norm, projection) ---
+from jaxrnn.cells.layer_norm_lstm import LayerNormLSTMParams, layer_norm_lstm
+from jaxrnn.cells.lstmp import LSTMPCarry, LSTMPParams, lstmp
+from jaxrnn.cells.peephole_lstm import (LSTM_VARIANTS, FGRCarry, LSTMVariant, PeepholeLSTMParams, coupled_lstm,
+                                        lstm_variant, peephole_lstm)
+# --- end LSTM family ---
 from jaxrnn.cells.simple_rnn import SimpleRNNCarry, SimpleRNNParams, irnn, simple_rnn
 from jaxrnn.sequences import length_mask, reverse_valid
 from jaxrnn.types import Cell, InitFn, InitialCarryFn, InputTransformFn, SequenceFn, StepFn
@@ -56,6 +62,19 @@ __all__ = [
     "GridLSTMCarry",
     "GridLSTM1D",
     "GridLSTM1DParams",
+    # LSTM family.
+    "peephole_lstm",
+    "coupled_lstm",
+    "lstm_variant",
+    "LSTMVariant",
+    "LSTM_VARIANTS",
+    "PeepholeLSTMParams",
+    "FGRCarry",
+    "layer_norm_lstm",
+    "LayerNormLSTMParams",
+    "lstmp",
+    "LSTMPParams",
+    "LSTMPCarry",
     # Modules.
     "initializers",
 ]

@@ -31,6 +31,7 @@ class LSTMCarry(NamedTuple):
 def lstm(
     hidden_size: int,
     *,
+    variant: Optional[Any] = None,
     forget_bias: Optional[float] = None,
     use_bias: bool = True,
     activation: Union[str, Callable] = "tanh",
@@ -59,6 +60,10 @@ def lstm(
 
   Args:
     hidden_size: ``H``.
+    variant: ``None`` (this cell), or a variant of Greff et al. (2015) by name (``"vanilla"``, ``"NIG"``,
+      ``"NFG"``, ``"NOG"``, ``"NIAF"``, ``"NOAF"``, ``"NP"``, ``"CIFG"``, ``"FGR"``) or as a
+      :class:`jaxrnn.LSTMVariant` of flags: then the cell is :func:`jaxrnn.peephole_lstm` with these arguments
+      (``PeepholeLSTMParams``; note that its ``"vanilla"`` has peepholes and ``"NP"`` is this cell's math).
     forget_bias: added to the forget gate's bias at initialisation (Jozefowicz, Zaremba & Sutskever 2015);
       ``None`` means 1.0 with a bias and 0.0 without one (setting it with ``use_bias=False`` is an error).
     use_bias: whether the cell has the bias ``b`` (PyTorch's ``bias=False`` is ``use_bias=False``).
@@ -72,7 +77,8 @@ def lstm(
     precision: ``jax.lax.Precision`` of the matrix products.
 
   Returns:
-    A :class:`jaxrnn.Cell` with ``LSTMParams`` and ``LSTMCarry(h, c)``; ``step`` returns ``(carry, h)``.
+    A :class:`jaxrnn.Cell` with ``LSTMParams`` and ``LSTMCarry(h, c)``; ``step`` returns ``(carry, h)``
+    (with a ``variant``: see :func:`jaxrnn.peephole_lstm`).
 
   Example:
 
@@ -83,7 +89,15 @@ def lstm(
     >>> carry, h = cell(params, carry, jnp.ones((2, 3)))
     >>> h.shape, carry.c.shape
     ((2, 8), (2, 8))
+    >>> jaxrnn.lstm(8, variant="NOAF").name
+    'lstm_NOAF'
   """
+  if variant is not None:
+    from jaxrnn.cells.peephole_lstm import peephole_lstm  # pylint: disable=g-import-not-at-top (import cycle)
+    return peephole_lstm(
+        hidden_size, variant=variant, forget_bias=forget_bias, use_bias=use_bias, activation=activation,
+        gate_activation=gate_activation, kernel_init=kernel_init, recurrent_kernel_init=recurrent_kernel_init,
+        bias_init=bias_init, dtype=dtype, param_dtype=param_dtype, precision=precision)
   hidden_size = _checks.positive_int("hidden_size", hidden_size)
   act = _checks.activation("activation", activation, _dense.ACTIVATIONS)
   gate_act = _checks.activation("gate_activation", gate_activation, _dense.ACTIVATIONS)

@@ -1,0 +1,31 @@
+"""Pieces shared by the LSTM family: diagonal (peephole/gain) products and layer normalisation."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+
+
+def diag(w: jax.Array, x: jax.Array) -> jax.Array:
+  """``w ⊙ x`` for ``w: [N]`` and ``x: [..., N]``, in ``x``'s dtype, without rank promotion."""
+  return x * w.astype(x.dtype).reshape((1,) * (x.ndim - w.ndim) + w.shape)
+
+
+def layer_norm(x: jax.Array, gain: jax.Array, bias: Optional[jax.Array], eps: float, groups: int = 1) -> jax.Array:
+  """Layer normalisation of ``x: [..., N]`` over each of ``groups`` equal slices of its last axis.
+
+  Statistics run in the promoted dtype of ``x`` and ``gain`` (float32 params keep bfloat16 activations stable);
+  the result has that dtype. ``gain``/``bias``: ``[N]``.
+  """
+  dt = jnp.promote_types(x.dtype, gain.dtype)
+  shape = x.shape
+  y = x.astype(dt).reshape(shape[:-1] + (groups, shape[-1] // groups))
+  mean = jnp.mean(y, axis=-1, keepdims=True)
+  var = jnp.mean(jnp.square(y - mean), axis=-1, keepdims=True)
+  y = ((y - mean) * jax.lax.rsqrt(var + jnp.asarray(eps, dt))).reshape(shape)
+  y = diag(gain, y)
+  if bias is not None:
+    y = y + bias.astype(dt).reshape((1,) * (y.ndim - 1) + bias.shape)
+  return y

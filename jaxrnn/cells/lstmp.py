@@ -1,0 +1,132 @@
+"""The LSTM with a recurrent projection layer, LSTMP (Sak, Senior & Beaufays 2014; PyTorch's ``proj_size``)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional, Union
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import _checks
+from jaxrnn import initializers
+from jaxrnn.cells import _dense
+from jaxrnn.types import Cell
+
+
+class LSTMPParams(NamedTuple):
+  """Parameters of :func:`lstmp`. Gate blocks are ordered ``[i, f, g, o]`` (PyTorch's order)."""
+
+  w_i: jax.Array  # [F, 4H] input kernel
+  w_h: jax.Array  # [P, 4H] recurrent kernel (reads the projected state)
+  b: Optional[jax.Array]  # [4H] bias; None if use_bias=False
+  w_r: jax.Array  # [H, P] projection (PyTorch: weight_hr_l0.T)
+
+
+class LSTMPCarry(NamedTuple):
+  """Carry of :func:`lstmp`: the projected output ``h`` is narrower than the cell ``c``."""
+
+  h: jax.Array  # [*B, P] projected hidden state, also the output
+  c: jax.Array  # [*B, H] cell state
+
+
+def lstmp(
+    hidden_size: int,
+    proj_size: int,
+    *,
+    forget_bias: Optional[float] = None,
+    use_bias: bool = True,
+    activation: Union[str, Callable] = "tanh",
+    gate_activation: Union[str, Callable] = "sigmoid",
+    kernel_init: Callable = initializers.lecun_normal(),
+    recurrent_kernel_init: Callable = initializers.orthogonal(),
+    bias_init: Callable = initializers.zeros,
+    projection_init: Callable = initializers.lecun_normal(),
+    dtype: Optional[Any] = None,
+    param_dtype: Any = jnp.float32,
+    precision: Any = None,
+) -> Cell:
+  r"""The LSTM with a projection of its output (LSTMP), as PyTorch's ``nn.LSTM(proj_size=P)``.
+
+  .. math::
+
+     [i, f, g, o]_t &= x_t W_i + h_{t-1} W_h + b \qquad (h_{t-1} \in \mathbb{R}^P) \\
+     c_t &= \sigma(f_t) \odot c_{t-1} + \sigma(i_t) \odot \tanh(g_t) \\
+     h_t &= (\sigma(o_t) \odot \tanh(c_t))\, W_r \qquad (W_r: [H, P])
+
+  Sak, Senior & Beaufays (2014), "Long Short-Term Memory Recurrent Neural Network Architectures for Large Scale
+  Acoustic Modeling". The recurrent kernel is ``[P, 4H]`` instead of ``[H, 4H]``; the output and the carried
+  ``h`` are ``[*B, P]``, the cell ``c`` stays ``[*B, H]``. PyTorch's weights map as ``w_i = weight_ih.T``,
+  ``w_h = weight_hh.T``, ``b = bias_ih + bias_hh``, ``w_r = weight_hr.T``.
+
+  Args:
+    hidden_size: ``H``, the cell width.
+    proj_size: ``P``, the output and recurrent width (PyTorch requires ``P < H``; any ``P`` works here).
+    forget_bias: added to the forget gate's bias at initialisation; ``None`` means 1.0 with a bias.
+    use_bias: whether the cell has the bias ``b``.
+    activation: the candidate and output nonlinearity.
+    gate_activation: the gates' nonlinearity.
+    kernel_init, recurrent_kernel_init, bias_init: initialisers of the ``[F, H]``/``[P, H]`` blocks and of ``b``.
+    projection_init: initialiser of ``w_r: [H, P]``.
+    dtype: the compute dtype of the matrix products (``None``: promoted from inputs and params).
+    param_dtype: the dtype of the parameters and of the default carry.
+    precision: ``jax.lax.Precision`` of the matrix products.
+
+  Returns:
+    A :class:`jaxrnn.Cell` with :class:`LSTMPParams` and :class:`LSTMPCarry` ``(h [P], c [H])``.
+
+  Example:
+
+    >>> import jax, jax.numpy as jnp, jaxrnn
+    >>> cell = jaxrnn.lstmp(5, 2)
+    >>> params = cell.init(jax.random.key(0), 3)
+    >>> carry, h = cell(params, cell.initial_carry(params, batch_shape=(4,)), jnp.ones((4, 3)))
+    >>> h.shape, carry.c.shape
+    ((4, 2), (4, 5))
+  """
+  hidden_size = _checks.positive_int("hidden_size", hidden_size)
+  proj_size = _checks.positive_int("proj_size", proj_size)
+  act = _checks.activation("activation", activation, _dense.ACTIVATIONS)
+  gate_act = _checks.activation("gate_activation", gate_activation, _dense.ACTIVATIONS)
+  dtype = _checks.dtype("dtype", dtype)
+  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  if forget_bias is None:
+    forget_bias = 1.0 if use_bias else 0.0
+  elif not use_bias and forget_bias != 0.0:
+    raise ValueError(f"forget_bias={forget_bias} needs a bias, but use_bias=False")
+  H, P = hidden_size, proj_size
+
+  def init(key, input_size):
+    input_size = _dense.check_init_args(key, input_size)
+    k_i, k_h, k_b, k_r = jax.random.split(key, 4)
+    w_i = _dense.init_blocks(k_i, kernel_init, input_size, H, 4, param_dtype)
+    w_h = _dense.init_blocks(k_h, recurrent_kernel_init, P, H, 4, param_dtype)
+    b = bias_init(k_b, (4 * H,), param_dtype).at[H:2 * H].add(forget_bias) if use_bias else None
+    w_r = _dense.init_blocks(k_r, projection_init, H, P, 1, param_dtype)
+    return LSTMPParams(w_i=w_i, w_h=w_h, b=b, w_r=w_r)
+
+  def initial_carry(params, batch_shape=(), dtype=None):
+    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
+    dt = _checks.dtype("dtype", dtype) or params.w_h.dtype
+    return LSTMPCarry(h=jnp.zeros(batch_shape + (P,), dt), c=jnp.zeros(batch_shape + (H,), dt))
+
+  def input_transform(params, xs):
+    xs = _checks.step_input("x", xs, (params.w_i.shape[0],))
+    return _dense.project(xs, params.w_i, params.b, dtype, precision)
+
+  def step_transformed(params, carry, u):
+    u = _dense.check_transformed("input_transform(x)", u, 4 * H)
+    _checks.carry_type("carry", carry, LSTMPCarry)
+    _checks.carry_leaf("carry.h", carry.h, u.shape[:-1], (P,))
+    _checks.carry_leaf("carry.c", carry.c, u.shape[:-1], (H,))
+    z = u + _dense.recurrent(carry.h, params.w_h, dtype, precision)
+    z = z.astype(carry.c.dtype)
+    i, f, g, o = jnp.split(z, 4, axis=-1)
+    c = gate_act(f) * carry.c + gate_act(i) * act(g)
+    h = _dense.recurrent(gate_act(o) * act(c), params.w_r, dtype, precision).astype(carry.h.dtype)
+    return LSTMPCarry(h=h, c=c), h
+
+  def step(params, carry, x):
+    return step_transformed(params, carry, input_transform(params, x))
+
+  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
+              step_transformed=step_transformed, name="lstmp")
