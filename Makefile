@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: test install clean
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 install: $(STAMP)
 
