@@ -57,11 +57,14 @@ class CellModule(nn.RNNCellBase):
 
   cell: Cell
 
+  def __post_init__(self):
+    if not isinstance(self.cell, Cell):
+      raise TypeError(f"cell must be a jaxrnn.Cell, got {type(self.cell).__name__}")
+    super().__post_init__()
+
   @nn.compact
   def params(self, input_size: Any) -> Any:
     """The cell's params NamedTuple for inputs with feature shape ``input_size`` (created at init)."""
-    if not isinstance(self.cell, Cell):
-      raise TypeError(f"cell must be a jaxrnn.Cell, got {type(self.cell).__name__}")
     template = _tree.param_template(self.cell, input_size)
     names = list(_tree.to_dict(template))
     if all(self.has_variable("params", k) for k in names):
