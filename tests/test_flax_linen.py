@@ -183,3 +183,10 @@ def test_convenience_constructors():
   for module in (jl.LSTM(H), jl.GRU(H, reset_after=False), jl.SimpleRNN(H, activation="relu")):
     variables = nn.RNN(module).init(jax.random.key(0), xs)
     assert nn.RNN(module).apply(variables, xs).shape == (B, T, H)
+
+
+def test_core_does_not_import_flax():
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  code = "import sys, jaxrnn; assert 'flax' not in sys.modules, 'jaxrnn imported flax'"
+  subprocess.run([sys.executable, "-c", code], check=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))

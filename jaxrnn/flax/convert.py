@@ -1,22 +1,20 @@
 r"""Exact weight conversion between jaxrnn params and Flax's own recurrent cells (linen and NNX).
 
-Layout differences (Flax 0.12):
+Layout differences (Flax 0.12). Kernels are ``[in, out]`` in both libraries, so they are never transposed.
 
-============================  =======================================================  ============================
-Flax cell                     Flax params (kernels are ``[in, out]``, as in jaxrnn)    jaxrnn
-============================  =======================================================  ============================
-linen ``LSTMCell`` and        ``ii, if, ig, io: {kernel [F, H]}`` (no input bias),     ``lstm``: ``w_i = [ii|if|ig|io]``,
-``OptimizedLSTMCell``         ``hi, hf, hg, ho: {kernel [H, H], bias [H]}``            ``w_h = [hi|hf|hg|ho]``, ``b = [bias of hi..ho]``
-linen ``GRUCell``             ``ir, iz, in: {kernel, bias}``, ``hr, hz: {kernel}``,     ``gru``: ``b = [ir|iz|in bias]``,
-                              ``hn: {kernel, bias}``                                   ``b_hn = hn bias``
-linen ``SimpleCell``          ``i: {kernel, bias}``, ``h: {kernel}``                   ``simple_rnn``
-linen ``MGUCell``             not converted here (``jaxrnn.mgu`` is not in this branch)
-NNX ``LSTMCell``              ``ii, if_, ig, io: {kernel}``, ``hi..ho: {kernel, bias}``  ``lstm`` (as linen)
-NNX ``OptimizedLSTMCell``     ``dense_i: {kernel [F, 4H]}``, ``dense_h: {kernel, bias}``  ``lstm``: same fused layout
-NNX ``GRUCell``               ``dense_i: {kernel [F, 3H], bias}``, ``dense_h: {kernel}``  ``gru`` with ``b_hn = 0``
-                              (no recurrent candidate bias, unlike linen's ``GRUCell``)
-NNX ``SimpleCell``            ``dense_i: {kernel, bias}``, ``dense_h: {kernel}``         ``simple_rnn``
-============================  =======================================================  ============================
+* linen ``LSTMCell`` and ``OptimizedLSTMCell`` (same param names): ``ii, if, ig, io: {kernel [F, H]}`` (no input
+  bias) and ``hi, hf, hg, ho: {kernel [H, H], bias [H]}`` -> ``jaxrnn.lstm``: ``w_i = [ii|if|ig|io]: [F, 4H]``,
+  ``w_h = [hi|hf|hg|ho]: [H, 4H]``, ``b`` = the four recurrent biases ``[4H]``.
+* linen ``GRUCell``: ``ir, iz, in: {kernel, bias}``, ``hr, hz: {kernel}``, ``hn: {kernel, bias}`` ->
+  ``jaxrnn.gru`` (``reset_after=True``): ``w_i = [ir|iz|in]``, ``w_h = [hr|hz|hn]``, ``b = [ir|iz|in biases]``,
+  ``b_hn`` = the ``hn`` bias.
+* linen ``SimpleCell``: ``i: {kernel, bias}``, ``h: {kernel}`` -> ``jaxrnn.simple_rnn``.
+* linen ``MGUCell``: not converted here (there is no ``jaxrnn.mgu`` in this version).
+* NNX ``LSTMCell``: as linen, with ``if_`` for ``if``. NNX ``OptimizedLSTMCell``: ``dense_i: {kernel [F, 4H]}``,
+  ``dense_h: {kernel [H, 4H], bias [4H]}``, already jaxrnn's fused layout.
+* NNX ``GRUCell``: ``dense_i: {kernel [F, 3H], bias [3H]}``, ``dense_h: {kernel [H, 3H]}`` and NO recurrent
+  candidate bias (unlike linen's ``GRUCell``): it is jaxrnn's ``gru`` with ``b_hn = 0``.
+* NNX ``SimpleCell``: ``dense_i: {kernel, bias}``, ``dense_h: {kernel}`` -> ``jaxrnn.simple_rnn``.
 
 * Gate order: Flax's LSTM is ``i, f, g, o`` and GRU ``r, z, n`` -- the same as jaxrnn (and PyTorch), so gate
   blocks are concatenated, never permuted. Flax keeps a bias only on one side of each sum (LSTM: recurrent side;
