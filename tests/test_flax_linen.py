@@ -1,0 +1,192 @@
+"""jaxrnn cells as Flax linen modules: inside Flax's RNN layers, jaxrnn's own layer, jit/vmap/grad, training."""
+
+import flax.linen as nn
+import flax.serialization
+import jax
+import jax.numpy as jnp
+from jax.test_util import check_grads
+import numpy as np
+import optax
+import pytest
+
+import jaxrnn
+from jaxrnn.flax import linen as jl
+
+B, T, F, H = 2, 5, 3, 4
+LENGTHS = jnp.array([5, 2])
+CELLS = {
+    "lstm": lambda **kw: jaxrnn.lstm(H, **kw),
+    "gru": lambda **kw: jaxrnn.gru(H, **kw),
+    "gru_reset_before": lambda **kw: jaxrnn.gru(H, reset_after=False, **kw),
+    "simple_rnn": lambda **kw: jaxrnn.simple_rnn(H, **kw),
+    "lstm_no_bias": lambda **kw: jaxrnn.lstm(H, use_bias=False, **kw),
+}
+
+
+def _xs(dtype=jnp.float32):
+  return jax.random.normal(jax.random.key(0), (B, T, F), dtype)
+
+
+def _assert_close(a, b, tol=1e-6):
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, atol=tol, rtol=0), a, b)
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+def test_cell_module_in_flax_rnn_equals_unroll(name):
+  cell = CELLS[name]()
+  xs = _xs()
+  layer = nn.RNN(jl.CellModule(cell), return_carry=True)
+  variables = layer.init(jax.random.key(1), xs)
+  params = jl.from_flax_params(cell, variables["params"]["cell"], F)
+  assert set(variables["params"]["cell"]) == {k for k, v in params._asdict().items() if v is not None}
+  carry, hs = layer.apply(variables, xs)
+  want_carry, want_hs = jaxrnn.unroll(cell, params, cell.initial_carry(params, (B,)), xs)
+  _assert_close(hs, want_hs)
+  _assert_close(carry, want_carry)
+  # jaxrnn's layer shares the variables of Flax's layer.
+  carry2, hs2 = jl.RNN(cell, return_carry=True).apply(variables, xs)
+  _assert_close(hs2, want_hs)
+  _assert_close(carry2, want_carry)
+
+
+def test_init_matches_functional_init():
+  cell = jaxrnn.lstm(H)
+  variables = jl.RNN(cell).init({"params": jax.random.key(7)}, _xs())
+  # CellModule draws exactly one key from the "params" stream and calls cell.init with it.
+  assert jax.tree.structure(jl.from_flax_params(cell, variables["params"]["cell"], F)) == \
+      jax.tree.structure(cell.init(jax.random.key(0), F))
+
+
+@pytest.mark.parametrize("time_major", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_layer_options_equal_unroll(time_major, reverse):
+  cell = jaxrnn.gru(H)
+  xs = _xs()
+  if time_major:
+    xs = jnp.swapaxes(xs, 0, 1)
+  layer = jl.RNN(cell, reverse=reverse, time_major=time_major)
+  variables = layer.init(jax.random.key(1), xs)
+  params = jl.from_flax_params(cell, variables["params"]["cell"], F)
+  carry, hs = layer.apply(variables, xs, seq_lengths=LENGTHS, return_carry=True)
+  want = jaxrnn.unroll(cell, params, cell.initial_carry(params, (B,)), xs, seq_lengths=LENGTHS, reverse=reverse,
+                       time_major=time_major)
+  _assert_close((carry, hs), want)
+  assert layer.apply(variables, xs).shape == hs.shape
+  c0 = jaxrnn.GRUCarry(h=jnp.ones((B, H), jnp.float32))
+  _assert_close(layer.apply(variables, xs, initial_carry=c0, return_carry=True),
+                jaxrnn.unroll(cell, params, c0, xs, reverse=reverse, time_major=time_major))
+
+
+def test_bidirectional_matches_flax_bidirectional():
+  fwd, bwd = jaxrnn.lstm(H), jaxrnn.gru(H)
+  xs = _xs()
+  flax_bi = nn.Bidirectional(nn.RNN(jl.CellModule(fwd)), nn.RNN(jl.CellModule(bwd)), return_carry=True)
+  variables = flax_bi.init(jax.random.key(1), xs)
+  ours = jl.Bidirectional(jl.RNN(fwd), jl.RNN(bwd), return_carry=True)
+  (cf, cb), hs = ours.apply(variables, xs)  # Same variable names as Flax's Bidirectional.
+  (fcf, fcb), fhs = flax_bi.apply(variables, xs)
+  assert hs.shape == (B, T, 2 * H)
+  _assert_close(hs, fhs)
+  _assert_close((cf, cb), (fcf, fcb))
+  (cf, cb), hs = ours.apply(variables, xs, seq_lengths=LENGTHS)
+  (fcf, fcb), fhs = flax_bi.apply(variables, xs, seq_lengths=LENGTHS)
+  mask = (jnp.arange(T)[None, :] < LENGTHS[:, None])[..., None]
+  _assert_close(hs, jnp.where(mask, fhs, 0.0))
+  _assert_close((cf, cb), (fcf, fcb))
+
+
+def test_initialize_carry_and_feature_axes():
+  module = jl.CellModule(jaxrnn.lstm(H))
+  assert module.num_feature_axes == 1
+  carry = module.initialize_carry(jax.random.key(0), (B, 7, F))
+  assert isinstance(carry, jaxrnn.LSTMCarry) and carry.h.shape == (B, 7, H) and carry.c.dtype == jnp.float32
+  assert module.initialize_carry(jax.random.key(0), (F,)).h.shape == (H,)
+
+
+def test_jit_vmap_grad():
+  cell = jaxrnn.lstm(H, param_dtype=jnp.float64)
+  xs = _xs(jnp.float64)
+  layer = jl.RNN(cell)
+  variables = layer.init(jax.random.key(1), xs)
+  out = layer.apply(variables, xs, seq_lengths=LENGTHS)
+  _assert_close(jax.jit(lambda v, x, l: layer.apply(v, x, seq_lengths=l))(variables, xs, LENGTHS), out, 1e-12)
+  one = jax.vmap(lambda x, l: layer.apply(variables, x, seq_lengths=l))(xs, LENGTHS)
+  _assert_close(one, out, 1e-12)
+  step_module = jl.CellModule(cell)
+  x0 = xs[:, 0]
+  carry0 = step_module.initialize_carry(jax.random.key(0), x0.shape)
+  svars = step_module.init(jax.random.key(2), carry0, x0)
+  batched = step_module.apply(svars, carry0, x0)
+  looped = jax.vmap(lambda c, x: step_module.apply(svars, c, x))(carry0, x0)
+  _assert_close(batched, looped, 1e-12)
+
+  def loss(v, x):
+    return jnp.sum(layer.apply(v, x, seq_lengths=LENGTHS) ** 2)
+
+  check_grads(loss, (variables, xs), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
+
+
+def test_training_with_optax_decreases_loss():
+  cell = jaxrnn.gru(H)
+  xs = _xs()
+  ys = jnp.sin(jnp.cumsum(xs[..., :1], axis=1))  # [B, T, 1]
+
+  class Model(nn.Module):
+
+    @nn.compact
+    def __call__(self, x):
+      return nn.Dense(1)(jl.RNN(cell)(x))
+
+  model = Model()
+  variables = model.init(jax.random.key(1), xs)
+  tx = optax.adam(3e-2)
+  opt_state = tx.init(variables)
+
+  @jax.jit
+  def train_step(v, s):
+    loss, g = jax.value_and_grad(lambda v: jnp.mean((model.apply(v, xs) - ys) ** 2))(v)
+    updates, s = tx.update(g, s)
+    return optax.apply_updates(v, updates), s, loss
+
+  losses = []
+  for _ in range(30):
+    variables, opt_state, loss = train_step(variables, opt_state)
+    losses.append(float(loss))
+  assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("name", ["lstm", "lstm_no_bias"])
+def test_serialization_round_trip(name):
+  cell = CELLS[name]()
+  layer = jl.RNN(cell)
+  variables = layer.init(jax.random.key(1), _xs())
+  data = flax.serialization.to_bytes(variables)
+  template = layer.init(jax.random.key(2), _xs())
+  restored = flax.serialization.from_bytes(template, data)
+  jax.tree.map(np.testing.assert_array_equal, restored, variables)
+  assert jax.tree.structure(restored) == jax.tree.structure(variables)
+  state = flax.serialization.to_state_dict(variables)
+  jax.tree.map(np.testing.assert_array_equal, flax.serialization.from_state_dict(template, state), variables)
+
+
+def test_errors():
+  with pytest.raises(TypeError, match="jaxrnn.Cell"):
+    jl.RNN("lstm").init(jax.random.key(0), _xs())
+  with pytest.raises(TypeError, match="jaxrnn.Cell"):
+    jl.CellModule(object())
+  with pytest.raises(ValueError, match="time axis"):
+    jl.RNN(jaxrnn.gru(H)).init(jax.random.key(0), jnp.ones((F,), jnp.float32))
+
+
+def test_convenience_constructors():
+  xs = _xs()
+  for module in (jl.LSTM(H), jl.GRU(H, reset_after=False), jl.SimpleRNN(H, activation="relu")):
+    variables = nn.RNN(module).init(jax.random.key(0), xs)
+    assert nn.RNN(module).apply(variables, xs).shape == (B, T, H)
+
+
+def test_core_does_not_import_flax():
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  code = "import sys, jaxrnn; assert 'flax' not in sys.modules, 'jaxrnn imported flax'"
+  subprocess.run([sys.executable, "-c", code], check=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
