@@ -8,6 +8,12 @@ from jaxrnn import initializers
 from jaxrnn.cells.gru import GRUCarry, GRUParams, gru
 from jaxrnn.cells.lstm import LSTMCarry, LSTMParams, lstm
 from jaxrnn.cells.simple_rnn import SimpleRNNCarry, SimpleRNNParams, irnn, simple_rnn
+# --- cells-other: MGU, IndRNN, Clockwork RNN, ConvLSTM (issue 3, items 5, 6, 9) ---
+from jaxrnn.cells.clockwork import ClockworkCarry, ClockworkParams, clockwork_rnn
+from jaxrnn.cells.conv_lstm import ConvLSTMCarry, ConvLSTMParams, conv_lstm
+from jaxrnn.cells.indrnn import IndRNNCarry, IndRNNParams, indrnn, indrnn_constrain
+from jaxrnn.cells.mgu import MGUCarry, MGUParams, mgu
+# --- end cells-other ---
 from jaxrnn.sequences import length_mask, reverse_valid
 from jaxrnn.types import Cell, InitFn, InitialCarryFn, InputTransformFn, SequenceFn, StepFn
 from jaxrnn.unroll import static_unroll, unroll
@@ -38,6 +44,20 @@ __all__ = [
     "gru",
     "GRUParams",
     "GRUCarry",
+    # cells-other: MGU, IndRNN, Clockwork RNN, ConvLSTM.
+    "mgu",
+    "MGUParams",
+    "MGUCarry",
+    "indrnn",
+    "indrnn_constrain",
+    "IndRNNParams",
+    "IndRNNCarry",
+    "clockwork_rnn",
+    "ClockworkParams",
+    "ClockworkCarry",
+    "conv_lstm",
+    "ConvLSTMParams",
+    "ConvLSTMCarry",
     # Modules.
     "initializers",
 ]
