@@ -34,8 +34,7 @@ def test_max_steps_bound_and_init():
   np.testing.assert_allclose(h, [2 ** (1 / T), -2 ** (1 / T)], rtol=1e-6)
   # ReLU with |u| <= 2^(1/T): h grows at most by 2x over T steps from the recurrence alone.
   params = jaxrnn.IndRNNParams(w_i=jnp.zeros((1, 2)), u=jnp.array([9.0, 1.0]), b=None)
-  cell2 = jaxrnn.indrnn(2, max_steps=T)
-  _, hs = jaxrnn.unroll(cell2, params, jaxrnn.IndRNNCarry(h=jnp.ones(2)), jnp.zeros((T, 1)))
+  _, hs = jaxrnn.unroll(jaxrnn.indrnn(2, max_steps=T), params, jaxrnn.IndRNNCarry(h=jnp.ones(2)), jnp.zeros((T, 1)))
   np.testing.assert_allclose(hs[-1], [2.0, 1.0], rtol=1e-5)
 
 

@@ -109,7 +109,7 @@ def indrnn(
   bounds ``|u|`` so that gradients over ``T`` steps neither explode nor vanish; for ReLU the usual bound is
   :math:`|u| \le 2^{1/T}` (``max_steps=T``). The bound is applied inside the step (the clipped ``u`` is what the
   cell uses, as in the reference TensorFlow cell); :func:`indrnn_constrain` projects stored params after an
-  optimiser update, as the paper does.
+  optimiser update, as the paper does (``sign(0)`` counts as ``+1`` for ``recurrent_min_abs``).
 
   Args:
     hidden_size: ``H``.
