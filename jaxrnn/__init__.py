@@ -20,6 +20,12 @@ from jaxrnn.cells.peephole_lstm import (LSTM_VARIANTS, FGRCarry, LSTMVariant, Pe
                                         lstm_variant, peephole_lstm)
 # --- end LSTM family ---
 from jaxrnn.cells.simple_rnn import SimpleRNNCarry, SimpleRNNParams, irnn, simple_rnn
+# --- cells-other: MGU, IndRNN, Clockwork RNN, ConvLSTM (issue 3, items 5, 6, 9) ---
+from jaxrnn.cells.clockwork import ClockworkCarry, ClockworkParams, clockwork_rnn
+from jaxrnn.cells.conv_lstm import ConvLSTMCarry, ConvLSTMParams, conv_lstm
+from jaxrnn.cells.indrnn import IndRNNCarry, IndRNNParams, indrnn, indrnn_constrain
+from jaxrnn.cells.mgu import MGUCarry, MGUParams, mgu
+# --- end cells-other ---
 from jaxrnn.sequences import length_mask, reverse_valid
 from jaxrnn.types import Cell, InitFn, InitialCarryFn, InputTransformFn, SequenceFn, StepFn
 from jaxrnn.unroll import static_unroll, unroll
@@ -75,6 +81,20 @@ __all__ = [
     "lstmp",
     "LSTMPParams",
     "LSTMPCarry",
+    # cells-other: MGU, IndRNN, Clockwork RNN, ConvLSTM.
+    "mgu",
+    "MGUParams",
+    "MGUCarry",
+    "indrnn",
+    "indrnn_constrain",
+    "IndRNNParams",
+    "IndRNNCarry",
+    "clockwork_rnn",
+    "ClockworkParams",
+    "ClockworkCarry",
+    "conv_lstm",
+    "ConvLSTMParams",
+    "ConvLSTMCarry",
     # Modules.
     "initializers",
 ]

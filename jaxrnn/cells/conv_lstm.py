@@ -1,0 +1,191 @@
+"""Convolutional LSTM (Shi et al. 2015) over 1-D ``[W, C]`` and 2-D ``[H, W, C]`` feature maps."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import _checks
+from jaxrnn import initializers
+from jaxrnn.cells import _dense
+from jaxrnn.types import Cell
+
+_DIMENSION_NUMBERS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}
+
+
+class ConvLSTMParams(NamedTuple):
+  """Parameters of :func:`conv_lstm`. Gate blocks (last axis) are ordered ``[i, f, g, o]`` as in :func:`lstm`."""
+
+  w_i: jax.Array  # [*K, C, 4H] input-to-state kernel (K: kernel_size, C: input channels, H: features)
+  w_h: jax.Array  # [*K, H, 4H] state-to-state kernel
+  b: Optional[jax.Array]  # [4H] bias (forget block initialised to forget_bias; Flax: b_ih + b_hh); None if no bias
+  w_c: Optional[jax.Array]  # [3, *S, H] peephole weights [i, f, o] (Hadamard, one per position); None if off
+  map_shape: jax.Array  # [*S, 0] holds no values: its shape records the map size S for initial_carry
+
+
+class ConvLSTMCarry(NamedTuple):
+  """Carry of :func:`conv_lstm`."""
+
+  h: jax.Array  # [*B, *S, H] hidden state map, also the output
+  c: jax.Array  # [*B, *S, H] cell state map
+
+
+def _kernel_size(value: Any) -> tuple:
+  if not isinstance(value, (tuple, list)):
+    raise TypeError(f"kernel_size must be a tuple of 1 or 2 positive ints (one per spatial axis: (k,) for [W, C] "
+                    f"inputs, (kh, kw) for [H, W, C]), got {type(value).__name__} {value!r}")
+  if len(value) not in _DIMENSION_NUMBERS:
+    raise ValueError(f"kernel_size must have 1 or 2 entries (1-D or 2-D maps), got {len(value)}: {tuple(value)!r}")
+  return tuple(_checks.positive_int(f"kernel_size[{i}]", k) for i, k in enumerate(value))
+
+
+def _conv(x: jax.Array, w: jax.Array, ndim: int, dtype: Optional[Any], precision: Any) -> jax.Array:
+  """SAME convolution of ``x: [*L, *S, C]`` (any leading axes, flattened to one) with ``w: [*K, C, O]``."""
+  lead = x.shape[:x.ndim - ndim - 1]
+  cd = _dense.compute_dtype(dtype, x, w)
+  flat = x.reshape((math.prod(lead),) + x.shape[x.ndim - ndim - 1:]).astype(cd)
+  y = jax.lax.conv_general_dilated(flat, w.astype(cd), window_strides=(1,) * ndim, padding="SAME",
+                                   dimension_numbers=_DIMENSION_NUMBERS[ndim], precision=precision)
+  return y.reshape(lead + y.shape[1:])
+
+
+def conv_lstm(
+    features: int,
+    kernel_size: Sequence[int],
+    *,
+    peephole: bool = False,
+    forget_bias: Optional[float] = None,
+    use_bias: bool = True,
+    activation: Union[str, Callable] = "tanh",
+    gate_activation: Union[str, Callable] = "sigmoid",
+    kernel_init: Callable = initializers.lecun_normal(),
+    recurrent_kernel_init: Callable = initializers.lecun_normal(),
+    peephole_init: Callable = initializers.zeros,
+    bias_init: Callable = initializers.zeros,
+    dtype: Optional[Any] = None,
+    param_dtype: Any = jnp.float32,
+    precision: Any = None,
+) -> Cell:
+  r"""The convolutional LSTM of Shi et al. 2015, "Convolutional LSTM Network" (NeurIPS, arXiv:1506.04214).
+
+  The LSTM with every matrix product replaced by a convolution (:math:`*`, SAME padding, stride 1) over the
+  feature map, so ``x``, ``h`` and ``c`` are maps ``[*S, C]`` / ``[*S, H]``:
+
+  .. math::
+
+     i_t &= \sigma(W_{xi} * x_t + W_{hi} * h_{t-1} + w_{ci} \odot c_{t-1} + b_i) \\
+     f_t &= \sigma(W_{xf} * x_t + W_{hf} * h_{t-1} + w_{cf} \odot c_{t-1} + b_f) \\
+     c_t &= f_t \odot c_{t-1} + i_t \odot \tanh(W_{xg} * x_t + W_{hg} * h_{t-1} + b_g) \\
+     o_t &= \sigma(W_{xo} * x_t + W_{ho} * h_{t-1} + w_{co} \odot c_t + b_o) \\
+     h_t &= o_t \odot \tanh(c_t)
+
+  The peephole terms :math:`w_{c\cdot} \odot c` (``[*S, H]`` weights, one per position as in the paper) are there
+  only with ``peephole=True``; without them this is ``flax.linen.ConvLSTMCell`` (parity tested: Flax's gate order
+  is ``[i, g, f, o]``, it has two biases and adds a constant 1 to the forget gate, which is ``forget_bias=1.0``
+  here). SAME padding follows ``lax``: ``(k - 1) // 2`` zeros before and ``k // 2`` after each spatial axis, so an
+  even kernel is padded asymmetrically. The input convolution of all steps is one batched convolution
+  (``input_transform``), outside the time loop.
+
+  Args:
+    features: ``H``, the number of channels of ``h`` and ``c``.
+    kernel_size: ``(k,)`` for 1-D maps (``x: [*B, W, C]``, ``cell.input_ndim == 2``) or ``(kh, kw)`` for 2-D maps
+      (``x: [*B, H, W, C]``, ``cell.input_ndim == 3``); the same size for the input and the recurrent kernel.
+    peephole: add the paper's peephole terms.
+    forget_bias: added to ``b_f`` at initialisation; ``None`` means 1.0 with a bias and 0.0 without one.
+    use_bias: whether the cell has the bias ``b``.
+    activation: the candidate and output nonlinearity (``"tanh"`` or a callable).
+    gate_activation: the gates' nonlinearity (``"sigmoid"`` or a callable).
+    kernel_init: initialiser of ``W_x: [*K, C, 4H]`` (default LeCun normal, as Flax's ``Conv``).
+    recurrent_kernel_init: initialiser of ``W_h: [*K, H, 4H]`` (default LeCun normal).
+    peephole_init: initialiser of ``w_c: [3, *S, H]`` (default zeros).
+    bias_init: initialiser of ``b: [4H]`` (default zeros), before ``forget_bias`` is added.
+    dtype: the compute dtype of the convolutions (``None``: promoted from inputs and params).
+    param_dtype: the dtype of the parameters and of the default carry.
+    precision: ``jax.lax.Precision`` of the convolutions.
+
+  Returns:
+    A :class:`jaxrnn.Cell` with ``ConvLSTMParams`` and ``ConvLSTMCarry(h, c)``; ``init(key, input_size)`` takes
+    the per-example map shape ``input_size = (W, C)`` or ``(H, W, C)``; ``step`` returns ``h: [*B, *S, H]``.
+
+  Raises:
+    TypeError / ValueError: ``kernel_size`` not a tuple of 1 or 2 positive ints; ``forget_bias`` without a bias.
+
+  Example:
+
+    >>> import jax, jax.numpy as jnp, jaxrnn
+    >>> cell = jaxrnn.conv_lstm(3, (3, 3))
+    >>> params = cell.init(jax.random.key(0), (4, 4, 2))           # [H, W, C] maps
+    >>> cell.input_ndim, params.w_i.shape, params.w_h.shape
+    (3, (3, 3, 2, 12), (3, 3, 3, 12))
+    >>> xs = jnp.ones((5, 6, 4, 4, 2))                              # [B, T, H, W, C]
+    >>> carry, hs = jaxrnn.unroll(cell, params, cell.initial_carry(params, (5,)), xs)
+    >>> hs.shape, carry.c.shape
+    ((5, 6, 4, 4, 3), (5, 4, 4, 3))
+  """
+  features = _checks.positive_int("features", features)
+  kernel_size = _kernel_size(kernel_size)
+  act = _checks.activation("activation", activation, _dense.ACTIVATIONS)
+  gate_act = _checks.activation("gate_activation", gate_activation, _dense.ACTIVATIONS)
+  dtype = _checks.dtype("dtype", dtype)
+  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  if forget_bias is None:
+    forget_bias = 1.0 if use_bias else 0.0
+  elif not use_bias and forget_bias != 0.0:
+    raise ValueError(f"forget_bias={forget_bias} needs a bias, but use_bias=False")
+  H = features
+  nd = len(kernel_size)
+  layout = "(W, C)" if nd == 1 else "(H, W, C)"
+
+  def init(key, input_size):
+    _checks.key("key", key)
+    if not isinstance(input_size, (tuple, list)) or len(input_size) != nd + 1:
+      raise ValueError(f"input_size must be the per-example map shape {layout} for kernel_size={kernel_size}, "
+                       f"got {input_size!r}")
+    input_size = _checks.feature_shape("input_size", input_size)
+    spatial, channels = input_size[:-1], input_size[-1]
+    k_i, k_h, k_b, k_c = jax.random.split(key, 4)
+    w_i = kernel_init(k_i, kernel_size + (channels, 4 * H), param_dtype)
+    w_h = recurrent_kernel_init(k_h, kernel_size + (H, 4 * H), param_dtype)
+    b = bias_init(k_b, (4 * H,), param_dtype).at[H:2 * H].add(forget_bias) if use_bias else None
+    w_c = peephole_init(k_c, (3,) + spatial + (H,), param_dtype) if peephole else None
+    return ConvLSTMParams(w_i=w_i, w_h=w_h, b=b, w_c=w_c, map_shape=jnp.zeros(spatial + (0,), param_dtype))
+
+  def initial_carry(params, batch_shape=(), dtype=None):
+    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
+    dt = _checks.dtype("dtype", dtype) or params.w_h.dtype
+    zeros = jnp.zeros(batch_shape + tuple(params.map_shape.shape[:-1]) + (H,), dt)
+    return ConvLSTMCarry(h=zeros, c=zeros)
+
+  def input_transform(params, xs):
+    spatial = tuple(params.map_shape.shape[:-1])
+    xs = _checks.step_input("x", xs, spatial + (params.w_i.shape[-2],))
+    return _dense.add_bias(_conv(xs, params.w_i, nd, dtype, precision), params.b)
+
+  def step_transformed(params, carry, u):
+    spatial = tuple(params.map_shape.shape[:-1])
+    u = _checks.step_input("input_transform(x)", u, spatial + (4 * H,))
+    _checks.carry_type("carry", carry, ConvLSTMCarry)
+    batch_shape = u.shape[:u.ndim - nd - 1]
+    for field in ConvLSTMCarry._fields:
+      _checks.carry_leaf(f"carry.{field}", getattr(carry, field), batch_shape, spatial + (H,))
+    cdt = carry.c.dtype
+    z = (u + _conv(carry.h, params.w_h, nd, dtype, precision)).astype(cdt)
+    i, f, g, o = jnp.split(z, 4, axis=-1)
+    if params.w_c is not None:
+      w_c = params.w_c.astype(cdt).reshape((3,) + (1,) * len(batch_shape) + params.w_c.shape[1:])
+      i = i + w_c[0] * carry.c
+      f = f + w_c[1] * carry.c
+    c = gate_act(f) * carry.c + gate_act(i) * act(g)
+    if params.w_c is not None:
+      o = o + w_c[2] * c
+    h = gate_act(o) * act(c)
+    return ConvLSTMCarry(h=h, c=c), h
+
+  def step(params, carry, x):
+    return step_transformed(params, carry, input_transform(params, x))
+
+  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
+              step_transformed=step_transformed, input_ndim=nd + 1, name=f"conv_lstm_{nd}d")
