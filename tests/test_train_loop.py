@@ -31,9 +31,8 @@ def test_loss_decreases_on_adding():
   assert after < 0.5 * before
 
 
-@pytest.mark.parametrize("overrides", [[], ["model.layers=2", "model.dropout=0.2", "model.cell=simple_rnn"]])
-def test_resume_equals_uninterrupted(tmp_path, overrides):
-  cfg = config.from_dict(TINY_LM, overrides)
+def test_resume_equals_uninterrupted(tmp_path):
+  cfg = config.from_dict(TINY_LM, ["model.layers=2", "model.dropout=0.2"])  # dropout: the RNG must resume too
   full = loop.train(cfg, tmp_path / "full", progress=False, plot=False)
   part = loop.train(cfg, tmp_path / "part", progress=False, plot=False, stop_at=3)  # "killed" after step 3
   assert int(part.state.step) == 3

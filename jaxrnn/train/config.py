@@ -21,8 +21,10 @@ import pathlib
 import tomllib
 from typing import Any, Iterable, Mapping, Optional, Tuple
 
-# The cells a config may name; `jaxrnn.train.model.CELLS` maps each name to its factory.
-CELL_NAMES = ("simple_rnn", "lstm", "gru", "irnn")
+from jaxrnn.train.model import CELLS
+
+# The cells a config may name: the keys of `jaxrnn.train.model.CELLS` (name -> factory), the one place to extend.
+CELL_NAMES = tuple(CELLS)
 
 
 class ConfigError(ValueError):

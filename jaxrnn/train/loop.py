@@ -84,8 +84,20 @@ def _keys(seed: int):
   return jax.random.fold_in(root, 0), jax.random.fold_in(root, 1), jax.random.fold_in(root, 2)
 
 
+_BUILT: dict = {}  # config JSON -> Run, so that resuming in the same process does not compile again
+
+
 def build(cfg: config_lib.Config) -> Run:
-  """Builds the task, model, optimizer and the jitted train and eval functions of ``cfg``."""
+  """Builds the task, model, optimizer and the jitted train and eval functions of ``cfg`` (cached per config)."""
+  key = json.dumps(cfg.to_dict(), sort_keys=True)
+  if key not in _BUILT:
+    if len(_BUILT) >= 8:
+      _BUILT.pop(next(iter(_BUILT)))
+    _BUILT[key] = _build(cfg)
+  return _BUILT[key]
+
+
+def _build(cfg: config_lib.Config) -> Run:
   task = make_task(cfg.task)
   model = model_lib.make_model(cfg.model, task)
   optimizer = make_optimizer(cfg.optimizer, cfg.train.steps)
