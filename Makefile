@@ -4,10 +4,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test install clean
+.PHONY: test train install clean
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n auto
+
+# The main job: train the default model (a character-level LSTM on Python's own stdlib source) in runs/default;
+# it prints where its loss curve and samples are. Re-running resumes from the last checkpoint.
+train: $(STAMP)
+	$(VENV)/bin/jaxrnn train
 
 install: $(STAMP)
 

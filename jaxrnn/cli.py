@@ -1,0 +1,127 @@
+"""The ``jaxrnn`` command: ``train``, ``eval``, ``sample`` and ``compare`` (see ``jaxrnn --help``).
+
+Usage::
+
+  jaxrnn train [CONFIG] [--set section.key=value ...] [--run-dir DIR]   # resumes if DIR has checkpoints
+  jaxrnn eval RUN_DIR
+  jaxrnn sample RUN_DIR [--prompt TEXT] [--length N] [--temperature T] [--top-k K] [--seed S]
+  jaxrnn compare CONFIG... [--set ...] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+from typing import Optional, Sequence
+
+
+def _parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(prog="jaxrnn", description="Train, evaluate, sample and compare recurrent models.")
+  sub = p.add_subparsers(dest="command", required=True)
+
+  t = sub.add_parser("train", help="train a config (default: a character-level LSTM on Python's stdlib source)")
+  t.add_argument("config", nargs="?", help="a TOML config (see configs/); none: the default config")
+  t.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                 help="override a config value, e.g. --set optimizer.lr=3e-4 (repeatable)")
+  t.add_argument("--run-dir", help="run directory (default: runs/<config name>); an existing one is resumed")
+  t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+  e = sub.add_parser("eval", help="held-out loss of a run's latest checkpoint")
+  e.add_argument("run_dir")
+
+  s = sub.add_parser("sample", help="sample text from a charlm run")
+  s.add_argument("run_dir")
+  s.add_argument("--prompt", default="def ")
+  s.add_argument("--length", type=int, default=400)
+  s.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+  s.add_argument("--top-k", type=int, default=0, help="sample among the k most likely characters (0 = all)")
+  s.add_argument("--seed", type=int, default=0)
+
+  c = sub.add_parser("compare", help="train several configs, draw one comparison plot and table")
+  c.add_argument("configs", nargs="+")
+  c.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+  c.add_argument("--out", default="runs/compare", help="directory for the runs, compare.png and compare.md")
+  c.add_argument("--no-progress", action="store_true")
+  return p
+
+
+def _name(config: Optional[str]) -> str:
+  return pathlib.Path(config).stem if config else "default"
+
+
+def _train(args) -> int:
+  from jaxrnn.train import config as config_lib, loop
+
+  cfg = config_lib.load(args.config, args.overrides)
+  run_dir = pathlib.Path(args.run_dir or pathlib.Path("runs") / _name(args.config))
+  print(f"training {cfg.task.name}/{cfg.model.cell} (H={cfg.model.hidden_size}, {cfg.train.steps} steps) "
+        f"in {run_dir}")
+  res = loop.train(cfg, run_dir, progress=not args.no_progress)
+  print(loop.format_table([dict(name=_name(args.config), **res.summary)]))
+  print(f"metrics:     {run_dir / 'metrics.jsonl'}")
+  if res.plot:
+    print(f"loss curve:  {res.plot}")
+  if res.samples:
+    print(f"samples:     {res.samples}")
+    print(f"more:        jaxrnn sample {run_dir} --prompt 'import ' --temperature 0.7")
+  return 0
+
+
+def _eval(args) -> int:
+  from jaxrnn.train import loop
+
+  print(json.dumps(loop.evaluate_run(args.run_dir)))
+  return 0
+
+
+def _sample(args) -> int:
+  from jaxrnn.train import loop
+
+  run, state = loop.restore(args.run_dir)
+  print(loop.sample_text(run, state.params, prompt=args.prompt, length=args.length, seed=args.seed,
+                         temperature=args.temperature, top_k=args.top_k))
+  return 0
+
+
+def _compare(args) -> int:
+  from jaxrnn.train import config as config_lib, loop
+
+  cfgs = [(_name(c), config_lib.load(c, args.overrides)) for c in args.configs]  # validate all before training
+  names = [n for n, _ in cfgs]
+  if len(set(names)) != len(names):
+    raise config_lib.ConfigError(f"compare needs configs with distinct file names, got {names}")
+  out = pathlib.Path(args.out)
+  curves, summaries, baselines = {}, [], set()
+  for name, cfg in cfgs:
+    print(f"== {name}: {cfg.task.name}/{cfg.model.cell}")
+    res = loop.train(cfg, out / name, progress=not args.no_progress, plot=False)
+    curves[name] = loop._read_metrics(out / name / "metrics.jsonl", res.summary["steps"])
+    summaries.append(dict(name=name, **res.summary))
+    baselines.add((res.summary["baseline"], res.summary["metric"]))
+  baseline, metric = next(iter(baselines)) if len(baselines) == 1 else (None, "loss")
+  plot = loop.plot_curves(curves, out / "compare.png", baseline=baseline, metric=metric)
+  table = loop.format_table(summaries)
+  (out / "compare.md").write_text("```\n" + table + "\n```\n")
+  print(table)
+  print(f"plot:  {plot}\ntable: {out / 'compare.md'}")
+  return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  """Entry point of the ``jaxrnn`` command; returns the exit status (2 for a bad config or argument)."""
+  args = _parser().parse_args(argv)
+  from jaxrnn.train.config import ConfigError
+
+  try:
+    return {"train": _train, "eval": _eval, "sample": _sample, "compare": _compare}[args.command](args)
+  except (ConfigError, FileNotFoundError) as e:
+    print(f"jaxrnn {args.command}: error: {e}", file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    return 130
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,381 @@
+"""The training loop as library code: build, train (with exact resume), evaluate, sample.
+
+Every step's batch and dropout key are ``fold_in(key(seed), step)``-derived, and the batch is drawn inside the
+jitted train step, so a run resumed from a checkpoint computes exactly what an uninterrupted run computes.
+
+>>> from jaxrnn.train import config, loop
+>>> cfg = config.from_dict({"task": {"name": "adding", "seq_len": 4}, "model": {"hidden_size": 3},
+...                         "train": {"batch_size": 2, "steps": 2}})
+>>> run = loop.build(cfg)
+>>> state, loss = run.train_step(run.init_state(), run.task.data["train"])
+>>> int(state.step), loss.shape
+(1, ())
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+import sys
+import time
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxrnn.train import config as config_lib
+from jaxrnn.train import model as model_lib
+from jaxrnn.train.tasks import Task, make_task
+
+
+class TrainState(NamedTuple):
+  """What a checkpoint holds."""
+
+  step: jax.Array  # int32[] steps taken
+  params: Any  # ModelParams
+  opt_state: Any  # the optax state
+
+
+class Run(NamedTuple):
+  """Everything built from a config: the task, the model, the optimizer and the jitted functions.
+
+  Fields:
+    train_step: ``train_step(state, train_data) -> (state, loss)``, one jitted function (batch, forward,
+      gradient, clipping, update).
+    evaluate: ``evaluate(params, val_data) -> loss``, jitted; the mean loss over ``train.eval_batches`` fixed
+      held-out batches.
+    init_state: ``init_state() -> TrainState`` at step 0.
+  """
+
+  cfg: config_lib.Config
+  task: Task
+  model: model_lib.Model
+  optimizer: optax.GradientTransformation
+  train_step: Callable
+  evaluate: Callable
+  init_state: Callable
+
+
+def make_optimizer(cfg: config_lib.OptimizerConfig, total_steps: int) -> optax.GradientTransformation:
+  """``clip_by_global_norm(clip_norm)`` (if > 0) followed by the optimizer with its learning-rate schedule."""
+  end = cfg.lr * cfg.end_lr_fraction
+  if cfg.schedule == "constant":
+    lr = optax.constant_schedule(cfg.lr) if cfg.warmup_steps == 0 else optax.join_schedules(
+        [optax.linear_schedule(0.0, cfg.lr, cfg.warmup_steps), optax.constant_schedule(cfg.lr)], [cfg.warmup_steps])
+  elif cfg.schedule == "cosine":
+    lr = optax.cosine_decay_schedule(cfg.lr, max(total_steps, 1), alpha=cfg.end_lr_fraction)
+  else:
+    lr = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, cfg.warmup_steps, max(total_steps, cfg.warmup_steps + 1),
+                                            end_value=end)
+  opt = {
+      "adam": lambda: optax.adam(lr),
+      "adamw": lambda: optax.adamw(lr, weight_decay=cfg.weight_decay),
+      "rmsprop": lambda: optax.rmsprop(lr, momentum=cfg.momentum),
+      "sgd": lambda: optax.sgd(lr, momentum=cfg.momentum or None),
+  }[cfg.name]()
+  return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), opt) if cfg.clip_norm > 0 else opt
+
+
+def _keys(seed: int):
+  root = jax.random.key(seed)
+  return jax.random.fold_in(root, 0), jax.random.fold_in(root, 1), jax.random.fold_in(root, 2)
+
+
+_BUILT: dict = {}  # config JSON -> Run, so that resuming in the same process does not compile again
+
+
+def build(cfg: config_lib.Config) -> Run:
+  """Builds the task, model, optimizer and the jitted train and eval functions of ``cfg`` (cached per config)."""
+  key = json.dumps(cfg.to_dict(), sort_keys=True)
+  if key not in _BUILT:
+    if len(_BUILT) >= 8:
+      _BUILT.pop(next(iter(_BUILT)))
+    _BUILT[key] = _build(cfg)
+  return _BUILT[key]
+
+
+def _build(cfg: config_lib.Config) -> Run:
+  task = make_task(cfg.task)
+  model = model_lib.make_model(cfg.model, task)
+  optimizer = make_optimizer(cfg.optimizer, cfg.train.steps)
+  init_key, train_key, eval_key = _keys(cfg.train.seed)
+  bs = cfg.train.batch_size
+
+  def init_state():
+    params = model.init(init_key)
+    return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
+
+  @jax.jit
+  def train_step(state, data):
+    key = jax.random.fold_in(train_key, state.step)
+    k_data, k_drop = jax.random.split(key)
+    inputs, targets = task.batch(data, k_data, bs)
+
+    def loss_fn(params):
+      return task.loss(model.apply(params, inputs, k_drop), targets)
+
+    loss, grads = jax.value_and_grad(loss_fn)(state.params)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    return TrainState(state.step + 1, params, opt_state), loss
+
+  @jax.jit
+  def evaluate(params, data):
+    def one(k):
+      inputs, targets = task.batch(data, k, bs)
+      return task.loss(model.apply(params, inputs), targets)
+    keys = jax.vmap(lambda i: jax.random.fold_in(eval_key, i))(jnp.arange(cfg.train.eval_batches))
+    return jnp.mean(jax.lax.map(one, keys))
+
+  return Run(cfg, task, model, optimizer, train_step, evaluate, init_state)
+
+
+# -- run directories -------------------------------------------------------------------------------------------
+
+_RUN_KEYS_FREE = ("log_every", "eval_every", "eval_batches", "checkpoint_every", "keep_checkpoints")
+
+
+def _check_same_run(saved: dict, cfg: config_lib.Config, run_dir: pathlib.Path) -> None:
+  now = cfg.to_dict()
+  for section, values in now.items():
+    for key, value in values.items():
+      if section == "train" and key in _RUN_KEYS_FREE:
+        continue
+      old = saved.get(section, {}).get(key)
+      if old != value:
+        raise config_lib.ConfigError(
+            f"{run_dir} holds a run with {section}.{key} = {old!r}, not {value!r}; resuming needs the same config "
+            f"(choose another --run-dir, or delete {run_dir})")
+
+
+def load_config(run_dir: str | pathlib.Path) -> config_lib.Config:
+  """The config a run directory was trained with (``config.json``)."""
+  path = pathlib.Path(run_dir) / "config.json"
+  if not path.is_file():
+    raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json)")
+  return config_lib.from_dict(json.loads(path.read_text()))
+
+
+def _read_metrics(path: pathlib.Path, upto: int) -> list:
+  if not path.is_file():
+    return []
+  rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+  return [r for r in rows if r["step"] <= upto]
+
+
+def _write_metrics(path: pathlib.Path, rows: list) -> None:
+  tmp = path.with_suffix(".tmp")
+  tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+  tmp.replace(path)
+
+
+@dataclasses.dataclass
+class Result:
+  """What :func:`train` returns and prints as its summary."""
+
+  run_dir: str
+  state: TrainState
+  summary: dict
+  plot: Optional[str]
+  samples: Optional[str]
+
+
+def train(cfg: config_lib.Config, run_dir: str | pathlib.Path, *, progress: bool = True, stop_at: Optional[int] = None,
+          plot: bool = True, log: Callable[[str], None] = print) -> Result:
+  """Trains ``cfg`` in ``run_dir``, resuming from its latest checkpoint if there is one.
+
+  Writes ``config.json``, ``metrics.jsonl`` (one JSON object a line: ``{"step", "split", "loss"}``),
+  ``checkpoints/`` (orbax), and at the end ``loss_curve.png`` and, for charlm, ``samples.txt``.
+
+  Args:
+    cfg: the config.
+    run_dir: the run directory (created if needed).
+    progress: show a tqdm progress bar (loss, steps/s).
+    stop_at: stop after this step (with a checkpoint) as if the run were killed there; for tests.
+    plot: draw ``loss_curve.png`` at the end.
+    log: where messages go.
+
+  Returns:
+    A :class:`Result`.
+  """
+  from jaxrnn.train.checkpoint import Checkpointer
+
+  run_dir = pathlib.Path(run_dir)
+  run_dir.mkdir(parents=True, exist_ok=True)
+  cfg_path = run_dir / "config.json"
+  if cfg_path.is_file():
+    _check_same_run(json.loads(cfg_path.read_text()), cfg, run_dir)
+  else:
+    cfg_path.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+  run = build(cfg)
+  tc = cfg.train
+  ckpt = Checkpointer(run_dir, tc.keep_checkpoints)
+  state = run.init_state()
+  start = ckpt.latest_step()
+  if start is not None:
+    state = ckpt.restore(state, start)
+    log(f"resuming {run_dir} from step {start}")
+  start = int(state.step)
+  metrics_path = run_dir / "metrics.jsonl"
+  rows = _read_metrics(metrics_path, start)
+  _write_metrics(metrics_path, rows)
+  train_data, val_data = run.task.data["train"], run.task.data["val"]
+  end = tc.steps if stop_at is None else min(tc.steps, stop_at)
+
+  bar = None
+  if progress and start < end:
+    from tqdm.auto import tqdm
+    bar = tqdm(total=tc.steps, initial=start, unit="step", dynamic_ncols=True, file=sys.stderr,
+               desc=f"{cfg.task.name}/{cfg.model.cell}")
+  t0, pending = time.perf_counter(), []
+  step = start
+  with metrics_path.open("a") as mf:
+    def record(split, value):
+      row = {"step": step, "split": split, "loss": value}
+      rows.append(row)
+      mf.write(json.dumps(row) + "\n")
+      mf.flush()
+
+    try:
+      while step < end:
+        state, loss = run.train_step(state, train_data)
+        step += 1
+        pending.append(loss)
+        if step % tc.log_every == 0 or step == end:
+          value = float(jnp.mean(jnp.stack(pending)))
+          pending = []
+          if not math.isfinite(value):
+            raise FloatingPointError(f"training loss is {value} at step {step}; lower optimizer.lr")
+          record("train", value)
+          if bar is not None:
+            bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+        if step % tc.eval_every == 0 or step == tc.steps:
+          record("eval", float(run.evaluate(state.params, val_data)))
+          if bar is not None:
+            bar.set_postfix(loss=f"{rows[-2]['loss'] if len(rows) > 1 else float('nan'):.4f}",
+                            eval=f"{rows[-1]['loss']:.4f}", refresh=False)
+        if step % tc.checkpoint_every == 0 or step == end:
+          ckpt.save(step, state)
+        if bar is not None:
+          bar.update(1)
+    except KeyboardInterrupt:
+      if step > start and ckpt.latest_step() != step:
+        ckpt.save(step, state)
+      log(f"\ninterrupted at step {step}; checkpoint saved, run the same command again to resume")
+      raise
+    finally:
+      if bar is not None:
+        bar.close()
+      ckpt.close()
+  seconds = time.perf_counter() - t0
+
+  summary = _summary(run, rows, step, seconds, step - start)
+  plot_path = samples_path = None
+  if step >= tc.steps:
+    if plot:
+      plot_path = str(plot_curves({f"{cfg.task.name}/{cfg.model.cell}": rows}, run_dir / "loss_curve.png",
+                                  baseline=run.task.baseline, metric=run.task.metric))
+    if run.task.name == "charlm":
+      samples_path = run_dir / "samples.txt"
+      text = sample_text(run, state.params, prompt="def ", length=400, seed=0, temperature=0.8, top_k=0)
+      samples_path.write_text(text + "\n")
+      samples_path = str(samples_path)
+  return Result(str(run_dir), state, summary, plot_path, samples_path)
+
+
+def _summary(run: Run, rows: list, step: int, seconds: float, steps_run: int) -> dict:
+  train_rows = [r["loss"] for r in rows if r["split"] == "train"]
+  eval_rows = [r["loss"] for r in rows if r["split"] == "eval"]
+  return {
+      "task": run.cfg.task.name,
+      "cell": run.cfg.model.cell,
+      "params": model_lib.count_params(jax.eval_shape(run.model.init, jax.random.key(0))),
+      "steps": step,
+      "train_loss": train_rows[-1] if train_rows else float("nan"),
+      "eval_loss": eval_rows[-1] if eval_rows else float("nan"),
+      "best_eval": min(eval_rows) if eval_rows else float("nan"),
+      "baseline": run.task.baseline,
+      "metric": run.task.metric,
+      "steps_per_s": steps_run / seconds if seconds > 0 and steps_run else float("nan"),
+  }
+
+
+def format_table(summaries: list) -> str:
+  """A plain-text table of :func:`train` summaries, one row each."""
+  cols = ["name", "task", "cell", "params", "steps", "metric", "train_loss", "eval_loss", "best_eval", "baseline",
+          "steps_per_s"]
+  fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)
+  table = [cols] + [[fmt(s.get(c, "")) for c in cols] for s in summaries]
+  widths = [max(len(r[i]) for r in table) for i in range(len(cols))]
+  lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in table]
+  lines.insert(1, "  ".join("-" * w for w in widths))
+  return "\n".join(lines)
+
+
+def plot_curves(curves: dict, path: str | pathlib.Path, *, baseline: Optional[float] = None,
+                metric: str = "loss") -> pathlib.Path:
+  """Draws train (thin) and eval (thick) loss curves of ``{label: metrics rows}`` into a PNG at ``path``."""
+  import matplotlib
+  matplotlib.use("Agg", force=False)
+  import matplotlib.pyplot as plt
+
+  fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+  for i, (label, rows) in enumerate(curves.items()):
+    color = f"C{i}"
+    for split, kw in (("train", dict(alpha=0.45, lw=1)), ("eval", dict(lw=2, marker="o", ms=3))):
+      pts = [(r["step"], r["loss"]) for r in rows if r["split"] == split]
+      if pts:
+        ax.plot(*zip(*pts), color=color, label=f"{label} ({split})", **kw)
+  if baseline is not None:
+    ax.axhline(baseline, color="gray", ls="--", lw=1, label=f"baseline {baseline:.3f}")
+  ax.set_xlabel("step")
+  ax.set_ylabel(metric)
+  ax.set_yscale("log")
+  ax.grid(True, which="both", alpha=0.3)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  path = pathlib.Path(path)
+  fig.savefig(path)
+  plt.close(fig)
+  return path
+
+
+# -- using a trained run ---------------------------------------------------------------------------------------
+
+def restore(run_dir: str | pathlib.Path, step: Optional[int] = None):
+  """``(run, state)`` of a run directory's latest (or given) checkpoint."""
+  from jaxrnn.train.checkpoint import Checkpointer
+
+  cfg = load_config(run_dir)
+  run = build(cfg)
+  ckpt = Checkpointer(run_dir, cfg.train.keep_checkpoints)
+  try:
+    state = ckpt.restore(run.init_state(), step)
+  finally:
+    ckpt.close()
+  return run, state
+
+
+def evaluate_run(run_dir: str | pathlib.Path) -> dict:
+  """Held-out loss of a run directory's latest checkpoint: ``{"step", "metric", "eval_loss", "baseline"}``."""
+  run, state = restore(run_dir)
+  loss = float(run.evaluate(state.params, run.task.data["val"]))
+  return {"step": int(state.step), "metric": run.task.metric, "eval_loss": loss, "baseline": run.task.baseline}
+
+
+def sample_text(run: Run, params: Any, *, prompt: str = "def ", length: int = 400, seed: int = 0,
+                temperature: float = 1.0, top_k: int = 0) -> str:
+  """Samples ``length`` characters after ``prompt`` from a charlm model; deterministic for a ``seed``."""
+  from jaxrnn.train.tasks import charlm
+  if run.task.name != "charlm":
+    raise ValueError(f"sampling needs a charlm run, this one is {run.task.name!r}")
+  ids = charlm.encode(prompt)
+  if ids.size == 0:
+    raise ValueError("prompt must hold at least one ASCII character")
+  fn = jax.jit(run.model.sample, static_argnames=("length", "temperature", "top_k"))
+  toks = fn(params, ids, length=int(length), key=jax.random.key(seed), temperature=float(temperature),
+            top_k=int(top_k))
+  return prompt + charlm.decode(toks)
