@@ -27,7 +27,8 @@ def build(attention: bool, hidden: int, embed: int):
 
 
 def train(model, args, seed, label):
-  opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(args.lr))
+  lr = args.lr if args.schedule == "constant" else optax.cosine_decay_schedule(args.lr, args.steps, alpha=0.05)
+  opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr))
   params = model.init(jax.random.key(seed))
   state = opt.init(params)
   make = functools.partial(tasks.digit_task, batch_size=args.batch, max_length=args.max_length,
@@ -70,6 +71,7 @@ def main():
   p.add_argument("--hidden", type=int, default=64)
   p.add_argument("--embed", type=int, default=32)
   p.add_argument("--lr", type=float, default=3e-3)
+  p.add_argument("--schedule", default="constant", choices=("constant", "cosine"))
   p.add_argument("--max-length", type=int, default=30)
   p.add_argument("--min-length", type=int, default=10)
   p.add_argument("--eval-length", type=int, default=30)
