@@ -30,6 +30,16 @@ from jaxrnn.sequences import length_mask, reverse_valid
 from jaxrnn.types import Cell, InitFn, InitialCarryFn, InputTransformFn, SequenceFn, StepFn
 from jaxrnn.unroll import static_unroll, unroll
 
+# --- Attention (issue 8) ---
+from jaxrnn.attention import tasks as attention_tasks
+from jaxrnn.attention.mechanisms import (AdditiveAttentionParams, AttentionMechanism, DotAttentionParams,
+                                         LuongAttentionParams, additive_attention, attend, dot_attention,
+                                         last_position_attention, luong_attention, masked_softmax)
+from jaxrnn.attention.seq2seq import Encoder, Seq2Seq, Seq2SeqParams, rnn_encoder, seq2seq
+from jaxrnn.attention.wrapper import (AttentionCarry, AttentionWrapperParams, attention_wrapper, bind_memory,
+                                      doubly_stochastic_penalty)
+# --- end Attention ---
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -95,6 +105,28 @@ __all__ = [
     "conv_lstm",
     "ConvLSTMParams",
     "ConvLSTMCarry",
+    # Attention (issue 8).
+    "AttentionMechanism",
+    "AdditiveAttentionParams",
+    "LuongAttentionParams",
+    "DotAttentionParams",
+    "additive_attention",
+    "luong_attention",
+    "dot_attention",
+    "last_position_attention",
+    "masked_softmax",
+    "attend",
+    "attention_wrapper",
+    "AttentionWrapperParams",
+    "AttentionCarry",
+    "bind_memory",
+    "doubly_stochastic_penalty",
+    "Encoder",
+    "rnn_encoder",
+    "seq2seq",
+    "Seq2Seq",
+    "Seq2SeqParams",
+    "attention_tasks",
     # Modules.
     "initializers",
 ]
