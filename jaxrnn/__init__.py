@@ -9,8 +9,8 @@ from jaxrnn.cells.gru import GRUCarry, GRUParams, gru
 from jaxrnn.cells.lstm import LSTMCarry, LSTMParams, lstm
 # --- Deep cells (issue 3, part C): depth-gated LSTM, Grid LSTM ---
 from jaxrnn.cells.depth_gated_lstm import DepthGatedLSTMLayerParams, depth_gated_lstm
-from jaxrnn.cells.grid_lstm import (GridLSTM1D, GridLSTM1DParams, GridLSTMBlockParams, GridLSTMCarry,
-                                    GridLSTMParams, GridLSTMTransformParams, grid_lstm, grid_lstm_1d,
+from jaxrnn.cells.grid_lstm import (GridBlock, GridLSTM1D, GridLSTM1DParams, GridLSTMBlockParams, GridLSTMCarry,
+                                    GridLSTMParams, GridLSTMTransformParams, grid_block, grid_lstm, grid_lstm_1d,
                                     grid_lstm_block)
 # --- end deep cells ---
 # --- LSTM family (peepholes, Greff et al. variants, coupled gates, layer norm, projection) ---
@@ -72,6 +72,8 @@ __all__ = [
     "grid_lstm",
     "grid_lstm_1d",
     "grid_lstm_block",
+    "grid_block",
+    "GridBlock",
     "GridLSTMParams",
     "GridLSTMBlockParams",
     "GridLSTMTransformParams",

@@ -139,3 +139,25 @@ def test_grid_1d_bad_input():
     jaxrnn.grid_lstm_1d(H, 0)
   with pytest.raises(TypeError, match="key"):
     net.init(0, F)
+
+
+def test_nd_grid_block_matches_numpy():
+  rng = np.random.default_rng(0)
+  H, N = 3, 3
+  block = jaxrnn.grid_block(H, num_dims=N, param_dtype=jnp.float64)
+  params = registry.randomize(block.init(jax.random.key(0)), jax.random.key(1))
+  hs = tuple(jnp.asarray(rng.standard_normal((2, H))) for _ in range(N))
+  ms = tuple(jnp.asarray(rng.standard_normal((2, H))) for _ in range(N))
+  got_h, got_m = block.apply(params, hs, ms)
+  sig = lambda z: 1 / (1 + np.exp(-z))
+  joined = np.concatenate([np.asarray(h) for h in hs], -1)
+  for d in range(N):
+    z = joined @ np.asarray(params[d].w) + np.asarray(params[d].b)
+    u, f, c, o = np.split(z, 4, -1)
+    m = sig(f) * np.asarray(ms[d]) + sig(u) * np.tanh(c)
+    np.testing.assert_allclose(got_m[d], m, rtol=1e-12)
+    np.testing.assert_allclose(got_h[d], np.tanh(sig(o) * m), rtol=1e-12)
+  with pytest.raises(ValueError, match="hs must be a tuple of num_dims=3 entries"):
+    block.apply(params, hs[:2], ms)
+  with pytest.raises(ValueError, match=r"ms\[1\] must have shape"):
+    block.apply(params, hs, (ms[0], ms[1][:1], ms[2]))

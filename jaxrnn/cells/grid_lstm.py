@@ -314,3 +314,84 @@ def grid_lstm_1d(
     return h
 
   return GridLSTM1D(init=init, apply=apply)
+
+
+class GridBlock(NamedTuple):
+  """An N-dimensional Grid LSTM block, built by :func:`grid_block`.
+
+  Fields:
+    init: ``init(key) -> tuple`` of ``N`` :class:`GridLSTMTransformParams`, one per dimension (``w: [N*H, 4H]``).
+    apply: ``apply(params, hs, ms) -> (hs', ms')`` with ``hs``, ``ms`` tuples of ``N`` arrays ``[*B, H]``.
+  """
+
+  init: Callable[..., Tuple[GridLSTMTransformParams, ...]]
+  apply: Callable[..., Tuple[Tuple[jax.Array, ...], Tuple[jax.Array, ...]]]
+
+
+def grid_block(
+    hidden_size: int,
+    num_dims: int,
+    *,
+    forget_bias: Optional[float] = None,
+    use_bias: bool = True,
+    kernel_init: Callable = initializers.lecun_normal(),
+    bias_init: Callable = initializers.zeros,
+    dtype: Optional[Any] = None,
+    param_dtype: Any = jnp.float32,
+    precision: Any = None,
+) -> GridBlock:
+  r"""The N-dimensional Grid LSTM block (Kalchbrenner et al. 2015, eq. 4): N hidden vectors and N memories in and out.
+
+  .. math::
+
+     H = [h_1; \dots; h_N],\qquad (h'_d, m'_d) = \mathrm{LSTM}_d(H, m_d),\ d = 1..N
+
+  each :math:`\mathrm{LSTM}_d` as in :func:`grid_lstm_block` (its own weights ``[N*H, 4H]``). :func:`grid_lstm`
+  is the 2-D (time x depth) network of such blocks; this is the block alone, for grids of any dimension.
+
+  Args:
+    hidden_size: ``H``, the size of every hidden and memory vector.
+    num_dims: ``N``.
+    forget_bias: added to each forget gate's bias at initialisation (``None``: 1.0 with a bias, 0.0 without).
+    use_bias: whether the transforms have biases.
+    kernel_init: initialiser of each ``[H, H]`` gate block.
+    bias_init: initialiser of the biases, before ``forget_bias`` is added.
+    dtype: the compute dtype of the matrix products.
+    param_dtype: the dtype of the parameters.
+    precision: ``jax.lax.Precision`` of the matrix products.
+
+  Returns:
+    A :class:`GridBlock` ``(init, apply)``.
+
+  Example:
+
+    >>> import jax, jax.numpy as jnp, jaxrnn
+    >>> block = jaxrnn.grid_block(4, num_dims=3)
+    >>> params = block.init(jax.random.key(0))
+    >>> hs, ms = block.apply(params, (jnp.ones((2, 4)),) * 3, (jnp.zeros((2, 4)),) * 3)
+    >>> len(hs), hs[0].shape, ms[2].shape
+    (3, (2, 4), (2, 4))
+  """
+  H, N, forget_bias, dtype, param_dtype = _check_common(hidden_size, num_dims, "num_dims", forget_bias,
+                                                        use_bias, dtype, param_dtype)
+
+  def init(key):
+    _checks.key("key", key)
+    return tuple(_init_transform(k, H, H, N, kernel_init=kernel_init, use_bias=use_bias, bias_init=bias_init,
+                                 forget_bias=forget_bias, param_dtype=param_dtype)
+                 for k in jax.random.split(key, N))
+
+  def apply(params, hs, ms):
+    for name, value in (("params", params), ("hs", hs), ("ms", ms)):
+      if not isinstance(value, (tuple, list)) or len(value) != N:
+        raise ValueError(f"{name} must be a tuple of num_dims={N} entries, got {type(value).__name__} of length "
+                         f"{len(value) if isinstance(value, (tuple, list)) else '?'}")
+    batch = jnp.shape(hs[0])[:-1]
+    for d in range(N):
+      _checks.carry_leaf(f"hs[{d}]", hs[d], batch, (H,))
+      _checks.carry_leaf(f"ms[{d}]", ms[d], batch, (H,))
+    joined = jnp.concatenate(hs, axis=-1)
+    out = [grid_lstm_block(params[d], joined, ms[d], dtype=dtype, precision=precision) for d in range(N)]
+    return tuple(h for h, _ in out), tuple(m for _, m in out)
+
+  return GridBlock(init=init, apply=apply)
