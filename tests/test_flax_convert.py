@@ -1,5 +1,7 @@
 """Exact conversion between jaxrnn params and Flax's own cells: parity over sequences and round trips."""
 
+import functools
+
 import flax.linen as nn
 from flax import nnx
 import jax
@@ -22,6 +24,11 @@ LINEN = {
                           "lstm"),
     "GRUCell": (nn.GRUCell, jaxrnn.gru, convert.gru_from_linen, convert.gru_to_linen, "gru"),
     "SimpleCell": (nn.SimpleCell, jaxrnn.simple_rnn, convert.simple_from_linen, convert.simple_to_linen, "simple"),
+    "MGUCell": (nn.MGUCell, functools.partial(jaxrnn.mgu, variant="flax"), convert.mgu_from_linen,
+                convert.mgu_to_linen, "mgu"),
+    "MGUCell_no_reset": (functools.partial(nn.MGUCell, reset_gate=False),
+                         functools.partial(jaxrnn.mgu, variant="flax", reset_gate=False), convert.mgu_from_linen,
+                         convert.mgu_to_linen, "mgu"),
 }
 NNX = {
     "LSTMCell": (nnx.LSTMCell, jaxrnn.lstm, "lstm"),
@@ -153,6 +160,22 @@ def test_use_bias_false_converts_with_zero_bias():
   assert all(float(jnp.abs(flax_params[f"h{g}"]["bias"]).max()) == 0 for g in "ifgo")
 
 
+def test_mgu_to_linen_reset_gate_option():
+  params = jaxrnn.mgu(H, variant="flax", use_bias=False).init(jax.random.key(0), F)
+  assert params.b is None and params.b_hn is None
+  assert "bias" not in convert.mgu_to_linen(params)["hn"]  # Inferred: no b_hn -> MGUCell(reset_gate=False).
+  flax_params = convert.mgu_to_linen(params, reset_gate=True)
+  assert all(float(jnp.abs(flax_params[k]["bias"]).max()) == 0 for k in ("if", "in", "hn"))
+  x = jnp.ones((B, F), jnp.float32)
+  _, h = nn.MGUCell(H).apply({"params": flax_params}, jnp.zeros((B, H)), x)
+  _, h_ref = jaxrnn.mgu(H, variant="flax", use_bias=False)(params, jaxrnn.MGUCarry(h=jnp.zeros((B, H))), x)
+  assert _max_diff(h, h_ref) <= TOL
+  with pytest.raises(ValueError, match="reset_gate=False"):
+    convert.mgu_to_linen(jaxrnn.mgu(H, variant="flax").init(jax.random.key(0), F), reset_gate=False)
+  with pytest.raises(ValueError, match="lacks"):
+    convert.mgu_from_linen(convert.gru_to_linen(jaxrnn.gru(H).init(jax.random.key(0), F)))
+
+
 def test_errors():
   with pytest.raises(ValueError, match="lacks"):
     convert.lstm_from_linen({"i": {}, "h": {}})
@@ -161,7 +184,7 @@ def test_errors():
   with pytest.raises(ValueError, match="do not fit"):
     convert.to_nnx(jaxrnn.lstm(H + 1).init(jax.random.key(0), F), nnx.LSTMCell(F, H, rngs=nnx.Rngs(0)))
   with pytest.raises(ValueError, match="kind"):
-    convert.carry_from_flax(jnp.zeros(3), "mgu")
+    convert.carry_from_flax(jnp.zeros(3), "lru")
 
 
 def test_carry_helpers_round_trip():
@@ -171,3 +194,4 @@ def test_carry_helpers_round_trip():
   assert convert.carry_to_flax(carry) == (c, h)
   assert convert.carry_to_flax(convert.carry_from_flax(h, "gru")) is h
   assert convert.carry_to_flax(convert.carry_from_flax(h, "simple")) is h
+  assert convert.carry_to_flax(convert.carry_from_flax(h, "mgu")) is h

@@ -9,24 +9,32 @@ Layout differences (Flax 0.12). Kernels are ``[in, out]`` in both libraries, so 
   ``jaxrnn.gru`` (``reset_after=True``): ``w_i = [ir|iz|in]``, ``w_h = [hr|hz|hn]``, ``b = [ir|iz|in biases]``,
   ``b_hn`` = the ``hn`` bias.
 * linen ``SimpleCell``: ``i: {kernel, bias}``, ``h: {kernel}`` -> ``jaxrnn.simple_rnn``.
-* linen ``MGUCell``: not converted here (there is no ``jaxrnn.mgu`` in this version).
+* linen ``MGUCell``: ``if, in: {kernel, bias}``, ``hf: {kernel}``, ``hn: {kernel, bias}`` (``hn`` has no bias
+  with ``reset_gate=False``) -> ``jaxrnn.mgu(H, variant="flax", reset_gate=...)``: ``w_i = [if|in]: [F, 2H]``,
+  ``w_h = [hf|hn]: [H, 2H]``, ``b = [if|in biases]: [2H]``, ``b_hn`` = the ``hn`` bias (``None`` without a
+  reset gate). Only ``variant="flax"`` computes Flax's function; ``variant="zhou"`` has the same shapes but is a
+  different cell. Build the jaxrnn cell with the same ``reset_gate`` as the Flax one.
 * NNX ``LSTMCell``: as linen, with ``if_`` for ``if``. NNX ``OptimizedLSTMCell``: ``dense_i: {kernel [F, 4H]}``,
   ``dense_h: {kernel [H, 4H], bias [4H]}``, already jaxrnn's fused layout.
 * NNX ``GRUCell``: ``dense_i: {kernel [F, 3H], bias [3H]}``, ``dense_h: {kernel [H, 3H]}`` and NO recurrent
   candidate bias (unlike linen's ``GRUCell``): it is jaxrnn's ``gru`` with ``b_hn = 0``.
 * NNX ``SimpleCell``: ``dense_i: {kernel, bias}``, ``dense_h: {kernel}`` -> ``jaxrnn.simple_rnn``.
 
-* Gate order: Flax's LSTM is ``i, f, g, o`` and GRU ``r, z, n`` -- the same as jaxrnn (and PyTorch), so gate
-  blocks are concatenated, never permuted. Flax keeps a bias only on one side of each sum (LSTM: recurrent side;
-  GRU/Simple: input side), jaxrnn keeps one fused bias ``b``: they are the same number. The GRU candidate's
-  recurrent bias (inside ``r * (h W_hn + b_hn)``) is jaxrnn's ``b_hn``; NNX's ``GRUCell`` has none, so
-  converting a jaxrnn GRU with a nonzero ``b_hn`` to NNX raises ``ValueError``.
+* Gate order: Flax's LSTM is ``i, f, g, o``, GRU ``r, z, n`` and MGU ``f, n`` -- the same as jaxrnn (and
+  PyTorch), so gate blocks are concatenated, never permuted. Flax keeps a bias only on one side of each sum (LSTM:
+  recurrent side; GRU/MGU/Simple: input side), jaxrnn keeps one fused bias ``b``: they are the same number. The
+  GRU candidate's recurrent bias (inside ``r * (h W_hn + b_hn)``; MGU: ``f * (h W_hn + b_hn)``) is jaxrnn's
+  ``b_hn``; NNX's ``GRUCell`` has none, so converting a jaxrnn GRU with a nonzero ``b_hn`` to NNX raises
+  ``ValueError``. NNX has no ``MGUCell`` (Flax 0.12), so MGU converts to and from linen only.
 * Carry order: Flax's LSTM carry is the tuple ``(c, h)``; jaxrnn's is ``LSTMCarry(h, c)`` (named fields).
-  GRU/Simple carries are the bare array ``h`` in Flax and ``GRUCarry(h)`` / ``SimpleRNNCarry(h)`` in jaxrnn.
+  GRU/MGU/Simple carries are the bare array ``h`` in Flax and ``GRUCarry(h)`` / ``MGUCarry(h)`` /
+  ``SimpleRNNCarry(h)`` in jaxrnn.
   Use :func:`carry_from_flax` / :func:`carry_to_flax`.
 * Flax's ``GRUCell`` ``z`` is the keep gate, ``h' = (1 - z) n + z h``, as in jaxrnn's ``gru`` (``reset_after=True``).
+  Flax's MGU ``f`` keeps ``h`` likewise, ``h' = (1 - f) n + f h``, as in ``jaxrnn.mgu(variant="flax")``.
   Flax's ``SimpleCell(residual=True)`` has no jaxrnn equivalent. A jaxrnn cell built with ``use_bias=False``
-  converts to Flax with zero biases.
+  converts to Flax with zero biases
+  (for MGU pass ``mgu_to_linen(params, reset_gate=True)``, as ``b_hn is None`` otherwise means no reset gate).
 
 linen functions take and return the cell's own params dict (``variables["params"]`` of the cell, or
 ``variables["params"]["cell"]`` under ``nn.RNN``); a ``{"params": ...}`` wrapper is accepted too. NNX functions
@@ -50,7 +58,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import jax
 import jax.numpy as jnp
@@ -58,10 +66,12 @@ import numpy as np
 
 from jaxrnn.cells.gru import GRUCarry, GRUParams
 from jaxrnn.cells.lstm import LSTMCarry, LSTMParams
+from jaxrnn.cells.mgu import MGUCarry, MGUParams
 from jaxrnn.cells.simple_rnn import SimpleRNNCarry, SimpleRNNParams
 
 _LSTM_GATES = ("i", "f", "g", "o")
 _GRU_GATES = ("r", "z", "n")
+_MGU_GATES = ("f", "n")
 
 
 def _unwrap(p: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -133,6 +143,48 @@ def gru_to_linen(params: GRUParams) -> dict:
     out[f"i{g}"] = {"kernel": wi, "bias": bg}
     out[f"h{g}"] = {"kernel": wh}
   out["hn"]["bias"] = _bias(params.b_hn, H, params.w_h)
+  return out
+
+
+def mgu_from_linen(params: Mapping[str, Any]) -> MGUParams:
+  """linen ``MGUCell`` params -> ``MGUParams`` of ``jaxrnn.mgu(H, variant="flax")``.
+
+  ``b_hn`` is the ``hn`` bias, or ``None`` when the Flax cell has ``reset_gate=False`` (no ``hn`` bias): use
+  ``jaxrnn.mgu(H, variant="flax", reset_gate=False)`` then.
+  """
+  p = _unwrap(params)
+  _need(p, "if", "in", "hf", "hn")
+  w_i = jnp.concatenate([p[f"i{g}"]["kernel"] for g in _MGU_GATES], axis=-1)
+  w_h = jnp.concatenate([p[f"h{g}"]["kernel"] for g in _MGU_GATES], axis=-1)
+  b = jnp.concatenate([p[f"i{g}"]["bias"] for g in _MGU_GATES], axis=-1)
+  return MGUParams(w_i=w_i, w_h=w_h, b=b, b_hn=p["hn"].get("bias"))
+
+
+def mgu_to_linen(params: MGUParams, *, reset_gate: Optional[bool] = None) -> dict:
+  """``MGUParams`` (of ``jaxrnn.mgu(H, variant="flax")``) -> params of linen ``MGUCell(H, reset_gate=...)``.
+
+  Args:
+    params: the jaxrnn params.
+    reset_gate: the target Flax cell's ``reset_gate``; ``None`` infers it from ``params.b_hn`` (present ->
+      ``True``). Pass ``True`` for a jaxrnn cell built with ``use_bias=False`` (``b_hn`` is then written as
+      zeros, like the other missing biases).
+
+  Raises:
+    ValueError: ``reset_gate=False`` but ``params.b_hn`` is set (a reset-gated cell is a different function).
+  """
+  H = _hidden(params)
+  if reset_gate is None:
+    reset_gate = params.b_hn is not None
+  elif not reset_gate and params.b_hn is not None:
+    raise ValueError("reset_gate=False, but params.b_hn is set: these params are of a reset-gated MGU "
+                     "(jaxrnn.mgu(..., reset_gate=True)), which MGUCell(reset_gate=False) cannot compute")
+  b = _bias(params.b, 2 * H, params.w_h)
+  out = {}
+  for g, wi, wh, bg in zip(_MGU_GATES, _blocks(params.w_i, 2), _blocks(params.w_h, 2), _blocks(b, 2)):
+    out[f"i{g}"] = {"kernel": wi, "bias": bg}
+    out[f"h{g}"] = {"kernel": wh}
+  if reset_gate:
+    out["hn"]["bias"] = _bias(params.b_hn, H, params.w_h)
   return out
 
 
@@ -258,29 +310,33 @@ def to_nnx(params: Any, module: Any) -> None:
 
 def carry_from_flax(carry: Any, kind: str) -> Any:
   """A Flax cell's carry -> the jaxrnn carry. ``kind``: ``"lstm"`` (Flax ``(c, h)`` -> ``LSTMCarry(h, c)``),
-  ``"gru"`` (``h`` -> ``GRUCarry(h)``) or ``"simple"`` (``h`` -> ``SimpleRNNCarry(h)``)."""
+  ``"gru"`` (``h`` -> ``GRUCarry(h)``), ``"mgu"`` (``h`` -> ``MGUCarry(h)``) or ``"simple"``
+  (``h`` -> ``SimpleRNNCarry(h)``)."""
   if kind == "lstm":
     c, h = carry
     return LSTMCarry(h=h, c=c)
   if kind == "gru":
     return GRUCarry(h=carry)
+  if kind == "mgu":
+    return MGUCarry(h=carry)
   if kind == "simple":
     return SimpleRNNCarry(h=carry)
-  raise ValueError(f"kind must be 'lstm', 'gru' or 'simple', got {kind!r}")
+  raise ValueError(f"kind must be 'lstm', 'gru', 'mgu' or 'simple', got {kind!r}")
 
 
 def carry_to_flax(carry: Any) -> Any:
-  """A jaxrnn carry -> the Flax cell's carry: ``LSTMCarry(h, c)`` -> ``(c, h)``; ``GRUCarry(h)`` and
-  ``SimpleRNNCarry(h)`` -> ``h``."""
+  """A jaxrnn carry -> the Flax cell's carry: ``LSTMCarry(h, c)`` -> ``(c, h)``; ``GRUCarry(h)``,
+  ``MGUCarry(h)`` and ``SimpleRNNCarry(h)`` -> ``h``."""
   if isinstance(carry, LSTMCarry):
     return (carry.c, carry.h)
-  if isinstance(carry, (GRUCarry, SimpleRNNCarry)):
+  if isinstance(carry, (GRUCarry, MGUCarry, SimpleRNNCarry)):
     return carry.h
-  raise TypeError(f"carry must be an LSTMCarry, GRUCarry or SimpleRNNCarry, got {type(carry).__name__}")
+  raise TypeError(f"carry must be an LSTMCarry, GRUCarry, MGUCarry or SimpleRNNCarry, got {type(carry).__name__}")
 
 
 __all__ = [
-    "lstm_from_linen", "lstm_to_linen", "gru_from_linen", "gru_to_linen", "simple_from_linen", "simple_to_linen",
+    "lstm_from_linen", "lstm_to_linen", "gru_from_linen", "gru_to_linen", "mgu_from_linen", "mgu_to_linen",
+    "simple_from_linen", "simple_to_linen",
     "lstm_from_nnx", "lstm_to_nnx", "gru_from_nnx", "gru_to_nnx", "simple_from_nnx", "simple_to_nnx",
     "from_nnx", "to_nnx", "carry_from_flax", "carry_to_flax",
 ]
