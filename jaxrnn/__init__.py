@@ -12,6 +12,15 @@ from jaxrnn.sequences import length_mask, reverse_valid
 from jaxrnn.types import Cell, InitFn, InitialCarryFn, InputTransformFn, SequenceFn, StepFn
 from jaxrnn.unroll import static_unroll, unroll
 
+# --- Combinators (issue 4): cells -> cell; truncated BPTT. ---
+from jaxrnn import combinators
+from jaxrnn.combinators import (BidirectionalCarry, BidirectionalParams, DenseParams, DropoutCarry,
+                                LearnedInitParams, ProjectedParams, bidirectional, dropout, learned_initial_carry,
+                                reset_on, residual, stack, variational_dropout, with_input_transform,
+                                with_projection, with_reset_flags, zoneout)
+from jaxrnn.tbptt import train_on_stream, truncated_unroll
+# --- end combinators ---
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -40,4 +49,26 @@ __all__ = [
     "GRUCarry",
     # Modules.
     "initializers",
+    # --- Combinators (issue 4). ---
+    "combinators",
+    "stack",
+    "bidirectional",
+    "BidirectionalParams",
+    "BidirectionalCarry",
+    "residual",
+    "with_projection",
+    "with_input_transform",
+    "DenseParams",
+    "ProjectedParams",
+    "dropout",
+    "variational_dropout",
+    "zoneout",
+    "DropoutCarry",
+    "reset_on",
+    "with_reset_flags",
+    "learned_initial_carry",
+    "LearnedInitParams",
+    "truncated_unroll",
+    "train_on_stream",
+    # --- end combinators ---
 ]
