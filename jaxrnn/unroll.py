@@ -80,8 +80,10 @@ def unroll(
       ``False``: one scan, whose backward pass stores every step's residuals (memory ``O(T)``). ``True``:
       blocks of ``k = ceil(sqrt(T))`` steps, an outer scan over blocks whose body is a
       ``jax.checkpoint``-ed inner scan; the backward pass stores only the carries at block boundaries and
-      recomputes one block at a time, so the residual memory grows like ``T/k + k ~ 2 sqrt(T)`` at the cost of
-      one extra forward pass. An ``int`` sets ``k``. ``T`` is padded to a multiple of ``k`` with masked steps
+      recomputes one block at a time (the input projection too), so the memory kept for the backward pass
+      grows like ``T/k + k ~ 2 sqrt(T)`` carries instead of ``T`` steps of activations, at the cost of one
+      extra forward pass; what stays ``O(T)`` is the inputs, the outputs and their cotangents. An ``int``
+      sets ``k``. ``T`` is padded to a multiple of ``k`` with masked steps
       (which leave the carry unchanged), so values and gradients equal those of ``remat=False``.
 
   Returns:
@@ -154,10 +156,10 @@ def _scan(cell, params, carry, xs_tm, mask, unroll, keep_carries, block=None):
   With ``block`` (see ``unroll``'s ``remat``), a scan over blocks of a ``jax.checkpoint``-ed scan over steps.
   """
   if cell.input_transform is not None and cell.step_transformed is not None:
-    inputs = cell.input_transform(params, xs_tm)
+    transform = lambda x: cell.input_transform(params, x)
     step = cell.step_transformed
   else:
-    inputs = xs_tm
+    transform = lambda x: x
     step = cell.step
 
   def body(c, inp):
@@ -169,17 +171,21 @@ def _scan(cell, params, carry, xs_tm, mask, unroll, keep_carries, block=None):
     return new_c, ((h, new_c) if keep_carries else h)
 
   if block is None:
-    final, out = jax.lax.scan(body, carry, (inputs, mask), unroll=unroll)
+    final, out = jax.lax.scan(body, carry, (transform(xs_tm), mask), unroll=unroll)
   else:
-    final, out = _nested_scan(body, carry, inputs, mask, unroll, block)
+    final, out = _nested_scan(body, carry, xs_tm, mask, unroll, block, transform)
   if keep_carries:
     hs, carries = out
     return final, hs, carries
   return final, out, None
 
 
-def _nested_scan(body, carry, inputs, mask, unroll, block):
-  """``lax.scan(body, carry, (inputs, mask))`` as an outer scan over blocks of a checkpointed inner scan."""
+def _nested_scan(body, carry, inputs, mask, unroll, block, transform):
+  """``lax.scan(body, carry, (transform(inputs), mask))`` as an outer scan over blocks of a checkpointed inner scan.
+
+  The time-parallel ``transform`` (the cell's input projection) runs per block inside the checkpoint, so its
+  ``[T, *B, nH]`` output is not kept for the backward pass either.
+  """
   num_steps = jax.tree.leaves(inputs)[0].shape[0]
   k = max(1, math.ceil(math.sqrt(num_steps))) if block is True else min(block, max(num_steps, 1))
   n_blocks = -(-num_steps // k)
@@ -194,7 +200,8 @@ def _nested_scan(body, carry, inputs, mask, unroll, block):
 
   @jax.checkpoint
   def inner(c, block_inputs):
-    return jax.lax.scan(body, c, block_inputs, unroll=unroll)
+    x, m = block_inputs
+    return jax.lax.scan(body, c, (transform(x), m), unroll=unroll)
 
   final, out = jax.lax.scan(inner, carry, blocked)
   out = jax.tree.map(lambda a: a.reshape((n_blocks * k,) + a.shape[2:])[:num_steps], out)
