@@ -39,6 +39,14 @@ from jaxrnn.attention.seq2seq import Encoder, Seq2Seq, Seq2SeqParams, rnn_encode
 from jaxrnn.attention.wrapper import (AttentionCarry, AttentionWrapperParams, attention_wrapper, bind_memory,
                                       doubly_stochastic_penalty)
 # --- end Attention ---
+# --- Combinators (issue 4): cells -> cell; truncated BPTT. ---
+from jaxrnn import combinators
+from jaxrnn.combinators import (BidirectionalCarry, BidirectionalParams, DenseParams, DropoutCarry,
+                                LearnedInitParams, ProjectedParams, bidirectional, dropout, learned_initial_carry,
+                                reset_on, residual, stack, variational_dropout, with_input_transform,
+                                with_projection, with_reset_flags, zoneout)
+from jaxrnn.tbptt import train_on_stream, truncated_unroll
+# --- end combinators ---
 
 __version__ = "0.1.0"
 
@@ -131,4 +139,26 @@ __all__ = [
     "attention_tasks",
     # Modules.
     "initializers",
+    # --- Combinators (issue 4). ---
+    "combinators",
+    "stack",
+    "bidirectional",
+    "BidirectionalParams",
+    "BidirectionalCarry",
+    "residual",
+    "with_projection",
+    "with_input_transform",
+    "DenseParams",
+    "ProjectedParams",
+    "dropout",
+    "variational_dropout",
+    "zoneout",
+    "DropoutCarry",
+    "reset_on",
+    "with_reset_flags",
+    "learned_initial_carry",
+    "LearnedInitParams",
+    "truncated_unroll",
+    "train_on_stream",
+    # --- end combinators ---
 ]

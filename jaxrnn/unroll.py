@@ -50,6 +50,7 @@ def unroll(
     unroll: int | bool = 1,
     return_all_carries: bool = False,
     mode: str = "auto",
+    remat: int | bool = False,
 ):
   """Runs ``cell`` over a sequence with ``jax.lax.scan``: ``(final_carry, hs)``.
 
@@ -75,6 +76,15 @@ def unroll(
     mode: ``"auto"`` uses the cell's own whole-sequence path (``cell.sequence``: a parallel scan or a fused
       layer) when it has one, else the scan of ``step``; ``"step"`` always scans ``step``; ``"sequence"``
       requires ``cell.sequence``. The two paths compute the same function.
+    remat: memory-bounded backprop for the scan of ``step`` (ignored by a cell's own sequence path).
+      ``False``: one scan, whose backward pass stores every step's residuals (memory ``O(T)``). ``True``:
+      blocks of ``k = ceil(sqrt(T))`` steps, an outer scan over blocks whose body is a
+      ``jax.checkpoint``-ed inner scan; the backward pass stores only the carries at block boundaries and
+      recomputes one block at a time (the input projection too), so the memory kept for the backward pass
+      grows like ``T/k + k ~ 2 sqrt(T)`` carries instead of ``T`` steps of activations, at the cost of one
+      extra forward pass; what stays ``O(T)`` is the inputs, the outputs and their cotangents. An ``int``
+      sets ``k``. ``T`` is padded to a multiple of ``k`` with masked steps
+      (which leave the carry unchanged), so values and gradients equal those of ``remat=False``.
 
   Returns:
     ``(final_carry, hs)`` with ``hs: [*B, T, H]`` (or ``[T, *B, H]``); with ``return_all_carries=True``,
@@ -97,6 +107,7 @@ def unroll(
   """
   if mode not in MODES:
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+  block = _remat_block(remat)
   xs = _checks.floating("xs", xs)
   time_axis, batch_shape, num_steps = _layout(cell, xs, time_major)
   lengths = sequences.check_seq_lengths(seq_lengths, batch_shape, num_steps)
@@ -118,7 +129,7 @@ def unroll(
     final, hs = cell.sequence(params, carry, xs_tm, mask)
     carries = None
   else:
-    final, hs, carries = _scan(cell, params, carry, xs_tm, mask, unroll, return_all_carries)
+    final, hs, carries = _scan(cell, params, carry, xs_tm, mask, unroll, return_all_carries, block)
 
   if reverse:
     hs = sequences.reverse_valid(hs, lengths)
@@ -130,13 +141,25 @@ def unroll(
   return final, hs
 
 
-def _scan(cell, params, carry, xs_tm, mask, unroll, keep_carries):
-  """``lax.scan`` of the cell's step over time-major inputs, freezing the carry where ``mask`` is False."""
+def _remat_block(remat: Any) -> Optional[int | bool]:
+  """Validates ``remat``: ``None`` (off), ``True`` (block of ``ceil(sqrt(T))``) or a positive block size."""
+  if remat is False or remat is None:
+    return None
+  if remat is True:
+    return True
+  return _checks.positive_int("remat", remat)
+
+
+def _scan(cell, params, carry, xs_tm, mask, unroll, keep_carries, block=None):
+  """``lax.scan`` of the cell's step over time-major inputs, freezing the carry where ``mask`` is False.
+
+  With ``block`` (see ``unroll``'s ``remat``), a scan over blocks of a ``jax.checkpoint``-ed scan over steps.
+  """
   if cell.input_transform is not None and cell.step_transformed is not None:
-    inputs = cell.input_transform(params, xs_tm)
+    transform = lambda x: cell.input_transform(params, x)
     step = cell.step_transformed
   else:
-    inputs = xs_tm
+    transform = lambda x: x
     step = cell.step
 
   def body(c, inp):
@@ -147,11 +170,42 @@ def _scan(cell, params, carry, xs_tm, mask, unroll, keep_carries):
       h = jnp.where(sequences.expand_to(m, h.ndim), h, jnp.zeros_like(h))
     return new_c, ((h, new_c) if keep_carries else h)
 
-  final, out = jax.lax.scan(body, carry, (inputs, mask), unroll=unroll)
+  if block is None:
+    final, out = jax.lax.scan(body, carry, (transform(xs_tm), mask), unroll=unroll)
+  else:
+    final, out = _nested_scan(body, carry, xs_tm, mask, unroll, block, transform)
   if keep_carries:
     hs, carries = out
     return final, hs, carries
   return final, out, None
+
+
+def _nested_scan(body, carry, inputs, mask, unroll, block, transform):
+  """``lax.scan(body, carry, (transform(inputs), mask))`` as an outer scan over blocks of a checkpointed inner scan.
+
+  The time-parallel ``transform`` (the cell's input projection) runs per block inside the checkpoint, so its
+  ``[T, *B, nH]`` output is not kept for the backward pass either.
+  """
+  num_steps = jax.tree.leaves(inputs)[0].shape[0]
+  k = max(1, math.ceil(math.sqrt(num_steps))) if block is True else min(block, max(num_steps, 1))
+  n_blocks = -(-num_steps // k)
+  pad = n_blocks * k - num_steps
+  if pad:
+    if mask is None:  # one flag per step; expand_to broadcasts it over the batch and feature axes
+      mask = jnp.arange(n_blocks * k) < num_steps
+    else:
+      mask = jnp.concatenate([mask, jnp.zeros((pad,) + mask.shape[1:], mask.dtype)])
+    inputs = jax.tree.map(lambda a: jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)]), inputs)
+  blocked = jax.tree.map(lambda a: a.reshape((n_blocks, k) + a.shape[1:]), (inputs, mask))
+
+  @jax.checkpoint
+  def inner(c, block_inputs):
+    x, m = block_inputs
+    return jax.lax.scan(body, c, (transform(x), m), unroll=unroll)
+
+  final, out = jax.lax.scan(inner, carry, blocked)
+  out = jax.tree.map(lambda a: a.reshape((n_blocks * k,) + a.shape[2:])[:num_steps], out)
+  return final, out
 
 
 def static_unroll(

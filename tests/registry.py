@@ -30,6 +30,8 @@ class CellCase:
     check_grads: run ``jax.test_util.check_grads`` (turn off for cells with discontinuities).
     bfloat16: run the bfloat16 dtype checks.
     rtol: tolerance of float32 comparisons between equivalent JAX computations.
+    has_step: ``False`` for cells that only run whole sequences (a bidirectional layer: ``step`` raises and
+      ``cell.sequence`` is the only path); the checks that call ``step`` directly are skipped for them.
   """
 
   name: str
@@ -39,6 +41,7 @@ class CellCase:
   check_grads: bool = True
   bfloat16: bool = True
   rtol: float = 1e-5
+  has_step: bool = True
 
   def __str__(self) -> str:
     return self.name

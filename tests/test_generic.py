@@ -63,6 +63,8 @@ def test_matches_float64_numpy_reference(case):
 @pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
 def test_unroll_matches_python_loop(case, reverse):
   # Full-length sequences are covered by the NumPy reference (forwards) and reverse == flip (backwards).
+  if not case.has_step:
+    pytest.skip("sequence-only cell: static_unroll and return_all_carries need a step")
   cell, params, carry, xs, lengths = setup(case)
   got = jaxrnn.unroll(cell, params, carry, xs, seq_lengths=lengths, reverse=reverse, return_all_carries=True)
   want = jaxrnn.static_unroll(cell, params, carry, xs, seq_lengths=lengths, reverse=reverse,
@@ -76,6 +78,8 @@ def test_jit_matches_no_jit(case):
   run = lambda p, c, x, l: jaxrnn.unroll(cell, p, c, x, seq_lengths=l, reverse=True)
   assert_trees_close(jax.jit(run)(params, carry, xs, lengths), run(params, carry, xs, lengths),
                      rtol=case.rtol, atol=case.rtol)
+  if not case.has_step:
+    return
   step_args = (params, carry, xs[:, 0])
   assert_trees_close(jax.jit(cell.step)(*step_args), cell.step(*step_args), rtol=case.rtol, atol=case.rtol)
 
@@ -90,6 +94,8 @@ def test_vmap_matches_loop_and_batched(case):
   batched = run(carry, xs, lengths)
   assert_trees_close(vmapped, looped, rtol=case.rtol, atol=case.rtol)
   assert_trees_close(batched, looped, rtol=case.rtol, atol=case.rtol)
+  if not case.has_step:
+    return
   # One step: leading batch axes == vmap.
   x0 = xs[:, 0]
   assert_trees_close(cell.step(params, carry, x0), jax.vmap(cell.step, (None, 0, 0))(params, carry, x0),
@@ -228,6 +234,10 @@ def test_gradients(case):
 def test_step_rejects_bad_inputs(case):
   cell, params, carry, xs, _ = setup(case, batch_shape=(3,))
   x = xs[:, 0]
+  if not case.has_step:
+    with pytest.raises(ValueError, match="xs"):
+      jaxrnn.unroll(cell, params, carry, x[0])  # no time axis
+    return
   bad_feature = jnp.zeros(x.shape[:-1] + (x.shape[-1] + 1,), x.dtype)
   with pytest.raises(ValueError, match="x"):
     cell.step(params, carry, bad_feature)

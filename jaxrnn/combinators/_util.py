@@ -1,0 +1,101 @@
+"""Helpers shared by the combinators: keyed initial carries, output sizes, per-example keys and masks."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn.types import Cell
+
+
+def takes_key(cell: Cell) -> bool:
+  """Whether ``cell.initial_carry`` accepts ``key=`` (the combinators with randomness: dropout and friends)."""
+  try:
+    return "key" in inspect.signature(cell.initial_carry).parameters
+  except (TypeError, ValueError):
+    return False
+
+
+def initial_carry(cell: Cell, params: Any, batch_shape: Any, dtype: Any, key: Optional[jax.Array]) -> Any:
+  """``cell.initial_carry``, passing ``key`` on only to cells that take one (others have no randomness)."""
+  if key is not None and takes_key(cell):
+    return cell.initial_carry(params, batch_shape, dtype, key=key)
+  return cell.initial_carry(params, batch_shape, dtype)
+
+
+def split_optional(key: Optional[jax.Array], n: int) -> list:
+  """``n`` keys from ``key``, or ``n`` times ``None``."""
+  if key is None:
+    return [None] * n
+  return list(jax.random.split(key, n))
+
+
+def output_shape(cell: Cell, params: Any, input_size: Any) -> tuple:
+  """The per-example output feature shape of ``cell`` for a given input size, without computing anything."""
+  from jaxrnn.unroll import unroll  # pylint: disable=g-import-not-at-top  (unroll imports nothing from here)
+
+  feat = tuple(input_size) if isinstance(input_size, (tuple, list)) else (input_size,)
+
+  def run(p):
+    c = cell.initial_carry(p, ())
+    dt = jax.tree.leaves(c)[0].dtype if jax.tree.leaves(c) else jnp.float32
+    return unroll(cell, p, c, jnp.zeros((1,) + feat, dt), time_major=True)[1]
+
+  return tuple(jax.eval_shape(run, params).shape[1:])
+
+
+def as_input_size(shape: Sequence[int]) -> Any:
+  """``(F,)`` -> ``F`` (vector cells take an int), other shapes stay tuples."""
+  return shape[0] if len(shape) == 1 else tuple(shape)
+
+
+def example_keys(key: jax.Array, batch_shape: Sequence[int]) -> jax.Array:
+  """One raw key per example: ``uint32[*B, K]`` (``K = 2`` for the default threefry keys)."""
+  n = math.prod(batch_shape)
+  keys = jax.random.split(key, n)
+  if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
+    keys = jax.random.key_data(keys)
+  return keys.reshape(tuple(batch_shape) + keys.shape[1:])
+
+
+def keep_masks(keys: jax.Array, rate: float, shape: Sequence[int], dtype: Any) -> jax.Array:
+  """Inverted-dropout masks ``[*B, *shape]``: ``1/(1-rate)`` with probability ``1-rate``, else 0; per-example keys."""
+  batch = keys.shape[:-1]
+  flat = keys.reshape((-1, keys.shape[-1]))
+  keep = 1.0 - rate
+  bits = jax.vmap(lambda k: jax.random.bernoulli(k, keep, tuple(shape)))(flat)
+  return (bits.astype(dtype) / jnp.asarray(keep, dtype)).reshape(tuple(batch) + tuple(shape))
+
+
+def bernoulli(keys: jax.Array, p: float, shape: Sequence[int]) -> jax.Array:
+  """``bool[*B, *shape]``, ``True`` with probability ``p``; per-example keys ``[*B, K]``."""
+  batch = keys.shape[:-1]
+  flat = keys.reshape((-1, keys.shape[-1]))
+  bits = jax.vmap(lambda k: jax.random.bernoulli(k, p, tuple(shape)))(flat)
+  return bits.reshape(tuple(batch) + tuple(shape))
+
+
+def split_examples(keys: jax.Array, n: int) -> list:
+  """Splits each per-example key into ``n``: a list of ``n`` arrays ``[*B, K]``."""
+  batch = keys.shape[:-1]
+  flat = keys.reshape((-1, keys.shape[-1]))
+  out = jax.vmap(lambda k: jax.random.split(k, n))(flat)  # [N, n, K]
+  return [out[:, i].reshape(keys.shape) for i in range(n)]
+
+
+def lengths_from_mask(mask: Optional[jax.Array]) -> Optional[jax.Array]:
+  """``int32[*B]`` from a prefix mask ``bool[T, *B]`` (``None`` passes through)."""
+  if mask is None:
+    return None
+  return jnp.sum(mask.astype(jnp.int32), axis=0)
+
+
+def zero_padded(hs: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
+  """Zeros ``hs: [T, *B, ...]`` where ``mask`` is False."""
+  if mask is None:
+    return hs
+  return jnp.where(mask.reshape(mask.shape + (1,) * (hs.ndim - mask.ndim)), hs, jnp.zeros_like(hs))

@@ -1,0 +1,241 @@
+"""Dropout for recurrent cells: per-step, variational (one mask per sequence) and zoneout.
+
+How keys reach the steps: every wrapper here has the carry ``DropoutCarry(cell, key)``.
+``initial_carry(params, batch_shape=(), dtype=None, key=None)`` takes an explicit PRNG key and stores one raw key
+per example (``uint32[*B, K]``, so that leading batch axes equal ``jax.vmap`` and every carry leaf has the batch
+shape). The per-step wrappers (``dropout``, ``zoneout``) split that key at every step; ``variational_dropout``
+keeps it and derives the same masks from it at every step, so its masks are constant over a sequence. With
+``key=None`` (inference) the key field is ``None`` and there is no dropout (zoneout uses its expectation): the
+train and inference carries differ only in that field, and the params are the same. A new sequence (a new
+``initial_carry`` call) needs a new key.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import _checks
+from jaxrnn.combinators import _util
+from jaxrnn.types import Cell
+
+
+class DropoutCarry(NamedTuple):
+  """Carry of the dropout wrappers."""
+
+  cell: Any  # the wrapped cell's carry, leaves [*B, ...]
+  key: Optional[jax.Array]  # uint32[*B, K]: one raw PRNG key per example; None at inference (no dropout)
+
+
+def _rate(name, rate):
+  rate = float(rate)
+  if not 0.0 <= rate < 1.0:
+    raise ValueError(f"{name} must be a rate in [0, 1), got {rate}")
+  return rate
+
+
+def _wrapper(cell: Cell, name: str, step, sequence=None) -> Cell:
+  if not isinstance(cell, Cell):
+    raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
+
+  def initial_carry(params, batch_shape=(), dtype=None, key=None):
+    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
+    if key is None:
+      return DropoutCarry(cell=cell.initial_carry(params, batch_shape, dtype), key=None)
+    _checks.key("key", key)
+    k_self, k_cell = jax.random.split(key)
+    return DropoutCarry(cell=_util.initial_carry(cell, params, batch_shape, dtype, k_cell),
+                        key=_util.example_keys(k_self, batch_shape))
+
+  def checked_step(params, carry, x):
+    _checks.carry_type("carry", carry, DropoutCarry)
+    return step(params, carry, x)
+
+  checked_sequence = None
+  if sequence is not None:
+    def checked_sequence(params, carry, xs, mask):
+      _checks.carry_type("carry", carry, DropoutCarry)
+      return sequence(params, carry, xs, mask)
+
+  return Cell(init=cell.init, initial_carry=initial_carry, step=checked_step, sequence=checked_sequence,
+              input_ndim=cell.input_ndim, name=name)
+
+
+def _batch_ndim(keys):
+  return keys.ndim - 1
+
+
+def dropout(cell: Cell, input_rate: float = 0.0, output_rate: float = 0.0, name: Optional[str] = None) -> Cell:
+  """Dropout on the input and the output of a cell with fresh masks at every step.
+
+  Only the non-recurrent connections are dropped (Zaremba, Sutskever & Vinyals 2014): ``x_t`` before the cell
+  and ``h_t`` after it; the carry the next step reads is not dropped. Inverted dropout: kept units are scaled
+  by ``1 / (1 - rate)``, so inference (``key=None``) needs no rescaling. If the wrapped cell has a
+  whole-sequence path (a :func:`jaxrnn.bidirectional` layer), so does the wrapper, with masks drawn for all
+  steps at once (a different but equally distributed draw than the step path).
+
+  Args:
+    cell: the wrapped cell.
+    input_rate: probability of zeroing each input unit at each step.
+    output_rate: probability of zeroing each output unit at each step.
+    name: the cell's name.
+
+  Returns:
+    A :class:`jaxrnn.Cell` with the wrapped cell's params and carry ``DropoutCarry(cell, key)``
+    (see the module docstring for keys).
+
+  Example:
+
+    >>> import jax, jax.numpy as jnp, jaxrnn
+    >>> cell = jaxrnn.dropout(jaxrnn.gru(4), output_rate=0.5)
+    >>> params = cell.init(jax.random.key(0), 3)
+    >>> train = cell.initial_carry(params, (2,), key=jax.random.key(1))   # masks from this key
+    >>> infer = cell.initial_carry(params, (2,))                          # no key: no dropout
+    >>> train.key.shape, infer.key
+    ((2, 2), None)
+  """
+  input_rate = _rate("input_rate", input_rate)
+  output_rate = _rate("output_rate", output_rate)
+
+  def step(params, carry, x):
+    if carry.key is None:
+      c, h = cell.step(params, carry.cell, x)
+      return DropoutCarry(cell=c, key=None), h
+    key, k_in, k_out = _util.split_examples(carry.key, 3)
+    nb = _batch_ndim(key)
+    x = jnp.asarray(x)
+    if input_rate:
+      x = x * _util.keep_masks(k_in, input_rate, x.shape[nb:], x.dtype)
+    c, h = cell.step(params, carry.cell, x)
+    if output_rate:
+      h = h * _util.keep_masks(k_out, output_rate, h.shape[nb:], h.dtype)
+    return DropoutCarry(cell=c, key=key), h
+
+  def time_masks(keys, rate, shape, dtype):
+    """Masks ``[T, *B, ...]`` for a time-major ``shape = (T, *B, ...)`` from per-example keys ``[*B, K]``."""
+    nb = _batch_ndim(keys)
+    m = _util.keep_masks(keys, rate, (shape[0],) + tuple(shape[1 + nb:]), dtype)  # [*B, T, ...]
+    return jnp.moveaxis(m, nb, 0)
+
+  sequence = None
+  if cell.sequence is not None:
+    def sequence(params, carry, xs, mask):
+      if carry.key is None:
+        c, hs = cell.sequence(params, carry.cell, xs, mask)
+        return DropoutCarry(cell=c, key=None), hs
+      key, k_in, k_out = _util.split_examples(carry.key, 3)
+      if input_rate:
+        xs = xs * time_masks(k_in, input_rate, xs.shape, xs.dtype)
+      c, hs = cell.sequence(params, carry.cell, xs, mask)
+      if output_rate:
+        hs = hs * time_masks(k_out, output_rate, hs.shape, hs.dtype)
+      return DropoutCarry(cell=c, key=key), hs
+
+  return _wrapper(cell, name or f"dropout({cell.name})", step, sequence)
+
+
+def variational_dropout(cell: Cell, input_rate: float = 0.0, state_rate: float = 0.0,
+                        name: Optional[str] = None) -> Cell:
+  """Variational dropout (Gal & Ghahramani 2016): one mask per sequence for the inputs and the recurrent state.
+
+  The same input mask multiplies ``x_t`` at every step, and the same state mask multiplies ``h_{t-1}`` where
+  the step reads it (the field ``h`` of the wrapped cell's carry; an LSTM's cell state ``c`` is not dropped,
+  as in the paper). The carry passed on keeps the undropped ``h_t``. The masks are drawn from the per-example
+  key stored in the carry, which does not change over the sequence. Inverted scaling by ``1 / (1 - rate)``.
+
+  Args:
+    cell: the wrapped cell; with ``state_rate > 0`` its carry must have a field ``h`` (every built-in cell).
+    input_rate: probability of zeroing each input unit, for a whole sequence.
+    state_rate: probability of zeroing each unit of ``h`` where the recurrence reads it, for a whole sequence.
+    name: the cell's name.
+
+  Returns:
+    A :class:`jaxrnn.Cell` with carry ``DropoutCarry(cell, key)`` (see the module docstring).
+
+  Example:
+
+    >>> import jax, jax.numpy as jnp, jaxrnn
+    >>> cell = jaxrnn.variational_dropout(jaxrnn.lstm(4), input_rate=0.25, state_rate=0.25)
+    >>> params = cell.init(jax.random.key(0), 3)
+    >>> carry = cell.initial_carry(params, (2,), key=jax.random.key(1))
+    >>> _, hs = jaxrnn.unroll(cell, params, carry, jnp.ones((2, 5, 3)))
+    >>> hs.shape
+    (2, 5, 4)
+  """
+  input_rate = _rate("input_rate", input_rate)
+  state_rate = _rate("state_rate", state_rate)
+
+  def step(params, carry, x):
+    if carry.key is None:
+      c, h = cell.step(params, carry.cell, x)
+      return DropoutCarry(cell=c, key=None), h
+    k_in, k_state = _util.split_examples(carry.key, 2)
+    nb = _batch_ndim(carry.key)
+    x = jnp.asarray(x)
+    if input_rate:
+      x = x * _util.keep_masks(k_in, input_rate, x.shape[nb:], x.dtype)
+    inner = carry.cell
+    if state_rate:
+      if not hasattr(inner, "h"):
+        raise TypeError(f"variational_dropout(state_rate>0) needs a carry with a field 'h', got "
+                        f"{type(inner).__name__}")
+      inner = inner._replace(h=inner.h * _util.keep_masks(k_state, state_rate, inner.h.shape[nb:],
+                                                            inner.h.dtype))
+    c, h = cell.step(params, inner, x)
+    return DropoutCarry(cell=c, key=carry.key), h
+
+  return _wrapper(cell, name or f"variational_dropout({cell.name})", step)
+
+
+def zoneout(cell: Cell, rate: float, name: Optional[str] = None) -> Cell:
+  r"""Zoneout (Krueger et al. 2016): each carry unit keeps its previous value with probability ``rate``.
+
+  .. math::
+
+     c_t = d_t \odot c_{t-1} + (1 - d_t) \odot \mathrm{cell}(c_{t-1}, x_t), \qquad d_t \sim \mathrm{Bernoulli}(rate)
+
+  with independent masks for every floating carry leaf (an LSTM's ``h`` and ``c``) at every step. At inference
+  (``key=None``) the masks are replaced by their expectation: ``c_t = rate c_{t-1} + (1 - rate) c'_t``. The
+  output is the zoned-out ``h`` when the carry has a field ``h`` of the output's shape, else the cell's output.
+
+  Args:
+    cell: the wrapped cell.
+    rate: the zoneout probability.
+    name: the cell's name.
+
+  Returns:
+    A :class:`jaxrnn.Cell` with carry ``DropoutCarry(cell, key)`` (see the module docstring).
+
+  Example:
+
+    >>> import jax, jax.numpy as jnp, jaxrnn
+    >>> cell = jaxrnn.zoneout(jaxrnn.lstm(4), 0.1)
+    >>> params = cell.init(jax.random.key(0), 3)
+    >>> carry, h = cell(params, cell.initial_carry(params, (2,), key=jax.random.key(1)), jnp.ones((2, 3)))
+    >>> bool(jnp.array_equal(h, carry.cell.h))
+    True
+  """
+  rate = _rate("rate", rate)
+
+  def step(params, carry, x):
+    new, h = cell.step(params, carry.cell, x)
+    old_leaves, treedef = jax.tree.flatten(carry.cell)
+    new_leaves = jax.tree.leaves(new)
+    key = carry.key
+    if key is None:
+      mixed = [o + jnp.asarray(1.0 - rate, n.dtype) * (n - o) if jnp.issubdtype(n.dtype, jnp.floating) else n
+               for o, n in zip(old_leaves, new_leaves)]
+    else:
+      key, *keys = _util.split_examples(key, len(new_leaves) + 1)
+      nb = _batch_ndim(key)
+      mixed = [jnp.where(_util.bernoulli(k, rate, n.shape[nb:]), o, n) if jnp.issubdtype(n.dtype, jnp.floating)
+               else n for k, o, n in zip(keys, old_leaves, new_leaves)]
+    new = jax.tree.unflatten(treedef, mixed)
+    out = getattr(new, "h", None)
+    if out is None or not hasattr(out, "shape") or out.shape != h.shape:
+      out = h
+    return DropoutCarry(cell=new, key=key), out.astype(h.dtype)
+
+  return _wrapper(cell, name or f"zoneout({cell.name})", step)

@@ -1,0 +1,75 @@
+"""A trainable initial carry (as Haiku's ``initial_state`` with ``trainable=True``)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import _checks
+from jaxrnn.types import Cell
+
+
+class LearnedInitParams(NamedTuple):
+  """Parameters of :func:`learned_initial_carry`."""
+
+  cell: Any  # the wrapped cell's params
+  carry: Any  # the initial carry of one example (the wrapped cell's carry type, leaves without batch axes)
+
+
+def learned_initial_carry(cell: Cell, name: Optional[str] = None) -> Cell:
+  """The wrapped cell with a trainable initial carry ``c_0``, shared by all examples.
+
+  ``init`` stores the cell's own initial carry for one example (zeros for the built-in cells) in
+  ``params.carry``; ``initial_carry(params, batch_shape)`` broadcasts it to ``[*B, ...]``. Since the carry is
+  computed from ``params``, ``jax.grad`` of a loss that starts from ``cell.initial_carry(params, ...)`` trains
+  it, and :func:`jaxrnn.reset_on` resets to it.
+
+  Args:
+    cell: the wrapped cell.
+    name: the cell's name.
+
+  Returns:
+    A :class:`jaxrnn.Cell` with ``LearnedInitParams(cell, carry)``; step, input transform and sequence path are
+    the wrapped cell's.
+
+  Example:
+
+    >>> import jax, jaxrnn
+    >>> cell = jaxrnn.learned_initial_carry(jaxrnn.lstm(4))
+    >>> params = cell.init(jax.random.key(0), 3)
+    >>> params.carry.c.shape, cell.initial_carry(params, (2,)).c.shape
+    ((4,), (2, 4))
+  """
+  if not isinstance(cell, Cell):
+    raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
+  name = name or f"learned_initial_carry({cell.name})"
+
+  def init(key, input_size):
+    p = cell.init(key, input_size)
+    return LearnedInitParams(cell=p, carry=cell.initial_carry(p, ()))
+
+  def initial_carry(params, batch_shape=(), dtype=None):
+    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
+    dt = _checks.dtype("dtype", dtype)
+    return jax.tree.map(lambda a: jnp.broadcast_to(a.astype(dt or a.dtype), batch_shape + a.shape),
+                        params.carry)
+
+  def step(params, carry, x):
+    return cell.step(params.cell, carry, x)
+
+  input_transform = step_transformed = sequence = None
+  if cell.input_transform is not None and cell.step_transformed is not None:
+    def input_transform(params, xs):
+      return cell.input_transform(params.cell, xs)
+
+    def step_transformed(params, carry, u):
+      return cell.step_transformed(params.cell, carry, u)
+
+  if cell.sequence is not None:
+    def sequence(params, carry, xs, mask):
+      return cell.sequence(params.cell, carry, xs, mask)
+
+  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
+              step_transformed=step_transformed, sequence=sequence, input_ndim=cell.input_ndim, name=name)

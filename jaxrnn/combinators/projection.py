@@ -1,0 +1,203 @@
+"""Dense layers before and after a cell: ``with_input_transform`` and ``with_projection``."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional, Union
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import _checks
+from jaxrnn import initializers
+from jaxrnn.cells import _dense
+from jaxrnn.combinators import _util
+from jaxrnn.types import Cell
+
+
+class DenseParams(NamedTuple):
+  """A dense layer ``y = act(x w + b)``."""
+
+  w: jax.Array  # [F_in, F_out]
+  b: Optional[jax.Array]  # [F_out], None if use_bias=False
+
+
+class ProjectedParams(NamedTuple):
+  """Parameters of :func:`with_projection` and :func:`with_input_transform`."""
+
+  cell: Any  # the wrapped cell's params
+  dense: DenseParams  # the dense layer after (projection) or before (input transform) the cell
+
+
+def _dense_layer(key, size_in, size_out, use_bias, kernel_init, bias_init, param_dtype):
+  k_w, k_b = jax.random.split(key)
+  w = kernel_init(k_w, (size_in, size_out), param_dtype)
+  b = bias_init(k_b, (size_out,), param_dtype) if use_bias else None
+  return DenseParams(w=w, b=b)
+
+
+def _apply(p: DenseParams, x, act, dtype, precision):
+  x = _checks.step_input("x", x, (p.w.shape[0],))
+  return act(_dense.project(x, p.w, p.b, dtype, precision))
+
+
+def with_projection(
+    cell: Cell,
+    output_size: int,
+    *,
+    activation: Union[str, Callable] = "identity",
+    use_bias: bool = True,
+    kernel_init: Callable = initializers.lecun_normal(),
+    bias_init: Callable = initializers.zeros,
+    dtype: Optional[Any] = None,
+    param_dtype: Any = jnp.float32,
+    precision: Any = None,
+    name: Optional[str] = None,
+) -> Cell:
+  """A dense layer on the cell's output: ``y_t = act(h_t W + b)``, ``W: [H, P]``.
+
+  The carry is the cell's (the recurrence still sees ``h``, unlike the LSTMP projection of Sak et al. 2014,
+  which projects the recurrent state). The cell's sequence path is kept; padded outputs stay zeros.
+
+  Args:
+    cell: the wrapped cell, output ``[*B, H]``.
+    output_size: ``P``.
+    activation: applied after the affine map (``"identity"``, ``"tanh"``, ``"relu"`` or a callable).
+    use_bias: whether the layer has ``b``.
+    kernel_init, bias_init: initialisers of ``W`` and ``b``.
+    dtype: compute dtype of the product (``None``: promoted); param_dtype: dtype of ``W`` and ``b``.
+    precision: ``jax.lax.Precision`` of the product.
+    name: the cell's name.
+
+  Returns:
+    A :class:`jaxrnn.Cell` with ``ProjectedParams(cell, dense)``; the output is ``[*B, P]`` in the dtype of
+    the cell's output.
+
+  Example:
+
+    >>> import jax, jax.numpy as jnp, jaxrnn
+    >>> cell = jaxrnn.with_projection(jaxrnn.lstm(4), 2)
+    >>> params = cell.init(jax.random.key(0), 3)
+    >>> params.dense.w.shape, cell(params, cell.initial_carry(params), jnp.ones(3))[1].shape
+    ((4, 2), (2,))
+  """
+  if not isinstance(cell, Cell):
+    raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
+  output_size = _checks.positive_int("output_size", output_size)
+  act = _checks.activation("activation", activation, _dense.ACTIVATIONS)
+  dtype = _checks.dtype("dtype", dtype)
+  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  name = name or f"with_projection({cell.name})"
+
+  def init(key, input_size):
+    _checks.key("key", key)
+    k_c, k_d = jax.random.split(key)
+    p = cell.init(k_c, input_size)
+    hidden = _util.output_shape(cell, p, input_size)
+    if len(hidden) != 1:
+      raise ValueError(f"with_projection needs a cell with vector outputs, got output shape {hidden}")
+    return ProjectedParams(cell=p, dense=_dense_layer(k_d, hidden[0], output_size, use_bias, kernel_init,
+                                                      bias_init, param_dtype))
+
+  def initial_carry(params, batch_shape=(), dtype=None, key=None):
+    return _util.initial_carry(cell, params.cell, batch_shape, dtype, key)
+
+  def project(p, h):
+    return _apply(p, h, act, dtype, precision).astype(h.dtype)
+
+  def step(params, carry, x):
+    carry, h = cell.step(params.cell, carry, x)
+    return carry, project(params.dense, h)
+
+  sequence = None
+  if cell.sequence is not None:
+    def sequence(params, carry, xs, mask):
+      carry, hs = cell.sequence(params.cell, carry, xs, mask)
+      return carry, _util.zero_padded(project(params.dense, hs), mask)
+
+  return Cell(init=init, initial_carry=initial_carry, step=step, sequence=sequence, input_ndim=cell.input_ndim,
+              name=name)
+
+
+def with_input_transform(
+    cell: Cell,
+    features: int,
+    *,
+    activation: Union[str, Callable] = "identity",
+    use_bias: bool = True,
+    kernel_init: Callable = initializers.lecun_normal(),
+    bias_init: Callable = initializers.zeros,
+    dtype: Optional[Any] = None,
+    param_dtype: Any = jnp.float32,
+    precision: Any = None,
+    name: Optional[str] = None,
+) -> Cell:
+  """A dense layer on the input before the cell: the cell reads ``x'_t = act(x_t W + b)``, ``W: [F, features]``.
+
+  The dense layer does not depend on the carry, so it is the new cell's ``input_transform``: ``jaxrnn.unroll``
+  applies it to all steps at once outside the loop (followed by the wrapped cell's own ``input_transform``,
+  if it has one). The cell's sequence path is kept.
+
+  Args:
+    cell: the wrapped cell, reading vectors of size ``features``.
+    features: the width of ``x'``.
+    activation, use_bias, kernel_init, bias_init, dtype, param_dtype, precision: of the dense layer, as in
+      :func:`with_projection`.
+    name: the cell's name.
+
+  Returns:
+    A :class:`jaxrnn.Cell` with ``ProjectedParams(cell, dense)``.
+
+  Example:
+
+    >>> import jax, jax.numpy as jnp, jaxrnn
+    >>> cell = jaxrnn.with_input_transform(jaxrnn.gru(4), 6, activation="relu")
+    >>> params = cell.init(jax.random.key(0), 3)
+    >>> params.dense.w.shape, params.cell.w_i.shape
+    ((3, 6), (6, 12))
+  """
+  if not isinstance(cell, Cell):
+    raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
+  if cell.input_ndim != 1:
+    raise ValueError(f"with_input_transform needs a cell with vector inputs, got input_ndim {cell.input_ndim}")
+  features = _checks.positive_int("features", features)
+  act = _checks.activation("activation", activation, _dense.ACTIVATIONS)
+  dtype = _checks.dtype("dtype", dtype)
+  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  name = name or f"with_input_transform({cell.name})"
+
+  def init(key, input_size):
+    _checks.key("key", key)
+    input_size = _checks.positive_int("input_size", input_size)
+    k_c, k_d = jax.random.split(key)
+    return ProjectedParams(cell=cell.init(k_c, features),
+                           dense=_dense_layer(k_d, input_size, features, use_bias, kernel_init, bias_init,
+                                              param_dtype))
+
+  def initial_carry(params, batch_shape=(), dtype=None, key=None):
+    return _util.initial_carry(cell, params.cell, batch_shape, dtype, key)
+
+  def dense(params, xs):
+    return _apply(params.dense, xs, act, dtype, precision)
+
+  if cell.input_transform is not None and cell.step_transformed is not None:
+    def input_transform(params, xs):
+      return cell.input_transform(params.cell, dense(params, xs))
+
+    def step_transformed(params, carry, u):
+      return cell.step_transformed(params.cell, carry, u)
+  else:
+    input_transform = dense
+
+    def step_transformed(params, carry, u):
+      return cell.step(params.cell, carry, u)
+
+  def step(params, carry, x):
+    return step_transformed(params, carry, input_transform(params, x))
+
+  sequence = None
+  if cell.sequence is not None:
+    def sequence(params, carry, xs, mask):
+      return cell.sequence(params.cell, carry, dense(params, xs), mask)
+
+  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
+              step_transformed=step_transformed, sequence=sequence, name=name)

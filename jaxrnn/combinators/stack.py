@@ -1,0 +1,151 @@
+"""Deep (stacked) RNNs: ``stack(*cells)``, as stax's ``serial`` and Haiku's ``DeepRNN``."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import _checks
+from jaxrnn.combinators import _util
+from jaxrnn.types import Cell
+
+
+def stack(
+    *cells: Cell,
+    skip_input: bool = False,
+    skip_output: bool = False,
+    dropout: float = 0.0,
+    name: Optional[str] = None,
+) -> Cell:
+  r"""A deep RNN: layer ``l`` reads the outputs of layer ``l - 1`` at the same step.
+
+  .. math::
+
+     h^1_t = \mathrm{cell}_1(h^1_{t-1}, x_t), \qquad
+     h^l_t = \mathrm{cell}_l(h^l_{t-1}, h^{l-1}_t) \quad (\text{or } [x_t; h^{l-1}_t] \text{ with skip\_input}),
+
+  and the output is ``h^L_t`` (or ``[h^1_t; ...; h^L_t]`` with ``skip_output``). The two skip connections are
+  those of Graves (2013), "Generating sequences with recurrent neural networks", eq. (1)-(3).
+
+  Params and carries are plain tuples with one entry per layer. ``init(key, input_size)`` infers each layer's
+  input size from the output of the one below (``jax.eval_shape``, nothing is computed), as stax does.
+
+  If any layer has a whole-sequence path (``cell.sequence``, e.g. a :func:`jaxrnn.bidirectional` layer), the
+  stack gets one too: it runs the layers one after the other over the whole sequence with
+  :func:`jaxrnn.unroll` (``jaxrnn.unroll(stack, ...)`` then works with ``seq_lengths``); its ``step`` then
+  raises, as the bidirectional layer's does. Otherwise one scan runs all layers step by step.
+
+  Args:
+    *cells: the layers, bottom first; any :class:`jaxrnn.Cell`, including other combinators.
+    skip_input: feed the stack's input ``x_t`` to every layer, concatenated before the output of the layer below
+      (``[*B, F + H_{l-1}]``).
+    skip_output: the output is the concatenation of every layer's output, ``[*B, H_1 + ... + H_L]``.
+    dropout: a rate of dropout on the output of every layer except the last (Zaremba, Sutskever & Vinyals
+      2014: only the non-recurrent connections). Each such layer is wrapped in ``jaxrnn.dropout(cell,
+      output_rate=dropout)``, so the masks come from the key given to ``initial_carry(..., key=key)``; without
+      a key (inference) there is no dropout.
+    name: the name of the cell (default ``"stack(lstm,gru)"``).
+
+  Returns:
+    A :class:`jaxrnn.Cell` with params ``(p_1, ..., p_L)`` and carry ``(c_1, ..., c_L)``.
+    ``initial_carry(params, batch_shape=(), dtype=None, key=None)``: ``key`` is split over the layers that take
+    one (dropout wrappers).
+
+  Example:
+
+    >>> import jax, jax.numpy as jnp, jaxrnn
+    >>> cell = jaxrnn.stack(jaxrnn.lstm(4), jaxrnn.gru(3), skip_output=True)
+    >>> params = cell.init(jax.random.key(0), 2)
+    >>> params[1].w_i.shape                                     # the GRU reads the LSTM's 4 outputs
+    (4, 9)
+    >>> carry, hs = jaxrnn.unroll(cell, params, cell.initial_carry(params, (5,)), jnp.ones((5, 6, 2)))
+    >>> hs.shape
+    (5, 6, 7)
+  """
+  if not cells:
+    raise ValueError("stack needs at least one cell, got none")
+  for i, c in enumerate(cells):
+    if not isinstance(c, Cell):
+      raise TypeError(f"cells[{i}] must be a jaxrnn.Cell, got {type(c).__name__}")
+  if not 0.0 <= dropout < 1.0:
+    raise ValueError(f"dropout must be a rate in [0, 1), got {dropout}")
+  if dropout > 0.0:
+    from jaxrnn.combinators.dropout import dropout as dropout_wrapper  # pylint: disable=g-import-not-at-top
+    cells = tuple(dropout_wrapper(c, output_rate=dropout) for c in cells[:-1]) + (cells[-1],)
+  cells = tuple(cells)
+  n = len(cells)
+  if name is None:
+    name = "stack(" + ",".join(c.name for c in cells) + ")"
+  has_sequence = any(c.sequence is not None for c in cells)
+
+  def init(key, input_size):
+    _checks.key("key", key)
+    feat = _checks.feature_shape("input_size", input_size)
+    keys = jax.random.split(key, n)
+    params = []
+    below = feat
+    for i, (cell, k) in enumerate(zip(cells, keys)):
+      size = below
+      if i > 0 and skip_input:
+        if len(feat) != 1 or len(below) != 1:
+          raise ValueError(f"skip_input needs vector inputs and outputs, got {feat} and {below}")
+        size = (feat[0] + below[0],)
+      p = cell.init(k, _util.as_input_size(size))
+      params.append(p)
+      below = _util.output_shape(cell, p, size)
+    return tuple(params)
+
+  def check_params(params):
+    if not isinstance(params, tuple) or len(params) != n:
+      raise TypeError(f"params of {name} must be a tuple of {n} layer params, got {type(params).__name__}"
+                      f"{'' if not isinstance(params, tuple) else f' of length {len(params)}'}")
+
+  def initial_carry(params, batch_shape=(), dtype=None, key=None):
+    check_params(params)
+    keys = _util.split_optional(key, n)
+    return tuple(_util.initial_carry(c, p, batch_shape, dtype, k) for c, p, k in zip(cells, params, keys))
+
+  def check_carry(carry):
+    if not isinstance(carry, tuple) or len(carry) != n:
+      raise TypeError(f"carry of {name} must be a tuple of {n} layer carries (build it with "
+                      f"cell.initial_carry), got {type(carry).__name__}")
+
+  def layer_input(i, x, below):
+    if i > 0 and skip_input:
+      return jnp.concatenate([x.astype(below.dtype), below], axis=-1)
+    return below
+
+  def output(hs):
+    if skip_output:
+      dt = jnp.result_type(*[h.dtype for h in hs])
+      return jnp.concatenate([h.astype(dt) for h in hs], axis=-1)
+    return hs[-1]
+
+  def step(params, carry, x):
+    check_params(params)
+    check_carry(carry)
+    new, hs = [], []
+    below = x
+    for i, (cell, p, c) in enumerate(zip(cells, params, carry)):
+      c, below = cell.step(p, c, layer_input(i, x, below))
+      new.append(c)
+      hs.append(below)
+    return tuple(new), output(hs)
+
+  def sequence(params, carry, xs, mask):
+    from jaxrnn.unroll import unroll  # pylint: disable=g-import-not-at-top
+    check_params(params)
+    check_carry(carry)
+    lengths = _util.lengths_from_mask(mask)
+    new, hs = [], []
+    below = xs
+    for i, (cell, p, c) in enumerate(zip(cells, params, carry)):
+      c, below = unroll(cell, p, c, layer_input(i, xs, below), seq_lengths=lengths, time_major=True)
+      new.append(c)
+      hs.append(below)
+    return tuple(new), output(hs)
+
+  return Cell(init=init, initial_carry=initial_carry, step=step, sequence=sequence if has_sequence else None,
+              input_ndim=cells[0].input_ndim, name=name)
