@@ -8,6 +8,13 @@ from jaxrnn import initializers
 from jaxrnn.cells.gru import GRUCarry, GRUParams, gru
 from jaxrnn.cells.lstm import LSTMCarry, LSTMParams, lstm
 from jaxrnn.cells.simple_rnn import SimpleRNNCarry, SimpleRNNParams, irnn, simple_rnn
+# --- Parallel-in-time cells (issue 9) ---
+from jaxrnn import parallel_scan
+from jaxrnn.cells.min_gru import MinGRUCarry, MinGRUParams, min_gru
+from jaxrnn.cells.min_lstm import MinLSTMCarry, MinLSTMParams, min_lstm
+from jaxrnn.cells.lru import LRUCarry, LRUParams, lru
+from jaxrnn.cells.rg_lru import RGLRUCarry, RGLRUParams, rg_lru
+# --- end parallel-in-time cells ---
 from jaxrnn.sequences import length_mask, reverse_valid
 from jaxrnn.types import Cell, InitFn, InitialCarryFn, InputTransformFn, SequenceFn, StepFn
 from jaxrnn.unroll import static_unroll, unroll
@@ -38,6 +45,20 @@ __all__ = [
     "gru",
     "GRUParams",
     "GRUCarry",
+    # Parallel-in-time cells (issue 9).
+    "parallel_scan",
+    "min_gru",
+    "MinGRUParams",
+    "MinGRUCarry",
+    "min_lstm",
+    "MinLSTMParams",
+    "MinLSTMCarry",
+    "lru",
+    "LRUParams",
+    "LRUCarry",
+    "rg_lru",
+    "RGLRUParams",
+    "RGLRUCarry",
     # Modules.
     "initializers",
 ]
