@@ -14,6 +14,8 @@ from jaxrnn.cells.min_gru import MinGRUCarry, MinGRUParams, min_gru
 from jaxrnn.cells.min_lstm import MinLSTMCarry, MinLSTMParams, min_lstm
 from jaxrnn.cells.lru import LRUCarry, LRUParams, lru
 from jaxrnn.cells.rg_lru import RGLRUCarry, RGLRUParams, rg_lru
+from jaxrnn.cells.mlstm import MLSTMCarry, MLSTMParams, mlstm
+from jaxrnn.cells.slstm import SLSTMCarry, SLSTMParams, slstm
 # --- end parallel-in-time cells ---
 from jaxrnn.sequences import length_mask, reverse_valid
 from jaxrnn.types import Cell, InitFn, InitialCarryFn, InputTransformFn, SequenceFn, StepFn
@@ -59,6 +61,12 @@ __all__ = [
     "rg_lru",
     "RGLRUParams",
     "RGLRUCarry",
+    "mlstm",
+    "MLSTMParams",
+    "MLSTMCarry",
+    "slstm",
+    "SLSTMParams",
+    "SLSTMCarry",
     # Modules.
     "initializers",
 ]

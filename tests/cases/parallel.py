@@ -60,6 +60,40 @@ def ref_rg_lru(resets, c=8.0):
   return step
 
 
+def ref_mlstm(p, carry, x):
+  NH, DH = carry.n.shape
+  H = NH * DH
+  u = x @ p.w + p.b
+  q, k, v = (u[j * H:(j + 1) * H].reshape(NH, DH) for j in range(3))
+  k = k / np.sqrt(DH)
+  o = sigmoid(u[3 * H:4 * H])
+  i_pre, f_pre = u[4 * H:4 * H + NH], u[4 * H + NH:]
+  # Unstabilised in exact arithmetic: C_bar = exp(m) C; the stabiliser only rescales.
+  log_f = np.log(sigmoid(f_pre))
+  m = np.maximum(log_f + carry.m, i_pre)
+  f_gate, i_gate = np.exp(log_f + carry.m - m), np.exp(i_pre - m)
+  c = np.empty_like(carry.c)
+  n = np.empty_like(carry.n)
+  h = np.empty((NH, DH))
+  for j in range(NH):
+    c[j] = f_gate[j] * carry.c[j] + i_gate[j] * np.outer(v[j], k[j])
+    n[j] = f_gate[j] * carry.n[j] + i_gate[j] * k[j]
+    h[j] = c[j] @ q[j] / max(abs(n[j] @ q[j]), np.exp(-m[j]))
+  return jaxrnn.MLSTMCarry(c=c, n=n, m=m), o * h.reshape(H)
+
+
+def ref_slstm(p, carry, x):
+  H = carry.h.shape[-1]
+  pre = x @ p.w_i + carry.h @ p.w_h + p.b
+  z, i_pre, f_pre, o = np.tanh(pre[:H]), pre[H:2 * H], pre[2 * H:3 * H], sigmoid(pre[3 * H:])
+  log_f = np.log(sigmoid(f_pre))
+  m = np.maximum(log_f + carry.m, i_pre)
+  c = np.exp(log_f + carry.m - m) * carry.c + np.exp(i_pre - m) * z
+  n = np.exp(log_f + carry.m - m) * carry.n + np.exp(i_pre - m)
+  h = o * c / n
+  return jaxrnn.SLSTMCarry(h=h, c=c, n=n, m=m), h
+
+
 CASES = [
     CellCase("min_gru", lambda **kw: jaxrnn.min_gru(4, **kw), reference=ref_min_gru(True)),
     CellCase("min_gru_linear", lambda **kw: jaxrnn.min_gru(4, log_space=False, **kw), reference=ref_min_gru(False)),
@@ -70,4 +104,6 @@ CASES = [
     CellCase("rg_lru", lambda **kw: jaxrnn.rg_lru(4, **kw), reference=ref_rg_lru(False)),
     CellCase("rg_lru_resets", lambda **kw: jaxrnn.rg_lru(4, resets=True, **kw), input_shape=(4,),
              reference=ref_rg_lru(True)),
+    CellCase("mlstm", lambda **kw: jaxrnn.mlstm(4, num_heads=2, **kw), reference=ref_mlstm),
+    CellCase("slstm", lambda **kw: jaxrnn.slstm(4, **kw), reference=ref_slstm),
 ]
