@@ -71,8 +71,36 @@ def linear_recurrence(a: Array, b: Array, h0: Array, mask: Optional[Array] = Non
     a = jnp.where(m, a, jnp.ones_like(a))
     b = jnp.where(m, b, jnp.zeros_like(b))
   b = b.at[0].set(a[0] * h0.astype(b.dtype) + b[0])  # fold the initial state into the first step
-  _, hs = jax.lax.associative_scan(_combine, (a, b), axis=0)
+  hs = _scan_from_zero(a, b)
   return hs, hs[-1]
+
+
+def _forward_scan(a, b):
+  return jax.lax.associative_scan(_combine, (a, b), axis=0)[1]
+
+
+@jax.custom_vjp
+def _scan_from_zero(a, b):
+  """``h_t = a_t h_{t-1} + b_t`` from ``h_{-1} = 0``, with a backward pass that is itself one linear scan."""
+  return _forward_scan(a, b)
+
+
+def _scan_fwd(a, b):
+  hs = _forward_scan(a, b)
+  return hs, (a, hs)
+
+
+def _scan_bwd(res, g):
+  # The adjoint recurrence runs backwards: lam_t = g_t + a_{t+1} lam_{t+1}; then d/db_t = lam_t and
+  # d/da_t = lam_t h_{t-1} (JAX transposes without conjugating, so this holds for complex a and b too).
+  a, hs = res
+  a_next = jnp.concatenate([a[1:], jnp.zeros_like(a[:1])], axis=0)
+  lam = jnp.flip(_forward_scan(jnp.flip(a_next, 0), jnp.flip(g, 0)), 0)
+  h_prev = jnp.concatenate([jnp.zeros_like(hs[:1]), hs[:-1]], axis=0)
+  return lam * h_prev, lam
+
+
+_scan_from_zero.defvjp(_scan_fwd, _scan_bwd)
 
 
 def log_linear_recurrence(log_a: Array, log_b: Array, h0: Array,
@@ -121,3 +149,14 @@ def zero_masked(x: Array, mask: Optional[Array]) -> Array:
   if mask is None:
     return x
   return jnp.where(sequences.expand_to(mask, x.ndim), x, jnp.zeros_like(x))
+
+
+def exp_linear_recurrence(log_a: Array, log_b: Array, h0: Array,
+                          mask: Optional[Array] = None) -> Tuple[Array, Array]:
+  """:func:`log_linear_recurrence`'s function, scanned as :func:`linear_recurrence` of ``(exp(log_a), exp(log_b))``.
+
+  For decays ``0 < a <= 1`` (``log_a <= 0``) the multiply-add scan cannot overflow (it never divides; products
+  that underflow are 0, their true limit), and it is much cheaper than combining with ``logaddexp``.
+  """
+  _check("log_a", log_a, "log_b", log_b, h0, mask)
+  return linear_recurrence(jnp.exp(log_a), jnp.exp(log_b), h0.astype(log_b.dtype), mask)

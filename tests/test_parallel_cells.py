@@ -36,7 +36,7 @@ def assert_rel_close(got, want, tol):
 
 def test_every_parallel_cell_is_covered():
   names = {c.name for c in CASES}
-  assert {"min_gru", "min_lstm", "lru", "rg_lru", "rg_lru_resets", "mlstm"} <= names
+  assert {"min_gru", "min_gru_log_scan", "min_lstm", "min_lstm_log_scan", "lru", "rg_lru", "rg_lru_resets", "mlstm"} <= names
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
@@ -102,10 +102,11 @@ def test_lru_ring_initialisation():
     jaxrnn.lru(4, r_min=0.9, r_max=0.5)
 
 
-def test_min_gru_log_space_is_stable_on_long_saturated_sequences():
-  cell = jaxrnn.min_gru(2)
+@pytest.mark.parametrize("log_scan", [False, True], ids=["exp_scan", "log_scan"])
+def test_min_gru_log_space_is_stable_on_long_saturated_sequences(log_scan):
+  cell = jaxrnn.min_gru(2, log_scan=log_scan)
   params = cell.init(jax.random.key(0), 1)._replace(w=jnp.array([[-30.0, -30.0, 1.0, 1.0]]))  # z ~ 1e-13
-  xs = jnp.ones((2000, 1), jnp.float32)
+  xs = jnp.ones((500, 1), jnp.float32)
   carry = jaxrnn.MinGRUCarry(h=jnp.array([1.0, -2.0], jnp.float32))
   _, hs_par = jaxrnn.unroll(cell, params, carry, xs, mode="sequence")
   _, hs_seq = jaxrnn.unroll(cell, params, carry, xs, mode="step")
@@ -113,8 +114,8 @@ def test_min_gru_log_space_is_stable_on_long_saturated_sequences():
   assert_rel_close(hs_par, hs_seq, 1e-5)
 
 
-@pytest.mark.parametrize("log_space", [False, True], ids=["linear", "log"])
-def test_parallel_scan_matches_loop(log_space):
+@pytest.mark.parametrize("kind", ["linear", "log", "exp"])
+def test_parallel_scan_matches_loop(kind):
   rng = np.random.default_rng(0)
   T, B, H = 6, 3, 2
   a = rng.uniform(0.1, 0.9, (T, B, H))
@@ -125,8 +126,9 @@ def test_parallel_scan_matches_loop(log_space):
   for t in range(T):
     h = np.where(mask[t][:, None], a[t] * h + b[t], h)
     want.append(h)
-  if log_space:
-    hs, last = parallel_scan.log_linear_recurrence(jnp.log(a), jnp.log(b), jnp.asarray(h0), jnp.asarray(mask))
+  if kind != "linear":
+    scan = parallel_scan.log_linear_recurrence if kind == "log" else parallel_scan.exp_linear_recurrence
+    hs, last = scan(jnp.log(a), jnp.log(b), jnp.asarray(h0), jnp.asarray(mask))
   else:
     hs, last = parallel_scan.linear_recurrence(jnp.asarray(a), jnp.asarray(b), jnp.asarray(h0), jnp.asarray(mask))
   np.testing.assert_allclose(hs, np.stack(want), rtol=1e-12)
@@ -139,6 +141,8 @@ def test_parallel_scan_rejects_bad_shapes():
     parallel_scan.linear_recurrence(jnp.ones((3, 2)), jnp.ones((3, 4)), jnp.ones(2))
   with pytest.raises(ValueError, match="h0"):
     parallel_scan.linear_recurrence(jnp.ones((3, 2)), jnp.ones((3, 2)), jnp.ones(3))
+  with pytest.raises(ValueError, match="log_scan"):
+    jaxrnn.min_lstm(4, log_space=False, log_scan=True)
   with pytest.raises(ValueError, match="mask"):
     parallel_scan.log_linear_recurrence(jnp.ones((3, 2)), jnp.ones((3, 2)), jnp.ones(2), jnp.ones((4,), bool))
 
