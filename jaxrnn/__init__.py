@@ -26,6 +26,15 @@ from jaxrnn.cells.conv_lstm import ConvLSTMCarry, ConvLSTMParams, conv_lstm
 from jaxrnn.cells.indrnn import IndRNNCarry, IndRNNParams, indrnn, indrnn_constrain
 from jaxrnn.cells.mgu import MGUCarry, MGUParams, mgu
 # --- end cells-other ---
+# --- Parallel-in-time cells (issue 9) ---
+from jaxrnn import parallel_scan
+from jaxrnn.cells.min_gru import MinGRUCarry, MinGRUParams, min_gru
+from jaxrnn.cells.min_lstm import MinLSTMCarry, MinLSTMParams, min_lstm
+from jaxrnn.cells.lru import LRUCarry, LRUParams, lru
+from jaxrnn.cells.rg_lru import RGLRUCarry, RGLRUParams, rg_lru
+from jaxrnn.cells.mlstm import MLSTMCarry, MLSTMParams, mlstm
+from jaxrnn.cells.slstm import SLSTMCarry, SLSTMParams, slstm
+# --- end parallel-in-time cells ---
 from jaxrnn.sequences import length_mask, reverse_valid
 from jaxrnn.types import Cell, InitFn, InitialCarryFn, InputTransformFn, SequenceFn, StepFn
 from jaxrnn.unroll import static_unroll, unroll
@@ -137,6 +146,26 @@ __all__ = [
     "Seq2Seq",
     "Seq2SeqParams",
     "attention_tasks",
+    # Parallel-in-time cells (issue 9).
+    "parallel_scan",
+    "min_gru",
+    "MinGRUParams",
+    "MinGRUCarry",
+    "min_lstm",
+    "MinLSTMParams",
+    "MinLSTMCarry",
+    "lru",
+    "LRUParams",
+    "LRUCarry",
+    "rg_lru",
+    "RGLRUParams",
+    "RGLRUCarry",
+    "mlstm",
+    "MLSTMParams",
+    "MLSTMCarry",
+    "slstm",
+    "SLSTMParams",
+    "SLSTMCarry",
     # Modules.
     "initializers",
     # --- Combinators (issue 4). ---

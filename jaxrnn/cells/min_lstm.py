@@ -1,0 +1,137 @@
+"""minLSTM (Feng et al. 2024, "Were RNNs All We Needed?"): an LSTM whose gates do not read ``h``, scanned in parallel."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import _checks
+from jaxrnn import initializers
+from jaxrnn import parallel_scan
+from jaxrnn.cells import _dense
+from jaxrnn.cells.min_gru import g, log_g
+from jaxrnn.types import Cell
+
+
+class MinLSTMParams(NamedTuple):
+  """Parameters of :func:`min_lstm`. Blocks are ordered ``[f, i, h~]``."""
+
+  w: jax.Array  # [F, 3H] input kernel of the forget gate, the input gate and the candidate
+  b: Optional[jax.Array]  # [3H] bias; None if use_bias=False
+
+
+class MinLSTMCarry(NamedTuple):
+  """Carry of :func:`min_lstm`."""
+
+  h: jax.Array  # [*B, H] hidden state, also the output
+
+
+def min_lstm(
+    hidden_size: int,
+    *,
+    log_space: bool = True,
+    log_scan: bool = False,
+    use_bias: bool = True,
+    kernel_init: Callable = initializers.lecun_normal(),
+    bias_init: Callable = initializers.zeros,
+    dtype: Optional[Any] = None,
+    param_dtype: Any = jnp.float32,
+    precision: Any = None,
+) -> Cell:
+  r"""minLSTM: forget and input gates of ``x_t`` only, normalised to sum to one (time-independent scale).
+
+  .. math::
+
+     f_t &= \sigma(x_t W_f + b_f), \quad i_t = \sigma(x_t W_i + b_i), \quad \tilde h_t = g(x_t W_h + b_h) \\
+     f'_t &= \frac{f_t}{f_t + i_t}, \quad i'_t = \frac{i_t}{f_t + i_t} \\
+     h_t &= f'_t \odot h_{t-1} + i'_t \odot \tilde h_t
+
+  ``g`` is Feng et al.'s positive activation (``x + 1/2`` for ``x >= 0``, ``sigmoid(x)`` below) with
+  ``log_space=True``; with ``log_scan=True`` the sequence path scans ``log f' = -softplus(d)`` and
+  ``log i' + log g(k_h)`` (``d = softplus(-k_f) - softplus(-k_i)``) with ``logaddexp``, otherwise the pairs
+  ``(f', i' h~)``. With ``log_space=False``, ``g`` is the identity and the
+  pairs ``(f', i' h~)`` are scanned directly.
+
+  ``sequence`` is the parallel path (``jax.lax.associative_scan``) that ``jaxrnn.unroll`` uses in
+  ``mode="auto"``/``"sequence"``; ``mode="step"`` scans ``step`` sequentially.
+
+  Args:
+    hidden_size: ``H``.
+    log_space: the paper's log-space version (default): ``g`` keeps ``h~ > 0``, so that the recurrence can be
+      scanned in log space (``log_scan``); ``False``: ``g`` is the identity (the plain version).
+    log_scan: with ``log_space``, scan ``log f'`` and ``log(i' h~)`` in log space (``logaddexp``, Heinsen 2023),
+      as the paper does. Off by default: the associative scan of ``(f', i' h~)`` pairs multiplies numbers
+      ``0 < f' <= 1`` and never divides, so it cannot overflow, and it is several times faster on CPU.
+    use_bias: whether the cell has the bias ``b``.
+    kernel_init: initialiser of each ``[F, H]`` block of ``w`` (default LeCun normal).
+    bias_init: initialiser of ``b: [3H]`` (default zeros).
+    dtype: the compute dtype of the input projection (``None``: promoted from inputs and params).
+    param_dtype: the dtype of the parameters and of the default carry.
+    precision: ``jax.lax.Precision`` of the matrix product.
+
+  Returns:
+    A :class:`jaxrnn.Cell` with ``MinLSTMParams`` and ``MinLSTMCarry(h)``, and a parallel ``sequence`` path.
+
+  Example:
+
+    >>> import jax, jax.numpy as jnp, jaxrnn
+    >>> cell = jaxrnn.min_lstm(4)
+    >>> params = cell.init(jax.random.key(0), 3)
+    >>> carry, hs = jaxrnn.unroll(cell, params, cell.initial_carry(params), jnp.ones((5, 3)))
+    >>> hs.shape, bool(jnp.allclose(carry.h, hs[-1]))
+    ((5, 4), True)
+  """
+  hidden_size = _checks.positive_int("hidden_size", hidden_size)
+  dtype = _checks.dtype("dtype", dtype)
+  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  if log_scan and not log_space:
+    raise ValueError("log_scan=True needs log_space=True (the input term must be positive)")
+  H = hidden_size
+  cand = g if log_space else (lambda k: k)
+
+  def init(key, input_size):
+    input_size = _dense.check_init_args(key, input_size)
+    k_w, k_b = jax.random.split(key)
+    w = _dense.init_blocks(k_w, kernel_init, input_size, H, 3, param_dtype)
+    b = bias_init(k_b, (3 * H,), param_dtype) if use_bias else None
+    return MinLSTMParams(w=w, b=b)
+
+  def initial_carry(params, batch_shape=(), dtype=None):
+    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
+    dt = _checks.dtype("dtype", dtype) or params.w.dtype
+    return MinLSTMCarry(h=jnp.zeros(batch_shape + (H,), dt))
+
+  def input_transform(params, xs):
+    xs = _checks.step_input("x", xs, (params.w.shape[0],))
+    return _dense.project(xs, params.w, params.b, dtype, precision)
+
+  def step_transformed(params, carry, u):
+    u = _dense.check_transformed("input_transform(x)", u, 3 * H)
+    _dense.check_carry(carry, MinLSTMCarry, u.shape[:-1], H)
+    k_f, k_i, k_h = jnp.split(u.astype(carry.h.dtype), 3, axis=-1)
+    d = jax.nn.softplus(-k_f) - jax.nn.softplus(-k_i)  # log(i / f)
+    h = jax.nn.sigmoid(-d) * carry.h + jax.nn.sigmoid(d) * cand(k_h)
+    return MinLSTMCarry(h=h), h
+
+  def step(params, carry, x):
+    return step_transformed(params, carry, input_transform(params, x))
+
+  def sequence(params, carry, xs, mask):
+    xs = _checks.step_input("xs", xs, (params.w.shape[0],))
+    _dense.check_carry(carry, MinLSTMCarry, xs.shape[1:-1], H)
+    cdt = carry.h.dtype
+    u = input_transform(params, parallel_scan.zero_masked(xs, mask)).astype(cdt)
+    k_f, k_i, k_h = jnp.split(u, 3, axis=-1)
+    d = jax.nn.softplus(-k_f) - jax.nn.softplus(-k_i)
+    if log_scan:
+      hs, last = parallel_scan.log_linear_recurrence(
+          -jax.nn.softplus(d), -jax.nn.softplus(-d) + log_g(k_h), carry.h, mask)
+    else:  # 0 < f' <= 1: the multiply-add scan cannot overflow
+      hs, last = parallel_scan.linear_recurrence(jax.nn.sigmoid(-d), jax.nn.sigmoid(d) * cand(k_h), carry.h, mask)
+    return MinLSTMCarry(h=last.astype(cdt)), parallel_scan.zero_masked(hs, mask).astype(cdt)
+
+  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
+              step_transformed=step_transformed, sequence=sequence,
+              name=f"min_lstm{'_log_scan' if log_scan else ''}" if log_space else "min_lstm_linear")

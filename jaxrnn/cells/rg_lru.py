@@ -1,0 +1,156 @@
+"""The Real-Gated Linear Recurrent Unit of Griffin (De et al. 2024), with resets at segment boundaries."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import _checks
+from jaxrnn import initializers
+from jaxrnn import parallel_scan
+from jaxrnn.cells import _dense
+from jaxrnn.types import Cell
+
+
+class RGLRUParams(NamedTuple):
+  """Parameters of :func:`rg_lru`. Blocks of ``w`` are ordered ``[r, i, v]``."""
+
+  w: jax.Array  # [F, 3H] kernels of the recurrence gate, the input gate and the value
+  b: jax.Array  # [3H] biases
+  lam: jax.Array  # [H] Lambda: a = sigmoid(Lambda), a^c uniform in [a_min, a_max] at init
+
+
+class RGLRUCarry(NamedTuple):
+  """Carry of :func:`rg_lru`."""
+
+  h: jax.Array  # [*B, H] hidden state, also the output
+
+
+def rg_lru(
+    hidden_size: int,
+    *,
+    c: float = 8.0,
+    resets: bool = False,
+    a_min: float = 0.9,
+    a_max: float = 0.999,
+    kernel_init: Callable = initializers.lecun_normal(),
+    bias_init: Callable = initializers.zeros,
+    dtype: Optional[Any] = None,
+    param_dtype: Any = jnp.float32,
+    precision: Any = None,
+) -> Cell:
+  r"""RG-LRU: a real diagonal recurrence whose decay is gated by the input.
+
+  .. math::
+
+     r_t &= \sigma(x_t W_r + b_r), \quad i_t = \sigma(x_t W_i + b_i), \quad v_t = x_t W_v + b_v \\
+     \log a_t &= -c \, r_t \odot \mathrm{softplus}(-\Lambda) \quad (a_t = \sigma(\Lambda)^{c r_t}) \\
+     h_t &= a_t \odot h_{t-1} + \sqrt{1 - a_t^2} \odot (i_t \odot v_t)
+
+  In Griffin the RG-LRU reads the output of a linear layer and a convolution; here the value ``v_t`` is the
+  cell's own linear map, so ``H`` may differ from ``F``. ``Lambda`` is initialised so that ``a^c`` is uniform in
+  ``[a_min, a_max]``.
+
+  Resets (``resets=True``): the last input feature is a flag, ``> 0.5`` at the first step of a new segment
+  (document). There the state restarts from zero and the input is not normalised: ``h_t = i_t v_t`` (as in
+  Griffin's implementation). ``init(key, input_size)`` then takes the width of ``x`` including the flag.
+
+  ``sequence`` is the parallel path (``jax.lax.associative_scan`` over ``(a_t, b_t)``, with ``a_t = 0`` at
+  resets) that ``jaxrnn.unroll`` uses in ``mode="auto"``/``"sequence"``; ``mode="step"`` scans ``step``.
+
+  Args:
+    hidden_size: ``H``.
+    c: the constant ``c`` of the decay exponent (8 in Griffin).
+    resets: read a reset flag from the last input feature.
+    a_min, a_max: the range of ``a^c`` at initialisation (``0 < a_min < a_max < 1``).
+    kernel_init: initialiser of each ``[F, H]`` block of ``w`` (default LeCun normal).
+    bias_init: initialiser of ``b: [3H]`` (default zeros).
+    dtype: the compute dtype of the input projection (``None``: promoted from inputs and params).
+    param_dtype: the dtype of the parameters and of the default carry.
+    precision: ``jax.lax.Precision`` of the matrix product.
+
+  Returns:
+    A :class:`jaxrnn.Cell` with ``RGLRUParams`` and ``RGLRUCarry(h)``, and a parallel ``sequence`` path.
+
+  Example:
+
+    >>> import jax, jax.numpy as jnp, jaxrnn
+    >>> cell = jaxrnn.rg_lru(4, resets=True)
+    >>> params = cell.init(jax.random.key(0), 3 + 1)                 # 3 features + the reset flag
+    >>> x = jnp.ones((6, 3))
+    >>> flags = jnp.array([1., 0., 0., 1., 0., 0.])[:, None]         # two segments of 3 steps
+    >>> _, hs = jaxrnn.unroll(cell, params, cell.initial_carry(params), jnp.concatenate([x, flags], -1))
+    >>> bool(jnp.allclose(hs[:3], hs[3:]))                           # the second segment starts afresh
+    True
+  """
+  hidden_size = _checks.positive_int("hidden_size", hidden_size)
+  if not 0.0 < a_min < a_max < 1.0:
+    raise ValueError(f"a_min and a_max must satisfy 0 < a_min < a_max < 1, got a_min={a_min}, a_max={a_max}")
+  if not c > 0:
+    raise ValueError(f"c must be positive, got {c}")
+  dtype = _checks.dtype("dtype", dtype)
+  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  H = hidden_size
+  flag = 1 if resets else 0
+
+  def init(key, input_size):
+    input_size = _dense.check_init_args(key, input_size)
+    if input_size <= flag:
+      raise ValueError(f"input_size must count the features and the reset flag (>= 2), got {input_size}")
+    k_w, k_b, k_l = jax.random.split(key, 3)
+    w = _dense.init_blocks(k_w, kernel_init, input_size - flag, H, 3, param_dtype)
+    b = bias_init(k_b, (3 * H,), param_dtype)
+    ac = jax.random.uniform(k_l, (H,), jnp.float32, a_min, a_max)
+    a = ac ** (1.0 / c)
+    lam = jnp.log(a) - jnp.log1p(-a)  # logit
+    return RGLRUParams(w=w, b=b, lam=lam.astype(param_dtype))
+
+  def initial_carry(params, batch_shape=(), dtype=None):
+    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
+    dt = _checks.dtype("dtype", dtype) or params.w.dtype
+    return RGLRUCarry(h=jnp.zeros(batch_shape + (H,), dt))
+
+  def input_transform(params, xs):
+    xs = _checks.step_input("x", xs, (params.w.shape[0] + flag,))
+    u = _dense.project(xs[..., :params.w.shape[0]], params.w, params.b, dtype, precision)
+    if resets:
+      u = jnp.concatenate([u, xs[..., -1:].astype(u.dtype)], axis=-1)
+    return u
+
+  def coefficients(params, u):
+    """``(a, b)`` of ``h_t = a h_{t-1} + b`` from the transformed input ``u: [..., 3H (+1)]``."""
+    k_r, k_i, v = jnp.split(u[..., :3 * H], 3, axis=-1)
+    neg_log_sigma = jax.nn.softplus(-params.lam.astype(u.dtype))  # -log a, a = sigmoid(Lambda)
+    log_a = -c * jax.nn.sigmoid(k_r) * neg_log_sigma.reshape((1,) * (u.ndim - 1) + (H,))
+    a = jnp.exp(log_a)
+    mult = jnp.sqrt(-jnp.expm1(2 * log_a))  # sqrt(1 - a^2), accurate for a close to 1
+    gated = jax.nn.sigmoid(k_i) * v
+    if resets:
+      reset = u[..., 3 * H:] > 0.5
+      a = jnp.where(reset, jnp.zeros_like(a), a)
+      mult = jnp.where(reset, jnp.ones_like(mult), mult)
+    return a, mult * gated
+
+  def step_transformed(params, carry, u):
+    u = _dense.check_transformed("input_transform(x)", u, 3 * H + flag)
+    _dense.check_carry(carry, RGLRUCarry, u.shape[:-1], H)
+    a, b = coefficients(params, u.astype(carry.h.dtype))
+    h = a * carry.h + b
+    return RGLRUCarry(h=h), h
+
+  def step(params, carry, x):
+    return step_transformed(params, carry, input_transform(params, x))
+
+  def sequence(params, carry, xs, mask):
+    xs = _checks.step_input("xs", xs, (params.w.shape[0] + flag,))
+    _dense.check_carry(carry, RGLRUCarry, xs.shape[1:-1], H)
+    cdt = carry.h.dtype
+    u = input_transform(params, parallel_scan.zero_masked(xs, mask)).astype(cdt)
+    a, b = coefficients(params, u)
+    hs, last = parallel_scan.linear_recurrence(a, b, carry.h, mask)
+    return RGLRUCarry(h=last.astype(cdt)), parallel_scan.zero_masked(hs, mask).astype(cdt)
+
+  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
+              step_transformed=step_transformed, sequence=sequence, name="rg_lru_resets" if resets else "rg_lru")

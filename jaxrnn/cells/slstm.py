@@ -1,0 +1,126 @@
+"""The sLSTM of xLSTM (Beck et al. 2024): exponential gating with a stabiliser state and a normaliser."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import _checks
+from jaxrnn import initializers
+from jaxrnn.cells import _dense
+from jaxrnn.types import Cell
+
+
+class SLSTMParams(NamedTuple):
+  """Parameters of :func:`slstm`. Gate blocks are ordered ``[z, i, f, o]``."""
+
+  w_i: jax.Array  # [F, 4H] input kernel
+  w_h: jax.Array  # [H, 4H] recurrent kernel
+  b: jax.Array  # [4H] bias (the forget block starts at forget_bias)
+
+
+class SLSTMCarry(NamedTuple):
+  """Carry of :func:`slstm` (``c`` and ``n`` in the scale ``exp(-m)``)."""
+
+  h: jax.Array  # [*B, H] hidden state, also the output
+  c: jax.Array  # [*B, H] cell state
+  n: jax.Array  # [*B, H] normaliser state
+  m: jax.Array  # [*B, H] stabiliser state
+
+
+def slstm(
+    hidden_size: int,
+    *,
+    forget_gate: str = "sigmoid",
+    forget_bias: float = 3.0,
+    kernel_init: Callable = initializers.lecun_normal(),
+    recurrent_kernel_init: Callable = initializers.orthogonal(),
+    bias_init: Callable = initializers.zeros,
+    dtype: Optional[Any] = None,
+    param_dtype: Any = jnp.float32,
+    precision: Any = None,
+) -> Cell:
+  r"""sLSTM: a scalar-memory LSTM with exponential input gate, normaliser and stabiliser.
+
+  .. math::
+
+     z_t &= \tanh(\tilde z_t), \quad o_t = \sigma(\tilde o_t), \quad
+       \tilde g_t = x_t W_g + h_{t-1} R_g + b_g \ (g \in \{z, i, f, o\}) \\
+     \log f_t &= \log \sigma(\tilde f_t) \ (\text{or } \tilde f_t \text{ with forget\_gate="exp"}), \quad
+       m_t = \max(\log f_t + m_{t-1}, \tilde i_t) \\
+     i'_t &= \exp(\tilde i_t - m_t), \quad f'_t = \exp(\log f_t + m_{t-1} - m_t) \\
+     c_t &= f'_t c_{t-1} + i'_t z_t, \quad n_t = f'_t n_{t-1} + i'_t, \quad h_t = o_t \odot c_t / n_t
+
+  The gates read ``h_{t-1}``, so the sLSTM has no parallel-in-time form: it has no ``sequence`` path and
+  ``jaxrnn.unroll`` always scans ``step`` (the input projection is hoisted out of the loop).
+
+  Args:
+    hidden_size: ``H``.
+    forget_gate: ``"sigmoid"`` or ``"exp"``, the forget gate's activation.
+    forget_bias: the initial bias of the forget gate.
+    kernel_init: initialiser of each gate's ``[F, H]`` input block (default LeCun normal).
+    recurrent_kernel_init: initialiser of each gate's ``[H, H]`` recurrent block (default orthogonal).
+    bias_init: initialiser of ``b: [4H]`` (default zeros), before ``forget_bias`` is added.
+    dtype: the compute dtype of the matrix products (``None``: promoted from inputs and params).
+    param_dtype: the dtype of the parameters and of the default carry.
+    precision: ``jax.lax.Precision`` of the matrix products.
+
+  Returns:
+    A :class:`jaxrnn.Cell` with ``SLSTMParams`` and ``SLSTMCarry(h, c, n, m)``.
+
+  Example:
+
+    >>> import jax, jax.numpy as jnp, jaxrnn
+    >>> cell = jaxrnn.slstm(4)
+    >>> params = cell.init(jax.random.key(0), 3)
+    >>> carry, hs = jaxrnn.unroll(cell, params, cell.initial_carry(params), jnp.ones((5, 3)))
+    >>> hs.shape, carry.m.shape
+    ((5, 4), (4,))
+  """
+  hidden_size = _checks.positive_int("hidden_size", hidden_size)
+  if forget_gate not in ("sigmoid", "exp"):
+    raise ValueError(f"forget_gate must be 'sigmoid' or 'exp', got {forget_gate!r}")
+  dtype = _checks.dtype("dtype", dtype)
+  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  H = hidden_size
+
+  def init(key, input_size):
+    input_size = _dense.check_init_args(key, input_size)
+    k_w, k_b = jax.random.split(key)
+    w_i, w_h = _dense.init_kernels(k_w, input_size, H, 4, kernel_init=kernel_init,
+                                   recurrent_kernel_init=recurrent_kernel_init, param_dtype=param_dtype)
+    b = bias_init(k_b, (4 * H,), param_dtype).at[2 * H:3 * H].add(jnp.asarray(forget_bias, param_dtype))
+    return SLSTMParams(w_i=w_i, w_h=w_h, b=b)
+
+  def initial_carry(params, batch_shape=(), dtype=None):
+    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
+    dt = _checks.dtype("dtype", dtype) or params.w_h.dtype
+    zeros = jnp.zeros(batch_shape + (H,), dt)
+    return SLSTMCarry(h=zeros, c=zeros, n=zeros, m=zeros)
+
+  def input_transform(params, xs):
+    xs = _checks.step_input("x", xs, (params.w_i.shape[0],))
+    return _dense.project(xs, params.w_i, params.b, dtype, precision)
+
+  def step_transformed(params, carry, u):
+    u = _dense.check_transformed("input_transform(x)", u, 4 * H)
+    _dense.check_carry(carry, SLSTMCarry, u.shape[:-1], H)
+    cdt = carry.h.dtype
+    pre = u.astype(cdt) + _dense.recurrent(carry.h, params.w_h, dtype, precision).astype(cdt)
+    z_pre, i_pre, f_pre, o_pre = jnp.split(pre, 4, axis=-1)
+    log_f = -jax.nn.softplus(-f_pre) if forget_gate == "sigmoid" else f_pre
+    m = jnp.maximum(log_f + carry.m, i_pre)
+    i_gate = jnp.exp(i_pre - m)
+    f_gate = jnp.exp(log_f + carry.m - m)
+    c = f_gate * carry.c + i_gate * jnp.tanh(z_pre)
+    n = f_gate * carry.n + i_gate
+    h = jax.nn.sigmoid(o_pre) * c / n
+    return SLSTMCarry(h=h, c=c, n=n, m=m), h
+
+  def step(params, carry, x):
+    return step_transformed(params, carry, input_transform(params, x))
+
+  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
+              step_transformed=step_transformed, name="slstm")

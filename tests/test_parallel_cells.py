@@ -1,0 +1,156 @@
+"""Parallel (``mode="sequence"``, associative scan) == sequential (``mode="step"``, ``lax.scan`` of ``step``)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxrnn
+from jaxrnn import parallel_scan
+from tests import registry
+from tests.cases import parallel as parallel_cases
+
+CASES = [c for c in parallel_cases.CASES if c.make().sequence is not None]
+TOL = {jnp.float32: 1e-5, jnp.float64: 1e-10}
+
+
+def setup(case, dtype, batch_shape=(3,), num_steps=5, seed=0):
+  cell = case.make(param_dtype=dtype)
+  k_init, k_p, k_c, k_x, k_l = jax.random.split(jax.random.key(seed), 5)
+  params = registry.randomize(cell.init(k_init, case.input_shape[0]), k_p)
+  carry = registry.randomize(cell.initial_carry(params, batch_shape), k_c)
+  xs = jax.random.normal(k_x, batch_shape + (num_steps,) + case.input_shape, jnp.float32).astype(dtype)
+  lengths = jnp.array([num_steps, 0, 2][:batch_shape[0]], jnp.int32)
+  return cell, params, carry, xs, lengths
+
+
+def assert_rel_close(got, want, tol):
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    assert a.shape == b.shape
+    err = np.max(np.abs(a - b), initial=0.0) / max(np.max(np.abs(b), initial=0.0), 1e-30)
+    assert err <= tol, f"relative error {err:.3g} > {tol:g}"
+
+
+def test_every_parallel_cell_is_covered():
+  names = {c.name for c in CASES}
+  assert {"min_gru", "min_gru_log_scan", "min_lstm", "min_lstm_log_scan", "lru", "rg_lru", "rg_lru_resets", "mlstm"} <= names
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+@pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
+def test_parallel_matches_sequential(case, dtype, reverse, with_lengths):
+  cell, params, carry, xs, lengths = setup(case, dtype)
+  lengths = lengths if with_lengths else None
+  run = lambda mode: jax.jit(lambda p, c, x: jaxrnn.unroll(cell, p, c, x, seq_lengths=lengths, reverse=reverse,
+                                                           mode=mode))(params, carry, xs)
+  par, seq = run("sequence"), run("step")
+  for leaf in jax.tree.leaves(par):
+    assert leaf.dtype == dtype
+  assert_rel_close(par, seq, TOL[dtype])
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64], ids=["float32", "float64"])
+def test_parallel_gradients_match_sequential(case, dtype):
+  cell, params, carry, xs, lengths = setup(case, dtype)
+
+  def loss(mode, p, c, x):
+    final, hs = jaxrnn.unroll(cell, p, c, x, seq_lengths=lengths, reverse=True, mode=mode)
+    weights = jnp.sin(jnp.arange(hs.size, dtype=hs.dtype).reshape(hs.shape))
+    return jnp.sum(hs * weights) + sum(jnp.sum(jnp.tanh(leaf)) for leaf in jax.tree.leaves(final))
+
+  grad = lambda mode: jax.jit(jax.grad(lambda *a: loss(mode, *a), argnums=(0, 1, 2)))(params, carry, xs)
+  # Gradients pass through more operations than values; float32 gets a little more room.
+  assert_rel_close(grad("sequence"), grad("step"), 1e-10 if dtype == jnp.float64 else 1e-4)
+
+
+def test_rg_lru_reset_restarts_the_segment():
+  cell = jaxrnn.rg_lru(4, resets=True)
+  params = registry.randomize(cell.init(jax.random.key(0), 4), jax.random.key(1))
+  feats = jax.random.normal(jax.random.key(2), (2, 6, 3), jnp.float64)
+  flags = jnp.zeros((2, 6, 1)).at[:, 3].set(1.0)
+  xs = jnp.concatenate([feats, flags], -1)
+  carry = registry.randomize(cell.initial_carry(params, (2,), jnp.float64), jax.random.key(3))
+  zero = cell.initial_carry(params, (2,), jnp.float64)
+  for mode in ("sequence", "step"):
+    final, hs = jaxrnn.unroll(cell, params, carry, xs, mode=mode)
+    final2, hs2 = jaxrnn.unroll(cell, params, zero, xs[:, 3:], mode=mode)
+    np.testing.assert_allclose(hs[:, 3:], hs2, rtol=1e-12, atol=1e-12)  # as if started from zero
+    np.testing.assert_allclose(final.h, final2.h, rtol=1e-12, atol=1e-12)
+    assert not np.allclose(hs[:, :3], jaxrnn.unroll(cell, params, zero, xs[:, :3], mode=mode)[1])
+  # Resets inside padded batches, reversed: parallel == sequential.
+  lengths = jnp.array([6, 4])
+  par = jaxrnn.unroll(cell, params, carry, xs, seq_lengths=lengths, reverse=True, mode="sequence")
+  seq = jaxrnn.unroll(cell, params, carry, xs, seq_lengths=lengths, reverse=True, mode="step")
+  assert_rel_close(par, seq, 1e-12)
+
+
+def test_lru_ring_initialisation():
+  cell = jaxrnn.lru(8, state_size=64, r_min=0.5, r_max=0.9, max_phase=0.3)
+  p = cell.init(jax.random.key(0), 3)
+  modulus = np.exp(-np.exp(np.asarray(p.nu_log)))
+  phase = np.exp(np.asarray(p.theta_log))
+  assert modulus.min() >= 0.5 - 1e-6 and modulus.max() <= 0.9 + 1e-6
+  assert phase.min() >= 0 and phase.max() <= 0.3 + 1e-6
+  np.testing.assert_allclose(np.exp(np.asarray(p.gamma_log)), np.sqrt(1 - modulus ** 2), rtol=1e-5)
+  with pytest.raises(ValueError, match="r_min"):
+    jaxrnn.lru(4, r_min=0.9, r_max=0.5)
+
+
+@pytest.mark.parametrize("log_scan", [False, True], ids=["exp_scan", "log_scan"])
+def test_min_gru_log_space_is_stable_on_long_saturated_sequences(log_scan):
+  cell = jaxrnn.min_gru(2, log_scan=log_scan)
+  params = cell.init(jax.random.key(0), 1)._replace(w=jnp.array([[-30.0, -30.0, 1.0, 1.0]]))  # z ~ 1e-13
+  xs = jnp.ones((500, 1), jnp.float32)
+  carry = jaxrnn.MinGRUCarry(h=jnp.array([1.0, -2.0], jnp.float32))
+  _, hs_par = jaxrnn.unroll(cell, params, carry, xs, mode="sequence")
+  _, hs_seq = jaxrnn.unroll(cell, params, carry, xs, mode="step")
+  assert np.all(np.isfinite(hs_par))
+  assert_rel_close(hs_par, hs_seq, 1e-5)
+
+
+@pytest.mark.parametrize("kind", ["linear", "log", "exp"])
+def test_parallel_scan_matches_loop(kind):
+  rng = np.random.default_rng(0)
+  T, B, H = 6, 3, 2
+  a = rng.uniform(0.1, 0.9, (T, B, H))
+  b = rng.uniform(0.1, 2.0, (T, B, H))
+  h0 = rng.normal(size=(B, H))
+  mask = np.arange(T)[:, None] < np.array([6, 0, 3])[None]
+  want, h = [], h0
+  for t in range(T):
+    h = np.where(mask[t][:, None], a[t] * h + b[t], h)
+    want.append(h)
+  if kind != "linear":
+    scan = parallel_scan.log_linear_recurrence if kind == "log" else parallel_scan.exp_linear_recurrence
+    hs, last = scan(jnp.log(a), jnp.log(b), jnp.asarray(h0), jnp.asarray(mask))
+  else:
+    hs, last = parallel_scan.linear_recurrence(jnp.asarray(a), jnp.asarray(b), jnp.asarray(h0), jnp.asarray(mask))
+  np.testing.assert_allclose(hs, np.stack(want), rtol=1e-12)
+  np.testing.assert_allclose(last, h, rtol=1e-12)
+  np.testing.assert_array_equal(last[1], h0[1])  # length 0: the initial state, exactly
+
+
+def test_parallel_scan_rejects_bad_shapes():
+  with pytest.raises(ValueError, match="same shape"):
+    parallel_scan.linear_recurrence(jnp.ones((3, 2)), jnp.ones((3, 4)), jnp.ones(2))
+  with pytest.raises(ValueError, match="h0"):
+    parallel_scan.linear_recurrence(jnp.ones((3, 2)), jnp.ones((3, 2)), jnp.ones(3))
+  with pytest.raises(ValueError, match="log_scan"):
+    jaxrnn.min_lstm(4, log_space=False, log_scan=True)
+  with pytest.raises(ValueError, match="mask"):
+    parallel_scan.log_linear_recurrence(jnp.ones((3, 2)), jnp.ones((3, 2)), jnp.ones(2), jnp.ones((4,), bool))
+
+
+def test_sequence_path_checks_its_inputs():
+  cell = jaxrnn.min_gru(4)
+  params = cell.init(jax.random.key(0), 3)
+  with pytest.raises(ValueError, match="xs"):
+    jaxrnn.unroll(cell, params, cell.initial_carry(params, (2,)), jnp.ones((2, 5, 4)), mode="sequence")
+  with pytest.raises(ValueError, match="carry"):
+    jaxrnn.unroll(cell, params, cell.initial_carry(params, (3,)), jnp.ones((2, 5, 3)), mode="sequence")
