@@ -101,7 +101,7 @@ def bidirectional(fwd: Cell, bwd: Cell, merge: Union[str, None, Callable] = "con
 
   def step(params, carry, x):
     del params, carry, x
-    raise NotImplementedError(
+    raise TypeError(
         f"{name} has no single step (its output at t depends on later inputs); run it over a whole sequence "
         "with jaxrnn.unroll(cell, params, carry, xs, seq_lengths=...) (mode='auto' or 'sequence')")
 
