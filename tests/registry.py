@@ -32,6 +32,10 @@ class CellCase:
     rtol: tolerance of float32 comparisons between equivalent JAX computations.
     has_step: ``False`` for cells that only run whole sequences (a bidirectional layer: ``step`` raises and
       ``cell.sequence`` is the only path); the checks that call ``step`` directly are skipped for them.
+    variant_of: the name of a case built by the same code with other hyperparameters (no bias, another gate
+      variant or activation). A variant runs the checks that depend on the equations (float64 reference, dtypes,
+      gradients, bad inputs); the structural checks (jit, vmap, batch axes, reverse, padding, recompilation) run
+      once, on the case it is a variant of.
   """
 
   name: str
@@ -42,6 +46,7 @@ class CellCase:
   bfloat16: bool = True
   rtol: float = 1e-5
   has_step: bool = True
+  variant_of: Optional[str] = None
 
   def __str__(self) -> str:
     return self.name
@@ -58,6 +63,10 @@ def all_cases() -> list[CellCase]:
   duplicates = {n for n in names if names.count(n) > 1}
   if duplicates:
     raise ValueError(f"duplicate case names in tests/cases: {sorted(duplicates)}")
+  full = {c.name for c in found if c.variant_of is None}
+  orphans = {c.name: c.variant_of for c in found if c.variant_of is not None and c.variant_of not in full}
+  if orphans:
+    raise ValueError(f"variant_of must name a case that is not itself a variant: {orphans}")
   return found
 
 

@@ -68,5 +68,6 @@ CASES = [
     CellCase("attention_luong_gru",
              make(lambda **k: jaxrnn.gru(4, **k),
                   lambda pd, d: jaxrnn.luong_attention(scale=True, param_dtype=pd, dtype=d)),
-             reference=ref_wrapper(ref_gru(reset_after=True), np_luong_score(True))),
+             reference=ref_wrapper(ref_gru(reset_after=True), np_luong_score(True)),
+             variant_of="attention_location_lstm"),
 ]

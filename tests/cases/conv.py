@@ -42,9 +42,9 @@ def ref_conv_lstm(p, carry, x):
 
 CASES = [
     CellCase("conv_lstm_1d", lambda **kw: jaxrnn.conv_lstm(2, (3,), **kw), input_shape=(4, 2),
-             reference=ref_conv_lstm),
+             reference=ref_conv_lstm, variant_of="conv_lstm_2d"),
     CellCase("conv_lstm_2d", lambda **kw: jaxrnn.conv_lstm(2, (3, 3), **kw), input_shape=(4, 4, 2),
              reference=ref_conv_lstm),
     CellCase("conv_lstm_2d_peephole_even_kernel", lambda **kw: jaxrnn.conv_lstm(2, (2, 3), peephole=True, **kw),
-             input_shape=(4, 4, 1), reference=ref_conv_lstm),
+             input_shape=(4, 4, 1), reference=ref_conv_lstm, variant_of="conv_lstm_2d"),
 ]

@@ -63,10 +63,10 @@ CASES = [
              reference=ref_depth_gated_lstm),
     CellCase("depth_gated_lstm_no_peepholes_no_bias",
              lambda **kw: jaxrnn.depth_gated_lstm((3, 3), peepholes=False, use_bias=False, **kw),
-             reference=ref_depth_gated_lstm),
+             reference=ref_depth_gated_lstm, variant_of="depth_gated_lstm"),
     CellCase("grid_lstm", lambda **kw: jaxrnn.grid_lstm(4, 2, **kw), reference=ref_grid_lstm(tied=False)),
     # Tied weights, no depth priority and no biases in one case (the reference follows every flag).
     CellCase("grid_lstm_tied_no_priority_no_bias",
              lambda **kw: jaxrnn.grid_lstm(3, 2, tied=True, depth_priority=False, use_bias=False, **kw),
-             reference=ref_grid_lstm(tied=True, depth_priority=False)),
+             reference=ref_grid_lstm(tied=True, depth_priority=False), variant_of="grid_lstm"),
 ]

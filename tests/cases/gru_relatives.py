@@ -55,14 +55,14 @@ relu = lambda z: np.maximum(z, 0.0)
 CASES = [
     CellCase("mgu", lambda **kw: jaxrnn.mgu(5, **kw), reference=ref_mgu("zhou")),
     CellCase("mgu_no_reset", lambda **kw: jaxrnn.mgu(4, reset_gate=False, **kw),
-             reference=ref_mgu("zhou", reset_gate=False)),
-    CellCase("mgu_flax", lambda **kw: jaxrnn.mgu(5, variant="flax", **kw), reference=ref_mgu("flax")),
+             reference=ref_mgu("zhou", reset_gate=False), variant_of="mgu"),
+    CellCase("mgu_flax", lambda **kw: jaxrnn.mgu(5, variant="flax", **kw), reference=ref_mgu("flax"), variant_of="mgu"),
     CellCase("mgu_flax_no_reset_no_bias",
              lambda **kw: jaxrnn.mgu(4, variant="flax", reset_gate=False, use_bias=False, **kw),
-             reference=ref_mgu("flax", reset_gate=False)),
+             reference=ref_mgu("flax", reset_gate=False), variant_of="mgu"),
     CellCase("indrnn_tanh", lambda **kw: jaxrnn.indrnn(5, activation="tanh", **kw), reference=ref_indrnn(np.tanh)),
     # randomize() draws u ~ 0.5 N(0, 1): the bounds clip some of them, from above and from below.
     CellCase("indrnn_relu_bounded",
              lambda **kw: jaxrnn.indrnn(5, recurrent_max_abs=0.6, recurrent_min_abs=0.2, **kw),
-             reference=ref_indrnn(relu, min_abs=0.2, max_abs=0.6), check_grads=False),
+             reference=ref_indrnn(relu, min_abs=0.2, max_abs=0.6), check_grads=False, variant_of="indrnn_tanh"),
 ]

@@ -110,15 +110,16 @@ _GREFF_REFS = {
 # Kept small (the generic suite runs every check on every case); further configurations (peepholes on one gate,
 # LayerNorm over all 4H, LSTMP without bias) are checked against the same references in tests/test_lstm_family.py.
 CASES = [
-    CellCase(f"lstm_{name}", (lambda name: lambda **kw: jaxrnn.lstm(4, variant=name, **kw))(name), reference=ref)
+    CellCase(f"lstm_{name}", (lambda name: lambda **kw: jaxrnn.lstm(4, variant=name, **kw))(name), reference=ref,
+             variant_of=None if name == "vanilla" else "lstm_vanilla")
     for name, ref in _GREFF_REFS.items()
 ] + [
     CellCase("peephole_lstm_fgr_nog_no_bias",
              lambda **kw: jaxrnn.peephole_lstm(3, variant="FGR", output_gate=False, peepholes="i", use_bias=False,
                                                **kw),
-             reference=ref_greff(no_o=True, peep="i", fgr=True)),
+             reference=ref_greff(no_o=True, peep="i", fgr=True), variant_of="lstm_vanilla"),
     CellCase("coupled_lstm_colah", lambda **kw: jaxrnn.coupled_lstm(4, **kw), reference=ref_greff(
-        coupling="colah", peep="")),
+        coupling="colah", peep=""), variant_of="lstm_vanilla"),
     CellCase("layer_norm_lstm", lambda **kw: jaxrnn.layer_norm_lstm(4, **kw), reference=ref_layer_norm_lstm(True)),
     CellCase("lstmp", lambda **kw: jaxrnn.lstmp(5, 2, **kw), reference=ref_lstmp),
 ]

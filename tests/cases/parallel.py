@@ -96,13 +96,14 @@ def ref_slstm(p, carry, x):
 
 CASES = [
     CellCase("min_gru", lambda **kw: jaxrnn.min_gru(4, **kw), reference=ref_min_gru(True)),
-    CellCase("min_gru_linear", lambda **kw: jaxrnn.min_gru(4, log_space=False, **kw), reference=ref_min_gru(False)),
+    CellCase("min_gru_linear", lambda **kw: jaxrnn.min_gru(4, log_space=False, **kw), reference=ref_min_gru(False),
+             variant_of="min_gru"),
     CellCase("min_gru_log_scan", lambda **kw: jaxrnn.min_gru(4, log_scan=True, **kw), reference=ref_min_gru(True)),
     CellCase("min_lstm", lambda **kw: jaxrnn.min_lstm(4, **kw), reference=ref_min_lstm(True)),
     CellCase("min_lstm_log_scan", lambda **kw: jaxrnn.min_lstm(4, log_scan=True, **kw),
-             reference=ref_min_lstm(True)),
+             reference=ref_min_lstm(True), variant_of="min_lstm"),
     CellCase("min_lstm_linear", lambda **kw: jaxrnn.min_lstm(4, log_space=False, use_bias=False, **kw),
-             reference=ref_min_lstm(False)),
+             reference=ref_min_lstm(False), variant_of="min_lstm"),
     CellCase("lru", lambda **kw: jaxrnn.lru(4, state_size=5, **kw), reference=ref_lru),
     CellCase("rg_lru", lambda **kw: jaxrnn.rg_lru(4, **kw), reference=ref_rg_lru(False)),
     CellCase("rg_lru_resets", lambda **kw: jaxrnn.rg_lru(4, resets=True, **kw), input_shape=(4,),
