@@ -10,7 +10,7 @@ Dtype policy of every dense cell (the same pair as Flax's ``dtype``/``param_dtyp
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -87,3 +87,36 @@ def check_carry(carry: Any, carry_type: type, batch_shape: Sequence[int], hidden
 
 def check_transformed(name: str, u: jax.Array, width: int) -> jax.Array:
   return _checks.step_input(name, u, (width,))
+
+
+class InputOnlyParts(NamedTuple):
+  """``init``, ``initial_carry`` and ``input_transform`` of a cell whose gates read only ``x_t`` (minGRU, minLSTM)."""
+
+  init: Callable
+  initial_carry: Callable
+  input_transform: Callable
+
+
+def input_only_parts(hidden_size: int, n_blocks: int, params_type: type, carry_type: type, *, use_bias: bool,
+                     kernel_init: Callable, bias_init: Callable, dtype: Optional[Any], param_dtype: Any,
+                     precision: Any) -> InputOnlyParts:
+  """The parts of a cell with params ``(w: [F, nH], b: [nH] or None)`` and carry ``(h: [*B, H])``."""
+  H = hidden_size
+
+  def init(key, input_size):
+    input_size = check_init_args(key, input_size)
+    k_w, k_b = jax.random.split(key)
+    w = init_blocks(k_w, kernel_init, input_size, H, n_blocks, param_dtype)
+    b = bias_init(k_b, (n_blocks * H,), param_dtype) if use_bias else None
+    return params_type(w=w, b=b)
+
+  def initial_carry(params, batch_shape=(), dtype=None):
+    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
+    dt = _checks.dtype("dtype", dtype) or params.w.dtype
+    return carry_type(h=jnp.zeros(batch_shape + (H,), dt))
+
+  def input_transform(params, xs):
+    xs = _checks.step_input("x", xs, (params.w.shape[0],))
+    return project(xs, params.w, params.b, dtype, precision)
+
+  return InputOnlyParts(init=init, initial_carry=initial_carry, input_transform=input_transform)

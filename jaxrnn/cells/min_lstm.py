@@ -91,21 +91,9 @@ def min_lstm(
   H = hidden_size
   cand = g if log_space else (lambda k: k)
 
-  def init(key, input_size):
-    input_size = _dense.check_init_args(key, input_size)
-    k_w, k_b = jax.random.split(key)
-    w = _dense.init_blocks(k_w, kernel_init, input_size, H, 3, param_dtype)
-    b = bias_init(k_b, (3 * H,), param_dtype) if use_bias else None
-    return MinLSTMParams(w=w, b=b)
-
-  def initial_carry(params, batch_shape=(), dtype=None):
-    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
-    dt = _checks.dtype("dtype", dtype) or params.w.dtype
-    return MinLSTMCarry(h=jnp.zeros(batch_shape + (H,), dt))
-
-  def input_transform(params, xs):
-    xs = _checks.step_input("x", xs, (params.w.shape[0],))
-    return _dense.project(xs, params.w, params.b, dtype, precision)
+  init, initial_carry, input_transform = _dense.input_only_parts(
+      H, 3, MinLSTMParams, MinLSTMCarry, use_bias=use_bias, kernel_init=kernel_init, bias_init=bias_init, dtype=dtype,
+      param_dtype=param_dtype, precision=precision)
 
   def step_transformed(params, carry, u):
     u = _dense.check_transformed("input_transform(x)", u, 3 * H)
