@@ -55,3 +55,24 @@ def input_size(shape: Any, input_ndim: int) -> Any:
 def param_template(cell: Any, size: Any) -> Any:
   """``jax.eval_shape`` of ``cell.init``: the params' structure, shapes and dtypes (no random numbers drawn)."""
   return jax.eval_shape(lambda: cell.init(jax.random.key(0), size))
+
+
+def run_layer(cell: Any, params: Any, inputs: Any, *, initial_carry: Any, seq_lengths: Any, reverse: bool,
+              time_major: bool, unroll: int, mode: str, return_carry: bool) -> Any:
+  """The body of both adapters' ``RNN.__call__``: default carry for the inputs' batch shape, then ``unroll``."""
+  import jaxrnn  # pylint: disable=g-import-not-at-top (jaxrnn.flax is imported lazily by jaxrnn)
+
+  nf = cell.input_ndim
+  if initial_carry is None:
+    if inputs.ndim < nf + 1:
+      raise ValueError(f"inputs must have a time axis and {nf} feature axis(es), got shape {inputs.shape}")
+    batch = inputs.shape[1:inputs.ndim - nf] if time_major else inputs.shape[:inputs.ndim - nf - 1]
+    initial_carry = cell.initial_carry(params, tuple(batch))
+  carry, hs = jaxrnn.unroll(cell, params, initial_carry, inputs, seq_lengths=seq_lengths, reverse=reverse,
+                            time_major=time_major, unroll=unroll, mode=mode)
+  return (carry, hs) if return_carry else hs
+
+
+def concatenate(a: jax.Array, b: jax.Array) -> jax.Array:
+  """The default ``merge_fn`` of the bidirectional adapters: features side by side, ``[..., H_f + H_b]``."""
+  return jax.numpy.concatenate([a, b], axis=-1)

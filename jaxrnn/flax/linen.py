@@ -26,7 +26,6 @@ from typing import Any, Callable, Optional, Union
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 import jaxrnn
 from jaxrnn.flax import _tree
@@ -167,20 +166,10 @@ class RNN(nn.Module):
     reverse = self.reverse if reverse is None else reverse
     time_major = self.time_major if time_major is None else time_major
     mod = _as_module(self.cell, "cell")
-    nf = mod.cell.input_ndim
-    p = mod.params(_tree.input_size(inputs.shape, nf))
-    if initial_carry is None:
-      if inputs.ndim < nf + 1:
-        raise ValueError(f"inputs must have a time axis and {nf} feature axis(es), got shape {inputs.shape}")
-      batch = inputs.shape[1:inputs.ndim - nf] if time_major else inputs.shape[:inputs.ndim - nf - 1]
-      initial_carry = mod.cell.initial_carry(p, tuple(batch))
-    carry, hs = jaxrnn.unroll(mod.cell, p, initial_carry, inputs, seq_lengths=seq_lengths, reverse=reverse,
-                              time_major=time_major, unroll=self.unroll, mode=self.mode)
-    return (carry, hs) if return_carry else hs
-
-
-def _concatenate(a: jax.Array, b: jax.Array) -> jax.Array:
-  return jnp.concatenate([a, b], axis=-1)
+    p = mod.params(_tree.input_size(inputs.shape, mod.cell.input_ndim))
+    return _tree.run_layer(mod.cell, p, inputs, initial_carry=initial_carry, seq_lengths=seq_lengths,
+                           reverse=reverse, time_major=time_major, unroll=self.unroll, mode=self.mode,
+                           return_carry=return_carry)
 
 
 class Bidirectional(nn.Module):
@@ -196,7 +185,7 @@ class Bidirectional(nn.Module):
 
   forward_rnn: RNN
   backward_rnn: RNN
-  merge_fn: Callable[[jax.Array, jax.Array], jax.Array] = _concatenate
+  merge_fn: Callable[[jax.Array, jax.Array], jax.Array] = _tree.concatenate
   time_major: bool = False
   return_carry: bool = False
 

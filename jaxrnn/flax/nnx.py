@@ -23,7 +23,6 @@ from typing import Any, Callable, Optional
 
 from flax import nnx
 import jax
-import jax.numpy as jnp
 
 import jaxrnn
 from jaxrnn.flax import _tree
@@ -123,21 +122,9 @@ class RNN(nnx.Module):
     return_carry = self.return_carry if return_carry is None else return_carry
     reverse = self.reverse if reverse is None else reverse
     time_major = self.time_major if time_major is None else time_major
-    cell = self.cell.cell
-    p = self.cell.cell_params()
-    nf = cell.input_ndim
-    if initial_carry is None:
-      if inputs.ndim < nf + 1:
-        raise ValueError(f"inputs must have a time axis and {nf} feature axis(es), got shape {inputs.shape}")
-      batch = inputs.shape[1:inputs.ndim - nf] if time_major else inputs.shape[:inputs.ndim - nf - 1]
-      initial_carry = cell.initial_carry(p, tuple(batch))
-    carry, hs = jaxrnn.unroll(cell, p, initial_carry, inputs, seq_lengths=seq_lengths, reverse=reverse,
-                              time_major=time_major, unroll=self.unroll, mode=self.mode)
-    return (carry, hs) if return_carry else hs
-
-
-def _concatenate(a: jax.Array, b: jax.Array) -> jax.Array:
-  return jnp.concatenate([a, b], axis=-1)
+    return _tree.run_layer(self.cell.cell, self.cell.cell_params(), inputs, initial_carry=initial_carry,
+                           seq_lengths=seq_lengths, reverse=reverse, time_major=time_major, unroll=self.unroll,
+                           mode=self.mode, return_carry=return_carry)
 
 
 class Bidirectional(nnx.Module):
@@ -152,7 +139,7 @@ class Bidirectional(nnx.Module):
   """
 
   def __init__(self, forward_rnn: RNN, backward_rnn: RNN, *,
-               merge_fn: Callable[[jax.Array, jax.Array], jax.Array] = _concatenate, time_major: bool = False,
+               merge_fn: Callable[[jax.Array, jax.Array], jax.Array] = _tree.concatenate, time_major: bool = False,
                return_carry: bool = False):
     self.forward_rnn = forward_rnn
     self.backward_rnn = backward_rnn
