@@ -85,6 +85,20 @@ def check_carry(carry: Any, carry_type: type, batch_shape: Sequence[int], hidden
     _checks.carry_leaf(f"carry.{field}", getattr(carry, field), batch_shape, (hidden_size,))
 
 
+def check_layer_carries(carry: Any, num_layers: int, carry_type: type, batch_shape: Sequence[int],
+                        hidden_sizes: Sequence[int]) -> None:
+  """Checks a carry that is a tuple of ``num_layers`` per-layer NamedTuples with leaves ``[*B, H_l]``."""
+  if not isinstance(carry, tuple) or isinstance(carry, carry_type) or len(carry) != num_layers:
+    raise TypeError(
+        f"carry must be a tuple of {num_layers} {carry_type.__name__}{carry_type._fields} (one per layer; build it "
+        f"with cell.initial_carry), got {type(carry).__name__}"
+        + (f" of length {len(carry)}" if isinstance(carry, tuple) else ""))
+  for l, (c, H) in enumerate(zip(carry, hidden_sizes)):
+    _checks.carry_type(f"carry[{l}]", c, carry_type)
+    for field in carry_type._fields:
+      _checks.carry_leaf(f"carry[{l}].{field}", getattr(c, field), batch_shape, (H,))
+
+
 def check_transformed(name: str, u: jax.Array, width: int) -> jax.Array:
   return _checks.step_input(name, u, (width,))
 

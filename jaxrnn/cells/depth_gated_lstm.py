@@ -37,20 +37,6 @@ def _diag(w: jax.Array, v: jax.Array) -> jax.Array:
   return w.astype(v.dtype).reshape((1,) * (v.ndim - 1) + w.shape) * v
 
 
-def check_layer_carries(carry: Any, num_layers: int, carry_type: type, batch_shape: Sequence[int],
-                        hidden_sizes: Sequence[int]) -> None:
-  """Checks a carry that is a tuple of ``num_layers`` per-layer NamedTuples with leaves ``[*B, H_l]``."""
-  if not isinstance(carry, tuple) or isinstance(carry, carry_type) or len(carry) != num_layers:
-    raise TypeError(
-        f"carry must be a tuple of {num_layers} {carry_type.__name__}{carry_type._fields} (one per layer; build it "
-        f"with cell.initial_carry), got {type(carry).__name__}"
-        + (f" of length {len(carry)}" if isinstance(carry, tuple) else ""))
-  for l, (c, H) in enumerate(zip(carry, hidden_sizes)):
-    _checks.carry_type(f"carry[{l}]", c, carry_type)
-    for field in carry_type._fields:
-      _checks.carry_leaf(f"carry[{l}].{field}", getattr(c, field), batch_shape, (H,))
-
-
 def depth_gated_lstm(
     hidden_sizes: Sequence[int],
     *,
@@ -183,7 +169,7 @@ def depth_gated_lstm(
   def step_transformed(params, carry, u):
     u = _dense.check_transformed("input_transform(x)", u, 4 * H)
     _check_params(params, num_layers)
-    check_layer_carries(carry, num_layers, LSTMCarry, u.shape[:-1], hidden_sizes)
+    _dense.check_layer_carries(carry, num_layers, LSTMCarry, u.shape[:-1], hidden_sizes)
     new = [layer_step(params[0], carry[0], u, None, None)]
     for l in range(1, num_layers):
       x = new[-1].h

@@ -14,7 +14,6 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
-from jaxrnn.cells.depth_gated_lstm import check_layer_carries
 from jaxrnn.types import Cell
 
 
@@ -219,7 +218,7 @@ def grid_lstm(
   def step_transformed(params, carry, u):
     u = _dense.check_transformed("input_transform(x)", u, H)
     _check_blocks(params, GridLSTMParams, GridLSTMBlockParams, n_blocks)
-    check_layer_carries(carry, L, GridLSTMCarry, u.shape[:-1], (H,) * L)
+    _dense.check_layer_carries(carry, L, GridLSTMCarry, u.shape[:-1], (H,) * L)
     h_d = u.astype(carry[0].m.dtype)
     m_d = jnp.zeros_like(carry[0].m)
     new = []
