@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -81,10 +83,11 @@ def test_unroll_matches_python_loop(case, reverse):
 
 @for_full
 def test_jit_matches_no_jit(case):
+  """Also: the input projection hoisted out of the loop (jit side) == applied in the loop (eager side)."""
   cell, params, carry, xs, lengths = setup(case)
-  run = lambda p, c, x, l: jaxrnn.unroll(cell, p, c, x, seq_lengths=l, reverse=True)
-  assert_trees_close(jax.jit(run)(params, carry, xs, lengths), run(params, carry, xs, lengths),
-                     rtol=case.rtol, atol=case.rtol)
+  run = lambda p, c, x, l, hoist: jaxrnn.unroll(cell, p, c, x, seq_lengths=l, reverse=True, hoist=hoist)
+  assert_trees_close(jax.jit(functools.partial(run, hoist=True))(params, carry, xs, lengths),
+                     run(params, carry, xs, lengths, False), rtol=case.rtol, atol=case.rtol)
   if not case.has_step:
     return
   step_args = (params, carry, xs[:, 0])

@@ -22,8 +22,8 @@ def test_remat_same_values_and_gradients(remat, with_lengths):
   cell, params, carry, xs = setup()
   lengths = jnp.array([7, 4]) if with_lengths else None
 
-  def loss(p, c, x, remat):
-    final, hs = jaxrnn.unroll(cell, p, c, x, seq_lengths=lengths, remat=remat)
+  def loss(p, c, x, remat):  # the remat side also hoists the input projection (per block)
+    final, hs = jaxrnn.unroll(cell, p, c, x, seq_lengths=lengths, remat=remat, hoist=remat is not False)
     return jnp.sum(jnp.sin(hs)) + jnp.sum(final.c ** 2), (final, hs)
 
   (l0, out0), g0 = jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True)(params, carry, xs, False)
