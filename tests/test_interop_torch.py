@@ -14,6 +14,7 @@ from jaxrnn.interop import (carry_from_torch, carry_to_torch, from_torch, to_tor
                             torch_spec)
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 
 I, H, P, T, B = 2, 3, 2, 5, 3
 LENGTHS = np.array([5, 2, 4])
@@ -256,18 +257,22 @@ def test_errors():
     from_torch(torch.nn.GRU(I, H), batch_first=True)
   with pytest.raises(TypeError, match="floating-point"):
     from_torch({**gru_sd, "weight_ih_l0": np.zeros((9, I), np.int32)})
-  key = jax.random.key(0)
+  z = lambda *shape: jnp.zeros(shape, jnp.float32)
+  gru_p = jaxrnn.GRUParams(w_i=z(I, 3 * H), w_h=z(H, 3 * H), b=z(3 * H), b_hn=z(H))
+  lstm_p = jaxrnn.LSTMParams(w_i=z(I, 4 * H), w_h=z(H, 4 * H), b=z(4 * H))
   with pytest.raises(ValueError, match="reset gate after"):
-    to_torch(jaxrnn.gru(H, reset_after=False), jaxrnn.gru(H, reset_after=False).init(key, I))
-  mixed = jaxrnn.stack(jaxrnn.lstm(H), jaxrnn.gru(H))
+    to_torch(jaxrnn.gru(H, reset_after=False), gru_p)
   with pytest.raises(ValueError, match="same kind of layer"):
-    to_torch(mixed, mixed.init(key, I))
-  skip = jaxrnn.stack(jaxrnn.lstm(H), jaxrnn.lstm(H), skip_output=True)
+    to_torch(jaxrnn.stack(jaxrnn.lstm(H), jaxrnn.gru(H)), (lstm_p, gru_p))
+  lstm_p2 = lstm_p._replace(w_i=z(H, 4 * H))
   with pytest.raises(ValueError, match="skip_output"):
-    to_torch(skip, skip.init(key, I))
-  wide = jaxrnn.lstmp(H, H)
+    to_torch(jaxrnn.stack(jaxrnn.lstm(H), jaxrnn.lstm(H), skip_output=True), (lstm_p, lstm_p2))
+  with pytest.raises(ValueError, match=r"params\[1\].b must be None, as the first layer has no bias"):
+    to_torch(jaxrnn.stack(jaxrnn.lstm(H), jaxrnn.lstm(H)), (lstm_p._replace(b=None), lstm_p2))
   with pytest.raises(ValueError, match="proj_size < hidden_size"):
-    to_torch(wide, wide.init(key, I))
+    to_torch(jaxrnn.lstmp(H, H), jaxrnn.LSTMPParams(w_i=z(I, 4 * H), w_h=z(H, 4 * H), b=None, w_r=z(H, H)))
+  with pytest.raises(TypeError, match=r"params must be a LSTMPParams"):
+    to_torch(jaxrnn.lstmp(H, P), lstm_p)
   cell, params = from_torch(lstm_sd)
   with pytest.raises(ValueError, match=r"params\[1\].w_i must have shape \(3, 12\).*got shape \(2, 12\)"):
     to_torch(cell, (params[0], params[0]))

@@ -614,7 +614,7 @@ def from_torch(module_or_state_dict: Any, *, mode: Optional[str] = None, nonline
         f"got {type(obj).__module__}.{type(obj).__name__}")
   _check_state_dict(sd, spec)
   dt = np.result_type(*sd.values())
-  G, H = _GATES[spec.kind], spec.hidden_size
+  H = spec.hidden_size
   params_type, _ = _unit_types(spec)
   units = []
   for l in range(spec.num_layers):
@@ -638,7 +638,6 @@ def from_torch(module_or_state_dict: Any, *, mode: Optional[str] = None, nonline
         fields["w_r"] = get("weight_hr").T
       unit.append(params_type(**{k: None if v is None else jnp.asarray(v) for k, v in fields.items()}))
     units.append(unit)
-  del G
   layout = _Layout(spec, "leaf" if spec.is_cell else "stack")
   return _build_cell(spec, dt), _nest(layout, units, BidirectionalParams)
 
