@@ -102,7 +102,7 @@ def test_module_parity_and_round_trip(kind, num_layers, bidirectional, bias):
       # Fixed lengths: seq_lengths=None (unroll's flip path) for one layer; full lengths for three, to share the
       # compiled function (the layers of a stack run the same code as one layer).
       if lengths is None:
-        jl = None if num_layers == 1 else jnp.full((B,), T)
+        jl = None if num_layers == 1 else jnp.asarray(np.full(B, T, LENGTHS.dtype))
       else:
         jl = jnp.asarray(lengths)
       out, state = run(params, jnp.asarray(n(xs)), hx_j, jl)

@@ -725,7 +725,8 @@ def torch_module(cell: Cell, params: Any, *, mode: Optional[str] = None):
 # Carries and a PyTorch-style forward.
 
 
-def _carry_arrays(cell: Cell, carry: Any):
+def _carry_arrays(cell: Cell, carry: Any, xp: Any = jnp):
+  """``h_n`` or ``(h_n, c_n)`` stacked with ``xp`` (``jnp`` under ``jit``, ``np`` on the way to torch)."""
   layout = _layout_from_name(cell)
   spec = layout.spec
   _, carry_type = _unit_types(spec)
@@ -735,12 +736,13 @@ def _carry_arrays(cell: Cell, carry: Any):
       if not isinstance(c, carry_type):
         raise TypeError(f"{path} must be a {carry_type.__name__}{carry_type._fields}, got {type(c).__name__}")
   flat = [c for unit in units for _, c in unit]
+  conv = np.asarray if xp is np else (lambda a: a)
   if spec.is_cell:
     c = flat[0]
-    return (c.h, c.c) if spec.kind == "LSTM" else c.h
-  h = jnp.stack([c.h for c in flat])
+    return (conv(c.h), conv(c.c)) if spec.kind == "LSTM" else conv(c.h)
+  h = xp.stack([conv(c.h) for c in flat])
   if spec.kind == "LSTM":
-    return h, jnp.stack([c.c for c in flat])
+    return h, xp.stack([conv(c.c) for c in flat])
   return h
 
 
@@ -756,7 +758,7 @@ def carry_to_torch(cell: Cell, carry: Any):
     ``l * num_directions + d``) and, for an LSTM, ``c_n: [num_layers * num_directions, *B, H]``; for a ``*Cell``:
     ``h: [*B, H]`` or ``(h, c)``. ``H_out`` is ``proj_size`` with a projection, else ``H``.
   """
-  out = _carry_arrays(cell, carry)
+  out = _carry_arrays(cell, carry, np)
   if isinstance(out, tuple):
     return tuple(_to_tensor(a) for a in out)
   return _to_tensor(out)
@@ -787,18 +789,20 @@ def carry_from_torch(cell: Cell, hx: Any) -> Any:
       raise TypeError(f"hx must be one array h (no cell state) for {cell.name}, got a {type(hx).__name__}")
     arrays = [hx]
   names = ("hx[0] (h)", "hx[1] (c)") if lstm_like else ("hx",)
-  arrays = [a if isinstance(a, jax.Array) else jnp.asarray(_to_numpy(n, a)) for n, a in zip(names, arrays)]
+  # JAX arrays (maybe traced) are sliced by JAX, others by NumPy (no per-slice dispatch or compile).
+  arrays = [a if isinstance(a, jax.Array) else _to_numpy(n, a) for n, a in zip(names, arrays)]
   if lstm_like and arrays[0].shape[:-1] != arrays[1].shape[:-1]:
     raise ValueError(f"hx[0] (h) and hx[1] (c) must have the same leading shape, got {arrays[0].shape} and "
                      f"{arrays[1].shape}")
   if spec.is_cell:
-    return carry_type(*arrays)
+    return carry_type(*(jnp.asarray(a) for a in arrays))
   n = spec.num_layers * spec.num_directions
   for name, a in zip(names, arrays):
     if a.ndim < 2 or a.shape[0] != n:
       raise ValueError(f"{name} must have shape [num_layers * num_directions = {n}, *B, H], got {a.shape}")
   D = spec.num_directions
-  units = [[carry_type(*(a[l * D + d] for a in arrays)) for d in range(D)] for l in range(spec.num_layers)]
+  units = [[carry_type(*(jnp.asarray(a[l * D + d]) for a in arrays)) for d in range(D)]
+           for l in range(spec.num_layers)]
   return _nest(layout, units, BidirectionalCarry)
 
 
