@@ -258,7 +258,8 @@ def _infer_spec(sd: Mapping[str, np.ndarray], mode: Optional[str], nonlinearity:
   if bad:
     raise ValueError(
         f"state_dict has keys that no nn.RNN/LSTM/GRU (weight_ih_l0, bias_hh_l1_reverse, weight_hr_l0, ...) or "
-        f"nn.RNNCell/LSTMCell/GRUCell (weight_ih, weight_hh, bias_ih, bias_hh) has: {bad}")
+        f"nn.RNNCell/LSTMCell/GRUCell (weight_ih, weight_hh, bias_ih, bias_hh) has: {bad} (a model's state_dict "
+        "prefixes them with the module's attribute name, e.g. 'rnn.weight_ih_l0': pass the module itself)")
   cell_style = {v[1] is None for v in parsed.values()}
   if cell_style == {True, False}:
     raise ValueError("state_dict mixes the keys of a *Cell module (weight_ih, ...) and of a multi-layer module "
