@@ -503,6 +503,10 @@ def torch_spec(cell: Cell, params: Any = None) -> TorchSpec:
       ``stack`` of these with all layers alike.
     params: the cell's params; needed for the sizes of a plain jaxrnn cell (``None``: sizes are ``None``).
 
+  A plain cell is recognised by its default name (``"stack(bidirectional(lstm,lstm),...)"``), its params'
+  shapes and its output width; what none of these shows, such as an ``activation`` other than the default given
+  to ``jaxrnn.lstm``, is not checked.
+
   Returns:
     The :class:`TorchSpec`; with ``params``, checked against them.
 
