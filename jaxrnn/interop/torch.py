@@ -490,22 +490,22 @@ def _check_unit(spec: TorchSpec, path: str, p: Any, in_size: int) -> None:
       raise ValueError(f"{path}.{field} must have shape {shape} for {spec.name()}, got {got}")
   for field in ("b", "b_hn"):
     if field in p._fields and field not in expected and getattr(p, field) is not None:
-      raise ValueError(f"{path}.{field} must be None, as the first layer has no bias (a PyTorch module has "
-                       "biases in every layer or in none), got an array")
+      raise ValueError(f"{path}.{field} must be None: {spec.name()} has no bias (a PyTorch module has biases in "
+                       "every layer or in none), got an array")
 
 
 def torch_spec(cell: Cell, params: Any = None) -> TorchSpec:
   """The PyTorch module that ``cell`` (with ``params``) computes, as a :class:`TorchSpec`.
+
+  A plain cell is recognised by its default name (``"stack(bidirectional(lstm,lstm),...)"``), its params'
+  shapes and its output width; what none of these shows, such as an ``activation`` other than the default given
+  to ``jaxrnn.lstm``, is not checked.
 
   Args:
     cell: a cell from :func:`from_torch` (its name is the spec), or a jaxrnn ``simple_rnn`` (tanh or relu),
       ``lstm``, ``lstmp`` or ``gru`` (``reset_after=True``) cell, a ``bidirectional`` pair of one of them, or a
       ``stack`` of these with all layers alike.
     params: the cell's params; needed for the sizes of a plain jaxrnn cell (``None``: sizes are ``None``).
-
-  A plain cell is recognised by its default name (``"stack(bidirectional(lstm,lstm),...)"``), its params'
-  shapes and its output width; what none of these shows, such as an ``activation`` other than the default given
-  to ``jaxrnn.lstm``, is not checked.
 
   Returns:
     The :class:`TorchSpec`; with ``params``, checked against them.
