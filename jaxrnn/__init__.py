@@ -56,6 +56,9 @@ from jaxrnn.combinators import (BidirectionalCarry, BidirectionalParams, DensePa
                                 with_projection, with_reset_flags, zoneout)
 from jaxrnn.tbptt import train_on_stream, truncated_unroll
 # --- end combinators ---
+# --- PyTorch interop (issue 10): a subpackage; it imports torch only inside its functions. ---
+from jaxrnn import interop
+# --- end PyTorch interop ---
 
 __version__ = "0.1.0"
 
@@ -190,4 +193,6 @@ __all__ = [
     "truncated_unroll",
     "train_on_stream",
     # --- end combinators ---
+    # --- PyTorch interop (issue 10). ---
+    "interop",
 ]

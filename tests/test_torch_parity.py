@@ -1,4 +1,8 @@
-"""Parity with PyTorch nn.RNN / nn.LSTM / nn.GRU (single layer, weights mapped by hand, float32)."""
+"""Parity with PyTorch nn.RNN / nn.LSTM / nn.GRU (single layer, weights mapped by hand, float32).
+
+The hand mapping here is an independent check of the library's own (``jaxrnn.interop.from_torch``, whose full
+parity tests are in ``tests/test_interop_torch.py``): both must give the same params.
+"""
 
 import jax
 import jax.numpy as jnp
@@ -6,6 +10,7 @@ import numpy as np
 import pytest
 
 import jaxrnn
+from jaxrnn.interop import from_torch
 
 torch = pytest.importorskip("torch")
 
@@ -14,6 +19,16 @@ B, T, F, H = 3, 7, 5, 6
 
 def t2n(t):
   return t.detach().numpy()
+
+
+def same_as_from_torch(m, params):
+  (library,) = from_torch(m)[1]                                  # a stack of one layer
+  assert type(library) is type(params)
+  for a, b in zip(library, params):
+    if a is None or b is None:
+      assert a is None and b is None
+    else:
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def run_jax(cell, params, carry, xs, lengths=None):
@@ -34,6 +49,7 @@ def test_rnn(nonlinearity, bias):
   out, hn = m(xs, h0)
   b = t2n(m.bias_ih_l0 + m.bias_hh_l0) if bias else None
   params = jaxrnn.SimpleRNNParams(w_i=t2n(m.weight_ih_l0).T, w_h=t2n(m.weight_hh_l0).T, b=b)
+  same_as_from_torch(m, params)
   cell = jaxrnn.simple_rnn(H, activation=nonlinearity, use_bias=bias)
   final, hs = run_jax(cell, params, jaxrnn.SimpleRNNCarry(h=jnp.asarray(t2n(h0[0]))), t2n(xs))
   assert np.abs(np.asarray(hs) - t2n(out)).max() <= 1e-5
@@ -48,6 +64,7 @@ def test_lstm(bias):
   out, (hn, cn) = m(xs, (h0, c0))
   b = t2n(m.bias_ih_l0 + m.bias_hh_l0) if bias else None
   params = jaxrnn.LSTMParams(w_i=t2n(m.weight_ih_l0).T, w_h=t2n(m.weight_hh_l0).T, b=b)
+  same_as_from_torch(m, params)
   cell = jaxrnn.lstm(H, use_bias=bias)
   carry = jaxrnn.LSTMCarry(h=jnp.asarray(t2n(h0[0])), c=jnp.asarray(t2n(c0[0])))
   final, hs = run_jax(cell, params, carry, t2n(xs))
@@ -69,6 +86,7 @@ def test_gru(bias):
   else:
     b = b_hn = None
   params = jaxrnn.GRUParams(w_i=t2n(m.weight_ih_l0).T, w_h=t2n(m.weight_hh_l0).T, b=b, b_hn=b_hn)
+  same_as_from_torch(m, params)
   cell = jaxrnn.gru(H, use_bias=bias)
   final, hs = run_jax(cell, params, jaxrnn.GRUCarry(h=jnp.asarray(t2n(h0[0]))), t2n(xs))
   assert np.abs(np.asarray(hs) - t2n(out)).max() <= 1e-5

@@ -1,0 +1,846 @@
+r"""Exact import and export of PyTorch's recurrent weights: ``nn.RNN``, ``nn.LSTM``, ``nn.GRU`` and their cells.
+
+:func:`from_torch` turns a module (or its ``state_dict``) into a jaxrnn ``(cell, params)``; :func:`to_torch` turns
+a jaxrnn cell and its params into a ``state_dict`` that ``module.load_state_dict`` accepts. torch is an optional
+dependency (``pip install jaxrnn[torch]``): it is imported only inside the functions that need it, and a
+``state_dict`` of NumPy arrays converts without it.
+
+What the cell is. ``nn.RNN``/``nn.LSTM``/``nn.GRU`` become a :func:`jaxrnn.stack` of ``num_layers`` layers
+(always a stack, even of one layer, so ``params[l]`` is layer ``l``); with ``bidirectional=True`` each layer is a
+:func:`jaxrnn.bidirectional` pair (``merge="concat"``, forward first, as PyTorch concatenates), so the cell has
+a whole-sequence path and runs through :func:`jaxrnn.unroll` (``mode="auto"`` or ``"sequence"``, not
+``mode="step"``). Layers are :func:`jaxrnn.simple_rnn` (``activation`` = ``nonlinearity``),
+:func:`jaxrnn.lstm`, :func:`jaxrnn.lstmp` (``proj_size > 0``) and :func:`jaxrnn.gru` (``reset_after=True``).
+``nn.RNNCell``/``nn.LSTMCell``/``nn.GRUCell`` become the bare cell (params are the layer's NamedTuple). The cell's
+``name`` is the module's constructor call, e.g. ``"torch.nn.LSTM(input_size=2, hidden_size=3, num_layers=2,
+bias=True, batch_first=True, bidirectional=True, proj_size=0)"``: that is all :func:`to_torch` needs to export it
+again (:func:`torch_spec` parses it; nothing is kept anywhere else).
+
+Semantics, PyTorch -> jaxrnn (per layer and direction; PyTorch stores ``weight: [out, in]``, jaxrnn ``[in, out]``):
+
+* Weights: ``w_i = weight_ih.T: [I, G*H]``, ``w_h = weight_hh.T: [H, G*H]`` (``[P, 4H]`` with a projection),
+  ``w_r = weight_hr.T: [H, P]``. Gate blocks keep PyTorch's order, never permuted: LSTM ``[i, f, g, o]``, GRU
+  ``[r, z, n]``.
+* Biases: PyTorch has two, ``b_ih`` and ``b_hh``, and only their sum matters, so jaxrnn keeps one:
+  ``b = b_ih + b_hh``. The GRU is the exception: its candidate reads
+  ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``, the reset gate multiplies ``b_hn``, so ``b_hn`` stays
+  separate: ``b = b_ih + [b_hr, b_hz, 0]`` and ``b_hn = b_hh[2H:]``.
+* Export puts the summed bias in ``bias_ih`` and zeros in ``bias_hh`` (GRU: ``bias_hh = [0, 0, b_hn]``). So
+  jaxrnn -> torch -> jaxrnn returns identical params (``b + 0 == b``), while torch -> jaxrnn -> torch is exact up
+  to the split of the two biases between ``bias_ih`` and ``bias_hh`` (the sums, hence the outputs, are equal).
+* ``dropout`` between layers is a training-time operation; the cell computes the module in ``eval()`` mode (no
+  dropout). :func:`from_torch` warns if the module has dropout and is in training mode. For dropout in jaxrnn,
+  build the stack with ``jaxrnn.stack(..., dropout=rate)`` and pass a key to ``initial_carry``.
+* ``batch_first``: PyTorch's default layout is time-major ``[T, B, I]``; jaxrnn's default is batch-major. Call
+  ``jaxrnn.unroll(cell, params, carry, xs, time_major=not batch_first)``, or :func:`torch_forward`, which reads
+  ``batch_first`` from the cell's name and returns PyTorch's layout.
+* Final states: PyTorch's ``h_n`` (and ``c_n``) are ``[num_layers * num_directions, B, H]``, index
+  ``l * num_directions + d`` (``d = 1``: the backward direction, whose final state is the one after reading
+  ``x_0``). jaxrnn's carry is a tuple over layers of ``BidirectionalCarry(fwd, bwd)`` or a layer carry
+  (``LSTMCarry(h, c)``, ...). :func:`carry_to_torch` and :func:`carry_from_torch` convert between the two
+  (``h`` of an LSTM with projection is ``[.., P]``, ``c`` is ``[.., H]``).
+* Variable lengths: ``nn.utils.rnn.pack_padded_sequence(x, lengths)`` is ``jaxrnn.unroll(...,
+  seq_lengths=lengths)``: the backward direction starts at each sequence's own last step, padded outputs are
+  zeros (as ``pad_packed_sequence`` pads them) and the final carry is each sequence's own.
+
+Example:
+
+  >>> import torch, jax.numpy as jnp, numpy as np
+  >>> from jaxrnn.interop import from_torch, to_torch, torch_forward
+  >>> _ = torch.manual_seed(0)
+  >>> m = torch.nn.GRU(2, 3, num_layers=2, bidirectional=True)
+  >>> cell, params = from_torch(m)
+  >>> x = torch.randn(5, 4, 2)                                    # [T, B, I]: batch_first=False
+  >>> out, h_n = torch_forward(cell, params, jnp.asarray(x.numpy()))
+  >>> out_t, h_n_t = m(x)
+  >>> out.shape, h_n.shape
+  ((5, 4, 6), (4, 4, 3))
+  >>> bool(np.allclose(out, out_t.detach().numpy(), atol=1e-5))
+  True
+  >>> sorted(to_torch(cell, params)) == sorted(m.state_dict())
+  True
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import warnings
+from typing import Any, List, Mapping, NamedTuple, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrnn.cells.gru import GRUCarry, GRUParams, gru
+from jaxrnn.cells.lstm import LSTMCarry, LSTMParams, lstm
+from jaxrnn.cells.lstmp import LSTMPCarry, LSTMPParams, lstmp
+from jaxrnn.cells.simple_rnn import SimpleRNNCarry, SimpleRNNParams, simple_rnn
+from jaxrnn.combinators import _util
+from jaxrnn.combinators.bidirectional import BidirectionalCarry, BidirectionalParams, bidirectional
+from jaxrnn.combinators.stack import stack
+from jaxrnn.types import Cell
+from jaxrnn.unroll import unroll as _unroll
+
+MODULES = ("RNN", "LSTM", "GRU")
+CELL_MODULES = ("RNNCell", "LSTMCell", "GRUCell")
+_GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
+_NONLINEARITIES = ("tanh", "relu")
+_KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)(?:_l(\d+)(_reverse)?)?$")
+_SPEC_NAME = re.compile(r"^torch\.nn\.(\w+)\((.*)\)$", re.S)
+_EXTRA = "pip install jaxrnn[torch]"
+
+
+class TorchSpec(NamedTuple):
+  """The constructor arguments of a PyTorch recurrent module, as :func:`torch_spec` reads them from a cell.
+
+  ``mode`` is the class name (``"LSTM"``, ``"GRUCell"``, ...); ``getattr(torch.nn, mode)(**spec.kwargs())``
+  builds the module. Sizes are ``None`` where only the cell's name was read (no params).
+  """
+
+  mode: str  # "RNN" | "LSTM" | "GRU" | "RNNCell" | "LSTMCell" | "GRUCell"
+  input_size: Optional[int]  # I
+  hidden_size: Optional[int]  # H
+  num_layers: int = 1
+  bias: Optional[bool] = True
+  batch_first: bool = False
+  bidirectional: bool = False
+  proj_size: Optional[int] = 0  # P (LSTM only); None: a projection of unknown size (name "lstmp" without params)
+  nonlinearity: str = "tanh"  # RNN and RNNCell only
+
+  @property
+  def kind(self) -> str:
+    """``"RNN"``, ``"LSTM"`` or ``"GRU"`` (the module family, cell or not)."""
+    return self.mode[:-4] if self.mode.endswith("Cell") else self.mode
+
+  @property
+  def is_cell(self) -> bool:
+    """Whether the module is one of the ``*Cell`` classes (one step, one layer, no ``_l0`` key suffixes)."""
+    return self.mode.endswith("Cell")
+
+  @property
+  def num_directions(self) -> int:
+    return 2 if self.bidirectional else 1
+
+  @property
+  def has_proj(self) -> bool:
+    return self.proj_size is None or self.proj_size > 0
+
+  def kwargs(self) -> dict:
+    """The keyword arguments of the PyTorch constructor (only those this class takes)."""
+    kw = {"input_size": self.input_size, "hidden_size": self.hidden_size}
+    if not self.is_cell:
+      kw["num_layers"] = self.num_layers
+    if self.kind == "RNN":
+      kw["nonlinearity"] = self.nonlinearity
+    kw["bias"] = self.bias
+    if not self.is_cell:
+      kw["batch_first"] = self.batch_first
+      kw["bidirectional"] = self.bidirectional
+    if self.mode == "LSTM":
+      kw["proj_size"] = self.proj_size
+    return kw
+
+  def name(self) -> str:
+    """The constructor call, e.g. ``"torch.nn.GRUCell(input_size=2, hidden_size=3, bias=True)"``."""
+    return f"torch.nn.{self.mode}(" + ", ".join(f"{k}={v!r}" for k, v in self.kwargs().items()) + ")"
+
+
+class _Layout(NamedTuple):
+  """How a cell's params and carry nest: ``"stack"`` (tuple of layers), ``"bidirectional"`` or ``"leaf"``."""
+
+  spec: TorchSpec
+  nesting: str
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# torch, lazily.
+
+
+def _import_torch():
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ImportError(f"jaxrnn.interop.torch needs PyTorch, an optional dependency: {_EXTRA}") from e
+  return torch
+
+
+def _loaded_torch():
+  """The torch module if the caller has already imported it, else ``None`` (never imports it)."""
+  return sys.modules.get("torch")
+
+
+def _is_tensor(x: Any) -> bool:
+  torch = _loaded_torch()
+  return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _to_numpy(name: str, x: Any) -> np.ndarray:
+  """A floating NumPy array from a torch tensor, a NumPy or a JAX array (bfloat16 stays bfloat16)."""
+  if _is_tensor(x):
+    torch = _loaded_torch()
+    t = x.detach().cpu()
+    if t.dtype == torch.bfloat16:
+      a = t.to(torch.float32).numpy().astype(jnp.bfloat16)
+    else:
+      a = t.numpy()
+  elif isinstance(x, (np.ndarray, jax.Array)):
+    a = np.asarray(x)
+  else:
+    raise TypeError(f"{name} must be a torch.Tensor, a NumPy or a JAX array, got {type(x).__name__}")
+  if not jnp.issubdtype(a.dtype, jnp.floating):
+    raise TypeError(f"{name} must be a floating-point array, got dtype {a.dtype}")
+  return a
+
+
+def _to_tensor(a: Any):
+  torch = _import_torch()
+  a = np.array(a)  # a writable copy
+  if a.dtype == jnp.bfloat16:
+    return torch.from_numpy(a.astype(np.float32)).to(torch.bfloat16)
+  return torch.from_numpy(a)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Specs: from a module, from a state_dict, from a cell's name.
+
+
+def _spec_from_module(module: Any) -> Optional[TorchSpec]:
+  """The spec of a torch recurrent module, ``None`` if ``module`` is not one."""
+  torch = _loaded_torch()
+  if torch is None or not isinstance(module, torch.nn.Module):
+    return None
+  nn = torch.nn
+  for mode in MODULES:
+    if isinstance(module, getattr(nn, mode)):
+      return TorchSpec(mode=mode, input_size=module.input_size, hidden_size=module.hidden_size,
+                       num_layers=module.num_layers, bias=bool(module.bias), batch_first=bool(module.batch_first),
+                       bidirectional=bool(module.bidirectional), proj_size=int(getattr(module, "proj_size", 0)),
+                       nonlinearity=getattr(module, "nonlinearity", "tanh"))
+  for mode in CELL_MODULES:
+    if isinstance(module, getattr(nn, mode)):
+      return TorchSpec(mode=mode, input_size=module.input_size, hidden_size=module.hidden_size,
+                       bias=bool(module.bias), nonlinearity=getattr(module, "nonlinearity", "tanh"))
+  return None
+
+
+def _expected_shapes(spec: TorchSpec) -> dict:
+  """``{key: shape}`` of the module's ``state_dict``, in PyTorch's order."""
+  G, H, P = _GATES[spec.kind], spec.hidden_size, spec.proj_size or 0
+  h_out = P or H
+  shapes = {}
+  for l in range(spec.num_layers):
+    in_size = spec.input_size if l == 0 else spec.num_directions * h_out
+    for d in range(spec.num_directions):
+      sfx = "" if spec.is_cell else f"_l{l}" + ("_reverse" if d else "")
+      shapes[f"weight_ih{sfx}"] = (G * H, in_size)
+      shapes[f"weight_hh{sfx}"] = (G * H, h_out)
+      if spec.bias:
+        shapes[f"bias_ih{sfx}"] = (G * H,)
+        shapes[f"bias_hh{sfx}"] = (G * H,)
+      if P:
+        shapes[f"weight_hr{sfx}"] = (P, H)
+  return shapes
+
+
+def _infer_spec(sd: Mapping[str, np.ndarray], mode: Optional[str], nonlinearity: Optional[str],
+                batch_first: Optional[bool]) -> TorchSpec:
+  """The spec of a bare ``state_dict``: layers, directions, bias and projection from its keys and shapes."""
+  parsed = {}
+  bad = []
+  for k in sd:
+    m = _KEY.match(k) if isinstance(k, str) else None
+    if m is None:
+      bad.append(k)
+    else:
+      parsed[k] = (m.group(1), m.group(2), m.group(3))
+  if bad:
+    raise ValueError(
+        f"state_dict has keys that no nn.RNN/LSTM/GRU (weight_ih_l0, bias_hh_l1_reverse, weight_hr_l0, ...) or "
+        f"nn.RNNCell/LSTMCell/GRUCell (weight_ih, weight_hh, bias_ih, bias_hh) has: {bad} (a model's state_dict "
+        "prefixes them with the module's attribute name, e.g. 'rnn.weight_ih_l0': pass the module itself)")
+  cell_style = {v[1] is None for v in parsed.values()}
+  if cell_style == {True, False}:
+    raise ValueError("state_dict mixes the keys of a *Cell module (weight_ih, ...) and of a multi-layer module "
+                     f"(weight_ih_l0, ...): {sorted(sd)}")
+  is_cell = cell_style == {True}
+  sfx0 = "" if is_cell else "_l0"
+  for base in ("weight_ih", "weight_hh"):
+    if base + sfx0 not in sd:
+      raise ValueError(f"state_dict is missing key {base + sfx0!r}, got keys {sorted(sd)}")
+  layers = 1 if is_cell else 1 + max(int(v[1]) for v in parsed.values())
+  bidi = any(v[2] for v in parsed.values())
+  has_bias = any(v[0].startswith("bias") for v in parsed.values())
+  w_hh = sd["weight_hh" + sfx0]
+  w_ih = sd["weight_ih" + sfx0]
+  for k, a in (("weight_hh" + sfx0, w_hh), ("weight_ih" + sfx0, w_ih)):
+    if a.ndim != 2:
+      raise ValueError(f"state_dict[{k!r}] must be a matrix [gates * hidden_size, in], got shape {a.shape}")
+  w_hr = sd.get("weight_hr" + sfx0)
+  if w_hr is not None:
+    if w_hr.ndim != 2:
+      raise ValueError(f"state_dict['weight_hr{sfx0}'] must be a matrix [proj_size, hidden_size], got shape "
+                       f"{w_hr.shape}")
+    P, H = w_hr.shape
+  else:
+    P, H = 0, w_hh.shape[1]
+  if H == 0 or w_hh.shape[0] % H:
+    raise ValueError(f"state_dict['weight_hh{sfx0}'] must have shape [gates * hidden_size, hidden_size] with gates "
+                     f"1 (RNN), 3 (GRU) or 4 (LSTM), got shape {w_hh.shape}")
+  gates = w_hh.shape[0] // H
+  kinds = {g: k for k, g in _GATES.items()}
+  if gates not in kinds:
+    raise ValueError(f"state_dict['weight_hh{sfx0}'] has {gates} gate blocks of hidden_size {H} (shape "
+                     f"{w_hh.shape}); expected 1 (RNN), 3 (GRU) or 4 (LSTM)")
+  kind = kinds[gates]
+  inferred = kind + ("Cell" if is_cell else "")
+  if mode is not None:
+    if mode not in MODULES + CELL_MODULES:
+      raise ValueError(f"mode must be one of {MODULES + CELL_MODULES} (or None to infer it), got {mode!r}")
+    if mode != inferred:
+      raise ValueError(f"mode={mode!r} does not match the state_dict, whose weight_hh{sfx0} of shape {w_hh.shape} "
+                       f"and {'unsuffixed' if is_cell else '_l<k>'} keys are those of nn.{inferred}")
+  if P and kind != "LSTM":
+    raise ValueError(f"proj_size (key 'weight_hr{sfx0}') is only supported by nn.LSTM, got a state_dict of "
+                     f"nn.{inferred}")
+  if nonlinearity is not None and kind != "RNN":
+    raise ValueError(f"nonlinearity is an argument of nn.RNN/nn.RNNCell only, got nonlinearity={nonlinearity!r} "
+                     f"for nn.{inferred}")
+  if batch_first is not None and is_cell and batch_first:
+    raise ValueError(f"batch_first is an argument of nn.RNN/LSTM/GRU, not of nn.{inferred}")
+  return TorchSpec(mode=inferred, input_size=w_ih.shape[1], hidden_size=H, num_layers=layers, bias=has_bias,
+                   batch_first=bool(batch_first), bidirectional=bidi, proj_size=P,
+                   nonlinearity=nonlinearity or "tanh")
+
+
+def _check_state_dict(sd: Mapping[str, np.ndarray], spec: TorchSpec) -> None:
+  expected = _expected_shapes(spec)
+  missing = [k for k in expected if k not in sd]
+  if missing:
+    raise ValueError(f"state_dict is missing keys {missing} of {spec.name()}")
+  unexpected = [k for k in sd if k not in expected]
+  if unexpected:
+    raise ValueError(f"state_dict has keys {unexpected} that {spec.name()} does not have (inconsistent layers, "
+                     "directions or biases?)")
+  for k, shape in expected.items():
+    if tuple(sd[k].shape) != shape:
+      raise ValueError(f"state_dict[{k!r}] must have shape {shape} for {spec.name()}, got shape "
+                       f"{tuple(sd[k].shape)}")
+
+
+def _split_call(name: str) -> Tuple[str, Optional[List[str]]]:
+  """``"stack(a,b(c,d))"`` -> ``("stack", ["a", "b(c,d)"])``; ``"lstm"`` -> ``("lstm", None)``."""
+  i = name.find("(")
+  if i < 0 or not name.endswith(")"):
+    return name, None
+  args, depth, start = [], 0, i + 1
+  for j in range(i + 1, len(name) - 1):
+    ch = name[j]
+    if ch == "(":
+      depth += 1
+    elif ch == ")":
+      depth -= 1
+    elif ch == "," and depth == 0:
+      args.append(name[start:j])
+      start = j + 1
+  args.append(name[start:-1])
+  return name[:i], args
+
+
+_LEAVES = {
+    "simple_rnn_tanh": ("RNN", "tanh", False),
+    "simple_rnn_relu": ("RNN", "relu", False),
+    "lstm": ("LSTM", "tanh", False),
+    "lstmp": ("LSTM", "tanh", True),
+    "gru": ("GRU", "tanh", False),
+}
+
+
+def _unsupported(cell_name: str, why: str) -> ValueError:
+  return ValueError(
+      f"cannot map cell {cell_name!r} to a PyTorch module: {why}. Supported: cells made by from_torch, and "
+      "jaxrnn's simple_rnn (tanh/relu), lstm, lstmp and gru (reset_after=True) cells, bidirectional pairs of "
+      "the same cell and stacks of these (all layers alike), with their default names")
+
+
+def _layout_from_name(cell: Cell) -> _Layout:
+  """The structure of a cell from its name: a torch spec (cells of from_torch) or jaxrnn's default names."""
+  if not isinstance(cell, Cell):
+    raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
+  name = cell.name
+  m = _SPEC_NAME.match(name)
+  if m is not None:
+    mode = m.group(1)
+    if mode not in MODULES + CELL_MODULES:
+      raise _unsupported(name, f"unknown module torch.nn.{mode}")
+    try:
+      call = ast.parse(f"f({m.group(2)})", mode="eval").body
+      kw = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    except (SyntaxError, ValueError) as e:
+      raise _unsupported(name, f"its arguments do not parse ({e})") from None
+    unknown = set(kw) - set(TorchSpec._fields)
+    if unknown or call.args:
+      raise _unsupported(name, f"unknown arguments {sorted(unknown)}")
+    spec = TorchSpec(mode=mode, **{"input_size": None, "hidden_size": None, **kw})
+    return _Layout(spec, "leaf" if spec.is_cell else "stack")
+
+  def leaf(n):
+    if n == "gru_reset_before":
+      raise _unsupported(name, "PyTorch's GRU applies the reset gate after the recurrent matmul "
+                         "(jaxrnn.gru(reset_after=True)), this one before it")
+    if n not in _LEAVES:
+      raise _unsupported(name, f"unknown layer {n!r}")
+    return _LEAVES[n]
+
+  def layer(n):
+    head, args = _split_call(n)
+    if head == "bidirectional" and args is not None:
+      if len(args) != 2 or args[0] != args[1]:
+        raise _unsupported(name, f"a PyTorch bidirectional layer has the same cell both ways, got {n!r}")
+      return leaf(args[0]), 2
+    if args is not None:
+      raise _unsupported(name, f"unknown layer {n!r}")
+    return leaf(n), 1
+
+  head, args = _split_call(name)
+  if head == "stack" and args is not None:
+    layers = [layer(a) for a in args]
+    nesting = "stack"
+  else:
+    layers = [layer(name)]
+    nesting = "bidirectional" if layers[0][1] == 2 else "leaf"
+  if len(set(layers)) != 1:
+    raise _unsupported(name, "a PyTorch module has the same kind of layer and the same directions in every layer")
+  (kind, nonlin, proj), dirs = layers[0]
+  spec = TorchSpec(mode=kind, input_size=None, hidden_size=None, num_layers=len(layers), bias=None,
+                   bidirectional=dirs == 2, proj_size=None if proj else 0, nonlinearity=nonlin)
+  return _Layout(spec, nesting)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Params and carries per (layer, direction).
+
+_PARAMS = {"RNN": SimpleRNNParams, "GRU": GRUParams, "LSTM": LSTMParams}
+_CARRIES = {"RNN": SimpleRNNCarry, "GRU": GRUCarry, "LSTM": LSTMCarry}
+
+
+def _unit_types(spec: TorchSpec) -> Tuple[type, type]:
+  if spec.kind == "LSTM" and spec.has_proj:
+    return LSTMPParams, LSTMPCarry
+  return _PARAMS[spec.kind], _CARRIES[spec.kind]
+
+
+def _units(layout: _Layout, tree: Any, what: str, pair_type: type) -> List[List[Tuple[str, Any]]]:
+  """``[[(path, unit), ...directions], ...layers]`` of a params or carry tree, checking its nesting."""
+  spec = layout.spec
+  L, D = spec.num_layers, spec.num_directions
+
+  def directions(path, t):
+    if D == 1:
+      return [(path, t)]
+    if not isinstance(t, pair_type):
+      raise TypeError(f"{path} must be a {pair_type.__name__}(fwd, bwd) for a bidirectional layer, got "
+                      f"{type(t).__name__}")
+    return [(f"{path}.fwd", t.fwd), (f"{path}.bwd", t.bwd)]
+
+  if layout.nesting == "stack":
+    if not isinstance(tree, tuple) or type(tree) is not tuple or len(tree) != L:
+      got = f"{type(tree).__name__}" + (f" of length {len(tree)}" if isinstance(tree, tuple) else "")
+      raise TypeError(f"{what} must be a tuple of {L} layer {what} (one per layer), got {got}")
+    return [directions(f"{what}[{l}]", t) for l, t in enumerate(tree)]
+  return [directions(what, tree)]
+
+
+def _nest(layout: _Layout, units: List[List[Any]], pair_type: type) -> Any:
+  layers = [pair_type(*u) if layout.spec.bidirectional else u[0] for u in units]
+  return tuple(layers) if layout.nesting == "stack" else layers[0]
+
+
+def _unit_sizes(spec: TorchSpec, path: str, p: Any) -> TorchSpec:
+  """Fills the sizes of a name-only spec from the first unit's params."""
+  params_type, _ = _unit_types(spec)
+  if not isinstance(p, params_type):
+    raise TypeError(f"{path} must be a {params_type.__name__}{params_type._fields}, got {type(p).__name__}")
+  G = _GATES[spec.kind]
+  w_i = np.shape(p.w_i)
+  if len(w_i) != 2 or w_i[1] % G:
+    raise ValueError(f"{path}.w_i must have shape [input_size, {G} * hidden_size], got {w_i}")
+  P = np.shape(p.w_r)[1] if params_type is LSTMPParams else 0
+  return spec._replace(input_size=w_i[0], hidden_size=w_i[1] // G, proj_size=P, bias=p.b is not None)
+
+
+def _check_unit(spec: TorchSpec, path: str, p: Any, in_size: int) -> None:
+  params_type, _ = _unit_types(spec)
+  if not isinstance(p, params_type):
+    raise TypeError(f"{path} must be a {params_type.__name__}{params_type._fields}, got {type(p).__name__}")
+  G, H, P = _GATES[spec.kind], spec.hidden_size, spec.proj_size
+  h_out = P or H
+  expected = {"w_i": (in_size, G * H), "w_h": (h_out, G * H)}
+  if spec.bias:
+    expected["b"] = (G * H,)
+  if spec.kind == "GRU" and spec.bias:
+    expected["b_hn"] = (H,)
+  if P:
+    expected["w_r"] = (H, P)
+  for field, shape in expected.items():
+    leaf = getattr(p, field)
+    if leaf is None or tuple(np.shape(leaf)) != shape:
+      got = "None" if leaf is None else f"shape {tuple(np.shape(leaf))}"
+      raise ValueError(f"{path}.{field} must have shape {shape} for {spec.name()}, got {got}")
+  for field in ("b", "b_hn"):
+    if field in p._fields and field not in expected and getattr(p, field) is not None:
+      raise ValueError(f"{path}.{field} must be None: {spec.name()} has no bias (a PyTorch module has biases in "
+                       "every layer or in none), got an array")
+
+
+def torch_spec(cell: Cell, params: Any = None) -> TorchSpec:
+  """The PyTorch module that ``cell`` (with ``params``) computes, as a :class:`TorchSpec`.
+
+  A plain cell is recognised by its default name (``"stack(bidirectional(lstm,lstm),...)"``), its params'
+  shapes and its output width; what none of these shows, such as an ``activation`` other than the default given
+  to ``jaxrnn.lstm``, is not checked.
+
+  Args:
+    cell: a cell from :func:`from_torch` (its name is the spec), or a jaxrnn ``simple_rnn`` (tanh or relu),
+      ``lstm``, ``lstmp`` or ``gru`` (``reset_after=True``) cell, a ``bidirectional`` pair of one of them, or a
+      ``stack`` of these with all layers alike.
+    params: the cell's params; needed for the sizes of a plain jaxrnn cell (``None``: sizes are ``None``).
+
+  Returns:
+    The :class:`TorchSpec`; with ``params``, checked against them.
+
+  Raises:
+    ValueError, TypeError: a cell no PyTorch module computes, or params that do not fit it (named by path, e.g.
+      ``params[1].fwd.w_i``, with the expected and actual shapes).
+  """
+  layout = _layout_from_name(cell)
+  if params is None:
+    return layout.spec
+  return _checked_layout(cell, layout, params)[0].spec
+
+
+def _checked_layout(cell: Cell, layout: _Layout, params: Any) -> Tuple[_Layout, List[List[Tuple[str, Any]]]]:
+  spec = layout.spec
+  units = _units(layout, params, "params", BidirectionalParams)
+  named = spec.input_size is not None
+  if not named:
+    spec = _unit_sizes(spec, *units[0][0])
+  layout = layout._replace(spec=spec)
+  h_out = spec.proj_size or spec.hidden_size
+  for l, unit in enumerate(units):
+    for path, p in unit:
+      _check_unit(spec, path, p, spec.input_size if l == 0 else spec.num_directions * h_out)
+  if spec.kind == "LSTM" and spec.proj_size and spec.proj_size >= spec.hidden_size:
+    raise ValueError(f"PyTorch requires proj_size < hidden_size, got proj_size={spec.proj_size} and "
+                     f"hidden_size={spec.hidden_size}")
+  if not named and layout.nesting != "leaf":
+    # Names do not show stack(skip_output=True) or a bidirectional merge other than "concat": check the width.
+    width = _util.output_shape(cell, params, spec.input_size)
+    if width != (spec.num_directions * h_out,):
+      raise _unsupported(cell.name, f"its output per step has shape {width}, PyTorch's would be "
+                         f"{(spec.num_directions * h_out,)} (stack(skip_output=True) or a bidirectional merge "
+                         "other than 'concat'?)")
+  return layout, units
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The conversions.
+
+
+def _build_cell(spec: TorchSpec, param_dtype: Any) -> Cell:
+  def layer():
+    if spec.kind == "RNN":
+      return simple_rnn(spec.hidden_size, activation=spec.nonlinearity, use_bias=spec.bias, param_dtype=param_dtype)
+    if spec.kind == "GRU":
+      return gru(spec.hidden_size, reset_after=True, use_bias=spec.bias, param_dtype=param_dtype)
+    if spec.proj_size:
+      return lstmp(spec.hidden_size, spec.proj_size, use_bias=spec.bias, param_dtype=param_dtype)
+    return lstm(spec.hidden_size, use_bias=spec.bias, param_dtype=param_dtype)
+
+  if spec.is_cell:
+    return layer()._replace(name=spec.name())
+  layers = [bidirectional(layer(), layer()) if spec.bidirectional else layer() for _ in range(spec.num_layers)]
+  return stack(*layers, name=spec.name())
+
+
+def from_torch(module_or_state_dict: Any, *, mode: Optional[str] = None, nonlinearity: Optional[str] = None,
+               batch_first: Optional[bool] = None) -> Tuple[Cell, Any]:
+  """A jaxrnn ``(cell, params)`` that computes a PyTorch recurrent module exactly.
+
+  Args:
+    module_or_state_dict: an ``nn.RNN``, ``nn.LSTM`` (``proj_size`` too), ``nn.GRU``, ``nn.RNNCell``,
+      ``nn.LSTMCell`` or ``nn.GRUCell``; or its ``state_dict()`` (a mapping of names to torch tensors, NumPy or
+      JAX arrays; NumPy needs no torch). From a ``state_dict``, the layers, directions, ``bias`` and
+      ``proj_size`` are read from the keys and shapes, the kind from the gate blocks of ``weight_hh``.
+    mode: for a ``state_dict``: ``"RNN"``, ``"LSTM"``, ``"GRU"`` or a ``*Cell`` name, checked against the
+      inferred one (``None``: inferred).
+    nonlinearity: for a ``state_dict`` of ``nn.RNN``/``nn.RNNCell``: ``"tanh"`` (default) or ``"relu"``.
+    batch_first: for a ``state_dict`` of ``nn.RNN``/``LSTM``/``GRU``: recorded in the cell's name, where
+      :func:`torch_forward` and :func:`torch_spec` read it (default ``False``, as PyTorch).
+      With a module, these three come from the module and may only repeat its values.
+
+  Returns:
+    ``(cell, params)``: for a module class without ``Cell``, a :func:`jaxrnn.stack` of ``num_layers`` layers
+    (:func:`jaxrnn.bidirectional` pairs if ``bidirectional``) and a tuple of per-layer params; for a ``*Cell``,
+    the jaxrnn cell and its params. Params have the tensors' dtype. ``cell.name`` is the module's constructor
+    call.
+
+  Raises:
+    TypeError: not a supported module or mapping; non-floating tensors.
+    ValueError: inconsistent keys or shapes (the key, the expected and the actual shape are named), options no
+      PyTorch module has (``weight_hr`` with a GRU), arguments that contradict the module.
+    ImportError: never for NumPy/JAX state dicts; torch objects imply torch is installed.
+  """
+  spec = _spec_from_module(module_or_state_dict)
+  if spec is not None:
+    module = module_or_state_dict
+    given = {"mode": (mode, spec.mode), "nonlinearity": (nonlinearity, spec.nonlinearity if spec.kind == "RNN"
+                                                         else None),
+             "batch_first": (batch_first, spec.batch_first if not spec.is_cell else None)}
+    for arg, (value, actual) in given.items():
+      if value is not None and value != actual:
+        raise ValueError(f"{arg}={value!r} contradicts the module, whose {arg} is {actual!r}; pass {arg} only with "
+                         "a state_dict")
+    if spec.num_layers > 1 and getattr(module, "dropout", 0.0) and module.training:
+      warnings.warn(f"{type(module).__name__} has dropout={module.dropout} between layers and is in training mode; "
+                    "the jaxrnn cell computes it in eval() mode (no dropout). Use jaxrnn.stack(..., dropout=rate) "
+                    "for dropout in jaxrnn.", stacklevel=2)
+    sd = {k: _to_numpy(f"state_dict[{k!r}]", v) for k, v in module.state_dict().items()}
+  elif isinstance(module_or_state_dict, Mapping):
+    sd = {k: _to_numpy(f"state_dict[{k!r}]", v) for k, v in module_or_state_dict.items()}
+    if nonlinearity is not None and nonlinearity not in _NONLINEARITIES:
+      raise ValueError(f"nonlinearity must be one of {_NONLINEARITIES}, got {nonlinearity!r}")
+    spec = _infer_spec(sd, mode, nonlinearity, batch_first)
+  else:
+    obj = module_or_state_dict
+    raise TypeError(
+        f"module_or_state_dict must be a torch.nn.{'/'.join(MODULES + CELL_MODULES)} module or its state_dict, "
+        f"got {type(obj).__module__}.{type(obj).__name__}")
+  _check_state_dict(sd, spec)
+  dt = np.result_type(*sd.values())
+  H = spec.hidden_size
+  params_type, _ = _unit_types(spec)
+  units = []
+  for l in range(spec.num_layers):
+    unit = []
+    for d in range(spec.num_directions):
+      sfx = "" if spec.is_cell else f"_l{l}" + ("_reverse" if d else "")
+      get = lambda base, sfx=sfx: sd[base + sfx].astype(dt)
+      fields = {"w_i": get("weight_ih").T, "w_h": get("weight_hh").T}
+      b = b_hn = None
+      if spec.bias:
+        b_ih, b_hh = get("bias_ih"), get("bias_hh")
+        if spec.kind == "GRU":
+          b = b_ih + np.concatenate([b_hh[:2 * H], np.zeros(H, dt)])
+          b_hn = b_hh[2 * H:]
+        else:
+          b = b_ih + b_hh
+      fields["b"] = b
+      if spec.kind == "GRU":
+        fields["b_hn"] = b_hn
+      if spec.proj_size:
+        fields["w_r"] = get("weight_hr").T
+      unit.append(params_type(**{k: None if v is None else jnp.asarray(v) for k, v in fields.items()}))
+    units.append(unit)
+  layout = _Layout(spec, "leaf" if spec.is_cell else "stack")
+  return _build_cell(spec, dt), _nest(layout, units, BidirectionalParams)
+
+
+def to_torch(cell: Cell, params: Any, *, mode: Optional[str] = None) -> dict:
+  """A PyTorch ``state_dict`` (a dict of CPU tensors) of ``cell`` and ``params``, for ``module.load_state_dict``.
+
+  The summed bias goes to ``bias_ih`` and ``bias_hh`` is zero (GRU: ``bias_hh = [0, 0, b_hn]``), so
+  ``from_torch(to_torch(cell, params))`` returns identical params.
+
+  Args:
+    cell: a cell from :func:`from_torch`, or a plain jaxrnn cell as :func:`torch_spec` lists (a single layer
+      exports as ``nn.RNN``/``nn.LSTM``/``nn.GRU`` with ``num_layers=1``).
+    params: its params.
+    mode: ``"RNNCell"``, ``"LSTMCell"`` or ``"GRUCell"`` to export a single unidirectional layer with the keys of
+      the ``*Cell`` class (no ``_l0`` suffix); ``None``: the module :func:`torch_spec` names.
+
+  Returns:
+    ``{key: torch.Tensor}`` in PyTorch's key order; :func:`torch_module` builds the module and loads it.
+
+  Raises:
+    ImportError: torch is not installed (``pip install jaxrnn[torch]``).
+    TypeError, ValueError: a cell or params no PyTorch module has, named by path with expected and actual.
+  """
+  torch_sd = _state_dict_arrays(cell, params, mode)[1]
+  return {k: _to_tensor(v) for k, v in torch_sd.items()}
+
+
+def _state_dict_arrays(cell: Cell, params: Any, mode: Optional[str]) -> Tuple[TorchSpec, dict]:
+  _import_torch()
+  layout, units = _checked_layout(cell, _layout_from_name(cell), params)
+  spec = layout.spec
+  if mode is not None and mode != spec.mode:
+    if mode not in CELL_MODULES or spec.is_cell or spec.num_layers != 1 or spec.bidirectional or spec.proj_size \
+        or mode != spec.kind + "Cell":
+      raise ValueError(f"mode={mode!r} cannot hold {spec.name()}; mode may only turn a one-layer unidirectional "
+                       f"module without projection into its *Cell ({spec.kind}Cell)")
+    spec = TorchSpec(mode=mode, input_size=spec.input_size, hidden_size=spec.hidden_size, bias=spec.bias,
+                     nonlinearity=spec.nonlinearity)
+  H = spec.hidden_size
+  out = {}
+  for l, unit in enumerate(units):
+    for d, (_, p) in enumerate(unit):
+      sfx = "" if spec.is_cell else f"_l{l}" + ("_reverse" if d else "")
+      out[f"weight_ih{sfx}"] = np.asarray(p.w_i).T
+      out[f"weight_hh{sfx}"] = np.asarray(p.w_h).T
+      if spec.bias:
+        b = np.asarray(p.b)
+        out[f"bias_ih{sfx}"] = b
+        if spec.kind == "GRU":
+          b_hn = np.asarray(p.b_hn)
+          out[f"bias_hh{sfx}"] = np.concatenate([np.zeros(2 * H, b_hn.dtype), b_hn])
+        else:
+          out[f"bias_hh{sfx}"] = np.zeros_like(b)
+      if spec.proj_size:
+        out[f"weight_hr{sfx}"] = np.asarray(p.w_r).T
+  return spec, out
+
+
+def torch_module(cell: Cell, params: Any, *, mode: Optional[str] = None):
+  """The PyTorch module that ``cell`` computes, with ``params`` loaded, in ``eval()`` mode and the params' dtype.
+
+  Args: as :func:`to_torch`.
+
+  Example:
+
+    >>> import jax, jaxrnn
+    >>> from jaxrnn.interop import torch_module
+    >>> cell = jaxrnn.stack(jaxrnn.lstm(3), jaxrnn.lstm(3))
+    >>> torch_module(cell, cell.init(jax.random.key(0), 2))
+    LSTM(2, 3, num_layers=2)
+  """
+  torch = _import_torch()
+  spec, arrays = _state_dict_arrays(cell, params, mode)
+  module = getattr(torch.nn, spec.mode)(**spec.kwargs())
+  sd = {k: _to_tensor(v) for k, v in arrays.items()}
+  dtypes = {t.dtype for t in sd.values()}
+  if len(dtypes) == 1:
+    module = module.to(dtypes.pop())
+  module.load_state_dict(sd)
+  return module.eval()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Carries and a PyTorch-style forward.
+
+
+def _carry_arrays(cell: Cell, carry: Any, xp: Any = jnp):
+  """``h_n`` or ``(h_n, c_n)`` stacked with ``xp`` (``jnp`` under ``jit``, ``np`` on the way to torch)."""
+  layout = _layout_from_name(cell)
+  spec = layout.spec
+  _, carry_type = _unit_types(spec)
+  units = _units(layout, carry, "carry", BidirectionalCarry)
+  for unit in units:
+    for path, c in unit:
+      if not isinstance(c, carry_type):
+        raise TypeError(f"{path} must be a {carry_type.__name__}{carry_type._fields}, got {type(c).__name__}")
+  flat = [c for unit in units for _, c in unit]
+  conv = np.asarray if xp is np else (lambda a: a)
+  if spec.is_cell:
+    c = flat[0]
+    return (conv(c.h), conv(c.c)) if spec.kind == "LSTM" else conv(c.h)
+  h = xp.stack([conv(c.h) for c in flat])
+  if spec.kind == "LSTM":
+    return h, xp.stack([conv(c.c) for c in flat])
+  return h
+
+
+def carry_to_torch(cell: Cell, carry: Any):
+  """A jaxrnn carry of ``cell`` in PyTorch's layout, as torch tensors: ``h_n`` or ``(h_n, c_n)`` (LSTM).
+
+  Args:
+    cell: a cell :func:`torch_spec` accepts (its name gives the layers and directions).
+    carry: the cell's carry, leaves ``[*B, ...]`` (e.g. the final carry of :func:`jaxrnn.unroll`).
+
+  Returns:
+    For ``nn.RNN``/``LSTM``/``GRU``: ``h_n: [num_layers * num_directions, *B, H_out]`` (entry
+    ``l * num_directions + d``) and, for an LSTM, ``c_n: [num_layers * num_directions, *B, H]``; for a ``*Cell``:
+    ``h: [*B, H]`` or ``(h, c)``. ``H_out`` is ``proj_size`` with a projection, else ``H``.
+  """
+  out = _carry_arrays(cell, carry, np)
+  if isinstance(out, tuple):
+    return tuple(_to_tensor(a) for a in out)
+  return _to_tensor(out)
+
+
+def carry_from_torch(cell: Cell, hx: Any) -> Any:
+  """PyTorch's ``h_0`` or ``(h_0, c_0)`` as the jaxrnn carry of ``cell`` (the inverse of :func:`carry_to_torch`).
+
+  Args:
+    cell: a cell :func:`torch_spec` accepts.
+    hx: ``h: [num_layers * num_directions, *B, H_out]`` or, for an LSTM, ``(h, c)`` with
+      ``c: [num_layers * num_directions, *B, H]``; for a ``*Cell``, ``h: [*B, H]`` or ``(h, c)``. torch tensors,
+      NumPy or JAX arrays (JAX arrays stay on device, so this works under ``jit``).
+
+  Returns:
+    The carry, e.g. a tuple over layers of ``BidirectionalCarry(fwd=LSTMCarry(h, c), bwd=...)``.
+  """
+  layout = _layout_from_name(cell)
+  spec = layout.spec
+  _, carry_type = _unit_types(spec)
+  lstm_like = spec.kind == "LSTM"
+  if lstm_like:
+    if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+      raise TypeError(f"hx must be a pair (h, c) for {cell.name}, got {type(hx).__name__}")
+    arrays = list(hx)
+  else:
+    if isinstance(hx, (tuple, list)):
+      raise TypeError(f"hx must be one array h (no cell state) for {cell.name}, got a {type(hx).__name__}")
+    arrays = [hx]
+  names = ("hx[0] (h)", "hx[1] (c)") if lstm_like else ("hx",)
+  # JAX arrays (maybe traced) are sliced by JAX, others by NumPy (no per-slice dispatch or compile).
+  arrays = [a if isinstance(a, jax.Array) else _to_numpy(n, a) for n, a in zip(names, arrays)]
+  if lstm_like and arrays[0].shape[:-1] != arrays[1].shape[:-1]:
+    raise ValueError(f"hx[0] (h) and hx[1] (c) must have the same leading shape, got {arrays[0].shape} and "
+                     f"{arrays[1].shape}")
+  if spec.is_cell:
+    return carry_type(*(jnp.asarray(a) for a in arrays))
+  n = spec.num_layers * spec.num_directions
+  for name, a in zip(names, arrays):
+    if a.ndim < 2 or a.shape[0] != n:
+      raise ValueError(f"{name} must have shape [num_layers * num_directions = {n}, *B, H], got {a.shape}")
+  D = spec.num_directions
+  units = [[carry_type(*(jnp.asarray(a[l * D + d]) for a in arrays)) for d in range(D)]
+           for l in range(spec.num_layers)]
+  return _nest(layout, units, BidirectionalCarry)
+
+
+def torch_forward(cell: Cell, params: Any, input: Any, hx: Any = None, *,  # pylint: disable=redefined-builtin
+                  seq_lengths: Any = None, batch_first: Optional[bool] = None):
+  """Runs ``cell`` as the PyTorch module's ``forward`` runs: the same layouts in and out, JAX arrays.
+
+  Args:
+    cell: a cell :func:`torch_spec` accepts.
+    params: its params.
+    input: for ``nn.RNN``/``LSTM``/``GRU``: ``[T, B, I]`` (``[B, T, I]`` if ``batch_first``) or unbatched
+      ``[T, I]``; for a ``*Cell``: ``[B, I]`` or ``[I]``.
+    hx: the initial state in PyTorch's layout (see :func:`carry_from_torch`); ``None``: zeros.
+    seq_lengths: ``int[B]``, the lengths of right-padded sequences: what ``pack_padded_sequence(input,
+      lengths)`` gives PyTorch; outputs past a sequence's end are zeros, as ``pad_packed_sequence`` pads them.
+    batch_first: the layout of ``input`` and ``output``; ``None``: the cell's (from :func:`from_torch`), else
+      ``False``.
+
+  Returns:
+    ``(output, h_n)`` or ``(output, (h_n, c_n))`` for an LSTM; for a ``*Cell``: ``h'`` or ``(h', c')``.
+    ``output: [T, B, D * H_out]`` (``[B, T, D * H_out]`` if ``batch_first``).
+  """
+  spec = _layout_from_name(cell).spec
+  x = jnp.asarray(input) if not _is_tensor(input) else jnp.asarray(_to_numpy("input", input))
+  if spec.is_cell:
+    carry = (cell.initial_carry(params, x.shape[:-1], x.dtype) if hx is None else carry_from_torch(cell, hx))
+    return _carry_arrays(cell, cell.step(params, carry, x)[0])
+  bf = spec.batch_first if batch_first is None else batch_first
+  if x.ndim not in (2, 3):
+    raise ValueError(f"input must have shape [T, B, I], [B, T, I] (batch_first) or [T, I], got {x.shape}")
+  batch_shape = () if x.ndim == 2 else ((x.shape[0],) if bf else (x.shape[1],))
+  carry = cell.initial_carry(params, batch_shape, x.dtype) if hx is None else carry_from_torch(cell, hx)
+  if seq_lengths is not None and _is_tensor(seq_lengths):
+    seq_lengths = np.asarray(seq_lengths.detach().cpu().numpy())
+  final, out = _unroll(cell, params, carry, x, seq_lengths=seq_lengths, time_major=not bf)
+  return out, _carry_arrays(cell, final)
