@@ -6,6 +6,12 @@ dm-haiku and torch==2.13.0 are installed separately):
     .venv/bin/python benchmarks/rnn_layers.py                    # all workloads, LSTM and GRU
     .venv/bin/python benchmarks/rnn_layers.py --cell lstm --workload W1 --repeats 7
 
+On a shared, loaded machine wall-clock times of multi-threaded runs say little (thread pools spin and wait on
+each other). One thread each, timed by the process's CPU clock, compares the work each implementation does:
+
+    XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" taskset -c 1 \
+      .venv/bin/python benchmarks/rnn_layers.py --cell lstm --workload W1 --threads 1 --clock cpu
+
 Every implementation gets the same weights and inputs; outputs (and, for training workloads, input gradients) are
 checked to agree before timing. Implementations are timed interleaved (round-robin), so machine noise hits them
 alike; the table reports median/min/max milliseconds and the ratio of each median to PyTorch's and to the GEMM
@@ -36,6 +42,9 @@ WORKLOADS = {
     "W4": (128, 256, 512, 512, True),
 }
 GATES = {"lstm": 4, "gru": 3}
+TORCH_THREADS = 2
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+CLOCK = time.perf_counter
 
 
 def _block(tree):
@@ -184,7 +193,7 @@ def haiku_impl(cell_name, w, train):
 # ---------------------------------------------------------------------------------------------------- torch
 def torch_impl(cell_name, w, train):
   import torch
-  torch.set_num_threads(2)
+  torch.set_num_threads(TORCH_THREADS)
   H, F = w["w_hh"].shape[1], w["w_ih"].shape[1]
   m = (torch.nn.LSTM if cell_name == "lstm" else torch.nn.GRU)(F, H, batch_first=True)
   with torch.no_grad():
@@ -253,9 +262,9 @@ def bench(cell_name, workload, repeats):
     _block(fn(xs if name == "torch" else xs_j))
   for _ in range(repeats):
     for name, fn in impls.items():
-      start = time.perf_counter()
+      start = CLOCK()
       _block(fn(xs if name == "torch" else xs_j))
-      times[name].append(time.perf_counter() - start)
+      times[name].append(CLOCK() - start)
   med = {n: statistics.median(t) for n, t in times.items()}
   jax_peers = [n for n in impls if n not in ("jaxrnn", "torch", "GEMM floor")]
   best_jax = min(jax_peers, key=med.get) if jax_peers else None
@@ -277,8 +286,14 @@ def main():
   parser.add_argument("--cell", choices=sorted(GATES), action="append")
   parser.add_argument("--workload", choices=sorted(WORKLOADS), action="append")
   parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--threads", type=int, default=2, help="PyTorch's intra-op threads (JAX: see XLA_FLAGS)")
+  parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                      help="wall: elapsed time; cpu: this process's CPU time (use with one thread)")
   args = parser.parse_args()
-  print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs")
+  global TORCH_THREADS, CLOCK
+  TORCH_THREADS, CLOCK = args.threads, CLOCKS[args.clock]
+  print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs, clock={args.clock}, "
+        f"torch threads={args.threads}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
   for cell_name in args.cell or ["lstm", "gru"]:
     for workload in args.workload or list(WORKLOADS):
       bench(cell_name, workload, args.repeats)
