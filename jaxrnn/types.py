@@ -121,7 +121,7 @@ class Cell(NamedTuple):
     step: ``step(params, carry, x) -> (carry, h)`` (:class:`StepFn`). The cell itself is callable with the same
       signature: ``cell(params, carry, x)``.
     input_transform: optional time-parallel part of ``step`` (:class:`InputTransformFn`), hoisted out of the
-      scan by ``unroll``.
+      scan by ``unroll`` (on GPU/TPU by default; see its ``hoist``).
     step_transformed: ``step`` taking ``input_transform``'s output instead of ``x``; present iff
       ``input_transform`` is.
     sequence: optional whole-sequence implementation (:class:`SequenceFn`).

@@ -5,7 +5,7 @@
 ``{"params": {"w_i": ..., "w_h": ..., "b": ...}}``), ``__call__(carry, x) -> (carry, h)`` is the cell's ``step``,
 and ``initialize_carry(rng, input_shape)`` / ``num_feature_axes`` make it work inside ``flax.linen.RNN`` and
 ``flax.linen.Bidirectional`` unchanged. :class:`RNN` runs a cell over a sequence with :func:`jaxrnn.unroll`
-(one ``lax.scan``, the input projection hoisted out of the loop) instead of a lifted ``nn.scan``.
+(one ``lax.scan``, the input projection hoisted out of the loop on GPU/TPU) instead of a lifted ``nn.scan``.
 
 Example:
 
@@ -127,7 +127,7 @@ def _as_module(cell: Union[Cell, CellModule], name: str) -> CellModule:
 
 
 class RNN(nn.Module):
-  """A jaxrnn cell over a sequence with :func:`jaxrnn.unroll`: one ``lax.scan``, input projection hoisted.
+  """A jaxrnn cell over a sequence with :func:`jaxrnn.unroll`: one ``lax.scan`` (input projection hoisted on GPU/TPU).
 
   Params live under ``"cell"``, exactly as in ``flax.linen.RNN(CellModule(cell))``, so the two layers share
   their variables. Unlike Flax's ``RNN``, outputs at padded steps (``t >= seq_lengths``) are zeros, the

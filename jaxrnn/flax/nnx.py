@@ -5,7 +5,7 @@ construction with a key from ``rngs.params()``, and every leaf of the params Nam
 (``module.params.w_i``, ...). ``__call__(carry, x) -> (carry, h)`` is the cell's ``step``;
 ``initialize_carry(input_shape, rngs=None)`` and ``num_feature_axes`` make it work inside ``flax.nnx.RNN`` and
 ``flax.nnx.Bidirectional``. :class:`RNN` runs it over a sequence with :func:`jaxrnn.unroll` (one ``lax.scan``,
-the input projection hoisted out of the loop).
+the input projection hoisted out of the loop on GPU/TPU).
 
 Example:
 
@@ -90,7 +90,7 @@ class CellModule(nnx.RNNCellBase):
 
 
 class RNN(nnx.Module):
-  """A :class:`CellModule` over a sequence with :func:`jaxrnn.unroll`: one ``lax.scan``, input projection hoisted.
+  """A :class:`CellModule` over a sequence with :func:`jaxrnn.unroll`: one ``lax.scan`` (input projection hoisted on GPU/TPU).
 
   As in ``jaxrnn.flax.linen.RNN``: outputs at padded steps are zeros, the returned carry is the one at each
   sequence's last valid step, and ``reverse=True`` keeps outputs in input order.
