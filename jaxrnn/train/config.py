@@ -79,7 +79,7 @@ class TrainConfig:
   """``[train]``: the loop."""
 
   batch_size: int = _field(32, min=1)
-  steps: int = _field(1500, min=1)
+  steps: int = _field(1200, min=1)
   seed: int = _field(0, min=0)
   log_every: int = _field(25, min=1, help="train-loss records in metrics.jsonl and the progress bar")
   eval_every: int = _field(250, min=1)
