@@ -20,7 +20,9 @@ TIMEOUT = 300  # seconds per subprocess: generous for a loaded 2-core machine; a
 def _start(mode, out, devices, *args):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
-  env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
+  # Simulated CPU devices; LLVM's optimizations off: compiling, not running, is what these tiny checks spend.
+  env["XLA_FLAGS"] = (f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices} "
+                      "--xla_backend_optimization_level=0").strip()
   return subprocess.Popen([sys.executable, str(WORKER), mode, str(out), *map(str, args)], env=env, cwd=ROOT,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -33,6 +35,7 @@ def _finish(proc, name):
     output, _ = proc.communicate()
     pytest.fail(f"{name} did not finish in {TIMEOUT} s; its output ends:\n{output[-4000:]}")
   assert proc.returncode == 0, f"{name} failed (exit {proc.returncode}); its output ends:\n{output[-6000:]}"
+  proc.stdout_text = output
 
 
 def _free_port():
@@ -49,8 +52,8 @@ def test_eight_devices_equal_one_and_resume_on_four(tmp_path):
 
 
 def test_two_processes_equal_one_process(tmp_path):
-  # Two processes on 127.0.0.1 (2 CPU devices each, gloo collectives) train 3 steps; process 0 checks the params
-  # against the single-process run on the same global batch.
+  # Two processes on 127.0.0.1 (2 CPU devices each, gloo collectives) run `jaxrnn train ... --coordinator-address
+  # --num-processes --process-id` for 3 steps; process 0 checks the params against the single-process run.
   port = _free_port()
   procs = [_start("multiprocess", tmp_path, 2, i, 2, port) for i in range(2)]
   try:
@@ -61,6 +64,14 @@ def test_two_processes_equal_one_process(tmp_path):
       if p.poll() is None:
         p.kill()
   assert sorted(p.name for p in tmp_path.glob("done_*")) == ["done_0", "done_1"]
+  assert "3 steps) in" in procs[0].stdout_text and "2 process(es)" in procs[0].stdout_text  # process 0 printed
+  assert "training" not in procs[1].stdout_text  # only process 0 prints
   written = sorted(p.name for p in (tmp_path / "run").iterdir())
-  assert written == ["checkpoints", "config.json", "metrics.jsonl", "samples.txt"], written  # by process 0, once
+  assert written == ["checkpoints", "config.json", "loss_curve.png", "metrics.jsonl", "samples.txt"], written
   assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 4  # 3 train rows + 1 eval row
+
+
+def test_cli_needs_all_multiprocess_flags(capsys):
+  from jaxrnn import cli
+  assert cli.main(["train", "--num-processes", "2", "--no-progress"]) == 2  # before JAX starts any runtime
+  assert "needs --num-processes and --process-id" in capsys.readouterr().err
