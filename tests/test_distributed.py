@@ -20,9 +20,11 @@ TIMEOUT = 300  # seconds per subprocess: generous for a loaded 2-core machine; a
 def _start(mode, out, devices, *args):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
-  # Simulated CPU devices; LLVM's optimizations off: compiling, not running, is what these tiny checks spend.
+  # Simulated CPU devices; LLVM's optimizations off (compiling, not running, is what these tiny checks spend); on a
+  # loaded machine a device thread may wait long for its turn at a collective: let XLA wait rather than abort.
   env["XLA_FLAGS"] = (f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices} "
-                      "--xla_backend_optimization_level=0").strip()
+                      "--xla_backend_optimization_level=0 --xla_cpu_collective_call_terminate_timeout_seconds=600 "
+                      "--xla_cpu_collective_call_warn_stuck_timeout_seconds=120").strip()
   return subprocess.Popen([sys.executable, str(WORKER), mode, str(out), *map(str, args)], env=env, cwd=ROOT,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

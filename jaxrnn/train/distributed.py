@@ -13,7 +13,7 @@ devices or processes computes what the single-device run computes, up to the ord
 
 >>> import jax
 >>> from jaxrnn.train import config, loop, distributed
->>> cfg = config.from_dict({"task": {"name": "adding", "seq_len": 4}, "model": {"hidden_size": 3},
+>>> cfg = config.from_dict({"task": {"name": "adding", "seq_len": 3}, "model": {"cell": "irnn", "hidden_size": 2},
 ...                         "train": {"batch_size": 2, "steps": 2}})
 >>> run = loop.build(cfg)
 >>> par = distributed.parallelize(run, distributed.make_mesh(1), force=True)
@@ -175,8 +175,14 @@ def _parallelize(run, mesh: Mesh) -> Parallel:
   def local(tree):
     return jax.tree_util.tree_map(lambda x: x.addressable_data(0), tree)
 
+  # XLA:CPU's in-process collectives can deadlock when a step's all-reduce (inside the backward scan) overlaps
+  # the asynchronous copy of the next rows to the simulated devices; on CPU the rows are waited for first.
+  on_cpu = mesh.devices.flat[0].platform == "cpu"
+
   def train_step(state, data):
-    rows_batch = local_batch(data, state.step.addressable_data(0))  # no host sync: the step stays on device
+    rows_batch = local_batch(data, state.step.addressable_data(0))  # no host sync on accelerators
+    if on_cpu:
+      rows_batch = jax.block_until_ready(rows_batch)
     batch = put_batch(data, rows_batch)
     state, loss = step(state, batch)
     return state, loss.addressable_data(0)
