@@ -51,6 +51,11 @@ def sharded_step(out):
   assert sharding.is_fully_replicated and len(sharding.device_set) == 8
   for a, b in zip(_leaves(state), _leaves(ref[2])):
     np.testing.assert_allclose(a, b, **TOL)
+  try:
+    distributed.parallelize(loop.build(config.from_dict(CFG, ["train.batch_size=6"])))
+    raise AssertionError("a batch of 6 on 8 devices must be refused")
+  except config.ConfigError as e:
+    assert "train.batch_size = 6 must be a multiple of the 8 data-parallel devices" in str(e), e
   part = loop.train(cfg, out / "run", progress=False, plot=False, stop_at=3)
   assert int(par.local(part.state.step)) == 3
 

@@ -77,3 +77,9 @@ def test_cli_needs_all_multiprocess_flags(capsys):
   from jaxrnn import cli
   assert cli.main(["train", "--num-processes", "2", "--no-progress"]) == 2  # before JAX starts any runtime
   assert "needs --num-processes and --process-id" in capsys.readouterr().err
+
+
+def test_more_devices_than_there_are_is_a_config_error():
+  from jaxrnn.train import config, distributed
+  with pytest.raises(config.ConfigError, match=r"distributed.data_parallel = 64 but there are only \d+ devices"):
+    distributed.make_mesh(64)
