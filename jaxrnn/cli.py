@@ -3,6 +3,7 @@
 Usage::
 
   jaxrnn train [CONFIG] [--set section.key=value ...] [--run-dir DIR]   # resumes if DIR has checkpoints
+  jaxrnn train [CONFIG] --coordinator-address HOST:PORT --num-processes N --process-id I   # one per process
   jaxrnn eval RUN_DIR
   jaxrnn sample RUN_DIR [--prompt TEXT] [--length N] [--temperature T] [--top-k K] [--seed S]
   jaxrnn compare CONFIG... [--set ...] [--out DIR]
@@ -27,6 +28,14 @@ def _parser() -> argparse.ArgumentParser:
                  help="override a config value, e.g. --set optimizer.lr=3e-4 (repeatable)")
   t.add_argument("--run-dir", help="run directory (default: runs/<config name>); an existing one is resumed")
   t.add_argument("--no-progress", action="store_true", help="no progress bar")
+  d = t.add_argument_group("multi-process runs (one command per process; all devices of one process need none)")
+  d.add_argument("--coordinator-address", metavar="HOST:PORT",
+                 help="process 0's host and a free port, the same on every process (or $JAX_COORDINATOR_ADDRESS)")
+  d.add_argument("--num-processes", type=int, metavar="N", help="number of processes")
+  d.add_argument("--process-id", type=int, metavar="I", help="this process's index, 0..N-1")
+  d.add_argument("--distributed", action="store_true",
+                 help="join a multi-process run detected from the environment (Cloud TPU pod, SLURM, Open MPI, "
+                      "Kubernetes) with jax.distributed.initialize()")
 
   e = sub.add_parser("eval", help="held-out loss of a run's latest checkpoint")
   e.add_argument("run_dir")
@@ -51,14 +60,34 @@ def _name(config: Optional[str]) -> str:
   return pathlib.Path(config).stem if config else "default"
 
 
+def _initialize_distributed(args) -> None:
+  """``jax.distributed.initialize`` if the command line asks for a multi-process run (before JAX starts)."""
+  from jaxrnn.train.config import ConfigError
+
+  manual = (args.coordinator_address, args.num_processes, args.process_id)
+  if all(v is None for v in manual) and not args.distributed:
+    return
+  if not args.distributed and (args.num_processes is None or args.process_id is None):
+    raise ConfigError("a multi-process run needs --num-processes and --process-id (and --coordinator-address or "
+                      "$JAX_COORDINATOR_ADDRESS) on every process, or --distributed on a detected cluster")
+  from jaxrnn.train import distributed
+  distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
+
+
 def _train(args) -> int:
   from jaxrnn.train import config as config_lib, loop
 
   cfg = config_lib.load(args.config, args.overrides)
+  _initialize_distributed(args)
+  import jax
+  main = jax.process_index() == 0
+  say = print if main else (lambda *a, **k: None)
   run_dir = pathlib.Path(args.run_dir or pathlib.Path("runs") / _name(args.config))
-  print(f"training {cfg.task.name}/{cfg.model.cell} (H={cfg.model.hidden_size}, {cfg.train.steps} steps) "
-        f"in {run_dir}")
+  say(f"training {cfg.task.name}/{cfg.model.cell} (H={cfg.model.hidden_size}, {cfg.train.steps} steps) "
+      f"in {run_dir} on {jax.device_count()} device(s), {jax.process_count()} process(es)")
   res = loop.train(cfg, run_dir, progress=not args.no_progress)
+  if not main:
+    return 0
   print(loop.format_table([dict(name=_name(args.config), **res.summary)]))
   print(f"metrics:     {run_dir / 'metrics.jsonl'}")
   if res.plot:

@@ -11,7 +11,7 @@ CONFIGS = sorted((pathlib.Path(__file__).resolve().parent.parent / "configs").gl
 
 @pytest.mark.parametrize("raw, message", [
     ({"model": {"cel": "gru"}}, "unknown key 'model.cel'; valid keys: cell, hidden_size"),
-    ({"modle": {}}, "unknown section '[modle]'; valid sections: task, model, optimizer, train"),
+    ({"modle": {}}, "unknown section '[modle]'; valid sections: task, model, optimizer, train, distributed"),
     ({"model": {"cell": "transformer"}}, "model.cell = 'transformer' is not valid; choices: simple_rnn, lstm, gru"),
     ({"optimizer": {"name": "lamb"}}, "choices: adam, adamw, rmsprop, sgd"),
     ({"optimizer": {"schedule": "step"}}, "choices: constant, cosine, warmup_cosine"),

@@ -34,12 +34,16 @@ class Checkpointer:
     self._manager.wait_until_finished()
 
   def restore(self, target: Any, step: Optional[int] = None) -> Any:
-    """Restores checkpoint ``step`` (default: the latest) into the structure, shapes and dtypes of ``target``."""
+    """Restores checkpoint ``step`` (default: the latest) into the structure, shapes and dtypes of ``target``.
+
+    Arrays are restored with the shardings of ``target``'s arrays (on any mesh, whatever mesh saved them).
+    """
     step = self.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError("no checkpoint to restore")
     import jax
-    abstract = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), target)
+    abstract = jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)), target)
     return self._manager.restore(int(step), args=self._ocp.args.StandardRestore(abstract))
 
   def close(self) -> None:

@@ -1,7 +1,7 @@
 """Training configs: typed, frozen dataclasses, validated from TOML before anything compiles.
 
-A config file has four tables, ``[task]``, ``[model]``, ``[optimizer]`` and ``[train]``; every key is optional
-and defaults to the field's default below (the defaults are the default run of ``jaxrnn train``: a
+A config file has the tables ``[task]``, ``[model]``, ``[optimizer]``, ``[train]`` and ``[distributed]``; every key
+is optional and defaults to the field's default below (the defaults are the default run of ``jaxrnn train``: a
 character-level LSTM on the Python standard library's source). An unknown key or a bad value raises
 :class:`ConfigError` naming the key and the valid choices.
 
@@ -89,6 +89,13 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DistributedConfig:
+  """``[distributed]``: data-parallel training (:mod:`jaxrnn.train.distributed`); may change when a run resumes."""
+
+  data_parallel: int = _field(0, min=0, help="devices the batch is split over; 0 = all devices of all processes")
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
   """A whole training config."""
 
@@ -96,6 +103,7 @@ class Config:
   model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
   optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
   train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+  distributed: DistributedConfig = dataclasses.field(default_factory=DistributedConfig)
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import pathlib
 import sys
 import time
@@ -97,8 +98,8 @@ def build(cfg: config_lib.Config) -> Run:
   return _BUILT[key]
 
 
-def _build(cfg: config_lib.Config) -> Run:
-  task = make_task(cfg.task)
+def _build(cfg: config_lib.Config, task: Optional[Task] = None) -> Run:
+  task = make_task(cfg.task) if task is None else task  # distributed.py passes a task fed its batches
   model = model_lib.make_model(cfg.model, task)
   optimizer = make_optimizer(cfg.optimizer, cfg.train.steps)
   init_key, train_key, eval_key = _keys(cfg.train.seed)
@@ -136,11 +137,14 @@ def _build(cfg: config_lib.Config) -> Run:
 # -- run directories -------------------------------------------------------------------------------------------
 
 _RUN_KEYS_FREE = ("log_every", "eval_every", "eval_batches", "checkpoint_every", "keep_checkpoints")
+_RUN_SECTIONS_FREE = ("distributed",)  # a run may resume on another number of devices
 
 
 def _check_same_run(saved: dict, cfg: config_lib.Config, run_dir: pathlib.Path) -> None:
   now = cfg.to_dict()
   for section, values in now.items():
+    if section in _RUN_SECTIONS_FREE:
+      continue
     for key, value in values.items():
       if section == "train" and key in _RUN_KEYS_FREE:
         continue
@@ -190,6 +194,10 @@ def train(cfg: config_lib.Config, run_dir: str | pathlib.Path, *, progress: bool
   Writes ``config.json``, ``metrics.jsonl`` (one JSON object a line: ``{"step", "split", "loss"}``),
   ``checkpoints/`` (orbax), and at the end ``loss_curve.png`` and, for charlm, ``samples.txt``.
 
+  On several devices or processes the step runs data-parallel (:mod:`jaxrnn.train.distributed`, config section
+  ``[distributed]``); every process calls ``train`` with the same arguments, all take part in checkpointing,
+  and only process 0 writes the other files.
+
   Args:
     cfg: the config.
     run_dir: the run directory (created if needed).
@@ -202,37 +210,44 @@ def train(cfg: config_lib.Config, run_dir: str | pathlib.Path, *, progress: bool
     A :class:`Result`.
   """
   from jaxrnn.train.checkpoint import Checkpointer
+  from jaxrnn.train.distributed import parallelize
 
   run_dir = pathlib.Path(run_dir)
   run_dir.mkdir(parents=True, exist_ok=True)
   cfg_path = run_dir / "config.json"
   if cfg_path.is_file():
     _check_same_run(json.loads(cfg_path.read_text()), cfg, run_dir)
-  else:
-    cfg_path.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
   run = build(cfg)
+  par = parallelize(run)  # one device, one process: par.train_step is run.train_step
+  main = par.is_main
+  if main and not cfg_path.is_file():
+    cfg_path.with_suffix(".tmp").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    cfg_path.with_suffix(".tmp").replace(cfg_path)  # other processes never read a partial file
   tc = cfg.train
   ckpt = Checkpointer(run_dir, tc.keep_checkpoints)
-  state = run.init_state()
   start = ckpt.latest_step()
-  if start is not None:
-    state = ckpt.restore(state, start)
-    log(f"resuming {run_dir} from step {start}")
-  start = int(state.step)
+  if start is None:
+    state = par.init_state()
+  else:
+    state = ckpt.restore(par.restore_target(), start)
+    if main:
+      log(f"resuming {run_dir} from step {start}")
+  start = int(par.local(state.step))
   metrics_path = run_dir / "metrics.jsonl"
   rows = _read_metrics(metrics_path, start)
-  _write_metrics(metrics_path, rows)
+  if main:
+    _write_metrics(metrics_path, rows)
   train_data, val_data = run.task.data["train"], run.task.data["val"]
   end = tc.steps if stop_at is None else min(tc.steps, stop_at)
 
   bar = None
-  if progress and start < end:
+  if progress and start < end and main:
     from tqdm.auto import tqdm
     bar = tqdm(total=tc.steps, initial=start, unit="step", dynamic_ncols=True, file=sys.stderr,
                desc=f"{cfg.task.name}/{cfg.model.cell}")
   t0, pending = time.perf_counter(), []
   step = start
-  with metrics_path.open("a") as mf:
+  with (metrics_path.open("a") if main else open(os.devnull, "w")) as mf:
     def record(split, value):
       row = {"step": step, "split": split, "loss": value}
       rows.append(row)
@@ -241,7 +256,7 @@ def train(cfg: config_lib.Config, run_dir: str | pathlib.Path, *, progress: bool
 
     try:
       while step < end:
-        state, loss = run.train_step(state, train_data)
+        state, loss = par.train_step(state, train_data)
         step += 1
         pending.append(loss)
         if step % tc.log_every == 0 or step == end:
@@ -253,7 +268,7 @@ def train(cfg: config_lib.Config, run_dir: str | pathlib.Path, *, progress: bool
           if bar is not None:
             bar.set_postfix(loss=f"{value:.4f}", refresh=False)
         if step % tc.eval_every == 0 or step == tc.steps:
-          record("eval", float(run.evaluate(state.params, val_data)))
+          record("eval", float(run.evaluate(par.local(state.params), val_data)))
           if bar is not None:
             bar.set_postfix(loss=f"{rows[-2]['loss'] if len(rows) > 1 else float('nan'):.4f}",
                             eval=f"{rows[-1]['loss']:.4f}", refresh=False)
@@ -274,13 +289,14 @@ def train(cfg: config_lib.Config, run_dir: str | pathlib.Path, *, progress: bool
 
   summary = _summary(run, rows, step, seconds, step - start)
   plot_path = samples_path = None
-  if step >= tc.steps:
+  if step >= tc.steps and main:
     if plot:
       plot_path = str(plot_curves({f"{cfg.task.name}/{cfg.model.cell}": rows}, run_dir / "loss_curve.png",
                                   baseline=run.task.baseline, metric=run.task.metric))
     if run.task.name == "charlm":
       samples_path = run_dir / "samples.txt"
-      text = sample_text(run, state.params, prompt="def ", length=400, seed=0, temperature=0.8, top_k=0)
+      text = sample_text(run, par.local(state.params), prompt="def ", length=400, seed=0, temperature=0.8,
+                         top_k=0)
       samples_path.write_text(text + "\n")
       samples_path = str(samples_path)
   return Result(str(run_dir), state, summary, plot_path, samples_path)
