@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import jaxrnn
 from jaxrnn import cli
 from jaxrnn.attention import seq2seq as s2s
 from jaxrnn.attention import tasks as digit_tasks
@@ -70,27 +69,27 @@ def test_seq2seq_config_builds_the_attention_model():
 
 
 def test_doubly_stochastic_penalty_in_seq2seq_loss():
-  net = jaxrnn.seq2seq(jaxrnn.gru(4), jaxrnn.gru(4), jaxrnn.additive_attention(3), source_vocab_size=13,
-                       target_vocab_size=13, embed_size=2)
-  b = digit_tasks.digit_task(jax.random.key(1), 3, max_length=4, min_length=2)
-  args = (b.src, b.src_lengths, b.tgt_in, b.tgt_out, b.tgt_lengths)
-
-  @jax.jit
-  def run(params):
-    _, weights = net.logits(params, b.src, b.src_lengths, b.tgt_in)
-    grad = jax.grad(lambda p: net.loss(p, *args, doubly_stochastic_weight=0.5))(params)
-    return net.loss(params, *args), net.loss(params, *args, doubly_stochastic_weight=0.5), weights, grad
-
-  plain, penalised, weights, grad = run(net.init(jax.random.key(0)))
-  valid_t = np.arange(5)[None, :] < np.asarray(b.tgt_lengths)[:, None]
-  valid_s = np.arange(4)[None, :] < np.asarray(b.src_lengths)[:, None]
-  w = np.where(valid_t[..., None], np.asarray(weights, np.float64), 0.0)
-  penalty = np.where(valid_s, (1.0 - w.sum(1)) ** 2, 0.0).sum(-1).mean()
-  np.testing.assert_allclose(float(penalised) - float(plain), 0.5 * penalty, rtol=1e-4, atol=1e-6)
-  assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree_util.tree_leaves(grad))
+  # sequence_loss (what Seq2Seq.loss computes from its teacher-forced logits and weights) against NumPy.
+  k1, k2 = jax.random.split(jax.random.key(0))
+  logits = jax.random.normal(k1, (2, 4, 5))  # [B, M, V]
+  weights = jax.nn.softmax(jax.random.normal(k2, (2, 4, 3)), axis=-1)  # [B, M, N]
+  tgt_out, tgt_lengths, src_lengths = jnp.array([[1, 2, 3, 0], [4, 0, 0, 0]]), jnp.array([3, 1]), jnp.array([3, 2])
+  plain = s2s.sequence_loss(logits, weights, tgt_out, tgt_lengths, src_lengths)
+  penalised = s2s.sequence_loss(logits, weights, tgt_out, tgt_lengths, src_lengths, doubly_stochastic_weight=0.5)
+  lg, w = np.asarray(logits, np.float64), np.asarray(weights, np.float64)
+  logp = lg - np.log(np.exp(lg).sum(-1, keepdims=True))
+  valid_t = np.arange(4)[None, :] < np.asarray(tgt_lengths)[:, None]
+  valid_s = np.arange(3)[None, :] < np.asarray(src_lengths)[:, None]
+  nll = -np.take_along_axis(logp, np.asarray(tgt_out)[..., None], -1)[..., 0]
+  xent = nll[valid_t].mean()
+  penalty = np.where(valid_s, (1.0 - np.where(valid_t[..., None], w, 0.0).sum(1)) ** 2, 0.0).sum(-1).mean()
+  np.testing.assert_allclose(float(plain), xent, rtol=1e-5)
+  np.testing.assert_allclose(float(penalised), xent + 0.5 * penalty, rtol=1e-5)
+  grad = jax.grad(lambda w: s2s.sequence_loss(logits, w, tgt_out, tgt_lengths, src_lengths,
+                                              doubly_stochastic_weight=0.5))(weights)
+  assert float(jnp.abs(grad).sum()) > 0
   with pytest.raises(ValueError, match="doubly_stochastic_weight must be >= 0"):
-    s2s.sequence_loss(jnp.zeros((1, 2, 3)), jnp.zeros((1, 2, 2)), jnp.zeros((1, 2), jnp.int32),
-                      jnp.array([2]), jnp.array([2]), doubly_stochastic_weight=-1.0)
+    s2s.sequence_loss(logits, weights, tgt_out, tgt_lengths, src_lengths, doubly_stochastic_weight=-1.0)
 
 
 def test_token_accuracy():
