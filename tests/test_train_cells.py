@@ -6,9 +6,9 @@ import pytest
 
 from jaxrnn.train import config, loop, model
 
-TINY = {"task": {"name": "adding", "seq_len": 3}, "model": {"hidden_size": 4},
+TINY = {"task": {"name": "adding", "seq_len": 2}, "model": {"hidden_size": 4},
         "optimizer": {"name": "sgd", "lr": 0.1, "clip_norm": 0.0, "schedule": "constant"},
-        "train": {"batch_size": 2, "steps": 1}}
+        "train": {"batch_size": 1, "steps": 1}}
 
 
 @pytest.mark.parametrize("cell", config.CELL_NAMES)
