@@ -66,8 +66,10 @@ class Seq2Seq(NamedTuple):
     encode: ``encode(params, src int[B, N], src_lengths int[B]) -> memory [B, N, D]``.
     logits: ``logits(params, src, src_lengths, tgt_in int[B, M]) -> (logits [B, M, V], weights [B, M, N])``,
       teacher forcing (the decoder reads the true previous token).
-    loss: ``loss(params, src, src_lengths, tgt_in, tgt_out, tgt_lengths) -> scalar``: mean cross-entropy over
-      the valid target tokens.
+    loss: ``loss(params, src, src_lengths, tgt_in, tgt_out, tgt_lengths, *, doubly_stochastic_weight=0.0) ->
+      scalar``: mean cross-entropy over the valid target tokens, plus ``doubly_stochastic_weight`` times the mean
+      over the batch of :func:`jaxrnn.doubly_stochastic_penalty` of the attention weights (valid target steps
+      and source positions only; Xu et al. 2015, eq. 14). See :func:`sequence_loss`.
     greedy_decode: ``greedy_decode(params, src, src_lengths, max_length) -> (tokens int[B, L], weights
       [B, L, N])``: feeds back its own argmax under ``lax.scan`` for a fixed ``max_length`` steps; after ``EOS``
       the tokens are ``PAD``.
@@ -80,6 +82,58 @@ class Seq2Seq(NamedTuple):
   loss: Callable[..., jax.Array]
   greedy_decode: Callable[..., Tuple[jax.Array, jax.Array]]
   decoder: Callable[[int], Cell]
+
+
+def sequence_loss(logits: jax.Array, weights: jax.Array, tgt_out: jax.Array, tgt_lengths: jax.Array,
+                  src_lengths: jax.Array, *, doubly_stochastic_weight: Any = 0.0) -> jax.Array:
+  r"""The loss of :attr:`Seq2Seq.loss` from teacher-forced ``logits`` and attention ``weights``.
+
+  .. math::
+
+     \mathcal{L} = \frac{1}{\sum_b M_b} \sum_{b, t < M_b} -\log p(y_{b,t}) \;+\;
+       \lambda \frac{1}{B} \sum_b \sum_{s < N_b} \big(1 - \textstyle\sum_{t < M_b} \alpha_{b,t,s}\big)^2
+
+  (the second term is the doubly stochastic attention penalty of Xu et al. 2015, eq. 14, with ``tau = 1``;
+  ``M_b = tgt_lengths``, ``N_b = src_lengths``, ``lambda = doubly_stochastic_weight``).
+
+  Args:
+    logits: ``[B, M, V]``.
+    weights: ``[B, M, N]`` attention weights per target step.
+    tgt_out: ``int[B, M]`` targets.
+    tgt_lengths: ``int[B]`` valid target steps.
+    src_lengths: ``int[B]`` valid source positions (only read by the penalty).
+    doubly_stochastic_weight: ``lambda >= 0``; ``0`` (a Python number) skips the penalty's computation.
+
+  Returns:
+    A float32 scalar.
+
+  Example:
+
+    >>> import jax.numpy as jnp, jaxrnn
+    >>> logits = jnp.zeros((1, 2, 4))                               # uniform over 4 tokens
+    >>> w = jnp.array([[[1.0, 0.0], [1.0, 0.0]]])                   # position 0 read twice, 1 never
+    >>> args = (logits, w, jnp.array([[1, 2]]), jnp.array([2]), jnp.array([2]))
+    >>> round(jaxrnn.attention.seq2seq.sequence_loss(*args).item(), 4)  # log 4
+    1.3863
+    >>> round(jaxrnn.attention.seq2seq.sequence_loss(*args, doubly_stochastic_weight=0.5).item(), 4)
+    2.3863
+  """
+  logits = _checks.floating("logits", logits)
+  if logits.ndim != 3 or tuple(tgt_out.shape) != logits.shape[:2]:
+    raise ValueError(f"logits must be [B, M, V] and tgt_out [B, M], got shapes {logits.shape} and {tgt_out.shape}")
+  logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  nll = -jnp.take_along_axis(logp, tgt_out[..., None], axis=-1)[..., 0]  # [B, M]
+  valid = jnp.arange(tgt_out.shape[1])[None, :] < tgt_lengths[:, None]
+  xent = jnp.sum(jnp.where(valid, nll, 0.0)) / jnp.maximum(jnp.sum(valid), 1)
+  if isinstance(doubly_stochastic_weight, (int, float)):
+    if doubly_stochastic_weight < 0:
+      raise ValueError(f"doubly_stochastic_weight must be >= 0, got {doubly_stochastic_weight}")
+    if doubly_stochastic_weight == 0:
+      return xent
+  memory_mask = jnp.arange(weights.shape[-1])[None, :] < src_lengths[:, None]
+  penalty = wrapper_lib.doubly_stochastic_penalty(weights.astype(jnp.float32), step_mask=valid,
+                                                  memory_mask=memory_mask)  # [B]
+  return xent + doubly_stochastic_weight * jnp.mean(penalty)
 
 
 def seq2seq(
@@ -196,13 +250,10 @@ def seq2seq(
     _, (outs, weights) = jax.lax.scan(body, carry, xs)
     return jnp.moveaxis(readout(params, outs), 0, 1), jnp.moveaxis(weights, 0, 1)
 
-  def loss(params, src, src_lengths, tgt_in, tgt_out, tgt_lengths):
-    lg, _ = logits(params, src, src_lengths, tgt_in)
-    lg = lg.astype(jnp.float32)
-    logp = jax.nn.log_softmax(lg, axis=-1)
-    nll = -jnp.take_along_axis(logp, tgt_out[..., None], axis=-1)[..., 0]  # [B, M]
-    valid = jnp.arange(tgt_out.shape[1])[None, :] < tgt_lengths[:, None]
-    return jnp.sum(jnp.where(valid, nll, 0.0)) / jnp.maximum(jnp.sum(valid), 1)
+  def loss(params, src, src_lengths, tgt_in, tgt_out, tgt_lengths, *, doubly_stochastic_weight=0.0):
+    lg, weights = logits(params, src, src_lengths, tgt_in)
+    return sequence_loss(lg, weights, tgt_out, tgt_lengths, src_lengths,
+                         doubly_stochastic_weight=doubly_stochastic_weight)
 
   def greedy_decode(params, src, src_lengths, max_length):
     max_length = _checks.positive_int("max_length", max_length)

@@ -89,3 +89,28 @@ def sequence_accuracy(tokens: jax.Array, tgt_out: jax.Array, tgt_lengths: jax.Ar
   valid = jnp.arange(n)[None, :] < tgt_lengths[:, None]
   ok = jnp.all(jnp.where(valid, tokens == tgt_out, True), axis=1)
   return jnp.mean(ok.astype(jnp.float32))
+
+
+def token_accuracy(tokens: jax.Array, tgt_out: jax.Array, tgt_lengths: jax.Array) -> jax.Array:
+  """Fraction of the valid target tokens (the EOS included) that ``tokens`` predicts, over the whole batch.
+
+  Args:
+    tokens: ``int[B, L]`` predictions (e.g. greedy decoding), ``L >= tgt_out.shape[1]``.
+    tgt_out: ``int[B, N]`` targets.
+    tgt_lengths: ``int[B]``.
+
+  Example:
+
+    >>> import jax.numpy as jnp
+    >>> from jaxrnn.attention import tasks
+    >>> tgt = jnp.array([[5, 6, tasks.EOS], [7, tasks.EOS, 0]])
+    >>> pred = jnp.array([[5, 4, tasks.EOS], [7, tasks.EOS, 9]])    # one wrong token; the padding is ignored
+    >>> round(tasks.token_accuracy(pred, tgt, jnp.array([3, 2])).item(), 4)
+    0.8
+  """
+  n = tgt_out.shape[1]
+  if tokens.shape[1] < n:
+    raise ValueError(f"tokens must have at least {n} steps (tgt_out's), got shape {tokens.shape}")
+  valid = jnp.arange(n)[None, :] < tgt_lengths[:, None]
+  hits = jnp.sum(jnp.where(valid, tokens[:, :n] == tgt_out, False))
+  return hits.astype(jnp.float32) / jnp.maximum(jnp.sum(valid), 1).astype(jnp.float32)

@@ -21,10 +21,13 @@ import pathlib
 import tomllib
 from typing import Any, Iterable, Mapping, Optional, Tuple
 
-from jaxrnn.train.model import CELLS
+from jaxrnn.train.model import ATTENTION, CELLS
 
 # The cells a config may name: the keys of `jaxrnn.train.model.CELLS` (name -> factory), the one place to extend.
 CELL_NAMES = tuple(CELLS)
+# model.attention of the seq2seq tasks: the keys of `jaxrnn.train.model.ATTENTION`.
+SEQ2SEQ_ATTENTION = tuple(ATTENTION)
+SEQ2SEQ_TASKS = ("reverse", "sort")
 
 
 class ConfigError(ValueError):
@@ -40,8 +43,11 @@ def _field(default: Any, *, choices: Optional[Tuple[Any, ...]] = None, min: Opti
 class TaskConfig:
   """``[task]``: what to learn. See :mod:`jaxrnn.train.tasks`."""
 
-  name: str = _field("charlm", choices=("adding", "copy", "charlm"), help="the task")
-  seq_len: int = _field(64, min=2, help="adding: T; copy: the delay T (sequences are T+20 long); charlm: BPTT length")
+  name: str = _field("charlm", choices=("adding", "copy", "charlm", "reverse", "sort"), help="the task")
+  seq_len: int = _field(64, min=2, help="adding: T; copy: the delay T (sequences are T+20 long); charlm: BPTT length; "
+                                        "reverse/sort: the longest digit string")
+  min_len: int = _field(1, min=1, help="reverse/sort: the shortest digit string (lengths are uniform in "
+                                       "[min_len, seq_len])")
   corpus_chars: int = _field(1_000_000, min=1000, help="charlm: characters of standard-library source to read")
   val_fraction: float = _field(0.1, min=0.01, max=0.5, help="charlm: held-out fraction (the corpus' tail)")
 
@@ -53,11 +59,19 @@ class ModelConfig:
   cell: str = _field("lstm", choices=CELL_NAMES, help="the recurrent cell, by name")
   hidden_size: int = _field(256, min=1)
   layers: int = _field(1, min=1, max=16, help="stacked layers (each layer's outputs feed the next)")
-  bidirectional: bool = _field(False, help="forward + backward layers (only for tasks with one final output)")
+  bidirectional: bool = _field(False, help="forward + backward layers (adding; the encoder of reverse/sort)")
   dropout: float = _field(0.0, min=0.0, max=0.95, help="dropout on each layer's input and on the readout")
   embed_size: int = _field(64, min=1, help="token tasks: embedding width")
   dtype: str = _field("float32", choices=("float32", "bfloat16"), help="compute dtype (params stay float32)")
   cell_options: dict = _field(None, help="extra keyword arguments of the cell factory, e.g. {forget_bias = 1.0}")
+  # Seq2seq tasks (reverse, sort) only: an encoder and an attention decoder, both of `cell` (layers, bidirectional
+  # encoder), see jaxrnn.train.model.make_seq2seq_model.
+  attention: str = _field("additive", choices=SEQ2SEQ_ATTENTION,
+                          help="reverse/sort: the decoder's attention; none = only the encoder's final output")
+  attention_size: int = _field(0, min=0, help="reverse/sort: additive attention size and Luong's attentional "
+                                              "layer size; 0 = hidden_size")
+  attention_penalty: float = _field(0.0, min=0.0, help="reverse/sort: weight of the doubly stochastic attention "
+                                                       "penalty (Xu et al. 2015)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,6 +212,23 @@ def load(path: Optional[str | pathlib.Path] = None, overrides: Iterable[str] = (
 
 
 def _check_combinations(cfg: Config) -> None:
+  m = cfg.model
+  if cfg.task.name in SEQ2SEQ_TASKS:
+    if cfg.task.min_len > cfg.task.seq_len:
+      raise ConfigError(f"task.min_len = {cfg.task.min_len} must be <= task.seq_len = {cfg.task.seq_len}")
+    if m.dropout != 0.0:
+      raise ConfigError(f"model.dropout = {m.dropout} is not supported by task '{cfg.task.name}' (seq2seq); "
+                        "it must be 0.0")
+    if m.attention == "dot" and m.bidirectional:
+      raise ConfigError("model.attention = 'dot' needs query size == memory size; with model.bidirectional = true "
+                        "the memory is 2 * hidden_size wide: choose additive, location, luong or scaled_luong")
+    return
+  for section, key in (("task", "min_len"), ("model", "attention"), ("model", "attention_size"),
+                       ("model", "attention_penalty")):
+    if getattr(getattr(cfg, section), key) != getattr(type(getattr(cfg, section))(), key):
+      raise ConfigError(f"{section}.{key} only applies to the seq2seq tasks ({', '.join(SEQ2SEQ_TASKS)}), not "
+                        f"task '{cfg.task.name}'")
   if cfg.model.bidirectional and cfg.task.name != "adding":
-    raise ConfigError(f"model.bidirectional = true needs a task with one final output (adding); task "
+    raise ConfigError(f"model.bidirectional = true needs a task with one final output (adding) or an encoder "
+                      f"(reverse, sort); task "
                       f"'{cfg.task.name}' predicts every step causally, where a backward layer would see the answer")

@@ -49,6 +49,8 @@ class Run(NamedTuple):
     evaluate: ``evaluate(params, val_data) -> loss``, jitted; the mean loss over ``train.eval_batches`` fixed
       held-out batches.
     init_state: ``init_state() -> TrainState`` at step 0.
+    eval_metrics: ``None``, or ``eval_metrics(params, val_data) -> {name: scalar}``, jitted: the model's extra
+      held-out metrics (``Model.metrics``, e.g. seq2seq accuracies) over the same batches as ``evaluate``.
   """
 
   cfg: config_lib.Config
@@ -58,6 +60,7 @@ class Run(NamedTuple):
   train_step: Callable
   evaluate: Callable
   init_state: Callable
+  eval_metrics: Optional[Callable] = None
 
 
 def make_optimizer(cfg: config_lib.OptimizerConfig, total_steps: int) -> optax.GradientTransformation:
@@ -116,22 +119,32 @@ def _build(cfg: config_lib.Config, task: Optional[Task] = None) -> Run:
     inputs, targets = task.batch(data, k_data, bs)
 
     def loss_fn(params):
-      return task.loss(model.apply(params, inputs, k_drop), targets)
+      return model.loss(params, inputs, targets, k_drop)
 
     loss, grads = jax.value_and_grad(loss_fn)(state.params)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     return TrainState(state.step + 1, params, opt_state), loss
 
+  eval_keys = lambda: jax.vmap(lambda i: jax.random.fold_in(eval_key, i))(jnp.arange(cfg.train.eval_batches))
+
   @jax.jit
   def evaluate(params, data):
     def one(k):
       inputs, targets = task.batch(data, k, bs)
-      return task.loss(model.apply(params, inputs), targets)
-    keys = jax.vmap(lambda i: jax.random.fold_in(eval_key, i))(jnp.arange(cfg.train.eval_batches))
-    return jnp.mean(jax.lax.map(one, keys))
+      return model.loss(params, inputs, targets)
+    return jnp.mean(jax.lax.map(one, eval_keys()))
 
-  return Run(cfg, task, model, optimizer, train_step, evaluate, init_state)
+  eval_metrics = None
+  if model.metrics is not None:
+    @jax.jit
+    def eval_metrics(params, data):
+      def one(k):
+        inputs, targets = task.batch(data, k, bs)
+        return model.metrics(params, inputs, targets)
+      return jax.tree_util.tree_map(jnp.mean, jax.lax.map(one, eval_keys()))
+
+  return Run(cfg, task, model, optimizer, train_step, evaluate, init_state, eval_metrics)
 
 
 # -- run directories -------------------------------------------------------------------------------------------
@@ -191,7 +204,8 @@ def train(cfg: config_lib.Config, run_dir: str | pathlib.Path, *, progress: bool
           plot: bool = True, log: Callable[[str], None] = print) -> Result:
   """Trains ``cfg`` in ``run_dir``, resuming from its latest checkpoint if there is one.
 
-  Writes ``config.json``, ``metrics.jsonl`` (one JSON object a line: ``{"step", "split", "loss"}``),
+  Writes ``config.json``, ``metrics.jsonl`` (one JSON object a line: ``{"step", "split", "loss"}``; a model's
+  extra eval metrics as ``{"step", "split": "eval", "metric": name, "value"}``),
   ``checkpoints/`` (orbax), and at the end ``loss_curve.png`` and, for charlm, ``samples.txt``.
 
   On several devices or processes the step runs data-parallel (:mod:`jaxrnn.train.distributed`, config section
@@ -270,8 +284,14 @@ def train(cfg: config_lib.Config, run_dir: str | pathlib.Path, *, progress: bool
         if step % tc.eval_every == 0 or step == tc.steps:
           record("eval", float(run.evaluate(par.local(state.params), val_data)))
           if bar is not None:
-            bar.set_postfix(loss=f"{rows[-2]['loss'] if len(rows) > 1 else float('nan'):.4f}",
+            bar.set_postfix(loss=f"{rows[-2].get('loss', math.nan) if len(rows) > 1 else math.nan:.4f}",
                             eval=f"{rows[-1]['loss']:.4f}", refresh=False)
+          if run.eval_metrics is not None:  # after the bar: rows[-2:] above are the last train and eval rows
+            for name, value in run.eval_metrics(state.params, val_data).items():
+              row = {"step": step, "split": "eval", "metric": name, "value": float(value)}
+              rows.append(row)
+              mf.write(json.dumps(row) + "\n")
+            mf.flush()
         if step % tc.checkpoint_every == 0 or step == end:
           ckpt.save(step, state)
         if bar is not None:
@@ -303,8 +323,9 @@ def train(cfg: config_lib.Config, run_dir: str | pathlib.Path, *, progress: bool
 
 
 def _summary(run: Run, rows: list, step: int, seconds: float, steps_run: int) -> dict:
-  train_rows = [r["loss"] for r in rows if r["split"] == "train"]
-  eval_rows = [r["loss"] for r in rows if r["split"] == "eval"]
+  train_rows = [r["loss"] for r in rows if r["split"] == "train" and "loss" in r]
+  eval_rows = [r["loss"] for r in rows if r["split"] == "eval" and "loss" in r]
+  extra = {r["metric"]: r["value"] for r in rows if "metric" in r}  # the last value of each model metric
   return {
       "task": run.cfg.task.name,
       "cell": run.cfg.model.cell,
@@ -316,6 +337,7 @@ def _summary(run: Run, rows: list, step: int, seconds: float, steps_run: int) ->
       "baseline": run.task.baseline,
       "metric": run.task.metric,
       "steps_per_s": steps_run / seconds if seconds > 0 and steps_run else float("nan"),
+      **extra,
   }
 
 
@@ -323,6 +345,7 @@ def format_table(summaries: list) -> str:
   """A plain-text table of :func:`train` summaries, one row each."""
   cols = ["name", "task", "cell", "params", "steps", "metric", "train_loss", "eval_loss", "best_eval", "baseline",
           "steps_per_s"]
+  cols += sorted({k for s in summaries for k in s if k.endswith("_acc")})  # model metrics (seq2seq accuracies)
   fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)
   table = [cols] + [[fmt(s.get(c, "")) for c in cols] for s in summaries]
   widths = [max(len(r[i]) for r in table) for i in range(len(cols))]
@@ -342,7 +365,7 @@ def plot_curves(curves: dict, path: str | pathlib.Path, *, baseline: Optional[fl
   for i, (label, rows) in enumerate(curves.items()):
     color = f"C{i}"
     for split, kw in (("train", dict(alpha=0.45, lw=1)), ("eval", dict(lw=2, marker="o", ms=3))):
-      pts = [(r["step"], r["loss"]) for r in rows if r["split"] == split]
+      pts = [(r["step"], r["loss"]) for r in rows if r["split"] == split and "loss" in r]
       if pts:
         ax.plot(*zip(*pts), color=color, label=f"{label} ({split})", **kw)
   if baseline is not None:
@@ -376,10 +399,14 @@ def restore(run_dir: str | pathlib.Path, step: Optional[int] = None):
 
 
 def evaluate_run(run_dir: str | pathlib.Path) -> dict:
-  """Held-out loss of a run directory's latest checkpoint: ``{"step", "metric", "eval_loss", "baseline"}``."""
+  """Held-out loss of a run directory's latest checkpoint: ``{"step", "metric", "eval_loss", "baseline"}``, plus
+  the model's extra metrics (seq2seq: ``exact_acc``, ``token_acc``)."""
   run, state = restore(run_dir)
   loss = float(run.evaluate(state.params, run.task.data["val"]))
-  return {"step": int(state.step), "metric": run.task.metric, "eval_loss": loss, "baseline": run.task.baseline}
+  out = {"step": int(state.step), "metric": run.task.metric, "eval_loss": loss, "baseline": run.task.baseline}
+  if run.eval_metrics is not None:
+    out.update({k: float(v) for k, v in run.eval_metrics(state.params, run.task.data["val"]).items()})
+  return out
 
 
 def sample_text(run: Run, params: Any, *, prompt: str = "def ", length: int = 400, seed: int = 0,

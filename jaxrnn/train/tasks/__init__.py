@@ -18,7 +18,8 @@ class Task(NamedTuple):
       inputs ``[B, T, input_size]``.
     input_size: features per step for real inputs (ignored for token inputs).
     output_size: readout width (classes, or 1 for regression).
-    readout: ``"last"`` (one output per sequence, from the last step) or ``"all"`` (one per step).
+    readout: ``"last"`` (one output per sequence, from the last step), ``"all"`` (one per step) or ``"seq2seq"``
+      (an encoder-decoder: :func:`jaxrnn.train.model.make_seq2seq_model`).
     data: ``{"train": pytree, "val": pytree}`` of arrays handed to ``batch`` (``()`` for generated tasks).
     batch: ``batch(data, key, batch_size) -> (inputs, targets)``, pure and jittable.
     loss: ``loss(outputs, targets) -> scalar`` (mean over the batch).
@@ -50,4 +51,7 @@ def make_task(cfg) -> Task:
   if cfg.name == "charlm":
     from jaxrnn.train.tasks import charlm
     return charlm.task(cfg.seq_len, corpus_chars=cfg.corpus_chars, val_fraction=cfg.val_fraction)
-  raise ValueError(f"task.name must be one of adding, copy, charlm, got {cfg.name!r}")
+  if cfg.name in ("reverse", "sort"):
+    from jaxrnn.train.tasks import digits
+    return digits.task(cfg.name, cfg.seq_len, cfg.min_len)
+  raise ValueError(f"task.name must be one of adding, copy, charlm, reverse, sort, got {cfg.name!r}")
