@@ -109,8 +109,13 @@ def _sample(args) -> int:
   from jaxrnn.train import loop
 
   run, state = loop.restore(args.run_dir)
-  print(loop.sample_text(run, state.params, prompt=args.prompt, length=args.length, seed=args.seed,
-                         temperature=args.temperature, top_k=args.top_k))
+  try:
+    text = loop.sample_text(run, state.params, prompt=args.prompt, length=args.length, seed=args.seed,
+                            temperature=args.temperature, top_k=args.top_k)
+  except ValueError as e:  # not a charlm run, an empty prompt
+    print(f"jaxrnn sample: error: {e}", file=sys.stderr)
+    return 2
+  print(text)
   return 0
 
 

@@ -40,6 +40,8 @@ def test_train_eval_sample(tmp_path, capsys):
   assert first.startswith("for ")
   cli.main(["sample", str(run), "--prompt", "for ", "--length", "10", "--top-k", "3", "--seed", "1"])
   assert capsys.readouterr().out == first
+  assert cli.main(["sample", str(run), "--prompt", "\u00e9"]) == 2  # no ASCII character in the prompt
+  assert "prompt must hold at least one ASCII character" in capsys.readouterr().err
 
 
 def test_compare(tmp_path, capsys):
@@ -52,6 +54,8 @@ def test_compare(tmp_path, capsys):
   out = capsys.readouterr().out
   assert "add_simple_rnn" in out and "add_gru" in out
   assert (tmp_path / "cmp" / "compare.png").is_file() and (tmp_path / "cmp" / "compare.md").is_file()
+  assert cli.main(["sample", str(tmp_path / "cmp" / "add_gru")]) == 2  # not a language model: a message
+  assert "sampling needs" in capsys.readouterr().err
 
 
 def test_bad_config_exits_2_with_message(tmp_path, capsys):

@@ -62,6 +62,13 @@ def test_sample_is_deterministic_for_a_seed(tmp_path):
   assert a.startswith("import ") and len(a) == 27
   greedy = loop.sample_text(run, state.params, prompt="x", length=8, temperature=0.0)
   assert greedy == loop.sample_text(run, state.params, prompt="x", length=8, temperature=0.0, seed=5)
+  # A lower temperature is closer to greedy; temperatures share one compiled sampler.
+  sampler = loop._jitted_sampler(run.model.sample)
+  compiled = sampler._cache_size()
+  for t in (0.5, 1e-4):
+    loop.sample_text(run, state.params, prompt="x", length=8, temperature=t)
+  assert sampler._cache_size() == compiled
+  assert loop.sample_text(run, state.params, prompt="x", length=8, temperature=1e-4) == greedy
   assert pathlib_text(res.samples).startswith("def ")
 
 

@@ -15,6 +15,7 @@ jitted train step, so a run resumed from a checkpoint computes exactly what an u
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -409,6 +410,12 @@ def evaluate_run(run_dir: str | pathlib.Path) -> dict:
   return out
 
 
+@functools.lru_cache(maxsize=8)
+def _jitted_sampler(sample: Callable) -> Callable:
+  """One jitted sampler per model: the temperature is traced, so changing it does not recompile."""
+  return jax.jit(sample, static_argnames=("length", "top_k"))
+
+
 def sample_text(run: Run, params: Any, *, prompt: str = "def ", length: int = 400, seed: int = 0,
                 temperature: float = 1.0, top_k: int = 0) -> str:
   """Samples ``length`` characters after ``prompt`` from a charlm model; deterministic for a ``seed``."""
@@ -418,7 +425,7 @@ def sample_text(run: Run, params: Any, *, prompt: str = "def ", length: int = 40
   ids = charlm.encode(prompt)
   if ids.size == 0:
     raise ValueError("prompt must hold at least one ASCII character")
-  fn = jax.jit(run.model.sample, static_argnames=("length", "temperature", "top_k"))
+  fn = _jitted_sampler(run.model.sample)
   toks = fn(params, ids, length=int(length), key=jax.random.key(seed), temperature=float(temperature),
             top_k=int(top_k))
   return prompt + charlm.decode(toks)

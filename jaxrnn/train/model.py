@@ -197,14 +197,17 @@ def make_model(cfg, task) -> Model:
     carry, hs = jaxrnn.unroll(net, params.layers, net.initial_carry(params.layers, (1,)), x)
     logits = _readout(params, hs[0, -1])
 
+    # `temperature` may be traced (one compiled sampler for every temperature); `top_k` sets a shape: static.
+    greedy = jnp.asarray(temperature) <= 0
+    safe_t = jnp.where(greedy, 1.0, temperature)
+
     def pick(logits, k):
-      if temperature <= 0:
-        return jnp.argmax(logits).astype(jnp.int32)
-      logits = logits / temperature
+      best = jnp.argmax(logits).astype(jnp.int32)
+      logits = logits / safe_t
       if top_k and top_k > 0:
         kth = jax.lax.top_k(logits, min(int(top_k), logits.shape[-1]))[0][-1]
         logits = jnp.where(logits < kth, -jnp.inf, logits)
-      return jax.random.categorical(k, logits).astype(jnp.int32)
+      return jnp.where(greedy, best, jax.random.categorical(k, logits).astype(jnp.int32))
 
     def body(state, k):
       carry, logits = state
