@@ -86,6 +86,8 @@ class TrainConfig:
   eval_batches: int = _field(8, min=1)
   checkpoint_every: int = _field(250, min=1)
   keep_checkpoints: int = _field(3, min=1)
+  on_nonfinite: str = _field("stop", choices=("stop", "skip"),
+                             help="a step with a NaN/Inf loss or gradient: stop the run, or skip its update")
 
 
 @dataclasses.dataclass(frozen=True)
