@@ -104,6 +104,10 @@ def min_gru(
   H = hidden_size
   cand = g if log_space else (lambda k: k)
 
+  def _check_params(params):  # reliability: a clear error for another cell's params or None
+    _checks.params_type("params", params, MinGRUParams)
+    _checks.param_shape("params.w", params.w, (params.w.shape[0], 2 * H))
+
   def init(key, input_size):
     input_size = _dense.check_init_args(key, input_size)
     k_w, k_b = jax.random.split(key)
@@ -117,10 +121,12 @@ def min_gru(
     return MinGRUCarry(h=jnp.zeros(batch_shape + (H,), dt))
 
   def input_transform(params, xs):
+    _check_params(params)
     xs = _checks.step_input("x", xs, (params.w.shape[0],))
     return _dense.project(xs, params.w, params.b, dtype, precision)
 
   def step_transformed(params, carry, u):
+    _check_params(params)
     u = _dense.check_transformed("input_transform(x)", u, 2 * H)
     _dense.check_carry(carry, MinGRUCarry, u.shape[:-1], H)
     k_z, k_h = jnp.split(u.astype(carry.h.dtype), 2, axis=-1)
@@ -132,6 +138,7 @@ def min_gru(
     return step_transformed(params, carry, input_transform(params, x))
 
   def sequence(params, carry, xs, mask):
+    _check_params(params)
     xs = _checks.step_input("xs", xs, (params.w.shape[0],))
     _dense.check_carry(carry, MinGRUCarry, xs.shape[1:-1], H)
     cdt = carry.h.dtype
