@@ -351,7 +351,7 @@ def close(a, b, dtype, exact=False):
       np.testing.assert_allclose(np.asarray(u, np.float64), np.asarray(v, np.float64), rtol=TOL[dtype], atol=TOL[dtype])
 
 
-PROPS = settings(max_examples=5, deadline=None, derandomize=True,
+PROPS = settings(max_examples=5, deadline=None, derandomize=True, database=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
