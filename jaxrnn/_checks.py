@@ -131,3 +131,49 @@ def dtype(name: str, value: Any) -> Optional[Any]:
   if not jnp.issubdtype(dt, jnp.floating):
     raise TypeError(f"{name} must be a floating dtype or None, got {dt}")
   return dt
+
+
+# --- reliability (issue 13): checks shared by unroll, the sequence helpers and the core cells ---
+
+def boolean(name: str, value: Any) -> bool:
+  """Returns ``value`` as a ``bool``; anything but a Python or NumPy bool raises ``TypeError`` naming ``name``."""
+  if not isinstance(value, (bool, np.bool_)):
+    raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+  return bool(value)
+
+
+def integer_array(name: str, value: Any) -> Any:
+  """Checks that ``value`` has an integer dtype (not bool, not floating) and returns it as an array."""
+  if not hasattr(value, "dtype"):
+    value = np.asarray(value)
+  if not jnp.issubdtype(value.dtype, jnp.integer):
+    raise TypeError(f"{name} must be an integer array, got dtype {value.dtype}")
+  return value
+
+
+def carry_batch(carry: Any, batch_shape: Sequence[int], xs_shape: Sequence[int], layout: str) -> None:
+  """Checks that every leaf of ``carry`` starts with the batch shape ``*B`` of ``xs`` (the ``Cell`` contract)."""
+  batch_shape = tuple(batch_shape)
+  for path, leaf in jax.tree_util.tree_leaves_with_path(carry):
+    shape = tuple(getattr(leaf, "shape", ()))
+    if shape[:len(batch_shape)] != batch_shape:
+      raise ValueError(
+          f"carry{jax.tree_util.keystr(path)} must have shape [*B, ...] with the batch shape B = {batch_shape} of "
+          f"xs (shape {tuple(xs_shape)}, layout {layout}), got shape {shape}")
+
+
+def params_type(name: str, params: Any, expected: type) -> None:
+  """Checks that ``params`` is the cell's own params NamedTuple (e.g. not another cell's, not ``None``)."""
+  if not isinstance(params, expected):
+    raise TypeError(f"{name} must be a {expected.__name__}{expected._fields} (build them with cell.init), got "
+                    f"{type(params).__name__}")
+
+
+def finite_number(name: str, value: Any) -> float:
+  """Returns ``value`` as a finite ``float``; NaN, infinities, bools and non-numbers raise naming ``name``."""
+  if isinstance(value, (bool, np.bool_, str, bytes)) or not isinstance(value, (int, float, np.integer, np.floating)):
+    raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+  value = float(value)
+  if not np.isfinite(value):
+    raise ValueError(f"{name} must be finite, got {value}")
+  return value

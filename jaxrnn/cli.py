@@ -153,6 +153,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   except (ConfigError, FileNotFoundError) as e:
     print(f"jaxrnn {args.command}: error: {e}", file=sys.stderr)
     return 2
+  except (FloatingPointError, OSError) as e:  # a NaN/Inf step; a damaged checkpoint or a failed write (full disk)
+    print(f"jaxrnn {args.command}: error: {e}", file=sys.stderr)
+    return 1
   except KeyboardInterrupt:
     return 130
 

@@ -41,6 +41,8 @@ def _check(name_a: str, a: Array, name_b: str, b: Array, h0: Array, mask: Option
     raise ValueError(f"{name_a} must have a leading time axis [T, *B, ...], got shape {a.shape}")
   if tuple(h0.shape) != tuple(a.shape[1:]):
     raise ValueError(f"h0 must have shape {tuple(a.shape[1:])} ({name_a} without its time axis), got {h0.shape}")
+  if mask is not None and mask.dtype != jnp.bool_:
+    raise TypeError(f"mask must be a bool array [T, *B], got dtype {mask.dtype}")
   if mask is not None and (mask.ndim > a.ndim or tuple(mask.shape) != tuple(a.shape[:mask.ndim])):
     raise ValueError(f"mask must have shape [T, *B], a prefix of {name_a}'s shape {a.shape}, got {mask.shape}")
 

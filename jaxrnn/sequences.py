@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrnn import _checks
+
 
 def check_seq_lengths(seq_lengths: Any, batch_shape: Sequence[int], num_steps: int) -> Optional[jax.Array]:
   """Validates ``seq_lengths: int[*B]`` and returns it as a JAX int32 array (``None`` passes through).
@@ -41,6 +43,7 @@ def length_mask(seq_lengths: jax.Array, num_steps: int) -> jax.Array:
   >>> length_mask(jnp.array([1, 3]), 3).T.tolist()
   [[True, False, False], [True, True, True]]
   """
+  seq_lengths = _checks.integer_array("seq_lengths", seq_lengths)
   t = jnp.arange(num_steps, dtype=jnp.int32).reshape((num_steps,) + (1,) * seq_lengths.ndim)
   return t < seq_lengths[None]
 
@@ -62,6 +65,7 @@ def reverse_valid(xs: jax.Array, seq_lengths: Optional[jax.Array]) -> jax.Array:
   """
   if seq_lengths is None:
     return jnp.flip(xs, 0)
+  seq_lengths = _checks.integer_array("seq_lengths", seq_lengths)
   num_steps = xs.shape[0]
   t = jnp.arange(num_steps, dtype=jnp.int32).reshape((num_steps,) + (1,) * seq_lengths.ndim)
   idx = jnp.where(t < seq_lengths[None], seq_lengths[None] - 1 - t, t)  # [T, *B]

@@ -115,8 +115,11 @@ def unroll(
   if mode not in MODES:
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
   block = _remat_block(remat)
+  reverse = _checks.boolean("reverse", reverse)
+  time_major = _checks.boolean("time_major", time_major)
   xs = _checks.floating("xs", xs)
   time_axis, batch_shape, num_steps = _layout(cell, xs, time_major)
+  _checks.carry_batch(carry, batch_shape, xs.shape, "[T, *B, *F]" if time_major else "[*B, T, *F]")
   lengths = sequences.check_seq_lengths(seq_lengths, batch_shape, num_steps)
   use_sequence = cell.sequence is not None and mode != "step"
   if mode == "sequence":
@@ -234,8 +237,11 @@ def static_unroll(
   It calls ``cell.step`` on one example at a time, so it is slow and its trace grows with ``T``; use it to
   check :func:`unroll` and cells' sequence paths, not in models. ``seq_lengths`` must be concrete.
   """
+  reverse = _checks.boolean("reverse", reverse)
+  time_major = _checks.boolean("time_major", time_major)
   xs = _checks.floating("xs", xs)
   time_axis, batch_shape, num_steps = _layout(cell, xs, time_major)
+  _checks.carry_batch(carry, batch_shape, xs.shape, "[T, *B, *F]" if time_major else "[*B, T, *F]")
   lengths = sequences.check_seq_lengths(seq_lengths, batch_shape, num_steps)
   n = math.prod(batch_shape)
   feat = xs.shape[xs.ndim - cell.input_ndim:]

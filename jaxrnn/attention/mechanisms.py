@@ -78,7 +78,13 @@ def masked_softmax(scores: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
   """
   if mask is None:
     return jax.nn.softmax(scores, axis=-1)
-  mask = jnp.asarray(mask, bool)
+  mask = jnp.asarray(mask)
+  if jnp.issubdtype(mask.dtype, jnp.inexact):
+    raise TypeError(f"mask must be a bool array [*B, S], got dtype {mask.dtype}")
+  if tuple(mask.shape) != tuple(scores.shape):
+    raise ValueError(f"mask must have the shape of scores {tuple(scores.shape)} ([*B, S]), got shape "
+                     f"{tuple(mask.shape)}")
+  mask = mask.astype(bool)
   safe = jnp.where(mask, scores, jnp.zeros_like(scores))
   shift = jnp.max(jnp.where(mask, safe, jnp.full_like(safe, -jnp.inf)), axis=-1, keepdims=True)
   shift = jax.lax.stop_gradient(jnp.where(jnp.isfinite(shift), shift, jnp.zeros_like(shift)))

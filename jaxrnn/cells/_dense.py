@@ -108,7 +108,8 @@ class InputOnlyParts(NamedTuple):
 
   init: Callable
   initial_carry: Callable
-  input_transform: Callable
+  input_transform: Callable  # checks the params first
+  check_params: Callable  # check_params(params): the cell's own params type and kernel width, else a clear error
 
 
 def input_only_parts(hidden_size: int, n_blocks: int, params_type: type, carry_type: type, *, use_bias: bool,
@@ -129,8 +130,14 @@ def input_only_parts(hidden_size: int, n_blocks: int, params_type: type, carry_t
     dt = _checks.dtype("dtype", dtype) or params.w.dtype
     return carry_type(h=jnp.zeros(batch_shape + (H,), dt))
 
+  def check_params(params):
+    _checks.params_type("params", params, params_type)
+    _checks.param_shape("params.w", params.w, (params.w.shape[0], n_blocks * H))
+
   def input_transform(params, xs):
+    check_params(params)
     xs = _checks.step_input("x", xs, (params.w.shape[0],))
     return project(xs, params.w, params.b, dtype, precision)
 
-  return InputOnlyParts(init=init, initial_carry=initial_carry, input_transform=input_transform)
+  return InputOnlyParts(init=init, initial_carry=initial_carry, input_transform=input_transform,
+                        check_params=check_params)

@@ -89,6 +89,10 @@ def gru(
   param_dtype = _checks.dtype("param_dtype", param_dtype)
   H = hidden_size
 
+  def _check_params(params):  # reliability: a clear error for another cell's params or None
+    _checks.params_type("params", params, GRUParams)
+    _checks.param_shape("params.w_h", params.w_h, (H, 3 * H))
+
   def init(key, input_size):
     input_size = _dense.check_init_args(key, input_size)
     k_w, k_b, k_bh = jax.random.split(key, 3)
@@ -104,10 +108,12 @@ def gru(
     return GRUCarry(h=jnp.zeros(batch_shape + (H,), dt))
 
   def input_transform(params, xs):
+    _check_params(params)
     xs = _checks.step_input("x", xs, (params.w_i.shape[0],))
     return _dense.project(xs, params.w_i, params.b, dtype, precision)
 
   def step_transformed(params, carry, u):
+    _check_params(params)
     u = _dense.check_transformed("input_transform(x)", u, 3 * H)
     _dense.check_carry(carry, GRUCarry, u.shape[:-1], H)
     h_prev = carry.h

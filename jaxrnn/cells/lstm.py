@@ -109,6 +109,10 @@ def lstm(
     raise ValueError(f"forget_bias={forget_bias} needs a bias, but use_bias=False")
   H = hidden_size
 
+  def _check_params(params):  # reliability: a clear error for another cell's params or None
+    _checks.params_type("params", params, LSTMParams)
+    _checks.param_shape("params.w_h", params.w_h, (H, 4 * H))
+
   def init(key, input_size):
     input_size = _dense.check_init_args(key, input_size)
     k_w, k_b = jax.random.split(key)
@@ -126,10 +130,12 @@ def lstm(
     return LSTMCarry(h=zeros, c=zeros)
 
   def input_transform(params, xs):
+    _check_params(params)
     xs = _checks.step_input("x", xs, (params.w_i.shape[0],))
     return _dense.project(xs, params.w_i, params.b, dtype, precision)
 
   def step_transformed(params, carry, u):
+    _check_params(params)
     u = _dense.check_transformed("input_transform(x)", u, 4 * H)
     _dense.check_carry(carry, LSTMCarry, u.shape[:-1], H)
     z = u + _dense.recurrent(carry.h, params.w_h, dtype, precision)

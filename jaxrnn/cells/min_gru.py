@@ -104,11 +104,12 @@ def min_gru(
   H = hidden_size
   cand = g if log_space else (lambda k: k)
 
-  init, initial_carry, input_transform = _dense.input_only_parts(
+  init, initial_carry, input_transform, _check_params = _dense.input_only_parts(
       H, 2, MinGRUParams, MinGRUCarry, use_bias=use_bias, kernel_init=kernel_init, bias_init=bias_init, dtype=dtype,
       param_dtype=param_dtype, precision=precision)
 
   def step_transformed(params, carry, u):
+    _check_params(params)
     u = _dense.check_transformed("input_transform(x)", u, 2 * H)
     _dense.check_carry(carry, MinGRUCarry, u.shape[:-1], H)
     k_z, k_h = jnp.split(u.astype(carry.h.dtype), 2, axis=-1)
@@ -120,6 +121,7 @@ def min_gru(
     return step_transformed(params, carry, input_transform(params, x))
 
   def sequence(params, carry, xs, mask):
+    _check_params(params)
     xs = _checks.step_input("xs", xs, (params.w.shape[0],))
     _dense.check_carry(carry, MinGRUCarry, xs.shape[1:-1], H)
     cdt = carry.h.dtype

@@ -91,11 +91,12 @@ def min_lstm(
   H = hidden_size
   cand = g if log_space else (lambda k: k)
 
-  init, initial_carry, input_transform = _dense.input_only_parts(
+  init, initial_carry, input_transform, _check_params = _dense.input_only_parts(
       H, 3, MinLSTMParams, MinLSTMCarry, use_bias=use_bias, kernel_init=kernel_init, bias_init=bias_init, dtype=dtype,
       param_dtype=param_dtype, precision=precision)
 
   def step_transformed(params, carry, u):
+    _check_params(params)
     u = _dense.check_transformed("input_transform(x)", u, 3 * H)
     _dense.check_carry(carry, MinLSTMCarry, u.shape[:-1], H)
     k_f, k_i, k_h = jnp.split(u.astype(carry.h.dtype), 3, axis=-1)
@@ -107,6 +108,7 @@ def min_lstm(
     return step_transformed(params, carry, input_transform(params, x))
 
   def sequence(params, carry, xs, mask):
+    _check_params(params)
     xs = _checks.step_input("xs", xs, (params.w.shape[0],))
     _dense.check_carry(carry, MinLSTMCarry, xs.shape[1:-1], H)
     cdt = carry.h.dtype

@@ -31,6 +31,17 @@ class MLSTMCarry(NamedTuple):
   m: jax.Array  # [*B, NH] stabiliser m (log scale of C and n)
 
 
+def _exp_neg(m: jax.Array) -> jax.Array:
+  """``exp(-m)`` capped at the largest finite ``exp`` of ``m``'s dtype.
+
+  After long decays (saturating inputs) the stabiliser ``m`` can fall below ``-88`` in float32/bfloat16, where
+  ``exp(-m)`` is ``inf``: the output was still ``0`` but its gradient was ``0 * inf = NaN``. Capped, the
+  normaliser is ``>= exp(87.7)`` there and ``h`` stays ~``1e-38 * C q`` (zero in practice), gradients finite.
+  """
+  cap = math.log(float(jnp.finfo(m.dtype).max)) - 1.0
+  return jnp.exp(-jnp.maximum(m, jnp.asarray(-cap, m.dtype)))
+
+
 def mlstm(
     hidden_size: int,
     *,
@@ -138,7 +149,7 @@ def mlstm(
     c = f_gate[..., None, None] * carry.c + i_gate[..., None, None] * (v[..., :, None] * k[..., None, :])
     n = f_gate[..., None] * carry.n + i_gate[..., None] * k
     num = jnp.einsum("...vk,...k->...v", c, q)
-    den = jnp.maximum(jnp.abs(jnp.sum(n * q, axis=-1)), jnp.exp(-m))
+    den = jnp.maximum(jnp.abs(jnp.sum(n * q, axis=-1)), _exp_neg(m))
     h = o * (num / den[..., None]).reshape(o.shape)
     return MLSTMCarry(c=c, n=n, m=m), h
 
@@ -171,7 +182,7 @@ def mlstm(
     s = jnp.exp(log_d - m[..., None]) * jnp.einsum("...tk,...sk->...ts", q, k)
     num = jnp.einsum("...ts,...sv->...tv", s, v) + w0[..., None] * jnp.einsum("...vk,...tk->...tv", carry.c, q)
     den = jnp.sum(s, axis=-1) + w0 * jnp.einsum("...k,...tk->...t", carry.n, q)
-    h = num / jnp.maximum(jnp.abs(den), jnp.exp(-m))[..., None]  # [*B, NH, T, DH]
+    h = num / jnp.maximum(jnp.abs(den), _exp_neg(m))[..., None]  # [*B, NH, T, DH]
     h = jnp.moveaxis(h, -2, 0)
     hs = o * h.reshape(h.shape[:-2] + (H,))
     # The state after the last step: row t = T - 1 of the decay matrix.

@@ -14,6 +14,22 @@ from jaxrnn.cells import _dense
 from jaxrnn.types import Cell
 
 
+@jax.custom_jvp
+def _sqrt_bound_derivative(x: jax.Array) -> jax.Array:
+  """``sqrt(x)`` whose derivative is capped at 1000 (at ``x < 1e-6``), as in Griffin's reference code.
+
+  With a saturated recurrence gate, ``a = 1`` exactly and ``d sqrt(1 - a^2)`` is infinite: ``inf * 0 = NaN`` in
+  the gradient. Values are exact; only the derivative near 0 is bounded.
+  """
+  return jnp.sqrt(x)
+
+
+@_sqrt_bound_derivative.defjvp
+def _sqrt_bound_derivative_jvp(primals, tangents):
+  (x,), (t,) = primals, tangents
+  return jnp.sqrt(x), 0.5 * t / jnp.sqrt(jnp.maximum(x, jnp.asarray(1e-6, x.dtype)))
+
+
 class RGLRUParams(NamedTuple):
   """Parameters of :func:`rg_lru`. Blocks of ``w`` are ordered ``[r, i, v]``."""
 
@@ -125,7 +141,7 @@ def rg_lru(
     neg_log_sigma = jax.nn.softplus(-params.lam.astype(u.dtype))  # -log a, a = sigmoid(Lambda)
     log_a = -c * jax.nn.sigmoid(k_r) * neg_log_sigma.reshape((1,) * (u.ndim - 1) + (H,))
     a = jnp.exp(log_a)
-    mult = jnp.sqrt(-jnp.expm1(2 * log_a))  # sqrt(1 - a^2), accurate for a close to 1
+    mult = _sqrt_bound_derivative(-jnp.expm1(2 * log_a))  # sqrt(1 - a^2), accurate for a close to 1
     gated = jax.nn.sigmoid(k_i) * v
     if resets:
       reset = u[..., 3 * H:] > 0.5

@@ -75,6 +75,10 @@ def simple_rnn(
   param_dtype = _checks.dtype("param_dtype", param_dtype)
   H = hidden_size
 
+  def _check_params(params):  # reliability: a clear error for another cell's params or None
+    _checks.params_type("params", params, SimpleRNNParams)
+    _checks.param_shape("params.w_h", params.w_h, (H, H))
+
   def init(key, input_size):
     input_size = _dense.check_init_args(key, input_size)
     k_w, k_b = jax.random.split(key)
@@ -89,10 +93,12 @@ def simple_rnn(
     return SimpleRNNCarry(h=jnp.zeros(batch_shape + (H,), dt))
 
   def input_transform(params, xs):
+    _check_params(params)
     xs = _checks.step_input("x", xs, (params.w_i.shape[0],))
     return _dense.project(xs, params.w_i, params.b, dtype, precision)
 
   def step_transformed(params, carry, u):
+    _check_params(params)
     u = _dense.check_transformed("input_transform(x)", u, H)
     _dense.check_carry(carry, SimpleRNNCarry, u.shape[:-1], H)
     z = u + _dense.recurrent(carry.h, params.w_h, dtype, precision)

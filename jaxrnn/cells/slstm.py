@@ -111,9 +111,14 @@ def slstm(
     pre = u.astype(cdt) + _dense.recurrent(carry.h, params.w_h, dtype, precision).astype(cdt)
     z_pre, i_pre, f_pre, o_pre = jnp.split(pre, 4, axis=-1)
     log_f = -jax.nn.softplus(-f_pre) if forget_gate == "sigmoid" else f_pre
-    m = jnp.maximum(log_f + carry.m, i_pre)
+    # Stabiliser: m_t = max(log f + m_{t-1}, i~), except from an empty state (n = 0: the initial carry), where
+    # m_t = i~ as in the xLSTM reference code; then i' = 1 and n_t >= 1, so h = c / n never divides 0 by 0 when
+    # exp(i~ - log f) underflows (saturating inputs). Exact: with c = n = 0 the scale m is free.
+    empty = carry.n == 0
+    m = jnp.where(empty, i_pre, jnp.maximum(log_f + carry.m, i_pre))
     i_gate = jnp.exp(i_pre - m)
-    f_gate = jnp.exp(log_f + carry.m - m)
+    # An empty state has nothing to forget: f' = 0 there (exp(-inf)), not exp(log f - i~), which can overflow.
+    f_gate = jnp.exp(jnp.where(empty, jnp.full_like(m, -jnp.inf), log_f + carry.m - m))
     c = f_gate * carry.c + i_gate * jnp.tanh(z_pre)
     n = f_gate * carry.n + i_gate
     h = jax.nn.sigmoid(o_pre) * c / n

@@ -30,7 +30,7 @@ class DropoutCarry(NamedTuple):
 
 
 def _rate(name, rate):
-  rate = float(rate)
+  rate = _checks.finite_number(name, rate)
   if not 0.0 <= rate < 1.0:
     raise ValueError(f"{name} must be a rate in [0, 1), got {rate}")
   return rate

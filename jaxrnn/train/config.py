@@ -17,6 +17,7 @@ jaxrnn.train.config.ConfigError: unknown key 'model.cel'; valid keys: cell, hidd
 from __future__ import annotations
 
 import dataclasses
+import math
 import pathlib
 import tomllib
 from typing import Any, Iterable, Mapping, Optional, Tuple
@@ -100,6 +101,8 @@ class TrainConfig:
   eval_batches: int = _field(8, min=1)
   checkpoint_every: int = _field(250, min=1)
   keep_checkpoints: int = _field(3, min=1)
+  on_nonfinite: str = _field("stop", choices=("stop", "skip"),
+                             help="a step with a NaN/Inf loss or gradient: stop the run, or skip its update")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +139,8 @@ def _check_value(key: str, f: dataclasses.Field, value: Any) -> Any:
     return None
   if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
     raise ConfigError(f"{key} must be a {f.type}, got {type(value).__name__} {value!r}")
+  if kind is float and not math.isfinite(value):  # NaN passes every min/max comparison
+    raise ConfigError(f"{key} = {value!r} is not valid; it must be a finite number")
   if meta["choices"] is not None and value not in meta["choices"]:
     raise ConfigError(f"{key} = {value!r} is not valid; choices: {', '.join(map(str, meta['choices']))}")
   if meta["min"] is not None and value < meta["min"]:

@@ -125,7 +125,8 @@ def _build(cfg: config_lib.Config, task: Optional[Task] = None) -> Run:
     loss, grads = jax.value_and_grad(loss_fn)(state.params)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    return TrainState(state.step + 1, params, opt_state), loss
+    return guard_nonfinite(state, TrainState(state.step + 1, params, opt_state), loss, grads,
+                           skip=cfg.train.on_nonfinite == "skip")
 
   eval_keys = lambda: jax.vmap(lambda i: jax.random.fold_in(eval_key, i))(jnp.arange(cfg.train.eval_batches))
 
@@ -148,9 +149,45 @@ def _build(cfg: config_lib.Config, task: Optional[Task] = None) -> Run:
   return Run(cfg, task, model, optimizer, train_step, evaluate, init_state, eval_metrics)
 
 
+def guard_nonfinite(old: TrainState, new: TrainState, loss: jax.Array, grads: Any, *, skip: bool):
+  """``(state, loss)`` of a train step that never takes a non-finite update.
+
+  If ``loss`` or any gradient is NaN/Inf, the params and optimizer state stay ``old``'s (with ``skip`` the step
+  counter still advances, so the next step draws the next batch; without it the state stays exactly ``old``)
+  and the returned loss is NaN (or the non-finite loss), which the loop reports with the step. Otherwise
+  ``new`` is returned bit-for-bit.
+  """
+  finite = jnp.isfinite(loss)
+  for g in jax.tree_util.tree_leaves(grads):
+    finite = finite & jnp.all(jnp.isfinite(g))
+  kept = TrainState(old.step + 1 if skip else old.step, old.params, old.opt_state)
+  state = jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, kept)
+  return state, jnp.where(finite, loss, jnp.where(jnp.isfinite(loss), jnp.nan, loss))
+
+
+def _check_finite(unchecked: list, policy: str, skipped: list) -> list:
+  """Host-side check of ``[(step, loss)]``: the finite losses; non-finite steps are added to ``skipped`` (policy
+  ``"skip"``) or raise ``FloatingPointError`` naming the first one (``"stop"``)."""
+  if not unchecked:
+    return []
+  values = jax.device_get(jnp.stack([l for _, l in unchecked]))
+  good = []
+  for (s, _), v in zip(unchecked, values.tolist()):
+    if math.isfinite(v):
+      good.append(v)
+    elif policy == "skip":
+      skipped.append(s)
+    else:
+      raise FloatingPointError(
+          f"non-finite loss or gradient (loss = {v}) at step {s}; training stopped without applying that update "
+          f"and no checkpoint was written after it. Lower optimizer.lr or optimizer.clip_norm, or set "
+          f'train.on_nonfinite = "skip" to skip such steps, and run the same command again to resume')
+  return good
+
+
 # -- run directories -------------------------------------------------------------------------------------------
 
-_RUN_KEYS_FREE = ("log_every", "eval_every", "eval_batches", "checkpoint_every", "keep_checkpoints")
+_RUN_KEYS_FREE = ("log_every", "eval_every", "eval_batches", "checkpoint_every", "keep_checkpoints", "on_nonfinite")
 _RUN_SECTIONS_FREE = ("distributed",)  # a run may resume on another number of devices
 
 
@@ -261,6 +298,7 @@ def train(cfg: config_lib.Config, run_dir: str | pathlib.Path, *, progress: bool
     bar = tqdm(total=tc.steps, initial=start, unit="step", dynamic_ncols=True, file=sys.stderr,
                desc=f"{cfg.task.name}/{cfg.model.cell}")
   t0, pending = time.perf_counter(), []
+  unchecked, skipped = [], []  # [(step, loss)] not yet checked for NaN/Inf; steps skipped as non-finite
   step = start
   with (metrics_path.open("a") if main else open(os.devnull, "w")) as mf:
     def record(split, value):
@@ -273,12 +311,21 @@ def train(cfg: config_lib.Config, run_dir: str | pathlib.Path, *, progress: bool
       while step < end:
         state, loss = par.train_step(state, train_data)
         step += 1
-        pending.append(loss)
-        if step % tc.log_every == 0 or step == end:
-          value = float(jnp.mean(jnp.stack(pending)))
+        unchecked.append((step, loss))
+        log_now = step % tc.log_every == 0 or step == end
+        if log_now or step % tc.checkpoint_every == 0:  # checked before every checkpoint
+          n_skipped = len(skipped)
+          pending += _check_finite(unchecked, tc.on_nonfinite, skipped)
+          unchecked = []
+          for s in skipped[n_skipped:]:
+            rows.append({"step": s, "split": "skipped", "loss": None})
+            mf.write(json.dumps(rows[-1]) + "\n")
+          if len(skipped) > n_skipped:
+            log(f"skipped {len(skipped) - n_skipped} step(s) with a non-finite loss or gradient: "
+                f"{skipped[n_skipped:]} (train.on_nonfinite = 'skip')")
+        if log_now and pending:
+          value = sum(pending) / len(pending)
           pending = []
-          if not math.isfinite(value):
-            raise FloatingPointError(f"training loss is {value} at step {step}; lower optimizer.lr")
           record("train", value)
           if bar is not None:
             bar.set_postfix(loss=f"{value:.4f}", refresh=False)
@@ -298,7 +345,7 @@ def train(cfg: config_lib.Config, run_dir: str | pathlib.Path, *, progress: bool
         if bar is not None:
           bar.update(1)
     except KeyboardInterrupt:
-      if step > start and ckpt.latest_step() != step:
+      if step > start and ckpt.latest_step() != step and int(state.step) == step:
         ckpt.save(step, state)
       log(f"\ninterrupted at step {step}; checkpoint saved, run the same command again to resume")
       raise
@@ -309,6 +356,7 @@ def train(cfg: config_lib.Config, run_dir: str | pathlib.Path, *, progress: bool
   seconds = time.perf_counter() - t0
 
   summary = _summary(run, rows, step, seconds, step - start)
+  summary["skipped_steps"] = len(skipped)
   plot_path = samples_path = None
   if step >= tc.steps and main:
     if plot:

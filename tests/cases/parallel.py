@@ -87,7 +87,7 @@ def ref_slstm(p, carry, x):
   pre = x @ p.w_i + carry.h @ p.w_h + p.b
   z, i_pre, f_pre, o = np.tanh(pre[:H]), pre[H:2 * H], pre[2 * H:3 * H], sigmoid(pre[3 * H:])
   log_f = np.log(sigmoid(f_pre))
-  m = np.maximum(log_f + carry.m, i_pre)
+  m = np.where(carry.n == 0, i_pre, np.maximum(log_f + carry.m, i_pre))  # empty state: m = i~ (xLSTM code)
   c = np.exp(log_f + carry.m - m) * carry.c + np.exp(i_pre - m) * z
   n = np.exp(log_f + carry.m - m) * carry.n + np.exp(i_pre - m)
   h = o * c / n
