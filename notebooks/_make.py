@@ -710,7 +710,7 @@ def nb04():
       @jax.jit
       def cell_states(params, ids):
         xs = params.embed[ids]                    # [N, E]
-        p = params.layers[0][0]
+        p = params.layers[0]                      # the first layer of the jaxrnn.stack
         _, _, carries = jaxrnn.unroll(cell, p, cell.initial_carry(p), xs, return_all_carries=True)
         return jnp.tanh(carries.c)                # [N, H]
 

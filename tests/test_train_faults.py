@@ -48,18 +48,18 @@ def first_inputs(cfg, steps):
 
 @pytest.fixture
 def poison(monkeypatch):
-  """``poison(values)``: models built from now on output NaN on batches whose ``inputs[0, 0, 0]`` is in values."""
+  """``poison(values)``: models built from now on have a NaN loss on batches whose ``inputs[0, 0, 0]`` is in values."""
   targets = []
   real = model_lib.make_model
 
   def make_model(cfg, task):
     m = real(cfg, task)
 
-    def apply(params, inputs, key=None):
-      out = m.apply(params, inputs, key)
+    def loss(params, inputs, batch_targets, key=None):
+      out = m.loss(params, inputs, batch_targets, key)
       hit = jnp.any(jnp.abs(inputs[0, 0, 0] - jnp.asarray(targets, inputs.dtype)) < 1e-7)
       return jnp.where(hit, jnp.nan, out)
-    return m._replace(apply=apply)
+    return m._replace(loss=loss)
 
   monkeypatch.setattr(model_lib, "make_model", make_model)
   monkeypatch.setattr(loop, "_BUILT", {})  # no cached (unpoisoned) runs

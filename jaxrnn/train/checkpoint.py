@@ -22,6 +22,8 @@ import pathlib
 import shutil
 from typing import Any, Optional
 
+import jax
+
 MANIFEST = "jaxrnn_manifest.json"
 _FORMAT = "jaxrnn-checkpoint-manifest/1"
 
@@ -41,6 +43,13 @@ def _sha256(path: pathlib.Path) -> str:
 def _files(step_dir: pathlib.Path) -> dict:
   return {p.relative_to(step_dir).as_posix(): p for p in sorted(step_dir.rglob("*"))
           if p.is_file() and p.name != MANIFEST}
+
+
+def _barrier(name: str) -> None:
+  """All processes of a multi-process run wait here (a no-op in a single process)."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices(name)
 
 
 def write_manifest(step_dir: pathlib.Path, step: int) -> None:
@@ -118,7 +127,9 @@ class Checkpointer:
         self._manager.delete(step)
       self._manager.save(step, args=self._ocp.args.StandardSave(state), force=True)
       self._manager.wait_until_finished()
-      write_manifest(self._step_dir(step), step)
+      if jax.process_index() == 0:  # one writer (several processes share the directory), then all wait for it
+        write_manifest(self._step_dir(step), step)
+      _barrier(f"jaxrnn_manifest_{step}")
     except OSError as e:
       self._discard_incomplete(step)
       kept = f"the previous checkpoint (step {previous}) is intact" if previous is not None else "no checkpoint"
@@ -128,8 +139,9 @@ class Checkpointer:
     stale = [s for s in self._manager.all_steps() if s not in complete[-self._keep:]]
     for s in stale:
       self._manager.delete(s)
-    for p in self.directory.glob("*.orbax-checkpoint-tmp*"):  # left by a process killed mid-save (saves are
-      shutil.rmtree(p, ignore_errors=True)                     # synchronous: none is in flight now)
+    if jax.process_index() == 0:
+      for p in self.directory.glob("*.orbax-checkpoint-tmp*"):  # left by a process killed mid-save (saves are
+        shutil.rmtree(p, ignore_errors=True)                     # synchronous: none is in flight now)
 
   def _discard_incomplete(self, step: int) -> None:
     """Best-effort removal of what a failed save of ``step`` left behind (its directory and orbax's tmp dirs)."""
@@ -161,7 +173,6 @@ class Checkpointer:
       raise FileNotFoundError(f"{step_dir} is not a complete checkpoint (no {MANIFEST}); complete ones: "
                               f"{self.all_steps()}")
     verify_manifest(step_dir)
-    import jax
     abstract = jax.tree_util.tree_map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)), target)
     try:
