@@ -6,7 +6,8 @@ params and the optimizer state are replicated (``PartitionSpec()``), and XLA ins
 Several processes (hosts) join with ``jax.distributed.initialize``; each runs the same program on the global mesh.
 
 The global batch of step ``s`` is the one the single-device ``run.train_step`` draws (``task.batch`` with the key
-``fold_in(key(seed), s)``). Each process keeps only its rows of it, the rows its devices own, and places them with
+``fold_in(key(seed), s)``). Each process draws only its rows of it, the rows its devices own (row ``r`` comes from
+its own key, :func:`jaxrnn.train.tasks.batch_rows`), and places them with
 ``jax.make_array_from_process_local_data``; the dropout key is derived inside the step from the replicated step
 counter and, with JAX's partitionable Threefry, gives the same mask as on one device. So a run on any number of
 devices or processes computes what the single-device run computes, up to the order of floating-point sums.
@@ -27,6 +28,7 @@ from __future__ import annotations
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
@@ -152,15 +154,13 @@ def _parallelize(run, mesh: Mesh) -> Parallel:
                  out_shardings=(state_sharding, replicated))
 
   _, train_key, _ = loop._keys(cfg.train.seed)
-  rows = process_rows(batch_sharding, bs)
-  lo, hi = int(rows[0]), int(rows[-1]) + 1
-  take = (lambda x: x[lo:hi]) if hi - lo == rows.size else (lambda x: x[rows])
+  rows = jnp.asarray(process_rows(batch_sharding, bs))
 
   @jax.jit
   def local_batch(data, step):
-    # The key split of run.train_step: this is exactly its batch, then this process's rows of it.
+    # The key split of run.train_step; only this process's rows of its batch are drawn (see tasks.batch_rows).
     k_data, _ = jax.random.split(jax.random.fold_in(train_key, step))
-    return jax.tree_util.tree_map(take, run.task.batch(data, k_data, bs))
+    return run.task.rows(data, k_data, rows)
 
   shapes = []  # the global batch's shapes, found once
 
