@@ -139,9 +139,8 @@ def unroll(
     final, hs = cell.sequence(params, carry, xs_tm, mask)
     carries = None
   else:
-    if hoist is None:
-      hoist = jax.default_backend() != "cpu"
-    final, hs, carries = _scan(cell, params, carry, xs_tm, mask, unroll, return_all_carries, block, bool(hoist))
+    hoist = jax.default_backend() != "cpu" if hoist is None else _checks.boolean("hoist", hoist)
+    final, hs, carries = _scan(cell, params, carry, xs_tm, mask, unroll, return_all_carries, block, hoist)
 
   if reverse:
     hs = sequences.reverse_valid(hs, lengths)

@@ -193,6 +193,7 @@ BAD = [
     ("unroll_sequence_mode_without_path", lambda: unroll("lstm", xs(), mode="sequence"), ValueError,
      r"mode='sequence' needs a cell with a sequence path; lstm has none"),
     ("unroll_reverse_str", lambda: unroll("lstm", xs(), reverse="yes"), TypeError, r"reverse must be a bool, got str 'yes'"),
+    ("unroll_hoist_str", lambda: unroll("lstm", xs(), hoist="yes"), TypeError, r"hoist must be a bool, got str 'yes'"),
     ("unroll_time_major_str", lambda: unroll("gru", xs(), time_major="no"), TypeError,
      r"time_major must be a bool, got str 'no'"),
     ("unroll_remat_zero", lambda: unroll("lstm", xs(), remat=0), ValueError, r"remat must be a positive int, got 0"),
