@@ -90,8 +90,8 @@ def unroll(
       large product before the loop (``True``), or inside the loop one step at a time (``False``). ``None``
       (default): hoist except on CPU. On XLA:CPU the loop that reads a precomputed ``[T, *B, nH]`` projection is
       slower than the loop that multiplies ``x_t`` itself (LSTM, B=32 T=128 F=128 H=256, one thread: forward
-      78 -> 39 ms, forward+backward 227 -> 173 ms; ``benchmarks/rnn_layers.py``); on GPU the large product is
-      the faster form. Both compute the same function.
+      78 -> 39 ms, forward+backward 227 -> 173 ms, CPU time); on GPU the large product is the faster form. Both
+      compute the same function.
 
   Returns:
     ``(final_carry, hs)`` with ``hs: [*B, T, H]`` (or ``[T, *B, H]``); with ``return_all_carries=True``,
