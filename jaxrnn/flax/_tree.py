@@ -73,6 +73,18 @@ def run_layer(cell: Any, params: Any, inputs: Any, *, initial_carry: Any, seq_le
   return (carry, hs) if return_carry else hs
 
 
+def run_bidirectional(forward_rnn: Any, backward_rnn: Any, merge_fn: Any, inputs: Any, *, initial_carry: Any,
+                      seq_lengths: Any, return_carry: bool, time_major: bool) -> Any:
+  """The body of both adapters' ``Bidirectional.__call__``: both layers over ``inputs``, outputs merged."""
+  c_f, c_b = (None, None) if initial_carry is None else initial_carry
+  carry_f, hs_f = forward_rnn(inputs, initial_carry=c_f, seq_lengths=seq_lengths, return_carry=True,
+                              reverse=False, time_major=time_major)
+  carry_b, hs_b = backward_rnn(inputs, initial_carry=c_b, seq_lengths=seq_lengths, return_carry=True,
+                               reverse=True, time_major=time_major)
+  hs = merge_fn(hs_f, hs_b)
+  return ((carry_f, carry_b), hs) if return_carry else hs
+
+
 def concatenate(a: jax.Array, b: jax.Array) -> jax.Array:
   """The default ``merge_fn`` of the bidirectional adapters: features side by side, ``[..., H_f + H_b]``."""
   return jax.numpy.concatenate([a, b], axis=-1)

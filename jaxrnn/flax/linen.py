@@ -192,15 +192,10 @@ class Bidirectional(nn.Module):
   def __call__(self, inputs: jax.Array, *, initial_carry: Any = None, seq_lengths: Optional[jax.Array] = None,
                return_carry: Optional[bool] = None, time_major: Optional[bool] = None):
     """``inputs: [*B, T, *F]`` -> merged ``hs`` (or ``((carry_fwd, carry_bwd), hs)``)."""
-    return_carry = self.return_carry if return_carry is None else return_carry
-    time_major = self.time_major if time_major is None else time_major
-    c_f, c_b = (None, None) if initial_carry is None else initial_carry
-    carry_f, hs_f = self.forward_rnn(inputs, initial_carry=c_f, seq_lengths=seq_lengths, return_carry=True,
-                                     reverse=False, time_major=time_major)
-    carry_b, hs_b = self.backward_rnn(inputs, initial_carry=c_b, seq_lengths=seq_lengths, return_carry=True,
-                                      reverse=True, time_major=time_major)
-    hs = self.merge_fn(hs_f, hs_b)
-    return ((carry_f, carry_b), hs) if return_carry else hs
+    return _tree.run_bidirectional(
+        self.forward_rnn, self.backward_rnn, self.merge_fn, inputs, initial_carry=initial_carry,
+        seq_lengths=seq_lengths, return_carry=self.return_carry if return_carry is None else return_carry,
+        time_major=self.time_major if time_major is None else time_major)
 
 
 # Convenience constructors: the library's cells as linen cell modules.
