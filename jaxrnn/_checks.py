@@ -177,3 +177,11 @@ def finite_number(name: str, value: Any) -> float:
   if not np.isfinite(value):
     raise ValueError(f"{name} must be finite, got {value}")
   return value
+
+
+def non_negative_float(name: str, value: Any) -> float:
+  """Returns ``value`` as a finite ``float >= 0`` (e.g. an ``eps``); anything else raises naming ``name``."""
+  value = finite_number(name, value)
+  if value < 0:
+    raise ValueError(f"{name} must be >= 0, got {value}")
+  return value

@@ -104,6 +104,8 @@ BAD = [
     ("gru_param_dtype_garbage", lambda: jaxrnn.gru(4, param_dtype="foo"), TypeError, r"param_dtype .* got 'foo'"),
     ("lstm_forget_bias_without_bias", lambda: jaxrnn.lstm(4, use_bias=False, forget_bias=1.0), ValueError,
      r"forget_bias=1.0 needs a bias, but use_bias=False"),
+    ("mlstm_eps_negative", lambda: jaxrnn.mlstm(4, eps=-1e-6), ValueError, r"eps must be >= 0, got -1e-06"),
+    ("mlstm_eps_nan", lambda: jaxrnn.mlstm(4, eps=float("nan")), ValueError, r"eps must be finite, got nan"),
     ("mlstm_heads_do_not_divide", lambda: jaxrnn.mlstm(5, num_heads=2), ValueError,
      r"num_heads must divide hidden_size, got hidden_size=5, num_heads=2"),
     ("clockwork_no_periods", lambda: jaxrnn.clockwork_rnn(4, periods=()), TypeError,

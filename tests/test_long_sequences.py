@@ -11,7 +11,9 @@ state grows like ``3^T``, and a layer-normalised LSTM's gradient grows ~``1e13``
 recurrent term amplifies it by ``1/std``): exploding by the model's math, not a numerical failure.
 
 Findings fixed by this sweep: mLSTM's normaliser ``exp(-m)`` overflowed (NaN gradients), sLSTM divided 0 by 0
-from an empty state, RG-LRU's ``sqrt(1 - a^2)`` had an infinite derivative at ``a = 1``.
+from an empty state, RG-LRU's ``sqrt(1 - a^2)`` had an infinite derivative at ``a = 1``, and mLSTM's normaliser
+``max(|n.q|, exp(-m))`` reached 0 once ``exp(-m)`` underflowed (``inf`` outputs in bfloat16, an overflowing
+gradient in float32 at T = 100,000): it now adds the official xLSTM code's ``eps = 1e-6``.
 """
 
 from __future__ import annotations
@@ -31,14 +33,13 @@ X_SCALE, W_SCALE = 50.0, 3.0
 QUADRATIC = {"mlstm"}  # the parallel form is a [T, T] attention: run the recurrence (mode="step") instead
 NO_WEIGHT_SCALE = {"simple_rnn_relu", "irnn", "indrnn_relu_bounded", "layer_norm_lstm"}  # see the docstring
 # bfloat16: one cell of each mechanism (gated, minimal/parallel scan, complex diagonal, exponential gating).
-# Not mlstm: in bfloat16 its n.q cancels to 0 while exp(-m) underflows (m > 88), so h = C q / 0 = inf.
-BF16 = {"lstm", "gru", "min_gru_log_scan", "lru", "rg_lru", "slstm"}
-# Known at T = 100,000 (float32, step mode): forward finite, gradient overflows. With inputs x50 the input gates
-# reach exp(~100) over the normaliser's floor exp(-m), so the exact gradient exceeds float32's range.
-XFAIL_100K = {"mlstm": "mLSTM's exact gradient exceeds float32 at T = 100,000 with saturating inputs"}
+BF16 = {"lstm", "gru", "min_gru_log_scan", "lru", "rg_lru", "mlstm", "slstm"}
+# The paper's exact normaliser (eps = 0): at T = 100,000 in float32 the gradient -C q / den^2 overflows once
+# exp(-m) underflows (input gates ~exp(100) with inputs x50). Strict: the default eps = 1e-6 is what fixes it.
+XFAIL_100K = {"mlstm_eps0": "mLSTM without eps: the gradient overflows float32 at T = 100,000"}
 # CI: the gated classics and the cells whose stabilisers this sweep fixed.
 CI_FLOAT32 = {"lstm", "gru", "mlstm", "slstm", "rg_lru", "min_gru"}
-CI_BF16 = {"lstm", "rg_lru"}
+CI_BF16 = {"lstm", "rg_lru", "mlstm"}
 SLOW = os.environ.get("JAXRNN_SLOW") == "1"
 slow_only = pytest.mark.skipif(not SLOW, reason="full sweep: set JAXRNN_SLOW=1")
 
@@ -115,6 +116,8 @@ def test_t100000_forward_and_grad_finite_with_remat(case, dtype):
   if dtype == jnp.bfloat16 and case.name not in BF16:
     pytest.skip("bfloat16 subset")
   if case.name in XFAIL_100K:
+    bad, _ = finite_everywhere(case, dtype, 100_000, remat=True)
+    assert bad, f"{case.name} is finite now: remove it from XFAIL_100K"
     pytest.xfail(XFAIL_100K[case.name])
   bad, max_h = finite_everywhere(case, dtype, 100_000, remat=True)
   assert not bad, f"{case.name}: non-finite {bad} (max |h| {max_h})"

@@ -47,6 +47,7 @@ def mlstm(
     *,
     num_heads: int = 1,
     forget_bias: float = 3.0,
+    eps: float = 1e-6,
     kernel_init: Callable = initializers.lecun_normal(),
     bias_init: Callable = initializers.zeros,
     dtype: Optional[Any] = None,
@@ -63,9 +64,12 @@ def mlstm(
      \log f_t &= \log \sigma(\tilde f_t), \quad m_t = \max(\log f_t + m_{t-1}, \tilde i_t) \\
      i'_t &= \exp(\tilde i_t - m_t), \quad f'_t = \exp(\log f_t + m_{t-1} - m_t) \\
      C_t &= f'_t C_{t-1} + i'_t \, v_t k_t^\top, \quad n_t = f'_t n_{t-1} + i'_t k_t \\
-     h_t &= o_t \odot \frac{C_t q_t}{\max(|n_t^\top q_t|, \exp(-m_t))}
+     h_t &= o_t \odot \frac{C_t q_t}{\max(|n_t^\top q_t|, \exp(-m_t)) + \epsilon}
 
-  (the paper's ``max(|n^T q|, 1)`` in the unstabilised scale). ``sequence`` is the parallel form of the paper:
+  (the paper's ``max(|n^T q|, 1)`` in the unstabilised scale). ``epsilon`` is the official xLSTM code's
+  ``eps = 1e-6``: when an input gate is far above the forget path (``m_t > 88`` in float32/bfloat16)
+  ``exp(-m_t)`` underflows and ``n_t^T q_t`` can round to 0 (bfloat16 at T = 10,000 with saturating
+  inputs), so without it ``h`` was ``inf`` and the gradient ``-C q / den^2`` overflowed float32. ``sequence`` is the parallel form of the paper:
   with ``D_{ts} = exp(sum_{s<r<=t} log f_r + i~_s)`` for ``s <= t`` (and the initial state as a source at
   ``s = 0``), ``h~_t = sum_s D_ts (q_t . k_s) v_s / max(|sum_s D_ts (q_t . k_s)|, 1)`` — a masked
   ``[T, T]`` attention per head, so ``O(T^2)`` work and memory (no chunkwise form yet).
@@ -75,6 +79,8 @@ def mlstm(
     hidden_size: ``H`` (the output size and the total width of ``q``, ``k``, ``v``).
     num_heads: ``NH``, a divisor of ``H``.
     forget_bias: the initial bias of the forget gates (xLSTM starts forget gates open).
+    eps: added to the normaliser (``>= 0``; ``0`` is the paper's formula exactly, which can divide by 0 in
+      low precision).
     kernel_init: initialiser of the ``[F, H]`` and ``[F, NH]`` blocks of ``w`` (default LeCun normal).
     bias_init: initialiser of ``b`` (default zeros), before ``forget_bias`` is added.
     dtype: the compute dtype of the input projection (``None``: promoted from inputs and params).
@@ -101,6 +107,7 @@ def mlstm(
   num_heads = _checks.positive_int("num_heads", num_heads)
   if hidden_size % num_heads:
     raise ValueError(f"num_heads must divide hidden_size, got hidden_size={hidden_size}, num_heads={num_heads}")
+  eps = _checks.non_negative_float("eps", eps)
   dtype = _checks.dtype("dtype", dtype)
   param_dtype = _checks.dtype("param_dtype", param_dtype)
   H, NH = hidden_size, num_heads
@@ -149,7 +156,7 @@ def mlstm(
     c = f_gate[..., None, None] * carry.c + i_gate[..., None, None] * (v[..., :, None] * k[..., None, :])
     n = f_gate[..., None] * carry.n + i_gate[..., None] * k
     num = jnp.einsum("...vk,...k->...v", c, q)
-    den = jnp.maximum(jnp.abs(jnp.sum(n * q, axis=-1)), _exp_neg(m))
+    den = jnp.maximum(jnp.abs(jnp.sum(n * q, axis=-1)), _exp_neg(m)) + jnp.asarray(eps, cdt)
     h = o * (num / den[..., None]).reshape(o.shape)
     return MLSTMCarry(c=c, n=n, m=m), h
 
@@ -182,7 +189,8 @@ def mlstm(
     s = jnp.exp(log_d - m[..., None]) * jnp.einsum("...tk,...sk->...ts", q, k)
     num = jnp.einsum("...ts,...sv->...tv", s, v) + w0[..., None] * jnp.einsum("...vk,...tk->...tv", carry.c, q)
     den = jnp.sum(s, axis=-1) + w0 * jnp.einsum("...k,...tk->...t", carry.n, q)
-    h = num / jnp.maximum(jnp.abs(den), _exp_neg(m))[..., None]  # [*B, NH, T, DH]
+    den = jnp.maximum(jnp.abs(den), _exp_neg(m)) + jnp.asarray(eps, den.dtype)
+    h = num / den[..., None]  # [*B, NH, T, DH]
     h = jnp.moveaxis(h, -2, 0)
     hs = o * h.reshape(h.shape[:-2] + (H,))
     # The state after the last step: row t = T - 1 of the decay matrix.

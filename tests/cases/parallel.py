@@ -1,5 +1,7 @@
 """Parallel-in-time cells (minGRU, minLSTM, LRU, RG-LRU, sLSTM, mLSTM) and their float64 NumPy references."""
 
+import functools
+
 import numpy as np
 
 import jaxrnn
@@ -60,7 +62,7 @@ def ref_rg_lru(resets, c=8.0):
   return step
 
 
-def ref_mlstm(p, carry, x):
+def ref_mlstm(p, carry, x, eps=1e-6):
   NH, DH = carry.n.shape
   H = NH * DH
   u = x @ p.w + p.b
@@ -78,7 +80,7 @@ def ref_mlstm(p, carry, x):
   for j in range(NH):
     c[j] = f_gate[j] * carry.c[j] + i_gate[j] * np.outer(v[j], k[j])
     n[j] = f_gate[j] * carry.n[j] + i_gate[j] * k[j]
-    h[j] = c[j] @ q[j] / max(abs(n[j] @ q[j]), np.exp(-m[j]))
+    h[j] = c[j] @ q[j] / (max(abs(n[j] @ q[j]), np.exp(-m[j])) + eps)
   return jaxrnn.MLSTMCarry(c=c, n=n, m=m), o * h.reshape(H)
 
 
@@ -109,5 +111,7 @@ CASES = [
     CellCase("rg_lru_resets", lambda **kw: jaxrnn.rg_lru(4, resets=True, **kw), input_shape=(4,),
              reference=ref_rg_lru(True)),
     CellCase("mlstm", lambda **kw: jaxrnn.mlstm(4, num_heads=2, **kw), reference=ref_mlstm),
+    CellCase("mlstm_eps0", lambda **kw: jaxrnn.mlstm(4, num_heads=2, eps=0.0, **kw),
+             reference=functools.partial(ref_mlstm, eps=0.0), variant_of="mlstm"),
     CellCase("slstm", lambda **kw: jaxrnn.slstm(4, **kw), reference=ref_slstm),
 ]
