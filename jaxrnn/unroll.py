@@ -123,8 +123,10 @@ def unroll(
   time_axis, batch_shape, num_steps = _layout(cell, xs, time_major)
   _checks.carry_batch(carry, batch_shape, xs.shape, "[T, *B, *F]" if time_major else "[*B, T, *F]")
   lengths = sequences.check_seq_lengths(seq_lengths, batch_shape, num_steps)
+  hoist = jax.default_backend() != "cpu" if hoist is None else _checks.boolean("hoist", hoist)
   use_sequence = cell.sequence is not None and mode != "step"
-  if mode == "auto" and getattr(cell.sequence, "is_scan", False) and (block is not None or unroll is True or unroll not in (1, False)):
+  scan_options = block is not None or unroll is True or unroll not in (1, False)
+  if mode == "auto" and getattr(cell.sequence, "is_scan", False) and scan_options:
     use_sequence = False  # a fused form of the same scan (e.g. the LSTM's): remat and unroll apply to the scan
   if mode == "sequence":
     if cell.sequence is None:
@@ -143,7 +145,6 @@ def unroll(
     final, hs = cell.sequence(params, carry, xs_tm, mask)
     carries = None
   else:
-    hoist = jax.default_backend() != "cpu" if hoist is None else _checks.boolean("hoist", hoist)
     final, hs, carries = _scan(cell, params, carry, xs_tm, mask, unroll, return_all_carries, block, hoist)
 
   if reverse:

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
-from jaxrnn.cells import _lstm_sequence
+from jaxrnn.cells import _fused_scan
 from jaxrnn.types import Cell
 
 
@@ -149,7 +149,7 @@ def lstm(
   def step(params, carry, x):
     return step_transformed(params, carry, input_transform(params, x))
 
-  fused = _lstm_sequence.lstm_sequence(input_transform, act, gate_act, H, dtype, precision)
+  fused = _fused_scan.lstm_sequence(input_transform, act, gate_act, H, dtype, precision)
 
   def sequence(params, carry, xs, mask):
     _check_params(params)

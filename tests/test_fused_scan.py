@@ -1,4 +1,4 @@
-"""The LSTM's fused sequence path (custom_jvp, jaxrnn/cells/_lstm_sequence.py) == the scan of its step."""
+"""The LSTM's and GRU's fused sequence paths (custom_jvp, jaxrnn/cells/_fused_scan.py) == the scan of the step."""
 
 import jax
 import jax.numpy as jnp
@@ -8,12 +8,21 @@ import pytest
 import jaxrnn
 
 
-def setup(param_dtype=jnp.float64, **kw):
-  cell = jaxrnn.lstm(4, param_dtype=param_dtype, **kw)
-  params = cell.init(jax.random.key(0), 3)
+CELLS = {"lstm": jaxrnn.lstm, "gru": jaxrnn.gru}
+for_cells = pytest.mark.parametrize("name", sorted(CELLS))
+
+
+def setup(name, param_dtype=jnp.float64, **kw):
+  cell = CELLS[name](4, param_dtype=param_dtype, **kw)
+  params = registry_like(cell.init(jax.random.key(0), 3))
   carry = jax.tree.map(lambda a: a + 0.3, cell.initial_carry(params, (3,)))
   xs = jax.random.normal(jax.random.key(1), (3, 5, 3), param_dtype)
   return cell, params, carry, xs, jnp.array([5, 0, 3])
+
+
+def registry_like(params):
+  """Nonzero biases (zeros by default), so that their tangents matter."""
+  return jax.tree.map(lambda a: a + 0.1 * jnp.sin(jnp.arange(a.size, dtype=a.dtype)).reshape(a.shape), params)
 
 
 def run(cell, mode, reverse=False, with_lengths=True):
@@ -29,9 +38,10 @@ def close(a, b, tol):
     np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=tol, atol=tol)
 
 
+@for_cells
 @pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
-def test_values_jvp_and_grad_match_step(reverse):
-  cell, params, carry, xs, lengths = setup()
+def test_values_jvp_and_grad_match_step(name, reverse):
+  cell, params, carry, xs, lengths = setup(name)
   seq, step = run(cell, "sequence", reverse), run(cell, "step", reverse)
   close(seq(params, carry, xs, lengths), step(params, carry, xs, lengths), 1e-12)
   tangents = jax.tree.map(lambda a: jnp.cos(jnp.arange(a.size, dtype=a.dtype)).reshape(a.shape), (params, carry, xs))
@@ -47,8 +57,9 @@ def test_values_jvp_and_grad_match_step(reverse):
   close(hvp(seq), hvp(step), 1e-10)
 
 
-def test_only_some_inputs_differentiated_and_vmap():
-  cell, params, carry, xs, lengths = setup()
+@for_cells
+def test_only_some_inputs_differentiated_and_vmap(name):
+  cell, params, carry, xs, lengths = setup(name)
   seq, step = run(cell, "sequence", with_lengths=False), run(cell, "step", with_lengths=False)
   for argnums in (0, 2):  # params only (carry and xs are symbolic zeros), xs only
     g = [jax.grad(lambda *a: jnp.sum(f(*a, None)[1] ** 2), argnums=argnums)(params, carry, xs) for f in (seq, step)]
@@ -57,8 +68,9 @@ def test_only_some_inputs_differentiated_and_vmap():
   close(vm[0], vm[1], 1e-12)
 
 
-def test_bfloat16_compute_no_bias_and_custom_activations():
-  cell, params, carry, xs, lengths = setup(jnp.float32, dtype=jnp.bfloat16, use_bias=False,
+@for_cells
+def test_bfloat16_compute_no_bias_and_custom_activations(name):
+  cell, params, carry, xs, lengths = setup(name, jnp.float32, dtype=jnp.bfloat16, use_bias=False,
                                            gate_activation="hard_sigmoid", activation=jax.nn.soft_sign)
   seq, step = run(cell, "sequence"), run(cell, "step")
   close(seq(params, carry, xs, lengths), step(params, carry, xs, lengths), 1e-6)
@@ -66,8 +78,9 @@ def test_bfloat16_compute_no_bias_and_custom_activations():
   close(jax.grad(loss(seq))(params), jax.grad(loss(step))(params), 2e-2)
 
 
-def test_auto_uses_the_fused_path_and_remat_the_step_scan():
-  cell, params, carry, xs, lengths = setup()
+@for_cells
+def test_auto_uses_the_fused_path_and_remat_the_step_scan(name):
+  cell, params, carry, xs, lengths = setup(name)
   loss = lambda p, remat: jnp.sum(jaxrnn.unroll(cell, p, carry, xs, seq_lengths=lengths, remat=remat)[1])
   jaxpr = str(jax.make_jaxpr(jax.grad(lambda p: loss(p, False)))(params))
   assert "custom_jvp_call" in jaxpr or "custom_lin" in jaxpr or jaxpr.count("scan") >= 2
