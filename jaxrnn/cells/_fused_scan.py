@@ -256,12 +256,13 @@ def gru_sequence(input_transform: Callable, act: Callable, gate_act: Callable, h
     k = _rows(k_h)
     terms = []
     if du is not None:  # dh/du: the r, z blocks as for h W_h, the n block k_n
-      du = du.astype(cdt)
-      terms.append(jnp.concatenate([k[:, :2 * H] * du[:, :2 * H], _rows(k_n) * du[:, 2 * H:]], axis=-1))
+      k_u = jnp.concatenate([k[:, :2 * H], _rows(k_n)], axis=-1)
+      terms.append(k_u * du.astype(cdt))
     if e is not None:
       terms.append(k * e)
+    # The sum over gate blocks as a reshape: its transpose is a broadcast (slices would transpose to 3 pads).
     p = _sum(terms)
-    p = p[:, :H] + p[:, H:2 * H] + p[:, 2 * H:]
+    p = p.reshape(p.shape[:-1] + (3, H)).sum(-2)
     return _reshape_rows(p, xs.shape[:-1])
 
   @jax.custom_jvp
@@ -281,7 +282,7 @@ def gru_sequence(input_transform: Callable, act: Callable, gate_act: Callable, h
       p_t, k, z_t, msk = inp
       dhw = _dot_t(dc.h.astype(cd), w_h_t, precision).astype(k.dtype)
       kh = k * dhw
-      h = kh[..., :H] + kh[..., H:2 * H] + kh[..., 2 * H:] + z_t * dc.h
+      h = kh.reshape(kh.shape[:-1] + (3, H)).sum(-2) + z_t * dc.h
       if p_t is not None:
         h = h + p_t
       return _masked(msk, dc._replace(h=h), dc, h)

@@ -58,6 +58,10 @@ def gru(
   ``z`` here is the *keep* gate as in Cho et al. and PyTorch (colah writes the same cell with ``z`` and
   ``1 - z`` swapped). The kernels are fused, ``[F, 3H]`` and ``[H, 3H]`` in gate order ``[r, z, n]``.
 
+  With ``reset_after=True`` the cell has a whole-sequence path (``cell.sequence``, used by :func:`jaxrnn.unroll`
+  in ``mode="auto"``): the same scan with a ``jax.custom_jvp`` whose backward loop keeps only ``dh_t W_h^T``;
+  the weight and input gradients are large products after it, as :func:`jaxrnn.lstm`'s.
+
   Args:
     hidden_size: ``H``.
     reset_after: apply the reset gate after the recurrent matmul (``True``) or to ``h`` before it (``False``).

@@ -59,6 +59,11 @@ def lstm(
   ``[*B, F] @ [F, 4H]`` (hoisted out of the time loop by :func:`jaxrnn.unroll` on GPU/TPU) and one ``[*B, H] @ [H, 4H]``.
   PyTorch's two biases ``b_ih + b_hh`` are one ``b`` here.
 
+  The cell has a whole-sequence path (``cell.sequence``, used by :func:`jaxrnn.unroll` in ``mode="auto"``): the
+  same scan, with a ``jax.custom_jvp`` whose backward loop keeps only ``dz_t W_h^T`` and computes the weight and
+  input gradients as large products after the loop, as cuDNN does (``jaxrnn/cells/_fused_scan.py``). Forward- and
+  reverse-mode AD, ``vmap`` and higher orders work; ``remat`` or ``unroll`` make ``unroll`` scan ``step`` instead.
+
   Args:
     hidden_size: ``H``.
     variant: ``None`` (this cell), or a variant of Greff et al. (2015) by name (``"vanilla"``, ``"NIG"``,
