@@ -1,4 +1,4 @@
-"""The LSTM's whole-sequence path: a ``jax.custom_jvp`` whose tangent recurrence is linear and lean.
+"""Whole-sequence paths of the LSTM and GRU: a ``jax.custom_jvp`` whose tangent recurrence is linear and lean.
 
 Why (issue 5, XLA:CPU, one thread, B=32 T=128 F=128 H=256): differentiating the scan of ``step`` gives a backward
 loop that, at every step, besides the truly sequential ``dz_t W_h^T``, accumulates the kernel gradients
