@@ -7,9 +7,10 @@ LSTM's fused path, ``jaxrnn/cells/_fused_scan.py``). Run by hand, one thread, CP
     XLA_FLAGS="--xla_cpu_multi_thread_eigen=false" taskset -c 1 python benchmarks/backward_budget.py
 
 What it showed (B=32 T=128 F=128 H=256, float32): the differentiated scan's backward loop does, per step,
-``dz W_h^T`` through a transposed operand, ``dz W_i^T``, and accumulates ``dW_h += h^T dz`` and ``dW_i += x^T dz``
-(read-modify-write of a [384, 1024] accumulator): ~105 ms in the loop. The fused path's backward loop does
-``dz W_h^T`` on a kernel transposed once (~29 ms with the gate math), then three large products (~45 ms). A
+``dz W_h^T``, ``dz W_i^T``, and accumulates ``dW_h += h^T dz`` and ``dW_i += x^T dz`` (read-modify-write of a
+[384, 1024] accumulator): ~90-105 ms in the loop, ~53 of it the accumulations. The fused path's backward loop does
+``dz W_h^T`` (~29 ms with the gate math), then three large products (~48 ms); the layer's forward + backward went
+191 -> 157 ms in one run. A
 contraction over the two axes ``(T, B)`` (instead of rows ``[T * B, n]``) made XLA copy ``dz`` to a transposed
 layout and run both weight products on transposed operands: ~75 ms instead of ~33 ms.
 """

@@ -3,9 +3,9 @@
 Why (issue 5, XLA:CPU, one thread, B=32 T=128 F=128 H=256): differentiating the scan of ``step`` gives a backward
 loop that, at every step, besides the truly sequential ``dz_t W_h^T``, accumulates the kernel gradients
 (``dW_h += h_{t-1}^T dz_t``, ``dW_i += x_t^T dz_t``: two transposed-operand products plus a read-modify-write of
-the ``[H + F, 4H]`` accumulators), computes ``dx_t = dz_t W_i^T``, and multiplies ``dz_t`` by ``W_h`` through a
-transposed operand. Timed alone (``benchmarks/backward_budget.py``) these in-loop pieces cost ~105 ms; the same
-FLOPs as one ``dz W_h^T`` loop on a pre-transposed kernel plus three large products after it cost ~75 ms.
+the ``[H + F, 4H]`` accumulators) and computes ``dx_t = dz_t W_i^T``. Timed alone
+(``benchmarks/backward_budget.py``) these in-loop pieces cost ~90-105 ms; the same FLOPs as one ``dz W_h^T`` loop
+plus three large products after it cost ~75 ms.
 
 Here the forward pass is the same scan (same operations, same values) that also keeps, per step, the linear
 coefficients of the gate math. The JVP rule is then
