@@ -77,7 +77,9 @@ def unroll(
     mode: ``"auto"`` uses the cell's own whole-sequence path (``cell.sequence``: a parallel scan or a fused
       layer) when it has one, else the scan of ``step``; ``"step"`` always scans ``step``; ``"sequence"``
       requires ``cell.sequence``. The two paths compute the same function.
-    remat: memory-bounded backprop for the scan of ``step`` (ignored by a cell's own sequence path).
+    remat: memory-bounded backprop for the scan of ``step`` (ignored by a cell's own parallel sequence path;
+      a cell whose sequence path is a fused form of the same scan, ``cell.sequence.is_scan``, such as
+      :func:`jaxrnn.lstm`'s, runs the scan of ``step`` when ``remat`` or ``unroll`` is set in ``mode="auto"``).
       ``False``: one scan, whose backward pass stores every step's residuals (memory ``O(T)``). ``True``:
       blocks of ``k = ceil(sqrt(T))`` steps, an outer scan over blocks whose body is a
       ``jax.checkpoint``-ed inner scan; the backward pass stores only the carries at block boundaries and
@@ -121,7 +123,11 @@ def unroll(
   time_axis, batch_shape, num_steps = _layout(cell, xs, time_major)
   _checks.carry_batch(carry, batch_shape, xs.shape, "[T, *B, *F]" if time_major else "[*B, T, *F]")
   lengths = sequences.check_seq_lengths(seq_lengths, batch_shape, num_steps)
+  hoist = jax.default_backend() != "cpu" if hoist is None else _checks.boolean("hoist", hoist)
   use_sequence = cell.sequence is not None and mode != "step"
+  scan_options = block is not None or unroll is True or unroll not in (1, False)
+  if mode == "auto" and getattr(cell.sequence, "is_scan", False) and scan_options:
+    use_sequence = False  # a fused form of the same scan (e.g. the LSTM's): remat and unroll apply to the scan
   if mode == "sequence":
     if cell.sequence is None:
       raise ValueError(f"mode='sequence' needs a cell with a sequence path; {cell.name} has none")
@@ -139,7 +145,6 @@ def unroll(
     final, hs = cell.sequence(params, carry, xs_tm, mask)
     carries = None
   else:
-    hoist = jax.default_backend() != "cpu" if hoist is None else _checks.boolean("hoist", hoist)
     final, hs, carries = _scan(cell, params, carry, xs_tm, mask, unroll, return_all_carries, block, hoist)
 
   if reverse:

@@ -83,7 +83,7 @@ def test_bad_xs():
   with pytest.raises(ValueError, match="mode must be one of"):
     jaxrnn.unroll(cell, params, carry, jnp.zeros((2, 6, 3), jnp.float32), mode="fast")
   with pytest.raises(ValueError, match="mode='sequence' needs a cell with a sequence path"):
-    jaxrnn.unroll(cell, params, carry, jnp.zeros((2, 6, 3), jnp.float32), mode="sequence")
+    jaxrnn.unroll(cell._replace(sequence=None), params, carry, jnp.zeros((2, 6, 3), jnp.float32), mode="sequence")
   with pytest.raises(TypeError, match="cell must be a jaxrnn.Cell"):
     jaxrnn.unroll(lambda *a: a, params, carry, jnp.zeros((2, 6, 3), jnp.float32))
 

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
+from jaxrnn.cells import _fused_scan
 from jaxrnn.types import Cell
 
 
@@ -56,6 +57,10 @@ def gru(
 
   ``z`` here is the *keep* gate as in Cho et al. and PyTorch (colah writes the same cell with ``z`` and
   ``1 - z`` swapped). The kernels are fused, ``[F, 3H]`` and ``[H, 3H]`` in gate order ``[r, z, n]``.
+
+  With ``reset_after=True`` the cell has a whole-sequence path (``cell.sequence``, used by :func:`jaxrnn.unroll`
+  in ``mode="auto"``): the same scan with a ``jax.custom_jvp`` whose backward loop keeps only ``dh_t W_h^T``;
+  the weight and input gradients are large products after it, as :func:`jaxrnn.lstm`'s.
 
   Args:
     hidden_size: ``H``.
@@ -140,5 +145,17 @@ def gru(
   def step(params, carry, x):
     return step_transformed(params, carry, input_transform(params, x))
 
+  sequence = None
+  if reset_after:
+    fused = _fused_scan.gru_sequence(input_transform, act, gate_act, H, dtype, precision)
+
+    def sequence(params, carry, xs, mask):
+      _check_params(params)
+      _dense.check_carry(carry, GRUCarry, xs.shape[1:-1], H)
+      return fused(params, carry, xs, mask)
+
+    sequence.is_scan = True  # the same scan as ``step``'s (jaxrnn.unroll: remat and unroll use ``step``)
+
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, name="gru" if reset_after else "gru_reset_before")
+              step_transformed=step_transformed, sequence=sequence,
+              name="gru" if reset_after else "gru_reset_before")

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
+from jaxrnn.cells import _fused_scan
 from jaxrnn.types import Cell
 
 
@@ -57,6 +58,11 @@ def lstm(
   The kernels are fused, ``W_i = [W_ii | W_if | W_ig | W_io]: [F, 4H]`` (PyTorch's gate order), so a step is one
   ``[*B, F] @ [F, 4H]`` (hoisted out of the time loop by :func:`jaxrnn.unroll` on GPU/TPU) and one ``[*B, H] @ [H, 4H]``.
   PyTorch's two biases ``b_ih + b_hh`` are one ``b`` here.
+
+  The cell has a whole-sequence path (``cell.sequence``, used by :func:`jaxrnn.unroll` in ``mode="auto"``): the
+  same scan, with a ``jax.custom_jvp`` whose backward loop keeps only ``dz_t W_h^T`` and computes the weight and
+  input gradients as large products after the loop, as cuDNN does (``jaxrnn/cells/_fused_scan.py``). Forward- and
+  reverse-mode AD, ``vmap`` and higher orders work; ``remat`` or ``unroll`` make ``unroll`` scan ``step`` instead.
 
   Args:
     hidden_size: ``H``.
@@ -148,5 +154,14 @@ def lstm(
   def step(params, carry, x):
     return step_transformed(params, carry, input_transform(params, x))
 
+  fused = _fused_scan.lstm_sequence(input_transform, act, gate_act, H, dtype, precision)
+
+  def sequence(params, carry, xs, mask):
+    _check_params(params)
+    _dense.check_carry(carry, LSTMCarry, xs.shape[1:-1], H)
+    return fused(params, carry, xs, mask)
+
+  sequence.is_scan = True  # the same scan as ``step``'s (jaxrnn.unroll: remat and unroll use ``step``)
+
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, name="lstm")
+              step_transformed=step_transformed, sequence=sequence, name="lstm")
