@@ -93,7 +93,8 @@ def unroll(
       (default): hoist except on CPU. On XLA:CPU the loop that reads a precomputed ``[T, *B, nH]`` projection is
       slower than the loop that multiplies ``x_t`` itself (LSTM, B=32 T=128 F=128 H=256, one thread: forward
       78 -> 39 ms, forward+backward 227 -> 173 ms, CPU time); on GPU the large product is the faster form. Both
-      compute the same function.
+      compute the same function. For the scan of ``step``; a cell's own sequence path (e.g. the fused LSTM/GRU
+      one, ``mode="auto"``) follows the default.
 
   Returns:
     ``(final_carry, hs)`` with ``hs: [*B, T, H]`` (or ``[T, *B, H]``); with ``return_all_carries=True``,
