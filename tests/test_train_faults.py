@@ -230,13 +230,14 @@ def complete_steps(run_dir):
 def test_sigkill_anywhere_then_resume_equals_uninterrupted(tmp_path):
   cfg_path = tmp_path / "tiny.toml"
   cfg_path.write_text(TOML)
-  env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+  # The five processes compile the same functions: share them through JAX's persistent compilation cache.
+  env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jit"),
+             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
   train = lambda d: ["train", str(cfg_path), "--run-dir", str(tmp_path / d), "--no-progress"]
   cli = [sys.executable, "-m", "jaxrnn.cli"]
   killer = lambda mode, d: [sys.executable, "-c", KILLER, mode] + train(d)
   popen = lambda cmd: subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
-  full = popen(cli + train("full"))  # uninterrupted, alongside the killed runs
   # 1. SIGKILL from outside once the first checkpoint is complete.
   slow = popen(killer("slow", "run"))
   deadline = time.monotonic() + 120
@@ -247,6 +248,7 @@ def test_sigkill_anywhere_then_resume_equals_uninterrupted(tmp_path):
   assert slow.wait() == -signal.SIGKILL
   resumed_from = complete_steps(tmp_path / "run")[-1]
   assert resumed_from < 10
+  full = popen(cli + train("full"))  # uninterrupted, alongside the killed runs (compiled functions now cached)
   # 2. SIGKILL inside orbax's write of the next checkpoint: only its temporary directory exists.
   p = subprocess.run(killer("orbax", "run"), cwd=ROOT, env=env, capture_output=True, text=True)
   assert p.returncode == -signal.SIGKILL, p.stdout + p.stderr
