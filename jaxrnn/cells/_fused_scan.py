@@ -105,6 +105,44 @@ def _dot_t(a: jax.Array, w_t: jax.Array, precision: Any) -> jax.Array:
   return jax.lax.dot_general(a, w_t, (((a.ndim - 1,), (1,)), ((), ())), precision=precision)
 
 
+def _scan_steps(input_transform: Callable, params: Any, carry: Any, xs: jax.Array, mask: Optional[jax.Array],
+                body: Callable):
+  """``lax.scan`` of ``body(carry, u_t, mask_t)`` with ``u_t = input_transform(params, x_t)``, hoisted out of the
+  loop as :func:`jaxrnn.unroll`'s default ``hoist`` does (everywhere but on CPU)."""
+  hoist = jax.default_backend() != "cpu"
+  us = input_transform(params, xs) if hoist else xs
+
+  def step(c, inp):
+    u, m = inp
+    return body(c, u if hoist else input_transform(params, u), m)
+
+  return jax.lax.scan(step, carry, (us, mask))
+
+
+def _with_jvp(forward: Callable, jvp_rule: Callable) -> Callable:
+  """``forward(..., keep=False)`` as a ``jax.custom_jvp`` function of ``(params, carry, xs, mask)``."""
+
+  @jax.custom_jvp
+  def sequence(params, carry, xs, mask):
+    return forward(params, carry, xs, mask, keep=False)
+
+  sequence.defjvp(jvp_rule, symbolic_zeros=True)
+  return sequence
+
+
+def checked(fused: Callable, check_params: Callable, carry_type: type, hidden_size: int) -> Callable:
+  """A cell's ``sequence``: checks params and carry, then runs ``fused``; marked ``is_scan`` (the same scan as
+  the cell's ``step``, so :func:`jaxrnn.unroll` scans ``step`` instead when ``remat`` or ``unroll`` is set)."""
+
+  def sequence(params, carry, xs, mask):
+    check_params(params)
+    _dense.check_carry(carry, carry_type, xs.shape[1:-1], hidden_size)
+    return fused(params, carry, xs, mask)
+
+  sequence.is_scan = True
+  return sequence
+
+
 def lstm_sequence(input_transform: Callable, act: Callable, gate_act: Callable, hidden_size: int,
                   dtype: Optional[Any], precision: Any) -> Callable:
   """A :class:`jaxrnn.types.SequenceFn` for :func:`jaxrnn.lstm` (params ``LSTMParams``, carry ``LSTMCarry``).
@@ -128,13 +166,8 @@ def lstm_sequence(input_transform: Callable, act: Callable, gate_act: Callable, 
 
   def forward(params, carry, xs, mask, keep):
     """The scan of ``step``; with ``keep``, also the tangent coefficients of every step."""
-    hoist = jax.default_backend() != "cpu"  # as jaxrnn.unroll's default: see its ``hoist``
-    us = input_transform(params, xs) if hoist else xs
 
-    def body(c, inp):
-      u, m = inp
-      if not hoist:
-        u = input_transform(params, u)
+    def body(c, u, m):
       z = (u + recurrent(c.h, params.w_h)).astype(c.c.dtype)
       zi, zf, zg, zo = jnp.split(z, 4, axis=-1)
       if keep:
@@ -153,7 +186,7 @@ def lstm_sequence(input_transform: Callable, act: Callable, gate_act: Callable, 
       coef = jnp.concatenate([di * g, df * c.c, i * dg, do * tc], axis=-1)  # [*B, 4H]: dz -> (dc, dh) parts
       return new, (h, (c.h, coef, f, o * dtc))
 
-    return jax.lax.scan(body, carry, (us, mask))
+    return _scan_steps(input_transform, params, carry, xs, mask, body)
 
   def tangent_inputs(params, xs, h_prev, d_params, d_xs):
     """``a_t = d(x_t W_i + b) + h_{t-1} dW_h`` for all steps at once, ``[T, *B, 4H]``; ``None`` if all zero."""
@@ -161,10 +194,6 @@ def lstm_sequence(input_transform: Callable, act: Callable, gate_act: Callable, 
     if not _is_zero(d_params.w_h):
       terms.append(recurrent(_rows(h_prev), d_params.w_h))
     return _reshape_rows(_sum(terms), xs.shape[:-1])
-
-  @jax.custom_jvp
-  def sequence(params, carry, xs, mask):
-    return forward(params, carry, xs, mask, keep=False)
 
   def sequence_jvp(primals, tangents):
     params, carry, xs, mask = primals
@@ -189,12 +218,7 @@ def lstm_sequence(input_transform: Callable, act: Callable, gate_act: Callable, 
     d_final, d_hs = jax.lax.scan(body, d_carry, (a, coef, f, q, mask))
     return (final, hs), (d_final, d_hs)
 
-  sequence.defjvp(sequence_jvp, symbolic_zeros=True)
-
-  def run(params, carry, xs, mask):
-    return sequence(params, carry, xs, mask)
-
-  return run
+  return _with_jvp(forward, sequence_jvp)
 
 
 def gru_sequence(input_transform: Callable, act: Callable, gate_act: Callable, hidden_size: int,
@@ -213,13 +237,8 @@ def gru_sequence(input_transform: Callable, act: Callable, gate_act: Callable, h
     return _dense.recurrent(h, w_h, dtype, precision)
 
   def forward(params, carry, xs, mask, keep):
-    hoist = jax.default_backend() != "cpu"  # as jaxrnn.unroll's default: see its ``hoist``
-    us = input_transform(params, xs) if hoist else xs
 
-    def body(c, inp):
-      u, msk = inp
-      if not hoist:
-        u = input_transform(params, u)
+    def body(c, u, msk):
       h_prev = c.h
       cdt = h_prev.dtype
       u_r, u_z, u_n = jnp.split(u.astype(cdt), 3, axis=-1)
@@ -241,7 +260,7 @@ def gru_sequence(input_transform: Callable, act: Callable, gate_act: Callable, h
       k_h = jnp.concatenate([k_n * m * dr, dz * (h_prev - n), k_n * r], axis=-1)  # dh/d(h W_h), blocks r, z, n
       return new, (h, (h_prev, k_h, k_n, z))
 
-    return jax.lax.scan(body, carry, (us, mask))
+    return _scan_steps(input_transform, params, carry, xs, mask, body)
 
   def step_inputs(params, xs, h_prev, k_h, k_n, d_params, d_xs):
     """``p_t``: the part of ``dh_t`` that does not depend on ``dh_{t-1}``, for all steps at once (or ``None``)."""
@@ -265,10 +284,6 @@ def gru_sequence(input_transform: Callable, act: Callable, gate_act: Callable, h
     p = p.reshape(p.shape[:-1] + (3, H)).sum(-2)
     return _reshape_rows(p, xs.shape[:-1])
 
-  @jax.custom_jvp
-  def sequence(params, carry, xs, mask):
-    return forward(params, carry, xs, mask, keep=False)
-
   def sequence_jvp(primals, tangents):
     params, carry, xs, mask = primals
     d_params, d_carry, d_xs, _ = tangents
@@ -290,9 +305,4 @@ def gru_sequence(input_transform: Callable, act: Callable, gate_act: Callable, h
     d_final, d_hs = jax.lax.scan(body, d_carry, (p, k_h, z, mask))
     return (final, hs), (d_final, d_hs)
 
-  sequence.defjvp(sequence_jvp, symbolic_zeros=True)
-
-  def run(params, carry, xs, mask):
-    return sequence(params, carry, xs, mask)
-
-  return run
+  return _with_jvp(forward, sequence_jvp)

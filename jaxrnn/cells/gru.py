@@ -147,14 +147,8 @@ def gru(
 
   sequence = None
   if reset_after:
-    fused = _fused_scan.gru_sequence(input_transform, act, gate_act, H, dtype, precision)
-
-    def sequence(params, carry, xs, mask):
-      _check_params(params)
-      _dense.check_carry(carry, GRUCarry, xs.shape[1:-1], H)
-      return fused(params, carry, xs, mask)
-
-    sequence.is_scan = True  # the same scan as ``step``'s (jaxrnn.unroll: remat and unroll use ``step``)
+    sequence = _fused_scan.checked(_fused_scan.gru_sequence(input_transform, act, gate_act, H, dtype, precision),
+                                   _check_params, GRUCarry, H)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
               step_transformed=step_transformed, sequence=sequence,

@@ -154,14 +154,8 @@ def lstm(
   def step(params, carry, x):
     return step_transformed(params, carry, input_transform(params, x))
 
-  fused = _fused_scan.lstm_sequence(input_transform, act, gate_act, H, dtype, precision)
-
-  def sequence(params, carry, xs, mask):
-    _check_params(params)
-    _dense.check_carry(carry, LSTMCarry, xs.shape[1:-1], H)
-    return fused(params, carry, xs, mask)
-
-  sequence.is_scan = True  # the same scan as ``step``'s (jaxrnn.unroll: remat and unroll use ``step``)
+  sequence = _fused_scan.checked(_fused_scan.lstm_sequence(input_transform, act, gate_act, H, dtype, precision),
+                                 _check_params, LSTMCarry, H)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
               step_transformed=step_transformed, sequence=sequence, name="lstm")
