@@ -51,6 +51,7 @@ def finite_everywhere(case, dtype, T, remat=False):
   """One jit: init, scale, unroll ``T`` steps forward, gradient w.r.t. params and inputs; which parts are finite."""
   cell = case.make(param_dtype=dtype, dtype=None)
   w_scale = 1.0 if case.name in NO_WEIGHT_SCALE else W_SCALE
+  mode = "step" if {case.name, case.variant_of} & QUADRATIC else "auto"
 
   @jax.jit
   def check(key):
@@ -65,7 +66,7 @@ def finite_everywhere(case, dtype, T, remat=False):
     def loss(floats, xs):
       it = iter(floats)
       p = jax.tree.unflatten(treedef, [next(it) if f else l for l, f in zip(leaves, is_float)])
-      final, hs = jaxrnn.unroll(cell, p, carry, xs, remat=remat, mode="step" if case.name in QUADRATIC else "auto")
+      final, hs = jaxrnn.unroll(cell, p, carry, xs, remat=remat, mode=mode)
       weights = jnp.cos(jnp.arange(T, dtype=jnp.float32)).reshape((1, T) + (1,) * (hs.ndim - 2))
       total = jnp.sum(hs.astype(jnp.float32) * weights)
       for leaf in jax.tree.leaves(final):
