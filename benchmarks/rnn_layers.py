@@ -270,7 +270,7 @@ def bench(cell_name, workload, repeats, mixed=False):
       _block(fn(xs if name == "torch" else xs_j))
       times[name].append(CLOCK() - start)
   med = {n: statistics.median(t) for n, t in times.items()}
-  jax_peers = [n for n in impls if n not in ("jaxrnn", "torch", "GEMM floor") and not n.startswith("jaxrnn")]
+  jax_peers = [n for n in impls if n not in ("torch", "GEMM floor") and not n.startswith("jaxrnn")]
   best_jax = min(jax_peers, key=med.get) if jax_peers else None
   title = f"{cell_name.upper()} {workload} {'train fwd+bwd' if train else 'infer'} B={B} T={T} I={F} H={H}"
   print(f"\n{title}\n")

@@ -53,6 +53,21 @@ def expand_to(mask: jax.Array, ndim: int) -> jax.Array:
   return mask.reshape(mask.shape + (1,) * (ndim - mask.ndim))
 
 
+def masked_step(m: Optional[jax.Array], new_carry: Any, old_carry: Any, h: jax.Array):
+  """One step of a scan under a mask ``m: bool[*B]`` (or ``None``): ``(carry, h)`` with the old carry kept and
+  ``h`` zeroed where ``m`` is False (padding steps leave the state as it was and output nothing)."""
+  if m is None:
+    return new_carry, h
+  keep = lambda n, o: jnp.where(expand_to(m, n.ndim), n, o)
+  return jax.tree.map(keep, new_carry, old_carry), keep(h, jnp.zeros_like(h))
+
+
+def default_hoist() -> bool:
+  """Whether the input projection runs for all steps before the time loop by default: everywhere but on XLA:CPU,
+  where the loop that multiplies ``x_t`` itself is faster (see :func:`jaxrnn.unroll`'s ``hoist``)."""
+  return jax.default_backend() != "cpu"
+
+
 def reverse_valid(xs: jax.Array, seq_lengths: Optional[jax.Array]) -> jax.Array:
   """Reverses the valid part ``[0, L)`` of each sequence in ``xs: [T, *B, ...]``; padding stays at the end.
 

@@ -124,7 +124,7 @@ def unroll(
   time_axis, batch_shape, num_steps = _layout(cell, xs, time_major)
   _checks.carry_batch(carry, batch_shape, xs.shape, "[T, *B, *F]" if time_major else "[*B, T, *F]")
   lengths = sequences.check_seq_lengths(seq_lengths, batch_shape, num_steps)
-  hoist = jax.default_backend() != "cpu" if hoist is None else _checks.boolean("hoist", hoist)
+  hoist = sequences.default_hoist() if hoist is None else _checks.boolean("hoist", hoist)
   use_sequence = cell.sequence is not None and mode != "step"
   scan_options = block is not None or unroll is True or unroll not in (1, False)
   if mode == "auto" and getattr(cell.sequence, "is_scan", False) and scan_options:
@@ -183,9 +183,7 @@ def _scan(cell, params, carry, xs_tm, mask, unroll, keep_carries, block=None, ho
   def body(c, inp):
     x, m = inp
     new_c, h = step(params, c, x)
-    if m is not None:
-      new_c = jax.tree.map(lambda n, o: jnp.where(sequences.expand_to(m, n.ndim), n, o), new_c, c)
-      h = jnp.where(sequences.expand_to(m, h.ndim), h, jnp.zeros_like(h))
+    new_c, h = sequences.masked_step(m, new_c, c, h)
     return new_c, ((h, new_c) if keep_carries else h)
 
   if block is None:

@@ -88,14 +88,6 @@ def _input_tangent(input_transform: Callable, params: Any, xs: jax.Array, d_para
   return jax.jvp(transform, [a for a, l in zip(leaves, live) if l], [t for t, l in zip(t_leaves, live) if l])[1]
 
 
-def _masked(m: Optional[jax.Array], new: Any, old: Any, h: jax.Array):
-  """Where ``m`` is False: the old carry and a zero output."""
-  if m is None:
-    return new, h
-  keep = lambda n, o: jnp.where(sequences.expand_to(m, n.ndim), n, o)
-  return jax.tree.map(keep, new, old), keep(h, jnp.zeros_like(h))
-
-
 def _zeros_for_symbolic(tangent: Any, primal: Any) -> Any:
   return jax.tree.map(lambda t, p: jnp.zeros_like(p) if _is_zero(t) else t, tangent, primal, is_leaf=_is_zero)
 
@@ -109,7 +101,7 @@ def _scan_steps(input_transform: Callable, params: Any, carry: Any, xs: jax.Arra
                 body: Callable):
   """``lax.scan`` of ``body(carry, u_t, mask_t)`` with ``u_t = input_transform(params, x_t)``, hoisted out of the
   loop as :func:`jaxrnn.unroll`'s default ``hoist`` does (everywhere but on CPU)."""
-  hoist = jax.default_backend() != "cpu"
+  hoist = sequences.default_hoist()
   us = input_transform(params, xs) if hoist else xs
 
   def step(c, inp):
@@ -180,7 +172,7 @@ def lstm_sequence(input_transform: Callable, act: Callable, gate_act: Callable, 
         new_c = f * c.c + i * g
         tc = act(new_c)
       h = o * tc
-      new, h = _masked(m, c._replace(h=h, c=new_c), c, h)
+      new, h = sequences.masked_step(m, c._replace(h=h, c=new_c), c, h)
       if not keep:
         return new, h
       coef = jnp.concatenate([di * g, df * c.c, i * dg, do * tc], axis=-1)  # [*B, 4H]: dz -> (dc, dh) parts
@@ -213,7 +205,7 @@ def lstm_sequence(input_transform: Callable, act: Callable, gate_act: Callable, 
       ki, kf, kg, ko = jnp.split(kz, 4, axis=-1)
       new_c = ki + kf + kg + f_t * dc.c
       h = ko + q_t * new_c
-      return _masked(m, dc._replace(h=h, c=new_c), dc, h)
+      return sequences.masked_step(m, dc._replace(h=h, c=new_c), dc, h)
 
     d_final, d_hs = jax.lax.scan(body, d_carry, (a, coef, f, q, mask))
     return (final, hs), (d_final, d_hs)
@@ -253,7 +245,7 @@ def gru_sequence(input_transform: Callable, act: Callable, gate_act: Callable, h
         r, z = gate_act(u_r + hw_r), gate_act(u_z + hw_z)
         n = act(u_n + r * m)
       h = (1 - z) * n + z * h_prev
-      new, h = _masked(msk, c._replace(h=h), c, h)
+      new, h = sequences.masked_step(msk, c._replace(h=h), c, h)
       if not keep:
         return new, h
       k_n = (1 - z) * dn  # dh/du_n
@@ -300,7 +292,7 @@ def gru_sequence(input_transform: Callable, act: Callable, gate_act: Callable, h
       h = kh.reshape(kh.shape[:-1] + (3, H)).sum(-2) + z_t * dc.h
       if p_t is not None:
         h = h + p_t
-      return _masked(msk, dc._replace(h=h), dc, h)
+      return sequences.masked_step(msk, dc._replace(h=h), dc, h)
 
     d_final, d_hs = jax.lax.scan(body, d_carry, (p, k_h, z, mask))
     return (final, hs), (d_final, d_hs)
