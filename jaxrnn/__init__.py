@@ -36,7 +36,8 @@ from jaxrnn.cells.mlstm import MLSTMCarry, MLSTMParams, mlstm
 from jaxrnn.cells.slstm import SLSTMCarry, SLSTMParams, slstm
 # --- end parallel-in-time cells ---
 from jaxrnn.sequences import length_mask, reverse_valid
-from jaxrnn.types import Cell, InitFn, InitialCarryFn, InputTransformFn, SequenceFn, StepFn
+from jaxrnn.types import (Cell, CellConfig, InitFn, InitialCarryFn, InputTransformFn, RunOptions, SequenceFn,
+                          SequencePath, StepFn)
 from jaxrnn.unroll import static_unroll, unroll
 
 # --- Attention (issue 8) ---
@@ -65,6 +66,9 @@ __version__ = "0.1.0"
 __all__ = [
     # The contract.
     "Cell",
+    "CellConfig",
+    "RunOptions",
+    "SequencePath",
     "InitFn",
     "InitialCarryFn",
     "InputTransformFn",

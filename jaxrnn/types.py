@@ -14,7 +14,7 @@ Every function honours one order: ``(carry, h)`` out of every step and every unr
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional, Protocol, Sequence, Tuple, Union
+from typing import Any, FrozenSet, NamedTuple, Optional, Protocol, Sequence, Tuple, Union
 
 import jax
 
@@ -44,18 +44,24 @@ class InitFn(Protocol):
 
 
 class InitialCarryFn(Protocol):
-  """``initial_carry(params, batch_shape=(), dtype=None) -> carry``.
+  """``initial_carry(params, batch_shape=(), dtype=None, *, key=None) -> carry``.
 
   Args:
     params: the cell's parameters (a learned initial carry reads them; most cells only read sizes from them).
+      A PRNG key or a shape in this place (the Flax habit ``initial_carry(key, shape)``) raises a ``TypeError``
+      that says what to pass.
     batch_shape: the leading batch shape ``*B`` of the carry; ``()`` for one example.
     dtype: the carry's dtype; ``None`` means the dtype of the parameters.
+    key: a PRNG key for the randomness of a sequence (dropout masks, see :func:`jaxrnn.dropout`); ``None`` means
+      inference (no dropout). Every cell takes it; cells without randomness draw nothing from it, and
+      combinators split it over their inner cells.
 
   Returns:
     The carry at ``t = 0``, a NamedTuple whose leaves have shape ``[*B, ...]``.
   """
 
-  def __call__(self, params: Params, batch_shape: Shape = (), dtype: Optional[DType] = None) -> Carry:
+  def __call__(self, params: Params, batch_shape: Shape = (), dtype: Optional[DType] = None, *,
+               key: Optional[PRNGKey] = None) -> Carry:
     ...
 
 
@@ -89,27 +95,90 @@ class InputTransformFn(Protocol):
     ...
 
 
-class SequenceFn(Protocol):
-  """``sequence(params, carry, xs, mask) -> (carry, hs)``: a whole-sequence implementation.
+class RunOptions(NamedTuple):
+  """How to run a sequence: options that change memory and speed, never values.
 
-  A cell may bring its own way to run a whole sequence: an associative (parallel-in-time) scan for linear
-  recurrences, or a fused layer with a hand-written backward pass. ``jaxrnn.unroll`` uses it in ``mode="auto"``
-  and ``mode="sequence"``; it must equal the scan of ``step``.
+  :func:`jaxrnn.unroll` builds one from its keyword arguments (or takes one as ``options=``) and hands it to the
+  path that runs the sequence: the scan of ``step``, or the cell's own :class:`SequencePath`. Every combinator
+  forwards it, unchanged, to the runs of its inner cells (``stack`` of ``stack`` included), so an option given at
+  the top reaches every scan. A path that cannot honour an option says so (:attr:`SequencePath.honours`):
+  ``unroll`` then runs the scan of ``step`` in ``mode="auto"`` and raises in ``mode="sequence"``.
+
+  A new execution option (for instance the settings of a parallel-in-time solver) is a new field here whose
+  default means "off"; paths that do not list it in ``honours`` are then never asked to run with it set.
+
+  Fields:
+    remat: ``None`` (off), ``True`` (blocks of ``ceil(sqrt(T))`` steps) or a block size ``k``: memory-bounded
+      backprop through the scan (see :func:`jaxrnn.unroll`).
+    unroll: how many steps one loop iteration runs (``lax.scan``'s ``unroll``; ``True`` unrolls fully).
+    hoist: run the cell's ``input_transform`` for all steps before the loop (``True``), inside it (``False``), or
+      the backend's default (``None``: everywhere but on CPU).
+  """
+
+  remat: Optional[Union[bool, int]] = None
+  unroll: Union[int, bool] = 1
+  hoist: Optional[bool] = None
+
+  def set_fields(self) -> FrozenSet[str]:
+    """The names of the fields that differ from their defaults (the options a path is asked to honour)."""
+    return frozenset(f for f, v, d in zip(self._fields, self, RunOptions()) if (type(v), v) != (type(d), d))
+
+
+ALL_OPTIONS: FrozenSet[str] = frozenset(RunOptions._fields)
+"""Every run option: what a path honours when it forwards the options to inner runs (``stack``,
+``bidirectional``)."""
+
+
+class SequenceFn(Protocol):
+  """``run(params, carry, xs, mask, options) -> (carry, hs)``: a whole-sequence implementation.
 
   Args:
     params: the cell's parameters.
     carry: the carry at ``t = 0``, leaves ``[*B, ...]``.
-    xs: inputs in time-major layout, ``[T, *B, *F]``, always running forwards (``unroll`` has already reversed
-      the valid part of each sequence for ``reverse=True``).
+    xs: inputs in time-major layout, ``[T, *B, *F]`` (a pytree for cells with several inputs), always running
+      forwards (``unroll`` has already reversed the valid part of each sequence for ``reverse=True``).
     mask: ``None`` or a boolean ``[T, *B]`` whose ``True`` entries form a prefix of each sequence. At masked
       steps the carry must stay as it was and ``h`` must be zero.
+    options: the :class:`RunOptions` of the run; only the fields in the path's ``honours`` can be set, and a
+      path that runs inner cells passes it on to them.
 
   Returns:
     ``(carry, hs)``: the carry after the last valid step, ``hs: [T, *B, H]``.
   """
 
-  def __call__(self, params: Params, carry: Carry, xs: Array, mask: Optional[Array]) -> Tuple[Carry, Array]:
+  def __call__(self, params: Params, carry: Carry, xs: Any, mask: Optional[Array],
+               options: RunOptions) -> Tuple[Carry, Array]:
     ...
+
+
+class SequencePath(NamedTuple):
+  """A cell's own way to run a whole sequence, and the run options it honours.
+
+  A cell may bring one: an associative (parallel-in-time) scan for linear recurrences, a fused form of the scan of
+  ``step`` with a lean derivative (the LSTM's and GRU's), or the layer-by-layer run of a combinator.
+  :func:`jaxrnn.unroll` uses it in ``mode="auto"`` and ``mode="sequence"``; it must equal the scan of ``step``
+  (values, gradients and random draws).
+
+  Fields:
+    run: the implementation (:class:`SequenceFn`).
+    honours: the names of the :class:`RunOptions` fields that ``run`` takes effect on. A fused form of the scan
+      honours ``hoist`` and ``unroll`` (not ``remat``: ``unroll`` then runs the scan of ``step``, whose remat
+      bounds the memory); a parallel scan has no loop to hoist out of (``hoist``) and nothing else; a combinator
+      that runs its inner cells with :func:`jaxrnn.unroll` honours all (:data:`ALL_OPTIONS`).
+  """
+
+  run: SequenceFn
+  honours: FrozenSet[str] = frozenset()
+
+  def __call__(self, params: Params, carry: Carry, xs: Any, mask: Optional[Array] = None,
+               options: Optional[RunOptions] = None) -> Tuple[Carry, Array]:
+    return self.run(params, carry, xs, mask, RunOptions() if options is None else options)
+
+
+FUSED_SCAN: FrozenSet[str] = frozenset({"hoist", "unroll"})
+"""What a fused form of the scan of ``step`` honours."""
+PARALLEL: FrozenSet[str] = frozenset({"hoist"})
+"""What a parallel-in-time path honours (it has no loop: ``hoist`` holds trivially)."""
 
 
 class Cell(NamedTuple):
@@ -117,17 +186,20 @@ class Cell(NamedTuple):
 
   Fields:
     init: ``init(key, input_size) -> params`` (:class:`InitFn`).
-    initial_carry: ``initial_carry(params, batch_shape=(), dtype=None) -> carry`` (:class:`InitialCarryFn`).
+    initial_carry: ``initial_carry(params, batch_shape=(), dtype=None, *, key=None) -> carry``
+      (:class:`InitialCarryFn`).
     step: ``step(params, carry, x) -> (carry, h)`` (:class:`StepFn`). The cell itself is callable with the same
       signature: ``cell(params, carry, x)``.
     input_transform: optional time-parallel part of ``step`` (:class:`InputTransformFn`), hoisted out of the
       scan by ``unroll`` (on GPU/TPU by default; see its ``hoist``).
     step_transformed: ``step`` taking ``input_transform``'s output instead of ``x``; present iff
       ``input_transform`` is.
-    sequence: optional whole-sequence implementation (:class:`SequenceFn`).
+    sequence: optional whole-sequence path (:class:`SequencePath`).
     input_ndim: how many trailing axes of ``x`` are features (``1`` for vector cells, ``3`` for a 2-D
-      convolutional cell over ``[H, W, C]``); ``unroll`` uses it to find the time axis.
-    name: a short name for messages and tables.
+      convolutional cell over ``[H, W, C]``); ``unroll`` uses it to find the time axis. For a cell whose input is
+      a pytree (``reset_on``'s ``(x, should_reset)``), a pytree of ints of the same structure.
+    name: a short name for messages and tables (display only: nothing parses it).
+    config: declared structure for export (:class:`CellConfig`), or ``None`` for a cell that no exporter knows.
   """
 
   init: InitFn
@@ -135,12 +207,34 @@ class Cell(NamedTuple):
   step: StepFn
   input_transform: Optional[InputTransformFn] = None
   step_transformed: Optional[StepFn] = None
-  sequence: Optional[SequenceFn] = None
-  input_ndim: int = 1
+  sequence: Optional[SequencePath] = None
+  input_ndim: Any = 1
   name: str = "cell"
+  config: Optional["CellConfig"] = None
 
   def __call__(self, params: Params, carry: Carry, x: Array) -> Tuple[Carry, Array]:
     return self.step(params, carry, x)
 
   def __repr__(self) -> str:
     return f"Cell(name={self.name!r})"
+
+
+class CellConfig(NamedTuple):
+  """What a cell is, as data: the factory that built it, its hyperparameters and its inner cells.
+
+  Exporters (``jaxrnn.interop.torch.to_torch``) read this instead of the display ``name``.
+
+  Fields:
+    factory: the public factory's name (``"lstm"``, ``"stack"``, ``"bidirectional"``, ...).
+    kwargs: the hyperparameters that define the math, as ``((name, value), ...)`` with plain Python values
+      (sorted by name); an initialiser or a custom activation is recorded as ``"custom"``.
+    cells: the inner cells, for combinators (``()`` for a plain cell).
+  """
+
+  factory: str
+  kwargs: Tuple[Tuple[str, Any], ...] = ()
+  cells: Tuple[Cell, ...] = ()
+
+  def get(self, name: str, default: Any = None) -> Any:
+    """The hyperparameter ``name`` (``default`` if not recorded)."""
+    return dict(self.kwargs).get(name, default)

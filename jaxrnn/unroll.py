@@ -11,24 +11,97 @@ import numpy as np
 
 from jaxrnn import _checks
 from jaxrnn import sequences
-from jaxrnn.types import Array, Carry, Cell, Params
+from jaxrnn.types import Array, Carry, Cell, Params, RunOptions, SequencePath
 
 MODES = ("auto", "step", "sequence")
 
 
-def _layout(cell: Cell, xs: Array, time_major: bool) -> Tuple[int, Tuple[int, ...], int]:
-  """Returns ``(time_axis, batch_shape, num_steps)`` of ``xs``."""
+def _layout(cell: Cell, xs: Any, time_major: bool) -> Tuple[Any, Tuple[int, ...], int]:
+  """Returns ``(time_axes, batch_shape, num_steps)`` of ``xs`` (``time_axes``: one per leaf, ``xs``'s structure).
+
+  ``xs`` is an array or, for a cell whose ``input_ndim`` is a pytree, a pytree of that structure: each leaf has
+  its own number of feature axes, and all share the time axis and the batch shape.
+  """
   if not isinstance(cell, Cell):
     raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
-  nf = cell.input_ndim
-  if xs.ndim < nf + 1:
-    layout = "[T, *B, *F]" if time_major else "[*B, T, *F]"
-    raise ValueError(
-        f"xs must have shape {layout} with {nf} feature axis(es) and a time axis, i.e. rank >= {nf + 1}, "
-        f"got shape {xs.shape}")
-  time_axis = 0 if time_major else xs.ndim - nf - 1
-  batch_shape = tuple(np.delete(np.array(xs.shape[:xs.ndim - nf], dtype=np.int64), time_axis).tolist())
-  return time_axis, batch_shape, xs.shape[time_axis]
+  layout = "[T, *B, *F]" if time_major else "[*B, T, *F]"
+  leaves, treedef = jax.tree.flatten(xs)
+  if isinstance(cell.input_ndim, int):
+    nds = [cell.input_ndim] * len(leaves)
+  else:
+    nd_leaves, nd_def = jax.tree.flatten(cell.input_ndim)
+    if nd_def != treedef:
+      raise ValueError(f"xs of {cell.name} must have the structure of its inputs {nd_def} (one leaf per "
+                       f"input, e.g. (x, should_reset)), got {treedef}")
+    nds = nd_leaves
+  if not leaves:
+    raise ValueError(f"xs must hold at least one array, got {xs!r}")
+  axes, batch, steps = [], None, None
+  for path, (leaf, nf) in zip(_paths(xs), zip(leaves, nds)):
+    if leaf.ndim < nf + 1:
+      raise ValueError(
+          f"xs{path} must have shape {layout} with {nf} feature axis(es) and a time axis, i.e. rank >= {nf + 1}, "
+          f"got shape {leaf.shape}")
+    axis = 0 if time_major else leaf.ndim - nf - 1
+    b = tuple(np.delete(np.array(leaf.shape[:leaf.ndim - nf], dtype=np.int64), axis).tolist())
+    if batch is not None and (b, leaf.shape[axis]) != (batch, steps):
+      raise ValueError(f"every leaf of xs must have the same time and batch axes; xs{path} has T={leaf.shape[axis]} "
+                       f"and batch shape {b}, the first leaf T={steps} and batch shape {batch}")
+    batch, steps = b, leaf.shape[axis]
+    axes.append(axis)
+  return jax.tree.unflatten(treedef, axes), batch, steps
+
+
+def _paths(xs: Any) -> list:
+  """``jax.tree_util.keystr`` of each leaf's path (``""`` for a plain array), for messages."""
+  return [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(xs)[0]]
+
+
+def _inputs(xs: Any) -> Any:
+  """Checks ``xs``: a floating array, or a pytree of arrays (a cell with side inputs checks their dtypes)."""
+  if isinstance(xs, (tuple, list, dict)) and not hasattr(xs, "dtype"):
+    return jax.tree.map(jnp.asarray, xs)
+  return _checks.floating("xs", xs)
+
+
+def _first_shape(xs: Any) -> Tuple[int, ...]:
+  return tuple(jax.tree.leaves(xs)[0].shape)
+
+
+def _time_major(xs: Any, time_axes: Any) -> Any:
+  return jax.tree.map(lambda a, ax: jnp.moveaxis(a, ax, 0), xs, time_axes)
+
+
+def _default_carry(cell: Cell, params: Params, carry: Carry, batch_shape, key) -> Carry:
+  """The carry to start from: the one given, or the cell's initial carry for the batch shape of ``xs``."""
+  if carry is None:
+    return cell.initial_carry(params, batch_shape) if key is None else cell.initial_carry(params, batch_shape, key=key)
+  if key is not None:
+    raise ValueError("key= is for the default carry (carry=None); pass it to cell.initial_carry(params, "
+                     "batch_shape, key=key) when you build the carry yourself")
+  return carry
+
+
+def run_options(options: Optional[RunOptions] = None, *, remat: Any = False, unroll: Any = 1,
+                hoist: Any = None) -> RunOptions:
+  """Checks and builds the :class:`jaxrnn.RunOptions` of a run, from ``options`` or from the keywords (not both).
+
+  >>> run_options(remat=True, unroll=4)
+  RunOptions(remat=True, unroll=4, hoist=None)
+  """
+  keywords = RunOptions(remat=None if remat is False else remat, unroll=unroll, hoist=hoist)
+  if options is not None:
+    if not isinstance(options, RunOptions):
+      raise TypeError(f"options must be a jaxrnn.RunOptions, got {type(options).__name__}")
+    if keywords.set_fields():
+      raise ValueError(f"pass the run options either as options= or as keywords, not both; got options={options} "
+                       f"and {sorted(keywords.set_fields())}")
+    keywords = options
+  unroll_steps = keywords.unroll
+  if unroll_steps is not True:
+    unroll_steps = _checks.positive_int("unroll", unroll_steps if unroll_steps is not False else 1)
+  hoist = None if keywords.hoist is None else _checks.boolean("hoist", keywords.hoist)
+  return RunOptions(remat=_remat_block(keywords.remat), unroll=unroll_steps, hoist=hoist)
 
 
 def _to_layout(tree: Any, batch_ndim: int, time_major: bool) -> Any:
@@ -41,8 +114,8 @@ def _to_layout(tree: Any, batch_ndim: int, time_major: bool) -> Any:
 def unroll(
     cell: Cell,
     params: Params,
-    carry: Carry,
-    xs: Array,
+    carry: Optional[Carry],
+    xs: Any,
     *,
     seq_lengths: Optional[Array] = None,
     reverse: bool = False,
@@ -52,18 +125,28 @@ def unroll(
     mode: str = "auto",
     remat: int | bool = False,
     hoist: Optional[bool] = None,
+    options: Optional[RunOptions] = None,
+    key: Optional[Array] = None,
 ):
   """Runs ``cell`` over a sequence with ``jax.lax.scan``: ``(final_carry, hs)``.
 
   Compile time does not grow with ``T``: the step is traced once. When the cell has a time-parallel part
   (``cell.input_transform``) it can be applied to all steps at once, outside the loop (``hoist``).
 
+  The run options (``remat``, ``unroll``, ``hoist``, or one :class:`jaxrnn.RunOptions` as ``options=``) change
+  memory and speed, never values: they reach every scan, including the scans of the inner cells of a
+  combinator (a ``stack`` of ``bidirectional`` layers, a ``stack`` of ``stack``), and the same key gives the same
+  dropout masks on every path.
+
   Args:
     cell: a :class:`jaxrnn.Cell`.
     params: the cell's parameters.
-    carry: the initial carry, leaves ``[*B, ...]`` (``cell.initial_carry(params, batch_shape)``).
+    carry: the initial carry, leaves ``[*B, ...]`` (``cell.initial_carry(params, batch_shape)``), or ``None``
+      for the cell's initial carry for the batch shape of ``xs`` (with ``key``, if given).
     xs: inputs ``[*B, T, *F]`` (``time_major=False``, the default) or ``[T, *B, *F]`` (``time_major=True``); ``B``
-      may be empty (one sequence, ``[T, *F]``) or have several axes.
+      may be empty (one sequence, ``[T, *F]``) or have several axes. For a cell with several inputs (its
+      ``input_ndim`` is a pytree, e.g. :func:`jaxrnn.reset_on`'s ``(x, should_reset)``), a pytree of such arrays
+      sharing ``B`` and ``T``.
     seq_lengths: optional ``int[*B]``, each sequence's length for right-padded batches. After a sequence's end
       its carry is frozen (the returned carry is the one at its last valid step; a length of 0 returns the
       initial carry) and its outputs are zeros. Concrete lengths outside ``[0, T]`` raise ``ValueError``; traced
@@ -71,30 +154,32 @@ def unroll(
     reverse: run each sequence backwards from its own last valid step (padding stays at the end); equal to
       reversing the valid part of each sequence, running forwards, and reversing the outputs back.
     time_major: the layout of ``xs`` and of the returned ``hs`` (and carries).
-    unroll: how many steps ``lax.scan`` unrolls per loop iteration.
+    unroll: how many steps ``lax.scan`` unrolls per loop iteration (``True``: all).
     return_all_carries: also return the carry after every step (``t``-th entry: after processing ``x_t``;
-      padded steps hold the frozen final carry).
-    mode: ``"auto"`` uses the cell's own whole-sequence path (``cell.sequence``: a parallel scan or a fused
-      layer) when it has one, else the scan of ``step``; ``"step"`` always scans ``step``; ``"sequence"``
-      requires ``cell.sequence``. The two paths compute the same function.
-    remat: memory-bounded backprop for the scan of ``step`` (ignored by a cell's own parallel sequence path;
-      a cell whose sequence path is a fused form of the same scan, ``cell.sequence.is_scan``, such as
-      :func:`jaxrnn.lstm`'s, runs the scan of ``step`` when ``remat`` or ``unroll`` is set in ``mode="auto"``).
-      ``False``: one scan, whose backward pass stores every step's residuals (memory ``O(T)``). ``True``:
-      blocks of ``k = ceil(sqrt(T))`` steps, an outer scan over blocks whose body is a
-      ``jax.checkpoint``-ed inner scan; the backward pass stores only the carries at block boundaries and
-      recomputes one block at a time (the input projection too), so the memory kept for the backward pass
-      grows like ``T/k + k ~ 2 sqrt(T)`` carries instead of ``T`` steps of activations, at the cost of one
-      extra forward pass; what stays ``O(T)`` is the inputs, the outputs and their cotangents. An ``int``
-      sets ``k``. ``T`` is padded to a multiple of ``k`` with masked steps
-      (which leave the carry unchanged), so values and gradients equal those of ``remat=False``.
+      padded steps hold the frozen final carry). Runs the scan of ``step``.
+    mode: ``"auto"`` uses the cell's own whole-sequence path (``cell.sequence``: a parallel scan, a fused layer,
+      a combinator's layer-by-layer run) when it has one and it honours every run option that is set
+      (``cell.sequence.honours``), else the scan of ``step``; ``"step"`` always scans ``step``; ``"sequence"``
+      requires ``cell.sequence`` and raises if it cannot honour a run option. The paths compute the same
+      function.
+    remat: memory-bounded backprop for the scan of ``step``. ``False``: one scan, whose backward pass stores
+      every step's residuals (memory ``O(T)``). ``True``: blocks of ``k = ceil(sqrt(T))`` steps, an outer scan
+      over blocks whose body is a ``jax.checkpoint``-ed inner scan; the backward pass stores only the carries at
+      block boundaries and recomputes one block at a time (the input projection too), so the memory kept for
+      the backward pass grows like ``T/k + k ~ 2 sqrt(T)`` carries instead of ``T`` steps of activations, at the
+      cost of one extra forward pass; what stays ``O(T)`` is the inputs, the outputs and their cotangents. An
+      ``int`` sets ``k``. ``T`` is padded to a multiple of ``k`` with masked steps (which leave the carry
+      unchanged), so values and gradients equal those of ``remat=False``. A fused or parallel sequence path does
+      not honour it, so in ``mode="auto"`` the scan of ``step`` runs instead (inside combinators too).
     hoist: apply the cell's ``input_transform`` (the input projection ``x W_i + b``) to all ``T`` steps as one
       large product before the loop (``True``), or inside the loop one step at a time (``False``). ``None``
       (default): hoist except on CPU. On XLA:CPU the loop that reads a precomputed ``[T, *B, nH]`` projection is
       slower than the loop that multiplies ``x_t`` itself (LSTM, B=32 T=128 F=128 H=256, one thread: forward
       78 -> 39 ms, forward+backward 227 -> 173 ms, CPU time); on GPU the large product is the faster form. Both
-      compute the same function. For the scan of ``step``; a cell's own sequence path (e.g. the fused LSTM/GRU
-      one, ``mode="auto"``) follows the default.
+      compute the same function. The fused LSTM/GRU path honours it too.
+    options: the run options as one :class:`jaxrnn.RunOptions` (what combinators pass on); not together with
+      ``remat``/``unroll``/``hoist``.
+    key: with ``carry=None``, the key of ``cell.initial_carry`` (dropout masks).
 
   Returns:
     ``(final_carry, hs)`` with ``hs: [*B, T, H]`` (or ``[T, *B, H]``); with ``return_all_carries=True``,
@@ -102,7 +187,8 @@ def unroll(
 
   Raises:
     TypeError: ``xs`` is not floating, ``seq_lengths`` is not integer, ``cell`` is not a Cell.
-    ValueError: wrong ranks or shapes, lengths out of range, an unknown ``mode``.
+    ValueError: wrong ranks or shapes, lengths out of range, an unknown ``mode``, a run option that
+      ``mode="sequence"`` cannot honour.
 
   Example:
 
@@ -110,43 +196,33 @@ def unroll(
     >>> cell = jaxrnn.gru(8)
     >>> params = cell.init(jax.random.key(0), 3)
     >>> xs = jnp.ones((2, 5, 3))                                  # [B, T, F]
-    >>> carry, hs = jaxrnn.unroll(cell, params, cell.initial_carry(params, (2,)), xs,
-    ...                           seq_lengths=jnp.array([5, 2]))
+    >>> carry, hs = jaxrnn.unroll(cell, params, None, xs, seq_lengths=jnp.array([5, 2]))  # None: initial carry
     >>> hs.shape, bool((hs[1, 2:] == 0).all())
     ((2, 5, 8), True)
   """
   if mode not in MODES:
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-  block = _remat_block(remat)
+  options = run_options(options, remat=remat, unroll=unroll, hoist=hoist)
   reverse = _checks.boolean("reverse", reverse)
   time_major = _checks.boolean("time_major", time_major)
-  xs = _checks.floating("xs", xs)
-  time_axis, batch_shape, num_steps = _layout(cell, xs, time_major)
-  _checks.carry_batch(carry, batch_shape, xs.shape, "[T, *B, *F]" if time_major else "[*B, T, *F]")
+  return_all_carries = _checks.boolean("return_all_carries", return_all_carries)
+  xs = _inputs(xs)
+  time_axes, batch_shape, num_steps = _layout(cell, xs, time_major)
+  carry = _default_carry(cell, params, carry, batch_shape, key)
+  _checks.carry_batch(carry, batch_shape, _first_shape(xs), "[T, *B, *F]" if time_major else "[*B, T, *F]")
   lengths = sequences.check_seq_lengths(seq_lengths, batch_shape, num_steps)
-  hoist = sequences.default_hoist() if hoist is None else _checks.boolean("hoist", hoist)
-  use_sequence = cell.sequence is not None and mode != "step"
-  scan_options = block is not None or unroll is True or unroll not in (1, False)
-  if mode == "auto" and getattr(cell.sequence, "is_scan", False) and scan_options:
-    use_sequence = False  # a fused form of the same scan (e.g. the LSTM's): remat and unroll apply to the scan
-  if mode == "sequence":
-    if cell.sequence is None:
-      raise ValueError(f"mode='sequence' needs a cell with a sequence path; {cell.name} has none")
-    if return_all_carries:
-      raise ValueError("return_all_carries=True needs mode='step' or 'auto' (the sequence path keeps no carries)")
-  if return_all_carries:
-    use_sequence = False
+  use_sequence = _use_sequence(cell, mode, options, return_all_carries)
 
-  xs_tm = jnp.moveaxis(xs, time_axis, 0)
+  xs_tm = _time_major(xs, time_axes)
   if reverse:
-    xs_tm = sequences.reverse_valid(xs_tm, lengths)
+    xs_tm = jax.tree.map(lambda a: sequences.reverse_valid(a, lengths), xs_tm)
   mask = None if lengths is None else sequences.length_mask(lengths, num_steps)
 
   if use_sequence:
-    final, hs = cell.sequence(params, carry, xs_tm, mask)
+    final, hs = cell.sequence.run(params, carry, xs_tm, mask, options)
     carries = None
   else:
-    final, hs, carries = _scan(cell, params, carry, xs_tm, mask, unroll, return_all_carries, block, hoist)
+    final, hs, carries = _scan(cell, params, carry, xs_tm, mask, options, return_all_carries)
 
   if reverse:
     hs = sequences.reverse_valid(hs, lengths)
@@ -158,6 +234,28 @@ def unroll(
   return final, hs
 
 
+def _use_sequence(cell: Cell, mode: str, options: RunOptions, return_all_carries: bool) -> bool:
+  """Whether the run takes the cell's own sequence path (see ``unroll``'s ``mode``)."""
+  if cell.sequence is not None and not isinstance(cell.sequence, SequencePath):
+    raise TypeError(f"cell.sequence must be a jaxrnn.SequencePath(run, honours) or None, got "
+                    f"{type(cell.sequence).__name__} (a plain function does not say which run options it honours)")
+  if mode == "step":
+    return False
+  if mode == "sequence":
+    if cell.sequence is None:
+      raise ValueError(f"mode='sequence' needs a cell with a sequence path; {cell.name} has none")
+    if return_all_carries:
+      raise ValueError("return_all_carries=True needs mode='step' or 'auto' (the sequence path keeps no carries)")
+    missing = options.set_fields() - cell.sequence.honours
+    if missing:
+      raise ValueError(f"the sequence path of {cell.name} does not honour the run option(s) {sorted(missing)} "
+                       f"(it honours {sorted(cell.sequence.honours)}); use mode='auto' or 'step' to scan step")
+    return True
+  if cell.sequence is None or return_all_carries:
+    return False
+  return options.set_fields() <= cell.sequence.honours
+
+
 def _remat_block(remat: Any) -> Optional[int | bool]:
   """Validates ``remat``: ``None`` (off), ``True`` (block of ``ceil(sqrt(T))``) or a positive block size."""
   if remat is False or remat is None:
@@ -167,12 +265,14 @@ def _remat_block(remat: Any) -> Optional[int | bool]:
   return _checks.positive_int("remat", remat)
 
 
-def _scan(cell, params, carry, xs_tm, mask, unroll, keep_carries, block=None, hoist=True):
+def _scan(cell: Cell, params: Params, carry: Carry, xs_tm: Any, mask: Optional[Array], options: RunOptions,
+          keep_carries: bool = False):
   """``lax.scan`` of the cell's step over time-major inputs, freezing the carry where ``mask`` is False.
 
-  With ``block`` (see ``unroll``'s ``remat``), a scan over blocks of a ``jax.checkpoint``-ed scan over steps.
-  With ``hoist``, the cell's ``input_transform`` runs on all steps (of a block) before the loop.
+  With ``options.remat``, a scan over blocks of a ``jax.checkpoint``-ed scan over steps. With ``options.hoist``
+  (``None``: the backend's default), the cell's ``input_transform`` runs on all steps (of a block) before the loop.
   """
+  hoist = sequences.default_hoist() if options.hoist is None else options.hoist
   if hoist and cell.input_transform is not None and cell.step_transformed is not None:
     transform = lambda x: cell.input_transform(params, x)
     step = cell.step_transformed
@@ -186,10 +286,10 @@ def _scan(cell, params, carry, xs_tm, mask, unroll, keep_carries, block=None, ho
     new_c, h = sequences.masked_step(m, new_c, c, h)
     return new_c, ((h, new_c) if keep_carries else h)
 
-  if block is None:
-    final, out = jax.lax.scan(body, carry, (transform(xs_tm), mask), unroll=unroll)
+  if options.remat is None:
+    final, out = jax.lax.scan(body, carry, (transform(xs_tm), mask), unroll=options.unroll)
   else:
-    final, out = _nested_scan(body, carry, xs_tm, mask, unroll, block, transform)
+    final, out = _nested_scan(body, carry, xs_tm, mask, options.unroll, options.remat, transform)
   if keep_carries:
     hs, carries = out
     return final, hs, carries
@@ -242,26 +342,28 @@ def static_unroll(
   """
   reverse = _checks.boolean("reverse", reverse)
   time_major = _checks.boolean("time_major", time_major)
-  xs = _checks.floating("xs", xs)
-  time_axis, batch_shape, num_steps = _layout(cell, xs, time_major)
-  _checks.carry_batch(carry, batch_shape, xs.shape, "[T, *B, *F]" if time_major else "[*B, T, *F]")
+  xs = _inputs(xs)
+  time_axes, batch_shape, num_steps = _layout(cell, xs, time_major)
+  carry = _default_carry(cell, params, carry, batch_shape, None)
+  _checks.carry_batch(carry, batch_shape, _first_shape(xs), "[T, *B, *F]" if time_major else "[*B, T, *F]")
   lengths = sequences.check_seq_lengths(seq_lengths, batch_shape, num_steps)
   n = math.prod(batch_shape)
-  feat = xs.shape[xs.ndim - cell.input_ndim:]
-  xs_flat = jnp.moveaxis(xs, time_axis, 0).reshape((num_steps, n) + feat)
-  carry_flat = jax.tree.map(lambda a: a.reshape((n,) + a.shape[len(batch_shape):]), carry)
+  nb = len(batch_shape)
+  xs_flat = jax.tree.map(lambda a: a.reshape((num_steps, n) + a.shape[1 + nb:]), _time_major(xs, time_axes))
+  carry_flat = jax.tree.map(lambda a: a.reshape((n,) + a.shape[nb:]), carry)
   lengths_flat = [num_steps] * n if lengths is None else np.asarray(lengths).reshape(n).tolist()
+  x_at = lambda t, b: jax.tree.map(lambda a: a[t, b], xs_flat)
 
   finals, hs_all, carries_all = [], [], []
   for b in range(n):
     c = jax.tree.map(lambda a: a[b], carry_flat)
     length = lengths_flat[b]
-    _, h_spec = jax.eval_shape(cell.step, params, c, xs_flat[0, b])
+    _, h_spec = jax.eval_shape(cell.step, params, c, x_at(0, b))
     hs = [jnp.zeros(h_spec.shape, h_spec.dtype) for _ in range(num_steps)]
     carries = [None] * num_steps
     order = range(length - 1, -1, -1) if reverse else range(length)
     for t in order:
-      c, hs[t] = cell.step(params, c, xs_flat[t, b])
+      c, hs[t] = cell.step(params, c, x_at(t, b))
       carries[t] = c
     for t in range(length, num_steps):
       carries[t] = c

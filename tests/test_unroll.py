@@ -93,12 +93,13 @@ def test_sequence_path_is_used_and_masked():
   base = jaxrnn.gru(4)
   seen = {}
 
-  def sequence(params, carry, xs, mask):
+  def sequence(params, carry, xs, mask, options):
     seen["mask"] = mask
+    seen["options"] = options
     return jaxrnn.unroll(base, params, carry, xs, seq_lengths=None if mask is None else mask.sum(0),
                          time_major=True, mode="step")
 
-  cell = base._replace(sequence=sequence)
+  cell = base._replace(sequence=jaxrnn.SequencePath(sequence, frozenset({"unroll"})))
   params = cell.init(jax.random.key(0), 3)
   carry = cell.initial_carry(params, (2,))
   xs = jax.random.normal(jax.random.key(1), (2, 5, 3), jnp.float32)
@@ -109,6 +110,12 @@ def test_sequence_path_is_used_and_masked():
     for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
       np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
   assert seen["mask"].shape == (5, 2)
+  jaxrnn.unroll(cell, params, carry, xs, unroll=3, mode="sequence")
+  assert seen["options"] == jaxrnn.RunOptions(unroll=3)
+  with pytest.raises(ValueError, match=r"does not honour the run option\(s\) \['remat'\]"):
+    jaxrnn.unroll(cell, params, carry, xs, remat=True, mode="sequence")
+  with pytest.raises(TypeError, match="cell.sequence must be a jaxrnn.SequencePath"):
+    jaxrnn.unroll(base._replace(sequence=sequence), params, carry, xs)
 
 
 def _compile_seconds(num_steps):

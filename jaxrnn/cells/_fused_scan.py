@@ -21,6 +21,7 @@ and the weight and input gradients as large products over all ``T * B`` rows aft
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Optional, Tuple
 
 import jax
@@ -29,6 +30,7 @@ from jax.custom_derivatives import SymbolicZero
 
 from jaxrnn import sequences
 from jaxrnn.cells import _dense
+from jaxrnn.types import FUSED_SCAN, RunOptions, SequencePath
 
 
 def _linear_coefficients(act: Callable, z: jax.Array):
@@ -98,41 +100,42 @@ def _dot_t(a: jax.Array, w_t: jax.Array, precision: Any) -> jax.Array:
 
 
 def _scan_steps(input_transform: Callable, params: Any, carry: Any, xs: jax.Array, mask: Optional[jax.Array],
-                body: Callable):
+                body: Callable, options: RunOptions):
   """``lax.scan`` of ``body(carry, u_t, mask_t)`` with ``u_t = input_transform(params, x_t)``, hoisted out of the
-  loop as :func:`jaxrnn.unroll`'s default ``hoist`` does (everywhere but on CPU)."""
-  hoist = sequences.default_hoist()
+  loop or not as ``options.hoist`` says (``None``: the backend's default), ``options.unroll`` steps an iteration."""
+  hoist = sequences.default_hoist() if options.hoist is None else options.hoist
   us = input_transform(params, xs) if hoist else xs
 
   def step(c, inp):
     u, m = inp
     return body(c, u if hoist else input_transform(params, u), m)
 
-  return jax.lax.scan(step, carry, (us, mask))
+  return jax.lax.scan(step, carry, (us, mask), unroll=options.unroll)
 
 
 def _with_jvp(forward: Callable, jvp_rule: Callable) -> Callable:
-  """``forward(..., keep=False)`` as a ``jax.custom_jvp`` function of ``(params, carry, xs, mask)``."""
+  """``forward(..., keep=False)`` as a ``jax.custom_jvp`` function of ``(params, carry, xs, mask, options)``
+  (``options``, a :class:`jaxrnn.RunOptions`, is static)."""
 
-  @jax.custom_jvp
-  def sequence(params, carry, xs, mask):
-    return forward(params, carry, xs, mask, keep=False)
+  @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
+  def sequence(params, carry, xs, mask, options):
+    return forward(params, carry, xs, mask, options, keep=False)
 
   sequence.defjvp(jvp_rule, symbolic_zeros=True)
   return sequence
 
 
-def checked(fused: Callable, check_params: Callable, carry_type: type, hidden_size: int) -> Callable:
-  """A cell's ``sequence``: checks params and carry, then runs ``fused``; marked ``is_scan`` (the same scan as
-  the cell's ``step``, so :func:`jaxrnn.unroll` scans ``step`` instead when ``remat`` or ``unroll`` is set)."""
+def checked(fused: Callable, check_params: Callable, carry_type: type, hidden_size: int) -> SequencePath:
+  """A cell's :class:`jaxrnn.SequencePath`: checks params and carry, then runs ``fused``. It is a fused form of
+  the scan of ``step``: it honours ``hoist`` and ``unroll`` (:data:`jaxrnn.types.FUSED_SCAN`); for ``remat``,
+  :func:`jaxrnn.unroll` scans ``step``."""
 
-  def sequence(params, carry, xs, mask):
+  def sequence(params, carry, xs, mask, options):
     check_params(params)
     _dense.check_carry(carry, carry_type, xs.shape[1:-1], hidden_size)
-    return fused(params, carry, xs, mask)
+    return fused(params, carry, xs, mask, options)
 
-  sequence.is_scan = True
-  return sequence
+  return SequencePath(sequence, FUSED_SCAN)
 
 
 def lstm_sequence(input_transform: Callable, act: Callable, gate_act: Callable, hidden_size: int,
@@ -156,7 +159,7 @@ def lstm_sequence(input_transform: Callable, act: Callable, gate_act: Callable, 
   def recurrent(h, w_h):
     return _dense.recurrent(h, w_h, dtype, precision)
 
-  def forward(params, carry, xs, mask, keep):
+  def forward(params, carry, xs, mask, options, keep):
     """The scan of ``step``; with ``keep``, also the tangent coefficients of every step."""
 
     def body(c, u, m):
@@ -178,7 +181,7 @@ def lstm_sequence(input_transform: Callable, act: Callable, gate_act: Callable, 
       coef = jnp.concatenate([di * g, df * c.c, i * dg, do * tc], axis=-1)  # [*B, 4H]: dz -> (dc, dh) parts
       return new, (h, (c.h, coef, f, o * dtc))
 
-    return _scan_steps(input_transform, params, carry, xs, mask, body)
+    return _scan_steps(input_transform, params, carry, xs, mask, body, options)
 
   def tangent_inputs(params, xs, h_prev, d_params, d_xs):
     """``a_t = d(x_t W_i + b) + h_{t-1} dW_h`` for all steps at once, ``[T, *B, 4H]``; ``None`` if all zero."""
@@ -187,10 +190,10 @@ def lstm_sequence(input_transform: Callable, act: Callable, gate_act: Callable, 
       terms.append(recurrent(_rows(h_prev), d_params.w_h))
     return _reshape_rows(_sum(terms), xs.shape[:-1])
 
-  def sequence_jvp(primals, tangents):
+  def sequence_jvp(options, primals, tangents):
     params, carry, xs, mask = primals
     d_params, d_carry, d_xs, _ = tangents
-    final, (hs, (h_prev, coef, f, q)) = forward(params, carry, xs, mask, keep=True)
+    final, (hs, (h_prev, coef, f, q)) = forward(params, carry, xs, mask, options, keep=True)
     a = tangent_inputs(params, xs, h_prev, d_params, d_xs)
     cd = _dense.compute_dtype(dtype, params.w_h)
     w_h_t = params.w_h.astype(cd).T  # [4H, H], transposed once: the reverse pass multiplies by it in its loop
@@ -207,7 +210,7 @@ def lstm_sequence(input_transform: Callable, act: Callable, gate_act: Callable, 
       h = ko + q_t * new_c
       return sequences.masked_step(m, dc._replace(h=h, c=new_c), dc, h)
 
-    d_final, d_hs = jax.lax.scan(body, d_carry, (a, coef, f, q, mask))
+    d_final, d_hs = jax.lax.scan(body, d_carry, (a, coef, f, q, mask), unroll=options.unroll)
     return (final, hs), (d_final, d_hs)
 
   return _with_jvp(forward, sequence_jvp)
@@ -228,7 +231,7 @@ def gru_sequence(input_transform: Callable, act: Callable, gate_act: Callable, h
   def recurrent(h, w_h):
     return _dense.recurrent(h, w_h, dtype, precision)
 
-  def forward(params, carry, xs, mask, keep):
+  def forward(params, carry, xs, mask, options, keep):
 
     def body(c, u, msk):
       h_prev = c.h
@@ -252,7 +255,7 @@ def gru_sequence(input_transform: Callable, act: Callable, gate_act: Callable, h
       k_h = jnp.concatenate([k_n * m * dr, dz * (h_prev - n), k_n * r], axis=-1)  # dh/d(h W_h), blocks r, z, n
       return new, (h, (h_prev, k_h, k_n, z))
 
-    return _scan_steps(input_transform, params, carry, xs, mask, body)
+    return _scan_steps(input_transform, params, carry, xs, mask, body, options)
 
   def step_inputs(params, xs, h_prev, k_h, k_n, d_params, d_xs):
     """``p_t``: the part of ``dh_t`` that does not depend on ``dh_{t-1}``, for all steps at once (or ``None``)."""
@@ -276,10 +279,10 @@ def gru_sequence(input_transform: Callable, act: Callable, gate_act: Callable, h
     p = p.reshape(p.shape[:-1] + (3, H)).sum(-2)
     return _reshape_rows(p, xs.shape[:-1])
 
-  def sequence_jvp(primals, tangents):
+  def sequence_jvp(options, primals, tangents):
     params, carry, xs, mask = primals
     d_params, d_carry, d_xs, _ = tangents
-    final, (hs, (h_prev, k_h, k_n, z)) = forward(params, carry, xs, mask, keep=True)
+    final, (hs, (h_prev, k_h, k_n, z)) = forward(params, carry, xs, mask, options, keep=True)
     p = step_inputs(params, xs, h_prev, k_h, k_n, d_params, d_xs)
     cd = _dense.compute_dtype(dtype, params.w_h)
     w_h_t = params.w_h.astype(cd).T  # [3H, H], transposed once: the reverse pass multiplies by it in its loop
@@ -294,7 +297,7 @@ def gru_sequence(input_transform: Callable, act: Callable, gate_act: Callable, h
         h = h + p_t
       return sequences.masked_step(msk, dc._replace(h=h), dc, h)
 
-    d_final, d_hs = jax.lax.scan(body, d_carry, (p, k_h, z, mask))
+    d_final, d_hs = jax.lax.scan(body, d_carry, (p, k_h, z, mask), unroll=options.unroll)
     return (final, hs), (d_final, d_hs)
 
   return _with_jvp(forward, sequence_jvp)

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn import parallel_scan
 from jaxrnn.cells import _dense
-from jaxrnn.types import Cell
+from jaxrnn.types import PARALLEL, Cell, SequencePath
 
 
 class LRUParams(NamedTuple):
@@ -149,7 +149,8 @@ def lru(
   def step(params, carry, x):
     return step_transformed(params, carry, input_transform(params, x))
 
-  def sequence(params, carry, xs, mask):
+  def sequence(params, carry, xs, mask, options):
+    del options  # a parallel path honours hoist trivially (no loop) and nothing else: types.PARALLEL
     xs = _checks.step_input("xs", xs, (params.b_re.shape[0],))
     check_carry(carry, xs.shape[1:-1])
     cdt = carry.x_re.dtype
@@ -168,4 +169,4 @@ def lru(
     return final, parallel_scan.zero_masked(hs, mask)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=sequence, name="lru")
+              step_transformed=step_transformed, sequence=SequencePath(sequence, PARALLEL), name="lru")

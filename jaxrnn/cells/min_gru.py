@@ -11,7 +11,7 @@ from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn import parallel_scan
 from jaxrnn.cells import _dense
-from jaxrnn.types import Cell
+from jaxrnn.types import PARALLEL, Cell, SequencePath
 
 
 class MinGRUParams(NamedTuple):
@@ -120,7 +120,8 @@ def min_gru(
   def step(params, carry, x):
     return step_transformed(params, carry, input_transform(params, x))
 
-  def sequence(params, carry, xs, mask):
+  def sequence(params, carry, xs, mask, options):
+    del options  # a parallel path honours hoist trivially (no loop) and nothing else: types.PARALLEL
     _check_params(params)
     xs = _checks.step_input("xs", xs, (params.w.shape[0],))
     _dense.check_carry(carry, MinGRUCarry, xs.shape[1:-1], H)
@@ -136,5 +137,5 @@ def min_gru(
     return MinGRUCarry(h=last.astype(cdt)), parallel_scan.zero_masked(hs, mask).astype(cdt)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=sequence,
+              step_transformed=step_transformed, sequence=SequencePath(sequence, PARALLEL),
               name=f"min_gru{'_log_scan' if log_scan else ''}" if log_space else "min_gru_linear")

@@ -12,7 +12,7 @@ from jaxrnn import initializers
 from jaxrnn import parallel_scan
 from jaxrnn.cells import _dense
 from jaxrnn.cells.min_gru import g, log_g
-from jaxrnn.types import Cell
+from jaxrnn.types import PARALLEL, Cell, SequencePath
 
 
 class MinLSTMParams(NamedTuple):
@@ -107,7 +107,8 @@ def min_lstm(
   def step(params, carry, x):
     return step_transformed(params, carry, input_transform(params, x))
 
-  def sequence(params, carry, xs, mask):
+  def sequence(params, carry, xs, mask, options):
+    del options  # a parallel path honours hoist trivially (no loop) and nothing else: types.PARALLEL
     _check_params(params)
     xs = _checks.step_input("xs", xs, (params.w.shape[0],))
     _dense.check_carry(carry, MinLSTMCarry, xs.shape[1:-1], H)
@@ -123,5 +124,5 @@ def min_lstm(
     return MinLSTMCarry(h=last.astype(cdt)), parallel_scan.zero_masked(hs, mask).astype(cdt)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=sequence,
+              step_transformed=step_transformed, sequence=SequencePath(sequence, PARALLEL),
               name=f"min_lstm{'_log_scan' if log_scan else ''}" if log_space else "min_lstm_linear")

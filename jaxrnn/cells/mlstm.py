@@ -12,7 +12,7 @@ from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn import parallel_scan
 from jaxrnn.cells import _dense
-from jaxrnn.types import Cell
+from jaxrnn.types import PARALLEL, Cell, SequencePath
 
 
 class MLSTMParams(NamedTuple):
@@ -163,7 +163,8 @@ def mlstm(
   def step(params, carry, x):
     return step_transformed(params, carry, input_transform(params, x))
 
-  def sequence(params, carry, xs, mask):
+  def sequence(params, carry, xs, mask, options):
+    del options  # a parallel path honours hoist trivially (no loop) and nothing else: types.PARALLEL
     xs = _checks.step_input("xs", xs, (params.w.shape[0],))
     check_carry(carry, xs.shape[1:-1])
     cdt = carry.m.dtype
@@ -203,4 +204,4 @@ def mlstm(
     return final, parallel_scan.zero_masked(hs, mask).astype(cdt)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=sequence, name="mlstm")
+              step_transformed=step_transformed, sequence=SequencePath(sequence, PARALLEL), name="mlstm")

@@ -11,7 +11,7 @@ from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn import parallel_scan
 from jaxrnn.cells import _dense
-from jaxrnn.types import Cell
+from jaxrnn.types import PARALLEL, Cell, SequencePath
 
 
 @jax.custom_jvp
@@ -159,7 +159,8 @@ def rg_lru(
   def step(params, carry, x):
     return step_transformed(params, carry, input_transform(params, x))
 
-  def sequence(params, carry, xs, mask):
+  def sequence(params, carry, xs, mask, options):
+    del options  # a parallel path honours hoist trivially (no loop) and nothing else: types.PARALLEL
     xs = _checks.step_input("xs", xs, (params.w.shape[0] + flag,))
     _dense.check_carry(carry, RGLRUCarry, xs.shape[1:-1], H)
     cdt = carry.h.dtype
@@ -169,4 +170,4 @@ def rg_lru(
     return RGLRUCarry(h=last.astype(cdt)), parallel_scan.zero_masked(hs, mask).astype(cdt)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=sequence, name="rg_lru_resets" if resets else "rg_lru")
+              step_transformed=step_transformed, sequence=SequencePath(sequence, PARALLEL), name="rg_lru_resets" if resets else "rg_lru")

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.types import Cell
+from jaxrnn.unroll import unroll
 
 
 def takes_key(cell: Cell) -> bool:
@@ -36,7 +37,6 @@ def split_optional(key: Optional[jax.Array], n: int) -> list:
 
 def output_shape(cell: Cell, params: Any, input_size: Any) -> tuple:
   """The per-example output feature shape of ``cell`` for a given input size, without computing anything."""
-  from jaxrnn.unroll import unroll  # pylint: disable=g-import-not-at-top  (unroll imports nothing from here)
 
   feat = tuple(input_size) if isinstance(input_size, (tuple, list)) else (input_size,)
 

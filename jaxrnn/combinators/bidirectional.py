@@ -9,7 +9,8 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn.combinators import _util
-from jaxrnn.types import Cell
+from jaxrnn.types import ALL_OPTIONS, Cell, SequencePath
+from jaxrnn.unroll import unroll
 
 
 class BidirectionalParams(NamedTuple):
@@ -105,15 +106,15 @@ def bidirectional(fwd: Cell, bwd: Cell, merge: Union[str, None, Callable] = "con
         f"{name} has no single step (its output at t depends on later inputs); run it over a whole sequence "
         "with jaxrnn.unroll(cell, params, carry, xs, seq_lengths=...) (mode='auto' or 'sequence')")
 
-  def sequence(params, carry, xs, mask):
-    from jaxrnn.unroll import unroll  # pylint: disable=g-import-not-at-top
+  def sequence(params, carry, xs, mask, options):
     _checks.carry_type("carry", carry, BidirectionalCarry)
     lengths = _util.lengths_from_mask(mask)
-    c_f, h_f = unroll(fwd, params.fwd, carry.fwd, xs, seq_lengths=lengths, time_major=True)
-    c_b, h_b = unroll(bwd, params.bwd, carry.bwd, xs, seq_lengths=lengths, time_major=True, reverse=True)
+    c_f, h_f = unroll(fwd, params.fwd, carry.fwd, xs, seq_lengths=lengths, time_major=True, options=options)
+    c_b, h_b = unroll(bwd, params.bwd, carry.bwd, xs, seq_lengths=lengths, time_major=True, reverse=True,
+                      options=options)
     dt = jnp.result_type(h_f.dtype, h_b.dtype)
     hs = merge_fn(h_f.astype(dt), h_b.astype(dt))
     return BidirectionalCarry(fwd=c_f, bwd=c_b), _util.zero_padded(hs, mask)
 
-  return Cell(init=init, initial_carry=initial_carry, step=step, sequence=sequence, input_ndim=fwd.input_ndim,
+  return Cell(init=init, initial_carry=initial_carry, step=step, sequence=SequencePath(sequence, ALL_OPTIONS), input_ndim=fwd.input_ndim,
               name=name)

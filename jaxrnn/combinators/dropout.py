@@ -55,9 +55,11 @@ def _wrapper(cell: Cell, name: str, step, sequence=None) -> Cell:
 
   checked_sequence = None
   if sequence is not None:
-    def checked_sequence(params, carry, xs, mask):
+    def checked_run(params, carry, xs, mask, options):
       _checks.carry_type("carry", carry, DropoutCarry)
-      return sequence(params, carry, xs, mask)
+      return sequence.run(params, carry, xs, mask, options)
+
+    checked_sequence = sequence._replace(run=checked_run)
 
   return Cell(init=cell.init, initial_carry=initial_carry, step=checked_step, sequence=checked_sequence,
               input_ndim=cell.input_ndim, name=name)
@@ -67,14 +69,31 @@ def _batch_ndim(keys):
   return keys.ndim - 1
 
 
+def _step_keys(keys: jax.Array, mask: Optional[jax.Array], num_steps: int, n: int):
+  """The per-step keys that ``n + 1``-way splits of ``keys: [*B, K]`` give over ``num_steps`` steps.
+
+  At each step the carried key is split into ``(key, k_1, ..., k_n)`` and moves on to ``key`` where ``mask`` is
+  True (a masked step keeps the carry). Returns ``(final_key [*B, K], [k_1, ..., k_n])`` with each ``k_i:
+  [T, *B, K]``: what a scan of the step draws, for all steps at once.
+  """
+  def body(key, m):
+    new, *drawn = _util.split_examples(key, n + 1)
+    if m is not None:
+      new = jnp.where(m[..., None], new, key)
+    return new, drawn
+
+  return jax.lax.scan(body, keys, mask, length=num_steps)
+
+
 def dropout(cell: Cell, input_rate: float = 0.0, output_rate: float = 0.0, name: Optional[str] = None) -> Cell:
   """Dropout on the input and the output of a cell with fresh masks at every step.
 
   Only the non-recurrent connections are dropped (Zaremba, Sutskever & Vinyals 2014): ``x_t`` before the cell
   and ``h_t`` after it; the carry the next step reads is not dropped. Inverted dropout: kept units are scaled
   by ``1 / (1 - rate)``, so inference (``key=None``) needs no rescaling. If the wrapped cell has a
-  whole-sequence path (a :func:`jaxrnn.bidirectional` layer), so does the wrapper, with masks drawn for all
-  steps at once (a different but equally distributed draw than the step path).
+  whole-sequence path (a :func:`jaxrnn.bidirectional` layer, the fused LSTM), so does the wrapper: it draws the
+  masks of all steps at once from the same per-step keys as the step path, so both paths (and ``remat``, which
+  scans the step) give the same masks for the same key.
 
   Args:
     cell: the wrapped cell.
@@ -113,25 +132,24 @@ def dropout(cell: Cell, input_rate: float = 0.0, output_rate: float = 0.0, name:
       h = h * _util.keep_masks(k_out, output_rate, h.shape[nb:], h.dtype)
     return DropoutCarry(cell=c, key=key), h
 
-  def time_masks(keys, rate, shape, dtype):
-    """Masks ``[T, *B, ...]`` for a time-major ``shape = (T, *B, ...)`` from per-example keys ``[*B, K]``."""
-    nb = _batch_ndim(keys)
-    m = _util.keep_masks(keys, rate, (shape[0],) + tuple(shape[1 + nb:]), dtype)  # [*B, T, ...]
-    return jnp.moveaxis(m, nb, 0)
-
   sequence = None
   if cell.sequence is not None:
-    def sequence(params, carry, xs, mask):
+    def run(params, carry, xs, mask, options):
       if carry.key is None:
-        c, hs = cell.sequence(params, carry.cell, xs, mask)
+        c, hs = cell.sequence.run(params, carry.cell, xs, mask, options)
         return DropoutCarry(cell=c, key=None), hs
-      key, k_in, k_out = _util.split_examples(carry.key, 3)
+      # The keys of every step, split exactly as ``step`` splits them (the key advances only at valid steps),
+      # so both paths draw the same masks from the same key.
+      key, (k_in, k_out) = _step_keys(carry.key, mask, xs.shape[0], 2)
+      nb = _batch_ndim(carry.key)
       if input_rate:
-        xs = xs * time_masks(k_in, input_rate, xs.shape, xs.dtype)
-      c, hs = cell.sequence(params, carry.cell, xs, mask)
+        xs = xs * jax.vmap(lambda k: _util.keep_masks(k, input_rate, xs.shape[1 + nb:], xs.dtype))(k_in)
+      c, hs = cell.sequence.run(params, carry.cell, xs, mask, options)
       if output_rate:
-        hs = hs * time_masks(k_out, output_rate, hs.shape, hs.dtype)
+        hs = hs * jax.vmap(lambda k: _util.keep_masks(k, output_rate, hs.shape[1 + nb:], hs.dtype))(k_out)
       return DropoutCarry(cell=c, key=key), hs
+
+    sequence = cell.sequence._replace(run=run)
 
   return _wrapper(cell, name or f"dropout({cell.name})", step, sequence)
 

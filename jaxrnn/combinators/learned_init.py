@@ -68,8 +68,10 @@ def learned_initial_carry(cell: Cell, name: Optional[str] = None) -> Cell:
       return cell.step_transformed(params.cell, carry, u)
 
   if cell.sequence is not None:
-    def sequence(params, carry, xs, mask):
-      return cell.sequence(params.cell, carry, xs, mask)
+    def run(params, carry, xs, mask, options):
+      return cell.sequence.run(params.cell, carry, xs, mask, options)
+
+    sequence = cell.sequence._replace(run=run)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
               step_transformed=step_transformed, sequence=sequence, input_ndim=cell.input_ndim, name=name)

@@ -110,9 +110,11 @@ def with_projection(
 
   sequence = None
   if cell.sequence is not None:
-    def sequence(params, carry, xs, mask):
-      carry, hs = cell.sequence(params.cell, carry, xs, mask)
+    def run(params, carry, xs, mask, options):
+      carry, hs = cell.sequence.run(params.cell, carry, xs, mask, options)
       return carry, _util.zero_padded(project(params.dense, hs), mask)
+
+    sequence = cell.sequence._replace(run=run)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, sequence=sequence, input_ndim=cell.input_ndim,
               name=name)
@@ -196,8 +198,10 @@ def with_input_transform(
 
   sequence = None
   if cell.sequence is not None:
-    def sequence(params, carry, xs, mask):
-      return cell.sequence(params.cell, carry, dense(params, xs), mask)
+    def run_dense(params, carry, xs, mask, options):
+      return cell.sequence.run(params.cell, carry, dense(params, xs), mask, options)
+
+    sequence = cell.sequence._replace(run=run_dense)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
               step_transformed=step_transformed, sequence=sequence, name=name)

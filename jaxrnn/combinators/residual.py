@@ -53,9 +53,11 @@ def residual(cell: Cell, name: Optional[str] = None) -> Cell:
 
   sequence = None
   if cell.sequence is not None:
-    def sequence(params, carry, xs, mask):
-      carry, hs = cell.sequence(params, carry, xs, mask)
+    def run(params, carry, xs, mask, options):
+      carry, hs = cell.sequence.run(params, carry, xs, mask, options)
       return carry, _util.zero_padded(add(hs, xs), mask)
+
+    sequence = cell.sequence._replace(run=run)
 
   return Cell(init=cell.init, initial_carry=cell.initial_carry, step=step, sequence=sequence,
               input_ndim=cell.input_ndim, name=name)

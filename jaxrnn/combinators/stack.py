@@ -9,7 +9,9 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn.combinators import _util
-from jaxrnn.types import Cell
+from jaxrnn.combinators.dropout import dropout as dropout_wrapper
+from jaxrnn.types import ALL_OPTIONS, Cell, SequencePath
+from jaxrnn.unroll import unroll
 
 
 def stack(
@@ -72,7 +74,6 @@ def stack(
   if not 0.0 <= dropout < 1.0:
     raise ValueError(f"dropout must be a rate in [0, 1), got {dropout}")
   if dropout > 0.0:
-    from jaxrnn.combinators.dropout import dropout as dropout_wrapper  # pylint: disable=g-import-not-at-top
     cells = tuple(dropout_wrapper(c, output_rate=dropout) for c in cells[:-1]) + (cells[-1],)
   cells = tuple(cells)
   n = len(cells)
@@ -134,18 +135,18 @@ def stack(
       hs.append(below)
     return tuple(new), output(hs)
 
-  def sequence(params, carry, xs, mask):
-    from jaxrnn.unroll import unroll  # pylint: disable=g-import-not-at-top
+  def sequence(params, carry, xs, mask, options):
     check_params(params)
     check_carry(carry)
     lengths = _util.lengths_from_mask(mask)
     new, hs = [], []
     below = xs
     for i, (cell, p, c) in enumerate(zip(cells, params, carry)):
-      c, below = unroll(cell, p, c, layer_input(i, xs, below), seq_lengths=lengths, time_major=True)
+      c, below = unroll(cell, p, c, layer_input(i, xs, below), seq_lengths=lengths, time_major=True,
+                        options=options)
       new.append(c)
       hs.append(below)
     return tuple(new), output(hs)
 
-  return Cell(init=init, initial_carry=initial_carry, step=step, sequence=sequence if has_sequence else None,
+  return Cell(init=init, initial_carry=initial_carry, step=step, sequence=SequencePath(sequence, ALL_OPTIONS) if has_sequence else None,
               input_ndim=cells[0].input_ndim, name=name)
