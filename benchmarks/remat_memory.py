@@ -1,10 +1,13 @@
 """Compiled temp memory of jax.grad through jaxrnn.unroll with and without remat (memory-bounded backprop).
 
-Run: PYTHONPATH=. python benchmarks/remat_memory.py  (prints a Markdown table; CPU or whatever backend JAX picks).
+Run: PYTHONPATH=. python benchmarks/remat_memory.py  (prints two Markdown tables; CPU or whatever backend JAX
+picks): an LSTM at two lengths, then every combinator and nesting (issue 18's table: B=8 T=2000 F=16 H=64,
+``jax.jit(jax.value_and_grad(loss))``), with the largest gradient difference between the two runs at T=50.
 """
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 import jaxrnn
 
@@ -21,6 +24,61 @@ def temp_bytes(T, remat):
   return stats.temp_size_in_bytes
 
 
+def composites(h):
+  """``(name, cell)`` for every combinator and a few nestings, around LSTM/GRU layers of width ``h``."""
+  lstm, gru = jaxrnn.lstm(h), jaxrnn.gru(h)
+  return [
+      ("lstm", lstm),
+      ("gru", gru),
+      ("stack(lstm, lstm)", jaxrnn.stack(lstm, lstm)),
+      ("residual(lstm)", jaxrnn.residual(jaxrnn.with_input_transform(lstm, h))),
+      ("learned_initial_carry(lstm)", jaxrnn.learned_initial_carry(lstm)),
+      ("with_projection(lstm, 8)", jaxrnn.with_projection(lstm, 8)),
+      ("with_input_transform(lstm, 8)", jaxrnn.with_input_transform(lstm, 8)),
+      ("bidirectional(lstm, lstm)", jaxrnn.bidirectional(lstm, lstm)),
+      ("dropout(lstm, 0.1, 0.1)", jaxrnn.dropout(lstm, 0.1, 0.1)),
+      ("stack(stack(lstm), gru)", jaxrnn.stack(jaxrnn.stack(lstm), gru)),
+      ("stack(lstm, lstm, dropout=0.2)", jaxrnn.stack(lstm, lstm, dropout=0.2)),
+      ("stack(bidirectional(lstm, gru), lstm)", jaxrnn.stack(jaxrnn.bidirectional(lstm, gru), lstm)),
+      ("variational_dropout(lstm)", jaxrnn.variational_dropout(lstm, 0.1, 0.1)),
+      ("zoneout(lstm)", jaxrnn.zoneout(lstm, 0.1)),
+      ("reset_on(lstm)", jaxrnn.reset_on(lstm)),
+  ]
+
+
+def composite_loss(cell, b, t, f):
+  params = cell.init(jax.random.key(0), f)
+  reset = cell.input_ndim != 1
+  xs = jax.random.normal(jax.random.key(1), (b, t, f), jnp.float32)
+  if reset:
+    xs = (xs, jnp.arange(b * t).reshape(b, t) % 97 == 0)
+
+  def loss(p, x, remat):
+    _, hs = jaxrnn.unroll(cell, p, None, x, remat=remat, key=jax.random.key(2))
+    return jnp.sum(jnp.sin(hs))
+
+  return loss, params, xs
+
+
+def composite_table(b=8, t=2000, f=16, h=64):
+  print(f"\nEvery combinator: B={b} T={t} F={f} H={h}, float32, jit(value_and_grad(loss)), "
+        f"backend={jax.default_backend()}")
+  print("| cell | remat=False temp MiB | remat=True temp MiB | ratio | max grad diff (T=50) |")
+  print("|---|---|---|---|---|")
+  for name, cell in composites(h):
+    loss, params, xs = composite_loss(cell, b, t, f)
+    temps = []
+    for remat in (False, True):
+      fn = jax.jit(jax.value_and_grad(loss), static_argnums=2)
+      temps.append(fn.lower(params, xs, remat).compile().memory_analysis().temp_size_in_bytes)
+    loss, params, xs = composite_loss(cell, b, 50, f)
+    g0, g1 = (jax.jit(jax.grad(loss), static_argnums=2)(params, xs, r) for r in (False, True))
+    diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(c)))) for a, c in zip(jax.tree.leaves(g0),
+                                                                                     jax.tree.leaves(g1)))
+    print(f"| `{name}` | {temps[0] / 2**20:.1f} | {temps[1] / 2**20:.1f} | {temps[1] / temps[0]:.2f} | "
+          f"{diff:.1e} |")
+
+
 if __name__ == "__main__":
   print(f"LSTM H={H}, B={B}, F={F}, float32, backend={jax.default_backend()}")
   print("| T | remat=False temp MiB | remat=True temp MiB | ratio |")
@@ -28,3 +86,4 @@ if __name__ == "__main__":
   for T in (1000, 4000):
     a, b = temp_bytes(T, False), temp_bytes(T, True)
     print(f"| {T} | {a / 2**20:.1f} | {b / 2**20:.1f} | {a / b:.1f}x |")
+  composite_table()

@@ -32,9 +32,9 @@ def test_skip_connections_sizes():
 
 def test_nested_and_sequence_path_equals_layer_by_layer():
   bidir = jaxrnn.bidirectional(jaxrnn.lstm(3), jaxrnn.gru(2))
-  inner = jaxrnn.stack(jaxrnn.gru(4, reset_after=False), jaxrnn.simple_rnn(3))  # no sequence path
+  inner = jaxrnn.stack(jaxrnn.gru(4, reset_after=False), jaxrnn.simple_rnn(3))  # layers without a sequence path
   cell = jaxrnn.stack(inner, bidir, jaxrnn.residual(jaxrnn.gru(5)))
-  assert cell.sequence is not None and inner.sequence is None
+  assert cell.sequence.honours == inner.sequence.honours == jaxrnn.types.ALL_OPTIONS
   params = cell.init(jax.random.key(0), 2)
   carry = cell.initial_carry(params, (3,))
   xs = jax.random.normal(jax.random.key(1), (3, 6, 2))
@@ -46,6 +46,9 @@ def test_nested_and_sequence_path_equals_layer_by_layer():
   for a, b in zip(jax.tree.leaves((final, hs)), jax.tree.leaves(((c0, c1, c2), h))):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
   assert bool((hs[1, 3:] == 0).all()) and bool((hs[2] == 0).all())
+  _, hs_step = jaxrnn.unroll(inner, params[0], carry[0], xs, seq_lengths=lengths, mode="step")  # one scan
+  np.testing.assert_allclose(hs_step, jaxrnn.unroll(inner, params[0], carry[0], xs, seq_lengths=lengths)[1],
+                             rtol=1e-6, atol=1e-6)
 
 
 def test_dropout_between_layers_uses_the_key():

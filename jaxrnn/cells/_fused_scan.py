@@ -1,28 +1,35 @@
-"""Whole-sequence paths of the LSTM and GRU: a ``jax.custom_jvp`` whose tangent recurrence is linear and lean.
+"""A fused whole-sequence path for dense recurrent cells: a ``jax.custom_jvp`` whose tangent recurrence is lean.
+
+A dense recurrent cell's step is ``(carry', h) = pointwise(params, carry, u_t, h_{t-1} W_h)`` with
+``u_t = input_transform(params, x_t)`` (the input projection ``x_t W_i + b``) and one recurrent product: the LSTM,
+the GRU (``reset_after=True``). The cell's own ``step_transformed`` is that composition, and this module calls the
+same ``pointwise`` function: there is one source of truth for the math.
 
 Why (issue 5, XLA:CPU, one thread, B=32 T=128 F=128 H=256): differentiating the scan of ``step`` gives a backward
 loop that, at every step, besides the truly sequential ``dz_t W_h^T``, accumulates the kernel gradients
 (``dW_h += h_{t-1}^T dz_t``, ``dW_i += x_t^T dz_t``: two transposed-operand products plus a read-modify-write of
-the ``[H + F, 4H]`` accumulators) and computes ``dx_t = dz_t W_i^T``. Timed alone
+the ``[H + F, nH]`` accumulators) and computes ``dx_t = dz_t W_i^T``. Timed alone
 (``benchmarks/backward_budget.py``) these in-loop pieces cost ~90-105 ms; the same FLOPs as one ``dz W_h^T`` loop
 plus three large products after it cost ~75 ms.
 
-Here the forward pass is the same scan (same operations, same values) that also keeps, per step, the linear
-coefficients of the gate math. The JVP rule is then
+Here the forward pass is the same scan (same operations, same values); with tangents it also keeps, per step, the
+linearisation of ``pointwise`` that ``jax.linearize`` returns (its residuals; nothing is derived by hand). The JVP
+rule is then
 
-* outside any loop, time-parallel: ``a_t = d(x_t W_i + b) + h_{t-1} dW_h`` for all ``t`` at once;
-* one linear scan: ``dz_t = a_t + dh_{t-1} W_h``, ``dc_t = K_t * dz_t (summed over the i, f, g blocks)
-  + f_t * dc_{t-1}``, ``dh_t = (K_t * dz_t)_o + q_t * dc_t`` (frozen where the mask is False).
+* outside any loop, time-parallel: ``du_t = d input_transform(params, x_t)`` and ``e_t = h_{t-1} dW_h`` for all
+  ``t`` at once;
+* one linear scan: ``(dcarry_t, dh_t) = L_t(dcarry_{t-1}, du_t, dh_{t-1} W_h + e_t)`` with ``L_t`` the linearised
+  ``pointwise`` of step ``t`` (frozen where the mask is False).
 
 Forward-mode AD uses this rule directly. Reverse mode transposes it (JAX does), which gives exactly the cuDNN
-structure: a backward loop with only elementwise work and ``dz_t W_h^T`` (on a kernel transposed once, outside),
-and the weight and input gradients as large products over all ``T * B`` rows after it.
+structure: a backward loop with only the transposed ``L_t`` (elementwise) and ``dz_t W_h^T`` (on a kernel
+transposed once, outside), and the weight and input gradients as large products over all ``T * B`` rows after it.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -32,10 +39,7 @@ from jaxrnn import sequences
 from jaxrnn.cells import _dense
 from jaxrnn.types import FUSED_SCAN, RunOptions, SequencePath
 
-
-def _linear_coefficients(act: Callable, z: jax.Array):
-  """``(act(z), act'(z))`` for an elementwise ``act`` (by forward-mode AD, so any callable works)."""
-  return jax.jvp(act, (z,), (jnp.ones_like(z),))
+RECURRENT = "w_h"  # the params field of the recurrent kernel [H, nH]
 
 
 def _is_zero(t: Any) -> bool:
@@ -52,30 +56,30 @@ def _rows(a: jax.Array) -> jax.Array:
   return a.reshape((-1, a.shape[-1]))
 
 
-def _reshape_rows(a: Optional[jax.Array], lead: Tuple[int, ...]) -> Optional[jax.Array]:
-  return None if a is None else a.reshape(tuple(lead) + a.shape[-1:])
+def _only(params: Any, fields: Sequence[str]) -> Any:
+  """``params`` with every field not in ``fields`` set to ``None`` (an empty subtree)."""
+  return params._replace(**{f: None for f in params._fields if f not in fields})
 
 
-def _sum(terms):
-  terms = [t for t in terms if t is not None]
-  if not terms:
-    return None
-  total = terms[0]
-  for t in terms[1:]:
-    total = total + t.astype(total.dtype)
-  return total
+def _without(params: Any, fields: Sequence[str]) -> Any:
+  return params._replace(**{f: None for f in fields})
+
+
+def _live(tree: Any) -> bool:
+  """Whether a tangent pytree has any leaf that is not a symbolic zero."""
+  return any(not _is_zero(t) for t in jax.tree.leaves(tree, is_leaf=_is_zero))
 
 
 def _input_tangent(input_transform: Callable, params: Any, xs: jax.Array, d_params: Any, d_xs: Any,
-                   recurrent_fields: Tuple[str, ...]) -> Optional[jax.Array]:
+                   skip: Sequence[str]) -> Optional[jax.Array]:
   """The tangent of ``input_transform(params, xs)`` on rows ``[T * B, N]`` (``None`` if every tangent is zero).
 
-  Only the live (non-symbolic-zero) tangents of ``params`` (less ``recurrent_fields``) and ``xs`` enter.
+  Only the live (non-symbolic-zero) tangents of ``params`` (less the fields ``skip``, which ``input_transform``
+  does not read) and ``xs`` enter.
   """
-  keep = {f: getattr(params, f) for f in recurrent_fields}
-  none = {f: None for f in recurrent_fields}
-  primals = (params._replace(**none), _rows(xs))
-  tangents = (d_params._replace(**none), d_xs if _is_zero(d_xs) else _rows(d_xs))
+  keep = {f: getattr(params, f) for f in skip}
+  primals = (_without(params, skip), _rows(xs))
+  tangents = (_without(d_params, skip), d_xs if _is_zero(d_xs) else _rows(d_xs))
   leaves, treedef = jax.tree.flatten(primals)
   t_leaves = jax.tree.leaves(tangents, is_leaf=_is_zero)
   live = [not _is_zero(t) for t in t_leaves]
@@ -99,205 +103,100 @@ def _dot_t(a: jax.Array, w_t: jax.Array, precision: Any) -> jax.Array:
   return jax.lax.dot_general(a, w_t, (((a.ndim - 1,), (1,)), ((), ())), precision=precision)
 
 
-def _scan_steps(input_transform: Callable, params: Any, carry: Any, xs: jax.Array, mask: Optional[jax.Array],
-                body: Callable, options: RunOptions):
-  """``lax.scan`` of ``body(carry, u_t, mask_t)`` with ``u_t = input_transform(params, x_t)``, hoisted out of the
-  loop or not as ``options.hoist`` says (``None``: the backend's default), ``options.unroll`` steps an iteration."""
-  hoist = sequences.default_hoist() if options.hoist is None else options.hoist
-  us = input_transform(params, xs) if hoist else xs
+def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fields: Tuple[str, ...],
+                   dtype: Optional[Any], precision: Any) -> Callable:
+  """``run(params, carry, xs, mask, options) -> (carry, hs)``: the scan of ``step``, with the lean JVP rule.
 
-  def step(c, inp):
-    u, m = inp
-    return body(c, u if hoist else input_transform(params, u), m)
+  Args:
+    input_transform: the cell's ``input_transform(params, xs)`` (checks params and inputs, ``x W_i + b``).
+    pointwise: ``pointwise(params, carry, u, hw) -> (carry, h)``, everything of ``step_transformed`` after the
+      recurrent product ``hw = carry.h W_h`` (``_dense.recurrent``); it reads only the params fields
+      ``pointwise_fields``. The cell's ``step_transformed`` must be exactly this composition.
+    pointwise_fields: the params fields ``pointwise`` reads (``()`` for the LSTM, ``("b_hn",)`` for the GRU);
+      ``input_transform`` reads the others but ``w_h``.
+    dtype: the compute dtype of the matrix products (``None``: promoted).
+    precision: their ``jax.lax.Precision``.
 
-  return jax.lax.scan(step, carry, (us, mask), unroll=options.unroll)
+  Returns:
+    A :class:`jaxrnn.types.SequenceFn` for inputs ``xs: [T, *B, F]`` and ``mask: bool[T, *B]`` or ``None``,
+    equal to the scan of the cell's step; ``options.hoist`` and ``options.unroll`` apply to its loops.
+  """
+  skip = (RECURRENT,) + tuple(pointwise_fields)
 
+  def forward(params, carry, xs, mask, options, linearise=None, treedef=None):
+    """The scan of ``step``; with ``linearise`` (which inputs of ``pointwise`` have tangents), also the residuals
+    of ``pointwise``'s linearisation at every step (their treedef goes into the dict ``treedef``)."""
+    hoist = sequences.default_hoist() if options.hoist is None else options.hoist
+    pw_params = _only(params, pointwise_fields)
+    us = input_transform(params, xs) if hoist else xs
 
-def _with_jvp(forward: Callable, jvp_rule: Callable) -> Callable:
-  """``forward(..., keep=False)`` as a ``jax.custom_jvp`` function of ``(params, carry, xs, mask, options)``
-  (``options``, a :class:`jaxrnn.RunOptions`, is static)."""
+    def body(c, inp):
+      u, m = inp
+      u = u if hoist else input_transform(params, u)
+      hw = _dense.recurrent(c.h, params.w_h, dtype, precision)
+      if linearise is None:
+        new, h = pointwise(pw_params, c, u, hw)
+        return sequences.masked_step(m, new, c, h)
+      live_p, live_u = linearise
+      args = (pw_params if live_p else None, c, u if live_u else None, hw)
+
+      def f(p, c_, u_, hw_):
+        return pointwise(pw_params if p is None else p, c_, u if u_ is None else u_, hw_)
+
+      (new, h), lin = jax.linearize(f, *args)
+      leaves, treedef["lin"] = jax.tree.flatten(lin)
+      new, h = sequences.masked_step(m, new, c, h)
+      return new, (h, (c.h, leaves))
+
+    return jax.lax.scan(body, carry, (us, mask), unroll=options.unroll)
 
   @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
-  def sequence(params, carry, xs, mask, options):
-    return forward(params, carry, xs, mask, options, keep=False)
+  def run(params, carry, xs, mask, options):
+    return forward(params, carry, xs, mask, options)
 
-  sequence.defjvp(jvp_rule, symbolic_zeros=True)
-  return sequence
+  def run_jvp(options, primals, tangents):
+    params, carry, xs, mask = primals
+    d_params, d_carry, d_xs, _ = tangents
+    d_pw = _only(d_params, pointwise_fields)
+    du = _input_tangent(input_transform, params, xs, d_params, d_xs, skip)
+    linearise = (_live(d_pw), du is not None)
+    treedef = {}
+    final, (hs, (h_prev, lin_leaves)) = forward(params, carry, xs, mask, options, linearise, treedef)
+    linearised = lambda leaves: jax.tree.unflatten(treedef["lin"], leaves)
+    lead = xs.shape[:-1]
+    du = None if du is None else du.reshape(lead + du.shape[-1:])
+    e = None
+    if not _is_zero(d_params.w_h):  # h_{t-1} dW_h for all steps, one product over T * B rows
+      e = _dense.recurrent(_rows(h_prev), d_params.w_h, dtype, precision)
+      e = e.reshape(lead + e.shape[-1:])
+    d_pw = _zeros_for_symbolic(d_pw, _only(params, pointwise_fields)) if linearise[0] else None
+    cd = _dense.compute_dtype(dtype, params.w_h)
+    w_h_t = params.w_h.astype(cd).T  # [nH, H], transposed once: the reverse pass multiplies by it in its loop
+    d_carry = _zeros_for_symbolic(d_carry, carry)
+
+    def body(dc, inp):
+      du_t, e_t, leaves, m = inp
+      dhw = _dot_t(dc.h.astype(cd), w_h_t, precision)
+      if e_t is not None:
+        dhw = dhw + e_t.astype(dhw.dtype)
+      new, h = linearised(leaves)(d_pw, dc, du_t, dhw)  # None: an input without tangent (an empty pytree)
+      return sequences.masked_step(m, new, dc, h)
+
+    d_final, d_hs = jax.lax.scan(body, d_carry, (du, e, lin_leaves, mask), unroll=options.unroll)
+    return (final, hs), (d_final, d_hs)
+
+  run.defjvp(run_jvp, symbolic_zeros=True)
+  return run
 
 
-def checked(fused: Callable, check_params: Callable, carry_type: type, hidden_size: int) -> SequencePath:
-  """A cell's :class:`jaxrnn.SequencePath`: checks params and carry, then runs ``fused``. It is a fused form of
+def checked(run: Callable, check_params: Callable, carry_type: type, hidden_size: int) -> SequencePath:
+  """A cell's :class:`jaxrnn.SequencePath`: checks params and carry, then calls ``run``. It is a fused form of
   the scan of ``step``: it honours ``hoist`` and ``unroll`` (:data:`jaxrnn.types.FUSED_SCAN`); for ``remat``,
   :func:`jaxrnn.unroll` scans ``step``."""
 
   def sequence(params, carry, xs, mask, options):
     check_params(params)
     _dense.check_carry(carry, carry_type, xs.shape[1:-1], hidden_size)
-    return fused(params, carry, xs, mask, options)
+    return run(params, carry, xs, mask, options)
 
   return SequencePath(sequence, FUSED_SCAN)
-
-
-def lstm_sequence(input_transform: Callable, act: Callable, gate_act: Callable, hidden_size: int,
-                  dtype: Optional[Any], precision: Any) -> Callable:
-  """A :class:`jaxrnn.types.SequenceFn` for :func:`jaxrnn.lstm` (params ``LSTMParams``, carry ``LSTMCarry``).
-
-  Args:
-    input_transform: the cell's ``input_transform(params, xs)`` (checks params and inputs, ``x W_i + b``).
-    act: the candidate/output nonlinearity (elementwise).
-    gate_act: the gates' nonlinearity (elementwise).
-    hidden_size: ``H``.
-    dtype: the compute dtype of the matrix products (``None``: promoted).
-    precision: their ``jax.lax.Precision``.
-
-  Returns:
-    ``sequence(params, carry, xs: [T, *B, F], mask: bool[T, *B] or None) -> (carry, hs: [T, *B, H])``, equal to
-    the scan of the cell's step, with the derivative rule described in the module docstring.
-  """
-  H = hidden_size
-
-  def recurrent(h, w_h):
-    return _dense.recurrent(h, w_h, dtype, precision)
-
-  def forward(params, carry, xs, mask, options, keep):
-    """The scan of ``step``; with ``keep``, also the tangent coefficients of every step."""
-
-    def body(c, u, m):
-      z = (u + recurrent(c.h, params.w_h)).astype(c.c.dtype)
-      zi, zf, zg, zo = jnp.split(z, 4, axis=-1)
-      if keep:
-        (i, di), (f, df), (g, dg), (o, do) = [
-            _linear_coefficients(a, zz) for a, zz in ((gate_act, zi), (gate_act, zf), (act, zg), (gate_act, zo))]
-        new_c = f * c.c + i * g
-        tc, dtc = _linear_coefficients(act, new_c)
-      else:
-        i, f, g, o = gate_act(zi), gate_act(zf), act(zg), gate_act(zo)
-        new_c = f * c.c + i * g
-        tc = act(new_c)
-      h = o * tc
-      new, h = sequences.masked_step(m, c._replace(h=h, c=new_c), c, h)
-      if not keep:
-        return new, h
-      coef = jnp.concatenate([di * g, df * c.c, i * dg, do * tc], axis=-1)  # [*B, 4H]: dz -> (dc, dh) parts
-      return new, (h, (c.h, coef, f, o * dtc))
-
-    return _scan_steps(input_transform, params, carry, xs, mask, body, options)
-
-  def tangent_inputs(params, xs, h_prev, d_params, d_xs):
-    """``a_t = d(x_t W_i + b) + h_{t-1} dW_h`` for all steps at once, ``[T, *B, 4H]``; ``None`` if all zero."""
-    terms = [_input_tangent(input_transform, params, xs, d_params, d_xs, ("w_h",))]
-    if not _is_zero(d_params.w_h):
-      terms.append(recurrent(_rows(h_prev), d_params.w_h))
-    return _reshape_rows(_sum(terms), xs.shape[:-1])
-
-  def sequence_jvp(options, primals, tangents):
-    params, carry, xs, mask = primals
-    d_params, d_carry, d_xs, _ = tangents
-    final, (hs, (h_prev, coef, f, q)) = forward(params, carry, xs, mask, options, keep=True)
-    a = tangent_inputs(params, xs, h_prev, d_params, d_xs)
-    cd = _dense.compute_dtype(dtype, params.w_h)
-    w_h_t = params.w_h.astype(cd).T  # [4H, H], transposed once: the reverse pass multiplies by it in its loop
-    d_carry = _zeros_for_symbolic(d_carry, carry)
-
-    def body(dc, inp):
-      a_t, k, f_t, q_t, m = inp
-      dz = _dot_t(dc.h.astype(cd), w_h_t, precision)
-      if a_t is not None:
-        dz = a_t.astype(cd) + dz
-      kz = k * dz.astype(k.dtype)
-      ki, kf, kg, ko = jnp.split(kz, 4, axis=-1)
-      new_c = ki + kf + kg + f_t * dc.c
-      h = ko + q_t * new_c
-      return sequences.masked_step(m, dc._replace(h=h, c=new_c), dc, h)
-
-    d_final, d_hs = jax.lax.scan(body, d_carry, (a, coef, f, q, mask), unroll=options.unroll)
-    return (final, hs), (d_final, d_hs)
-
-  return _with_jvp(forward, sequence_jvp)
-
-
-def gru_sequence(input_transform: Callable, act: Callable, gate_act: Callable, hidden_size: int,
-                 dtype: Optional[Any], precision: Any) -> Callable:
-  """A :class:`jaxrnn.types.SequenceFn` for :func:`jaxrnn.gru` with ``reset_after=True`` (``GRUParams``).
-
-  The step (``u = x W_i + b`` in the carry dtype, ``m = h_{t-1} W_hn + b_hn``):
-  ``r = s(u_r + h W_hr)``, ``z = s(u_z + h W_hz)``, ``n = act(u_n + r * m)``, ``h_t = (1 - z) n + z h_{t-1}``.
-  Its tangent is ``dh_t = p_t + K_t * (dh_{t-1} W_h) (summed over the r, z, n blocks) + z_t dh_{t-1}`` where
-  ``p_t`` (everything that does not depend on ``dh_{t-1}``: ``du``, ``h_{t-1} dW_h``, ``db_hn``) is computed for
-  all steps before the loop. Same arguments and contract as :func:`lstm_sequence`.
-  """
-  H = hidden_size
-
-  def recurrent(h, w_h):
-    return _dense.recurrent(h, w_h, dtype, precision)
-
-  def forward(params, carry, xs, mask, options, keep):
-
-    def body(c, u, msk):
-      h_prev = c.h
-      cdt = h_prev.dtype
-      u_r, u_z, u_n = jnp.split(u.astype(cdt), 3, axis=-1)
-      hw = recurrent(h_prev, params.w_h).astype(cdt)
-      hw_r, hw_z, hw_n = jnp.split(hw, 3, axis=-1)
-      m = _dense.add_bias(hw_n, params.b_hn)
-      if keep:
-        r, dr = _linear_coefficients(gate_act, u_r + hw_r)
-        z, dz = _linear_coefficients(gate_act, u_z + hw_z)
-        n, dn = _linear_coefficients(act, u_n + r * m)
-      else:
-        r, z = gate_act(u_r + hw_r), gate_act(u_z + hw_z)
-        n = act(u_n + r * m)
-      h = (1 - z) * n + z * h_prev
-      new, h = sequences.masked_step(msk, c._replace(h=h), c, h)
-      if not keep:
-        return new, h
-      k_n = (1 - z) * dn  # dh/du_n
-      k_h = jnp.concatenate([k_n * m * dr, dz * (h_prev - n), k_n * r], axis=-1)  # dh/d(h W_h), blocks r, z, n
-      return new, (h, (h_prev, k_h, k_n, z))
-
-    return _scan_steps(input_transform, params, carry, xs, mask, body, options)
-
-  def step_inputs(params, xs, h_prev, k_h, k_n, d_params, d_xs):
-    """``p_t``: the part of ``dh_t`` that does not depend on ``dh_{t-1}``, for all steps at once (or ``None``)."""
-    cdt = k_h.dtype
-    du = _input_tangent(input_transform, params, xs, d_params, d_xs, ("w_h", "b_hn"))
-    e = None if _is_zero(d_params.w_h) else recurrent(_rows(h_prev), d_params.w_h).astype(cdt)
-    if params.b_hn is not None and not _is_zero(d_params.b_hn):
-      db = jnp.concatenate([jnp.zeros((2 * H,), cdt), d_params.b_hn.astype(cdt)])
-      e = _dense.add_bias(jnp.zeros((1, 3 * H), cdt) if e is None else e, db)
-    if du is None and e is None:
-      return None
-    k = _rows(k_h)
-    terms = []
-    if du is not None:  # dh/du: the r, z blocks as for h W_h, the n block k_n
-      k_u = jnp.concatenate([k[:, :2 * H], _rows(k_n)], axis=-1)
-      terms.append(k_u * du.astype(cdt))
-    if e is not None:
-      terms.append(k * e)
-    # The sum over gate blocks as a reshape: its transpose is a broadcast (slices would transpose to 3 pads).
-    p = _sum(terms)
-    p = p.reshape(p.shape[:-1] + (3, H)).sum(-2)
-    return _reshape_rows(p, xs.shape[:-1])
-
-  def sequence_jvp(options, primals, tangents):
-    params, carry, xs, mask = primals
-    d_params, d_carry, d_xs, _ = tangents
-    final, (hs, (h_prev, k_h, k_n, z)) = forward(params, carry, xs, mask, options, keep=True)
-    p = step_inputs(params, xs, h_prev, k_h, k_n, d_params, d_xs)
-    cd = _dense.compute_dtype(dtype, params.w_h)
-    w_h_t = params.w_h.astype(cd).T  # [3H, H], transposed once: the reverse pass multiplies by it in its loop
-    d_carry = _zeros_for_symbolic(d_carry, carry)
-
-    def body(dc, inp):
-      p_t, k, z_t, msk = inp
-      dhw = _dot_t(dc.h.astype(cd), w_h_t, precision).astype(k.dtype)
-      kh = k * dhw
-      h = kh.reshape(kh.shape[:-1] + (3, H)).sum(-2) + z_t * dc.h
-      if p_t is not None:
-        h = h + p_t
-      return sequences.masked_step(msk, dc._replace(h=h), dc, h)
-
-    d_final, d_hs = jax.lax.scan(body, d_carry, (p, k_h, z, mask), unroll=options.unroll)
-    return (final, hs), (d_final, d_hs)
-
-  return _with_jvp(forward, sequence_jvp)

@@ -117,28 +117,32 @@ def gru(
     xs = _checks.step_input("x", xs, (params.w_i.shape[0],))
     return _dense.project(xs, params.w_i, params.b, dtype, precision)
 
+  def pointwise(params, carry, u, hw):  # reset_after: everything after h W_h (the fused path calls it too)
+    h_prev = carry.h
+    cdt = h_prev.dtype
+    u_r, u_z, u_n = jnp.split(u.astype(cdt), 3, axis=-1)
+    hw_r, hw_z, hw_n = jnp.split(hw.astype(cdt), 3, axis=-1)
+    r = gate_act(u_r + hw_r)
+    z = gate_act(u_z + hw_z)
+    n = act(u_n + r * _dense.add_bias(hw_n, params.b_hn))
+    h = (1 - z) * n + z * h_prev
+    return GRUCarry(h=h), h
+
   def step_transformed(params, carry, u):
     _check_params(params)
     u = _dense.check_transformed("input_transform(x)", u, 3 * H)
     _dense.check_carry(carry, GRUCarry, u.shape[:-1], H)
     h_prev = carry.h
+    if reset_after:
+      return pointwise(params, carry, u, _dense.recurrent(h_prev, params.w_h, dtype, precision))
     cdt = h_prev.dtype
     u_r, u_z, u_n = jnp.split(u.astype(cdt), 3, axis=-1)
-    if reset_after:
-      hw = _dense.recurrent(h_prev, params.w_h, dtype, precision).astype(cdt)
-      hw_r, hw_z, hw_n = jnp.split(hw, 3, axis=-1)
-      r = gate_act(u_r + hw_r)
-      z = gate_act(u_z + hw_z)
-      hw_n = _dense.add_bias(hw_n, params.b_hn)
-      n = act(u_n + r * hw_n)
-    else:
-      hw = _dense.recurrent(h_prev, params.w_h[:, :2 * H], dtype, precision).astype(cdt)
-      hw_r, hw_z = jnp.split(hw, 2, axis=-1)
-      r = gate_act(u_r + hw_r)
-      z = gate_act(u_z + hw_z)
-      hw_n = _dense.recurrent(r * h_prev, params.w_h[:, 2 * H:], dtype, precision).astype(cdt)
-      hw_n = _dense.add_bias(hw_n, params.b_hn)
-      n = act(u_n + hw_n)
+    hw = _dense.recurrent(h_prev, params.w_h[:, :2 * H], dtype, precision).astype(cdt)
+    hw_r, hw_z = jnp.split(hw, 2, axis=-1)
+    r = gate_act(u_r + hw_r)
+    z = gate_act(u_z + hw_z)
+    hw_n = _dense.recurrent(r * h_prev, params.w_h[:, 2 * H:], dtype, precision).astype(cdt)
+    n = act(u_n + _dense.add_bias(hw_n, params.b_hn))
     h = (1 - z) * n + z * h_prev
     return GRUCarry(h=h), h
 
@@ -147,8 +151,9 @@ def gru(
 
   sequence = None
   if reset_after:
-    sequence = _fused_scan.checked(_fused_scan.gru_sequence(input_transform, act, gate_act, H, dtype, precision),
-                                   _check_params, GRUCarry, H)
+    sequence = _fused_scan.checked(
+        _fused_scan.fused_sequence(input_transform, pointwise, ("b_hn",), dtype, precision), _check_params,
+        GRUCarry, H)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
               step_transformed=step_transformed, sequence=sequence,

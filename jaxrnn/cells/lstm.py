@@ -140,21 +140,24 @@ def lstm(
     xs = _checks.step_input("x", xs, (params.w_i.shape[0],))
     return _dense.project(xs, params.w_i, params.b, dtype, precision)
 
-  def step_transformed(params, carry, u):
-    _check_params(params)
-    u = _dense.check_transformed("input_transform(x)", u, 4 * H)
-    _dense.check_carry(carry, LSTMCarry, u.shape[:-1], H)
-    z = u + _dense.recurrent(carry.h, params.w_h, dtype, precision)
-    z = z.astype(carry.c.dtype)
+  def pointwise(params, carry, u, hw):  # everything after the recurrent product: the fused path calls it too
+    del params  # the LSTM's gate math reads no params: b is in input_transform
+    z = (u + hw).astype(carry.c.dtype)
     i, f, g, o = jnp.split(z, 4, axis=-1)
     c = gate_act(f) * carry.c + gate_act(i) * act(g)
     h = gate_act(o) * act(c)
     return LSTMCarry(h=h, c=c), h
 
+  def step_transformed(params, carry, u):
+    _check_params(params)
+    u = _dense.check_transformed("input_transform(x)", u, 4 * H)
+    _dense.check_carry(carry, LSTMCarry, u.shape[:-1], H)
+    return pointwise(params, carry, u, _dense.recurrent(carry.h, params.w_h, dtype, precision))
+
   def step(params, carry, x):
     return step_transformed(params, carry, input_transform(params, x))
 
-  sequence = _fused_scan.checked(_fused_scan.lstm_sequence(input_transform, act, gate_act, H, dtype, precision),
+  sequence = _fused_scan.checked(_fused_scan.fused_sequence(input_transform, pointwise, (), dtype, precision),
                                  _check_params, LSTMCarry, H)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,

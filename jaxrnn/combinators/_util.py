@@ -9,7 +9,7 @@ from typing import Any, Optional, Sequence
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.types import Cell
+from jaxrnn.types import Cell, RunOptions
 from jaxrnn.unroll import unroll
 
 
@@ -85,6 +85,14 @@ def split_examples(keys: jax.Array, n: int) -> list:
   flat = keys.reshape((-1, keys.shape[-1]))
   out = jax.vmap(lambda k: jax.random.split(k, n))(flat)  # [N, n, K]
   return [out[:, i].reshape(keys.shape) for i in range(n)]
+
+
+def unroll_inner(cell: Cell, params: Any, carry: Any, xs: Any, mask: Optional[jax.Array], options: RunOptions,
+                 reverse: bool = False) -> Any:
+  """An inner cell over the time-major ``xs`` of a combinator's sequence path: :func:`jaxrnn.unroll` with the
+  lengths of ``mask`` and the caller's run options, so that every option reaches the inner scans."""
+  return unroll(cell, params, carry, xs, seq_lengths=lengths_from_mask(mask), time_major=True, reverse=reverse,
+                options=options)
 
 
 def lengths_from_mask(mask: Optional[jax.Array]) -> Optional[jax.Array]:

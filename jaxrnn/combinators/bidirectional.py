@@ -10,7 +10,6 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn.combinators import _util
 from jaxrnn.types import ALL_OPTIONS, Cell, SequencePath
-from jaxrnn.unroll import unroll
 
 
 class BidirectionalParams(NamedTuple):
@@ -108,10 +107,8 @@ def bidirectional(fwd: Cell, bwd: Cell, merge: Union[str, None, Callable] = "con
 
   def sequence(params, carry, xs, mask, options):
     _checks.carry_type("carry", carry, BidirectionalCarry)
-    lengths = _util.lengths_from_mask(mask)
-    c_f, h_f = unroll(fwd, params.fwd, carry.fwd, xs, seq_lengths=lengths, time_major=True, options=options)
-    c_b, h_b = unroll(bwd, params.bwd, carry.bwd, xs, seq_lengths=lengths, time_major=True, reverse=True,
-                      options=options)
+    c_f, h_f = _util.unroll_inner(fwd, params.fwd, carry.fwd, xs, mask, options)
+    c_b, h_b = _util.unroll_inner(bwd, params.bwd, carry.bwd, xs, mask, options, reverse=True)
     dt = jnp.result_type(h_f.dtype, h_b.dtype)
     hs = merge_fn(h_f.astype(dt), h_b.astype(dt))
     return BidirectionalCarry(fwd=c_f, bwd=c_b), _util.zero_padded(hs, mask)

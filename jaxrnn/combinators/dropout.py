@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn.combinators import _util
-from jaxrnn.types import Cell
+from jaxrnn.types import ALL_OPTIONS, Cell, SequencePath
 
 
 class DropoutCarry(NamedTuple):
@@ -57,9 +57,9 @@ def _wrapper(cell: Cell, name: str, step, sequence=None) -> Cell:
   if sequence is not None:
     def checked_run(params, carry, xs, mask, options):
       _checks.carry_type("carry", carry, DropoutCarry)
-      return sequence.run(params, carry, xs, mask, options)
+      return sequence(params, carry, xs, mask, options)
 
-    checked_sequence = sequence._replace(run=checked_run)
+    checked_sequence = SequencePath(checked_run, ALL_OPTIONS)
 
   return Cell(init=cell.init, initial_carry=initial_carry, step=checked_step, sequence=checked_sequence,
               input_ndim=cell.input_ndim, name=name)
@@ -69,7 +69,7 @@ def _batch_ndim(keys):
   return keys.ndim - 1
 
 
-def _step_keys(keys: jax.Array, mask: Optional[jax.Array], num_steps: int, n: int):
+def _step_keys(keys: jax.Array, mask: Optional[jax.Array], num_steps: int, n: int, unroll: Any = 1):
   """The per-step keys that ``n + 1``-way splits of ``keys: [*B, K]`` give over ``num_steps`` steps.
 
   At each step the carried key is split into ``(key, k_1, ..., k_n)`` and moves on to ``key`` where ``mask`` is
@@ -82,7 +82,7 @@ def _step_keys(keys: jax.Array, mask: Optional[jax.Array], num_steps: int, n: in
       new = jnp.where(m[..., None], new, key)
     return new, drawn
 
-  return jax.lax.scan(body, keys, mask, length=num_steps)
+  return jax.lax.scan(body, keys, mask, length=num_steps, unroll=unroll)
 
 
 def dropout(cell: Cell, input_rate: float = 0.0, output_rate: float = 0.0, name: Optional[str] = None) -> Cell:
@@ -91,9 +91,9 @@ def dropout(cell: Cell, input_rate: float = 0.0, output_rate: float = 0.0, name:
   Only the non-recurrent connections are dropped (Zaremba, Sutskever & Vinyals 2014): ``x_t`` before the cell
   and ``h_t`` after it; the carry the next step reads is not dropped. Inverted dropout: kept units are scaled
   by ``1 / (1 - rate)``, so inference (``key=None``) needs no rescaling. If the wrapped cell has a
-  whole-sequence path (a :func:`jaxrnn.bidirectional` layer, the fused LSTM), so does the wrapper: it draws the
-  masks of all steps at once from the same per-step keys as the step path, so both paths (and ``remat``, which
-  scans the step) give the same masks for the same key.
+  The wrapper has a whole-sequence path too: it draws the masks of all steps at once from the same per-step keys as
+  the step path and runs the wrapped cell with :func:`jaxrnn.unroll` (its fused or parallel path, and every run
+  option), so every path gives the same masks for the same key.
 
   Args:
     cell: the wrapped cell.
@@ -132,24 +132,20 @@ def dropout(cell: Cell, input_rate: float = 0.0, output_rate: float = 0.0, name:
       h = h * _util.keep_masks(k_out, output_rate, h.shape[nb:], h.dtype)
     return DropoutCarry(cell=c, key=key), h
 
-  sequence = None
-  if cell.sequence is not None:
-    def run(params, carry, xs, mask, options):
-      if carry.key is None:
-        c, hs = cell.sequence.run(params, carry.cell, xs, mask, options)
-        return DropoutCarry(cell=c, key=None), hs
-      # The keys of every step, split exactly as ``step`` splits them (the key advances only at valid steps),
-      # so both paths draw the same masks from the same key.
-      key, (k_in, k_out) = _step_keys(carry.key, mask, xs.shape[0], 2)
-      nb = _batch_ndim(carry.key)
-      if input_rate:
-        xs = xs * jax.vmap(lambda k: _util.keep_masks(k, input_rate, xs.shape[1 + nb:], xs.dtype))(k_in)
-      c, hs = cell.sequence.run(params, carry.cell, xs, mask, options)
-      if output_rate:
-        hs = hs * jax.vmap(lambda k: _util.keep_masks(k, output_rate, hs.shape[1 + nb:], hs.dtype))(k_out)
-      return DropoutCarry(cell=c, key=key), hs
-
-    sequence = cell.sequence._replace(run=run)
+  def sequence(params, carry, xs, mask, options):
+    if carry.key is None:
+      c, hs = _util.unroll_inner(cell, params, carry.cell, xs, mask, options)
+      return DropoutCarry(cell=c, key=None), hs
+    # The keys of every step, split exactly as ``step`` splits them (the key advances only at valid steps), so
+    # both paths draw the same masks from the same key.
+    key, (k_in, k_out) = _step_keys(carry.key, mask, xs.shape[0], 2, options.unroll)
+    nb = _batch_ndim(carry.key)
+    if input_rate:
+      xs = xs * jax.vmap(lambda k: _util.keep_masks(k, input_rate, xs.shape[1 + nb:], xs.dtype))(k_in)
+    c, hs = _util.unroll_inner(cell, params, carry.cell, xs, mask, options)
+    if output_rate:
+      hs = hs * jax.vmap(lambda k: _util.keep_masks(k, output_rate, hs.shape[1 + nb:], hs.dtype))(k_out)
+    return DropoutCarry(cell=c, key=key), hs
 
   return _wrapper(cell, name or f"dropout({cell.name})", step, sequence)
 

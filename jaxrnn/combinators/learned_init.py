@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import _checks
-from jaxrnn.types import Cell
+from jaxrnn.combinators import _util
+from jaxrnn.types import ALL_OPTIONS, Cell, SequencePath
 
 
 class LearnedInitParams(NamedTuple):
@@ -59,7 +60,7 @@ def learned_initial_carry(cell: Cell, name: Optional[str] = None) -> Cell:
   def step(params, carry, x):
     return cell.step(params.cell, carry, x)
 
-  input_transform = step_transformed = sequence = None
+  input_transform = step_transformed = None
   if cell.input_transform is not None and cell.step_transformed is not None:
     def input_transform(params, xs):
       return cell.input_transform(params.cell, xs)
@@ -67,11 +68,8 @@ def learned_initial_carry(cell: Cell, name: Optional[str] = None) -> Cell:
     def step_transformed(params, carry, u):
       return cell.step_transformed(params.cell, carry, u)
 
-  if cell.sequence is not None:
-    def run(params, carry, xs, mask, options):
-      return cell.sequence.run(params.cell, carry, xs, mask, options)
-
-    sequence = cell.sequence._replace(run=run)
+  def sequence(params, carry, xs, mask, options):
+    return _util.unroll_inner(cell, params.cell, carry, xs, mask, options)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=sequence, input_ndim=cell.input_ndim, name=name)
+              step_transformed=step_transformed, sequence=SequencePath(sequence, ALL_OPTIONS), input_ndim=cell.input_ndim, name=name)

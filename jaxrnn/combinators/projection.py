@@ -11,7 +11,7 @@ from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
 from jaxrnn.combinators import _util
-from jaxrnn.types import Cell
+from jaxrnn.types import ALL_OPTIONS, Cell, SequencePath
 
 
 class DenseParams(NamedTuple):
@@ -108,15 +108,12 @@ def with_projection(
     carry, h = cell.step(params.cell, carry, x)
     return carry, project(params.dense, h)
 
-  sequence = None
-  if cell.sequence is not None:
-    def run(params, carry, xs, mask, options):
-      carry, hs = cell.sequence.run(params.cell, carry, xs, mask, options)
-      return carry, _util.zero_padded(project(params.dense, hs), mask)
+  def sequence(params, carry, xs, mask, options):
+    carry, hs = _util.unroll_inner(cell, params.cell, carry, xs, mask, options)
+    return carry, _util.zero_padded(project(params.dense, hs), mask)
 
-    sequence = cell.sequence._replace(run=run)
-
-  return Cell(init=init, initial_carry=initial_carry, step=step, sequence=sequence, input_ndim=cell.input_ndim,
+  return Cell(init=init, initial_carry=initial_carry, step=step, sequence=SequencePath(sequence, ALL_OPTIONS),
+              input_ndim=cell.input_ndim,
               name=name)
 
 
@@ -196,12 +193,8 @@ def with_input_transform(
   def step(params, carry, x):
     return step_transformed(params, carry, input_transform(params, x))
 
-  sequence = None
-  if cell.sequence is not None:
-    def run_dense(params, carry, xs, mask, options):
-      return cell.sequence.run(params.cell, carry, dense(params, xs), mask, options)
-
-    sequence = cell.sequence._replace(run=run_dense)
+  def sequence_dense(params, carry, xs, mask, options):
+    return _util.unroll_inner(cell, params.cell, carry, dense(params, xs), mask, options)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=sequence, name=name)
+              step_transformed=step_transformed, sequence=SequencePath(sequence_dense, ALL_OPTIONS), name=name)

@@ -7,7 +7,7 @@ from typing import Optional
 import jax.numpy as jnp
 
 from jaxrnn.combinators import _util
-from jaxrnn.types import Cell
+from jaxrnn.types import ALL_OPTIONS, Cell, SequencePath
 
 
 def residual(cell: Cell, name: Optional[str] = None) -> Cell:
@@ -51,13 +51,9 @@ def residual(cell: Cell, name: Optional[str] = None) -> Cell:
     carry, h = cell.step(params, carry, x)
     return carry, add(h, jnp.asarray(x))
 
-  sequence = None
-  if cell.sequence is not None:
-    def run(params, carry, xs, mask, options):
-      carry, hs = cell.sequence.run(params, carry, xs, mask, options)
-      return carry, _util.zero_padded(add(hs, xs), mask)
+  def sequence(params, carry, xs, mask, options):
+    carry, hs = _util.unroll_inner(cell, params, carry, xs, mask, options)
+    return carry, _util.zero_padded(add(hs, xs), mask)
 
-    sequence = cell.sequence._replace(run=run)
-
-  return Cell(init=cell.init, initial_carry=cell.initial_carry, step=step, sequence=sequence,
+  return Cell(init=cell.init, initial_carry=cell.initial_carry, step=step, sequence=SequencePath(sequence, ALL_OPTIONS),
               input_ndim=cell.input_ndim, name=name)

@@ -11,7 +11,6 @@ from jaxrnn import _checks
 from jaxrnn.combinators import _util
 from jaxrnn.combinators.dropout import dropout as dropout_wrapper
 from jaxrnn.types import ALL_OPTIONS, Cell, SequencePath
-from jaxrnn.unroll import unroll
 
 
 def stack(
@@ -34,10 +33,12 @@ def stack(
   Params and carries are plain tuples with one entry per layer. ``init(key, input_size)`` infers each layer's
   input size from the output of the one below (``jax.eval_shape``, nothing is computed), as stax does.
 
-  If any layer has a whole-sequence path (``cell.sequence``, e.g. a :func:`jaxrnn.bidirectional` layer), the
-  stack gets one too: it runs the layers one after the other over the whole sequence with
-  :func:`jaxrnn.unroll` (``jaxrnn.unroll(stack, ...)`` then works with ``seq_lengths``); its ``step`` then
-  raises, as the bidirectional layer's does. Otherwise one scan runs all layers step by step.
+  Two ways to run it compute the same function. :func:`jaxrnn.unroll` (``mode="auto"``) runs the layers one after
+  the other over the whole sequence (the stack's ``sequence`` path, as cuDNN does), each with
+  :func:`jaxrnn.unroll` and the caller's run options (``remat``, ``unroll``, ``hoist`` reach every layer's scan;
+  each layer takes its own fused or parallel path; each layer's input projection can be hoisted).
+  ``mode="step"`` and ``step`` run all layers step by step in one scan; that needs every layer to have a step
+  (a :func:`jaxrnn.bidirectional` layer has none: its ``step`` raises).
 
   Args:
     *cells: the layers, bottom first; any :class:`jaxrnn.Cell`, including other combinators.
@@ -79,7 +80,6 @@ def stack(
   n = len(cells)
   if name is None:
     name = "stack(" + ",".join(c.name for c in cells) + ")"
-  has_sequence = any(c.sequence is not None for c in cells)
 
   def init(key, input_size):
     _checks.key("key", key)
@@ -138,15 +138,13 @@ def stack(
   def sequence(params, carry, xs, mask, options):
     check_params(params)
     check_carry(carry)
-    lengths = _util.lengths_from_mask(mask)
     new, hs = [], []
     below = xs
     for i, (cell, p, c) in enumerate(zip(cells, params, carry)):
-      c, below = unroll(cell, p, c, layer_input(i, xs, below), seq_lengths=lengths, time_major=True,
-                        options=options)
+      c, below = _util.unroll_inner(cell, p, c, layer_input(i, xs, below), mask, options)
       new.append(c)
       hs.append(below)
     return tuple(new), output(hs)
 
-  return Cell(init=init, initial_carry=initial_carry, step=step, sequence=SequencePath(sequence, ALL_OPTIONS) if has_sequence else None,
+  return Cell(init=init, initial_carry=initial_carry, step=step, sequence=SequencePath(sequence, ALL_OPTIONS),
               input_ndim=cells[0].input_ndim, name=name)

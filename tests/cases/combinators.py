@@ -1,6 +1,7 @@
 """Combinator cases (stack, residual, reset_on, learned initial carry, projections, zoneout at inference,
 bidirectional) with float64 NumPy references built from the core cells' reference steps."""
 
+import jax.numpy as jnp
 import numpy as np
 
 import jaxrnn
@@ -25,6 +26,21 @@ def ref_stack_skip(p, c, x):
 def ref_residual(p, c, x):
   c, h = ref_lstm(p, c, x)
   return c, h + x
+
+
+def packed_flags(cell):
+  """``reset_on``'s ``(x, should_reset)`` inputs packed as one array ``[*B, F + 1]`` (flag in the last column), so
+  that the generic checks, which build, flip, pad and cast arrays, run it; ``unroll``'s pytree inputs are
+  tested directly in tests/test_reset.py."""
+  unpack = lambda x: (x[..., :-1], x[..., -1] > 0.5)
+  return jaxrnn.Cell(init=lambda key, size: cell.init(key, size - 1), initial_carry=cell.initial_carry,
+                     step=lambda p, c, x: cell.step(p, c, unpack(x)),
+                     input_transform=lambda p, xs: packed(*cell.input_transform(p, unpack(xs))),
+                     step_transformed=lambda p, c, u: cell.step_transformed(p, c, unpack(u)), name=cell.name)
+
+
+def packed(u, flag):
+  return jnp.concatenate([u, flag.astype(u.dtype)[..., None]], axis=-1)
 
 
 def ref_reset(p, c, x):
@@ -62,7 +78,7 @@ CASES = [
                                                      skip_output=True), reference=ref_stack_skip,
              variant_of="stack_lstm_gru"),
     CellCase("residual_lstm", lambda **kw: jaxrnn.residual(jaxrnn.lstm(3, **kw)), reference=ref_residual),
-    CellCase("reset_on_gru", lambda **kw: jaxrnn.reset_on(jaxrnn.gru(5, **kw)), input_shape=(4,),
+    CellCase("reset_on_gru", lambda **kw: packed_flags(jaxrnn.reset_on(jaxrnn.gru(5, **kw))), input_shape=(4,),
              reference=ref_reset),
     CellCase("learned_init_lstm", lambda **kw: jaxrnn.learned_initial_carry(jaxrnn.lstm(4, **kw)),
              reference=ref_learned),
