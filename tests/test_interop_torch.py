@@ -188,6 +188,9 @@ def test_cell_modules(kind, bias):
            "LSTMCell": jaxrnn.lstm(H, use_bias=bias), "GRUCell": jaxrnn.gru(H, use_bias=bias)}[name]
   sd = to_torch(plain, params, mode=name)
   assert sorted(sd) == sorted(m.state_dict())
+  # A *Cell from from_torch is one layer: a stack of it is the multi-layer module.
+  assert torch_spec(jaxrnn.stack(cell, name="encoder"), (params,)) == jaxrnn.interop.TorchSpec(
+      mode=name[:-4], input_size=I, hidden_size=H, bias=bias, nonlinearity=nonlin or "tanh")
   assert_identical(from_torch(sd, nonlinearity=nonlin or None)[1], params)
 
 
@@ -400,6 +403,8 @@ def test_refused_with_clear_messages():
        r"same kind of layer and the same directions in every layer, got \['LSTM', 'bidirectional LSTM'\]"),
       (jaxrnn.stack(jaxrnn.stack(jaxrnn.lstm(H))), None,
        r"layer 0 'stack\(lstm\)' is made by stack, which is not a layer of any PyTorch recurrent module"),
+      (jaxrnn.stack(from_torch(torch.nn.GRU(I, H))[0]), None,
+       r"layer 0 'torch.nn.GRU\(.*\)' is a whole torch.nn.GRU module \(from from_torch\), not one layer"),
   ]
   for cell, params, match in refused:
     with pytest.raises(ValueError, match=match) as e:

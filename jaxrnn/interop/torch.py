@@ -380,6 +380,12 @@ def _unit(top: str, cell: Cell, what: Optional[str]) -> _Unit:
   """The PyTorch layer that one jaxrnn cell (not a combinator) computes."""
   cfg = _declared(top, cell, what)
   label = _label(what, cell)
+  if cfg.factory == "from_torch":
+    mode = cfg.get("mode")
+    if not mode.endswith("Cell"):
+      raise _unsupported(top, f"{label} is a whole torch.nn.{mode} module (from from_torch), not one layer: "
+                         "PyTorch's recurrent modules do not nest")
+    return _unit(top, cfg.cells[0], what)  # a *Cell: its inner cell, as the factories built it
   act, gate_act = cfg.get("activation"), cfg.get("gate_activation")
   if cfg.factory in ("simple_rnn", "irnn"):
     if act not in _NONLINEARITIES:
@@ -394,8 +400,8 @@ def _unit(top: str, cell: Cell, what: Optional[str]) -> _Unit:
     raise _unsupported(top, f"{label} has {' and '.join(wrong)}; PyTorch's nn.LSTM and nn.GRU use tanh and sigmoid")
   if cfg.factory == "gru":
     if not cfg.get("reset_after"):
-      raise _unsupported(top, "PyTorch's GRU applies the reset gate after the recurrent matmul "
-                         f"(jaxrnn.gru(reset_after=True)), {label} before it")
+      raise _unsupported(top, f"{label} has reset_after=False, but PyTorch's GRU applies the reset gate after the "
+                         "recurrent matmul (jaxrnn.gru(reset_after=True))")
     return _Unit("GRU", "tanh", cfg.get("hidden_size"), 0, cfg.get("use_bias"))
   return _Unit("LSTM", "tanh", cfg.get("hidden_size"), cfg.get("proj_size", 0), cfg.get("use_bias"))
 
