@@ -188,6 +188,9 @@ def test_cell_modules(kind, bias):
            "LSTMCell": jaxrnn.lstm(H, use_bias=bias), "GRUCell": jaxrnn.gru(H, use_bias=bias)}[name]
   sd = to_torch(plain, params, mode=name)
   assert sorted(sd) == sorted(m.state_dict())
+  # A *Cell from from_torch is one layer: a stack of it is the multi-layer module.
+  assert torch_spec(jaxrnn.stack(cell, name="encoder"), (params,)) == jaxrnn.interop.TorchSpec(
+      mode=name[:-4], input_size=I, hidden_size=H, bias=bias, nonlinearity=nonlin or "tanh")
   assert_identical(from_torch(sd, nonlinearity=nonlin or None)[1], params)
 
 
@@ -201,13 +204,14 @@ def test_plain_jaxrnn_cells_export():
        "GRU(2, 3, bidirectional=True)"),
       (jaxrnn.simple_rnn(H, activation="relu", use_bias=False), torch.nn.RNN(I, H, nonlinearity="relu", bias=False),
        "RNN(2, 3, bias=False)"),
+      (jaxrnn.irnn(H), torch.nn.RNN(I, H, nonlinearity="relu"), "RNN(2, 3)"),   # an IRNN is a relu RNN
       (jaxrnn.stack(lstmp_bi, lstmp_bi), torch.nn.LSTM(I, H, 2, bidirectional=True, proj_size=P),
        "LSTM(2, 3, proj_size=2, num_layers=2, bidirectional=True)"),
   ]
   x = torch.randn(T, B, I)
   for cell, ref, rep in cases:
     params = from_torch(ref)[1]
-    if not isinstance(cell.name, str) or not cell.name.startswith("stack"):
+    if cell.config.factory != "stack":
       params = params[0]                                           # a bare layer, not a stack of one
     m = torch_module(cell, params)
     assert repr(m) == rep
@@ -267,7 +271,11 @@ def test_errors():
   lstm_p2 = lstm_p._replace(w_i=z(H, 4 * H))
   with pytest.raises(ValueError, match="skip_output"):
     to_torch(jaxrnn.stack(jaxrnn.lstm(H), jaxrnn.lstm(H), skip_output=True), (lstm_p, lstm_p2))
+  # The bias is declared (use_bias), not read from the first layer's params: both directions of a mismatch raise.
+  no_bias = jaxrnn.lstm(H, use_bias=False)
   with pytest.raises(ValueError, match=r"params\[1\].b must be None: torch.nn.LSTM\(.*bias=False"):
+    to_torch(jaxrnn.stack(no_bias, no_bias), (lstm_p._replace(b=None), lstm_p2))
+  with pytest.raises(ValueError, match=r"params\[0\].b must have shape \(12,\) for torch.nn.LSTM\(.*bias=True.*None"):
     to_torch(jaxrnn.stack(jaxrnn.lstm(H), jaxrnn.lstm(H)), (lstm_p._replace(b=None), lstm_p2))
   with pytest.raises(ValueError, match="proj_size < hidden_size"):
     to_torch(jaxrnn.lstmp(H, H), jaxrnn.LSTMPParams(w_i=z(I, 4 * H), w_h=z(H, 4 * H), b=None, w_r=z(H, H)))
@@ -286,6 +294,139 @@ def test_errors():
     carry_from_torch(cell, np.zeros((2, B, H), np.float32))
   with pytest.raises(ValueError, match="cannot map cell 'dropout"):
     torch_spec(jaxrnn.dropout(jaxrnn.lstm(H), output_rate=0.1))
+
+
+def test_factories_declare_their_structure():
+  """Factories record the math-defining hyperparameters as plain values, sorted; wrappers declare nothing."""
+  assert jaxrnn.lstm(H).config == jaxrnn.CellConfig(
+      "lstm", (("activation", "tanh"), ("gate_activation", "sigmoid"), ("hidden_size", H), ("use_bias", True)))
+  assert jaxrnn.gru(H, reset_after=False, use_bias=False).config == jaxrnn.CellConfig(
+      "gru", (("activation", "tanh"), ("gate_activation", "sigmoid"), ("hidden_size", H), ("reset_after", False),
+              ("use_bias", False)))
+  assert jaxrnn.lstmp(H, P).config.get("proj_size") == P
+  assert jaxrnn.simple_rnn(H, activation=lambda x: x).config.get("activation") == "custom"
+  assert jaxrnn.irnn(H, scale=0.5).config == jaxrnn.CellConfig(
+      "irnn", (("activation", "relu"), ("hidden_size", H), ("scale", 0.5), ("use_bias", True)))
+  layers = (jaxrnn.lstm(H), jaxrnn.gru(H))
+  st = jaxrnn.stack(*layers, dropout=0.25, skip_input=True, name="encoder")
+  assert st.config == jaxrnn.CellConfig(
+      "stack", (("dropout", 0.25), ("skip_input", True), ("skip_output", False)), layers)  # the layers as given
+  bi = jaxrnn.bidirectional(*layers, merge=jnp.add)
+  assert bi.config.factory == "bidirectional" and bi.config.get("merge") == "custom" and bi.config.cells == layers
+  assert jaxrnn.bidirectional(*layers, merge=None).config.get("merge") is None
+  for cell in (st, bi, *layers, jaxrnn.simple_rnn(H), jaxrnn.irnn(H), jaxrnn.lstmp(H, P)):
+    names = [k for k, _ in cell.config.kwargs]
+    assert names == sorted(names), cell.name
+  inner = jaxrnn.lstm(H)
+  wrappers = [jaxrnn.residual(inner), jaxrnn.dropout(inner, output_rate=0.1), jaxrnn.variational_dropout(inner),
+              jaxrnn.zoneout(inner, 0.1), jaxrnn.with_projection(inner, 2), jaxrnn.with_input_transform(inner, 2),
+              jaxrnn.learned_initial_carry(inner), jaxrnn.reset_on(inner), jaxrnn.lstm(H, variant="NOAF"),
+              jaxrnn.coupled_lstm(H)]
+  for cell in wrappers:  # never the inner cell's config: that would export the wrong model
+    assert cell.config is None, cell.name
+
+
+@pytest.mark.parametrize("structure", ["lstm", "stack", "bidirectional", "stack_of_bidirectional", "from_torch"])
+def test_renamed_models_export_identically(structure):
+  """The structure is declared data: a cell renamed (name=..., or _replace(name=...)) exports as before."""
+  torch.manual_seed(4)
+  lstmp_bi = lambda **kw: jaxrnn.bidirectional(jaxrnn.lstmp(H, P), jaxrnn.lstmp(H, P), **kw)
+  cases = {  # plain cell, renamed cell, torch module with params of the same structure
+      "lstm": (jaxrnn.lstm(H), jaxrnn.lstm(H)._replace(name="encoder"), torch.nn.LSTM(I, H)),
+      "stack": (jaxrnn.stack(jaxrnn.gru(H), jaxrnn.gru(H)), jaxrnn.stack(jaxrnn.gru(H), jaxrnn.gru(H), name="encoder"),
+                torch.nn.GRU(I, H, 2)),
+      "bidirectional": (jaxrnn.bidirectional(jaxrnn.lstm(H), jaxrnn.lstm(H)),
+                        jaxrnn.bidirectional(jaxrnn.lstm(H), jaxrnn.lstm(H), name="encoder"),
+                        torch.nn.LSTM(I, H, bidirectional=True)),
+      "stack_of_bidirectional": (jaxrnn.stack(lstmp_bi(), lstmp_bi()),
+                                 jaxrnn.stack(lstmp_bi(name="lower"), lstmp_bi(name="upper"), name="encoder"),
+                                 torch.nn.LSTM(I, H, 2, bidirectional=True, proj_size=P)),
+  }
+  if structure == "from_torch":
+    m = torch.nn.GRU(I, H, 2, batch_first=True)
+    plain = from_torch(m)[0]
+    renamed, ref = plain._replace(name="encoder"), m
+  else:
+    plain, renamed, ref = cases[structure]
+  params = from_torch(ref)[1]
+  if plain.config.factory not in ("stack", "from_torch"):
+    params = params[0]
+  assert renamed.name == "encoder" and renamed.name != plain.name
+  assert torch_spec(renamed) == torch_spec(plain)
+  assert torch_spec(renamed, params) == torch_spec(plain, params) == torch_spec(from_torch(ref)[0])
+  sd, sd_renamed = to_torch(plain, params), to_torch(renamed, params)
+  assert list(sd_renamed) == list(sd) == list(ref.state_dict())
+  for k in sd:
+    torch.testing.assert_close(sd_renamed[k], sd[k], rtol=0, atol=0)
+  assert repr(torch_module(renamed, params)) == repr(torch_module(plain, params)) == repr(ref)
+  carry = jax.tree.map(jnp.ones_like, plain.initial_carry(params, (B,)))
+  for a, b in zip(flat_state(carry_to_torch(renamed, carry)), flat_state(carry_to_torch(plain, carry))):
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_refused_with_clear_messages():
+  """Cells no PyTorch module computes are refused with a message naming the cell and the reason; a name that
+  looks like a supported cell fools nothing."""
+  z = lambda *shape: jnp.zeros(shape, jnp.float32)
+  lstm_p = jaxrnn.LSTMParams(w_i=z(I, 4 * H), w_h=z(H, 4 * H), b=z(4 * H))
+  supported = "Supported: cells made by from_torch; jaxrnn's simple_rnn"
+  refused = [  # (cell, params or None, message)
+      (jaxrnn.lstm(H, activation=jnp.tanh), lstm_p,
+       r"cell 'lstm' .*: it has a custom activation \(a callable\); PyTorch's nn.LSTM and nn.GRU use tanh and "
+       "sigmoid"),
+      (jaxrnn.gru(H, gate_activation="hard_sigmoid"), None, "it has gate_activation='hard_sigmoid'"),
+      (jaxrnn.simple_rnn(H, activation=jax.nn.gelu), None,
+       r"cell 'simple_rnn_gelu' .*a custom activation \(a callable\); nn.RNN's nonlinearity is 'tanh' or 'relu'"),
+      (jaxrnn.simple_rnn(H, activation="identity"), None, "activation='identity'; nn.RNN's nonlinearity"),
+      (jaxrnn.stack(jaxrnn.lstm(H, activation=lambda x: x), name="encoder"), None,
+       "cell 'encoder' .*: layer 0 'lstm' has a custom activation"),
+      # Wrappers that change the math declare no structure, whatever they are called.
+      (jaxrnn.residual(jaxrnn.lstm(H), name="lstm"), lstm_p,
+       r"cell 'lstm' .*: it has no declared structure \(its config is None\).*residual"),
+      (jaxrnn.with_projection(jaxrnn.lstm(H), 2), None, "'with_projection.*it has no declared structure"),
+      (jaxrnn.stack(jaxrnn.lstm(H), jaxrnn.learned_initial_carry(jaxrnn.lstm(H))), None,
+       r"layer 1 'learned_initial_carry\(lstm\)' has no declared structure"),
+      (jaxrnn.lstm(H, variant="NOAF"), None, r"cell 'lstm_NOAF' .*: it has no declared structure.*lstm\(variant"),
+      (jaxrnn.bidirectional(jaxrnn.lstm(H, variant="NP"), jaxrnn.lstm(H, variant="NP")), None,
+       r"its fwd 'lstm_NP' has no declared structure"),
+      # Hyperparameters no PyTorch module has.
+      (jaxrnn.stack(jaxrnn.lstm(H), jaxrnn.lstm(H), skip_input=True), None, r"stack\(skip_input=True\)"),
+      (jaxrnn.stack(jaxrnn.lstm(H), jaxrnn.lstm(H), dropout=0.2), None,
+       r"stack\(dropout=0.2\); export the same stack built without dropout"),
+      (jaxrnn.bidirectional(jaxrnn.gru(H), jaxrnn.gru(H), merge="sum"), None,
+       r"it has merge='sum'; PyTorch concatenates the directions"),
+      (jaxrnn.bidirectional(jaxrnn.gru(H), jaxrnn.gru(H), merge=jnp.maximum), None, r"a custom merge \(a callable\)"),
+      (jaxrnn.bidirectional(jaxrnn.gru(H), jaxrnn.gru(4)), None,
+       r"same cell both ways, it has GRU\(hidden_size=3, bias=True\) forwards and GRU\(hidden_size=4"),
+      (jaxrnn.stack(jaxrnn.lstm(H), jaxrnn.lstm(4)), None, "same hidden_size, proj_size and bias in every layer"),
+      (jaxrnn.stack(jaxrnn.lstm(H), jaxrnn.bidirectional(jaxrnn.lstm(H), jaxrnn.lstm(H))), None,
+       r"same kind of layer and the same directions in every layer, got \['LSTM', 'bidirectional LSTM'\]"),
+      (jaxrnn.stack(jaxrnn.stack(jaxrnn.lstm(H))), None,
+       r"layer 0 'stack\(lstm\)' is made by stack, which is not a layer of any PyTorch recurrent module"),
+      (jaxrnn.stack(from_torch(torch.nn.GRU(I, H))[0]), None,
+       r"layer 0 'torch.nn.GRU\(.*\)' is a whole torch.nn.GRU module \(from from_torch\), not one layer"),
+  ]
+  for cell, params, match in refused:
+    with pytest.raises(ValueError, match=match) as e:
+      torch_spec(cell)
+    assert supported in str(e.value)
+    if params is not None:
+      for fn in (lambda: to_torch(cell, params), lambda: torch_module(cell, params),
+                 lambda: carry_to_torch(cell, cell.initial_carry(params, (B,)))):
+        with pytest.raises(ValueError, match=match):
+          fn()
+  with pytest.raises(TypeError, match="cell must be a jaxrnn.Cell, got str"):
+    torch_spec("torch.nn.LSTM(input_size=2, hidden_size=3)")
+
+
+def test_nothing_parses_cell_names():
+  """Structure is declared (Cell.config), never parsed back out of Cell.name."""
+  import pathlib
+  root = pathlib.Path(jaxrnn.__file__).parent
+  for path in sorted(root.rglob("*.py")):
+    text = path.read_text()
+    for needle in ("ast.parse", "literal_eval", "import ast", "_split_call"):
+      assert needle not in text, f"{path.relative_to(root.parent)} has {needle!r}"
 
 
 def test_no_torch_import_and_missing_torch(monkeypatch):

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import _checks
+from jaxrnn.types import CellConfig
 
 ACTIVATIONS = {
     "tanh": jnp.tanh,
@@ -141,3 +142,12 @@ def input_only_parts(hidden_size: int, n_blocks: int, params_type: type, carry_t
 
   return InputOnlyParts(init=init, initial_carry=initial_carry, input_transform=input_transform,
                         check_params=check_params)
+
+
+def config(factory: str, **kwargs: Any) -> CellConfig:
+  """The :class:`jaxrnn.CellConfig` of a cell built by ``factory``: its math-defining hyperparameters.
+
+  Sorted by name; a callable (a custom activation) is recorded as ``"custom"``, so that an exporter refuses it
+  instead of guessing what it computes.
+  """
+  return CellConfig(factory, tuple(sorted((k, "custom" if callable(v) else v) for k, v in kwargs.items())))

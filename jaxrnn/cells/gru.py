@@ -155,6 +155,8 @@ def gru(
         _fused_scan.fused_sequence(input_transform, pointwise, ("b_hn",), dtype, precision), _check_params,
         GRUCarry, H)
 
+  config = _dense.config("gru", activation=activation, gate_activation=gate_activation, hidden_size=H,
+                         reset_after=bool(reset_after), use_bias=bool(use_bias))
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
               step_transformed=step_transformed, sequence=sequence,
-              name="gru" if reset_after else "gru_reset_before")
+              name="gru" if reset_after else "gru_reset_before", config=config)

@@ -160,5 +160,7 @@ def lstm(
   sequence = _fused_scan.checked(_fused_scan.fused_sequence(input_transform, pointwise, (), dtype, precision),
                                  _check_params, LSTMCarry, H)
 
+  config = _dense.config("lstm", activation=activation, gate_activation=gate_activation, hidden_size=H,
+                         use_bias=bool(use_bias))
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=sequence, name="lstm")
+              step_transformed=step_transformed, sequence=sequence, name="lstm", config=config)

@@ -128,5 +128,7 @@ def lstmp(
   def step(params, carry, x):
     return step_transformed(params, carry, input_transform(params, x))
 
+  config = _dense.config("lstmp", activation=activation, gate_activation=gate_activation, hidden_size=H,
+                         proj_size=P, use_bias=bool(use_bias))
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, name="lstmp")
+              step_transformed=step_transformed, name="lstmp", config=config)

@@ -362,4 +362,4 @@ def coupled_lstm(hidden_size: int, *, coupling: str = "colah", peepholes: Union[
   if coupling not in ("colah", "cifg"):
     raise ValueError(f"coupling must be 'colah' or 'cifg', got {coupling!r}")
   cell = peephole_lstm(hidden_size, variant=LSTMVariant(coupling=coupling, peepholes=tuple(peepholes)), **kwargs)
-  return cell._replace(name=f"coupled_lstm_{coupling}")
+  return cell._replace(name=f"coupled_lstm_{coupling}", config=None)  # never peephole_lstm's structure

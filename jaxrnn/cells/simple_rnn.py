@@ -109,8 +109,9 @@ def simple_rnn(
     return step_transformed(params, carry, input_transform(params, x))
 
   name = activation if isinstance(activation, str) else getattr(activation, "__name__", "custom")
+  config = _dense.config("simple_rnn", activation=activation, hidden_size=H, use_bias=bool(use_bias))
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, name=f"simple_rnn_{name}")
+              step_transformed=step_transformed, name=f"simple_rnn_{name}", config=config)
 
 
 def irnn(hidden_size: int, *, scale: float = 1.0, **kwargs: Any) -> Cell:
@@ -132,4 +133,4 @@ def irnn(hidden_size: int, *, scale: float = 1.0, **kwargs: Any) -> Cell:
     if fixed in kwargs:
       raise ValueError(f"irnn fixes {fixed}; use simple_rnn to choose it")
   cell = simple_rnn(hidden_size, activation="relu", recurrent_kernel_init=initializers.identity(scale), **kwargs)
-  return cell._replace(name="irnn")
+  return cell._replace(name="irnn", config=_dense.config("irnn", **dict(cell.config.kwargs), scale=float(scale)))

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn.combinators import _util
-from jaxrnn.types import ALL_OPTIONS, Cell, SequencePath
+from jaxrnn.types import ALL_OPTIONS, Cell, CellConfig, SequencePath
 
 
 class BidirectionalParams(NamedTuple):
@@ -113,5 +113,6 @@ def bidirectional(fwd: Cell, bwd: Cell, merge: Union[str, None, Callable] = "con
     hs = merge_fn(h_f.astype(dt), h_b.astype(dt))
     return BidirectionalCarry(fwd=c_f, bwd=c_b), _util.zero_padded(hs, mask)
 
+  config = CellConfig("bidirectional", (("merge", "custom" if callable(merge) else merge),), (fwd, bwd))
   return Cell(init=init, initial_carry=initial_carry, step=step, sequence=SequencePath(sequence, ALL_OPTIONS), input_ndim=fwd.input_ndim,
-              name=name)
+              name=name, config=config)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn.combinators import _util
 from jaxrnn.combinators.dropout import dropout as dropout_wrapper
-from jaxrnn.types import ALL_OPTIONS, Cell, SequencePath
+from jaxrnn.types import ALL_OPTIONS, Cell, CellConfig, SequencePath
 
 
 def stack(
@@ -74,6 +74,9 @@ def stack(
       raise TypeError(f"cells[{i}] must be a jaxrnn.Cell, got {type(c).__name__}")
   if not 0.0 <= dropout < 1.0:
     raise ValueError(f"dropout must be a rate in [0, 1), got {dropout}")
+  # The layers as given (before the dropout wrappers): the dropout is the `dropout` entry.
+  config = CellConfig("stack", (("dropout", float(dropout)), ("skip_input", bool(skip_input)),
+                                ("skip_output", bool(skip_output))), tuple(cells))
   if dropout > 0.0:
     cells = tuple(dropout_wrapper(c, output_rate=dropout) for c in cells[:-1]) + (cells[-1],)
   cells = tuple(cells)
@@ -147,4 +150,4 @@ def stack(
     return tuple(new), output(hs)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, sequence=SequencePath(sequence, ALL_OPTIONS),
-              input_ndim=cells[0].input_ndim, name=name)
+              input_ndim=cells[0].input_ndim, name=name, config=config)

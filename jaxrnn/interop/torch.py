@@ -12,9 +12,15 @@ a whole-sequence path and runs through :func:`jaxrnn.unroll` (``mode="auto"`` or
 ``mode="step"``). Layers are :func:`jaxrnn.simple_rnn` (``activation`` = ``nonlinearity``),
 :func:`jaxrnn.lstm`, :func:`jaxrnn.lstmp` (``proj_size > 0``) and :func:`jaxrnn.gru` (``reset_after=True``).
 ``nn.RNNCell``/``nn.LSTMCell``/``nn.GRUCell`` become the bare cell (params are the layer's NamedTuple). The cell's
-``name`` is the module's constructor call, e.g. ``"torch.nn.LSTM(input_size=2, hidden_size=3, num_layers=2,
-bias=True, batch_first=True, bidirectional=True, proj_size=0)"``: that is all :func:`to_torch` needs to export it
-again (:func:`torch_spec` parses it; nothing is kept anywhere else).
+``config`` (:class:`jaxrnn.CellConfig` ``"from_torch"``) records the module's constructor arguments, which is all
+:func:`to_torch` needs to export it again; its ``name`` shows the same call for display, e.g.
+``"torch.nn.LSTM(input_size=2, hidden_size=3, num_layers=2, bias=True, batch_first=True, bidirectional=True,
+proj_size=0)"``, and is never read back.
+
+What is exported. Every function here reads a cell's structure from ``cell.config``, declared by the factories
+(:func:`jaxrnn.simple_rnn`, :func:`jaxrnn.lstm`, :func:`jaxrnn.stack`, ...), never from its ``name``: renaming a
+cell changes nothing. A cell without a config, or with hyperparameters no PyTorch module has, is refused with a
+message that names it (see :func:`torch_spec`).
 
 Semantics, PyTorch -> jaxrnn (per layer and direction; PyTorch stores ``weight: [out, in]``, jaxrnn ``[in, out]``):
 
@@ -33,7 +39,7 @@ Semantics, PyTorch -> jaxrnn (per layer and direction; PyTorch stores ``weight: 
   build the stack with ``jaxrnn.stack(..., dropout=rate)`` and pass a key to ``initial_carry``.
 * ``batch_first``: PyTorch's default layout is time-major ``[T, B, I]``; jaxrnn's default is batch-major. Call
   ``jaxrnn.unroll(cell, params, carry, xs, time_major=not batch_first)``, or :func:`torch_forward`, which reads
-  ``batch_first`` from the cell's name and returns PyTorch's layout.
+  ``batch_first`` from the cell's config and returns PyTorch's layout.
 * Final states: PyTorch's ``h_n`` (and ``c_n``) are ``[num_layers * num_directions, B, H]``, index
   ``l * num_directions + d`` (``d = 1``: the backward direction, whose final state is the one after reading
   ``x_0``). jaxrnn's carry is a tuple over layers of ``BidirectionalCarry(fwd, bwd)`` or a layer carry
@@ -63,7 +69,6 @@ Example:
 
 from __future__ import annotations
 
-import ast
 import re
 import sys
 import warnings
@@ -77,10 +82,9 @@ from jaxrnn.cells.gru import GRUCarry, GRUParams, gru
 from jaxrnn.cells.lstm import LSTMCarry, LSTMParams, lstm
 from jaxrnn.cells.lstmp import LSTMPCarry, LSTMPParams, lstmp
 from jaxrnn.cells.simple_rnn import SimpleRNNCarry, SimpleRNNParams, simple_rnn
-from jaxrnn.combinators import _util
 from jaxrnn.combinators.bidirectional import BidirectionalCarry, BidirectionalParams, bidirectional
 from jaxrnn.combinators.stack import stack
-from jaxrnn.types import Cell
+from jaxrnn.types import Cell, CellConfig
 from jaxrnn.unroll import unroll as _unroll
 
 MODULES = ("RNN", "LSTM", "GRU")
@@ -88,7 +92,6 @@ CELL_MODULES = ("RNNCell", "LSTMCell", "GRUCell")
 _GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
 _NONLINEARITIES = ("tanh", "relu")
 _KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)(?:_l(\d+)(_reverse)?)?$")
-_SPEC_NAME = re.compile(r"^torch\.nn\.(\w+)\((.*)\)$", re.S)
 _EXTRA = "pip install jaxrnn[torch]"
 
 
@@ -96,17 +99,18 @@ class TorchSpec(NamedTuple):
   """The constructor arguments of a PyTorch recurrent module, as :func:`torch_spec` reads them from a cell.
 
   ``mode`` is the class name (``"LSTM"``, ``"GRUCell"``, ...); ``getattr(torch.nn, mode)(**spec.kwargs())``
-  builds the module. Sizes are ``None`` where only the cell's name was read (no params).
+  builds the module. ``input_size`` is ``None`` for a jaxrnn cell read without params (its config does not know
+  what it will read).
   """
 
   mode: str  # "RNN" | "LSTM" | "GRU" | "RNNCell" | "LSTMCell" | "GRUCell"
   input_size: Optional[int]  # I
-  hidden_size: Optional[int]  # H
+  hidden_size: int  # H
   num_layers: int = 1
-  bias: Optional[bool] = True
+  bias: bool = True
   batch_first: bool = False
   bidirectional: bool = False
-  proj_size: Optional[int] = 0  # P (LSTM only); None: a projection of unknown size (name "lstmp" without params)
+  proj_size: int = 0  # P (LSTM only)
   nonlinearity: str = "tanh"  # RNN and RNNCell only
 
   @property
@@ -125,7 +129,7 @@ class TorchSpec(NamedTuple):
 
   @property
   def has_proj(self) -> bool:
-    return self.proj_size is None or self.proj_size > 0
+    return self.proj_size > 0
 
   def kwargs(self) -> dict:
     """The keyword arguments of the PyTorch constructor (only those this class takes)."""
@@ -203,7 +207,7 @@ def _to_tensor(a: Any):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Specs: from a module, from a state_dict, from a cell's name.
+# Specs: from a module, from a state_dict, from a cell's config.
 
 
 def _spec_from_module(module: Any) -> Optional[TorchSpec]:
@@ -329,92 +333,131 @@ def _check_state_dict(sd: Mapping[str, np.ndarray], spec: TorchSpec) -> None:
                        f"{tuple(sd[k].shape)}")
 
 
-def _split_call(name: str) -> Tuple[str, Optional[List[str]]]:
-  """``"stack(a,b(c,d))"`` -> ``("stack", ["a", "b(c,d)"])``; ``"lstm"`` -> ``("lstm", None)``."""
-  i = name.find("(")
-  if i < 0 or not name.endswith(")"):
-    return name, None
-  args, depth, start = [], 0, i + 1
-  for j in range(i + 1, len(name) - 1):
-    ch = name[j]
-    if ch == "(":
-      depth += 1
-    elif ch == ")":
-      depth -= 1
-    elif ch == "," and depth == 0:
-      args.append(name[start:j])
-      start = j + 1
-  args.append(name[start:-1])
-  return name[:i], args
-
-
-_LEAVES = {
-    "simple_rnn_tanh": ("RNN", "tanh", False),
-    "simple_rnn_relu": ("RNN", "relu", False),
-    "lstm": ("LSTM", "tanh", False),
-    "lstmp": ("LSTM", "tanh", True),
-    "gru": ("GRU", "tanh", False),
-}
+_SUPPORTED = (
+    "cells made by from_torch; jaxrnn's simple_rnn (activation 'tanh' or 'relu'), irnn, lstm and lstmp (activation "
+    "'tanh', gate_activation 'sigmoid') and gru (the same, reset_after=True) cells; bidirectional pairs of the same "
+    "cell with merge='concat'; stacks of these with all layers alike, without skip connections or dropout")
 
 
 def _unsupported(cell_name: str, why: str) -> ValueError:
-  return ValueError(
-      f"cannot map cell {cell_name!r} to a PyTorch module: {why}. Supported: cells made by from_torch, and "
-      "jaxrnn's simple_rnn (tanh/relu), lstm, lstmp and gru (reset_after=True) cells, bidirectional pairs of "
-      "the same cell and stacks of these (all layers alike), with their default names")
+  return ValueError(f"cannot map cell {cell_name!r} to a PyTorch module: {why}. Supported: {_SUPPORTED}")
 
 
-def _layout_from_name(cell: Cell) -> _Layout:
-  """The structure of a cell from its name: a torch spec (cells of from_torch) or jaxrnn's default names."""
+class _Unit(NamedTuple):
+  """One layer in one direction, as a PyTorch module sees it (from the cell's config)."""
+
+  kind: str  # "RNN" | "LSTM" | "GRU"
+  nonlinearity: str
+  hidden_size: int
+  proj_size: int
+  bias: bool
+
+  def describe(self) -> str:
+    act = f"nonlinearity={self.nonlinearity!r}, " if self.kind == "RNN" else ""
+    proj = f", proj_size={self.proj_size}" if self.proj_size else ""
+    return f"{self.kind}({act}hidden_size={self.hidden_size}{proj}, bias={self.bias})"
+
+
+def _label(what: Optional[str], cell: Cell) -> str:
+  """How a message names ``cell``: ``"it"`` (the cell exported) or e.g. ``"layer 1 'bidirectional(lstm,lstm)'"``."""
+  return "it" if what is None else f"{what} {cell.name!r}"
+
+
+def _declared(top: str, cell: Cell, what: Optional[str]):
+  """``cell.config``, or a clear error naming the cell exported (``top``) and the one without config."""
+  if cell.config is None:
+    raise _unsupported(top, f"{_label(what, cell)} has no declared structure (its config is None): the wrappers that "
+                       "change the math (dropout, residual, with_projection, learned_initial_carry, reset_on, ...) "
+                       "declare none, nor do cells no exporter knows, such as lstm(variant=...)")
+  return cell.config
+
+
+def _not_torch(name: str, value: Any) -> str:
+  return f"a custom {name} (a callable)" if value == "custom" else f"{name}={value!r}"
+
+
+def _unit(top: str, cell: Cell, what: Optional[str]) -> _Unit:
+  """The PyTorch layer that one jaxrnn cell (not a combinator) computes."""
+  cfg = _declared(top, cell, what)
+  label = _label(what, cell)
+  if cfg.factory == "from_torch":
+    mode = cfg.get("mode")
+    if not mode.endswith("Cell"):
+      raise _unsupported(top, f"{label} is a whole torch.nn.{mode} module (from from_torch), not one layer: "
+                         "PyTorch's recurrent modules do not nest")
+    return _unit(top, cfg.cells[0], what)  # a *Cell: its inner cell, as the factories built it
+  act, gate_act = cfg.get("activation"), cfg.get("gate_activation")
+  if cfg.factory in ("simple_rnn", "irnn"):
+    if act not in _NONLINEARITIES:
+      raise _unsupported(top, f"{label} has {_not_torch('activation', act)}; nn.RNN's nonlinearity is 'tanh' or "
+                         "'relu'")
+    return _Unit("RNN", act, cfg.get("hidden_size"), 0, cfg.get("use_bias"))
+  if cfg.factory not in ("lstm", "lstmp", "gru"):
+    raise _unsupported(top, f"{label} is made by {cfg.factory}, which is not a layer of any PyTorch recurrent module")
+  wrong = [_not_torch(n, v) for n, v, want in (("activation", act, "tanh"), ("gate_activation", gate_act, "sigmoid"))
+           if v != want]
+  if wrong:
+    raise _unsupported(top, f"{label} has {' and '.join(wrong)}; PyTorch's nn.LSTM and nn.GRU use tanh and sigmoid")
+  if cfg.factory == "gru":
+    if not cfg.get("reset_after"):
+      raise _unsupported(top, f"{label} has reset_after=False, but PyTorch's GRU applies the reset gate after the "
+                         "recurrent matmul (jaxrnn.gru(reset_after=True))")
+    return _Unit("GRU", "tanh", cfg.get("hidden_size"), 0, cfg.get("use_bias"))
+  return _Unit("LSTM", "tanh", cfg.get("hidden_size"), cfg.get("proj_size", 0), cfg.get("use_bias"))
+
+
+def _layer(top: str, cell: Cell, what: Optional[str]) -> Tuple[_Unit, int]:
+  """``(unit, num_directions)`` of one layer: a cell, or a bidirectional pair of the same cell."""
+  cfg = _declared(top, cell, what)
+  if cfg.factory != "bidirectional":
+    return _unit(top, cell, what), 1
+  label = _label(what, cell)
+  merge = cfg.get("merge")
+  if merge != "concat":
+    raise _unsupported(top, f"{label} has {_not_torch('merge', merge)}; PyTorch concatenates the directions "
+                       "(merge='concat')")
+  fwd, bwd = cfg.cells
+  owner = "its" if what is None else f"{what}'s"
+  units = _unit(top, fwd, f"{owner} fwd"), _unit(top, bwd, f"{owner} bwd")
+  if units[0] != units[1]:
+    raise _unsupported(top, f"a PyTorch bidirectional layer has the same cell both ways, {label} has "
+                       f"{units[0].describe()} forwards and {units[1].describe()} backwards")
+  return units[0], 2
+
+
+def _layout(cell: Cell) -> _Layout:
+  """The structure of a cell from its declared config: a torch spec (cells of from_torch) or jaxrnn's factories."""
   if not isinstance(cell, Cell):
     raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
-  name = cell.name
-  m = _SPEC_NAME.match(name)
-  if m is not None:
-    mode = m.group(1)
-    if mode not in MODULES + CELL_MODULES:
-      raise _unsupported(name, f"unknown module torch.nn.{mode}")
-    try:
-      call = ast.parse(f"f({m.group(2)})", mode="eval").body
-      kw = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
-    except (SyntaxError, ValueError) as e:
-      raise _unsupported(name, f"its arguments do not parse ({e})") from None
-    unknown = set(kw) - set(TorchSpec._fields)
-    if unknown or call.args:
-      raise _unsupported(name, f"unknown arguments {sorted(unknown)}")
-    spec = TorchSpec(mode=mode, **{"input_size": None, "hidden_size": None, **kw})
+  top = cell.name
+  cfg = _declared(top, cell, None)
+  if cfg.factory == "from_torch":
+    spec = TorchSpec(**dict(cfg.kwargs))
     return _Layout(spec, "leaf" if spec.is_cell else "stack")
-
-  def leaf(n):
-    if n == "gru_reset_before":
-      raise _unsupported(name, "PyTorch's GRU applies the reset gate after the recurrent matmul "
-                         "(jaxrnn.gru(reset_after=True)), this one before it")
-    if n not in _LEAVES:
-      raise _unsupported(name, f"unknown layer {n!r}")
-    return _LEAVES[n]
-
-  def layer(n):
-    head, args = _split_call(n)
-    if head == "bidirectional" and args is not None:
-      if len(args) != 2 or args[0] != args[1]:
-        raise _unsupported(name, f"a PyTorch bidirectional layer has the same cell both ways, got {n!r}")
-      return leaf(args[0]), 2
-    if args is not None:
-      raise _unsupported(name, f"unknown layer {n!r}")
-    return leaf(n), 1
-
-  head, args = _split_call(name)
-  if head == "stack" and args is not None:
-    layers = [layer(a) for a in args]
+  if cfg.factory == "stack":
+    for arg in ("skip_input", "skip_output"):
+      if cfg.get(arg):
+        raise _unsupported(top, f"it is a stack({arg}=True); a PyTorch module feeds each layer the one below only "
+                           "and outputs the last layer")
+    if cfg.get("dropout"):
+      raise _unsupported(top, f"it is a stack(dropout={cfg.get('dropout')}); export the same stack built without "
+                         "dropout (its params are the same), and give the PyTorch module dropout= for training")
+    layers = [_layer(top, c, f"layer {i}") for i, c in enumerate(cfg.cells)]
     nesting = "stack"
   else:
-    layers = [layer(name)]
+    layers = [_layer(top, cell, None)]
     nesting = "bidirectional" if layers[0][1] == 2 else "leaf"
-  if len(set(layers)) != 1:
-    raise _unsupported(name, "a PyTorch module has the same kind of layer and the same directions in every layer")
-  (kind, nonlin, proj), dirs = layers[0]
-  spec = TorchSpec(mode=kind, input_size=None, hidden_size=None, num_layers=len(layers), bias=None,
-                   bidirectional=dirs == 2, proj_size=None if proj else 0, nonlinearity=nonlin)
+  kinds = [f"{'bidirectional ' if d == 2 else ''}{u.kind}" + (f"({u.nonlinearity})" if u.kind == "RNN" else "")
+           + (" with projection" if u.proj_size else "") for u, d in layers]
+  if len(set(kinds)) != 1:
+    raise _unsupported(top, "a PyTorch module has the same kind of layer and the same directions in every layer, "
+                       f"got {kinds}")
+  if len({u for u, _ in layers}) != 1:
+    raise _unsupported(top, "a PyTorch module has the same hidden_size, proj_size and bias in every layer, got "
+                       f"{[u.describe() for u, _ in layers]}")
+  unit, dirs = layers[0]
+  spec = TorchSpec(mode=unit.kind, input_size=None, hidden_size=unit.hidden_size, num_layers=len(layers),
+                   bias=unit.bias, bidirectional=dirs == 2, proj_size=unit.proj_size, nonlinearity=unit.nonlinearity)
   return _Layout(spec, nesting)
 
 
@@ -457,17 +500,15 @@ def _nest(layout: _Layout, units: List[List[Any]], pair_type: type) -> Any:
   return tuple(layers) if layout.nesting == "stack" else layers[0]
 
 
-def _unit_sizes(spec: TorchSpec, path: str, p: Any) -> TorchSpec:
-  """Fills the sizes of a name-only spec from the first unit's params."""
+def _input_size(spec: TorchSpec, path: str, p: Any) -> int:
+  """The input size of a jaxrnn cell (its config does not record it), from the first unit's params."""
   params_type, _ = _unit_types(spec)
   if not isinstance(p, params_type):
     raise TypeError(f"{path} must be a {params_type.__name__}{params_type._fields}, got {type(p).__name__}")
-  G = _GATES[spec.kind]
   w_i = np.shape(p.w_i)
-  if len(w_i) != 2 or w_i[1] % G:
-    raise ValueError(f"{path}.w_i must have shape [input_size, {G} * hidden_size], got {w_i}")
-  P = np.shape(p.w_r)[1] if params_type is LSTMPParams else 0
-  return spec._replace(input_size=w_i[0], hidden_size=w_i[1] // G, proj_size=P, bias=p.b is not None)
+  if len(w_i) != 2:
+    raise ValueError(f"{path}.w_i must have shape [input_size, {_GATES[spec.kind]} * hidden_size], got {w_i}")
+  return w_i[0]
 
 
 def _check_unit(spec: TorchSpec, path: str, p: Any, in_size: int) -> None:
@@ -497,15 +538,18 @@ def _check_unit(spec: TorchSpec, path: str, p: Any, in_size: int) -> None:
 def torch_spec(cell: Cell, params: Any = None) -> TorchSpec:
   """The PyTorch module that ``cell`` (with ``params``) computes, as a :class:`TorchSpec`.
 
-  A plain cell is recognised by its default name (``"stack(bidirectional(lstm,lstm),...)"``), its params'
-  shapes and its output width; what none of these shows, such as an ``activation`` other than the default given
-  to ``jaxrnn.lstm``, is not checked.
+  The structure is read from ``cell.config`` (:class:`jaxrnn.CellConfig`, set by the factories), never from
+  ``cell.name``: a renamed cell (``stack(..., name="encoder")``) exports as before. A cell without a config (the
+  wrappers that change the math: ``dropout``, ``residual``, ``with_projection``, ...; ``lstm(variant=...)``) is
+  refused, as are hyperparameters no PyTorch module has (a custom activation, ``gru(reset_after=False)``,
+  ``stack(skip_output=True)``, a ``bidirectional`` merge other than ``"concat"``).
 
   Args:
-    cell: a cell from :func:`from_torch` (its name is the spec), or a jaxrnn ``simple_rnn`` (tanh or relu),
-      ``lstm``, ``lstmp`` or ``gru`` (``reset_after=True``) cell, a ``bidirectional`` pair of one of them, or a
-      ``stack`` of these with all layers alike.
-    params: the cell's params; needed for the sizes of a plain jaxrnn cell (``None``: sizes are ``None``).
+    cell: a cell from :func:`from_torch` (its config is the spec), or a jaxrnn ``simple_rnn`` (tanh or relu),
+      ``irnn``, ``lstm``, ``lstmp`` or ``gru`` (``reset_after=True``) cell with the default activations, a
+      ``bidirectional`` pair of one of them (``merge="concat"``), or a ``stack`` of these with all layers alike.
+    params: the cell's params; they give the ``input_size`` of a plain jaxrnn cell (``None``: ``input_size`` is
+      ``None``).
 
   Returns:
     The :class:`TorchSpec`; with ``params``, checked against them.
@@ -514,33 +558,25 @@ def torch_spec(cell: Cell, params: Any = None) -> TorchSpec:
     ValueError, TypeError: a cell no PyTorch module computes, or params that do not fit it (named by path, e.g.
       ``params[1].fwd.w_i``, with the expected and actual shapes).
   """
-  layout = _layout_from_name(cell)
+  layout = _layout(cell)
   if params is None:
     return layout.spec
-  return _checked_layout(cell, layout, params)[0].spec
+  return _checked_layout(layout, params)[0].spec
 
 
-def _checked_layout(cell: Cell, layout: _Layout, params: Any) -> Tuple[_Layout, List[List[Tuple[str, Any]]]]:
+def _checked_layout(layout: _Layout, params: Any) -> Tuple[_Layout, List[List[Tuple[str, Any]]]]:
   spec = layout.spec
+  if spec.kind == "LSTM" and spec.proj_size and spec.proj_size >= spec.hidden_size:
+    raise ValueError(f"PyTorch requires proj_size < hidden_size, got proj_size={spec.proj_size} and "
+                     f"hidden_size={spec.hidden_size}")
   units = _units(layout, params, "params", BidirectionalParams)
-  named = spec.input_size is not None
-  if not named:
-    spec = _unit_sizes(spec, *units[0][0])
+  if spec.input_size is None:
+    spec = spec._replace(input_size=_input_size(spec, *units[0][0]))
   layout = layout._replace(spec=spec)
   h_out = spec.proj_size or spec.hidden_size
   for l, unit in enumerate(units):
     for path, p in unit:
       _check_unit(spec, path, p, spec.input_size if l == 0 else spec.num_directions * h_out)
-  if spec.kind == "LSTM" and spec.proj_size and spec.proj_size >= spec.hidden_size:
-    raise ValueError(f"PyTorch requires proj_size < hidden_size, got proj_size={spec.proj_size} and "
-                     f"hidden_size={spec.hidden_size}")
-  if not named and layout.nesting != "leaf":
-    # Names do not show stack(skip_output=True) or a bidirectional merge other than "concat": check the width.
-    width = _util.output_shape(cell, params, spec.input_size)
-    if width != (spec.num_directions * h_out,):
-      raise _unsupported(cell.name, f"its output per step has shape {width}, PyTorch's would be "
-                         f"{(spec.num_directions * h_out,)} (stack(skip_output=True) or a bidirectional merge "
-                         "other than 'concat'?)")
   return layout, units
 
 
@@ -559,9 +595,14 @@ def _build_cell(spec: TorchSpec, param_dtype: Any) -> Cell:
     return lstm(spec.hidden_size, use_bias=spec.bias, param_dtype=param_dtype)
 
   if spec.is_cell:
-    return layer()._replace(name=spec.name())
-  layers = [bidirectional(layer(), layer()) if spec.bidirectional else layer() for _ in range(spec.num_layers)]
-  return stack(*layers, name=spec.name())
+    cell = layer()
+  else:
+    cell = stack(*[bidirectional(layer(), layer()) if spec.bidirectional else layer()
+                   for _ in range(spec.num_layers)])
+  # The module's constructor arguments are the cell's declared structure (batch_first and input_size too, which
+  # no jaxrnn factory records); the factory-built cell, with its own config, is the one inner cell.
+  config = CellConfig("from_torch", tuple(sorted(spec._asdict().items())), (cell,))
+  return cell._replace(name=spec.name(), config=config)
 
 
 def from_torch(module_or_state_dict: Any, *, mode: Optional[str] = None, nonlinearity: Optional[str] = None,
@@ -576,15 +617,16 @@ def from_torch(module_or_state_dict: Any, *, mode: Optional[str] = None, nonline
     mode: for a ``state_dict``: ``"RNN"``, ``"LSTM"``, ``"GRU"`` or a ``*Cell`` name, checked against the
       inferred one (``None``: inferred).
     nonlinearity: for a ``state_dict`` of ``nn.RNN``/``nn.RNNCell``: ``"tanh"`` (default) or ``"relu"``.
-    batch_first: for a ``state_dict`` of ``nn.RNN``/``LSTM``/``GRU``: recorded in the cell's name, where
+    batch_first: for a ``state_dict`` of ``nn.RNN``/``LSTM``/``GRU``: recorded in the cell's config, where
       :func:`torch_forward` and :func:`torch_spec` read it (default ``False``, as PyTorch).
       With a module, these three come from the module and may only repeat its values.
 
   Returns:
     ``(cell, params)``: for a module class without ``Cell``, a :func:`jaxrnn.stack` of ``num_layers`` layers
     (:func:`jaxrnn.bidirectional` pairs if ``bidirectional``) and a tuple of per-layer params; for a ``*Cell``,
-    the jaxrnn cell and its params. Params have the tensors' dtype. ``cell.name`` is the module's constructor
-    call.
+    the jaxrnn cell and its params. Params have the tensors' dtype. ``cell.config`` is
+    ``CellConfig("from_torch", <the module's constructor arguments>, (<the same cell as built by the
+    factories>,))`` and ``cell.name`` shows the module's constructor call.
 
   Raises:
     TypeError: not a supported module or mapping; non-floating tensors.
@@ -673,7 +715,7 @@ def to_torch(cell: Cell, params: Any, *, mode: Optional[str] = None) -> dict:
 
 def _state_dict_arrays(cell: Cell, params: Any, mode: Optional[str]) -> Tuple[TorchSpec, dict]:
   _import_torch()
-  layout, units = _checked_layout(cell, _layout_from_name(cell), params)
+  layout, units = _checked_layout(_layout(cell), params)
   spec = layout.spec
   if mode is not None and mode != spec.mode:
     if mode not in CELL_MODULES or spec.is_cell or spec.num_layers != 1 or spec.bidirectional or spec.proj_size \
@@ -732,7 +774,7 @@ def torch_module(cell: Cell, params: Any, *, mode: Optional[str] = None):
 
 def _carry_arrays(cell: Cell, carry: Any, xp: Any = jnp):
   """``h_n`` or ``(h_n, c_n)`` stacked with ``xp`` (``jnp`` under ``jit``, ``np`` on the way to torch)."""
-  layout = _layout_from_name(cell)
+  layout = _layout(cell)
   spec = layout.spec
   _, carry_type = _unit_types(spec)
   units = _units(layout, carry, "carry", BidirectionalCarry)
@@ -755,7 +797,7 @@ def carry_to_torch(cell: Cell, carry: Any):
   """A jaxrnn carry of ``cell`` in PyTorch's layout, as torch tensors: ``h_n`` or ``(h_n, c_n)`` (LSTM).
 
   Args:
-    cell: a cell :func:`torch_spec` accepts (its name gives the layers and directions).
+    cell: a cell :func:`torch_spec` accepts (its config gives the layers and directions).
     carry: the cell's carry, leaves ``[*B, ...]`` (e.g. the final carry of :func:`jaxrnn.unroll`).
 
   Returns:
@@ -781,7 +823,7 @@ def carry_from_torch(cell: Cell, hx: Any) -> Any:
   Returns:
     The carry, e.g. a tuple over layers of ``BidirectionalCarry(fwd=LSTMCarry(h, c), bwd=...)``.
   """
-  layout = _layout_from_name(cell)
+  layout = _layout(cell)
   spec = layout.spec
   _, carry_type = _unit_types(spec)
   lstm_like = spec.kind == "LSTM"
@@ -830,7 +872,7 @@ def torch_forward(cell: Cell, params: Any, input: Any, hx: Any = None, *,  # pyl
     ``(output, h_n)`` or ``(output, (h_n, c_n))`` for an LSTM; for a ``*Cell``: ``h'`` or ``(h', c')``.
     ``output: [T, B, D * H_out]`` (``[B, T, D * H_out]`` if ``batch_first``).
   """
-  spec = _layout_from_name(cell).spec
+  spec = _layout(cell).spec
   x = jnp.asarray(input) if not _is_tensor(input) else jnp.asarray(_to_numpy("input", input))
   if spec.is_cell:
     carry = (cell.initial_carry(params, x.shape[:-1], x.dtype) if hx is None else carry_from_torch(cell, hx))
