@@ -32,16 +32,51 @@ def feature_shape(name: str, value: Any) -> Tuple[int, ...]:
   return (positive_int(name, value),)
 
 
+def _is_key(value: Any, *, single: bool = True) -> bool:
+  """Whether ``value`` is a PRNG key: typed (a scalar, or any shape unless ``single``) or raw ``uint32[2]``."""
+  if not isinstance(value, (jax.Array, np.ndarray)):
+    return False
+  if jnp.issubdtype(value.dtype, jax.dtypes.prng_key):
+    return value.ndim == 0 or not single
+  return value.dtype == jnp.uint32 and value.shape == (2,)
+
+
+def _is_shape(value: Any) -> bool:
+  """Whether ``value`` looks like a shape: an int or a non-empty tuple/list of ints (never params)."""
+  is_int = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+  if type(value) in (tuple, list):  # exactly: params NamedTuples are tuples too
+    return bool(value) and all(is_int(v) for v in value)
+  return is_int(value)
+
+
 def key(name: str, value: Any) -> jax.Array:
   """Checks that ``value`` is a PRNG key (typed or raw ``uint32[2]``)."""
-  if isinstance(value, (jax.Array, np.ndarray)):
-    if jnp.issubdtype(value.dtype, jax.dtypes.prng_key) and value.ndim == 0:
-      return value
-    if value.dtype == jnp.uint32 and value.shape == (2,):
-      return value
+  if _is_key(value):
+    return value
   raise TypeError(
       f"{name} must be a single PRNG key (jax.random.key(seed) or jax.random.PRNGKey(seed)), got "
       f"{type(value).__name__}{_shape_dtype(value)}")
+
+
+def initial_carry_params(params: Any) -> Any:
+  """Checks that ``initial_carry`` got the cell's params first, not a PRNG key or a shape.
+
+  ``cell.initial_carry(key, (B,))`` is the Flax habit; without this check it fails later with an
+  ``AttributeError`` about a params field. Raises ``TypeError`` saying what to pass; returns ``params``.
+  """
+  if _is_key(params, single=False):
+    got = "a PRNG key (pass a key as key=...)"
+  elif _is_shape(params):
+    got = f"a shape {params!r} (pass it as batch_shape)"
+  else:
+    return params
+  raise TypeError("initial_carry takes the cell's params first: cell.initial_carry(params, batch_shape, dtype=None, "
+                  f"key=None); got {got}")
+
+
+def optional_key(name: str, value: Any) -> Any:
+  """``None`` or a single PRNG key (:func:`key`)."""
+  return None if value is None else key(name, value)
 
 
 def _shape_dtype(value: Any) -> str:

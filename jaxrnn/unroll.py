@@ -75,7 +75,7 @@ def _time_major(xs: Any, time_axes: Any) -> Any:
 def _default_carry(cell: Cell, params: Params, carry: Carry, batch_shape, key) -> Carry:
   """The carry to start from: the one given, or the cell's initial carry for the batch shape of ``xs``."""
   if carry is None:
-    return cell.initial_carry(params, batch_shape) if key is None else cell.initial_carry(params, batch_shape, key=key)
+    return cell.initial_carry(params, batch_shape, key=key)
   if key is not None:
     raise ValueError("key= is for the default carry (carry=None); pass it to cell.initial_carry(params, "
                      "batch_shape, key=key) when you build the carry yourself")

@@ -133,6 +133,22 @@ BAD = [
      r"batch_shape must be a tuple of ints, got \(2.0,\)"),
     ("initial_carry_int_dtype", lambda: built("lstm")[0].initial_carry(built("lstm")[1], (2,), dtype=jnp.int32),
      TypeError, r"dtype must be a floating dtype or None, got int32"),
+    # the Flax habit initial_carry(key, shape): the params come first
+    ("initial_carry_typed_key_first", lambda: jaxrnn.lstm(4).initial_carry(K, (2,)), TypeError,
+     r"initial_carry takes the cell's params first: cell\.initial_carry\(params, batch_shape, dtype=None, "
+     r"key=None\); got a PRNG key \(pass a key as key=\.\.\.\)"),
+    ("initial_carry_raw_key_first", lambda: jaxrnn.gru(4).initial_carry(jax.random.PRNGKey(0), (2,)), TypeError,
+     r"initial_carry takes the cell's params first: .*got a PRNG key \(pass a key as key=\.\.\.\)"),
+    ("initial_carry_shape_first", lambda: jaxrnn.simple_rnn(4).initial_carry((2,)), TypeError,
+     r"initial_carry takes the cell's params first: .*got a shape \(2,\) \(pass it as batch_shape\)"),
+    ("initial_carry_int_first", lambda: jaxrnn.min_gru(4).initial_carry(2), TypeError,
+     r"initial_carry takes the cell's params first: .*got a shape 2 \(pass it as batch_shape\)"),
+    ("initial_carry_key_first_stack", lambda: C.stack(jaxrnn.lstm(4), jaxrnn.gru(4)).initial_carry(K, (2,)),
+     TypeError, r"initial_carry takes the cell's params first: .*got a PRNG key"),
+    ("initial_carry_key_first_dropout", lambda: jaxrnn.dropout(jaxrnn.lstm(4), 0.1).initial_carry(K, (2,), key=K),
+     TypeError, r"initial_carry takes the cell's params first: .*got a PRNG key"),
+    ("initial_carry_key_int", lambda: built("lstm")[0].initial_carry(built("lstm")[1], (2,), key=3), TypeError,
+     r"key must be a single PRNG key .*got int"),
     # -- step: inputs ----------------------------------------------------------------------------------------------
     ("step_x_int", lambda: step("lstm", x(dtype=jnp.int32)), TypeError,
      r"x must be a real floating-point array, got dtype int32"),

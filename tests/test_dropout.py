@@ -20,7 +20,8 @@ def echo(mode):
   def init(key, input_size):
     return ()
 
-  def initial_carry(params, batch_shape=(), dtype=None):
+  def initial_carry(params, batch_shape=(), dtype=None, *, key=None):
+    del key  # no randomness of its own
     return HCarry(h=jnp.ones(tuple(batch_shape) + (3,), dtype or jnp.float32))
 
   def step(params, carry, x):

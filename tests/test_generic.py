@@ -55,6 +55,20 @@ def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
 
 
 @for_all
+def test_initial_carry_checks_params_and_takes_key(case):
+  """Every cell's ``initial_carry`` takes ``key=`` and says what to pass when given a key or a shape first."""
+  cell = case.make(param_dtype=jnp.float32, dtype=None)
+  key = jax.random.key(1)
+  spec = jax.eval_shape(lambda k: cell.init(k, input_size(case)), key)
+  with_key = jax.eval_shape(lambda p, k: cell.initial_carry(p, (2,), key=k), spec, key)
+  without = jax.eval_shape(lambda p: cell.initial_carry(p, (2,)), spec)
+  assert all(leaf.shape[:1] == (2,) for leaf in jax.tree.leaves((with_key, without)))
+  for bad, what in ((key, "a PRNG key"), (jax.random.PRNGKey(0), "a PRNG key"), ((2,), "a shape"), (2, "a shape")):
+    with pytest.raises(TypeError, match=rf"initial_carry takes the cell's params first: .*got {what}"):
+      cell.initial_carry(bad, (2,))
+
+
+@for_all
 def test_matches_float64_numpy_reference(case):
   if case.reference is None:
     pytest.skip("checked against a peer implementation instead")

@@ -129,7 +129,8 @@ def attention_wrapper(
     w_out = None if L is None else kernel_init(k_o, (H + D, L), param_dtype)
     return AttentionWrapperParams(cell=cell_params, attention=mechanism.init(k_a, H, D), w_out=w_out)
 
-  def initial_carry(params, batch_shape=(), dtype=None, *, memory=None, memory_mask=None):
+  def initial_carry(params, batch_shape=(), dtype=None, *, key=None, memory=None, memory_mask=None):
+    _checks.initial_carry_params(params)
     batch_shape = _checks.batch_shape("batch_shape", batch_shape)
     if memory is None:
       raise ValueError(
@@ -145,7 +146,7 @@ def attention_wrapper(
     elif tuple(memory.shape[:-2]) != batch_shape:
       raise ValueError(f"memory must have shape [*B, S, D] with B = batch_shape {batch_shape} (or [S, D]), got "
                        f"shape {memory.shape}")
-    cell_carry = cell.initial_carry(params.cell, batch_shape, dtype)
+    cell_carry = cell.initial_carry(params.cell, batch_shape, dtype, key=key)
     dt = _checks.dtype("dtype", dtype) or _first_float_dtype(cell_carry)
     memory = memory.astype(dt)
     keys = mechanism.project_memory(params.attention, memory).astype(dt)  # once per sequence
@@ -189,13 +190,14 @@ def attention_wrapper(
 
 
 def bind_memory(cell: Cell, memory: jax.Array, memory_mask: Optional[jax.Array] = None) -> Cell:
-  """``cell`` (an :func:`attention_wrapper`) with ``memory`` bound: ``initial_carry(params, batch_shape, dtype)``.
+  """``cell`` (an :func:`attention_wrapper`) with ``memory`` bound: ``initial_carry(params, batch_shape, dtype, *,
+  key=None)``.
 
   For code that only knows the plain cell contract (combinators, generic loops). Build it per batch (e.g. inside
   the jitted loss); ``memory: [*B, S, D]`` or ``[S, D]`` shared by every example.
   """
-  def initial_carry(params, batch_shape=(), dtype=None):
-    return cell.initial_carry(params, batch_shape, dtype, memory=memory, memory_mask=memory_mask)
+  def initial_carry(params, batch_shape=(), dtype=None, *, key=None):
+    return cell.initial_carry(params, batch_shape, dtype, key=key, memory=memory, memory_mask=memory_mask)
 
   return cell._replace(initial_carry=initial_carry)
 

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import _checks
+from jaxrnn.cells import _parts
 from jaxrnn.types import CellConfig
 
 ACTIVATIONS = {
@@ -104,44 +105,120 @@ def check_transformed(name: str, u: jax.Array, width: int) -> jax.Array:
   return _checks.step_input(name, u, (width,))
 
 
-class InputOnlyParts(NamedTuple):
-  """``init``, ``initial_carry`` and ``input_transform`` of a cell whose gates read only ``x_t`` (minGRU, minLSTM)."""
+class Hyper(NamedTuple):
+  """The checked hyperparameters that every dense cell factory takes (:func:`hyper`)."""
 
-  init: Callable
-  initial_carry: Callable
-  input_transform: Callable  # checks the params first
+  hidden_size: int
+  act: Optional[Callable]  # None when the factory has no activation argument
+  gate_act: Optional[Callable]  # None when the factory has no gate_activation argument
+  dtype: Optional[Any]
+  param_dtype: Any
+
+
+def hyper(hidden_size: Any, activation: Any = None, gate_activation: Any = None, dtype: Any = None,
+          param_dtype: Any = jnp.float32, *, size_name: str = "hidden_size") -> Hyper:
+  """Checks ``hidden_size`` (named ``size_name`` in errors), the activations (names or callables) and dtypes."""
+  size = _checks.positive_int(size_name, hidden_size)
+  act = None if activation is None else _checks.activation("activation", activation, ACTIVATIONS)
+  gate_act = None if gate_activation is None else _checks.activation("gate_activation", gate_activation,
+                                                                      ACTIVATIONS)
+  return Hyper(size, act, gate_act, _checks.dtype("dtype", dtype), _checks.dtype("param_dtype", param_dtype))
+
+
+def forget_bias(value: Optional[float], use_bias: bool, *, default: float = 1.0,
+                forget_gate: Optional[bool] = None) -> float:
+  """The forget bias added at initialisation: ``value``, or ``default`` if ``None`` (0.0 without a bias).
+
+  ``forget_gate``: ``None`` for a cell that always has one; a variant's flag otherwise (without a forget gate the
+  default is 0.0 too). A non-zero value without a bias (or gate) raises ``ValueError``.
+  """
+  possible = use_bias and forget_gate is not False
+  if value is None:
+    return default if possible else 0.0
+  if value != 0.0 and not possible:
+    if forget_gate is None:
+      raise ValueError(f"forget_bias={value} needs a bias, but use_bias=False")
+    raise ValueError(f"forget_bias={value} needs a bias and a forget gate, got use_bias={use_bias}, "
+                     f"forget_gate={forget_gate}")
+  return value
+
+
+class DenseParts(NamedTuple):
+  """What a dense gated cell shares with the others (:func:`dense_parts`); its own part is ``step_transformed``."""
+
+  init: Callable  # init(key, input_size) -> params
+  initial_carry: Callable  # zeros of the carry's fields
+  input_transform: Callable  # xs @ w_i + b (checks the params first)
   check_params: Callable  # check_params(params): the cell's own params type and kernel width, else a clear error
+  check_step: Callable  # check_step(params, carry, u) -> u: checks params, u [*B, nH] and the carry's leaves
 
 
-def input_only_parts(hidden_size: int, n_blocks: int, params_type: type, carry_type: type, *, use_bias: bool,
-                     kernel_init: Callable, bias_init: Callable, dtype: Optional[Any], param_dtype: Any,
-                     precision: Any) -> InputOnlyParts:
-  """The parts of a cell with params ``(w: [F, nH], b: [nH] or None)`` and carry ``(h: [*B, H])``."""
+def dense_parts(hidden_size: int, n_blocks: int, params_type: type, carry_type: type, *, use_bias: bool,
+                kernel_init: Callable, bias_init: Callable, dtype: Optional[Any], param_dtype: Any, precision: Any,
+                recurrent_kernel_init: Optional[Callable] = None, recurrent_rows: Optional[int] = None,
+                forget_block: Optional[int] = None, forget_bias: float = 0.0, extra_keys: int = 0,
+                init_extra: Optional[Callable] = None, carry_features: Optional[dict] = None,
+                init: Optional[Callable] = None) -> DenseParts:
+  """The shared parts of a cell whose gates are blocks of one fused projection.
+
+  Params ``params_type(w_i: [F, nH], w_h: [R, nH], b: [nH] or None, **extra)`` (``R = recurrent_rows``, default
+  ``H``); without a ``recurrent_kernel_init`` the gates read only ``x_t`` and the params are ``(w: [F, nH], b)``
+  (minGRU, minLSTM). The carry is ``carry_type`` with leaves ``[*B, *carry_features[field]]`` (default ``[*B, H]``).
+
+  Args:
+    hidden_size: ``H``; ``n_blocks``: ``n``, the number of ``H``-wide gate blocks.
+    forget_block: the block of ``b`` that gets ``forget_bias`` added at initialisation (``None``: none).
+    extra_keys, init_extra: ``init`` splits its key into ``2 + extra_keys`` (kernels, bias, extra) and adds the
+      fields ``init_extra(extra_keys, input_size) -> dict`` (e.g. a recurrent bias, peepholes).
+    init: a cell whose params are drawn otherwise passes its own ``init``.
+  """
   H = hidden_size
+  recurrent = recurrent_kernel_init is not None
+  features = carry_features or {f: (H,) for f in carry_type._fields}
+  width = n_blocks * H
 
-  def init(key, input_size):
+  def default_init(key, input_size):
     input_size = check_init_args(key, input_size)
-    k_w, k_b = jax.random.split(key)
-    w = init_blocks(k_w, kernel_init, input_size, H, n_blocks, param_dtype)
-    b = bias_init(k_b, (n_blocks * H,), param_dtype) if use_bias else None
-    return params_type(w=w, b=b)
-
-  def initial_carry(params, batch_shape=(), dtype=None):
-    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
-    dt = _checks.dtype("dtype", dtype) or params.w.dtype
-    return carry_type(h=jnp.zeros(batch_shape + (H,), dt))
+    k_w, k_b, *k_extra = jax.random.split(key, 2 + extra_keys)
+    if recurrent:
+      w_i, w_h = init_kernels(k_w, input_size, H, n_blocks, kernel_init=kernel_init,
+                              recurrent_kernel_init=recurrent_kernel_init, param_dtype=param_dtype)
+      fields = dict(w_i=w_i, w_h=w_h)
+    else:
+      fields = dict(w=init_blocks(k_w, kernel_init, input_size, H, n_blocks, param_dtype))
+    b = None
+    if use_bias:
+      b = bias_init(k_b, (width,), param_dtype)
+      if forget_block is not None:
+        b = b.at[forget_block * H:(forget_block + 1) * H].add(forget_bias)
+    fields.update(b=b, **(init_extra(k_extra, input_size) if init_extra else {}))
+    return params_type(**fields)
 
   def check_params(params):
     _checks.params_type("params", params, params_type)
-    _checks.param_shape("params.w", params.w, (params.w.shape[0], n_blocks * H))
+    if recurrent:
+      _checks.param_shape("params.w_h", params.w_h, (recurrent_rows or H, width))
+    else:
+      _checks.param_shape("params.w", params.w, (params.w.shape[0], width))
 
   def input_transform(params, xs):
     check_params(params)
-    xs = _checks.step_input("x", xs, (params.w.shape[0],))
-    return project(xs, params.w, params.b, dtype, precision)
+    w = params.w_i if recurrent else params.w
+    xs = _checks.step_input("x", xs, (w.shape[0],))
+    return project(xs, w, params.b, dtype, precision)
 
-  return InputOnlyParts(init=init, initial_carry=initial_carry, input_transform=input_transform,
-                        check_params=check_params)
+  def check_step(params, carry, u):
+    check_params(params)
+    u = check_transformed("input_transform(x)", u, width)
+    _checks.carry_type("carry", carry, carry_type)
+    for field, shape in features.items():
+      _checks.carry_leaf(f"carry.{field}", getattr(carry, field), u.shape[:-1], shape)
+    return u
+
+  dtype_of = (lambda p: p.w_h.dtype) if recurrent else (lambda p: p.w.dtype)
+  initial_carry = _parts.zeros_carry(carry_type, dtype_of, **features)
+  return DenseParts(init=init or default_init, initial_carry=initial_carry, input_transform=input_transform,
+                    check_params=check_params, check_step=check_step)
 
 
 def config(factory: str, **kwargs: Any) -> CellConfig:

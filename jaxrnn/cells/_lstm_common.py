@@ -1,11 +1,18 @@
-"""Pieces shared by the LSTM family: diagonal (peephole/gain) products and layer normalisation."""
+"""Pieces shared by the LSTM family: its carry, diagonal (peephole/gain) products and layer normalisation."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+
+
+class LSTMCarry(NamedTuple):
+  """Carry of :func:`jaxrnn.lstm` and its relatives: named fields, so nobody guesses ``(c, h)`` vs ``(h, c)``."""
+
+  h: jax.Array  # [*B, H] hidden state, also the output
+  c: jax.Array  # [*B, H] cell state (colah's "conveyor belt")
 
 
 def diag(w: jax.Array, x: jax.Array) -> jax.Array:

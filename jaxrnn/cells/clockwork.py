@@ -11,6 +11,7 @@ import numpy as np
 from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
+from jaxrnn.cells import _parts
 from jaxrnn.types import Cell
 
 
@@ -131,26 +132,22 @@ def clockwork_rnn(
   k = H // g
   module = np.repeat(np.arange(g), k)  # [H] module index of each unit
   mask_np = module[:, None] >= module[None, :]  # [H_src, H_dst]: source module j feeds target i iff j >= i
+  dense_init, _, input_transform, check_params, _ = _dense.dense_parts(
+      H, 1, ClockworkParams, ClockworkCarry, use_bias=use_bias, kernel_init=kernel_init,
+      recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype,
+      precision=precision)
 
   def init(key, input_size):
-    input_size = _dense.check_init_args(key, input_size)
-    k_w, k_b = jax.random.split(key)
-    w_i, w_h = _dense.init_kernels(k_w, input_size, H, 1, kernel_init=kernel_init,
-                                   recurrent_kernel_init=recurrent_kernel_init, param_dtype=param_dtype)
-    w_h = jnp.where(jnp.asarray(mask_np), w_h, jnp.zeros_like(w_h))
-    b = bias_init(k_b, (H,), param_dtype) if use_bias else None
-    return ClockworkParams(w_i=w_i, w_h=w_h, b=b)
+    params = dense_init(key, input_size)
+    return params._replace(w_h=jnp.where(jnp.asarray(mask_np), params.w_h, jnp.zeros_like(params.w_h)))
 
-  def initial_carry(params, batch_shape=(), dtype=None):
-    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
-    dt = _checks.dtype("dtype", dtype) or params.w_h.dtype
-    return ClockworkCarry(h=jnp.zeros(batch_shape + (H,), dt), t=jnp.zeros(batch_shape, jnp.int32))
-
-  def input_transform(params, xs):
-    xs = _checks.step_input("x", xs, (params.w_i.shape[0],))
-    return _dense.project(xs, params.w_i, params.b, dtype, precision)
+  initial_carry = _parts.initial_carry(
+      lambda params, batch_shape, dt: ClockworkCarry(h=jnp.zeros(batch_shape + (H,), dt),
+                                                     t=jnp.zeros(batch_shape, jnp.int32)),
+      lambda params: params.w_h.dtype)
 
   def step_transformed(params, carry, u):
+    check_params(params)
     u = _dense.check_transformed("input_transform(x)", u, H)
     _checks.carry_type("carry", carry, ClockworkCarry)
     batch_shape = u.shape[:-1]
@@ -168,8 +165,7 @@ def clockwork_rnn(
     h = jnp.where(active, act(z), carry.h)
     return ClockworkCarry(h=h, t=t + jnp.ones((), t.dtype)), h
 
-  def step(params, carry, x):
-    return step_transformed(params, carry, input_transform(params, x))
+  step = _parts.step_of(input_transform, step_transformed)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
               step_transformed=step_transformed, name="clockwork_rnn")

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
+from jaxrnn.cells import _parts
 from jaxrnn.types import Cell
 
 _DIMENSION_NUMBERS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}
@@ -125,17 +126,10 @@ def conv_lstm(
     >>> hs.shape, carry.c.shape
     ((5, 6, 4, 4, 3), (5, 4, 4, 3))
   """
-  features = _checks.positive_int("features", features)
+  H, act, gate_act, dtype, param_dtype = _dense.hyper(features, activation, gate_activation, dtype, param_dtype,
+                                                      size_name="features")
   kernel_size = _kernel_size(kernel_size)
-  act = _checks.activation("activation", activation, _dense.ACTIVATIONS)
-  gate_act = _checks.activation("gate_activation", gate_activation, _dense.ACTIVATIONS)
-  dtype = _checks.dtype("dtype", dtype)
-  param_dtype = _checks.dtype("param_dtype", param_dtype)
-  if forget_bias is None:
-    forget_bias = 1.0 if use_bias else 0.0
-  elif not use_bias and forget_bias != 0.0:
-    raise ValueError(f"forget_bias={forget_bias} needs a bias, but use_bias=False")
-  H = features
+  forget_bias = _dense.forget_bias(forget_bias, use_bias)
   nd = len(kernel_size)
   layout = "(W, C)" if nd == 1 else "(H, W, C)"
 
@@ -153,11 +147,11 @@ def conv_lstm(
     w_c = peephole_init(k_c, (3,) + spatial + (H,), param_dtype) if peephole else None
     return ConvLSTMParams(w_i=w_i, w_h=w_h, b=b, w_c=w_c, map_shape=jnp.zeros(spatial + (0,), param_dtype))
 
-  def initial_carry(params, batch_shape=(), dtype=None):
-    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
-    dt = _checks.dtype("dtype", dtype) or params.w_h.dtype
+  def zeros_carry(params, batch_shape, dt):
     zeros = jnp.zeros(batch_shape + tuple(params.map_shape.shape[:-1]) + (H,), dt)
     return ConvLSTMCarry(h=zeros, c=zeros)
+
+  initial_carry = _parts.initial_carry(zeros_carry, lambda params: params.w_h.dtype)
 
   def input_transform(params, xs):
     spatial = tuple(params.map_shape.shape[:-1])
@@ -184,8 +178,7 @@ def conv_lstm(
     h = gate_act(o) * act(c)
     return ConvLSTMCarry(h=h, c=c), h
 
-  def step(params, carry, x):
-    return step_transformed(params, carry, input_transform(params, x))
+  step = _parts.step_of(input_transform, step_transformed)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
               step_transformed=step_transformed, input_ndim=nd + 1, name=f"conv_lstm_{nd}d")

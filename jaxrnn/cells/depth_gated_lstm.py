@@ -11,7 +11,8 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
-from jaxrnn.cells.lstm import LSTMCarry
+from jaxrnn.cells import _parts
+from jaxrnn.cells._lstm_common import LSTMCarry
 from jaxrnn.types import Cell
 
 
@@ -111,10 +112,7 @@ def depth_gated_lstm(
   hidden_sizes = _check_hidden_sizes(hidden_sizes)
   dtype = _checks.dtype("dtype", dtype)
   param_dtype = _checks.dtype("param_dtype", param_dtype)
-  if forget_bias is None:
-    forget_bias = 1.0 if use_bias else 0.0
-  elif not use_bias and forget_bias != 0.0:
-    raise ValueError(f"forget_bias={forget_bias} needs a bias, but use_bias=False")
+  forget_bias = _dense.forget_bias(forget_bias, use_bias)
   if not use_bias and depth_bias != 0.0:
     raise ValueError(f"depth_bias={depth_bias} needs a bias, but use_bias=False")
   num_layers = len(hidden_sizes)
@@ -139,11 +137,12 @@ def depth_gated_lstm(
     keys = jax.random.split(key, num_layers)
     return tuple(init_layer(keys[l], input_size if l == 0 else H, l == 0) for l in range(num_layers))
 
-  def initial_carry(params, batch_shape=(), dtype=None):
-    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
-    dt = _checks.dtype("dtype", dtype) or params[0].w_h.dtype
+  def zeros_carry(params, batch_shape, dt):
+    del params
     zeros = jnp.zeros(batch_shape + (H,), dt)
     return tuple(LSTMCarry(h=zeros, c=zeros) for _ in range(num_layers))
+
+  initial_carry = _parts.initial_carry(zeros_carry, lambda params: params[0].w_h.dtype)
 
   def input_transform(params, xs):
     xs = _checks.step_input("x", xs, (params[0].w_i.shape[0],))
@@ -177,8 +176,7 @@ def depth_gated_lstm(
       new.append(layer_step(params[l], carry[l], u_l, x, new[-1].c))
     return tuple(new), new[-1].h
 
-  def step(params, carry, x):
-    return step_transformed(params, carry, input_transform(params, x))
+  step = _parts.step_of(input_transform, step_transformed)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
               step_transformed=step_transformed, name="depth_gated_lstm")

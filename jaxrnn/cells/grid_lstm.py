@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
+from jaxrnn.cells import _parts
 from jaxrnn.types import Cell
 
 
@@ -105,15 +106,9 @@ def _init_transform(key, in_size, H, n_dims, *, kernel_init, use_bias, bias_init
 
 
 def _check_common(hidden_size, num, num_name, forget_bias, use_bias, dtype, param_dtype):
-  hidden_size = _checks.positive_int("hidden_size", hidden_size)
+  hidden_size, _, _, dtype, param_dtype = _dense.hyper(hidden_size, dtype=dtype, param_dtype=param_dtype)
   num = _checks.positive_int(num_name, num)
-  dtype = _checks.dtype("dtype", dtype)
-  param_dtype = _checks.dtype("param_dtype", param_dtype)
-  if forget_bias is None:
-    forget_bias = 1.0 if use_bias else 0.0
-  elif not use_bias and forget_bias != 0.0:
-    raise ValueError(f"forget_bias={forget_bias} needs a bias, but use_bias=False")
-  return hidden_size, num, forget_bias, dtype, param_dtype
+  return hidden_size, num, _dense.forget_bias(forget_bias, use_bias), dtype, param_dtype
 
 
 def _check_blocks(params: Any, params_type: type, block_type: type, n_blocks: int) -> None:
@@ -205,11 +200,12 @@ def grid_lstm(
                                         depth=_init_transform(k_d, H, H, 2, **t_kw)))
     return GridLSTMParams(w_x=w_x, b_x=b_x, blocks=tuple(blocks))
 
-  def initial_carry(params, batch_shape=(), dtype=None):
-    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
-    dt = _checks.dtype("dtype", dtype) or params.w_x.dtype
+  def zeros_carry(params, batch_shape, dt):
+    del params
     zeros = jnp.zeros(batch_shape + (H,), dt)
     return tuple(GridLSTMCarry(h=zeros, m=zeros) for _ in range(L))
+
+  initial_carry = _parts.initial_carry(zeros_carry, lambda params: params.w_x.dtype)
 
   def input_transform(params, xs):
     xs = _checks.step_input("x", xs, (params.w_x.shape[0],))
@@ -232,8 +228,7 @@ def grid_lstm(
       new.append(GridLSTMCarry(h=h_t, m=m_t))
     return tuple(new), h_d
 
-  def step(params, carry, x):
-    return step_transformed(params, carry, input_transform(params, x))
+  step = _parts.step_of(input_transform, step_transformed)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
               step_transformed=step_transformed, name="grid_lstm")

@@ -7,10 +7,10 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _fused_scan
+from jaxrnn.cells import _parts
 from jaxrnn.types import Cell
 
 
@@ -87,35 +87,16 @@ def gru(
     >>> h.shape
     (4,)
   """
-  hidden_size = _checks.positive_int("hidden_size", hidden_size)
-  act = _checks.activation("activation", activation, _dense.ACTIVATIONS)
-  gate_act = _checks.activation("gate_activation", gate_activation, _dense.ACTIVATIONS)
-  dtype = _checks.dtype("dtype", dtype)
-  param_dtype = _checks.dtype("param_dtype", param_dtype)
-  H = hidden_size
+  H, act, gate_act, dtype, param_dtype = _dense.hyper(hidden_size, activation, gate_activation, dtype, param_dtype)
 
-  def _check_params(params):  # reliability: a clear error for another cell's params or None
-    _checks.params_type("params", params, GRUParams)
-    _checks.param_shape("params.w_h", params.w_h, (H, 3 * H))
+  def init_b_hn(keys, input_size):
+    del input_size
+    return dict(b_hn=bias_init(keys[0], (H,), param_dtype) if use_bias else None)
 
-  def init(key, input_size):
-    input_size = _dense.check_init_args(key, input_size)
-    k_w, k_b, k_bh = jax.random.split(key, 3)
-    w_i, w_h = _dense.init_kernels(k_w, input_size, H, 3, kernel_init=kernel_init,
-                                   recurrent_kernel_init=recurrent_kernel_init, param_dtype=param_dtype)
-    b = bias_init(k_b, (3 * H,), param_dtype) if use_bias else None
-    b_hn = bias_init(k_bh, (H,), param_dtype) if use_bias else None
-    return GRUParams(w_i=w_i, w_h=w_h, b=b, b_hn=b_hn)
-
-  def initial_carry(params, batch_shape=(), dtype=None):
-    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
-    dt = _checks.dtype("dtype", dtype) or params.w_h.dtype
-    return GRUCarry(h=jnp.zeros(batch_shape + (H,), dt))
-
-  def input_transform(params, xs):
-    _check_params(params)
-    xs = _checks.step_input("x", xs, (params.w_i.shape[0],))
-    return _dense.project(xs, params.w_i, params.b, dtype, precision)
+  init, initial_carry, input_transform, _check_params, check_step = _dense.dense_parts(
+      H, 3, GRUParams, GRUCarry, extra_keys=1, init_extra=init_b_hn, use_bias=use_bias, kernel_init=kernel_init,
+      recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype,
+      precision=precision)
 
   def pointwise(params, carry, u, hw):  # reset_after: everything after h W_h (the fused path calls it too)
     h_prev = carry.h
@@ -129,9 +110,7 @@ def gru(
     return GRUCarry(h=h), h
 
   def step_transformed(params, carry, u):
-    _check_params(params)
-    u = _dense.check_transformed("input_transform(x)", u, 3 * H)
-    _dense.check_carry(carry, GRUCarry, u.shape[:-1], H)
+    u = check_step(params, carry, u)
     h_prev = carry.h
     if reset_after:
       return pointwise(params, carry, u, _dense.recurrent(h_prev, params.w_h, dtype, precision))
@@ -146,8 +125,7 @@ def gru(
     h = (1 - z) * n + z * h_prev
     return GRUCarry(h=h), h
 
-  def step(params, carry, x):
-    return step_transformed(params, carry, input_transform(params, x))
+  step = _parts.step_of(input_transform, step_transformed)
 
   sequence = None
   if reset_after:

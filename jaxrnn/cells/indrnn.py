@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
+from jaxrnn.cells import _parts
 from jaxrnn.types import Cell
 
 
@@ -160,10 +161,7 @@ def indrnn(
     b = bias_init(k_b, (H,), param_dtype) if use_bias else None
     return IndRNNParams(w_i=w_i, u=u, b=b)
 
-  def initial_carry(params, batch_shape=(), dtype=None):
-    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
-    dt = _checks.dtype("dtype", dtype) or params.u.dtype
-    return IndRNNCarry(h=jnp.zeros(batch_shape + (H,), dt))
+  initial_carry = _parts.zeros_carry(IndRNNCarry, lambda params: params.u.dtype, h=(H,))
 
   def input_transform(params, xs):
     xs = _checks.step_input("x", xs, (params.w_i.shape[0],))
@@ -178,8 +176,7 @@ def indrnn(
     h = act(u_x.astype(cdt) + carry.h * u.reshape((1,) * (carry.h.ndim - 1) + (H,)))
     return IndRNNCarry(h=h), h
 
-  def step(params, carry, x):
-    return step_transformed(params, carry, input_transform(params, x))
+  step = _parts.step_of(input_transform, step_transformed)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
               step_transformed=step_transformed, name="indrnn")

@@ -11,7 +11,8 @@ from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _lstm_common
-from jaxrnn.cells.lstm import LSTMCarry
+from jaxrnn.cells import _parts
+from jaxrnn.cells._lstm_common import LSTMCarry
 from jaxrnn.types import Cell
 
 
@@ -82,42 +83,31 @@ def layer_norm_lstm(
     >>> h.shape, carry.c.shape
     ((2, 4), (2, 4))
   """
-  hidden_size = _checks.positive_int("hidden_size", hidden_size)
-  act = _checks.activation("activation", activation, _dense.ACTIVATIONS)
-  gate_act = _checks.activation("gate_activation", gate_activation, _dense.ACTIVATIONS)
-  dtype = _checks.dtype("dtype", dtype)
-  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  H, act, gate_act, dtype, param_dtype = _dense.hyper(hidden_size, activation, gate_activation, dtype, param_dtype)
   if not isinstance(per_gate, bool):
     raise TypeError(f"per_gate must be a bool, got {per_gate!r}")
   if not epsilon > 0:
     raise ValueError(f"epsilon must be > 0, got {epsilon!r}")
-  H = hidden_size
   groups = 4 if per_gate else 1
 
-  def init(key, input_size):
-    input_size = _dense.check_init_args(key, input_size)
-    k_w, k_b = jax.random.split(key)
-    w_i, w_h = _dense.init_kernels(k_w, input_size, H, 4, kernel_init=kernel_init,
-                                   recurrent_kernel_init=recurrent_kernel_init, param_dtype=param_dtype)
-    b = bias_init(k_b, (4 * H,), param_dtype).at[H:2 * H].add(forget_bias)
+  def init_norms(keys, input_size):
+    del keys, input_size
     ones = lambda n: jnp.ones((n,), param_dtype)
-    return LayerNormLSTMParams(w_i=w_i, w_h=w_h, b=b, gain_i=ones(4 * H), gain_h=ones(4 * H), gain_c=ones(H),
-                               b_c=jnp.zeros((H,), param_dtype))
+    return dict(gain_i=ones(4 * H), gain_h=ones(4 * H), gain_c=ones(H), b_c=jnp.zeros((H,), param_dtype))
 
-  def initial_carry(params, batch_shape=(), dtype=None):
-    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
-    dt = _checks.dtype("dtype", dtype) or params.w_h.dtype
-    zeros = jnp.zeros(batch_shape + (H,), dt)
-    return LSTMCarry(h=zeros, c=zeros)
+  init, initial_carry, _, check_params, check_step = _dense.dense_parts(
+      H, 4, LayerNormLSTMParams, LSTMCarry, forget_block=1, forget_bias=forget_bias, init_extra=init_norms,
+      use_bias=True, kernel_init=kernel_init, recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init,
+      dtype=dtype, param_dtype=param_dtype, precision=precision)
 
   def input_transform(params, xs):
+    check_params(params)
     xs = _checks.step_input("x", xs, (params.w_i.shape[0],))
     u = _dense.project(xs, params.w_i, None, dtype, precision)
     return _lstm_common.layer_norm(u, params.gain_i, params.b, epsilon, groups)
 
   def step_transformed(params, carry, u):
-    u = _dense.check_transformed("input_transform(x)", u, 4 * H)
-    _dense.check_carry(carry, LSTMCarry, u.shape[:-1], H)
+    u = check_step(params, carry, u)
     cdt = carry.c.dtype
     hw = _dense.recurrent(carry.h, params.w_h, dtype, precision)
     z = u.astype(cdt) + _lstm_common.layer_norm(hw, params.gain_h, None, epsilon, groups).astype(cdt)
@@ -127,8 +117,7 @@ def layer_norm_lstm(
     h = gate_act(o) * act(c_hat)
     return LSTMCarry(h=h, c=c), h
 
-  def step(params, carry, x):
-    return step_transformed(params, carry, input_transform(params, x))
+  step = _parts.step_of(input_transform, step_transformed)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
               step_transformed=step_transformed, name="layer_norm_lstm")

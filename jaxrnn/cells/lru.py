@@ -11,7 +11,8 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn import parallel_scan
 from jaxrnn.cells import _dense
-from jaxrnn.types import PARALLEL, Cell, SequencePath
+from jaxrnn.cells import _parts
+from jaxrnn.types import Cell
 
 
 class LRUParams(NamedTuple):
@@ -112,11 +113,7 @@ def lru(
     return LRUParams(nu_log=cast(nu_log), theta_log=cast(theta_log), gamma_log=cast(gamma_log),
                      b_re=cast(b[0]), b_im=cast(b[1]), c_re=cast(c[0]), c_im=cast(c[1]), d=cast(d))
 
-  def initial_carry(params, batch_shape=(), dtype=None):
-    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
-    dt = _checks.dtype("dtype", dtype) or params.nu_log.dtype
-    zeros = jnp.zeros(batch_shape + (N,), dt)
-    return LRUCarry(x_re=zeros, x_im=zeros)
+  initial_carry = _parts.zeros_carry(LRUCarry, lambda params: params.nu_log.dtype, x_re=(N,), x_im=(N,))
 
   def input_transform(params, xs):
     xs = _checks.step_input("x", xs, (params.b_re.shape[0],))
@@ -146,17 +143,17 @@ def lru(
     x_im = r1(l_re) * carry.x_im + r1(l_im) * carry.x_re + r1(gamma) * bu_im
     return LRUCarry(x_re=x_re, x_im=x_im), read_out(params, x_re, x_im, u_d, cdt)
 
-  def step(params, carry, x):
-    return step_transformed(params, carry, input_transform(params, x))
+  step = _parts.step_of(input_transform, step_transformed)
 
-  def sequence(params, carry, xs, mask, options):
-    del options  # a parallel path honours hoist trivially (no loop) and nothing else: types.PARALLEL
+  def check(params, carry, xs):
     xs = _checks.step_input("xs", xs, (params.b_re.shape[0],))
     check_carry(carry, xs.shape[1:-1])
+    return carry.x_re.dtype
+
+  def run(params, carry, u, mask):
     cdt = carry.x_re.dtype
     zdt = _complex_dtype(cdt)
     rdt = jnp.finfo(zdt).dtype  # the real dtype of the complex arithmetic
-    u = input_transform(params, parallel_scan.zero_masked(xs, mask)).astype(cdt)
     bu_re, bu_im, u_d = jnp.split(u, [N, 2 * N], axis=-1)
     l_re, l_im, gamma = lam(params, rdt)
     r1 = lambda a: a.reshape((1,) * (u.ndim - 1) + a.shape)
@@ -169,4 +166,4 @@ def lru(
     return final, parallel_scan.zero_masked(hs, mask)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=SequencePath(sequence, PARALLEL), name="lru")
+              step_transformed=step_transformed, sequence=_parts.parallel_path(input_transform, check, run), name="lru")

@@ -7,10 +7,12 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _fused_scan
+from jaxrnn.cells import _parts
+from jaxrnn.cells._lstm_common import LSTMCarry
+from jaxrnn.cells.peephole_lstm import peephole_lstm
 from jaxrnn.types import Cell
 
 
@@ -20,13 +22,6 @@ class LSTMParams(NamedTuple):
   w_i: jax.Array  # [F, 4H] input kernel
   w_h: jax.Array  # [H, 4H] recurrent kernel
   b: Optional[jax.Array]  # [4H] bias (forget block initialised to forget_bias); None if use_bias=False
-
-
-class LSTMCarry(NamedTuple):
-  """Carry of :func:`lstm` and its relatives: named fields, so nobody guesses ``(c, h)`` vs ``(h, c)``."""
-
-  h: jax.Array  # [*B, H] hidden state, also the output
-  c: jax.Array  # [*B, H] cell state (colah's "conveyor belt")
 
 
 def lstm(
@@ -99,46 +94,15 @@ def lstm(
     'lstm_NOAF'
   """
   if variant is not None:
-    from jaxrnn.cells.peephole_lstm import peephole_lstm  # pylint: disable=g-import-not-at-top (import cycle)
     return peephole_lstm(
         hidden_size, variant=variant, forget_bias=forget_bias, use_bias=use_bias, activation=activation,
         gate_activation=gate_activation, kernel_init=kernel_init, recurrent_kernel_init=recurrent_kernel_init,
         bias_init=bias_init, dtype=dtype, param_dtype=param_dtype, precision=precision)
-  hidden_size = _checks.positive_int("hidden_size", hidden_size)
-  act = _checks.activation("activation", activation, _dense.ACTIVATIONS)
-  gate_act = _checks.activation("gate_activation", gate_activation, _dense.ACTIVATIONS)
-  dtype = _checks.dtype("dtype", dtype)
-  param_dtype = _checks.dtype("param_dtype", param_dtype)
-  if forget_bias is None:
-    forget_bias = 1.0 if use_bias else 0.0
-  elif not use_bias and forget_bias != 0.0:
-    raise ValueError(f"forget_bias={forget_bias} needs a bias, but use_bias=False")
-  H = hidden_size
-
-  def _check_params(params):  # reliability: a clear error for another cell's params or None
-    _checks.params_type("params", params, LSTMParams)
-    _checks.param_shape("params.w_h", params.w_h, (H, 4 * H))
-
-  def init(key, input_size):
-    input_size = _dense.check_init_args(key, input_size)
-    k_w, k_b = jax.random.split(key)
-    w_i, w_h = _dense.init_kernels(k_w, input_size, H, 4, kernel_init=kernel_init,
-                                   recurrent_kernel_init=recurrent_kernel_init, param_dtype=param_dtype)
-    b = None
-    if use_bias:
-      b = bias_init(k_b, (4 * H,), param_dtype).at[H:2 * H].add(forget_bias)
-    return LSTMParams(w_i=w_i, w_h=w_h, b=b)
-
-  def initial_carry(params, batch_shape=(), dtype=None):
-    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
-    dt = _checks.dtype("dtype", dtype) or params.w_h.dtype
-    zeros = jnp.zeros(batch_shape + (H,), dt)
-    return LSTMCarry(h=zeros, c=zeros)
-
-  def input_transform(params, xs):
-    _check_params(params)
-    xs = _checks.step_input("x", xs, (params.w_i.shape[0],))
-    return _dense.project(xs, params.w_i, params.b, dtype, precision)
+  H, act, gate_act, dtype, param_dtype = _dense.hyper(hidden_size, activation, gate_activation, dtype, param_dtype)
+  init, initial_carry, input_transform, _check_params, check_step = _dense.dense_parts(
+      H, 4, LSTMParams, LSTMCarry, forget_block=1, forget_bias=_dense.forget_bias(forget_bias, use_bias),
+      use_bias=use_bias, kernel_init=kernel_init, recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init,
+      dtype=dtype, param_dtype=param_dtype, precision=precision)
 
   def pointwise(params, carry, u, hw):  # everything after the recurrent product: the fused path calls it too
     del params  # the LSTM's gate math reads no params: b is in input_transform
@@ -149,13 +113,10 @@ def lstm(
     return LSTMCarry(h=h, c=c), h
 
   def step_transformed(params, carry, u):
-    _check_params(params)
-    u = _dense.check_transformed("input_transform(x)", u, 4 * H)
-    _dense.check_carry(carry, LSTMCarry, u.shape[:-1], H)
+    u = check_step(params, carry, u)
     return pointwise(params, carry, u, _dense.recurrent(carry.h, params.w_h, dtype, precision))
 
-  def step(params, carry, x):
-    return step_transformed(params, carry, input_transform(params, x))
+  step = _parts.step_of(input_transform, step_transformed)
 
   sequence = _fused_scan.checked(_fused_scan.fused_sequence(input_transform, pointwise, (), dtype, precision),
                                  _check_params, LSTMCarry, H)

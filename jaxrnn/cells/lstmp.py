@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
+from jaxrnn.cells import _parts
 from jaxrnn.types import Cell
 
 
@@ -83,19 +84,11 @@ def lstmp(
     >>> h.shape, carry.c.shape
     ((4, 2), (4, 5))
   """
-  hidden_size = _checks.positive_int("hidden_size", hidden_size)
-  proj_size = _checks.positive_int("proj_size", proj_size)
-  act = _checks.activation("activation", activation, _dense.ACTIVATIONS)
-  gate_act = _checks.activation("gate_activation", gate_activation, _dense.ACTIVATIONS)
-  dtype = _checks.dtype("dtype", dtype)
-  param_dtype = _checks.dtype("param_dtype", param_dtype)
-  if forget_bias is None:
-    forget_bias = 1.0 if use_bias else 0.0
-  elif not use_bias and forget_bias != 0.0:
-    raise ValueError(f"forget_bias={forget_bias} needs a bias, but use_bias=False")
-  H, P = hidden_size, proj_size
+  H, act, gate_act, dtype, param_dtype = _dense.hyper(hidden_size, activation, gate_activation, dtype, param_dtype)
+  P = _checks.positive_int("proj_size", proj_size)
+  forget_bias = _dense.forget_bias(forget_bias, use_bias)
 
-  def init(key, input_size):
+  def init(key, input_size):  # its own key order: four independent draws
     input_size = _dense.check_init_args(key, input_size)
     k_i, k_h, k_b, k_r = jax.random.split(key, 4)
     w_i = _dense.init_blocks(k_i, kernel_init, input_size, H, 4, param_dtype)
@@ -104,20 +97,13 @@ def lstmp(
     w_r = _dense.init_blocks(k_r, projection_init, H, P, 1, param_dtype)
     return LSTMPParams(w_i=w_i, w_h=w_h, b=b, w_r=w_r)
 
-  def initial_carry(params, batch_shape=(), dtype=None):
-    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
-    dt = _checks.dtype("dtype", dtype) or params.w_h.dtype
-    return LSTMPCarry(h=jnp.zeros(batch_shape + (P,), dt), c=jnp.zeros(batch_shape + (H,), dt))
-
-  def input_transform(params, xs):
-    xs = _checks.step_input("x", xs, (params.w_i.shape[0],))
-    return _dense.project(xs, params.w_i, params.b, dtype, precision)
+  _, initial_carry, input_transform, _, check_step = _dense.dense_parts(
+      H, 4, LSTMPParams, LSTMPCarry, init=init, recurrent_rows=P, carry_features=dict(h=(P,), c=(H,)),
+      use_bias=use_bias, kernel_init=kernel_init, recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init,
+      dtype=dtype, param_dtype=param_dtype, precision=precision)
 
   def step_transformed(params, carry, u):
-    u = _dense.check_transformed("input_transform(x)", u, 4 * H)
-    _checks.carry_type("carry", carry, LSTMPCarry)
-    _checks.carry_leaf("carry.h", carry.h, u.shape[:-1], (P,))
-    _checks.carry_leaf("carry.c", carry.c, u.shape[:-1], (H,))
+    u = check_step(params, carry, u)
     z = u + _dense.recurrent(carry.h, params.w_h, dtype, precision)
     z = z.astype(carry.c.dtype)
     i, f, g, o = jnp.split(z, 4, axis=-1)
@@ -125,8 +111,7 @@ def lstmp(
     h = _dense.recurrent(gate_act(o) * act(c), params.w_r, dtype, precision).astype(carry.h.dtype)
     return LSTMPCarry(h=h, c=c), h
 
-  def step(params, carry, x):
-    return step_transformed(params, carry, input_transform(params, x))
+  step = _parts.step_of(input_transform, step_transformed)
 
   config = _dense.config("lstmp", activation=activation, gate_activation=gate_activation, hidden_size=H,
                          proj_size=P, use_bias=bool(use_bias))

@@ -7,9 +7,9 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
+from jaxrnn.cells import _parts
 from jaxrnn.types import Cell
 
 VARIANTS = ("zhou", "flax")
@@ -103,42 +103,24 @@ def mgu(
     >>> h.shape
     (2, 4)
   """
-  hidden_size = _checks.positive_int("hidden_size", hidden_size)
   if variant not in VARIANTS:
     raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-  act = _checks.activation("activation", activation, _dense.ACTIVATIONS)
-  gate_act = _checks.activation("gate_activation", gate_activation, _dense.ACTIVATIONS)
-  dtype = _checks.dtype("dtype", dtype)
-  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  H, act, gate_act, dtype, param_dtype = _dense.hyper(hidden_size, activation, gate_activation, dtype, param_dtype)
   flax_form = variant == "flax"
-  if forget_bias is None:
-    forget_bias = 1.0 if (use_bias and flax_form) else 0.0
-  elif not use_bias and forget_bias != 0.0:
-    raise ValueError(f"forget_bias={forget_bias} needs a bias, but use_bias=False")
+  forget_bias = _dense.forget_bias(forget_bias, use_bias, default=1.0 if flax_form else 0.0)
   has_b_hn = flax_form and reset_gate and use_bias
-  H = hidden_size
 
-  def init(key, input_size):
-    input_size = _dense.check_init_args(key, input_size)
-    k_w, k_b, k_bh = jax.random.split(key, 3)
-    w_i, w_h = _dense.init_kernels(k_w, input_size, H, 2, kernel_init=kernel_init,
-                                   recurrent_kernel_init=recurrent_kernel_init, param_dtype=param_dtype)
-    b = bias_init(k_b, (2 * H,), param_dtype).at[:H].add(forget_bias) if use_bias else None
-    b_hn = bias_init(k_bh, (H,), param_dtype) if has_b_hn else None
-    return MGUParams(w_i=w_i, w_h=w_h, b=b, b_hn=b_hn)
+  def init_b_hn(keys, input_size):
+    del input_size
+    return dict(b_hn=bias_init(keys[0], (H,), param_dtype) if has_b_hn else None)
 
-  def initial_carry(params, batch_shape=(), dtype=None):
-    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
-    dt = _checks.dtype("dtype", dtype) or params.w_h.dtype
-    return MGUCarry(h=jnp.zeros(batch_shape + (H,), dt))
-
-  def input_transform(params, xs):
-    xs = _checks.step_input("x", xs, (params.w_i.shape[0],))
-    return _dense.project(xs, params.w_i, params.b, dtype, precision)
+  init, initial_carry, input_transform, _, check_step = _dense.dense_parts(
+      H, 2, MGUParams, MGUCarry, forget_block=0, forget_bias=forget_bias, extra_keys=1, init_extra=init_b_hn,
+      use_bias=use_bias, kernel_init=kernel_init, recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init,
+      dtype=dtype, param_dtype=param_dtype, precision=precision)
 
   def step_transformed(params, carry, u):
-    u = _dense.check_transformed("input_transform(x)", u, 2 * H)
-    _dense.check_carry(carry, MGUCarry, u.shape[:-1], H)
+    u = check_step(params, carry, u)
     h_prev = carry.h
     cdt = h_prev.dtype
     u_f, u_n = jnp.split(u.astype(cdt), 2, axis=-1)
@@ -156,8 +138,7 @@ def mgu(
     h = (1 - f) * n + f * h_prev if flax_form else (1 - f) * h_prev + f * n
     return MGUCarry(h=h), h
 
-  def step(params, carry, x):
-    return step_transformed(params, carry, input_transform(params, x))
+  step = _parts.step_of(input_transform, step_transformed)
 
   name = "mgu" if variant == "zhou" else "mgu_flax"
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +11,8 @@ from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn import parallel_scan
 from jaxrnn.cells import _dense
-from jaxrnn.types import PARALLEL, Cell, SequencePath
+from jaxrnn.cells import _parts
+from jaxrnn.types import Cell
 
 
 class MinGRUParams(NamedTuple):
@@ -35,6 +36,21 @@ def g(x: jax.Array) -> jax.Array:
 def log_g(x: jax.Array) -> jax.Array:
   """``log g(x)``, finite and with finite gradients for every finite ``x``."""
   return jnp.where(x >= 0, jnp.log(jax.nn.relu(x) + 0.5), -jax.nn.softplus(-jnp.minimum(x, 0)))
+
+
+def interpolation_scan(d: jax.Array, k_h: jax.Array, h0: jax.Array, mask: Optional[jax.Array], carry_type: type, *,
+                       log_scan: bool, cand: Callable) -> Tuple[Any, jax.Array]:
+  """The parallel form of ``h_t = sigmoid(-d_t) h_{t-1} + sigmoid(d_t) cand(k_t)`` (minGRU, minLSTM).
+
+  ``d, k_h: [T, *B, H]`` in the carry's dtype; ``log_scan`` scans the logarithms (``cand`` is then ``g``).
+  Returns ``(carry_type(h=h_T), hs)``, ``hs`` zero at masked steps.
+  """
+  cdt = h0.dtype
+  if log_scan:
+    hs, last = parallel_scan.log_linear_recurrence(-jax.nn.softplus(d), -jax.nn.softplus(-d) + log_g(k_h), h0, mask)
+  else:  # 0 < sigmoid(-d) <= 1: the multiply-add scan cannot overflow
+    hs, last = parallel_scan.linear_recurrence(jax.nn.sigmoid(-d), jax.nn.sigmoid(d) * cand(k_h), h0, mask)
+  return carry_type(h=last.astype(cdt)), parallel_scan.zero_masked(hs, mask).astype(cdt)
 
 
 def min_gru(
@@ -96,46 +112,34 @@ def min_gru(
     >>> hs_par.shape, bool(jnp.allclose(hs_par, hs_seq))
     ((2, 7, 4), True)
   """
-  hidden_size = _checks.positive_int("hidden_size", hidden_size)
-  dtype = _checks.dtype("dtype", dtype)
-  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  H, _, _, dtype, param_dtype = _dense.hyper(hidden_size, dtype=dtype, param_dtype=param_dtype)
   if log_scan and not log_space:
     raise ValueError("log_scan=True needs log_space=True (the input term must be positive)")
-  H = hidden_size
   cand = g if log_space else (lambda k: k)
 
-  init, initial_carry, input_transform, _check_params = _dense.input_only_parts(
+  init, initial_carry, input_transform, _check_params, check_step = _dense.dense_parts(
       H, 2, MinGRUParams, MinGRUCarry, use_bias=use_bias, kernel_init=kernel_init, bias_init=bias_init, dtype=dtype,
       param_dtype=param_dtype, precision=precision)
 
   def step_transformed(params, carry, u):
-    _check_params(params)
-    u = _dense.check_transformed("input_transform(x)", u, 2 * H)
-    _dense.check_carry(carry, MinGRUCarry, u.shape[:-1], H)
+    u = check_step(params, carry, u)
     k_z, k_h = jnp.split(u.astype(carry.h.dtype), 2, axis=-1)
     z = jax.nn.sigmoid(k_z)
     h = (1 - z) * carry.h + z * cand(k_h)
     return MinGRUCarry(h=h), h
 
-  def step(params, carry, x):
-    return step_transformed(params, carry, input_transform(params, x))
+  step = _parts.step_of(input_transform, step_transformed)
 
-  def sequence(params, carry, xs, mask, options):
-    del options  # a parallel path honours hoist trivially (no loop) and nothing else: types.PARALLEL
+  def check(params, carry, xs):
     _check_params(params)
     xs = _checks.step_input("xs", xs, (params.w.shape[0],))
     _dense.check_carry(carry, MinGRUCarry, xs.shape[1:-1], H)
-    cdt = carry.h.dtype
-    u = input_transform(params, parallel_scan.zero_masked(xs, mask)).astype(cdt)
+    return carry.h.dtype
+
+  def run(params, carry, u, mask):
     k_z, k_h = jnp.split(u, 2, axis=-1)
-    if log_scan:
-      hs, last = parallel_scan.log_linear_recurrence(
-          -jax.nn.softplus(k_z), -jax.nn.softplus(-k_z) + log_g(k_h), carry.h, mask)
-    else:  # 0 < 1 - z <= 1: the multiply-add scan cannot overflow
-      hs, last = parallel_scan.linear_recurrence(
-          jax.nn.sigmoid(-k_z), jax.nn.sigmoid(k_z) * cand(k_h), carry.h, mask)
-    return MinGRUCarry(h=last.astype(cdt)), parallel_scan.zero_masked(hs, mask).astype(cdt)
+    return interpolation_scan(k_z, k_h, carry.h, mask, MinGRUCarry, log_scan=log_scan, cand=cand)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=SequencePath(sequence, PARALLEL),
+              step_transformed=step_transformed, sequence=_parts.parallel_path(input_transform, check, run),
               name=f"min_gru{'_log_scan' if log_scan else ''}" if log_space else "min_gru_linear")

@@ -9,10 +9,10 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn import initializers
-from jaxrnn import parallel_scan
 from jaxrnn.cells import _dense
-from jaxrnn.cells.min_gru import g, log_g
-from jaxrnn.types import PARALLEL, Cell, SequencePath
+from jaxrnn.cells import _parts
+from jaxrnn.cells.min_gru import g, interpolation_scan
+from jaxrnn.types import Cell
 
 
 class MinLSTMParams(NamedTuple):
@@ -83,46 +83,35 @@ def min_lstm(
     >>> hs.shape, bool(jnp.allclose(carry.h, hs[-1]))
     ((5, 4), True)
   """
-  hidden_size = _checks.positive_int("hidden_size", hidden_size)
-  dtype = _checks.dtype("dtype", dtype)
-  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  H, _, _, dtype, param_dtype = _dense.hyper(hidden_size, dtype=dtype, param_dtype=param_dtype)
   if log_scan and not log_space:
     raise ValueError("log_scan=True needs log_space=True (the input term must be positive)")
-  H = hidden_size
   cand = g if log_space else (lambda k: k)
 
-  init, initial_carry, input_transform, _check_params = _dense.input_only_parts(
+  init, initial_carry, input_transform, _check_params, check_step = _dense.dense_parts(
       H, 3, MinLSTMParams, MinLSTMCarry, use_bias=use_bias, kernel_init=kernel_init, bias_init=bias_init, dtype=dtype,
       param_dtype=param_dtype, precision=precision)
 
   def step_transformed(params, carry, u):
-    _check_params(params)
-    u = _dense.check_transformed("input_transform(x)", u, 3 * H)
-    _dense.check_carry(carry, MinLSTMCarry, u.shape[:-1], H)
+    u = check_step(params, carry, u)
     k_f, k_i, k_h = jnp.split(u.astype(carry.h.dtype), 3, axis=-1)
     d = jax.nn.softplus(-k_f) - jax.nn.softplus(-k_i)  # log(i / f)
     h = jax.nn.sigmoid(-d) * carry.h + jax.nn.sigmoid(d) * cand(k_h)
     return MinLSTMCarry(h=h), h
 
-  def step(params, carry, x):
-    return step_transformed(params, carry, input_transform(params, x))
+  step = _parts.step_of(input_transform, step_transformed)
 
-  def sequence(params, carry, xs, mask, options):
-    del options  # a parallel path honours hoist trivially (no loop) and nothing else: types.PARALLEL
+  def check(params, carry, xs):
     _check_params(params)
     xs = _checks.step_input("xs", xs, (params.w.shape[0],))
     _dense.check_carry(carry, MinLSTMCarry, xs.shape[1:-1], H)
-    cdt = carry.h.dtype
-    u = input_transform(params, parallel_scan.zero_masked(xs, mask)).astype(cdt)
+    return carry.h.dtype
+
+  def run(params, carry, u, mask):
     k_f, k_i, k_h = jnp.split(u, 3, axis=-1)
-    d = jax.nn.softplus(-k_f) - jax.nn.softplus(-k_i)
-    if log_scan:
-      hs, last = parallel_scan.log_linear_recurrence(
-          -jax.nn.softplus(d), -jax.nn.softplus(-d) + log_g(k_h), carry.h, mask)
-    else:  # 0 < f' <= 1: the multiply-add scan cannot overflow
-      hs, last = parallel_scan.linear_recurrence(jax.nn.sigmoid(-d), jax.nn.sigmoid(d) * cand(k_h), carry.h, mask)
-    return MinLSTMCarry(h=last.astype(cdt)), parallel_scan.zero_masked(hs, mask).astype(cdt)
+    d = jax.nn.softplus(-k_f) - jax.nn.softplus(-k_i)  # log(i / f)
+    return interpolation_scan(d, k_h, carry.h, mask, MinLSTMCarry, log_scan=log_scan, cand=cand)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=SequencePath(sequence, PARALLEL),
+              step_transformed=step_transformed, sequence=_parts.parallel_path(input_transform, check, run),
               name=f"min_lstm{'_log_scan' if log_scan else ''}" if log_space else "min_lstm_linear")

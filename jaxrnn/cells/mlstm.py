@@ -12,7 +12,8 @@ from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn import parallel_scan
 from jaxrnn.cells import _dense
-from jaxrnn.types import PARALLEL, Cell, SequencePath
+from jaxrnn.cells import _parts
+from jaxrnn.types import Cell
 
 
 class MLSTMParams(NamedTuple):
@@ -123,11 +124,7 @@ def mlstm(
     b = b.at[4 * H + NH:].add(jnp.asarray(forget_bias, param_dtype))
     return MLSTMParams(w=w, b=b)
 
-  def initial_carry(params, batch_shape=(), dtype=None):
-    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
-    dt = _checks.dtype("dtype", dtype) or params.w.dtype
-    return MLSTMCarry(c=jnp.zeros(batch_shape + (NH, DH, DH), dt), n=jnp.zeros(batch_shape + (NH, DH), dt),
-                      m=jnp.zeros(batch_shape + (NH,), dt))
+  initial_carry = _parts.zeros_carry(MLSTMCarry, lambda params: params.w.dtype, c=(NH, DH, DH), n=(NH, DH), m=(NH,))
 
   def input_transform(params, xs):
     xs = _checks.step_input("x", xs, (params.w.shape[0],))
@@ -160,16 +157,16 @@ def mlstm(
     h = o * (num / den[..., None]).reshape(o.shape)
     return MLSTMCarry(c=c, n=n, m=m), h
 
-  def step(params, carry, x):
-    return step_transformed(params, carry, input_transform(params, x))
+  step = _parts.step_of(input_transform, step_transformed)
 
-  def sequence(params, carry, xs, mask, options):
-    del options  # a parallel path honours hoist trivially (no loop) and nothing else: types.PARALLEL
+  def check(params, carry, xs):
     xs = _checks.step_input("xs", xs, (params.w.shape[0],))
     check_carry(carry, xs.shape[1:-1])
+    return carry.m.dtype
+
+  def run(params, carry, u, mask):
     cdt = carry.m.dtype
-    num_steps = xs.shape[0]
-    u = input_transform(params, parallel_scan.zero_masked(xs, mask)).astype(cdt)
+    num_steps = u.shape[0]
     q, k, v, o, i_pre, log_f = split(u)  # time-major: [T, *B, NH, (DH)]
     if mask is not None:
       log_f = jnp.where(mask[..., None], log_f, jnp.zeros_like(log_f))  # padded steps keep the state
@@ -204,4 +201,4 @@ def mlstm(
     return final, parallel_scan.zero_masked(hs, mask).astype(cdt)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=SequencePath(sequence, PARALLEL), name="mlstm")
+              step_transformed=step_transformed, sequence=_parts.parallel_path(input_transform, check, run), name="mlstm")

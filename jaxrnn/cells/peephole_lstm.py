@@ -13,11 +13,11 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple, Union
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _lstm_common
-from jaxrnn.cells.lstm import LSTMCarry
+from jaxrnn.cells import _parts
+from jaxrnn.cells._lstm_common import LSTMCarry
 from jaxrnn.types import Cell
 
 GATES = ("i", "f", "o")
@@ -239,7 +239,7 @@ def peephole_lstm(
     >>> h.shape
     (2, 4)
   """
-  hidden_size = _checks.positive_int("hidden_size", hidden_size)
+  H, act, gate_act, dtype, param_dtype = _dense.hyper(hidden_size, activation, gate_activation, dtype, param_dtype)
   name = variant if isinstance(variant, str) else "custom"
   v = lstm_variant(variant) if isinstance(variant, str) else validate_variant(variant)
   overrides = dict(input_gate=input_gate, forget_gate=forget_gate, output_gate=output_gate,
@@ -249,63 +249,38 @@ def peephole_lstm(
   if overrides:
     v = validate_variant(v._replace(**overrides))
     name = "custom"
-  act = _checks.activation("activation", activation, _dense.ACTIVATIONS)
-  gate_act = _checks.activation("gate_activation", gate_activation, _dense.ACTIVATIONS)
   block_act = act if v.input_activation else (lambda z: z)
   cell_act = act if v.output_activation else (lambda z: z)
-  dtype = _checks.dtype("dtype", dtype)
-  param_dtype = _checks.dtype("param_dtype", param_dtype)
   computed = _computed_gates(v)
   blocks = tuple(k for k in ("i", "f", "g", "o") if k == "g" or k in computed)
-  K, G, H = len(blocks), len(computed), hidden_size
-  if forget_bias is None:
-    forget_bias = 1.0 if use_bias and v.forget_gate else 0.0
-  elif forget_bias != 0.0 and not (use_bias and v.forget_gate):
-    raise ValueError(f"forget_bias={forget_bias} needs a bias and a forget gate, got use_bias={use_bias}, "
-                     f"forget_gate={v.forget_gate}")
+  K, G = len(blocks), len(computed)
+  forget_bias = _dense.forget_bias(forget_bias, use_bias, forget_gate=v.forget_gate)
   fgr = v.full_gate_recurrence
-  carry_type = FGRCarry if fgr else LSTMCarry
+  carry_type, carry_features = (FGRCarry, dict(h=(H,), c=(H,), gates=(G * H,))) if fgr else (LSTMCarry, None)
+  if "f" in blocks:
+    forget_block = blocks.index("f")
+  elif v.coupling == "cifg":  # f = 1 - i starts open when i starts closed
+    forget_block, forget_bias = 0, -forget_bias
+  else:
+    forget_block = None
 
-  def init(key, input_size):
-    input_size = _dense.check_init_args(key, input_size)
-    k_w, k_b, k_p, k_g = jax.random.split(key, 4)
-    w_i, w_h = _dense.init_kernels(k_w, input_size, H, K, kernel_init=kernel_init,
-                                   recurrent_kernel_init=recurrent_kernel_init, param_dtype=param_dtype)
-    b = None
-    if use_bias:
-      b = bias_init(k_b, (K * H,), param_dtype)
-      if "f" in blocks:
-        b = b.at[blocks.index("f") * H:(blocks.index("f") + 1) * H].add(forget_bias)
-      elif v.coupling == "cifg":
-        b = b.at[:H].add(-forget_bias)
+  def init_peepholes(keys, input_size):
+    del input_size
+    k_p, k_g = keys
     k_pi, k_pf, k_po = jax.random.split(k_p, 3)
     peep = {g: peephole_init(k, (H,), param_dtype) if g in v.peepholes else None
             for g, k in zip(GATES, (k_pi, k_pf, k_po))}
     w_g = _dense.init_blocks(k_g, gate_recurrent_init, G * H, H, G, param_dtype) if fgr else None
-    return PeepholeLSTMParams(w_i=w_i, w_h=w_h, b=b, p_i=peep["i"], p_f=peep["f"], p_o=peep["o"], w_g=w_g)
+    return dict(p_i=peep["i"], p_f=peep["f"], p_o=peep["o"], w_g=w_g)
 
-  def initial_carry(params, batch_shape=(), dtype=None):
-    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
-    dt = _checks.dtype("dtype", dtype) or params.w_h.dtype
-    zeros = jnp.zeros(batch_shape + (H,), dt)
-    if fgr:
-      return FGRCarry(h=zeros, c=zeros, gates=jnp.zeros(batch_shape + (G * H,), dt))
-    return LSTMCarry(h=zeros, c=zeros)
-
-  def input_transform(params, xs):
-    xs = _checks.step_input("x", xs, (params.w_i.shape[0],))
-    return _dense.project(xs, params.w_i, params.b, dtype, precision)
-
-  def check_carry(carry, batch_shape):
-    _checks.carry_type("carry", carry, carry_type)
-    _checks.carry_leaf("carry.h", carry.h, batch_shape, (H,))
-    _checks.carry_leaf("carry.c", carry.c, batch_shape, (H,))
-    if fgr:
-      _checks.carry_leaf("carry.gates", carry.gates, batch_shape, (G * H,))
+  init, initial_carry, input_transform, _, check_step = _dense.dense_parts(
+      H, K, PeepholeLSTMParams, carry_type, carry_features=carry_features, forget_block=forget_block,
+      forget_bias=forget_bias, extra_keys=2, init_extra=init_peepholes, use_bias=use_bias, kernel_init=kernel_init,
+      recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype,
+      precision=precision)
 
   def step_transformed(params, carry, u):
-    u = _dense.check_transformed("input_transform(x)", u, K * H)
-    check_carry(carry, u.shape[:-1])
+    u = check_step(params, carry, u)
     z = u + _dense.recurrent(carry.h, params.w_h, dtype, precision)
     if fgr:
       zg = _dense.recurrent(carry.gates, params.w_g, dtype, precision)
@@ -339,8 +314,7 @@ def peephole_lstm(
       return FGRCarry(h=h, c=c, gates=gates), h
     return LSTMCarry(h=h, c=c), h
 
-  def step(params, carry, x):
-    return step_transformed(params, carry, input_transform(params, x))
+  step = _parts.step_of(input_transform, step_transformed)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
               step_transformed=step_transformed, name=f"lstm_{name}")

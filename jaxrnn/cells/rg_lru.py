@@ -11,7 +11,8 @@ from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn import parallel_scan
 from jaxrnn.cells import _dense
-from jaxrnn.types import PARALLEL, Cell, SequencePath
+from jaxrnn.cells import _parts
+from jaxrnn.types import Cell
 
 
 @jax.custom_jvp
@@ -123,10 +124,7 @@ def rg_lru(
     lam = jnp.log(a) - jnp.log1p(-a)  # logit
     return RGLRUParams(w=w, b=b, lam=lam.astype(param_dtype))
 
-  def initial_carry(params, batch_shape=(), dtype=None):
-    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
-    dt = _checks.dtype("dtype", dtype) or params.w.dtype
-    return RGLRUCarry(h=jnp.zeros(batch_shape + (H,), dt))
+  initial_carry = _parts.zeros_carry(RGLRUCarry, lambda params: params.w.dtype, h=(H,))
 
   def input_transform(params, xs):
     xs = _checks.step_input("x", xs, (params.w.shape[0] + flag,))
@@ -156,18 +154,18 @@ def rg_lru(
     h = a * carry.h + b
     return RGLRUCarry(h=h), h
 
-  def step(params, carry, x):
-    return step_transformed(params, carry, input_transform(params, x))
+  step = _parts.step_of(input_transform, step_transformed)
 
-  def sequence(params, carry, xs, mask, options):
-    del options  # a parallel path honours hoist trivially (no loop) and nothing else: types.PARALLEL
+  def check(params, carry, xs):
     xs = _checks.step_input("xs", xs, (params.w.shape[0] + flag,))
     _dense.check_carry(carry, RGLRUCarry, xs.shape[1:-1], H)
+    return carry.h.dtype
+
+  def run(params, carry, u, mask):
     cdt = carry.h.dtype
-    u = input_transform(params, parallel_scan.zero_masked(xs, mask)).astype(cdt)
     a, b = coefficients(params, u)
     hs, last = parallel_scan.linear_recurrence(a, b, carry.h, mask)
     return RGLRUCarry(h=last.astype(cdt)), parallel_scan.zero_masked(hs, mask).astype(cdt)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=SequencePath(sequence, PARALLEL), name="rg_lru_resets" if resets else "rg_lru")
+              step_transformed=step_transformed, sequence=_parts.parallel_path(input_transform, check, run), name="rg_lru_resets" if resets else "rg_lru")

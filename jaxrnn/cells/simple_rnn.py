@@ -7,9 +7,9 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
+from jaxrnn.cells import _parts
 from jaxrnn.types import Cell
 
 
@@ -69,44 +69,19 @@ def simple_rnn(
     >>> h.shape
     (5, 4)
   """
-  hidden_size = _checks.positive_int("hidden_size", hidden_size)
-  act = _checks.activation("activation", activation, _dense.ACTIVATIONS)
-  dtype = _checks.dtype("dtype", dtype)
-  param_dtype = _checks.dtype("param_dtype", param_dtype)
-  H = hidden_size
-
-  def _check_params(params):  # reliability: a clear error for another cell's params or None
-    _checks.params_type("params", params, SimpleRNNParams)
-    _checks.param_shape("params.w_h", params.w_h, (H, H))
-
-  def init(key, input_size):
-    input_size = _dense.check_init_args(key, input_size)
-    k_w, k_b = jax.random.split(key)
-    w_i, w_h = _dense.init_kernels(k_w, input_size, H, 1, kernel_init=kernel_init,
-                                   recurrent_kernel_init=recurrent_kernel_init, param_dtype=param_dtype)
-    b = bias_init(k_b, (H,), param_dtype) if use_bias else None
-    return SimpleRNNParams(w_i=w_i, w_h=w_h, b=b)
-
-  def initial_carry(params, batch_shape=(), dtype=None):
-    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
-    dt = _checks.dtype("dtype", dtype) or params.w_h.dtype
-    return SimpleRNNCarry(h=jnp.zeros(batch_shape + (H,), dt))
-
-  def input_transform(params, xs):
-    _check_params(params)
-    xs = _checks.step_input("x", xs, (params.w_i.shape[0],))
-    return _dense.project(xs, params.w_i, params.b, dtype, precision)
+  H, act, _, dtype, param_dtype = _dense.hyper(hidden_size, activation, None, dtype, param_dtype)
+  init, initial_carry, input_transform, _, check_step = _dense.dense_parts(
+      H, 1, SimpleRNNParams, SimpleRNNCarry, use_bias=use_bias, kernel_init=kernel_init,
+      recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype,
+      precision=precision)
 
   def step_transformed(params, carry, u):
-    _check_params(params)
-    u = _dense.check_transformed("input_transform(x)", u, H)
-    _dense.check_carry(carry, SimpleRNNCarry, u.shape[:-1], H)
+    u = check_step(params, carry, u)
     z = u + _dense.recurrent(carry.h, params.w_h, dtype, precision)
     h = act(z.astype(carry.h.dtype))
     return SimpleRNNCarry(h=h), h
 
-  def step(params, carry, x):
-    return step_transformed(params, carry, input_transform(params, x))
+  step = _parts.step_of(input_transform, step_transformed)
 
   name = activation if isinstance(activation, str) else getattr(activation, "__name__", "custom")
   config = _dense.config("simple_rnn", activation=activation, hidden_size=H, use_bias=bool(use_bias))

@@ -7,9 +7,9 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
+from jaxrnn.cells import _parts
 from jaxrnn.types import Cell
 
 
@@ -79,34 +79,16 @@ def slstm(
     >>> hs.shape, carry.m.shape
     ((5, 4), (4,))
   """
-  hidden_size = _checks.positive_int("hidden_size", hidden_size)
   if forget_gate not in ("sigmoid", "exp"):
     raise ValueError(f"forget_gate must be 'sigmoid' or 'exp', got {forget_gate!r}")
-  dtype = _checks.dtype("dtype", dtype)
-  param_dtype = _checks.dtype("param_dtype", param_dtype)
-  H = hidden_size
-
-  def init(key, input_size):
-    input_size = _dense.check_init_args(key, input_size)
-    k_w, k_b = jax.random.split(key)
-    w_i, w_h = _dense.init_kernels(k_w, input_size, H, 4, kernel_init=kernel_init,
-                                   recurrent_kernel_init=recurrent_kernel_init, param_dtype=param_dtype)
-    b = bias_init(k_b, (4 * H,), param_dtype).at[2 * H:3 * H].add(jnp.asarray(forget_bias, param_dtype))
-    return SLSTMParams(w_i=w_i, w_h=w_h, b=b)
-
-  def initial_carry(params, batch_shape=(), dtype=None):
-    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
-    dt = _checks.dtype("dtype", dtype) or params.w_h.dtype
-    zeros = jnp.zeros(batch_shape + (H,), dt)
-    return SLSTMCarry(h=zeros, c=zeros, n=zeros, m=zeros)
-
-  def input_transform(params, xs):
-    xs = _checks.step_input("x", xs, (params.w_i.shape[0],))
-    return _dense.project(xs, params.w_i, params.b, dtype, precision)
+  H, _, _, dtype, param_dtype = _dense.hyper(hidden_size, dtype=dtype, param_dtype=param_dtype)
+  init, initial_carry, input_transform, _, check_step = _dense.dense_parts(
+      H, 4, SLSTMParams, SLSTMCarry, forget_block=2, forget_bias=forget_bias, use_bias=True, kernel_init=kernel_init,
+      recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype,
+      precision=precision)
 
   def step_transformed(params, carry, u):
-    u = _dense.check_transformed("input_transform(x)", u, 4 * H)
-    _dense.check_carry(carry, SLSTMCarry, u.shape[:-1], H)
+    u = check_step(params, carry, u)
     cdt = carry.h.dtype
     pre = u.astype(cdt) + _dense.recurrent(carry.h, params.w_h, dtype, precision).astype(cdt)
     z_pre, i_pre, f_pre, o_pre = jnp.split(pre, 4, axis=-1)
@@ -124,8 +106,7 @@ def slstm(
     h = jax.nn.sigmoid(o_pre) * c / n
     return SLSTMCarry(h=h, c=c, n=n, m=m), h
 
-  def step(params, carry, x):
-    return step_transformed(params, carry, input_transform(params, x))
+  step = _parts.step_of(input_transform, step_transformed)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
               step_transformed=step_transformed, name="slstm")

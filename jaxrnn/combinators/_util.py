@@ -1,31 +1,26 @@
-"""Helpers shared by the combinators: keyed initial carries, output sizes, per-example keys and masks."""
+"""Helpers shared by the combinators: a wrapper's initial carry, output sizes, per-example keys and masks."""
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 
+from jaxrnn import _checks
 from jaxrnn.types import Cell, RunOptions
 from jaxrnn.unroll import unroll
 
 
-def takes_key(cell: Cell) -> bool:
-  """Whether ``cell.initial_carry`` accepts ``key=`` (the combinators with randomness: dropout and friends)."""
-  try:
-    return "key" in inspect.signature(cell.initial_carry).parameters
-  except (TypeError, ValueError):
-    return False
+def inner_initial_carry(cell: Cell):
+  """The ``initial_carry`` of a wrapper whose params are ``(cell=..., ...)`` and whose carry is the inner cell's."""
 
+  def initial_carry(params, batch_shape=(), dtype=None, *, key=None):
+    _checks.initial_carry_params(params)
+    return cell.initial_carry(params.cell, batch_shape, dtype, key=key)
 
-def initial_carry(cell: Cell, params: Any, batch_shape: Any, dtype: Any, key: Optional[jax.Array]) -> Any:
-  """``cell.initial_carry``, passing ``key`` on only to cells that take one (others have no randomness)."""
-  if key is not None and takes_key(cell):
-    return cell.initial_carry(params, batch_shape, dtype, key=key)
-  return cell.initial_carry(params, batch_shape, dtype)
+  return initial_carry
 
 
 def split_optional(key: Optional[jax.Array], n: int) -> list:

@@ -94,10 +94,11 @@ def bidirectional(fwd: Cell, bwd: Cell, merge: Union[str, None, Callable] = "con
     k_f, k_b = jax.random.split(key)
     return BidirectionalParams(fwd=fwd.init(k_f, input_size), bwd=bwd.init(k_b, input_size))
 
-  def initial_carry(params, batch_shape=(), dtype=None, key=None):
+  def initial_carry(params, batch_shape=(), dtype=None, *, key=None):
+    _checks.initial_carry_params(params)
     k_f, k_b = _util.split_optional(key, 2)
-    return BidirectionalCarry(fwd=_util.initial_carry(fwd, params.fwd, batch_shape, dtype, k_f),
-                              bwd=_util.initial_carry(bwd, params.bwd, batch_shape, dtype, k_b))
+    return BidirectionalCarry(fwd=fwd.initial_carry(params.fwd, batch_shape, dtype, key=k_f),
+                              bwd=bwd.initial_carry(params.bwd, batch_shape, dtype, key=k_b))
 
   def step(params, carry, x):
     del params, carry, x

@@ -40,13 +40,14 @@ def _wrapper(cell: Cell, name: str, step, sequence=None) -> Cell:
   if not isinstance(cell, Cell):
     raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
 
-  def initial_carry(params, batch_shape=(), dtype=None, key=None):
+  def initial_carry(params, batch_shape=(), dtype=None, *, key=None):
+    _checks.initial_carry_params(params)
     batch_shape = _checks.batch_shape("batch_shape", batch_shape)
     if key is None:
       return DropoutCarry(cell=cell.initial_carry(params, batch_shape, dtype), key=None)
     _checks.key("key", key)
     k_self, k_cell = jax.random.split(key)
-    return DropoutCarry(cell=_util.initial_carry(cell, params, batch_shape, dtype, k_cell),
+    return DropoutCarry(cell=cell.initial_carry(params, batch_shape, dtype, key=k_cell),
                         key=_util.example_keys(k_self, batch_shape))
 
   def checked_step(params, carry, x):

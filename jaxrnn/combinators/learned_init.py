@@ -51,9 +51,11 @@ def learned_initial_carry(cell: Cell, name: Optional[str] = None) -> Cell:
     p = cell.init(key, input_size)
     return LearnedInitParams(cell=p, carry=cell.initial_carry(p, ()))
 
-  def initial_carry(params, batch_shape=(), dtype=None):
+  def initial_carry(params, batch_shape=(), dtype=None, *, key=None):
+    _checks.initial_carry_params(params)
     batch_shape = _checks.batch_shape("batch_shape", batch_shape)
     dt = _checks.dtype("dtype", dtype)
+    _checks.optional_key("key", key)  # the learned carry has no randomness
     return jax.tree.map(lambda a: jnp.broadcast_to(a.astype(dt or a.dtype), batch_shape + a.shape),
                         params.carry)
 

@@ -98,8 +98,7 @@ def with_projection(
     return ProjectedParams(cell=p, dense=_dense_layer(k_d, hidden[0], output_size, use_bias, kernel_init,
                                                       bias_init, param_dtype))
 
-  def initial_carry(params, batch_shape=(), dtype=None, key=None):
-    return _util.initial_carry(cell, params.cell, batch_shape, dtype, key)
+  initial_carry = _util.inner_initial_carry(cell)
 
   def project(p, h):
     return _apply(p, h, act, dtype, precision).astype(h.dtype)
@@ -172,8 +171,7 @@ def with_input_transform(
                            dense=_dense_layer(k_d, input_size, features, use_bias, kernel_init, bias_init,
                                               param_dtype))
 
-  def initial_carry(params, batch_shape=(), dtype=None, key=None):
-    return _util.initial_carry(cell, params.cell, batch_shape, dtype, key)
+  initial_carry = _util.inner_initial_carry(cell)
 
   def dense(params, xs):
     return _apply(params.dense, xs, act, dtype, precision)

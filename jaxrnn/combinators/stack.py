@@ -106,10 +106,11 @@ def stack(
       raise TypeError(f"params of {name} must be a tuple of {n} layer params, got {type(params).__name__}"
                       f"{'' if not isinstance(params, tuple) else f' of length {len(params)}'}")
 
-  def initial_carry(params, batch_shape=(), dtype=None, key=None):
+  def initial_carry(params, batch_shape=(), dtype=None, *, key=None):
+    _checks.initial_carry_params(params)
     check_params(params)
     keys = _util.split_optional(key, n)
-    return tuple(_util.initial_carry(c, p, batch_shape, dtype, k) for c, p, k in zip(cells, params, keys))
+    return tuple(c.initial_carry(p, batch_shape, dtype, key=k) for c, p, k in zip(cells, params, keys))
 
   def check_carry(carry):
     if not isinstance(carry, tuple) or len(carry) != n:

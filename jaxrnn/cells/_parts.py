@@ -1,0 +1,81 @@
+"""Pieces cell factories share: the checked ``initial_carry``, ``step`` from its two halves, a parallel path.
+
+A cell built from these has one place where ``initial_carry`` checks its arguments (params first, not a PRNG key
+or a shape; ``batch_shape``; ``dtype``; ``key``) and one definition of ``step`` as
+``step_transformed(params, carry, input_transform(params, x))``, the identity that :class:`jaxrnn.Cell` promises.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence, Tuple
+
+import jax.numpy as jnp
+
+from jaxrnn import _checks
+from jaxrnn import parallel_scan
+from jaxrnn.types import PARALLEL, InitialCarryFn, InputTransformFn, SequencePath, StepFn
+
+Shape = Tuple[int, ...]
+
+
+def initial_carry(build: Callable[[Any, Shape, Any], Any], dtype_of: Callable[[Any], Any]) -> InitialCarryFn:
+  """The ``initial_carry`` of a cell without randomness (:class:`jaxrnn.types.InitialCarryFn`).
+
+  Args:
+    build: ``build(params, batch_shape, dtype) -> carry``, called with checked arguments.
+    dtype_of: ``dtype_of(params)``: the carry's dtype when ``dtype=None`` (the params' dtype).
+
+  Returns:
+    ``initial_carry(params, batch_shape=(), dtype=None, *, key=None)``; the key is checked and nothing is drawn
+    from it.
+  """
+
+  def init_carry(params, batch_shape=(), dtype=None, *, key=None):
+    _checks.initial_carry_params(params)
+    batch_shape = _checks.batch_shape("batch_shape", batch_shape)
+    dt = _checks.dtype("dtype", dtype) or dtype_of(params)
+    _checks.optional_key("key", key)  # no randomness: nothing is drawn from it
+    return build(params, batch_shape, dt)
+
+  return init_carry
+
+
+def zeros_carry(carry_type: type, dtype_of: Callable[[Any], Any], **features: Sequence[int]) -> InitialCarryFn:
+  """``initial_carry`` returning ``carry_type`` with a zero leaf ``[*B, *features[field]]`` for each field."""
+  if set(features) != set(carry_type._fields):
+    raise ValueError(f"features must name the fields {carry_type._fields} of {carry_type.__name__}, got "
+                     f"{tuple(features)}")
+
+  def build(params, batch_shape, dt):
+    del params
+    return carry_type(**{f: jnp.zeros(batch_shape + tuple(s), dt) for f, s in features.items()})
+
+  return initial_carry(build, dtype_of)
+
+
+def step_of(input_transform: InputTransformFn, step_transformed: StepFn) -> StepFn:
+  """``step(params, carry, x) = step_transformed(params, carry, input_transform(params, x))``."""
+
+  def step(params, carry, x):
+    return step_transformed(params, carry, input_transform(params, x))
+
+  return step
+
+
+def parallel_path(input_transform: InputTransformFn, check: Callable[[Any, Any, Any], Any],
+                  run: Callable[[Any, Any, Any, Any], Any]) -> SequencePath:
+  """The :class:`jaxrnn.SequencePath` of a parallel-in-time cell (it honours :data:`jaxrnn.types.PARALLEL`).
+
+  Args:
+    input_transform: the cell's, applied once to the whole ``xs: [T, *B, *F]`` with masked steps zeroed (so that
+      padding is never read).
+    check: ``check(params, carry, xs) -> dtype``: checks the arguments, returns the carry's dtype (``u``'s).
+    run: ``run(params, carry, u, mask) -> (carry, hs)``: the scan over the transformed inputs ``u: [T, *B, ...]``.
+  """
+
+  def sequence(params, carry, xs, mask, options):
+    del options  # no loop: hoist holds trivially, and nothing else is asked of a PARALLEL path
+    cdt = check(params, carry, xs)
+    return run(params, carry, input_transform(params, parallel_scan.zero_masked(xs, mask)).astype(cdt), mask)
+
+  return SequencePath(sequence, PARALLEL)
