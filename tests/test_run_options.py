@@ -40,7 +40,7 @@ def _walk(jaxpr, in_scan=False, in_remat=False):
     yield eqn, in_scan, in_remat
     name = eqn.primitive.name
     for sub in _subjaxprs(eqn):
-      yield from _walk(sub, in_scan or name == "scan", in_remat or name in ("checkpoint", "remat"))
+      yield from _walk(sub, in_scan or name == "scan", in_remat or name in ("checkpoint", "remat", "remat2"))
 
 
 def _contains(jaxpr, names):
@@ -54,6 +54,14 @@ def _program(case, num_steps, **options):
   cell, params, carry, xs, lengths = _setup(case, num_steps)
   run = lambda p, c, x, n: jaxrnn.unroll(cell, p, c, x, seq_lengths=n, **options)
   return jax.make_jaxpr(run)(params, carry, xs, lengths).jaxpr
+
+
+def _grad_program(case, num_steps, **options):
+  """The program of the gradient w.r.t. the inputs (``jax.checkpoint`` shows only where something is
+  differentiated)."""
+  cell, params, carry, xs, lengths = _setup(case, num_steps)
+  run = lambda x: jnp.sum(jaxrnn.unroll(cell, params, carry, x, seq_lengths=lengths, **options)[1])
+  return jax.make_jaxpr(jax.grad(run))(xs).jaxpr
 
 
 def _setup(case, num_steps, batch=2):
@@ -81,7 +89,7 @@ def test_unroll_reaches_every_time_loop(case):
 @for_full
 def test_remat_reaches_every_time_loop(case):
   """``remat=True``: no loop over all 9 steps does the step's math; the steps run in checkpointed blocks of 3."""
-  jaxpr = _program(case, 9, remat=True)
+  jaxpr = _grad_program(case, 9, remat=True)
   blocks = [e for e, _, in_remat in _walk(jaxpr) if in_remat and e.primitive.name == "scan"
             and e.params["length"] == 3]
   assert blocks, "no checkpointed block scan"
@@ -111,7 +119,8 @@ def test_hoist_reaches_every_input_projection(case):
   hoisted, in_loop = outside(_program(case, 5, hoist=True)), outside(_program(case, 5, hoist=False))
   if case.name in NOTHING_TO_HOIST:
     pytest.skip(NOTHING_TO_HOIST[case.name])
-  if case.make().sequence is not None and case.make().sequence.honours == jaxrnn.types.PARALLEL:
+  sequence = case.make(param_dtype=jnp.float32, dtype=None).sequence
+  if sequence is not None and sequence.honours == jaxrnn.types.PARALLEL:
     assert hoisted == in_loop  # a parallel path has no loop: its products are always outside
   else:
     assert hoisted > in_loop
