@@ -25,7 +25,7 @@ devices or processes computes what the single-device run computes, up to the ord
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
