@@ -1,4 +1,5 @@
-# One command from nothing: `make test` makes a virtualenv, installs jaxrnn with its test extra, runs pytest.
+# One command from nothing: `make test` makes a virtualenv, installs jaxrnn with every extra and the test tools
+# (`.[all,test]`), runs pytest.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -21,7 +22,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[all,test]"
 	touch $(STAMP)
 
 clean:

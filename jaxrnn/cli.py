@@ -17,6 +17,13 @@ import pathlib
 import sys
 from typing import Optional, Sequence
 
+import jax
+
+from jaxrnn.train import config as config_lib
+from jaxrnn.train import distributed
+from jaxrnn.train import loop
+from jaxrnn.train.config import ConfigError
+
 
 def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(prog="jaxrnn", description="Train, evaluate, sample and compare recurrent models.")
@@ -62,24 +69,18 @@ def _name(config: Optional[str]) -> str:
 
 def _initialize_distributed(args) -> None:
   """``jax.distributed.initialize`` if the command line asks for a multi-process run (before JAX starts)."""
-  from jaxrnn.train.config import ConfigError
-
   manual = (args.coordinator_address, args.num_processes, args.process_id)
   if all(v is None for v in manual) and not args.distributed:
     return
   if not args.distributed and (args.num_processes is None or args.process_id is None):
     raise ConfigError("a multi-process run needs --num-processes and --process-id (and --coordinator-address or "
                       "$JAX_COORDINATOR_ADDRESS) on every process, or --distributed on a detected cluster")
-  from jaxrnn.train import distributed
   distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
 
 
 def _train(args) -> int:
-  from jaxrnn.train import config as config_lib, loop
-
   cfg = config_lib.load(args.config, args.overrides)
   _initialize_distributed(args)
-  import jax
   main = jax.process_index() == 0
   say = print if main else (lambda *a, **k: None)
   run_dir = pathlib.Path(args.run_dir or pathlib.Path("runs") / _name(args.config))
@@ -99,15 +100,11 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
-  from jaxrnn.train import loop
-
   print(json.dumps(loop.evaluate_run(args.run_dir)))
   return 0
 
 
 def _sample(args) -> int:
-  from jaxrnn.train import loop
-
   run, state = loop.restore(args.run_dir)
   try:
     text = loop.sample_text(run, state.params, prompt=args.prompt, length=args.length, seed=args.seed,
@@ -120,12 +117,10 @@ def _sample(args) -> int:
 
 
 def _compare(args) -> int:
-  from jaxrnn.train import config as config_lib, loop
-
   cfgs = [(_name(c), config_lib.load(c, args.overrides)) for c in args.configs]  # validate all before training
   names = [n for n, _ in cfgs]
   if len(set(names)) != len(names):
-    raise config_lib.ConfigError(f"compare needs configs with distinct file names, got {names}")
+    raise ConfigError(f"compare needs configs with distinct file names, got {names}")
   out = pathlib.Path(args.out)
   curves, summaries, baselines = {}, [], set()
   for name, cfg in cfgs:
@@ -146,8 +141,6 @@ def _compare(args) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """Entry point of the ``jaxrnn`` command; returns the exit status (2 for a bad config or argument)."""
   args = _parser().parse_args(argv)
-  from jaxrnn.train.config import ConfigError
-
   try:
     return {"train": _train, "eval": _eval, "sample": _sample, "compare": _compare}[args.command](args)
   except (ConfigError, FileNotFoundError) as e:

@@ -109,7 +109,8 @@ def train_on_stream(
     cell: the cell.
     loss_fn: ``loss_fn(hs, targets) -> scalar`` on one chunk, ``hs: [*B, k, H]`` (or ``[k, *B, H]`` when
       ``time_major``) and the matching chunk of ``targets``.
-    optimizer: an ``optax.GradientTransformation``.
+    optimizer: an ``optax.GradientTransformation`` (anything with ``update(grads, state, params) -> (updates,
+      state)``; jaxrnn itself does not import optax).
     params, opt_state: the parameters and ``optimizer.init(params)``.
     carry: the carry at the start of the stream.
     xs: the stream ``[*B, T, *F]`` (or time-major); ``chunk_size`` must divide ``T``.
@@ -133,8 +134,6 @@ def train_on_stream(
     >>> losses.shape
     (2,)
   """
-  import optax  # pylint: disable=g-import-not-at-top
-
   chunk_size = _checks.positive_int("chunk_size", chunk_size)
   xs = _checks.floating("xs", xs)
   time_axis = 0 if time_major else xs.ndim - cell.input_ndim - 1
@@ -155,7 +154,12 @@ def train_on_stream(
     x, y = inp
     (loss, c), grads = jax.value_and_grad(chunk_loss, has_aux=True)(p, jax.lax.stop_gradient(c), x, y)
     updates, o = optimizer.update(grads, o, p)
-    return (optax.apply_updates(p, updates), o, c), loss
+    return (_apply_updates(p, updates), o, c), loss
 
   (params, opt_state, carry), losses = jax.lax.scan(body, (params, opt_state, carry), (x_chunks, y_chunks))
   return params, opt_state, carry, losses
+
+
+def _apply_updates(params: Params, updates: Any) -> Params:
+  """``params + updates`` leaf by leaf, in each param's dtype (what ``optax.apply_updates`` computes)."""
+  return jax.tree.map(lambda p, u: jnp.asarray(p + u).astype(jnp.asarray(p).dtype), params, updates)

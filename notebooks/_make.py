@@ -796,7 +796,7 @@ def nb05():
       In jaxrnn: `jaxrnn.seq2seq(encoder_cell, decoder_cell, jaxrnn.additive_attention(A), ...)` (the decoder is
       `jaxrnn.attention_wrapper` around any cell), trained by teacher forcing with `model.loss`; `model.greedy_decode`
       returns the tokens *and* the attention weights of every step. The data are random digit strings from
-      `jaxrnn.attention_tasks.digit_task` (as in `benchmarks/seq2seq_reversal.py`).
+      `jaxrnn.attention.tasks.digit_task` (as in `benchmarks/seq2seq_reversal.py`).
       """),
       params_cell("""
       HIDDEN = 8 if SMALL else 64
@@ -809,7 +809,7 @@ def nb05():
       SEED = 0
       """),
       imports("""
-      tasks = jaxrnn.attention_tasks
+      from jaxrnn.attention import tasks
       """),
       code("""
       model = jaxrnn.seq2seq(jaxrnn.gru(HIDDEN), jaxrnn.gru(HIDDEN), jaxrnn.additive_attention(HIDDEN),

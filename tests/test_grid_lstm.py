@@ -7,6 +7,7 @@ import pytest
 from jax.test_util import check_grads
 
 import jaxrnn
+from jaxrnn.cells import grid_lstm as grid_lib
 from tests import registry
 from tests.cases.deep_cells import _grid_transform
 
@@ -28,7 +29,7 @@ def test_block_output_is_tanh_of_gated_memory():
   p = registry.randomize(jaxrnn.GridLSTMTransformParams(w=jnp.zeros((2 * H, 4 * H)), b=jnp.zeros(4 * H)),
                          jax.random.key(0))
   hs, m = jax.random.normal(jax.random.key(1), (2 * H,)), jax.random.normal(jax.random.key(2), (H,))
-  h_new, m_new = jaxrnn.grid_lstm_block(p, hs, m)
+  h_new, m_new = grid_lib.grid_lstm_block(p, hs, m)
   z = np.asarray(hs, np.float64) @ np.asarray(p.w, np.float64) + np.asarray(p.b, np.float64)
   sig = lambda v: 1 / (1 + np.exp(-v))
   want_m = sig(z[H:2 * H]) * np.asarray(m) + sig(z[:H]) * np.tanh(z[2 * H:3 * H])
@@ -101,7 +102,7 @@ def ref_grid_1d(p, x, tied, K):
 
 @pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
 def test_grid_1d_matches_reference_and_vmap(tied):
-  net = jaxrnn.grid_lstm_1d(H, 3, tied=tied, param_dtype=jnp.float64)
+  net = grid_lib.grid_lstm_1d(H, 3, tied=tied, param_dtype=jnp.float64)
   params = registry.randomize(net.init(jax.random.key(0), F), jax.random.key(1))
   assert len(params.blocks) == (1 if tied else 3) and params.blocks[0].w.shape == (H, 4 * H)
   x = jax.random.normal(jax.random.key(2), (2, 3, F), jnp.float64)  # two batch axes
@@ -115,28 +116,28 @@ def test_grid_1d_matches_reference_and_vmap(tied):
 
 
 def test_grid_1d_gradients_and_dtypes():
-  net = jaxrnn.grid_lstm_1d(H, 2, param_dtype=jnp.float64)
+  net = grid_lib.grid_lstm_1d(H, 2, param_dtype=jnp.float64)
   params = registry.randomize(net.init(jax.random.key(0), F), jax.random.key(1))
   x = jax.random.normal(jax.random.key(2), (B, F), jnp.float64)
   check_grads(lambda p, x: jnp.sum(jnp.sin(net.apply(p, x))), (params, x), order=1, modes=("rev",),
               atol=1e-5, rtol=1e-5)
-  net32 = jaxrnn.grid_lstm_1d(H, 2)
+  net32 = grid_lib.grid_lstm_1d(H, 2)
   p32 = net32.init(jax.random.key(0), F)
   assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(p32))
   assert jax.jit(net32.apply)(p32, x.astype(jnp.float32)).dtype == jnp.float32
 
 
 def test_grid_1d_bad_input():
-  net = jaxrnn.grid_lstm_1d(H, 2)
+  net = grid_lib.grid_lstm_1d(H, 2)
   params = net.init(jax.random.key(0), F)
   with pytest.raises(ValueError, match="x"):
     net.apply(params, jnp.zeros((B, F + 1)))
   with pytest.raises(TypeError, match="x"):
     net.apply(params, jnp.zeros((B, F), jnp.int32))
   with pytest.raises(ValueError, match="params.blocks"):
-    jaxrnn.grid_lstm_1d(H, 2, tied=True).apply(params, jnp.zeros((B, F)))
+    grid_lib.grid_lstm_1d(H, 2, tied=True).apply(params, jnp.zeros((B, F)))
   with pytest.raises(ValueError, match="num_blocks"):
-    jaxrnn.grid_lstm_1d(H, 0)
+    grid_lib.grid_lstm_1d(H, 0)
   with pytest.raises(TypeError, match="key"):
     net.init(0, F)
 
@@ -144,7 +145,7 @@ def test_grid_1d_bad_input():
 def test_nd_grid_block_matches_numpy():
   rng = np.random.default_rng(0)
   H, N = 3, 3
-  block = jaxrnn.grid_block(H, num_dims=N, param_dtype=jnp.float64)
+  block = grid_lib.grid_block(H, num_dims=N, param_dtype=jnp.float64)
   params = registry.randomize(block.init(jax.random.key(0)), jax.random.key(1))
   hs = tuple(jnp.asarray(rng.standard_normal((2, H))) for _ in range(N))
   ms = tuple(jnp.asarray(rng.standard_normal((2, H))) for _ in range(N))

@@ -430,7 +430,10 @@ def test_nothing_parses_cell_names():
 
 
 def test_no_torch_import_and_missing_torch(monkeypatch):
-  code = "import sys, jaxrnn, jaxrnn.interop, jaxrnn.interop.torch; assert 'torch' not in sys.modules, 'imported'"
+  # Nor any other optional dependency: `import jaxrnn` needs only jax and numpy.
+  code = ("import sys, jaxrnn, jaxrnn.interop, jaxrnn.interop.torch; "
+          "optional = {'torch', 'flax', 'optax', 'orbax', 'tqdm', 'matplotlib', 'chex'}; "
+          "loaded = sorted(optional & {m.split('.')[0] for m in sys.modules}); assert not loaded, loaded")
   subprocess.run([sys.executable, "-c", code], check=True)
   sd = {k: n(v) for k, v in torch.nn.GRU(I, H).state_dict().items()}
   monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError

@@ -7,6 +7,7 @@ import optax
 import pytest
 
 import jaxrnn
+from jaxrnn.attention import seq2seq as seq2seq_lib
 from jaxrnn.attention import tasks
 
 
@@ -74,7 +75,7 @@ def test_greedy_decode_shapes_determinism_and_teacher_forcing_agreement():
 
 
 def test_reversed_encoder_and_custom_encoder():
-  m = model(encoder=jaxrnn.rnn_encoder(jaxrnn.lstm(4), reverse=True))
+  m = model(encoder=seq2seq_lib.rnn_encoder(jaxrnn.lstm(4), reverse=True))
   params = m.init(jax.random.key(0))
   b = batch()
   assert m.encode(params, b.src, b.src_lengths).shape == (3, 5, 4)
@@ -90,7 +91,7 @@ def test_reversed_encoder_and_custom_encoder():
                                          reverse=r)[1]
     return jnp.concatenate([run(fwd, p[0], False), run(bwd, p[1], True)], axis=-1)
 
-  m2 = model(encoder=jaxrnn.Encoder(init, apply))
+  m2 = model(encoder=seq2seq_lib.Encoder(init, apply))
   p2 = m2.init(jax.random.key(0))
   assert m2.encode(p2, b.src, b.src_lengths).shape == (3, 5, 5)
   loss = m2.loss(p2, b.src, b.src_lengths, b.tgt_in, b.tgt_out, b.tgt_lengths)

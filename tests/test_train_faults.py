@@ -19,6 +19,7 @@ import pytest
 from jaxrnn.train import checkpoint as checkpoint_lib
 from jaxrnn.train import config, loop
 from jaxrnn.train import model as model_lib
+from jaxrnn.train import step as step_lib
 from jaxrnn.train.tasks import make_task
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -38,7 +39,7 @@ def leaves_equal(a, b):
 def first_inputs(cfg, steps):
   """``inputs[0, 0, 0]`` of the batch of each step 1..steps, as the train step draws it."""
   task = make_task(cfg.task)
-  _, train_key, _ = loop._keys(cfg.train.seed)
+  _, train_key, _ = step_lib.run_keys(cfg.train.seed)
   out = []
   for s in range(steps):
     k_data, _ = jax.random.split(jax.random.fold_in(train_key, s))

@@ -6,6 +6,8 @@ from typing import Any
 
 import jax
 
+import jaxrnn
+
 
 def _is_namedtuple(x: Any) -> bool:
   return isinstance(x, tuple) and hasattr(x, "_fields")
@@ -60,8 +62,6 @@ def param_template(cell: Any, size: Any) -> Any:
 def run_layer(cell: Any, params: Any, inputs: Any, *, initial_carry: Any, seq_lengths: Any, reverse: bool,
               time_major: bool, unroll: int, mode: str, return_carry: bool) -> Any:
   """The body of both adapters' ``RNN.__call__``: default carry for the inputs' batch shape, then ``unroll``."""
-  import jaxrnn  # pylint: disable=g-import-not-at-top (jaxrnn.flax is imported lazily by jaxrnn)
-
   nf = cell.input_ndim
   if initial_carry is None:
     if inputs.ndim < nf + 1:

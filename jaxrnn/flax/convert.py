@@ -64,10 +64,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrnn import _optional
 from jaxrnn.cells.gru import GRUCarry, GRUParams
 from jaxrnn.cells.lstm import LSTMCarry, LSTMParams
 from jaxrnn.cells.mgu import MGUCarry, MGUParams
 from jaxrnn.cells.simple_rnn import SimpleRNNCarry, SimpleRNNParams
+
+try:
+  from flax import nnx
+except ImportError as e:
+  raise _optional.missing("jaxrnn.flax.convert", "flax", "flax") from e
 
 _LSTM_GATES = ("i", "f", "g", "o")
 _GRU_GATES = ("r", "z", "n")
@@ -271,7 +277,6 @@ def simple_to_nnx(params: SimpleRNNParams) -> dict:
 
 
 def _nnx_kind(module: Any) -> str:
-  from flax import nnx  # pylint: disable=g-import-not-at-top
   for kind, cls in (("optimized_lstm", nnx.OptimizedLSTMCell), ("lstm", nnx.LSTMCell), ("gru", nnx.GRUCell),
                     ("simple", nnx.SimpleCell)):
     if isinstance(module, cls):
@@ -283,7 +288,6 @@ def _nnx_kind(module: Any) -> str:
 
 def from_nnx(module: Any) -> Any:
   """The jaxrnn params of an NNX ``LSTMCell``, ``OptimizedLSTMCell``, ``GRUCell`` or ``SimpleCell`` module."""
-  from flax import nnx  # pylint: disable=g-import-not-at-top
   kind = _nnx_kind(module)
   state = nnx.to_pure_dict(nnx.state(module, nnx.Param))
   return {"lstm": lstm_from_nnx, "optimized_lstm": lstm_from_nnx, "gru": gru_from_nnx,
@@ -292,7 +296,6 @@ def from_nnx(module: Any) -> Any:
 
 def to_nnx(params: Any, module: Any) -> None:
   """Writes jaxrnn ``params`` into an NNX cell module in place (its sizes must match)."""
-  from flax import nnx  # pylint: disable=g-import-not-at-top
   kind = _nnx_kind(module)
   pure = {"lstm": lstm_to_nnx, "optimized_lstm": lambda p: lstm_to_nnx(p, optimized=True), "gru": gru_to_nnx,
           "simple": simple_to_nnx}[kind](params)

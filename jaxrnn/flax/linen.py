@@ -24,12 +24,17 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Union
 
-import flax.linen as nn
 import jax
 
 import jaxrnn
+from jaxrnn import _optional
 from jaxrnn.flax import _tree
 from jaxrnn.types import Cell
+
+try:
+  import flax.linen as nn
+except ImportError as e:
+  raise _optional.missing("jaxrnn.flax.linen", "flax", "flax") from e
 
 
 class CellModule(nn.RNNCellBase):

@@ -21,12 +21,17 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from flax import nnx
 import jax
 
 import jaxrnn
+from jaxrnn import _optional
 from jaxrnn.flax import _tree
 from jaxrnn.types import Cell
+
+try:
+  from flax import nnx
+except ImportError as e:
+  raise _optional.missing("jaxrnn.flax.nnx", "flax", "flax") from e
 
 
 def _is_variable(x: Any) -> bool:

@@ -1,6 +1,8 @@
 """Training recurrent models from configs: tasks, model, optax loop, orbax checkpoints (``jaxrnn train``).
 
-Not imported by ``import jaxrnn``; orbax, tqdm and matplotlib are imported lazily where they are used.
+Needs the ``[train]`` extra (``pip install 'jaxrnn[train]'``: optax, orbax-checkpoint, tqdm, matplotlib); not
+imported by ``import jaxrnn``. orbax, tqdm and matplotlib are imported where they are used (a checkpoint, a
+progress bar, a plot), optax when this package is.
 """
 
 from jaxrnn.train.config import Config, ConfigError, load

@@ -23,6 +23,9 @@ import shutil
 from typing import Any, Optional
 
 import jax
+from jax.experimental import multihost_utils
+
+from jaxrnn import _optional
 
 MANIFEST = "jaxrnn_manifest.json"
 _FORMAT = "jaxrnn-checkpoint-manifest/1"
@@ -48,7 +51,6 @@ def _files(step_dir: pathlib.Path) -> dict:
 def _barrier(name: str) -> None:
   """All processes of a multi-process run wait here (a no-op in a single process)."""
   if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
     multihost_utils.sync_global_devices(name)
 
 
@@ -92,7 +94,10 @@ class Checkpointer:
   """Saves and restores a train-state pytree under ``<run_dir>/checkpoints/<step>``."""
 
   def __init__(self, run_dir: str | pathlib.Path, keep: int):
-    import orbax.checkpoint as ocp
+    try:
+      import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top (optional and slow to import)
+    except ImportError as e:
+      raise _optional.missing("jaxrnn.train's checkpoints", "orbax-checkpoint", "train") from e
 
     self._ocp = ocp
     self._keep = int(keep)

@@ -25,12 +25,15 @@ devices or processes computes what the single-device run computes, up to the ord
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from jaxrnn.train import step as step_lib
+from jaxrnn.train.config import ConfigError
 
 AXIS = "data"  # the mesh axis the batch is split over
 
@@ -60,8 +63,6 @@ def make_mesh(data_parallel: int = 0) -> Mesh:
   Raises:
     ConfigError: more devices asked for than there are, or fewer than all devices on several processes.
   """
-  from jaxrnn.train.config import ConfigError
-
   n_all = jax.device_count()
   n = n_all if data_parallel == 0 else data_parallel
   if n > n_all:
@@ -132,9 +133,6 @@ _PARALLEL: dict = {}  # (id(run), mesh) -> (run, Parallel): a resumed run in the
 
 
 def _parallelize(run, mesh: Mesh) -> Parallel:
-  from jaxrnn.train import loop
-  from jaxrnn.train.config import ConfigError
-
   cfg = run.cfg
   is_main = jax.process_index() == 0
   n, bs = mesh.shape[AXIS], cfg.train.batch_size
@@ -149,11 +147,11 @@ def _parallelize(run, mesh: Mesh) -> Parallel:
 
   # The same train step as run.train_step, fed the batch instead of drawing it: built from a task whose `batch`
   # returns its `data` argument, so the loss, dropout, clipping and update code is shared, not copied.
-  fed = loop._build(cfg, task=run.task._replace(batch=lambda data, key, batch_size: data))
+  fed = step_lib.build_run(cfg, task=run.task._replace(batch=lambda data, key, batch_size: data))
   step = jax.jit(fed.train_step, in_shardings=(state_sharding, batch_sharding),
                  out_shardings=(state_sharding, replicated))
 
-  _, train_key, _ = loop._keys(cfg.train.seed)
+  _, train_key, _ = step_lib.run_keys(cfg.train.seed)
   rows = jnp.asarray(process_rows(batch_sharding, bs))
 
   @jax.jit

@@ -22,72 +22,22 @@ import os
 import pathlib
 import sys
 import time
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
-import optax
 
+from jaxrnn import _optional
 from jaxrnn.train import config as config_lib
 from jaxrnn.train import model as model_lib
-from jaxrnn.train.tasks import Task, make_task
+from jaxrnn.train import step as step_lib
+from jaxrnn.train.checkpoint import Checkpointer
+from jaxrnn.train.distributed import parallelize
+from jaxrnn.train.step import Run, TrainState, guard_nonfinite, make_optimizer
+from jaxrnn.train.tasks import charlm
 
-
-class TrainState(NamedTuple):
-  """What a checkpoint holds."""
-
-  step: jax.Array  # int32[] steps taken
-  params: Any  # ModelParams
-  opt_state: Any  # the optax state
-
-
-class Run(NamedTuple):
-  """Everything built from a config: the task, the model, the optimizer and the jitted functions.
-
-  Fields:
-    train_step: ``train_step(state, train_data) -> (state, loss)``, one jitted function (batch, forward,
-      gradient, clipping, update).
-    evaluate: ``evaluate(params, val_data) -> loss``, jitted; the mean loss over ``train.eval_batches`` fixed
-      held-out batches.
-    init_state: ``init_state() -> TrainState`` at step 0.
-    eval_metrics: ``None``, or ``eval_metrics(params, val_data) -> {name: scalar}``, jitted: the model's extra
-      held-out metrics (``Model.metrics``, e.g. seq2seq accuracies) over the same batches as ``evaluate``.
-  """
-
-  cfg: config_lib.Config
-  task: Task
-  model: model_lib.Model
-  optimizer: optax.GradientTransformation
-  train_step: Callable
-  evaluate: Callable
-  init_state: Callable
-  eval_metrics: Optional[Callable] = None
-
-
-def make_optimizer(cfg: config_lib.OptimizerConfig, total_steps: int) -> optax.GradientTransformation:
-  """``clip_by_global_norm(clip_norm)`` (if > 0) followed by the optimizer with its learning-rate schedule."""
-  end = cfg.lr * cfg.end_lr_fraction
-  if cfg.schedule == "constant":
-    lr = optax.constant_schedule(cfg.lr) if cfg.warmup_steps == 0 else optax.join_schedules(
-        [optax.linear_schedule(0.0, cfg.lr, cfg.warmup_steps), optax.constant_schedule(cfg.lr)], [cfg.warmup_steps])
-  elif cfg.schedule == "cosine":
-    lr = optax.cosine_decay_schedule(cfg.lr, max(total_steps, 1), alpha=cfg.end_lr_fraction)
-  else:
-    lr = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, cfg.warmup_steps, max(total_steps, cfg.warmup_steps + 1),
-                                            end_value=end)
-  opt = {
-      "adam": lambda: optax.adam(lr),
-      "adamw": lambda: optax.adamw(lr, weight_decay=cfg.weight_decay),
-      "rmsprop": lambda: optax.rmsprop(lr, momentum=cfg.momentum),
-      "sgd": lambda: optax.sgd(lr, momentum=cfg.momentum or None),
-  }[cfg.name]()
-  return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), opt) if cfg.clip_norm > 0 else opt
-
-
-def _keys(seed: int):
-  root = jax.random.key(seed)
-  return jax.random.fold_in(root, 0), jax.random.fold_in(root, 1), jax.random.fold_in(root, 2)
-
+__all__ = ["Result", "Run", "TrainState", "build", "evaluate_run", "format_table", "guard_nonfinite",
+           "load_config", "make_optimizer", "plot_curves", "restore", "sample_text", "train"]
 
 _BUILT: dict = {}  # config JSON -> Run, so that resuming in the same process does not compile again
 
@@ -98,71 +48,8 @@ def build(cfg: config_lib.Config) -> Run:
   if key not in _BUILT:
     if len(_BUILT) >= 8:
       _BUILT.pop(next(iter(_BUILT)))
-    _BUILT[key] = _build(cfg)
+    _BUILT[key] = step_lib.build_run(cfg)
   return _BUILT[key]
-
-
-def _build(cfg: config_lib.Config, task: Optional[Task] = None) -> Run:
-  task = make_task(cfg.task) if task is None else task  # distributed.py passes a task fed its batches
-  model = model_lib.make_model(cfg.model, task)
-  optimizer = make_optimizer(cfg.optimizer, cfg.train.steps)
-  init_key, train_key, eval_key = _keys(cfg.train.seed)
-  bs = cfg.train.batch_size
-
-  def init_state():
-    params = model.init(init_key)
-    return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
-
-  @jax.jit
-  def train_step(state, data):
-    key = jax.random.fold_in(train_key, state.step)
-    k_data, k_drop = jax.random.split(key)
-    inputs, targets = task.batch(data, k_data, bs)
-
-    def loss_fn(params):
-      return model.loss(params, inputs, targets, k_drop)
-
-    loss, grads = jax.value_and_grad(loss_fn)(state.params)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    return guard_nonfinite(state, TrainState(state.step + 1, params, opt_state), loss, grads,
-                           skip=cfg.train.on_nonfinite == "skip")
-
-  eval_keys = lambda: jax.vmap(lambda i: jax.random.fold_in(eval_key, i))(jnp.arange(cfg.train.eval_batches))
-
-  @jax.jit
-  def evaluate(params, data):
-    def one(k):
-      inputs, targets = task.batch(data, k, bs)
-      return model.loss(params, inputs, targets)
-    return jnp.mean(jax.lax.map(one, eval_keys()))
-
-  eval_metrics = None
-  if model.metrics is not None:
-    @jax.jit
-    def eval_metrics(params, data):
-      def one(k):
-        inputs, targets = task.batch(data, k, bs)
-        return model.metrics(params, inputs, targets)
-      return jax.tree_util.tree_map(jnp.mean, jax.lax.map(one, eval_keys()))
-
-  return Run(cfg, task, model, optimizer, train_step, evaluate, init_state, eval_metrics)
-
-
-def guard_nonfinite(old: TrainState, new: TrainState, loss: jax.Array, grads: Any, *, skip: bool):
-  """``(state, loss)`` of a train step that never takes a non-finite update.
-
-  If ``loss`` or any gradient is NaN/Inf, the params and optimizer state stay ``old``'s (with ``skip`` the step
-  counter still advances, so the next step draws the next batch; without it the state stays exactly ``old``)
-  and the returned loss is NaN (or the non-finite loss), which the loop reports with the step. Otherwise
-  ``new`` is returned bit-for-bit.
-  """
-  finite = jnp.isfinite(loss)
-  for g in jax.tree_util.tree_leaves(grads):
-    finite = finite & jnp.all(jnp.isfinite(g))
-  kept = TrainState(old.step + 1 if skip else old.step, old.params, old.opt_state)
-  state = jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, kept)
-  return state, jnp.where(finite, loss, jnp.where(jnp.isfinite(loss), jnp.nan, loss))
 
 
 def _check_finite(unchecked: list, policy: str, skipped: list) -> list:
@@ -261,9 +148,6 @@ def train(cfg: config_lib.Config, run_dir: str | pathlib.Path, *, progress: bool
   Returns:
     A :class:`Result`.
   """
-  from jaxrnn.train.checkpoint import Checkpointer
-  from jaxrnn.train.distributed import parallelize
-
   run_dir = pathlib.Path(run_dir)
   run_dir.mkdir(parents=True, exist_ok=True)
   cfg_path = run_dir / "config.json"
@@ -294,7 +178,10 @@ def train(cfg: config_lib.Config, run_dir: str | pathlib.Path, *, progress: bool
 
   bar = None
   if progress and start < end and main:
-    from tqdm.auto import tqdm
+    try:
+      from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top (optional, imported when a bar is drawn)
+    except ImportError as e:
+      raise _optional.missing("jaxrnn.train's progress bar", "tqdm", "train") from e
     bar = tqdm(total=tc.steps, initial=start, unit="step", dynamic_ncols=True, file=sys.stderr,
                desc=f"{cfg.task.name}/{cfg.model.cell}")
   t0, pending = time.perf_counter(), []
@@ -406,9 +293,12 @@ def format_table(summaries: list) -> str:
 def plot_curves(curves: dict, path: str | pathlib.Path, *, baseline: Optional[float] = None,
                 metric: str = "loss") -> pathlib.Path:
   """Draws train (thin) and eval (thick) loss curves of ``{label: metrics rows}`` into a PNG at ``path``."""
-  import matplotlib
+  try:
+    import matplotlib  # pylint: disable=g-import-not-at-top (optional and slow to import: only for plots)
+  except ImportError as e:
+    raise _optional.missing("jaxrnn.train's plots", "matplotlib", "train") from e
   matplotlib.use("Agg", force=False)
-  import matplotlib.pyplot as plt
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
   fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
   for i, (label, rows) in enumerate(curves.items()):
@@ -435,8 +325,6 @@ def plot_curves(curves: dict, path: str | pathlib.Path, *, baseline: Optional[fl
 
 def restore(run_dir: str | pathlib.Path, step: Optional[int] = None):
   """``(run, state)`` of a run directory's latest (or given) checkpoint."""
-  from jaxrnn.train.checkpoint import Checkpointer
-
   cfg = load_config(run_dir)
   run = build(cfg)
   ckpt = Checkpointer(run_dir, cfg.train.keep_checkpoints)
@@ -467,7 +355,6 @@ def _jitted_sampler(sample: Callable) -> Callable:
 def sample_text(run: Run, params: Any, *, prompt: str = "def ", length: int = 400, seed: int = 0,
                 temperature: float = 1.0, top_k: int = 0) -> str:
   """Samples ``length`` characters after ``prompt`` from a charlm model; deterministic for a ``seed``."""
-  from jaxrnn.train.tasks import charlm
   if run.task.name != "charlm":
     raise ValueError(f"sampling needs a charlm run, this one is {run.task.name!r}")
   ids = charlm.encode(prompt)

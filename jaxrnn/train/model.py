@@ -22,6 +22,8 @@ import jax.numpy as jnp
 
 import jaxrnn
 from jaxrnn import initializers
+from jaxrnn.attention import seq2seq as s2s
+from jaxrnn.attention import tasks as digit_tasks
 
 
 def _greff(variant: str) -> Callable[..., jaxrnn.Cell]:
@@ -235,9 +237,6 @@ def make_seq2seq_model(cfg, task) -> Model:
   int[B, N+1], tgt_lengths int[B])`` (see :mod:`jaxrnn.train.tasks.digits`); ``apply`` returns ``(logits
   [B, N+1, V], weights [B, N+1, N])`` under teacher forcing.
   """
-  from jaxrnn.attention import seq2seq as s2s
-  from jaxrnn.attention import tasks as digit_tasks
-
   if cfg.attention not in ATTENTION:
     raise ValueError(f"model.attention = {cfg.attention!r} is not valid; choices: {', '.join(ATTENTION)}")
   cell = make_cell(cfg.cell, cfg.hidden_size, dtype=_dtype(cfg), options=cfg.cell_options)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.train.tasks import Task
+from jaxrnn.train.tasks.base import Task
 
 BASELINE_MSE = 1.0 / 6.0
 

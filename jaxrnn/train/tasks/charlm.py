@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrnn.train.tasks import Task
+from jaxrnn.train.tasks.base import Task
 
 VOCAB = 128
 

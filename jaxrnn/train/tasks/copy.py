@@ -12,7 +12,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.train.tasks import Task
+from jaxrnn.train.tasks.base import Task
 
 N_SYMBOLS = 8  # data symbols 1..8
 BLANK, DELIM = 0, 9

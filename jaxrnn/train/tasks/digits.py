@@ -14,7 +14,7 @@ import math
 
 from jaxrnn.attention import seq2seq as s2s
 from jaxrnn.attention import tasks as digit_tasks
-from jaxrnn.train.tasks import Task
+from jaxrnn.train.tasks.base import Task
 
 
 def batch(data, key, batch_size, *, max_len, min_len, kind):
