@@ -31,7 +31,7 @@ def composites(h):
       ("lstm", lstm),
       ("gru", gru),
       ("stack(lstm, lstm)", jaxrnn.stack(lstm, lstm)),
-      ("residual(lstm)", jaxrnn.residual(jaxrnn.with_input_transform(lstm, h))),
+      ("residual(lstm(16))", jaxrnn.residual(jaxrnn.lstm(16))),
       ("learned_initial_carry(lstm)", jaxrnn.learned_initial_carry(lstm)),
       ("with_projection(lstm, 8)", jaxrnn.with_projection(lstm, 8)),
       ("with_input_transform(lstm, 8)", jaxrnn.with_input_transform(lstm, 8)),

@@ -278,7 +278,7 @@ def grid_lstm_1d(
   Example:
 
     >>> import jax, jax.numpy as jnp, jaxrnn
-    >>> net = jaxrnn.grid_lstm_1d(8, num_blocks=4)
+    >>> net = jaxrnn.cells.grid_lstm.grid_lstm_1d(8, num_blocks=4)
     >>> params = net.init(jax.random.key(0), 3)
     >>> net.apply(params, jnp.ones((5, 3))).shape
     (5, 8)
@@ -360,7 +360,7 @@ def grid_block(
   Example:
 
     >>> import jax, jax.numpy as jnp, jaxrnn
-    >>> block = jaxrnn.grid_block(4, num_dims=3)
+    >>> block = jaxrnn.cells.grid_lstm.grid_block(4, num_dims=3)
     >>> params = block.init(jax.random.key(0))
     >>> hs, ms = block.apply(params, (jnp.ones((2, 4)),) * 3, (jnp.zeros((2, 4)),) * 3)
     >>> len(hs), hs[0].shape, ms[2].shape

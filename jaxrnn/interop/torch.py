@@ -2,7 +2,7 @@ r"""Exact import and export of PyTorch's recurrent weights: ``nn.RNN``, ``nn.LST
 
 :func:`from_torch` turns a module (or its ``state_dict``) into a jaxrnn ``(cell, params)``; :func:`to_torch` turns
 a jaxrnn cell and its params into a ``state_dict`` that ``module.load_state_dict`` accepts. torch is an optional
-dependency (``pip install jaxrnn[torch]``): it is imported only inside the functions that need it, and a
+dependency (``pip install 'jaxrnn[torch]'``): it is imported only inside the functions that need it, and a
 ``state_dict`` of NumPy arrays converts without it.
 
 What the cell is. ``nn.RNN``/``nn.LSTM``/``nn.GRU`` become a :func:`jaxrnn.stack` of ``num_layers`` layers
@@ -92,7 +92,7 @@ CELL_MODULES = ("RNNCell", "LSTMCell", "GRUCell")
 _GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
 _NONLINEARITIES = ("tanh", "relu")
 _KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)(?:_l(\d+)(_reverse)?)?$")
-_EXTRA = "pip install jaxrnn[torch]"
+_EXTRA = "pip install 'jaxrnn[torch]'"
 
 
 class TorchSpec(NamedTuple):
@@ -706,7 +706,7 @@ def to_torch(cell: Cell, params: Any, *, mode: Optional[str] = None) -> dict:
     ``{key: torch.Tensor}`` in PyTorch's key order; :func:`torch_module` builds the module and loads it.
 
   Raises:
-    ImportError: torch is not installed (``pip install jaxrnn[torch]``).
+    ImportError: torch is not installed (``pip install 'jaxrnn[torch]'``).
     TypeError, ValueError: a cell or params no PyTorch module has, named by path with expected and actual.
   """
   torch_sd = _state_dict_arrays(cell, params, mode)[1]

@@ -50,6 +50,14 @@ def ref_reset(p, c, x):
   return ref_gru_after(p, c, x)
 
 
+def ref_wrapped(ref):
+  """The reference of a dropout wrapper at inference: the wrapped cell's, inside ``DropoutCarry(cell, None)``."""
+  def step(p, c, x):
+    inner, h = ref(p, c.cell, x)
+    return jaxrnn.DropoutCarry(cell=inner, key=None), h
+  return step
+
+
 def ref_learned(p, c, x):
   return ref_lstm(p.cell, c, x)
 
@@ -89,6 +97,13 @@ CASES = [
              reference=ref_input_transform),
     CellCase("zoneout_lstm_inference", lambda **kw: jaxrnn.zoneout(jaxrnn.lstm(4, **kw), 0.3),
              reference=ref_zoneout_inference(0.3)),
+    # Without a key (inference) the dropout wrappers are the wrapped cell; their masks: tests/test_dropout.py and
+    # tests/test_run_options.py.
+    CellCase("dropout_gru_inference", lambda **kw: jaxrnn.dropout(jaxrnn.gru(4, **kw), 0.3, 0.3),
+             reference=ref_wrapped(ref_gru(reset_after=True))),
+    CellCase("variational_dropout_lstm_inference",
+             lambda **kw: jaxrnn.variational_dropout(jaxrnn.lstm(4, **kw), 0.3, 0.3), reference=ref_wrapped(ref_lstm),
+             variant_of="zoneout_lstm_inference"),
     # Sequence-only cells: no step; checked against NumPy in tests/test_bidirectional.py.
     CellCase("bidirectional_lstm_gru", lambda **kw: jaxrnn.bidirectional(jaxrnn.lstm(4, **kw), jaxrnn.gru(3, **kw)),
              has_step=False),
