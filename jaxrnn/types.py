@@ -200,6 +200,13 @@ class Cell(NamedTuple):
       a pytree (``reset_on``'s ``(x, should_reset)``), a pytree of ints of the same structure.
     name: a short name for messages and tables (display only: nothing parses it).
     config: declared structure for export (:class:`CellConfig`), or ``None`` for a cell that no exporter knows.
+
+  Adding a capability (for example an analytic diagonal of ``d carry' / d carry`` that a parallel-in-time solver
+  wants) is one typed field here, ``None`` by default, and, if a run option selects the path that uses it, one
+  field of :class:`RunOptions`. Combinators need no change: their sequence paths run their inner cells with
+  :func:`jaxrnn.unroll` and the caller's options, so the path reads the capability of the cell it actually runs;
+  a combinator whose ``step`` changes the math (``zoneout``, ``reset_on``) has no such field unless it declares
+  one for its own step.
   """
 
   init: InitFn
