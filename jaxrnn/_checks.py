@@ -107,6 +107,31 @@ def step_input(name: str, x: Any, features: Sequence[int]) -> jax.Array:
   return x
 
 
+def reset_pair(name: str, inputs: Any, owner: str) -> Tuple[Any, jax.Array]:
+  """Splits ``(x, should_reset)`` (the input of :func:`jaxrnn.reset_on` and ``rg_lru(resets=True)``).
+
+  Args:
+    name: what the pair is called in errors (``"x"``, ``"xs"``, ``"input_transform(x)"``).
+    inputs: the pair.
+    owner: the cell's name, for errors.
+
+  Returns:
+    ``(x, should_reset)`` with ``should_reset`` bool (a number: nonzero means True); shapes are the caller's to
+    check.
+  """
+  if not isinstance(inputs, tuple) or len(inputs) != 2:
+    raise TypeError(f"{name} of {owner} must be the pair ({name}, should_reset) (inputs and a reset flag per "
+                    f"example), got {type(inputs).__name__}"
+                    + (f" of shape {inputs.shape}" if hasattr(inputs, "shape") else ""))
+  x, flag = inputs
+  flag = jnp.asarray(flag)
+  if flag.dtype != jnp.bool_:
+    if not jnp.issubdtype(flag.dtype, jnp.number):
+      raise TypeError(f"should_reset of {owner} must be bool or numeric, got dtype {flag.dtype}")
+    flag = flag != 0
+  return x, flag
+
+
 def carry_type(name: str, carry: Any, expected: type) -> None:
   """Checks that the carry is the cell's own NamedTuple (so no one guesses ``(c, h)`` vs ``(h, c)``)."""
   if not isinstance(carry, expected):

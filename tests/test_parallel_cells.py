@@ -75,25 +75,66 @@ def test_parallel_gradients_match_sequential(case, dtype):
   assert_rel_close(grad("sequence"), grad("step"), 1e-10 if dtype == jnp.float64 else 1e-4)
 
 
+def rg_lru_resets_setup(B=2, T=6, F=3):
+  cell = jaxrnn.rg_lru(4, resets=True, param_dtype=jnp.float64)
+  params = registry.randomize(cell.init(jax.random.key(0), F), jax.random.key(1))
+  feats = jax.random.normal(jax.random.key(2), (B, T, F), jnp.float64)
+  flags = jnp.zeros((B, T), bool).at[:, 3].set(True)
+  carry = registry.randomize(cell.initial_carry(params, (B,), jnp.float64), jax.random.key(3))
+  return cell, params, feats, flags, carry
+
+
 def test_rg_lru_reset_restarts_the_segment():
-  cell = jaxrnn.rg_lru(4, resets=True)
-  params = registry.randomize(cell.init(jax.random.key(0), 4), jax.random.key(1))
-  feats = jax.random.normal(jax.random.key(2), (2, 6, 3), jnp.float64)
-  flags = jnp.zeros((2, 6, 1)).at[:, 3].set(1.0)
-  xs = jnp.concatenate([feats, flags], -1)
-  carry = registry.randomize(cell.initial_carry(params, (2,), jnp.float64), jax.random.key(3))
+  cell, params, feats, flags, carry = rg_lru_resets_setup()
+  assert cell.input_ndim == (1, 0)
+  assert cell.init(jax.random.key(0), 3).w.shape == (3, 12)  # init(key, F): the flag is not a feature
   zero = cell.initial_carry(params, (2,), jnp.float64)
   for mode in ("sequence", "step"):
-    final, hs = jaxrnn.unroll(cell, params, carry, xs, mode=mode)
-    final2, hs2 = jaxrnn.unroll(cell, params, zero, xs[:, 3:], mode=mode)
+    final, hs = jaxrnn.unroll(cell, params, carry, (feats, flags), mode=mode)
+    final2, hs2 = jaxrnn.unroll(cell, params, zero, (feats[:, 3:], flags[:, 3:]), mode=mode)
     np.testing.assert_allclose(hs[:, 3:], hs2, rtol=1e-12, atol=1e-12)  # as if started from zero
     np.testing.assert_allclose(final.h, final2.h, rtol=1e-12, atol=1e-12)
-    assert not np.allclose(hs[:, :3], jaxrnn.unroll(cell, params, zero, xs[:, :3], mode=mode)[1])
-  # Resets inside padded batches, reversed: parallel == sequential.
-  lengths = jnp.array([6, 4])
-  par = jaxrnn.unroll(cell, params, carry, xs, seq_lengths=lengths, reverse=True, mode="sequence")
-  seq = jaxrnn.unroll(cell, params, carry, xs, seq_lengths=lengths, reverse=True, mode="step")
-  assert_rel_close(par, seq, 1e-12)
+    assert not np.allclose(hs[:, :3], jaxrnn.unroll(cell, params, zero, (feats[:, :3], flags[:, :3]), mode=mode)[1])
+    # A numeric flag (nonzero: reset) is the bool flag.
+    np.testing.assert_array_equal(jaxrnn.unroll(cell, params, carry, (feats, flags.astype(jnp.int32) * 7),
+                                                mode=mode)[1], hs)
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+@pytest.mark.parametrize("mode", ["sequence", "step"])
+def test_rg_lru_reset_pair_through_unroll_matches_numpy(mode, reverse):
+  cell, params, feats, flags, carry = rg_lru_resets_setup(B=3)
+  flags = flags.at[1, 1].set(True)
+  lengths = jnp.array([6, 4, 0])
+  final, hs = jax.jit(lambda p, c, x: jaxrnn.unroll(cell, p, c, x, seq_lengths=lengths, reverse=reverse,
+                                                    mode=mode))(params, carry, (feats, flags))
+  ref = parallel_cases.ref_rg_lru(True)
+  p = jax.tree.map(np.asarray, params)
+  for b, length in enumerate(np.asarray(lengths)):
+    h, want = np.asarray(carry.h[b]), np.zeros((6, 4))
+    for t in (range(length)[::-1] if reverse else range(length)):
+      x = np.concatenate([np.asarray(feats[b, t]), [float(flags[b, t])]])  # the reference reads the packed flag
+      c, want[t] = ref(p, jaxrnn.RGLRUCarry(h=h), x)
+      h = c.h
+    np.testing.assert_allclose(hs[b], want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(final.h[b], h, rtol=1e-10, atol=1e-12)
+
+
+def test_rg_lru_reset_pair_input_errors():
+  cell, params, feats, flags, carry = rg_lru_resets_setup()
+  with pytest.raises(TypeError, match=r"x of rg_lru_resets must be the pair \(x, should_reset\).*shape \(2, 3\)"):
+    cell.step(params, carry, feats[:, 0])
+  with pytest.raises(ValueError, match=r"should_reset of rg_lru_resets must have the shape of x without its "
+                                       r"feature axis \(2,\), got shape \(3,\)"):
+    cell.step(params, carry, (feats[:, 0], jnp.zeros(3, bool)))
+  with pytest.raises(TypeError, match="should_reset of rg_lru_resets must be bool or numeric"):
+    cell.step(params, carry, (feats[:, 0], jax.random.split(jax.random.key(0), 2)))
+  with pytest.raises(ValueError, match=r"x must have shape \[\*B, 3\]"):
+    cell.step(params, carry, (feats[:, 0, :2], flags[:, 0]))
+  with pytest.raises(ValueError, match=r"xs of rg_lru_resets must have the structure of its inputs"):
+    jaxrnn.unroll(cell, params, carry, feats, mode="sequence")
+  with pytest.raises(TypeError, match=r"xs of rg_lru_resets must be the pair \(xs, should_reset\)"):
+    cell.sequence.run(params, carry, feats.swapaxes(0, 1), None, jaxrnn.RunOptions())
 
 
 def test_lru_ring_initialisation():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence, Tuple
 
+import jax
 import jax.numpy as jnp
 
 from jaxrnn import _checks
@@ -67,15 +68,18 @@ def parallel_path(input_transform: InputTransformFn, check: Callable[[Any, Any, 
   """The :class:`jaxrnn.SequencePath` of a parallel-in-time cell (it honours :data:`jaxrnn.types.PARALLEL`).
 
   Args:
-    input_transform: the cell's, applied once to the whole ``xs: [T, *B, *F]`` with masked steps zeroed (so that
-      padding is never read).
+    input_transform: the cell's, applied once to the whole ``xs: [T, *B, *F]`` (or a pytree of such, e.g. with
+      reset flags ``[T, *B]``) with masked steps zeroed (so that padding is never read).
     check: ``check(params, carry, xs) -> dtype``: checks the arguments, returns the carry's dtype (``u``'s).
-    run: ``run(params, carry, u, mask) -> (carry, hs)``: the scan over the transformed inputs ``u: [T, *B, ...]``.
+    run: ``run(params, carry, u, mask) -> (carry, hs)``: the scan over the transformed inputs ``u: [T, *B, ...]``
+      (floating leaves cast to the carry's dtype, others such as bool flags as they are).
   """
 
   def sequence(params, carry, xs, mask, options):
     del options  # no loop: hoist holds trivially, and nothing else is asked of a PARALLEL path
     cdt = check(params, carry, xs)
-    return run(params, carry, input_transform(params, parallel_scan.zero_masked(xs, mask)).astype(cdt), mask)
+    u = input_transform(params, jax.tree.map(lambda x: parallel_scan.zero_masked(x, mask), xs))
+    u = jax.tree.map(lambda a: a.astype(cdt) if jnp.issubdtype(a.dtype, jnp.floating) else a, u)
+    return run(params, carry, u, mask)
 
   return SequencePath(sequence, PARALLEL)

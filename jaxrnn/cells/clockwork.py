@@ -93,12 +93,9 @@ def clockwork_rnn(
     num_modules: ``g``; with ``periods=None`` the periods are ``1, 2, 4, ..., 2**(g-1)``.
     activation: ``"tanh"`` (default) or any name in ``"relu"``, ... or a callable.
     use_bias: whether the cell has the bias ``b``.
-    kernel_init: initialiser of ``W_i: [F, H]`` (default LeCun normal).
-    recurrent_kernel_init: initialiser of ``W_h: [H, H]`` (default orthogonal), then masked to the blocks used.
-    bias_init: initialiser of ``b: [H]`` (default zeros).
-    dtype: the compute dtype of the matrix products (``None``: promoted from inputs and params).
-    param_dtype: the dtype of the parameters and of the default ``h``.
-    precision: ``jax.lax.Precision`` of the matrix products.
+    kernel_init, recurrent_kernel_init, bias_init: draw ``W_i: [F, H]``, ``W_h: [H, H]`` (then masked to
+      the blocks used) and ``b: [H]``.
+    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``ClockworkParams`` and ``ClockworkCarry(h, t)``.

@@ -99,13 +99,12 @@ def conv_lstm(
     use_bias: whether the cell has the bias ``b``.
     activation: the candidate and output nonlinearity (``"tanh"`` or a callable).
     gate_activation: the gates' nonlinearity (``"sigmoid"`` or a callable).
-    kernel_init: initialiser of ``W_x: [*K, C, 4H]`` (default LeCun normal, as Flax's ``Conv``).
-    recurrent_kernel_init: initialiser of ``W_h: [*K, H, 4H]`` (default LeCun normal).
+    kernel_init, recurrent_kernel_init, bias_init: draw the whole kernels ``W_x: [*K, C, 4H]``,
+      ``W_h: [*K, H, 4H]`` (one draw each, in ``param_dtype``; both LeCun normal by default, as Flax's ``Conv``)
+      and ``b: [4H]`` (then
+      ``forget_bias`` is added).
     peephole_init: initialiser of ``w_c: [3, *S, H]`` (default zeros).
-    bias_init: initialiser of ``b: [4H]`` (default zeros), before ``forget_bias`` is added.
-    dtype: the compute dtype of the convolutions (``None``: promoted from inputs and params).
-    param_dtype: the dtype of the parameters and of the default carry.
-    precision: ``jax.lax.Precision`` of the convolutions.
+    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``ConvLSTMParams`` and ``ConvLSTMCarry(h, c)``; ``init(key, input_size)`` takes

@@ -82,13 +82,10 @@ def depth_gated_lstm(
     forget_bias: added to each forget gate's bias at initialisation (``None``: 1.0 with a bias, 0.0 without).
     depth_bias: added to each depth gate's bias at initialisation (0.0: the gate starts near 0.5).
     use_bias: whether the gates have biases (``b`` and ``b_d``).
-    kernel_init: initialiser of each ``[F_l, H]`` input block (gates and depth gate).
-    recurrent_kernel_init: initialiser of each gate's ``[H, H]`` recurrent block.
-    bias_init: initialiser of the biases, before ``forget_bias``/``depth_bias`` are added.
+    kernel_init, recurrent_kernel_init, bias_init: draw each layer's ``[F_l, H]`` input blocks (gates and depth
+      gate), ``[H, H]`` recurrent blocks and biases (before ``forget_bias``/``depth_bias`` are added).
     peephole_init: initialiser of the diagonal peepholes ``w_p``, ``w_cd``, ``w_ld`` (default zeros).
-    dtype: the compute dtype of the matrix products (``None``: promoted from inputs and params).
-    param_dtype: the dtype of the parameters and of the default carry.
-    precision: ``jax.lax.Precision`` of the matrix products.
+    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
 
   Returns:
     A :class:`jaxrnn.Cell` whose params are a tuple of :class:`DepthGatedLSTMLayerParams` (bottom layer first)

@@ -105,10 +105,22 @@ def _init_transform(key, in_size, H, n_dims, *, kernel_init, use_bias, bias_init
   return GridLSTMTransformParams(w=w, b=b)
 
 
-def _check_common(hidden_size, num, num_name, forget_bias, use_bias, dtype, param_dtype):
+def _check_common(hidden_size, num, num_name, forget_bias, use_bias, kernel_init, bias_init, dtype, param_dtype):
+  """``(H, num, dtype, t_kw)``: the checked arguments; ``t_kw`` the settings of :func:`_init_transform`."""
   hidden_size, _, _, dtype, param_dtype = _dense.hyper(hidden_size, dtype=dtype, param_dtype=param_dtype)
   num = _checks.positive_int(num_name, num)
-  return hidden_size, num, _dense.forget_bias(forget_bias, use_bias), dtype, param_dtype
+  t_kw = dict(kernel_init=kernel_init, use_bias=use_bias, bias_init=bias_init,
+              forget_bias=_dense.forget_bias(forget_bias, use_bias), param_dtype=param_dtype)
+  return hidden_size, num, dtype, t_kw
+
+
+def _init_input(key, input_size, H, t_kw):
+  """``(w_x [F, H], b_x [H] or None, key)``: the input projection (drawn as ``t_kw`` says) and a key for the blocks."""
+  input_size = _dense.check_init_args(key, input_size)
+  k_x, k_bx, k_blocks = jax.random.split(key, 3)
+  w_x = _dense.init_blocks(k_x, t_kw["kernel_init"], input_size, H, 1, t_kw["param_dtype"])
+  b_x = t_kw["bias_init"](k_bx, (H,), t_kw["param_dtype"]) if t_kw["use_bias"] else None
+  return w_x, b_x, k_blocks
 
 
 def _check_blocks(params: Any, params_type: type, block_type: type, n_blocks: int) -> None:
@@ -160,11 +172,9 @@ def grid_lstm(
     depth_priority: compute the time transform first and feed its output to the depth transform.
     forget_bias: added to each forget gate's bias at initialisation (``None``: 1.0 with a bias, 0.0 without).
     use_bias: whether the transforms and the input projection have biases.
-    kernel_init: initialiser of each ``[H, H]`` gate block and of ``w_x``.
-    bias_init: initialiser of the biases, before ``forget_bias`` is added.
-    dtype: the compute dtype of the matrix products (``None``: promoted from inputs and params).
-    param_dtype: the dtype of the parameters and of the default carry.
-    precision: ``jax.lax.Precision`` of the matrix products.
+    kernel_init, bias_init: draw ``w_x: [F, H]``, each ``[H, H]`` gate block of the transforms' ``w: [2H, 4H]``
+      and the biases ``b_x: [H]``, ``b: [4H]`` (then ``forget_bias`` is added).
+    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
 
   Returns:
     A :class:`jaxrnn.Cell` with :class:`GridLSTMParams` (``blocks`` has ``num_layers`` entries, or one if
@@ -182,17 +192,12 @@ def grid_lstm(
     >>> hs.shape, len(carry)
     ((2, 5, 8), 3)
   """
-  H, L, forget_bias, dtype, param_dtype = _check_common(hidden_size, num_layers, "num_layers", forget_bias,
-                                                        use_bias, dtype, param_dtype)
+  H, L, dtype, t_kw = _check_common(hidden_size, num_layers, "num_layers", forget_bias, use_bias, kernel_init,
+                                    bias_init, dtype, param_dtype)
   n_blocks = 1 if tied else L
-  t_kw = dict(kernel_init=kernel_init, use_bias=use_bias, bias_init=bias_init, forget_bias=forget_bias,
-              param_dtype=param_dtype)
 
   def init(key, input_size):
-    input_size = _dense.check_init_args(key, input_size)
-    k_x, k_bx, k_blocks = jax.random.split(key, 3)
-    w_x = _dense.init_blocks(k_x, kernel_init, input_size, H, 1, param_dtype)
-    b_x = bias_init(k_bx, (H,), param_dtype) if use_bias else None
+    w_x, b_x, k_blocks = _init_input(key, input_size, H, t_kw)
     blocks = []
     for k in jax.random.split(k_blocks, n_blocks):
       k_t, k_d = jax.random.split(k)
@@ -265,11 +270,8 @@ def grid_lstm_1d(
     tied: share one block's weights across all ``K`` blocks.
     forget_bias: added to each forget gate's bias at initialisation (``None``: 1.0 with a bias, 0.0 without).
     use_bias: whether the blocks and the input projection have biases.
-    kernel_init: initialiser of each ``[H, H]`` gate block and of ``w_x``.
-    bias_init: initialiser of the biases, before ``forget_bias`` is added.
-    dtype: the compute dtype of the matrix products.
-    param_dtype: the dtype of the parameters.
-    precision: ``jax.lax.Precision`` of the matrix products.
+    kernel_init, bias_init: draw ``w_x: [F, H]``, each block's ``w: [H, 4H]`` gate by gate and the biases.
+    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
 
   Returns:
     A :class:`GridLSTM1D` ``(init, apply)``: ``init(key, input_size) -> GridLSTM1DParams`` and
@@ -283,18 +285,13 @@ def grid_lstm_1d(
     >>> net.apply(params, jnp.ones((5, 3))).shape
     (5, 8)
   """
-  H, K, forget_bias, dtype, param_dtype = _check_common(hidden_size, num_blocks, "num_blocks", forget_bias,
-                                                        use_bias, dtype, param_dtype)
+  H, K, dtype, t_kw = _check_common(hidden_size, num_blocks, "num_blocks", forget_bias, use_bias, kernel_init,
+                                    bias_init, dtype, param_dtype)
   n_blocks = 1 if tied else K
 
   def init(key, input_size):
-    input_size = _dense.check_init_args(key, input_size)
-    k_x, k_bx, k_blocks = jax.random.split(key, 3)
-    w_x = _dense.init_blocks(k_x, kernel_init, input_size, H, 1, param_dtype)
-    b_x = bias_init(k_bx, (H,), param_dtype) if use_bias else None
-    blocks = tuple(_init_transform(k, H, H, 1, kernel_init=kernel_init, use_bias=use_bias, bias_init=bias_init,
-                                   forget_bias=forget_bias, param_dtype=param_dtype)
-                   for k in jax.random.split(k_blocks, n_blocks))
+    w_x, b_x, k_blocks = _init_input(key, input_size, H, t_kw)
+    blocks = tuple(_init_transform(k, H, H, 1, **t_kw) for k in jax.random.split(k_blocks, n_blocks))
     return GridLSTM1DParams(w_x=w_x, b_x=b_x, blocks=blocks)
 
   def apply(params, x):
@@ -348,11 +345,8 @@ def grid_block(
     num_dims: ``N``.
     forget_bias: added to each forget gate's bias at initialisation (``None``: 1.0 with a bias, 0.0 without).
     use_bias: whether the transforms have biases.
-    kernel_init: initialiser of each ``[H, H]`` gate block.
-    bias_init: initialiser of the biases, before ``forget_bias`` is added.
-    dtype: the compute dtype of the matrix products.
-    param_dtype: the dtype of the parameters.
-    precision: ``jax.lax.Precision`` of the matrix products.
+    kernel_init, bias_init: draw each ``[H, H]`` gate block of the transforms' ``w: [N*H, 4H]``, and ``b: [4H]``.
+    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
 
   Returns:
     A :class:`GridBlock` ``(init, apply)``.
@@ -366,14 +360,12 @@ def grid_block(
     >>> len(hs), hs[0].shape, ms[2].shape
     (3, (2, 4), (2, 4))
   """
-  H, N, forget_bias, dtype, param_dtype = _check_common(hidden_size, num_dims, "num_dims", forget_bias,
-                                                        use_bias, dtype, param_dtype)
+  H, N, dtype, t_kw = _check_common(hidden_size, num_dims, "num_dims", forget_bias, use_bias, kernel_init,
+                                    bias_init, dtype, param_dtype)
 
   def init(key):
     _checks.key("key", key)
-    return tuple(_init_transform(k, H, H, N, kernel_init=kernel_init, use_bias=use_bias, bias_init=bias_init,
-                                 forget_bias=forget_bias, param_dtype=param_dtype)
-                 for k in jax.random.split(key, N))
+    return tuple(_init_transform(k, H, H, N, **t_kw) for k in jax.random.split(key, N))
 
   def apply(params, hs, ms):
     for name, value in (("params", params), ("hs", hs), ("ms", ms)):

@@ -68,12 +68,9 @@ def gru(
     use_bias: whether the cell has the biases ``b`` and ``b_hn``.
     activation: the candidate nonlinearity (``"tanh"`` or a callable).
     gate_activation: the gates' nonlinearity (``"sigmoid"`` or a callable).
-    kernel_init: initialiser of each gate's ``[F, H]`` input block (default LeCun normal).
-    recurrent_kernel_init: initialiser of each gate's ``[H, H]`` recurrent block (default orthogonal).
-    bias_init: initialiser of ``b: [3H]`` and ``b_hn: [H]`` (default zeros).
-    dtype: the compute dtype of the matrix products (``None``: promoted from inputs and params).
-    param_dtype: the dtype of the parameters and of the default carry.
-    precision: ``jax.lax.Precision`` of the matrix products.
+    kernel_init, recurrent_kernel_init, bias_init: draw the ``[r, z, n]`` blocks of ``w_i: [F, 3H]`` and
+      ``w_h: [H, 3H]``, and ``b: [3H]``, ``b_hn: [H]``.
+    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``GRUParams`` and ``GRUCarry(h)``.

@@ -119,13 +119,11 @@ def indrnn(
     recurrent_max_abs: bound on ``|u|`` (``None``: unbounded).
     recurrent_min_abs: lower bound on ``|u|`` (``None``: none), against vanishing memory.
     max_steps: ``T_max``; sets ``recurrent_max_abs = 2 ** (1 / T_max)`` (exclusive with ``recurrent_max_abs``).
-    kernel_init: initialiser of ``W: [F, H]`` (default LeCun normal).
+    kernel_init: draws ``W: [F, H]``.
     recurrent_init: initialiser of ``u: [H]``; default uniform in ``[0, recurrent_max_abs]`` (``[0, 1]`` when
       unbounded), as in the paper's experiments.
-    bias_init: initialiser of ``b: [H]`` (default zeros).
-    dtype: the compute dtype of the input matrix product (``None``: promoted from inputs and params).
-    param_dtype: the dtype of the parameters and of the default carry.
-    precision: ``jax.lax.Precision`` of the matrix product.
+    bias_init: draws ``b: [H]``.
+    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``IndRNNParams`` and ``IndRNNCarry(h)``.

@@ -66,10 +66,9 @@ def layer_norm_lstm(
     forget_bias: added to the forget block of ``b`` at initialisation.
     activation: the candidate and output nonlinearity.
     gate_activation: the gates' nonlinearity.
-    kernel_init, recurrent_kernel_init, bias_init: initialisers of the ``[F, H]``/``[H, H]`` blocks and of ``b``.
-    dtype: the compute dtype of the matrix products (``None``: promoted from inputs and params).
-    param_dtype: the dtype of the parameters and of the default carry.
-    precision: ``jax.lax.Precision`` of the matrix products.
+    kernel_init, recurrent_kernel_init, bias_init: draw the gate blocks of ``w_i: [F, 4H]``, ``w_h: [H, 4H]``
+      and ``b: [4H]`` (the LayerNorm gains and shifts start at ones and zeros).
+    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
 
   Returns:
     A :class:`jaxrnn.Cell` with :class:`LayerNormLSTMParams` and ``LSTMCarry(h, c)``.

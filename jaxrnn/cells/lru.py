@@ -73,9 +73,7 @@ def lru(
     state_size: ``N``, the complex state size (default ``H``).
     r_min, r_max: the ring of ``|lambda|`` at initialisation (``0 <= r_min < r_max <= 1``).
     max_phase: the largest phase of ``lambda`` at initialisation.
-    dtype: the compute dtype of the input projection (``None``: promoted from inputs and params).
-    param_dtype: the dtype of the parameters and of the default carry.
-    precision: ``jax.lax.Precision`` of the matrix products.
+    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``LRUParams`` and ``LRUCarry(x_re, x_im)``, and a parallel ``sequence`` path.

@@ -70,12 +70,9 @@ def lstm(
     use_bias: whether the cell has the bias ``b`` (PyTorch's ``bias=False`` is ``use_bias=False``).
     activation: the candidate and output nonlinearity (``"tanh"`` or a callable).
     gate_activation: the gates' nonlinearity (``"sigmoid"``, ``"hard_sigmoid"`` or a callable).
-    kernel_init: initialiser of each gate's ``[F, H]`` input block (default LeCun normal).
-    recurrent_kernel_init: initialiser of each gate's ``[H, H]`` recurrent block (default orthogonal).
-    bias_init: initialiser of ``b: [4H]`` (default zeros), before ``forget_bias`` is added.
-    dtype: the compute dtype of the matrix products (``None``: promoted from inputs and params).
-    param_dtype: the dtype of the parameters and of the default carry.
-    precision: ``jax.lax.Precision`` of the matrix products.
+    kernel_init, recurrent_kernel_init, bias_init: draw the ``[i, f, g, o]`` blocks of ``w_i: [F, 4H]`` and
+      ``w_h: [H, 4H]``, and ``b: [4H]`` (then ``forget_bias`` is added).
+    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``LSTMParams`` and ``LSTMCarry(h, c)``; ``step`` returns ``(carry, h)``

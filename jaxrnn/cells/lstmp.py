@@ -66,11 +66,10 @@ def lstmp(
     use_bias: whether the cell has the bias ``b``.
     activation: the candidate and output nonlinearity.
     gate_activation: the gates' nonlinearity.
-    kernel_init, recurrent_kernel_init, bias_init: initialisers of the ``[F, H]``/``[P, H]`` blocks and of ``b``.
+    kernel_init, recurrent_kernel_init, bias_init: draw the gate blocks of ``w_i: [F, 4H]``, ``w_h: [P, 4H]``
+      (``[P, H]`` blocks) and ``b: [4H]``.
     projection_init: initialiser of ``w_r: [H, P]``.
-    dtype: the compute dtype of the matrix products (``None``: promoted from inputs and params).
-    param_dtype: the dtype of the parameters and of the default carry.
-    precision: ``jax.lax.Precision`` of the matrix products.
+    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
 
   Returns:
     A :class:`jaxrnn.Cell` with :class:`LSTMPParams` and :class:`LSTMPCarry` ``(h [P], c [H])``.

@@ -79,12 +79,9 @@ def mgu(
       ``forget_bias_init=ones``) and 0.0 otherwise.
     activation: the candidate nonlinearity (``"tanh"`` or a callable).
     gate_activation: the gate's nonlinearity (``"sigmoid"`` or a callable).
-    kernel_init: initialiser of each block's ``[F, H]`` input kernel (default LeCun normal).
-    recurrent_kernel_init: initialiser of each block's ``[H, H]`` recurrent kernel (default orthogonal).
-    bias_init: initialiser of ``b: [2H]`` and ``b_hn: [H]`` (default zeros), before ``forget_bias``.
-    dtype: the compute dtype of the matrix products (``None``: promoted from inputs and params).
-    param_dtype: the dtype of the parameters and of the default carry.
-    precision: ``jax.lax.Precision`` of the matrix products.
+    kernel_init, recurrent_kernel_init, bias_init: draw the ``[f, n]`` blocks of ``w_i: [F, 2H]`` and
+      ``w_h: [H, 2H]``, and ``b: [2H]`` (before ``forget_bias``), ``b_hn: [H]``.
+    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``MGUParams`` and ``MGUCarry(h)``.

@@ -53,6 +53,35 @@ def interpolation_scan(d: jax.Array, k_h: jax.Array, h0: jax.Array, mask: Option
   return carry_type(h=last.astype(cdt)), parallel_scan.zero_masked(hs, mask).astype(cdt)
 
 
+class InterpolationParts(NamedTuple):
+  """What :func:`min_gru` and :func:`jaxrnn.min_lstm` share (:func:`interpolation_parts`)."""
+
+  cand: Callable  # the candidate's map: g in log space, else the identity
+  dense: _dense.DenseParts  # init, initial_carry, input_transform and the checks
+  check_sequence: Callable  # check(params, carry, xs) -> the carry's dtype, for _parts.parallel_path
+
+
+def interpolation_parts(hidden_size: int, n_blocks: int, params_type: type, carry_type: type, *, log_space: bool,
+                        log_scan: bool, dtype: Any, param_dtype: Any, **dense_kw: Any) -> InterpolationParts:
+  """Checks the shared hyperparameters and builds the parts of a cell whose input kernel has ``n_blocks`` blocks.
+
+  ``dense_kw``: the rest of :func:`jaxrnn.cells._dense.dense_parts`'s arguments (``use_bias``, initialisers,
+  ``precision``).
+  """
+  H, _, _, dtype, param_dtype = _dense.hyper(hidden_size, dtype=dtype, param_dtype=param_dtype)
+  if log_scan and not log_space:
+    raise ValueError("log_scan=True needs log_space=True (the input term must be positive)")
+  parts = _dense.dense_parts(H, n_blocks, params_type, carry_type, dtype=dtype, param_dtype=param_dtype, **dense_kw)
+
+  def check_sequence(params, carry, xs):
+    parts.check_params(params)
+    xs = _checks.step_input("xs", xs, (params.w.shape[0],))
+    _dense.check_carry(carry, carry_type, xs.shape[1:-1], H)
+    return carry.h.dtype
+
+  return InterpolationParts(g if log_space else (lambda k: k), parts, check_sequence)
+
+
 def min_gru(
     hidden_size: int,
     *,
@@ -91,11 +120,8 @@ def min_gru(
       (products below the smallest float become 0, their true limit), and it is several times faster on CPU
       than ``logaddexp``. Both give the same values.
     use_bias: whether the cell has the bias ``b``.
-    kernel_init: initialiser of each ``[F, H]`` block of ``w`` (default LeCun normal).
-    bias_init: initialiser of ``b: [2H]`` (default zeros).
-    dtype: the compute dtype of the input projection (``None``: promoted from inputs and params).
-    param_dtype: the dtype of the parameters and of the default carry.
-    precision: ``jax.lax.Precision`` of the matrix product.
+    kernel_init, bias_init: draw the ``[z, h~]`` blocks of ``w: [F, 2H]`` and ``b: [2H]``.
+    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``MinGRUParams`` and ``MinGRUCarry(h)``, and a parallel ``sequence`` path.
@@ -112,34 +138,22 @@ def min_gru(
     >>> hs_par.shape, bool(jnp.allclose(hs_par, hs_seq))
     ((2, 7, 4), True)
   """
-  H, _, _, dtype, param_dtype = _dense.hyper(hidden_size, dtype=dtype, param_dtype=param_dtype)
-  if log_scan and not log_space:
-    raise ValueError("log_scan=True needs log_space=True (the input term must be positive)")
-  cand = g if log_space else (lambda k: k)
-
-  init, initial_carry, input_transform, _check_params, check_step = _dense.dense_parts(
-      H, 2, MinGRUParams, MinGRUCarry, use_bias=use_bias, kernel_init=kernel_init, bias_init=bias_init, dtype=dtype,
-      param_dtype=param_dtype, precision=precision)
+  cand, parts, check = interpolation_parts(
+      hidden_size, 2, MinGRUParams, MinGRUCarry, log_space=log_space, log_scan=log_scan, use_bias=use_bias,
+      kernel_init=kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype, precision=precision)
 
   def step_transformed(params, carry, u):
-    u = check_step(params, carry, u)
+    u = parts.check_step(params, carry, u)
     k_z, k_h = jnp.split(u.astype(carry.h.dtype), 2, axis=-1)
     z = jax.nn.sigmoid(k_z)
     h = (1 - z) * carry.h + z * cand(k_h)
     return MinGRUCarry(h=h), h
 
-  step = _parts.step_of(input_transform, step_transformed)
-
-  def check(params, carry, xs):
-    _check_params(params)
-    xs = _checks.step_input("xs", xs, (params.w.shape[0],))
-    _dense.check_carry(carry, MinGRUCarry, xs.shape[1:-1], H)
-    return carry.h.dtype
-
   def run(params, carry, u, mask):
     k_z, k_h = jnp.split(u, 2, axis=-1)
     return interpolation_scan(k_z, k_h, carry.h, mask, MinGRUCarry, log_scan=log_scan, cand=cand)
 
-  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=_parts.parallel_path(input_transform, check, run),
+  return Cell(init=parts.init, initial_carry=parts.initial_carry, step=_parts.step_of(parts.input_transform,
+              step_transformed), input_transform=parts.input_transform, step_transformed=step_transformed,
+              sequence=_parts.parallel_path(parts.input_transform, check, run),
               name=f"min_gru{'_log_scan' if log_scan else ''}" if log_space else "min_gru_linear")

@@ -7,11 +7,9 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import _checks
 from jaxrnn import initializers
-from jaxrnn.cells import _dense
 from jaxrnn.cells import _parts
-from jaxrnn.cells.min_gru import g, interpolation_scan
+from jaxrnn.cells.min_gru import interpolation_parts, interpolation_scan
 from jaxrnn.types import Cell
 
 
@@ -65,11 +63,8 @@ def min_lstm(
       as the paper does. Off by default: the associative scan of ``(f', i' h~)`` pairs multiplies numbers
       ``0 < f' <= 1`` and never divides, so it cannot overflow, and it is several times faster on CPU.
     use_bias: whether the cell has the bias ``b``.
-    kernel_init: initialiser of each ``[F, H]`` block of ``w`` (default LeCun normal).
-    bias_init: initialiser of ``b: [3H]`` (default zeros).
-    dtype: the compute dtype of the input projection (``None``: promoted from inputs and params).
-    param_dtype: the dtype of the parameters and of the default carry.
-    precision: ``jax.lax.Precision`` of the matrix product.
+    kernel_init, bias_init: draw the ``[f, i, h~]`` blocks of ``w: [F, 3H]`` and ``b: [3H]``.
+    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``MinLSTMParams`` and ``MinLSTMCarry(h)``, and a parallel ``sequence`` path.
@@ -83,35 +78,23 @@ def min_lstm(
     >>> hs.shape, bool(jnp.allclose(carry.h, hs[-1]))
     ((5, 4), True)
   """
-  H, _, _, dtype, param_dtype = _dense.hyper(hidden_size, dtype=dtype, param_dtype=param_dtype)
-  if log_scan and not log_space:
-    raise ValueError("log_scan=True needs log_space=True (the input term must be positive)")
-  cand = g if log_space else (lambda k: k)
-
-  init, initial_carry, input_transform, _check_params, check_step = _dense.dense_parts(
-      H, 3, MinLSTMParams, MinLSTMCarry, use_bias=use_bias, kernel_init=kernel_init, bias_init=bias_init, dtype=dtype,
-      param_dtype=param_dtype, precision=precision)
+  cand, parts, check = interpolation_parts(
+      hidden_size, 3, MinLSTMParams, MinLSTMCarry, log_space=log_space, log_scan=log_scan, use_bias=use_bias,
+      kernel_init=kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype, precision=precision)
 
   def step_transformed(params, carry, u):
-    u = check_step(params, carry, u)
+    u = parts.check_step(params, carry, u)
     k_f, k_i, k_h = jnp.split(u.astype(carry.h.dtype), 3, axis=-1)
     d = jax.nn.softplus(-k_f) - jax.nn.softplus(-k_i)  # log(i / f)
     h = jax.nn.sigmoid(-d) * carry.h + jax.nn.sigmoid(d) * cand(k_h)
     return MinLSTMCarry(h=h), h
-
-  step = _parts.step_of(input_transform, step_transformed)
-
-  def check(params, carry, xs):
-    _check_params(params)
-    xs = _checks.step_input("xs", xs, (params.w.shape[0],))
-    _dense.check_carry(carry, MinLSTMCarry, xs.shape[1:-1], H)
-    return carry.h.dtype
 
   def run(params, carry, u, mask):
     k_f, k_i, k_h = jnp.split(u, 3, axis=-1)
     d = jax.nn.softplus(-k_f) - jax.nn.softplus(-k_i)  # log(i / f)
     return interpolation_scan(d, k_h, carry.h, mask, MinLSTMCarry, log_scan=log_scan, cand=cand)
 
-  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=_parts.parallel_path(input_transform, check, run),
+  return Cell(init=parts.init, initial_carry=parts.initial_carry, step=_parts.step_of(parts.input_transform,
+              step_transformed), input_transform=parts.input_transform, step_transformed=step_transformed,
+              sequence=_parts.parallel_path(parts.input_transform, check, run),
               name=f"min_lstm{'_log_scan' if log_scan else ''}" if log_space else "min_lstm_linear")

@@ -82,11 +82,9 @@ def mlstm(
     forget_bias: the initial bias of the forget gates (xLSTM starts forget gates open).
     eps: added to the normaliser (``>= 0``; ``0`` is the paper's formula exactly, which can divide by 0 in
       low precision).
-    kernel_init: initialiser of the ``[F, H]`` and ``[F, NH]`` blocks of ``w`` (default LeCun normal).
-    bias_init: initialiser of ``b`` (default zeros), before ``forget_bias`` is added.
-    dtype: the compute dtype of the input projection (``None``: promoted from inputs and params).
-    param_dtype: the dtype of the parameters and of the default carry.
-    precision: ``jax.lax.Precision`` of the matrix products.
+    kernel_init, bias_init: draw the ``[F, H]`` and ``[F, NH]`` blocks of ``w: [F, 4H + 2NH]`` and
+      ``b: [4H + 2NH]`` (then ``forget_bias`` is added).
+    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``MLSTMParams`` and ``MLSTMCarry(c, n, m)``, and a parallel ``sequence`` path.

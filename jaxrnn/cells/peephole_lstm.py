@@ -213,13 +213,11 @@ def peephole_lstm(
     use_bias: whether the cell has the bias ``b``.
     activation: the block input and output nonlinearity (``"tanh"`` or a callable).
     gate_activation: the gates' nonlinearity (``"sigmoid"`` or a callable).
-    kernel_init, recurrent_kernel_init, bias_init: initialisers of the ``[F, H]`` and ``[H, H]`` blocks and of
-      ``b``.
+    kernel_init, recurrent_kernel_init, bias_init: draw the ``K`` gate blocks of ``w_i: [F, K*H]``,
+      ``w_h: [H, K*H]`` and ``b: [K*H]``.
     peephole_init: initialiser of each ``[H]`` peephole vector (default zeros: the cell starts as an LSTM).
     gate_recurrent_init: initialiser of the FGR kernel ``w_g`` (default zeros).
-    dtype: the compute dtype of the matrix products (``None``: promoted from inputs and params).
-    param_dtype: the dtype of the parameters and of the default carry.
-    precision: ``jax.lax.Precision`` of the matrix products.
+    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
 
   Returns:
     A :class:`jaxrnn.Cell` with :class:`PeepholeLSTMParams` and ``LSTMCarry(h, c)`` (``FGRCarry(h, c, gates)``

@@ -70,9 +70,11 @@ def rg_lru(
   cell's own linear map, so ``H`` may differ from ``F``. ``Lambda`` is initialised so that ``a^c`` is uniform in
   ``[a_min, a_max]``.
 
-  Resets (``resets=True``): the last input feature is a flag, ``> 0.5`` at the first step of a new segment
-  (document). There the state restarts from zero and the input is not normalised: ``h_t = i_t v_t`` (as in
-  Griffin's implementation). ``init(key, input_size)`` then takes the width of ``x`` including the flag.
+  Resets (``resets=True``): the input is the pair ``(x [*B, F], should_reset [*B])`` (bool, or a number: nonzero
+  means True; ``input_ndim`` is ``(1, 0)``), as :func:`jaxrnn.reset_on` reads it; a set flag marks the first step
+  of a new segment (document). There the state restarts from zero and the input is not normalised:
+  ``h_t = i_t v_t`` (as in Griffin's implementation). ``init(key, F)`` takes the width of ``x``; the flags ride
+  along through ``input_transform`` (``(u, should_reset)``) to ``step_transformed``.
 
   ``sequence`` is the parallel path (``jax.lax.associative_scan`` over ``(a_t, b_t)``, with ``a_t = 0`` at
   resets) that ``jaxrnn.unroll`` uses in ``mode="auto"``/``"sequence"``; ``mode="step"`` scans ``step``.
@@ -80,13 +82,11 @@ def rg_lru(
   Args:
     hidden_size: ``H``.
     c: the constant ``c`` of the decay exponent (8 in Griffin).
-    resets: read a reset flag from the last input feature.
+    resets: read the input as the pair ``(x, should_reset)`` and restart the state where the flag is set.
     a_min, a_max: the range of ``a^c`` at initialisation (``0 < a_min < a_max < 1``).
-    kernel_init: initialiser of each ``[F, H]`` block of ``w`` (default LeCun normal).
-    bias_init: initialiser of ``b: [3H]`` (default zeros).
-    dtype: the compute dtype of the input projection (``None``: promoted from inputs and params).
-    param_dtype: the dtype of the parameters and of the default carry.
-    precision: ``jax.lax.Precision`` of the matrix product.
+    kernel_init, bias_init: draw the ``[r, i, v]`` blocks of ``w: [F, 3H]`` and ``b: [3H]`` (``Lambda`` is
+      drawn as above).
+    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``RGLRUParams`` and ``RGLRUCarry(h)``, and a parallel ``sequence`` path.
@@ -95,10 +95,9 @@ def rg_lru(
 
     >>> import jax, jax.numpy as jnp, jaxrnn
     >>> cell = jaxrnn.rg_lru(4, resets=True)
-    >>> params = cell.init(jax.random.key(0), 3 + 1)                 # 3 features + the reset flag
-    >>> x = jnp.ones((6, 3))
-    >>> flags = jnp.array([1., 0., 0., 1., 0., 0.])[:, None]         # two segments of 3 steps
-    >>> _, hs = jaxrnn.unroll(cell, params, cell.initial_carry(params), jnp.concatenate([x, flags], -1))
+    >>> params = cell.init(jax.random.key(0), 3)
+    >>> xs = (jnp.ones((6, 3)), jnp.array([1, 0, 0, 1, 0, 0], bool))  # (inputs [T, F], flags [T]): 2 segments
+    >>> _, hs = jaxrnn.unroll(cell, params, None, xs)
     >>> bool(jnp.allclose(hs[:3], hs[3:]))                           # the second segment starts afresh
     True
   """
@@ -110,14 +109,12 @@ def rg_lru(
   dtype = _checks.dtype("dtype", dtype)
   param_dtype = _checks.dtype("param_dtype", param_dtype)
   H = hidden_size
-  flag = 1 if resets else 0
+  name = "rg_lru_resets" if resets else "rg_lru"
 
   def init(key, input_size):
     input_size = _dense.check_init_args(key, input_size)
-    if input_size <= flag:
-      raise ValueError(f"input_size must count the features and the reset flag (>= 2), got {input_size}")
     k_w, k_b, k_l = jax.random.split(key, 3)
-    w = _dense.init_blocks(k_w, kernel_init, input_size - flag, H, 3, param_dtype)
+    w = _dense.init_blocks(k_w, kernel_init, input_size, H, 3, param_dtype)
     b = bias_init(k_b, (3 * H,), param_dtype)
     ac = jax.random.uniform(k_l, (H,), jnp.float32, a_min, a_max)
     a = ac ** (1.0 / c)
@@ -126,46 +123,56 @@ def rg_lru(
 
   initial_carry = _parts.zeros_carry(RGLRUCarry, lambda params: params.w.dtype, h=(H,))
 
-  def input_transform(params, xs):
-    xs = _checks.step_input("x", xs, (params.w.shape[0] + flag,))
-    u = _dense.project(xs[..., :params.w.shape[0]], params.w, params.b, dtype, precision)
+  def split(what, inputs, width):
+    """``x [*B, width]`` and, with resets, ``should_reset [*B]`` (bool), checked; ``None`` without resets."""
+    flag = None
     if resets:
-      u = jnp.concatenate([u, xs[..., -1:].astype(u.dtype)], axis=-1)
-    return u
+      inputs, flag = _checks.reset_pair(what, inputs, name)
+    x = _checks.step_input(what, inputs, (width,))
+    if resets and flag.shape != x.shape[:-1]:
+      raise ValueError(f"should_reset of {name} must have the shape of {what} without its feature axis "
+                       f"{x.shape[:-1]}, got shape {flag.shape}")
+    return x, flag
 
-  def coefficients(params, u):
-    """``(a, b)`` of ``h_t = a h_{t-1} + b`` from the transformed input ``u: [..., 3H (+1)]``."""
-    k_r, k_i, v = jnp.split(u[..., :3 * H], 3, axis=-1)
+  def input_transform(params, inputs):
+    xs, flag = split("x", inputs, params.w.shape[0])
+    u = _dense.project(xs, params.w, params.b, dtype, precision)
+    return (u, flag) if resets else u  # the flags ride along
+
+  def coefficients(params, u, flag):
+    """``(a, b)`` of ``h_t = a h_{t-1} + b`` from the transformed input ``u: [..., 3H]`` and flags ``[...]``."""
+    k_r, k_i, v = jnp.split(u, 3, axis=-1)
     neg_log_sigma = jax.nn.softplus(-params.lam.astype(u.dtype))  # -log a, a = sigmoid(Lambda)
     log_a = -c * jax.nn.sigmoid(k_r) * neg_log_sigma.reshape((1,) * (u.ndim - 1) + (H,))
     a = jnp.exp(log_a)
     mult = _sqrt_bound_derivative(-jnp.expm1(2 * log_a))  # sqrt(1 - a^2), accurate for a close to 1
     gated = jax.nn.sigmoid(k_i) * v
-    if resets:
-      reset = u[..., 3 * H:] > 0.5
+    if flag is not None:
+      reset = flag[..., None]
       a = jnp.where(reset, jnp.zeros_like(a), a)
       mult = jnp.where(reset, jnp.ones_like(mult), mult)
     return a, mult * gated
 
   def step_transformed(params, carry, u):
-    u = _dense.check_transformed("input_transform(x)", u, 3 * H + flag)
+    u, flag = split("input_transform(x)", u, 3 * H)
     _dense.check_carry(carry, RGLRUCarry, u.shape[:-1], H)
-    a, b = coefficients(params, u.astype(carry.h.dtype))
+    a, b = coefficients(params, u.astype(carry.h.dtype), flag)
     h = a * carry.h + b
     return RGLRUCarry(h=h), h
 
   step = _parts.step_of(input_transform, step_transformed)
 
   def check(params, carry, xs):
-    xs = _checks.step_input("xs", xs, (params.w.shape[0] + flag,))
+    xs, _ = split("xs", xs, params.w.shape[0])
     _dense.check_carry(carry, RGLRUCarry, xs.shape[1:-1], H)
     return carry.h.dtype
 
   def run(params, carry, u, mask):
     cdt = carry.h.dtype
-    a, b = coefficients(params, u)
+    a, b = coefficients(params, *(u if resets else (u, None)))
     hs, last = parallel_scan.linear_recurrence(a, b, carry.h, mask)
     return RGLRUCarry(h=last.astype(cdt)), parallel_scan.zero_masked(hs, mask).astype(cdt)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=_parts.parallel_path(input_transform, check, run), name="rg_lru_resets" if resets else "rg_lru")
+              step_transformed=step_transformed, sequence=_parts.parallel_path(input_transform, check, run),
+              input_ndim=(1, 0) if resets else 1, name=name)

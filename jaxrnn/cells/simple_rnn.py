@@ -49,13 +49,9 @@ def simple_rnn(
     hidden_size: ``H``.
     activation: ``"tanh"``, ``"relu"`` or a callable.
     use_bias: whether the cell has the bias ``b``.
-    kernel_init: initialiser of ``W_i: [F, H]`` (default LeCun normal).
-    recurrent_kernel_init: initialiser of ``W_h: [H, H]`` (default orthogonal;
-      ``jaxrnn.initializers.identity()`` for an IRNN, see :func:`irnn`).
-    bias_init: initialiser of ``b: [H]`` (default zeros).
-    dtype: the compute dtype of the matrix products (``None``: promoted from inputs and params).
-    param_dtype: the dtype of the parameters and of the default carry.
-    precision: ``jax.lax.Precision`` of the matrix products.
+    kernel_init, recurrent_kernel_init, bias_init: draw ``W_i: [F, H]``, ``W_h: [H, H]`` and ``b: [H]``
+      (``recurrent_kernel_init=jaxrnn.initializers.identity()`` makes an IRNN, see :func:`irnn`).
+    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``SimpleRNNParams`` and ``SimpleRNNCarry(h)``.

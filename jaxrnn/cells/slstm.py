@@ -60,12 +60,9 @@ def slstm(
     hidden_size: ``H``.
     forget_gate: ``"sigmoid"`` or ``"exp"``, the forget gate's activation.
     forget_bias: the initial bias of the forget gate.
-    kernel_init: initialiser of each gate's ``[F, H]`` input block (default LeCun normal).
-    recurrent_kernel_init: initialiser of each gate's ``[H, H]`` recurrent block (default orthogonal).
-    bias_init: initialiser of ``b: [4H]`` (default zeros), before ``forget_bias`` is added.
-    dtype: the compute dtype of the matrix products (``None``: promoted from inputs and params).
-    param_dtype: the dtype of the parameters and of the default carry.
-    precision: ``jax.lax.Precision`` of the matrix products.
+    kernel_init, recurrent_kernel_init, bias_init: draw the ``[z, i, f, o]`` blocks of ``w_i: [F, 4H]``,
+      ``w_h: [H, 4H]`` and ``b: [4H]``; the forget block of ``b`` then gets ``forget_bias``.
+    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``SLSTMParams`` and ``SLSTMCarry(h, c, n, m)``.

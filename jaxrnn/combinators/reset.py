@@ -67,17 +67,7 @@ def reset_on(cell: Cell, name: Optional[str] = None) -> Cell:
   name = name or f"reset_on({cell.name})"
 
   def split(inputs, what="x"):
-    if not isinstance(inputs, tuple) or len(inputs) != 2:
-      raise TypeError(f"{what} of {name} must be the pair ({what}, should_reset) (inputs and a reset flag per "
-                      f"example), got {type(inputs).__name__}"
-                      + (f" of shape {inputs.shape}" if hasattr(inputs, "shape") else ""))
-    x, flag = inputs
-    flag = jnp.asarray(flag)
-    if flag.dtype != jnp.bool_:
-      if not (jnp.issubdtype(flag.dtype, jnp.number)):
-        raise TypeError(f"should_reset of {name} must be bool or numeric, got dtype {flag.dtype}")
-      flag = flag != 0
-    return x, flag
+    return _checks.reset_pair(what, inputs, name)
 
   def reset(params, carry, flag):
     leaves = jax.tree.leaves(carry)

@@ -29,14 +29,20 @@ def ref_residual(p, c, x):
 
 
 def packed_flags(cell):
-  """``reset_on``'s ``(x, should_reset)`` inputs packed as one array ``[*B, F + 1]`` (flag in the last column), so
-  that the generic checks, which build, flip, pad and cast arrays, run it; ``unroll``'s pytree inputs are
-  tested directly in tests/test_reset.py."""
+  """A cell reading ``(x, should_reset)`` (``reset_on``, ``rg_lru(resets=True)``) with its inputs packed as one
+  array ``[*B, F + 1]`` (flag in the last column, ``> 0.5`` set), so that the generic checks, which build, flip,
+  pad and cast arrays, run it (its sequence path too); ``unroll``'s pytree inputs are tested directly in
+  tests/test_reset.py and tests/test_parallel_cells.py."""
   unpack = lambda x: (x[..., :-1], x[..., -1] > 0.5)
+  sequence = None
+  if cell.sequence is not None:
+    sequence = jaxrnn.SequencePath(lambda p, c, xs, mask, options: cell.sequence.run(p, c, unpack(xs), mask, options),
+                                   cell.sequence.honours)
   return jaxrnn.Cell(init=lambda key, size: cell.init(key, size - 1), initial_carry=cell.initial_carry,
                      step=lambda p, c, x: cell.step(p, c, unpack(x)),
                      input_transform=lambda p, xs: packed(*cell.input_transform(p, unpack(xs))),
-                     step_transformed=lambda p, c, u: cell.step_transformed(p, c, unpack(u)), name=cell.name)
+                     step_transformed=lambda p, c, u: cell.step_transformed(p, c, unpack(u)), sequence=sequence,
+                     name=cell.name)
 
 
 def packed(u, flag):

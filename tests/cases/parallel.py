@@ -5,6 +5,7 @@ import functools
 import numpy as np
 
 import jaxrnn
+from tests.cases.combinators import packed_flags
 from tests.registry import CellCase
 
 
@@ -49,7 +50,7 @@ def ref_lru(p, carry, x):
 def ref_rg_lru(resets, c=8.0):
   def step(p, carry, x):
     H = carry.h.shape[-1]
-    reset = resets and x[-1] > 0.5
+    reset = resets and x[-1] > 0.5  # the packed flag of tests.cases.combinators.packed_flags
     feats = x[:-1] if resets else x
     k = feats @ p.w + p.b
     r, i, v = sigmoid(k[:H]), sigmoid(k[H:2 * H]), k[2 * H:]
@@ -108,7 +109,7 @@ CASES = [
              reference=ref_min_lstm(False), variant_of="min_lstm"),
     CellCase("lru", lambda **kw: jaxrnn.lru(4, state_size=5, **kw), reference=ref_lru),
     CellCase("rg_lru", lambda **kw: jaxrnn.rg_lru(4, **kw), reference=ref_rg_lru(False)),
-    CellCase("rg_lru_resets", lambda **kw: jaxrnn.rg_lru(4, resets=True, **kw), input_shape=(4,),
+    CellCase("rg_lru_resets", lambda **kw: packed_flags(jaxrnn.rg_lru(4, resets=True, **kw)), input_shape=(4,),
              reference=ref_rg_lru(True)),
     CellCase("mlstm", lambda **kw: jaxrnn.mlstm(4, num_heads=2, **kw), reference=ref_mlstm),
     CellCase("mlstm_eps0", lambda **kw: jaxrnn.mlstm(4, num_heads=2, eps=0.0, **kw),
