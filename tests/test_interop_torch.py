@@ -438,5 +438,5 @@ def test_no_torch_import_and_missing_torch(monkeypatch):
   sd = {k: n(v) for k, v in torch.nn.GRU(I, H).state_dict().items()}
   monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
   cell, params = from_torch(sd)                                     # NumPy state dicts need no torch
-  with pytest.raises(ImportError, match=r"pip install jaxrnn\[torch\]"):
+  with pytest.raises(ImportError, match=r"pip install 'jaxrnn\[torch\]'"):
     to_torch(cell, params)
