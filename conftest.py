@@ -15,6 +15,40 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=2").strip()
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+
+@pytest.fixture(scope="module")
+def quick_compiles():
+  """XLA compiles without its backend optimisations (``jax_disable_most_optimizations``) in this module.
+
+  For modules of many tiny programs, each run once or a few times (``pytestmark =
+  pytest.mark.usefixtures("quick_compiles")``): compiling them unoptimised saves more than they lose running.
+  Not for modules that time programs, run long sequences or read compiled memory.
+  """
+  before = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", before)
+
+
+def pytest_configure(config):
+  """Under pytest-xdist, tests are handed to the workers one at a time as they finish (``--maxschedchunk=1``)
+  unless the command line says otherwise: with the slow tests first (below), the workers end together."""
+  if config.pluginmanager.hasplugin("xdist") and config.getoption("maxschedchunk", None) is None:
+    config.option.maxschedchunk = 1
+
+
+def pytest_collection_modifyitems(config, items):
+  """Runs the tests marked ``slow`` first (the order is otherwise kept).
+
+  With ``--maxschedchunk=1`` pytest-xdist's ``--dist load`` gives each worker two tests, then one more each time it
+  finishes one: the long tests start early, spread over the workers, and the many short ones fill in, so the
+  workers end together instead of one waiting for a long test handed out last.
+  """
+  del config
+  items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -11,6 +11,9 @@ import jaxrnn
 from tests import registry
 from tests.cases.core import ref_gru, ref_lstm
 
+# Many tiny programs: compiled without XLA's backend optimisations (conftest.quick_compiles).
+pytestmark = pytest.mark.usefixtures("quick_compiles")
+
 
 def test_matches_numpy_reference_with_lengths():
   cell = jaxrnn.bidirectional(jaxrnn.lstm(4, param_dtype=jnp.float64), jaxrnn.gru(3, param_dtype=jnp.float64))

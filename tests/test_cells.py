@@ -7,6 +7,9 @@ import pytest
 
 import jaxrnn
 
+# Many tiny programs: compiled without XLA's backend optimisations (conftest.quick_compiles).
+pytestmark = pytest.mark.usefixtures("quick_compiles")
+
 
 @pytest.mark.parametrize("factory", [jaxrnn.lstm, jaxrnn.gru, jaxrnn.simple_rnn, jaxrnn.irnn])
 def test_hidden_size_must_be_positive_int(factory):

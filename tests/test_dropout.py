@@ -10,6 +10,9 @@ import pytest
 import jaxrnn
 from jaxrnn.types import Cell
 
+# Many tiny programs: compiled without XLA's backend optimisations (conftest.quick_compiles).
+pytestmark = pytest.mark.usefixtures("quick_compiles")
+
 
 class HCarry(NamedTuple):
   h: jax.Array  # [*B, H]

@@ -14,6 +14,9 @@ from jax.test_util import check_grads
 import jaxrnn
 from tests import registry
 
+# Many tiny programs: compiled without XLA's backend optimisations (conftest.quick_compiles).
+pytestmark = pytest.mark.usefixtures("quick_compiles")
+
 CASES = registry.all_cases()
 # Variants (``CellCase.variant_of``) share their code's structure with a full case: they run the checks that
 # depend on the equations; the structural checks run on full cases only.

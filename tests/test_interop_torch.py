@@ -14,7 +14,8 @@ from jaxrnn.interop import (carry_from_torch, carry_to_torch, from_torch, to_tor
                             torch_spec)
 
 torch = pytest.importorskip("torch")
-pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
+pytestmark = [pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN"),
+              pytest.mark.usefixtures("quick_compiles")]  # many tiny programs (conftest.quick_compiles)
 
 I, H, P, T, B = 2, 3, 2, 5, 3
 LENGTHS = np.array([5, 2, 4])

@@ -9,6 +9,9 @@ import jaxrnn
 from tests import registry
 from tests.cases import lstm_family as refs
 
+# Many tiny programs: compiled without XLA's backend optimisations (conftest.quick_compiles).
+pytestmark = pytest.mark.usefixtures("quick_compiles")
+
 F64 = jnp.float64
 
 

@@ -12,6 +12,9 @@ from jaxrnn import parallel_scan
 from tests import registry
 from tests.cases import parallel as parallel_cases
 
+# Many tiny programs: compiled without XLA's backend optimisations (conftest.quick_compiles).
+pytestmark = pytest.mark.usefixtures("quick_compiles")
+
 CASES = [c for c in parallel_cases.CASES if c.make().sequence is not None]
 TOL = {jnp.float32: 1e-5, jnp.float64: 1e-10}
 

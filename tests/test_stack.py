@@ -7,6 +7,9 @@ import pytest
 
 import jaxrnn
 
+# Many tiny programs: compiled without XLA's backend optimisations (conftest.quick_compiles).
+pytestmark = pytest.mark.usefixtures("quick_compiles")
+
 
 def test_init_infers_sizes_and_step_composes():
   cell = jaxrnn.stack(jaxrnn.lstm(4), jaxrnn.gru(3), jaxrnn.simple_rnn(2))

@@ -36,8 +36,10 @@ def test_resume_equals_uninterrupted(tmp_path):
   full = loop.train(cfg, tmp_path / "full", progress=False, plot=False)
   part = loop.train(cfg, tmp_path / "part", progress=False, plot=False, stop_at=3)  # "killed" after step 3
   assert int(part.state.step) == 3
+  compiled = loop.build(cfg).train_step._cache_size()
   resumed = loop.train(cfg, tmp_path / "part", progress=False, plot=False)
   assert int(resumed.state.step) == int(full.state.step) == 6
+  assert loop.build(cfg).train_step._cache_size() == compiled  # a restored state does not compile the step again
   for a, b in zip(jax.tree_util.tree_leaves(full.state), jax.tree_util.tree_leaves(resumed.state)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   rows = lambda d: [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines()]

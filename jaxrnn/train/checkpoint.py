@@ -23,6 +23,7 @@ import shutil
 from typing import Any, Optional
 
 import jax
+import numpy as np
 from jax.experimental import multihost_utils
 
 from jaxrnn import _optional
@@ -164,7 +165,8 @@ class Checkpointer:
   def restore(self, target: Any, step: Optional[int] = None) -> Any:
     """Restores checkpoint ``step`` (default: the latest) into the structure, shapes and dtypes of ``target``.
 
-    Arrays are restored with the shardings of ``target``'s arrays (on any mesh, whatever mesh saved them).
+    Arrays are restored with the shardings of ``target``'s arrays (on any mesh, whatever mesh saved them); an
+    uncommitted target array (one device, e.g. ``init_state()``'s) gives an uncommitted one.
 
     Raises:
       FileNotFoundError: there is no complete checkpoint (or none at ``step``).
@@ -181,12 +183,20 @@ class Checkpointer:
     abstract = jax.tree_util.tree_map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)), target)
     try:
-      return self._manager.restore(step, args=self._ocp.args.StandardRestore(abstract))
+      restored = self._manager.restore(step, args=self._ocp.args.StandardRestore(abstract))
     except (ValueError, TypeError, KeyError):
       raise
     except Exception as e:  # tensorstore's decode errors are plain Exceptions with a long spec dump
       raise CheckpointError(f"checkpoint {step_dir} passed its checksums but could not be read: "
                             f"{str(e).splitlines()[0][:300]}") from e
+    # orbax returns arrays committed to their device; where the target's leaf is uncommitted (a fresh
+    # `init_state()` on one device), so is the restored one: a jitted function called with a fresh or trained
+    # state is then not compiled again for a restored one.
+    return jax.tree_util.tree_map(
+        lambda r, x: jax.device_put(np.asarray(r))
+        if isinstance(x, jax.Array) and not x.committed and not jax.dtypes.issubdtype(x.dtype, jax.dtypes.extended)
+        else r,
+        restored, target)
 
   def close(self) -> None:
     self._manager.close()
