@@ -59,7 +59,7 @@ def _paths(xs: Any) -> list:
 
 def _inputs(xs: Any) -> Any:
   """Checks ``xs``: a floating array, or a pytree of arrays (a cell with side inputs checks their dtypes)."""
-  if isinstance(xs, (tuple, list, dict)) and not hasattr(xs, "dtype"):
+  if isinstance(xs, (tuple, list, dict)):
     return jax.tree.map(jnp.asarray, xs)
   return _checks.floating("xs", xs)
 

@@ -199,4 +199,5 @@ def mlstm(
     return final, parallel_scan.zero_masked(hs, mask).astype(cdt)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=_parts.parallel_path(input_transform, check, run), name="mlstm")
+              step_transformed=step_transformed, sequence=_parts.parallel_path(input_transform, check, run),
+              name="mlstm")

@@ -115,5 +115,5 @@ def bidirectional(fwd: Cell, bwd: Cell, merge: Union[str, None, Callable] = "con
     return BidirectionalCarry(fwd=c_f, bwd=c_b), _util.zero_padded(hs, mask)
 
   config = CellConfig("bidirectional", (("merge", "custom" if callable(merge) else merge),), (fwd, bwd))
-  return Cell(init=init, initial_carry=initial_carry, step=step, sequence=SequencePath(sequence, ALL_OPTIONS), input_ndim=fwd.input_ndim,
-              name=name, config=config)
+  return Cell(init=init, initial_carry=initial_carry, step=step, sequence=SequencePath(sequence, ALL_OPTIONS),
+              input_ndim=fwd.input_ndim, name=name, config=config)

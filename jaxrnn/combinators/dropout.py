@@ -141,11 +141,12 @@ def dropout(cell: Cell, input_rate: float = 0.0, output_rate: float = 0.0, name:
     # both paths draw the same masks from the same key.
     key, (k_in, k_out) = _step_keys(carry.key, mask, xs.shape[0], 2, options.unroll)
     nb = _batch_ndim(carry.key)
+    masks = lambda keys, rate, a: jax.vmap(lambda k: _util.keep_masks(k, rate, a.shape[1 + nb:], a.dtype))(keys)
     if input_rate:
-      xs = xs * jax.vmap(lambda k: _util.keep_masks(k, input_rate, xs.shape[1 + nb:], xs.dtype))(k_in)
+      xs = xs * masks(k_in, input_rate, xs)
     c, hs = _util.unroll_inner(cell, params, carry.cell, xs, mask, options)
     if output_rate:
-      hs = hs * jax.vmap(lambda k: _util.keep_masks(k, output_rate, hs.shape[1 + nb:], hs.dtype))(k_out)
+      hs = hs * masks(k_out, output_rate, hs)
     return DropoutCarry(cell=c, key=key), hs
 
   return _wrapper(cell, name or f"dropout({cell.name})", step, sequence)

@@ -74,4 +74,5 @@ def learned_initial_carry(cell: Cell, name: Optional[str] = None) -> Cell:
     return _util.unroll_inner(cell, params.cell, carry, xs, mask, options)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=SequencePath(sequence, ALL_OPTIONS), input_ndim=cell.input_ndim, name=name)
+              step_transformed=step_transformed, sequence=SequencePath(sequence, ALL_OPTIONS),
+              input_ndim=cell.input_ndim, name=name)
