@@ -23,13 +23,13 @@ copyright = "the jaxrnn authors"  # noqa: A001  (Sphinx's name)
 version = release = jaxrnn.__version__
 
 extensions = [
-    "celldoc",  # docs/_ext/celldoc.py: the cells gallery
-    "myst_nb",
-    "sphinx.ext.autodoc",
-    "sphinx.ext.autosummary",
-    "sphinx.ext.napoleon",
-    "sphinx.ext.mathjax",
-    "sphinx-mathjax-offline",  # the package's module name has dashes
+  "celldoc",  # docs/_ext/celldoc.py: the cells gallery
+  "myst_nb",
+  "sphinx.ext.autodoc",
+  "sphinx.ext.autosummary",
+  "sphinx.ext.napoleon",
+  "sphinx.ext.mathjax",
+  "sphinx-mathjax-offline",  # the package's module name has dashes
 ]
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "README.md"]
 suppress_warnings = []

@@ -54,7 +54,6 @@ import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
-import optax
 
 import jaxrnn
 import jaxrnn.train
@@ -73,7 +72,7 @@ print(f"corpus: {run.task.data['train'].shape[0]} training characters, unigram e
 
 state = run.init_state()
 losses, start = [], time.perf_counter()
-for step in range(STEPS):
+for _ in range(STEPS):
   state, loss = run.train_step(state, run.task.data["train"])
   losses.append(loss)
 losses = np.asarray(losses)

@@ -51,8 +51,9 @@ class CellDoc(SphinxDirective):
     text = str(GoogleDocstring(without_sections(doc), self.config, self.env.app, "function", name, obj))
     text += f"\n\nArguments and return value: :func:`{name}`.\n"
     container = nodes.container(classes=["celldoc"])
-    self.state.nested_parse(StringList(text.splitlines(), source=f"docstring of {name}"), self.content_offset,
-                            container)
+    self.state.nested_parse(
+      StringList(text.splitlines(), source=f"docstring of {name}"), self.content_offset, container
+    )
     self.env.note_dependency(inspect.getsourcefile(obj))
     return [container]
 

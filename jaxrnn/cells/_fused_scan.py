@@ -37,7 +37,7 @@ from jax.custom_derivatives import SymbolicZero
 
 from jaxrnn import sequences
 from jaxrnn.cells import _dense
-from jaxrnn.types import FUSED_SCAN, RunOptions, SequencePath
+from jaxrnn.types import FUSED_SCAN, SequencePath
 
 RECURRENT = "w_h"  # the params field of the recurrent kernel [H, nH]
 

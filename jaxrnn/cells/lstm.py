@@ -51,7 +51,8 @@ def lstm(
      h_t &= o_t \odot \tanh(c_t)
 
   The kernels are fused, ``W_i = [W_ii | W_if | W_ig | W_io]: [F, 4H]`` (PyTorch's gate order), so a step is one
-  ``[*B, F] @ [F, 4H]`` (hoisted out of the time loop by :func:`jaxrnn.unroll` on GPU/TPU) and one ``[*B, H] @ [H, 4H]``.
+  ``[*B, F] @ [F, 4H]`` (hoisted out of the time loop by :func:`jaxrnn.unroll` on GPU/TPU) and one
+  ``[*B, H] @ [H, 4H]``.
   PyTorch's two biases ``b_ih + b_hh`` are one ``b`` here.
 
   The cell has a whole-sequence path (``cell.sequence``, used by :func:`jaxrnn.unroll` in ``mode="auto"``): the

@@ -1,4 +1,5 @@
-"""minGRU (Feng et al. 2024, "Were RNNs All We Needed?"): a GRU whose gates do not read ``h``, so it scans in parallel."""
+"""minGRU (Feng et al. 2024, "Were RNNs All We Needed?"): a GRU whose gates do not read ``h``, so it scans in
+parallel."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""minLSTM (Feng et al. 2024, "Were RNNs All We Needed?"): an LSTM whose gates do not read ``h``, scanned in parallel."""
+"""minLSTM (Feng et al. 2024, "Were RNNs All We Needed?"): an LSTM whose gates do not read ``h``, scanned in
+parallel."""
 
 from __future__ import annotations
 

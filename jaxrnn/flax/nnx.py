@@ -95,7 +95,8 @@ class CellModule(nnx.RNNCellBase):
 
 
 class RNN(nnx.Module):
-  """A :class:`CellModule` over a sequence with :func:`jaxrnn.unroll`: one ``lax.scan`` (input projection hoisted on GPU/TPU).
+  """A :class:`CellModule` over a sequence with :func:`jaxrnn.unroll`: one ``lax.scan`` (input projection hoisted
+  on GPU/TPU).
 
   As in ``jaxrnn.flax.linen.RNN``: outputs at padded steps are zeros, the returned carry is the one at each
   sequence's last valid step, and ``reverse=True`` keeps outputs in input order.
