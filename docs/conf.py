@@ -2,7 +2,7 @@
 
 The notebooks in ``notebooks/`` are copied into ``docs/notebooks/`` (ignored by git) and executed by myst-nb at their
 small size (``JAXRNN_NOTEBOOK_SMALL=1``): the committed notebooks have no outputs. Nothing is downloaded: no
-intersphinx inventories, and MathJax is served from the build (``sphinx-mathjax-offline``).
+intersphinx inventories, and MathJax is served from the build (``docs/_ext/mathjax_offline.py``).
 """
 
 import os
@@ -29,7 +29,7 @@ extensions = [
   "sphinx.ext.autosummary",
   "sphinx.ext.napoleon",
   "sphinx.ext.mathjax",
-  "sphinx-mathjax-offline",  # the package's module name has dashes
+  "mathjax_offline",  # docs/_ext/mathjax_offline.py: MathJax served from the build
 ]
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "README.md"]
 suppress_warnings = []

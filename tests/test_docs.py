@@ -110,4 +110,4 @@ def test_docs_config_builds_offline():
   """No intersphinx (it downloads inventories) and MathJax served from the build."""
   conf = (DOCS / "conf.py").read_text()
   assert "sphinx.ext.intersphinx" not in conf
-  assert '"sphinx-mathjax-offline"' in conf
+  assert '"mathjax_offline"' in conf
