@@ -37,7 +37,8 @@ suppress_warnings = []
 # The theme.
 html_theme = "furo"
 html_title = f"jaxrnn {release}"
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 pygments_style = "friendly"
 pygments_dark_style = "monokai"
 

@@ -1,4 +1,4 @@
-"""``{celldoc} jaxrnn.lstm``: a cell factory's docstring for the cells gallery, without its argument list.
+"""``.. celldoc:: jaxrnn.lstm``: a cell factory's docstring for the cells gallery, without its argument list.
 
 The gallery shows what the docstring says about the cell (summary, equations, paper, example) and links to the
 API reference for the arguments; the docstring stays the one source of the equations. The Google sections
