@@ -106,6 +106,16 @@ def test_included_readme_sections_exist(path):
       assert mark in text[start:], f"{path.name}: {target} has no {mark!r} after the start"
 
 
+# The ```python blocks written in docs/ itself (those the pages include from the README run in test_readme.py).
+BLOCKS = [(path, block) for path in PAGES for block in re.findall(r"```python\n(.*?)```", path.read_text(), re.S)]
+
+
+@pytest.mark.usefixtures("quick_compiles")
+@pytest.mark.parametrize("path, block", BLOCKS, ids=[f"{p.relative_to(DOCS)}[{i}]" for i, (p, _) in enumerate(BLOCKS)])
+def test_docs_python_block_runs(path, block):
+  exec(compile(block, f"{path.relative_to(ROOT)} (python block)", "exec"), {"__name__": "__docs__"})
+
+
 def test_docs_config_builds_offline():
   """No intersphinx (it downloads inventories) and MathJax served from the build."""
   conf = (DOCS / "conf.py").read_text()
