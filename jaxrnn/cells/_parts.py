@@ -41,7 +41,7 @@ def initial_carry(build: Callable[[Any, Shape, Any], Any], dtype_of: Callable[[A
   return init_carry
 
 
-def zeros_carry(carry_type: type, dtype_of: Callable[[Any], Any], **features: Sequence[int]) -> InitialCarryFn:
+def zeros_carry(carry_type: type[Any], dtype_of: Callable[[Any], Any], **features: Sequence[int]) -> InitialCarryFn:
   """``initial_carry`` returning ``carry_type`` with a zero leaf ``[*B, *features[field]]`` for each field."""
   if set(features) != set(carry_type._fields):
     raise ValueError(f"features must name the fields {carry_type._fields} of {carry_type.__name__}, got "
