@@ -60,10 +60,13 @@ napoleon_custom_sections = [("Fields", "params_style")]  # NamedTuples list thei
 add_module_names = False
 
 # The notebooks: copied here (only when changed, so that an unchanged notebook is not rebuilt), executed at their
-# small size by a kernel on this interpreter that imports this checkout; an error fails the build.
+# small size by the "python3" kernel (jupyter_client starts it with this interpreter), which imports this checkout
+# first; an error fails the build.
 _NOTEBOOKS = DOCS / "notebooks"
 _NOTEBOOKS.mkdir(exist_ok=True)
 for _src in sorted((ROOT / "notebooks").glob("[0-9]*.ipynb")):
+  if _src.stem.endswith("_run"):  # executed copies (`jupyter execute --output '{notebook_name}_run'`), ignored by git
+    continue
   _dst = _NOTEBOOKS / _src.name
   if not _dst.exists() or _dst.read_bytes() != _src.read_bytes():
     shutil.copyfile(_src, _dst)
