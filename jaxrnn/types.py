@@ -113,11 +113,18 @@ class RunOptions(NamedTuple):
     unroll: how many steps one loop iteration runs (``lax.scan``'s ``unroll``; ``True`` unrolls fully).
     hoist: run the cell's ``input_transform`` for all steps before the loop (``True``), inside it (``False``), or
       the backend's default (``None``: everywhere but on CPU).
+    kernel: which implementation runs a cell's own sequence path (one of :data:`KERNELS`): ``"xla"`` (the JAX
+      path: ``lax.scan``, ``associative_scan``), ``"cudnn"`` (the LSTM through cuDNN, GPU only:
+      :mod:`jaxrnn.kernels.cudnn_lstm`), ``"pallas"`` (the linear recurrences of ``min_gru``, ``min_lstm``,
+      ``lru``, ``rg_lru``: :mod:`jaxrnn.kernels.pallas_linear_recurrence`), or ``None``: the backend's measured
+      default (:mod:`jaxrnn.kernels.choice`; a default kernel is used only where the call fits it). A kernel
+      asked for by name runs or raises: a path without it, or a call it does not fit, is an error.
   """
 
   remat: Optional[Union[bool, int]] = None
   unroll: Union[int, bool] = 1
   hoist: Optional[bool] = None
+  kernel: Optional[str] = None
 
   def set_fields(self) -> FrozenSet[str]:
     """The names of the fields that differ from their defaults (the options a path is asked to honour)."""
@@ -175,10 +182,15 @@ class SequencePath(NamedTuple):
     return self.run(params, carry, xs, mask, RunOptions() if options is None else options)
 
 
-FUSED_SCAN: FrozenSet[str] = frozenset({"hoist", "unroll"})
-"""What a fused form of the scan of ``step`` honours."""
-PARALLEL: FrozenSet[str] = frozenset({"hoist"})
-"""What a parallel-in-time path honours (it has no loop: ``hoist`` holds trivially)."""
+KERNELS: Tuple[str, ...] = ("xla", "cudnn", "pallas")
+"""The values of :attr:`RunOptions.kernel` besides ``None``. The scan of ``step`` is ``"xla"`` only."""
+
+FUSED_SCAN: FrozenSet[str] = frozenset({"hoist", "unroll", "kernel"})
+"""What a fused form of the scan of ``step`` honours (``kernel``: it runs the kernels it has, and raises for the
+others)."""
+PARALLEL: FrozenSet[str] = frozenset({"hoist", "kernel"})
+"""What a parallel-in-time path honours (it has no loop: ``hoist`` holds trivially; ``kernel`` as for
+:data:`FUSED_SCAN`)."""
 
 
 class Cell(NamedTuple):
