@@ -27,7 +27,7 @@ import jax.numpy as jnp
 Array = jax.Array
 
 BLOCK = 128  # features per program (a power of two, as Triton's tensors are)
-CHUNK = 8  # steps per unrolled chunk of the time loop
+CHUNK = 8  # steps per unrolled chunk of the time loop (compiled; 1 in interpret mode, where unrolling buys nothing)
 
 
 def misfit() -> Optional[str]:
@@ -88,7 +88,7 @@ def _compute_dtype(dtype) -> jnp.dtype:
 
 
 def _call(a: Tuple[Array, ...], b: Tuple[Array, ...], h0: Tuple[Array, ...], reverse: bool, block: Optional[int],
-          chunk: int, interpret: Optional[bool]) -> Tuple[Array, ...]:
+          chunk: Optional[int], interpret: Optional[bool]) -> Tuple[Array, ...]:
   """Runs the kernel on real planes ``[T, D]`` (one per part: real, or real and imaginary)."""
   from jax.experimental import pallas as pl
 
@@ -99,6 +99,10 @@ def _call(a: Tuple[Array, ...], b: Tuple[Array, ...], h0: Tuple[Array, ...], rev
   a, b, h0 = (tuple(pad(x) for x in xs) for xs in (a, b, h0))
   if interpret is None:
     interpret = jax.default_backend() == "cpu"
+  if chunk is None:
+    chunk = 1 if interpret else CHUNK
+  if chunk < 1:
+    raise ValueError(f"chunk must be a positive int, got {chunk}")
   params = {}
   if not interpret:
     from jax.experimental.pallas import triton as plgpu
@@ -118,8 +122,8 @@ def _join(planes: Tuple[Array, ...], dtype) -> Array:
   return jax.lax.complex(*planes).astype(dtype) if len(planes) == 2 else planes[0]
 
 
-def scan(a: Array, b: Array, h0: Array, *, reverse: bool = False, block: Optional[int] = None, chunk: int = CHUNK,
-         interpret: Optional[bool] = None) -> Array:
+def scan(a: Array, b: Array, h0: Array, *, reverse: bool = False, block: Optional[int] = None,
+         chunk: Optional[int] = None, interpret: Optional[bool] = None) -> Array:
   """All states of ``h_t = a_t * h_{t-1} + b_t`` from ``h0``, by the Pallas kernel (no gradient rule: see
   :func:`linear_recurrence`).
 
@@ -128,7 +132,7 @@ def scan(a: Array, b: Array, h0: Array, *, reverse: bool = False, block: Optiona
     h0: ``[*D]``, the state before the first step (before the last one with ``reverse``).
     reverse: run from ``t = T - 1`` down to ``0``.
     block: features per program (a power of two; default up to 128).
-    chunk: steps per unrolled chunk of the time loop.
+    chunk: steps per unrolled chunk of the time loop (default :data:`CHUNK`, 1 in interpret mode).
     interpret: Pallas' interpret mode (``None``: on CPU only).
 
   Returns:
@@ -147,22 +151,24 @@ def scan(a: Array, b: Array, h0: Array, *, reverse: bool = False, block: Optiona
   return _join(hs, b.dtype).reshape(b.shape)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _recurrence(a: Array, b: Array, h0: Array, interpret: Optional[bool]) -> Array:
-  return scan(a, b, h0, interpret=interpret)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+def _recurrence(a: Array, b: Array, h0: Array, block: Optional[int], chunk: Optional[int],
+                interpret: Optional[bool]) -> Array:
+  return scan(a, b, h0, block=block, chunk=chunk, interpret=interpret)
 
 
-def _recurrence_fwd(a, b, h0, interpret):
-  hs = scan(a, b, h0, interpret=interpret)
+def _recurrence_fwd(a, b, h0, block, chunk, interpret):
+  hs = scan(a, b, h0, block=block, chunk=chunk, interpret=interpret)
   return hs, (a, h0, hs)
 
 
-def _recurrence_bwd(interpret, res, g):
+def _recurrence_bwd(block, chunk, interpret, res, g):
   # lam_t = g_t + a_{t+1} lam_{t+1} (lam_{T-1} = g_{T-1}): the recurrence backwards with the decays shifted by one.
   # JAX transposes without conjugating, so the same holds for complex a and b.
   a, h0, hs = res
   a_next = jnp.concatenate([a[1:], jnp.zeros_like(a[:1])], axis=0)
-  lam = scan(a_next, g.astype(hs.dtype), jnp.zeros_like(hs[0]), reverse=True, interpret=interpret)
+  lam = scan(a_next, g.astype(hs.dtype), jnp.zeros_like(hs[0]), reverse=True, block=block, chunk=chunk,
+             interpret=interpret)
   h_prev = jnp.concatenate([h0.astype(hs.dtype)[None], hs[:-1]], axis=0)
   return (lam * h_prev).astype(a.dtype), lam.astype(hs.dtype), (lam[0] * a[0]).astype(h0.dtype)
 
@@ -170,14 +176,15 @@ def _recurrence_bwd(interpret, res, g):
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
-def linear_recurrence(a: Array, b: Array, h0: Array, *, interpret: Optional[bool] = None) -> Array:
+def linear_recurrence(a: Array, b: Array, h0: Array, *, block: Optional[int] = None, chunk: Optional[int] = None,
+                      interpret: Optional[bool] = None) -> Array:
   """``hs: [T, *D]``, all states of ``h_t = a_t * h_{t-1} + b_t``, differentiable (reverse mode) in ``a, b, h0``.
 
   The gradient runs the same kernel backwards. ``a``, ``b``: ``[T, *D]`` (real floating or complex, one dtype);
-  ``h0``: ``[*D]``. ``interpret``: Pallas' interpret mode (``None``: on CPU).
+  ``h0``: ``[*D]``. ``block``, ``chunk``, ``interpret``: as :func:`scan`'s.
 
   >>> import jax.numpy as jnp
   >>> linear_recurrence(jnp.full((3, 1), 0.5), jnp.ones((3, 1)), jnp.array([4.0]))[:, 0].tolist()
   [3.0, 2.5, 2.25]
   """
-  return _recurrence(a, b, h0, interpret)
+  return _recurrence(a, b, h0, block, chunk, interpret)
