@@ -54,10 +54,15 @@ def available() -> Optional[str]:
 
 
 def _precision_fits(precision: Any) -> bool:
-  p = jax.lax.canonicalize_precision(precision)
-  if p is None:
+  """``None``, or one of ``"high"``/``"highest"`` (as a ``jax.lax.Precision``, a name, or a pair of one): cuDNN
+  takes one precision per call, TF32 allowed or not."""
+  if precision is None:
     return True
-  return all(q in (jax.lax.Precision.HIGH, jax.lax.Precision.HIGHEST) for q in p) and len(set(p)) == 1
+  try:
+    kinds = {jax.lax.Precision(p) for p in (precision if isinstance(precision, (tuple, list)) else (precision,))}
+  except (ValueError, TypeError):
+    return False
+  return len(kinds) == 1 and kinds <= {jax.lax.Precision.HIGH, jax.lax.Precision.HIGHEST}
 
 
 def misfit(params: Any, carry: Any, xs: jax.Array, options: RunOptions, *, standard_activations: bool,
@@ -133,8 +138,9 @@ def run(params: Any, carry: Any, xs: jax.Array, mask: Optional[jax.Array], preci
   if mask is None:
     lengths = jnp.full((n,), num_steps, jnp.int32)
   else:
-    lengths = jnp.sum(mask.reshape((num_steps, n)).astype(jnp.int32), axis=0)
-  y, h_n, c_n = lstm_fn(x, h0, c0, pack(params), jnp.maximum(lengths, 1), input_size=features, hidden_size=hidden,
+    lengths = jnp.sum(mask.reshape((num_steps, n)), axis=0, dtype=jnp.int32)
+  y, h_n, c_n = lstm_fn(x, h0, c0, pack(params), jnp.maximum(lengths, 1).astype(jnp.int32), input_size=features,
+                        hidden_size=hidden,
                         num_layers=1, dropout=0.0, bidirectional=False, precision=precision)
   hs = jnp.swapaxes(y, 0, 1)  # [T, n, H]
   h, c = h_n[0], c_n[0]
