@@ -4,9 +4,9 @@ On the GPU machine (nothing to install: jax with CUDA, flax and torch with CUDA 
 
     PYTHONPATH=. python3 benchmarks/gpu.py --out /tmp/gpu
 
-It first runs the tests that need a GPU to mean something (``tests/test_kernels_cudnn.py``: the cuDNN route of
+It first runs the tests that need a GPU to mean something (``tests/test_cudnn_lstm.py``: the cuDNN route of
 ``jaxrnn.lstm`` against the JAX path, values and gradients, lengths, reverse, stacks, bidirectional;
-``tests/test_kernels_pallas.py``: the Pallas linear-recurrence kernel compiled by Triton), log in
+``tests/test_pallas_linear_recurrence.py``: the Pallas linear-recurrence kernel compiled by Triton), log in
 ``checks.log``, then times. ``--smoke`` runs every table at a tiny size on CPU in seconds (CI runs it); columns
 that need CUDA then read ``n/a on cpu`` (the Pallas kernel runs in interpret mode there).
 
@@ -47,20 +47,23 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+# Memory on demand, not 75% of the GPU at start: PyTorch runs in this process and the tests in another.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-import jaxrnn
-from benchmarks import rnn_layers
-from jaxrnn.kernels import cudnn_lstm
-from jaxrnn.kernels import pallas_linear_recurrence
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import jaxrnn  # noqa: E402
+from benchmarks import rnn_layers  # noqa: E402
+from jaxrnn.kernels import cudnn_lstm  # noqa: E402
+from jaxrnn.kernels import pallas_linear_recurrence  # noqa: E402
 
 WORKLOADS = dict(rnn_layers.WORKLOADS, LONG=(16, 16384, 256, 256, True))  # (B, T, F, H, train)
 SMOKE_SIZE = (2, 6, 3, 4)  # B, T, F, H of every row in --smoke
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 TOLERANCE = {"float32": 1e-2, "bfloat16": 1e-1}
-GPU_TESTS = ("tests/test_kernels_cudnn.py", "tests/test_kernels_pallas.py")
+GPU_TESTS = ("tests/test_cudnn_lstm.py", "tests/test_pallas_linear_recurrence.py")
 NA_CPU = "n/a on cpu"
 
 
@@ -370,6 +373,24 @@ def _cell(entry: Dict[str, Any]) -> str:
   return entry["status"]
 
 
+def ratios(table: Dict[str, Any]) -> List[str]:
+  """The issue's questions for the LSTM/GRU table: is jaxrnn's default at least as fast as Flax, and how far from
+  cuDNN is it (and the best jaxrnn column)?"""
+  ms = lambda cols, n: cols.get(n, {}).get("median_ms")
+  lines = ["Ratios (median over median; < 1 means jaxrnn is faster):", "",
+           "| row | default / flax | default / torch cuDNN | best jaxrnn / torch cuDNN (which) |", "|---|---|---|---|"]
+  for row in table["rows"]:
+    cols = row["columns"]
+    default, flax, torch = ms(cols, "jaxrnn default (fused)"), ms(cols, "flax nn.RNN"), ms(cols, "torch cuDNN")
+    ours = {n: ms(cols, n) for n in cols if n not in ("flax nn.RNN", "torch cuDNN", "jax.experimental.rnn")
+            and ms(cols, n) is not None}
+    best = min(ours, key=ours.get) if ours else None
+    fmt = lambda a, b: f"{a / b:.2f}" if a is not None and b is not None else "-"
+    lines.append(f"| {row['name']} | {fmt(default, flax)} | {fmt(default, torch)} | "
+                 f"{fmt(ours.get(best), torch)} ({best or '-'}) |")
+  return lines + [""]
+
+
 def markdown(report: Dict[str, Any]) -> str:
   env = report["environment"]
   lines = [f"# jaxrnn on {env['device']} ({env['backend']})", "",
@@ -395,6 +416,8 @@ def markdown(report: Dict[str, Any]) -> str:
           f"{row['columns'][n]['compile_s']:.2f}" if "compile_s" in row["columns"].get(n, {}) else ""
           for n in names) + " |")
     lines.append("")
+    if table["kind"] == "rnn":
+      lines += ratios(table)
   return "\n".join(lines)
 
 
@@ -497,8 +520,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exception as e:  # the reference itself failed: say so, go on
       name, results = f"{row['cell']} {row['workload']} {row['dtype']}", {
           "reference": {"status": f"error: {type(e).__name__}: {str(e).splitlines()[0][:200]}"}}
-    table = tables.setdefault(row["table"], {"title": titles[row["table"]][0], "note": titles[row["table"]][1],
-                                             "rows": []})
+    table = tables.setdefault(row["table"], {"kind": row["table"], "title": titles[row["table"]][0],
+                                             "note": titles[row["table"]][1], "rows": []})
     table["rows"].append({"name": name, **row, "columns": results})
     print(f"[{time.perf_counter() - start:6.1f} s] {name}: " + ", ".join(
         f"{n} {_cell(r)}" for n, r in results.items()), flush=True)
