@@ -136,9 +136,9 @@ def unroll(
   Compile time does not grow with ``T``: the step is traced once. When the cell has a time-parallel part
   (``cell.input_transform``) it can be applied to all steps at once, outside the loop (``hoist``).
 
-  The run options (``remat``, ``unroll``, ``hoist``, ``kernel``, or one :class:`jaxrnn.RunOptions` as ``options=``) change
-  memory and speed, never values: they reach every scan, including the scans of the inner cells of a
-  combinator (a ``stack`` of ``bidirectional`` layers, a ``stack`` of ``stack``), and the same key gives the same
+  The run options (``remat``, ``unroll``, ``hoist``, ``kernel``, or one :class:`jaxrnn.RunOptions` as
+  ``options=``) change memory and speed, never values: they reach every scan, including the scans of the inner
+  cells of a combinator (a ``stack`` of ``bidirectional`` layers, a ``stack`` of ``stack``), and the same key gives the same
   dropout masks on every path.
 
   Args:

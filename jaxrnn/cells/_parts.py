@@ -66,7 +66,7 @@ def step_of(input_transform: InputTransformFn, step_transformed: StepFn) -> Step
 
 
 def parallel_path(input_transform: InputTransformFn, check: Callable[[Any, Any, Any], Any],
-                  run: Callable[..., Any], name: str, kernels: Tuple[str, ...] = ("xla", "pallas")) -> SequencePath:
+                  run: Callable[..., Any], name: str, kernels: Tuple[str, ...]) -> SequencePath:
   """The :class:`jaxrnn.SequencePath` of a parallel-in-time cell (it honours :data:`jaxrnn.types.PARALLEL`).
 
   Args:
@@ -78,9 +78,9 @@ def parallel_path(input_transform: InputTransformFn, check: Callable[[Any, Any, 
       the kernel of its linear recurrence (``"xla"`` or ``"pallas"``, see
       :func:`jaxrnn.parallel_scan.linear_recurrence`).
     name: the cell's name, for messages.
-    kernels: the kernels ``run`` has (``("xla",)`` for a scan that is not :func:`~jaxrnn.parallel_scan.
-      linear_recurrence`); ``options.kernel`` chooses among them (:mod:`jaxrnn.kernels.choice`, path
-      ``"linear_recurrence"``).
+    kernels: the kernels ``run`` has: ``("xla", "pallas")`` where it is
+      :func:`jaxrnn.parallel_scan.linear_recurrence`, else ``("xla",)``; ``options.kernel`` chooses among them
+      (:mod:`jaxrnn.kernels.choice`, path ``"linear_recurrence"``).
   """
 
   def sequence(params, carry, xs, mask, options):

@@ -164,5 +164,5 @@ def lru(
     return final, parallel_scan.zero_masked(hs, mask)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=_parts.parallel_path(input_transform, check, run, "lru"),
-              name="lru")
+              step_transformed=step_transformed, sequence=_parts.parallel_path(input_transform, check, run, "lru",
+                                                                           ("xla", "pallas")), name="lru")

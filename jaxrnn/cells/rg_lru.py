@@ -174,5 +174,6 @@ def rg_lru(
     return RGLRUCarry(h=last.astype(cdt)), parallel_scan.zero_masked(hs, mask).astype(cdt)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=_parts.parallel_path(input_transform, check, run, name),
+              step_transformed=step_transformed, sequence=_parts.parallel_path(input_transform, check, run, name,
+                                                                           ("xla", "pallas")),
               input_ndim=(1, 0) if resets else 1, name=name)
