@@ -23,12 +23,12 @@ def test_smoke_run_writes_checked_tables(tmp_path):
   for table in tables.values():
     for row in table["rows"]:
       for name, entry in row["columns"].items():
-        if name in CUDA_ONLY and row["cell"] == "lstm":
+        if name in CUDA_ONLY:
           assert entry["status"] == "n/a on cpu", (row["name"], name, entry)
-        elif "median_ms" not in entry:  # only the GRU's LSTM-only columns may be missing on CPU
-          assert row["cell"] == "gru" and name in CUDA_ONLY, (row["name"], name, entry)
         else:  # checked against the row's reference before it was timed
           assert entry["status"] == "ok" and entry["rel_err"] < 0.1 and entry["compile_s"] > 0, entry
+          assert entry["median_ms"] > 0 and entry["repeats"] >= 1, entry
+  assert tables["LSTM and GRU"]["rows"][0]["dtype"] == "bfloat16"
   lstm = tables["LSTM and GRU"]["rows"][0]["columns"]
   assert {"step scan", "jaxrnn default (fused)", "fused hoist off", "fused unroll 8", "flax nn.RNN"} <= set(lstm)
   assert "kernel=pallas" in tables["Linear recurrences"]["rows"][0]["columns"]

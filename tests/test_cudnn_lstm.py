@@ -47,15 +47,16 @@ def test_route_equals_the_jax_path_with_the_reference_in_cudnns_place():
   def loss(run):
     def f(p, c, x):
       final, hs = run(p, c, x)
-      return jnp.sum(jnp.sin(3 * hs)) + jnp.sum(final.h * final.c) + jnp.sum(final.c)
-    return jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2)))
+      return jnp.sum(jnp.sin(3 * hs)) + jnp.sum(final.h * final.c) + jnp.sum(final.c), (final, hs)
+    return jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2), has_aux=True))
 
   route = lambda p, c, x: cudnn_lstm.run(p, c, x, mask, None, lstm_fn=cudnn_lstm.reference)
   jax_path = lambda p, c, x: jaxrnn.unroll(cell, p, c, x, seq_lengths=lengths, time_major=True, mode="step")
-  _close(loss(route)(params, carry, xs), loss(jax_path)(params, carry, xs), rtol=2e-5, atol=2e-6)
-  final, hs = route(params, carry, xs)
-  np.testing.assert_array_equal(final.h[0, 1], carry.h[0, 1])
-  assert not np.any(np.asarray(hs[3:, 1, 0]))
+  got = loss(route)(params, carry, xs)
+  _close(got, loss(jax_path)(params, carry, xs), rtol=2e-5, atol=2e-6)
+  (_, (final, hs)), _ = got
+  np.testing.assert_array_equal(final.h[0, 1], carry.h[0, 1])  # length 0: the initial carry, zero outputs
+  assert not np.any(np.asarray(hs[:, 0, 1])) and not np.any(np.asarray(hs[1:, 1, 1]))
 
 
 def test_pack_is_cudnns_layout():
