@@ -169,8 +169,9 @@ class SequencePath(NamedTuple):
   Fields:
     run: the implementation (:class:`SequenceFn`).
     honours: the names of the :class:`RunOptions` fields that ``run`` takes effect on. A fused form of the scan
-      honours ``hoist`` and ``unroll`` (not ``remat``: ``unroll`` then runs the scan of ``step``, whose remat
-      bounds the memory); a parallel scan has no loop to hoist out of (``hoist``) and nothing else; a combinator
+      honours ``hoist``, ``unroll`` and ``kernel`` (not ``remat``: ``unroll`` then runs the scan of ``step``,
+      whose remat bounds the memory); a parallel scan has no loop to hoist out of (``hoist``) and ``kernel``; a
+      path honours ``kernel`` by running the kernel named or raising (:mod:`jaxrnn.kernels.choice`); a combinator
       that runs its inner cells with :func:`jaxrnn.unroll` honours all (:data:`ALL_OPTIONS`).
   """
 

@@ -3,8 +3,10 @@
 The associative scan (:func:`jaxrnn.parallel_scan.linear_recurrence`) reads and writes all ``T`` steps
 ``O(log T)`` times; ``lax.scan`` launches one small loop iteration per step. This kernel is the third form: one
 launch whose programs each own ``block`` features (``D = prod(*B, ...)`` of them in all) and run the ``T`` steps
-in order, keeping ``h`` in registers, so it reads ``a`` and ``b`` once and writes ``h`` once. The loads of a chunk
-of ``chunk`` steps do not depend on ``h``, so they are issued together (the chunk is unrolled in the program).
+in order, keeping ``h`` in registers, so it reads ``a`` and ``b`` once and writes ``h`` once (complex inputs are
+split into real planes first, and a feature count that is not a multiple of the block is padded: one copy each).
+The loads of a chunk of ``chunk`` steps do not depend on ``h``, so they are issued together (the chunk is unrolled
+in the program).
 
 On GPU it is compiled by Pallas' Triton backend; on CPU it runs in Pallas' interpret mode (slow: for tests). Its
 gradient is the same recurrence backwards (``lam_t = g_t + a_{t+1} lam_{t+1}``, ``da_t = lam_t h_{t-1}``,
