@@ -163,7 +163,8 @@ def mlstm(
     check_carry(carry, xs.shape[1:-1])
     return carry.m.dtype
 
-  def run(params, carry, u, mask):
+  def run(params, carry, u, mask, kernel):
+    del kernel  # "xla": the chunk-free quadratic form has no kernel of its own
     cdt = carry.m.dtype
     num_steps = u.shape[0]
     q, k, v, o, i_pre, log_f = split(u)  # time-major: [T, *B, NH, (DH)]
@@ -200,5 +201,5 @@ def mlstm(
     return final, parallel_scan.zero_masked(hs, mask).astype(cdt)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=_parts.parallel_path(input_transform, check, run),
-              name="mlstm")
+              step_transformed=step_transformed,
+              sequence=_parts.parallel_path(input_transform, check, run, "mlstm", ("xla",)), name="mlstm")
