@@ -63,7 +63,6 @@ def poison(monkeypatch):
     return m._replace(loss=loss)
 
   monkeypatch.setattr(model_lib, "make_model", make_model)
-  monkeypatch.setattr(loop, "_BUILT", {})  # no cached (unpoisoned) runs
   return targets.extend
 
 
@@ -90,14 +89,14 @@ def test_nonfinite_stops_naming_the_step_then_skip_resumes(tmp_path, poison):
 
 
 def test_guard_keeps_state_bit_identical_on_nonfinite():
-  old = loop.TrainState(jnp.int32(3), {"w": jnp.ones(2)}, ())
-  new = loop.TrainState(jnp.int32(4), {"w": jnp.full(2, 2.0)}, ())
+  old = step_lib.TrainState(jnp.int32(3), {"w": jnp.ones(2)}, ())
+  new = step_lib.TrainState(jnp.int32(4), {"w": jnp.full(2, 2.0)}, ())
   grads = {"w": jnp.array([1.0, jnp.inf])}
   for skip, step in ((False, 3), (True, 4)):
-    state, loss = loop.guard_nonfinite(old, new, jnp.float32(0.5), grads, skip=skip)
+    state, loss = step_lib.guard_nonfinite(old, new, jnp.float32(0.5), grads, skip=skip)
     assert int(state.step) == step and np.isnan(loss)
     leaves_equal(state.params, old.params)
-  state, loss = loop.guard_nonfinite(old, new, jnp.float32(0.5), {"w": jnp.ones(2)}, skip=False)
+  state, loss = step_lib.guard_nonfinite(old, new, jnp.float32(0.5), {"w": jnp.ones(2)}, skip=False)
   leaves_equal(state, new)
   assert float(loss) == 0.5
 
@@ -164,7 +163,6 @@ def test_disk_full_fails_loudly_and_keeps_previous(tmp_path, monkeypatch, where)
 def test_same_config_and_seed_are_bit_identical(tmp_path, monkeypatch):
   cfg = config.from_dict(SMALL, ["model.cell=lstm", "optimizer.name=adamw"])
   a = loop.train(cfg, tmp_path / "a", progress=False, plot=False)
-  monkeypatch.setattr(loop, "_BUILT", {})  # trace and compile again
   b = loop.train(cfg, tmp_path / "b", progress=False, plot=False)
   leaves_equal(a.state, b.state)
   assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()

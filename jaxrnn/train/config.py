@@ -200,7 +200,7 @@ def resolve(config: str | pathlib.Path) -> pathlib.Path:
     return shipped[str(config)]
   if path.suffix == ".toml" and path.stem in shipped and not path.parent.is_dir():
     return shipped[path.stem]  # configs/adding_lstm.toml outside a checkout: the shipped copy
-  raise ConfigError(f"config {str(config)!r} is neither a file nor a shipped config; shipped configs: "
+  raise ConfigError(f"config {str(config)!r} does not exist: neither a file nor a shipped config; shipped configs: "
                     f"{', '.join(shipped)} (jaxrnn list)")
 
 

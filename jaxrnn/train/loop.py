@@ -223,15 +223,17 @@ def train(cfg: config_lib.Config, run_dir: str | pathlib.Path, *, run: Optional[
   summary = report.summarize(cfg, rows, params=params, baseline=run.task.baseline, metric=run.task.metric,
                              steps=step, seconds=seconds, steps_run=step - start)
   summary["skipped_steps"] = len(skipped)
+  spec = tasks.spec(cfg.task.name)
+  if spec.references is not None:
+    summary.update(spec.references(cfg.task))
   files = {}
   if step >= tc.steps and main:
     if plot:
       files["loss curve"] = str(report.plot_curves({f"{cfg.task.name}/{cfg.model.cell}": rows},
                                                    run_dir / "loss_curve.png", baseline=run.task.baseline,
                                                    metric=run.task.metric))
-    finish = tasks.spec(cfg.task.name).finish
-    if finish is not None:
-      files.update(finish(run, par.local(state.params), run_dir, plot=plot))
+    if spec.finish is not None:
+      files.update(spec.finish(run, par.local(state.params), run_dir, plot=plot))
   return Result(str(run_dir), state, summary, files)
 
 

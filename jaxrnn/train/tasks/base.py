@@ -10,6 +10,7 @@ from typing import Any, Callable, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxrnn.train.fields import field
 
@@ -37,6 +38,8 @@ class TaskSpec(NamedTuple):
       combination of its fields.
     finish: ``None`` or ``finish(run, params, run_dir, *, plot) -> {label: path}``: the task's extras written at
       the end of a run (charlm's samples, a classifier's confusion matrix: :func:`classifier_finish`).
+    references: ``None`` or ``references(task_cfg) -> {column: value}``: published results to print next to a
+      run's (``ref_<model>`` accuracies), shown by ``jaxrnn train`` and ``jaxrnn compare``.
   """
 
   name: str
@@ -46,6 +49,7 @@ class TaskSpec(NamedTuple):
   about: str
   check: Optional[Callable] = None
   finish: Optional[Callable] = None
+  references: Optional[Callable] = None
 
 
 class Task(NamedTuple):
@@ -128,3 +132,36 @@ def classifier_finish(run, params, run_dir, *, plot: bool = True) -> dict:
   (:func:`jaxrnn.train.report.write_confusion`)."""
   from jaxrnn.train import report  # pylint: disable=g-import-not-at-top (the trainer's module, not the task's)
   return report.write_confusion(run, params, run_dir, plot=plot)
+
+
+def dataset_task(name: str, train: dict, val: dict, classes: Tuple[str, ...], *, lengths: bool) -> Task:
+  """A sequence classifier over fixed splits ``{"x": float32[N, T, F], "lengths": int32[N], "y": int32[N]}``.
+
+  Training batches draw examples uniformly with replacement (row ``r`` from its own key); the held-out loss,
+  ``accuracy`` and the confusion matrix cover every held-out example once (``eval_size``). The baseline is the
+  cross-entropy of predicting the training split's class frequencies on the held-out split.
+
+  Args:
+    name: the task's name.
+    train: the training split (NumPy arrays).
+    val: the held-out split.
+    classes: the class names, ``y`` indexes them.
+    lengths: the sequences are right-padded to ``T`` and ``lengths`` holds their lengths (inputs become
+      ``(x, lengths)``); ``False``: every sequence has ``T`` steps.
+  """
+  counts = np.bincount(train["y"], minlength=len(classes)).astype(np.float64) + 1e-12
+  prior = counts / counts.sum()
+  baseline = float(-np.mean(np.log(prior[val["y"]])))
+  as_jnp = lambda split: {k: jnp.asarray(v) for k, v in split.items()}
+
+  def take(data, idx):
+    x, y = data["x"][idx], data["y"][idx]
+    return ((x, data["lengths"][idx]) if lengths else x), y
+
+  def batch(data, key, batch_size):
+    return take(data, jax.random.randint(key, (batch_size,), 0, data["y"].shape[0]))
+
+  return Task(name=name, input_vocab=None, input_size=int(train["x"].shape[-1]), output_size=len(classes),
+              readout="last", data={"train": as_jnp(train), "val": as_jnp(val)}, batch=batch, loss=class_xent,
+              metric="xent", baseline=baseline, lengths=lengths, eval_size=int(val["y"].shape[0]), take=take,
+              metrics=class_accuracy, classes=tuple(classes))
