@@ -174,17 +174,18 @@ def _full_eval(task, model, bs):
     return jax.lax.map(one, (idx, weights))
 
   total = jnp.sum(weights)
+  chunk_weight = jnp.sum(weights, axis=1)
+  mean = lambda per: jnp.sum(per * chunk_weight) / total  # weighted chunk means -> the mean over the n examples
 
   @jax.jit
-  def evaluate(params, data):  # sum over chunks of (weighted mean * weight) / n: the mean over the n examples
-    return jnp.sum(per_chunk(params, data, task.loss) * jnp.sum(weights, axis=1)) / total
+  def scores(params, data):  # the loss and the metrics from one forward pass (one compiled program)
+    def fn(out, targets, w):
+      return task.loss(out, targets, w), ({} if task.metrics is None else task.metrics(out, targets, w))
+    loss, metrics = per_chunk(params, data, fn)
+    return mean(loss), jax.tree_util.tree_map(mean, metrics)
 
-  eval_metrics = None
-  if task.metrics is not None:
-    @jax.jit
-    def eval_metrics(params, data):
-      per = per_chunk(params, data, task.metrics)
-      return jax.tree_util.tree_map(lambda v: jnp.sum(v * jnp.sum(weights, axis=1)) / total, per)
+  evaluate = lambda params, data: scores(params, data)[0]
+  eval_metrics = None if task.metrics is None else (lambda params, data: scores(params, data)[1])
 
   @jax.jit
   def outputs(params, data):
