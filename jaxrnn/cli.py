@@ -106,11 +106,11 @@ def _train(args) -> int:
   if not main:
     return 0
   print(report.format_table([dict(name=_name(args.config), **res.summary)]))
-  print(f"metrics:     {run_dir / 'metrics.jsonl'}")
+  print(f"metrics:        {run_dir / 'metrics.jsonl'}")
   for label, path in res.files.items():
-    print(f"{label + ':':<13}{path}")
+    print(f"{label + ':':<16}{path}")
   if res.samples:
-    print(f"more:        jaxrnn sample {run_dir} --prompt 'import ' --temperature 0.7")
+    print(f"more:           jaxrnn sample {run_dir} --prompt 'import ' --temperature 0.7")
   return 0
 
 

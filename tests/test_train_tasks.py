@@ -4,7 +4,9 @@ alone."""
 
 import importlib.util
 import json
+import pathlib
 import random
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -163,3 +165,21 @@ def test_dataset_task_takes_a_train_step(name, task_cfg):
   new, loss = run.train_step(state, run.task.data["train"])
   assert np.isfinite(float(loss)) and int(new.step) == 1
   assert run.task.output_size == 10 and not run.task.lengths and run.task.eval_size == len(run.task.data["val"]["y"])
+
+
+def test_a_new_task_is_one_file(tmp_path, monkeypatch):
+  """The README's example task, dropped into the package's path, is found by the registry and validated by the
+  config like a shipped one (nothing else names it)."""
+  import re
+  readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+  source = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "my_task" in b)
+  (tmp_path / "my_task.py").write_text(source)
+  monkeypatch.setattr(tasks, "__path__", list(tasks.__path__) + [str(tmp_path)])
+  monkeypatch.setattr(tasks, "TASKS", tasks._discover())  # pylint: disable=protected-access
+  monkeypatch.delitem(sys.modules, "jaxrnn.train.tasks.my_task", raising=False)
+  assert "my_task" in tasks.TASKS
+  cfg = config.from_dict({"task": {"name": "my_task", "length": 4}})
+  task = tasks.make_task(cfg.task)
+  assert task.data["train"]["x"].shape == (512, 4, 1) and task.classes == ("neg", "pos") and task.eval_size == 128
+  with pytest.raises(config.ConfigError, match="task.seq_len is not a key of task 'my_task'"):
+    config.from_dict({"task": {"name": "my_task", "seq_len": 4}})
