@@ -3,13 +3,31 @@ overrides, run directories), list, named configs, and a bad config's message."""
 
 import json
 import os
-import subprocess
-import sys
 
+import jax
 import pytest
 
 from jaxrnn import cli
 from jaxrnn.train import config
+
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache(tmp_path_factory):
+  """Each `jaxrnn` command builds its run afresh (no module-level caches), as separate processes would: the same
+  programs compiled again by the next command of a test are read from JAX's persistent compilation cache."""
+  keys = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+          "jax_persistent_cache_min_entry_size_bytes")
+  before = {k: jax.config.read(k) for k in keys}
+  jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jit")))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  yield
+  for k, v in before.items():
+    jax.config.update(k, v)
+  from jax._src import compilation_cache  # pylint: disable=g-import-not-at-top (private: no public reset)
+  compilation_cache.reset_cache()  # later modules do not write into this module's cache
+
 
 TINY = """
 [task]

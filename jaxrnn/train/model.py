@@ -42,8 +42,9 @@ class Model(NamedTuple):
   Fields:
     init: ``init(key) -> params``.
     apply: ``apply(params, inputs, key=None) -> outputs``; for :func:`make_model`, ``inputs`` are ``int32[B, T]``
-      tokens or ``[B, T, F]`` reals and ``outputs`` are ``[B, T, O]`` (readout ``"all"``) or ``[B, O]``
-      (``"last"``). ``key`` turns dropout on (training); ``None`` is evaluation.
+      tokens or ``[B, T, F]`` reals (or ``([B, T, F], seq_lengths int[B])`` for a task with ``lengths``: each
+      sequence's output is read after its own last step) and ``outputs`` are ``[B, T, O]`` (readout ``"all"``) or
+      ``[B, O]`` (``"last"``). ``key`` turns dropout on (training); ``None`` is evaluation.
     sample: ``sample(params, prompt int32[P], length, key, temperature=1.0, top_k=0) -> int32[length]``:
       autoregressive sampling after a non-empty prompt (token-in, token-out tasks only).
     cell: the cell of every layer (the encoder's and the decoder's cell for seq2seq).
