@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrnn.train import cells, config, report, step, tasks
+from jaxrnn.train import cells, config, report, rundir, step, tasks
 from jaxrnn.train import model as model_lib
 from jaxrnn.train.tasks import base, mnist1d, sklearn_digits, ucr
 
@@ -183,3 +183,12 @@ def test_a_new_task_is_one_file(tmp_path, monkeypatch):
   assert task.data["train"]["x"].shape == (512, 4, 1) and task.classes == ("neg", "pos") and task.eval_size == 128
   with pytest.raises(config.ConfigError, match="task.seq_len is not a key of task 'my_task'"):
     config.from_dict({"task": {"name": "my_task", "seq_len": 4}})
+
+
+def test_run_dirs_of_the_shared_task_section_still_load(tmp_path):
+  """config.json of runs written when every task's keys sat in one [task] table: the task's own keys are kept."""
+  old = {"task": {"name": "adding", "seq_len": 6, "min_len": 1, "corpus_chars": 1000000, "val_fraction": 0.1},
+         "model": {"cell": "gru"}}
+  (tmp_path / "config.json").write_text(json.dumps(old))
+  cfg = rundir.load_config(tmp_path)
+  assert cfg.task == tasks.TASKS["adding"].config(name="adding", seq_len=6) and cfg.model.cell == "gru"

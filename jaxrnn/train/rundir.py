@@ -8,11 +8,13 @@ as ``{"step", "split": "eval", "metric": name, "value"}``, a skipped non-finite 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 from typing import Optional
 
 from jaxrnn.train import config as config_lib
+from jaxrnn.train import tasks
 
 # Keys that may differ when a run resumes: they change how it is logged and saved, not what it computes.
 FREE_KEYS = {"train": ("log_every", "eval_every", "eval_batches", "checkpoint_every", "keep_checkpoints",
@@ -80,6 +82,13 @@ def load_config(run_dir: str | pathlib.Path) -> config_lib.Config:
   raw = saved_config(run_dir)
   if raw is None:
     raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json)")
+  # Run directories written before tasks owned their keys hold every task's keys in [task] (validated when they
+  # were written): the keys the task does not own are dropped.
+  task = dict(raw.get("task", {}))
+  name = task.get("name", config_lib.DEFAULT_TASK)
+  if name in tasks.TASKS:
+    owned = {f.name for f in dataclasses.fields(tasks.TASKS[name].config)}
+    raw = {**raw, "task": {k: v for k, v in task.items() if k in owned}}
   return config_lib.from_dict(raw)
 
 
