@@ -58,8 +58,10 @@ def test_resume_refuses_another_config(tmp_path):
 
 
 def test_sample_is_deterministic_for_a_seed(tmp_path):
-  res = loop.train(config.from_dict(TINY_LM), tmp_path, progress=False, plot=False)
-  run, state = loop.restore(tmp_path)
+  cfg = config.from_dict(TINY_LM)
+  run = step.build(cfg)
+  res = loop.train(cfg, tmp_path, run=run, progress=False, plot=False)
+  run, state = loop.restore(tmp_path, run=run)
   loop_sample = sampling.sample_text
   kw = dict(prompt="import ", length=20, temperature=1.0, top_k=5)
   a = loop_sample(run, state.params, seed=1, **kw)
