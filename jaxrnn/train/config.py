@@ -13,7 +13,7 @@ bad value raises :class:`ConfigError` naming the key and the valid choices.
 >>> from_dict({"model": {"cel": "gru"}})
 Traceback (most recent call last):
 ...
-jaxrnn.train.config.ConfigError: unknown key 'model.cel'; valid keys: cell, hidden_size, ...
+jaxrnn.train.fields.ConfigError: unknown key 'model.cel'; valid keys: cell, hidden_size, ...
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import tomllib
 from typing import Any, Iterable, Mapping, Optional
 
 from jaxrnn.train import cells, tasks
-from jaxrnn.train.fields import ConfigError, check_value, field as _field, section as _section_of
+from jaxrnn.train.fields import ConfigError, field as _field, section as _section_of
 from jaxrnn.train.tasks import TaskConfig
 
 __all__ = ["CELL_NAMES", "Config", "ConfigError", "DEFAULT_TASK", "DistributedConfig", "ModelConfig",
-           "OptimizerConfig", "SEQ2SEQ_ATTENTION", "TrainConfig", "apply_overrides", "check_value", "from_dict",
+           "OptimizerConfig", "SEQ2SEQ_ATTENTION", "TrainConfig", "apply_overrides", "from_dict",
            "load", "named_configs", "resolve"]
 
 # The choices of model.cell, model.attention and task.name: the keys of their registries, extended there.
@@ -52,7 +52,8 @@ class ModelConfig:
   cell: str = _field("lstm", choices=CELL_NAMES, help="the recurrent cell, by name")
   hidden_size: int = _field(256, min=1)
   layers: int = _field(1, min=1, max=16, help="stacked layers (each layer's outputs feed the next)")
-  bidirectional: bool = _field(False, help="forward + backward layers (adding; the encoder of reverse/sort)")
+  bidirectional: bool = _field(False, help="forward + backward layers (tasks with one final output; the encoder of "
+                                                "seq2seq tasks)")
   dropout: float = _field(0.0, min=0.0, max=0.95, help="dropout on each layer's input and on the readout")
   embed_size: int = _field(64, min=1, help="token tasks: embedding width")
   dtype: str = _field("float32", choices=("float32", "bfloat16"), help="compute dtype (params stay float32)")
