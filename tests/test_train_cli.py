@@ -18,7 +18,7 @@ def compilation_cache(tmp_path_factory):
   programs compiled again by the next command of a test are read from JAX's persistent compilation cache."""
   keys = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
           "jax_persistent_cache_min_entry_size_bytes")
-  before = {k: jax.config.read(k) for k in keys}
+  before = {k: getattr(jax.config, k) for k in keys}
   jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jit")))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
