@@ -192,3 +192,15 @@ def test_run_dirs_of_the_shared_task_section_still_load(tmp_path):
   (tmp_path / "config.json").write_text(json.dumps(old))
   cfg = rundir.load_config(tmp_path)
   assert cfg.task == tasks.TASKS["adding"].config(name="adding", seq_len=6) and cfg.model.cell == "gru"
+
+
+def test_missing_data_packages_name_their_extra(monkeypatch):
+  monkeypatch.setitem(sys.modules, "mnist1d", None)
+  with pytest.raises(ImportError, match=r"^task 'mnist1d' needs mnist1d: pip install 'jaxrnn\[data\]'$"):
+    mnist1d.load.__wrapped__(100, 0)
+  monkeypatch.setitem(sys.modules, "sklearn", None)
+  with pytest.raises(ImportError, match=r"^task 'sklearn_digits' needs scikit-learn: pip install 'jaxrnn\[data\]'$"):
+    sklearn_digits.load.__wrapped__("rows", 0.25, 0)
+  monkeypatch.setattr(ucr.importlib.util, "find_spec", lambda name: None)
+  with pytest.raises(ImportError, match=r"needs aeon: pip install 'jaxrnn\[ucr\]'$"):
+    ucr.load.__wrapped__("GunPoint", "")
