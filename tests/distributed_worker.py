@@ -56,7 +56,7 @@ def sharded_step(out):
     raise AssertionError("a batch of 6 on 8 devices must be refused")
   except config.ConfigError as e:
     assert "train.batch_size = 6 must be a multiple of the 8 data-parallel devices" in str(e), e
-  part = loop.train(cfg, out / "run", progress=False, plot=False, stop_at=3)
+  part = loop.train(cfg, out / "run", run=run, parallel=par, progress=False, plot=False, stop_at=3)
   assert int(par.local(part.state.step)) == 3
 
 

@@ -126,7 +126,8 @@ def test_list_and_named_configs_from_any_directory(tmp_path, capsys):
   try:
     os.chdir(tmp_path)  # outside a checkout: the README's path and the bare name both find the shipped config
     assert config.load("configs/adding_lstm.toml") == config.load("adding_lstm")
-    with pytest.raises(config.ConfigError, match="does not exist: neither a file nor a shipped config; shipped configs: adding_gru"):
+    with pytest.raises(config.ConfigError,
+                       match="does not exist: neither a file nor a shipped config; shipped configs: adding_gru"):
       config.load("adding_lstn")
   finally:
     os.chdir(cwd)

@@ -35,7 +35,7 @@ from jaxrnn.train import config as config_lib
 from jaxrnn.train import model as model_lib
 from jaxrnn.train import report, rundir, tasks
 from jaxrnn.train.checkpoint import Checkpointer
-from jaxrnn.train.distributed import parallelize
+from jaxrnn.train.distributed import Parallel, parallelize
 from jaxrnn.train.step import Run, TrainState, build
 
 __all__ = ["Result", "Run", "TrainState", "build", "evaluate_run", "restore", "train"]
@@ -86,9 +86,9 @@ class Result:
     return self.files.get("samples")
 
 
-def train(cfg: config_lib.Config, run_dir: str | pathlib.Path, *, run: Optional[Run] = None, extend: bool = False,
-          progress: bool = True, stop_at: Optional[int] = None, plot: bool = True,
-          log: Callable[[str], None] = print) -> Result:
+def train(cfg: config_lib.Config, run_dir: str | pathlib.Path, *, run: Optional[Run] = None,
+          parallel: Optional[Parallel] = None, extend: bool = False, progress: bool = True,
+          stop_at: Optional[int] = None, plot: bool = True, log: Callable[[str], None] = print) -> Result:
   """Trains ``cfg`` in ``run_dir``, resuming from its latest checkpoint if there is one.
 
   Writes ``config.json``, ``metrics.jsonl`` (:mod:`jaxrnn.train.rundir`), ``checkpoints/`` (orbax), and at the end
@@ -104,6 +104,7 @@ def train(cfg: config_lib.Config, run_dir: str | pathlib.Path, *, run: Optional[
     run_dir: the run directory (created if needed).
     run: ``step.build(cfg)`` built by the caller, to train and resume in one process without compiling again
       (default: built here).
+    parallel: ``distributed.parallelize(run)`` built by the caller, for the same reason (default: built here).
     extend: continue a run whose ``train.steps`` or learning-rate schedule differs from ``cfg``'s (more steps;
       the optimizer state carries on, the schedule is ``cfg``'s over ``cfg.train.steps``).
     progress: show a tqdm progress bar (loss, steps/s).
@@ -131,7 +132,7 @@ def train(cfg: config_lib.Config, run_dir: str | pathlib.Path, *, run: Optional[
     run = build(cfg)
   elif run.cfg != cfg:
     raise ValueError("train(cfg, run=...) needs the run built from this cfg (step.build(cfg))")
-  par = parallelize(run)  # one device, one process: par.train_step is run.train_step
+  par = parallelize(run) if parallel is None else parallel  # one device, one process: run.train_step itself
   main = par.is_main
   if main and (saved is None or saved != cfg.to_dict()):
     rundir.write_config(run_dir, cfg)
