@@ -2,8 +2,8 @@
 and the validation of one TOML table against a frozen dataclass of such fields.
 
 A field is a dataclass field whose metadata holds its ``choices``, ``min``, ``max`` and ``help`` (``jaxrnn list``
-prints the help). Annotations are the strings ``"str"``, ``"int"``, ``"float"``, ``"bool"`` or ``"dict"`` (modules
-declaring fields use ``from __future__ import annotations``).
+prints the help). Its annotation is ``str``, ``int``, ``float``, ``bool`` or ``dict`` (or that name as a string,
+under ``from __future__ import annotations``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ def check_value(key: str, f: dataclasses.Field, value: Any) -> Any:
   Raises:
     ConfigError: naming ``key``, what was expected and what was given.
   """
-  kind = _TYPES[f.type]
+  kind = _TYPES[f.type] if isinstance(f.type, str) else f.type  # "int" (postponed annotations) or int
+  if kind not in _TYPES.values():
+    raise TypeError(f"{key}: a config field is a str, int, float, bool or dict, not {f.type!r}")
   meta = f.metadata
   if kind is float and isinstance(value, int) and not isinstance(value, bool):
     value = float(value)
