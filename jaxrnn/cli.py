@@ -123,7 +123,7 @@ def _sample(args) -> int:
   run, state = loop.restore(args.run_dir)
   try:
     text = sampling.sample_text(run, state.params, prompt=args.prompt, length=args.length, seed=args.seed,
-                            temperature=args.temperature, top_k=args.top_k)
+                                temperature=args.temperature, top_k=args.top_k)
   except ValueError as e:  # not a charlm run, an empty prompt
     print(f"jaxrnn sample: error: {e}", file=sys.stderr)
     return 2
@@ -141,9 +141,7 @@ def _summary_of_run_dir(run_dir: pathlib.Path) -> tuple:
   done = max((r["step"] for r in rows), default=0)
   summary = report.summarize(cfg, rows, params=params, baseline=task.baseline, metric=task.metric, steps=done,
                              seconds=None, steps_run=0)
-  spec = tasks.spec(cfg.task.name)
-  if spec.references is not None:
-    summary.update(spec.references(cfg.task))
+  summary.update(tasks.references(cfg.task))
   return cfg, summary, rows
 
 

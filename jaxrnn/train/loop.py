@@ -224,9 +224,8 @@ def train(cfg: config_lib.Config, run_dir: str | pathlib.Path, *, run: Optional[
   summary = report.summarize(cfg, rows, params=params, baseline=run.task.baseline, metric=run.task.metric,
                              steps=step, seconds=seconds, steps_run=step - start)
   summary["skipped_steps"] = len(skipped)
+  summary.update(tasks.references(cfg.task))
   spec = tasks.spec(cfg.task.name)
-  if spec.references is not None:
-    summary.update(spec.references(cfg.task))
   files = {}
   if step >= tc.steps and main:
     if plot:

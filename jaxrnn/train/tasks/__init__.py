@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from jaxrnn.train.tasks.base import Task, TaskConfig, TaskSpec, batch_rows
 
-__all__ = ["TASKS", "Task", "TaskConfig", "TaskSpec", "batch_rows", "make_task", "spec"]
+__all__ = ["TASKS", "Task", "TaskConfig", "TaskSpec", "batch_rows", "make_task", "references", "spec"]
 
 
 def _discover() -> dict:
@@ -44,6 +44,12 @@ def spec(name: str) -> TaskSpec:
   if name not in TASKS:
     raise ValueError(f"task.name = {name!r} is not a known task; choices: {', '.join(TASKS)}")
   return TASKS[name]
+
+
+def references(cfg: TaskConfig) -> dict:
+  """The published results a task declares for its config (``TaskSpec.references``), ``{}`` if none."""
+  s = spec(cfg.name)
+  return {} if s.references is None else dict(s.references(cfg))
 
 
 def _by_rows(task: Task) -> Task:
