@@ -56,7 +56,7 @@ def sharded_step(out):
     raise AssertionError("a batch of 6 on 8 devices must be refused")
   except config.ConfigError as e:
     assert "train.batch_size = 6 must be a multiple of the 8 data-parallel devices" in str(e), e
-  part = loop.train(cfg, out / "run", progress=False, plot=False, stop_at=3)
+  part = loop.train(cfg, out / "run", run=run, parallel=par, progress=False, plot=False, stop_at=3)
   assert int(par.local(part.state.step)) == 3
 
 
@@ -94,7 +94,7 @@ def multiprocess(out, process_id, num_processes, port):
   assert status == 0 and jax.process_count() == num_processes and jax.device_count() == 2 * num_processes
   cfg = config.from_dict(CFG, ["train.steps=3"])
   run = loop.build(cfg)
-  par = distributed.parallelize(run)  # the one the run used (cached): its init is compiled already
+  par = distributed.parallelize(run)  # the same mesh and shardings as the run used
   init = par.local(par.init_state())
   ckpt = checkpoint.Checkpointer(out / "run", 1)  # every process takes part in restoring, as in saving
   state = ckpt.restore(par.restore_target())

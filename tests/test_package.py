@@ -16,7 +16,7 @@ import pytest
 import jaxrnn
 from jaxrnn.attention import seq2seq as seq2seq_lib
 from jaxrnn.train import checkpoint as checkpoint_lib
-from jaxrnn.train import loop
+from jaxrnn.train import loop, report
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -131,7 +131,7 @@ def test_missing_orbax_names_the_extra(tmp_path, monkeypatch):
 def test_missing_matplotlib_names_the_extra(tmp_path, monkeypatch):
   monkeypatch.setitem(sys.modules, "matplotlib", None)
   with pytest.raises(ImportError, match=r"^jaxrnn\.train's plots needs matplotlib: pip install 'jaxrnn\[train\]'$"):
-    loop.plot_curves({}, tmp_path / "curves.png")
+    report.plot_curves({}, tmp_path / "curves.png")
 
 
 def test_missing_tqdm_names_the_extra(tmp_path, monkeypatch):
@@ -166,7 +166,9 @@ def _imported_top_level_names(folder: pathlib.Path) -> set:
 
 
 # Distributions imported under another name, or used without an import (a pytest plugin, the compiled half of jax).
-_IMPORT_NAME = {"orbax-checkpoint": "orbax", "pytest-xdist": None, "jaxlib": None}
+# aeon: the `ucr` task reads the data files of its wheel and never imports it.
+_IMPORT_NAME = {"orbax-checkpoint": "orbax", "pytest-xdist": None, "jaxlib": None, "scikit-learn": "sklearn",
+                "aeon": None}
 
 
 def test_core_dependencies_are_jax_jaxlib_numpy():
@@ -177,12 +179,12 @@ def test_extras():
   extras = PYPROJECT["project"]["optional-dependencies"]
   names = {k: sorted(_name(r) for r in v) for k, v in extras.items()}
   assert names == {"flax": ["flax"], "train": ["matplotlib", "optax", "orbax-checkpoint", "tqdm"],
-                   "torch": ["torch"], "all": ["jaxrnn"],
+                   "torch": ["torch"], "all": ["jaxrnn"], "data": ["mnist1d", "scikit-learn"], "ucr": ["aeon"],
                    "test": ["chex", "hypothesis", "ipykernel", "jupytext", "nbclient", "nbformat", "pytest",
                             "pytest-xdist"],
                    "docs": ["furo", "myst-nb", "sphinx", "sphinx-mathjax-offline"], "lint": ["mypy", "ruff"]}
   assert extras["torch"] == ["torch==2.13.0"]  # exactly: a looser pin downloads CUDA builds
-  assert extras["all"] == ["jaxrnn[flax,train,torch]"]
+  assert extras["all"] == ["jaxrnn[flax,train,torch,data]"]  # not ucr: aeon pins numpy below jax's
 
 
 def test_every_declared_dependency_is_imported():
@@ -194,7 +196,8 @@ def test_every_declared_dependency_is_imported():
   tests = _imported_top_level_names(ROOT / "tests")
   for group, requirements, imported in [("dependencies", project["dependencies"], library),
                                         ("flax", extras["flax"], library), ("train", extras["train"], library),
-                                        ("torch", extras["torch"], library), ("test", extras["test"], tests)]:
+                                        ("torch", extras["torch"], library), ("data", extras["data"], library),
+                                        ("ucr", extras["ucr"], library), ("test", extras["test"], tests)]:
     for requirement in requirements:
       module = _IMPORT_NAME.get(_name(requirement), _name(requirement))
       assert module is None or module in imported, f"{group}: {requirement} is declared but never imported"

@@ -15,7 +15,9 @@ CONFIGS = sorted((pathlib.Path(__file__).resolve().parent.parent / "configs").gl
     ({"model": {"cell": "transformer"}}, "model.cell = 'transformer' is not valid; choices: simple_rnn, lstm, gru"),
     ({"optimizer": {"name": "lamb"}}, "choices: adam, adamw, rmsprop, sgd"),
     ({"optimizer": {"schedule": "step"}}, "choices: constant, cosine, warmup_cosine"),
-    ({"task": {"name": "mnist"}}, "choices: adding, copy, charlm"),
+    ({"task": {"name": "mnist"}}, "task.name = 'mnist' is not valid; choices: adding, charlm, copy, reverse, sort"),
+    ({"task": {"name": "adding", "corpus_chars": 5}}, "task.corpus_chars is not a key of task 'adding' (a key of "
+                                                      "task charlm); valid keys: name, seq_len"),
     ({"model": {"hidden_size": "big"}}, "model.hidden_size must be a int, got str 'big'"),
     ({"model": {"hidden_size": 0}}, "model.hidden_size = 0 is too small; it must be >= 1"),
     ({"train": {"steps": True}}, "train.steps must be a int, got bool"),

@@ -63,7 +63,6 @@ def poison(monkeypatch):
     return m._replace(loss=loss)
 
   monkeypatch.setattr(model_lib, "make_model", make_model)
-  monkeypatch.setattr(loop, "_BUILT", {})  # no cached (unpoisoned) runs
   return targets.extend
 
 
@@ -90,14 +89,14 @@ def test_nonfinite_stops_naming_the_step_then_skip_resumes(tmp_path, poison):
 
 
 def test_guard_keeps_state_bit_identical_on_nonfinite():
-  old = loop.TrainState(jnp.int32(3), {"w": jnp.ones(2)}, ())
-  new = loop.TrainState(jnp.int32(4), {"w": jnp.full(2, 2.0)}, ())
+  old = step_lib.TrainState(jnp.int32(3), {"w": jnp.ones(2)}, ())
+  new = step_lib.TrainState(jnp.int32(4), {"w": jnp.full(2, 2.0)}, ())
   grads = {"w": jnp.array([1.0, jnp.inf])}
   for skip, step in ((False, 3), (True, 4)):
-    state, loss = loop.guard_nonfinite(old, new, jnp.float32(0.5), grads, skip=skip)
+    state, loss = step_lib.guard_nonfinite(old, new, jnp.float32(0.5), grads, skip=skip)
     assert int(state.step) == step and np.isnan(loss)
     leaves_equal(state.params, old.params)
-  state, loss = loop.guard_nonfinite(old, new, jnp.float32(0.5), {"w": jnp.ones(2)}, skip=False)
+  state, loss = step_lib.guard_nonfinite(old, new, jnp.float32(0.5), {"w": jnp.ones(2)}, skip=False)
   leaves_equal(state, new)
   assert float(loss) == 0.5
 
@@ -109,7 +108,8 @@ def biggest_file(step_dir):
 @pytest.mark.parametrize("damage", ["flip", "truncate", "delete"])
 def test_damaged_checkpoint_is_refused(tmp_path, damage):
   cfg = config.from_dict(SMALL)
-  loop.train(cfg, tmp_path, progress=False, plot=False, stop_at=4)
+  run = step_lib.build(cfg)  # one run object for the three calls: compiled once
+  loop.train(cfg, tmp_path, run=run, progress=False, plot=False, stop_at=4)
   f = biggest_file(tmp_path / "checkpoints" / "4")
   data = bytearray(f.read_bytes())
   if damage == "flip":  # orbax alone would load this silently with a wrong value
@@ -121,9 +121,9 @@ def test_damaged_checkpoint_is_refused(tmp_path, damage):
     f.unlink()
   message = {"flip": "does not match its SHA-256", "truncate": "truncated", "delete": "is missing"}[damage]
   with pytest.raises(checkpoint_lib.CheckpointError, match=f"checkpoints/4 is damaged: .*{message}"):
-    loop.train(cfg, tmp_path, progress=False, plot=False)
+    loop.train(cfg, tmp_path, run=run, progress=False, plot=False)
   with pytest.raises(checkpoint_lib.CheckpointError, match="refusing to load it"):
-    loop.restore(tmp_path)
+    loop.restore(tmp_path, run=run)
 
 
 def fake_full_disk_save(self, step, *args, **kwargs):
@@ -141,9 +141,10 @@ def full_disk_manifest(step_dir, step):
 @pytest.mark.parametrize("where", ["orbax", "manifest"])
 def test_disk_full_fails_loudly_and_keeps_previous(tmp_path, monkeypatch, where):
   cfg = config.from_dict(SMALL)
-  full = loop.train(cfg, tmp_path / "full", progress=False, plot=False)
+  run = step_lib.build(cfg)  # one run object for every call: compiled once
+  full = loop.train(cfg, tmp_path / "full", run=run, progress=False, plot=False)
   run_dir = tmp_path / "run"
-  loop.train(cfg, run_dir, progress=False, plot=False, stop_at=4)
+  loop.train(cfg, run_dir, run=run, progress=False, plot=False, stop_at=4)
   with monkeypatch.context() as m:
     if where == "orbax":
       m.setattr(ocp.CheckpointManager, "save", fake_full_disk_save)
@@ -152,20 +153,19 @@ def test_disk_full_fails_loudly_and_keeps_previous(tmp_path, monkeypatch, where)
     with pytest.raises(checkpoint_lib.CheckpointError,
                        match=r"writing checkpoint step 6 .* No space left on device; the previous checkpoint "
                              r"\(step 4\) is intact") as e:
-      loop.train(cfg, run_dir, progress=False, plot=False)
+      loop.train(cfg, run_dir, run=run, progress=False, plot=False)
     assert e.value.errno == errno.ENOSPC
   assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["2", "4"]  # no partial leftovers
-  _, state = loop.restore(run_dir)
+  _, state = loop.restore(run_dir, run=run)
   assert int(state.step) == 4
   # Space again: resumes from 4 and ends where an uninterrupted run ends.
-  leaves_equal(loop.train(cfg, run_dir, progress=False, plot=False).state, full.state)
+  leaves_equal(loop.train(cfg, run_dir, run=run, progress=False, plot=False).state, full.state)
 
 
 def test_same_config_and_seed_are_bit_identical(tmp_path, monkeypatch):
   cfg = config.from_dict(SMALL, ["model.cell=lstm", "optimizer.name=adamw"])
   a = loop.train(cfg, tmp_path / "a", progress=False, plot=False)
-  monkeypatch.setattr(loop, "_BUILT", {})  # trace and compile again
-  b = loop.train(cfg, tmp_path / "b", progress=False, plot=False)
+  b = loop.train(cfg, tmp_path / "b", progress=False, plot=False)  # built, traced and compiled again
   leaves_equal(a.state, b.state)
   assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
   c = loop.train(config.from_dict(SMALL, ["model.cell=lstm", "optimizer.name=adamw", "train.seed=1"]),

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrnn.train import config, loop
+from jaxrnn.train import config, loop, sampling, step
 from jaxrnn.train.tasks import adding, charlm, copy
 
 TINY_LM = {"task": {"name": "charlm", "seq_len": 6, "corpus_chars": 5000},
@@ -32,18 +32,21 @@ def test_loss_decreases_on_adding():
 
 
 def test_resume_equals_uninterrupted(tmp_path):
-  cfg = config.from_dict(TINY_LM, ["model.layers=2", "model.dropout=0.2"])  # dropout: the RNG must resume too
-  full = loop.train(cfg, tmp_path / "full", progress=False, plot=False)
-  part = loop.train(cfg, tmp_path / "part", progress=False, plot=False, stop_at=3)  # "killed" after step 3
+  # dropout: the RNG must resume too; log_every=4 with a stop at 3: the partial loss window resumes with the run.
+  cfg = config.from_dict(TINY_LM, ["model.layers=2", "model.dropout=0.2", "train.log_every=4"])
+  run = step.build(cfg)  # one explicit run object: built once, compiled once
+  full = loop.train(cfg, tmp_path / "full", run=run, progress=False, plot=False)
+  part = loop.train(cfg, tmp_path / "part", run=run, progress=False, plot=False, stop_at=3)  # "killed" after 3
   assert int(part.state.step) == 3
-  compiled = loop.build(cfg).train_step._cache_size()
-  resumed = loop.train(cfg, tmp_path / "part", progress=False, plot=False)
+  compiled = run.train_step._cache_size()
+  resumed = loop.train(cfg, tmp_path / "part", run=run, progress=False, plot=False)
   assert int(resumed.state.step) == int(full.state.step) == 6
-  assert loop.build(cfg).train_step._cache_size() == compiled  # a restored state does not compile the step again
+  assert run.train_step._cache_size() == compiled  # a restored state does not compile the step again
   for a, b in zip(jax.tree_util.tree_leaves(full.state), jax.tree_util.tree_leaves(resumed.state)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   rows = lambda d: [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines()]
   assert rows(tmp_path / "full") == rows(tmp_path / "part")
+  assert [r["step"] for r in rows(tmp_path / "full") if r["split"] == "train"] == [4, 6]
   steps = sorted(int(p.name) for p in (tmp_path / "part" / "checkpoints").iterdir() if p.name.isdigit())
   assert steps == [4, 6]  # keep the last k = 2
 
@@ -55,22 +58,24 @@ def test_resume_refuses_another_config(tmp_path):
 
 
 def test_sample_is_deterministic_for_a_seed(tmp_path):
-  res = loop.train(config.from_dict(TINY_LM), tmp_path, progress=False, plot=False)
-  run, state = loop.restore(tmp_path)
+  cfg = config.from_dict(TINY_LM)
+  run = step.build(cfg)
+  res = loop.train(cfg, tmp_path, run=run, progress=False, plot=False)
+  run, state = loop.restore(tmp_path, run=run)
+  loop_sample = sampling.sample_text
   kw = dict(prompt="import ", length=20, temperature=1.0, top_k=5)
-  a = loop.sample_text(run, state.params, seed=1, **kw)
-  assert a == loop.sample_text(run, state.params, seed=1, **kw)
-  assert a != loop.sample_text(run, state.params, seed=2, **kw)
+  a = loop_sample(run, state.params, seed=1, **kw)
+  assert a == loop_sample(run, state.params, seed=1, **kw)
+  assert a != loop_sample(run, state.params, seed=2, **kw)
   assert a.startswith("import ") and len(a) == 27
-  greedy = loop.sample_text(run, state.params, prompt="x", length=8, temperature=0.0)
-  assert greedy == loop.sample_text(run, state.params, prompt="x", length=8, temperature=0.0, seed=5)
+  greedy = loop_sample(run, state.params, prompt="x", length=8, temperature=0.0)
+  assert greedy == loop_sample(run, state.params, prompt="x", length=8, temperature=0.0, seed=5)
   # A lower temperature is closer to greedy; temperatures share one compiled sampler.
-  sampler = loop._jitted_sampler(run.model.sample)
-  compiled = sampler._cache_size()
+  compiled = run.sample._cache_size()
   for t in (0.5, 1e-4):
-    loop.sample_text(run, state.params, prompt="x", length=8, temperature=t)
-  assert sampler._cache_size() == compiled
-  assert loop.sample_text(run, state.params, prompt="x", length=8, temperature=1e-4) == greedy
+    loop_sample(run, state.params, prompt="x", length=8, temperature=t)
+  assert run.sample._cache_size() == compiled
+  assert loop_sample(run, state.params, prompt="x", length=8, temperature=1e-4) == greedy
   assert pathlib_text(res.samples).startswith("def ")
 
 

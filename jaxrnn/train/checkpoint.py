@@ -29,6 +29,7 @@ from jax.experimental import multihost_utils
 from jaxrnn import _optional
 
 MANIFEST = "jaxrnn_manifest.json"
+EXTRA = "jaxrnn_extra.json"  # host-side loop state saved with a checkpoint (covered by the manifest)
 _FORMAT = "jaxrnn-checkpoint-manifest/1"
 
 
@@ -120,8 +121,11 @@ class Checkpointer:
     steps = self.all_steps()
     return steps[-1] if steps else None
 
-  def save(self, step: int, state: Any) -> None:
+  def save(self, step: int, state: Any, extra: Optional[dict] = None) -> None:
     """Writes ``state`` as checkpoint ``step`` (blocking; a partial write is never visible as a checkpoint).
+
+    ``extra`` (JSON) is written beside orbax's files, before the manifest that covers it: :meth:`extra` reads it
+    back with the checkpoint (the loop's partial train-loss window).
 
     Raises:
       CheckpointError: the write failed (e.g. the disk is full); the earlier checkpoints are untouched.
@@ -134,6 +138,8 @@ class Checkpointer:
       self._manager.save(step, args=self._ocp.args.StandardSave(state), force=True)
       self._manager.wait_until_finished()
       if jax.process_index() == 0:  # one writer (several processes share the directory), then all wait for it
+        if extra is not None:
+          (self._step_dir(step) / EXTRA).write_text(json.dumps(extra))
         write_manifest(self._step_dir(step), step)
       _barrier(f"jaxrnn_manifest_{step}")
     except OSError as e:
@@ -197,6 +203,13 @@ class Checkpointer:
         if isinstance(x, jax.Array) and not x.committed and not jax.dtypes.issubdtype(x.dtype, jax.dtypes.extended)
         else r,
         restored, target)
+
+  def extra(self, step: int) -> dict:
+    """The ``extra`` saved with complete checkpoint ``step`` (``{}`` if none); checked against its manifest."""
+    step_dir = self._step_dir(step)
+    verify_manifest(step_dir)
+    path = step_dir / EXTRA
+    return json.loads(path.read_text()) if path.is_file() else {}
 
   def close(self) -> None:
     self._manager.close()

@@ -2,8 +2,10 @@
 
 A config file has the tables ``[task]``, ``[model]``, ``[optimizer]``, ``[train]`` and ``[distributed]``; every key
 is optional and defaults to the field's default below (the defaults are the default run of ``jaxrnn train``: a
-character-level LSTM on the Python standard library's source). An unknown key or a bad value raises
-:class:`ConfigError` naming the key and the valid choices.
+character-level LSTM on the Python standard library's source). ``task.name`` picks a task of the registry
+(:data:`jaxrnn.train.tasks.TASKS`), whose own config class owns the other ``[task]`` keys. The choices of
+``model.cell`` and ``model.attention`` are the keys of :mod:`jaxrnn.train.cells`' registries. An unknown key or a
+bad value raises :class:`ConfigError` naming the key and the valid choices.
 
 >>> cfg = from_dict({"model": {"cell": "gru", "hidden_size": 16}}, overrides=["optimizer.lr=3e-4"])
 >>> cfg.model.cell, cfg.model.hidden_size, cfg.optimizer.lr
@@ -11,46 +13,36 @@ character-level LSTM on the Python standard library's source). An unknown key or
 >>> from_dict({"model": {"cel": "gru"}})
 Traceback (most recent call last):
 ...
-jaxrnn.train.config.ConfigError: unknown key 'model.cel'; valid keys: cell, hidden_size, ...
+jaxrnn.train.fields.ConfigError: unknown key 'model.cel'; valid keys: cell, hidden_size, ...
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import pathlib
 import tomllib
-from typing import Any, Iterable, Mapping, Optional, Tuple
+from typing import Any, Iterable, Mapping, Optional
 
-from jaxrnn.train.model import ATTENTION, CELLS
+from jaxrnn.train import cells, tasks
+from jaxrnn.train.fields import ConfigError, field as _field, section as _section_of
+from jaxrnn.train.tasks import TaskConfig
 
-# The cells a config may name: the keys of `jaxrnn.train.model.CELLS` (name -> factory), the one place to extend.
-CELL_NAMES = tuple(CELLS)
-# model.attention of the seq2seq tasks: the keys of `jaxrnn.train.model.ATTENTION`.
-SEQ2SEQ_ATTENTION = tuple(ATTENTION)
-SEQ2SEQ_TASKS = ("reverse", "sort")
+__all__ = ["CELL_NAMES", "Config", "ConfigError", "DEFAULT_TASK", "DistributedConfig", "ModelConfig",
+           "OptimizerConfig", "SEQ2SEQ_ATTENTION", "TrainConfig", "apply_overrides", "from_dict",
+           "load", "named_configs", "resolve"]
 
-
-class ConfigError(ValueError):
-  """A config key is unknown or its value is invalid; the message names the key and the valid choices."""
-
-
-def _field(default: Any, *, choices: Optional[Tuple[Any, ...]] = None, min: Optional[float] = None,
-           max: Optional[float] = None, help: str = "") -> Any:
-  return dataclasses.field(default=default, metadata={"choices": choices, "min": min, "max": max, "help": help})
+# The choices of model.cell, model.attention and task.name: the keys of their registries, extended there.
+CELL_NAMES = tuple(cells.CELLS)
+SEQ2SEQ_ATTENTION = tuple(cells.ATTENTION)
+DEFAULT_TASK = "charlm"
 
 
-@dataclasses.dataclass(frozen=True)
-class TaskConfig:
-  """``[task]``: what to learn. See :mod:`jaxrnn.train.tasks`."""
+def _seq2seq_tasks() -> tuple:
+  return tuple(n for n, s in tasks.TASKS.items() if s.readout == "seq2seq")
 
-  name: str = _field("charlm", choices=("adding", "copy", "charlm", "reverse", "sort"), help="the task")
-  seq_len: int = _field(64, min=2, help="adding: T; copy: the delay T (sequences are T+20 long); charlm: BPTT length; "
-                                        "reverse/sort: the longest digit string")
-  min_len: int = _field(1, min=1, help="reverse/sort: the shortest digit string (lengths are uniform in "
-                                       "[min_len, seq_len])")
-  corpus_chars: int = _field(1_000_000, min=1000, help="charlm: characters of standard-library source to read")
-  val_fraction: float = _field(0.1, min=0.01, max=0.5, help="charlm: held-out fraction (the corpus' tail)")
+
+def _default_task() -> TaskConfig:
+  return tasks.TASKS[DEFAULT_TASK].config(name=DEFAULT_TASK)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +52,8 @@ class ModelConfig:
   cell: str = _field("lstm", choices=CELL_NAMES, help="the recurrent cell, by name")
   hidden_size: int = _field(256, min=1)
   layers: int = _field(1, min=1, max=16, help="stacked layers (each layer's outputs feed the next)")
-  bidirectional: bool = _field(False, help="forward + backward layers (adding; the encoder of reverse/sort)")
+  bidirectional: bool = _field(False, help="forward + backward layers (tasks with one final output; the encoder of "
+                                                "seq2seq tasks)")
   dropout: float = _field(0.0, min=0.0, max=0.95, help="dropout on each layer's input and on the readout")
   embed_size: int = _field(64, min=1, help="token tasks: embedding width")
   dtype: str = _field("float32", choices=("float32", "bfloat16"), help="compute dtype (params stay float32)")
@@ -116,7 +109,7 @@ class DistributedConfig:
 class Config:
   """A whole training config."""
 
-  task: TaskConfig = dataclasses.field(default_factory=TaskConfig)
+  task: TaskConfig = dataclasses.field(default_factory=_default_task)  # the config class of task.name
   model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
   optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
   train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
@@ -127,39 +120,23 @@ class Config:
 
 
 _SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Config)}
-_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "dict": dict}
 
 
-def _check_value(key: str, f: dataclasses.Field, value: Any) -> Any:
-  kind = _TYPES[f.type]
-  meta = f.metadata
-  if kind is float and isinstance(value, int) and not isinstance(value, bool):
-    value = float(value)
-  if kind is dict and value is None:
-    return None
-  if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-    raise ConfigError(f"{key} must be a {f.type}, got {type(value).__name__} {value!r}")
-  if kind is float and not math.isfinite(value):  # NaN passes every min/max comparison
-    raise ConfigError(f"{key} = {value!r} is not valid; it must be a finite number")
-  if meta["choices"] is not None and value not in meta["choices"]:
-    raise ConfigError(f"{key} = {value!r} is not valid; choices: {', '.join(map(str, meta['choices']))}")
-  if meta["min"] is not None and value < meta["min"]:
-    raise ConfigError(f"{key} = {value!r} is too small; it must be >= {meta['min']}")
-  if meta["max"] is not None and value > meta["max"]:
-    raise ConfigError(f"{key} = {value!r} is too large; it must be <= {meta['max']}")
-  return value
-
-
-def _section(name: str, cls: type, values: Any) -> Any:
+def _task_section(values: Any) -> TaskConfig:
+  """``[task]``: ``name`` picks the task, whose config class owns the other keys."""
   if not isinstance(values, Mapping):
-    raise ConfigError(f"[{name}] must be a table, got {type(values).__name__}")
-  fields = {f.name: f for f in dataclasses.fields(cls)}
-  kwargs = {}
-  for k, v in values.items():
-    if k not in fields:
-      raise ConfigError(f"unknown key '{name}.{k}'; valid keys: {', '.join(fields)}")
-    kwargs[k] = _check_value(f"{name}.{k}", fields[k], v)
-  return cls(**kwargs)
+    raise ConfigError(f"[task] must be a table, got {type(values).__name__}")
+  name = values.get("name", DEFAULT_TASK)
+  if name not in tasks.TASKS:
+    raise ConfigError(f"task.name = {name!r} is not valid; choices: {', '.join(tasks.TASKS)}")
+  spec = tasks.TASKS[name]
+  for key in values:
+    if key != "name" and key not in {f.name for f in dataclasses.fields(spec.config)}:
+      owners = [n for n, s in tasks.TASKS.items() if key in {f.name for f in dataclasses.fields(s.config)}]
+      hint = f" (a key of task {', '.join(owners)})" if owners else ""
+      raise ConfigError(f"task.{key} is not a key of task {name!r}{hint}; valid keys: "
+                        f"{', '.join(f.name for f in dataclasses.fields(spec.config))}")
+  return _section_of("task", spec.config, values, name=name)
 
 
 def _parse_value(text: str) -> Any:
@@ -196,19 +173,44 @@ def from_dict(raw: Mapping[str, Any], overrides: Iterable[str] = ()) -> Config:
   for name, values in raw.items():
     if name not in _SECTIONS:
       raise ConfigError(f"unknown section '[{name}]'; valid sections: {', '.join(_SECTIONS)}")
-    sections[name] = _section(name, type(_SECTIONS[name]()), values)
+    sections[name] = _task_section(values) if name == "task" else _section_of(name, type(_SECTIONS[name]()), values)
   cfg = Config(**sections)
   _check_combinations(cfg)
   return cfg
 
 
-def load(path: Optional[str | pathlib.Path] = None, overrides: Iterable[str] = ()) -> Config:
-  """Reads a TOML config file (``None``: the default config) and validates it with :func:`from_dict`."""
-  if path is None:
+CONFIG_DIR = pathlib.Path(__file__).resolve().parent / "configs"  # the configs shipped with the package
+
+
+def named_configs() -> dict:
+  """``{name: path}`` of the configs shipped with the package (``jaxrnn train NAME`` from any directory)."""
+  return {p.stem: p for p in sorted(CONFIG_DIR.glob("*.toml"))}
+
+
+def resolve(config: str | pathlib.Path) -> pathlib.Path:
+  """The file of ``config``: a path to a TOML file, or the name of a shipped config (``adding_lstm``).
+
+  Raises:
+    ConfigError: neither exists; the message lists the shipped names.
+  """
+  path = pathlib.Path(config)
+  if path.is_file():
+    return path
+  shipped = named_configs()
+  if str(config) in shipped:
+    return shipped[str(config)]
+  if path.suffix == ".toml" and path.stem in shipped and not path.parent.is_dir():
+    return shipped[path.stem]  # configs/adding_lstm.toml outside a checkout: the shipped copy
+  raise ConfigError(f"config {str(config)!r} does not exist: neither a file nor a shipped config; shipped configs: "
+                    f"{', '.join(shipped)} (jaxrnn list)")
+
+
+def load(config: Optional[str | pathlib.Path] = None, overrides: Iterable[str] = ()) -> Config:
+  """Reads a TOML config (a path or a shipped config's name, see :func:`resolve`; ``None``: the default config)
+  and validates it with :func:`from_dict`."""
+  if config is None:
     return from_dict({}, overrides)
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise ConfigError(f"config file {str(path)!r} does not exist")
+  path = resolve(config)
   try:
     raw = tomllib.loads(path.read_text())
   except tomllib.TOMLDecodeError as e:
@@ -217,23 +219,23 @@ def load(path: Optional[str | pathlib.Path] = None, overrides: Iterable[str] = (
 
 
 def _check_combinations(cfg: Config) -> None:
+  """Checks derived from the task's declared readout, then the task's own check."""
   m = cfg.model
-  if cfg.task.name in SEQ2SEQ_TASKS:
-    if cfg.task.min_len > cfg.task.seq_len:
-      raise ConfigError(f"task.min_len = {cfg.task.min_len} must be <= task.seq_len = {cfg.task.seq_len}")
+  spec = tasks.TASKS[cfg.task.name]
+  if spec.readout == "seq2seq":
     if m.dropout != 0.0:
       raise ConfigError(f"model.dropout = {m.dropout} is not supported by task '{cfg.task.name}' (seq2seq); "
                         "it must be 0.0")
     if m.attention == "dot" and m.bidirectional:
       raise ConfigError("model.attention = 'dot' needs query size == memory size; with model.bidirectional = true "
                         "the memory is 2 * hidden_size wide: choose additive, location, luong or scaled_luong")
-    return
-  for section, key in (("task", "min_len"), ("model", "attention"), ("model", "attention_size"),
-                       ("model", "attention_penalty")):
-    if getattr(getattr(cfg, section), key) != getattr(type(getattr(cfg, section))(), key):
-      raise ConfigError(f"{section}.{key} only applies to the seq2seq tasks ({', '.join(SEQ2SEQ_TASKS)}), not "
-                        f"task '{cfg.task.name}'")
-  if cfg.model.bidirectional and cfg.task.name != "adding":
-    raise ConfigError(f"model.bidirectional = true needs a task with one final output (adding) or an encoder "
-                      f"(reverse, sort); task "
+  else:
+    for key in ("attention", "attention_size", "attention_penalty"):
+      if getattr(m, key) != getattr(ModelConfig(), key):
+        raise ConfigError(f"model.{key} only applies to the seq2seq tasks ({', '.join(_seq2seq_tasks())}), not "
+                          f"task '{cfg.task.name}'")
+  if m.bidirectional and spec.readout == "all":
+    raise ConfigError(f"model.bidirectional = true needs a task with one final output or an encoder; task "
                       f"'{cfg.task.name}' predicts every step causally, where a backward layer would see the answer")
+  if spec.check is not None:
+    spec.check(cfg.task)

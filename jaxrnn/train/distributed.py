@@ -1,6 +1,6 @@
 """Data-parallel training on many devices and many processes, with JAX's own runtime (no other comms layer).
 
-The train step of :func:`jaxrnn.train.loop.build` is jitted again with explicit shardings over a 1-D device mesh
+The train step of :func:`jaxrnn.train.step.build` is jitted again with explicit shardings over a 1-D device mesh
 ``Mesh(devices, ("data",))``: every batch array is split along its batch axis (``PartitionSpec("data")``), the
 params and the optimizer state are replicated (``PartitionSpec()``), and XLA inserts the gradient all-reduce.
 Several processes (hosts) join with ``jax.distributed.initialize``; each runs the same program on the global mesh.
@@ -13,10 +13,10 @@ counter and, with JAX's partitionable Threefry, gives the same mask as on one de
 devices or processes computes what the single-device run computes, up to the order of floating-point sums.
 
 >>> import jax
->>> from jaxrnn.train import config, loop, distributed
+>>> from jaxrnn.train import config, distributed, step
 >>> cfg = config.from_dict({"task": {"name": "adding", "seq_len": 3}, "model": {"cell": "irnn", "hidden_size": 2},
 ...                         "train": {"batch_size": 2, "steps": 2}})
->>> run = loop.build(cfg)
+>>> run = step.build(cfg)
 >>> par = distributed.parallelize(run, distributed.make_mesh(1), force=True)
 >>> state, loss = par.train_step(par.init_state(), run.task.data["train"])
 >>> int(par.local(state.step)), par.mesh.shape["data"], par.is_main
@@ -121,15 +121,7 @@ def parallelize(run, mesh: Optional[Mesh] = None, *, force: bool = False) -> Par
   mesh = make_mesh(run.cfg.distributed.data_parallel) if mesh is None else mesh
   if mesh.size == 1 and jax.process_count() == 1 and not force:
     return Parallel(None, run.train_step, run.init_state, run.init_state, _identity, True)
-  key = (id(run), mesh)
-  if key not in _PARALLEL or _PARALLEL[key][0] is not run:
-    if len(_PARALLEL) >= 8:
-      _PARALLEL.pop(next(iter(_PARALLEL)))
-    _PARALLEL[key] = (run, _parallelize(run, mesh))
-  return _PARALLEL[key][1]
-
-
-_PARALLEL: dict = {}  # (id(run), mesh) -> (run, Parallel): a resumed run in the same process does not recompile
+  return _parallelize(run, mesh)
 
 
 def _parallelize(run, mesh: Mesh) -> Parallel:
@@ -147,7 +139,7 @@ def _parallelize(run, mesh: Mesh) -> Parallel:
 
   # The same train step as run.train_step, fed the batch instead of drawing it: built from a task whose `batch`
   # returns its `data` argument, so the loss, dropout, clipping and update code is shared, not copied.
-  fed = step_lib.build_run(cfg, task=run.task._replace(batch=lambda data, key, batch_size: data))
+  fed = step_lib.build(cfg, task=run.task._replace(batch=lambda data, key, batch_size: data))
   step = jax.jit(fed.train_step, in_shardings=(state_sharding, batch_sharding),
                  out_shardings=(state_sharding, replicated))
 

@@ -1,16 +1,16 @@
 """Models around any cell, composed with the library's combinators.
 
-Two kinds, chosen by the task:
+Two kinds, chosen by the task's readout:
 
-* :func:`make_model` (``adding``, ``copy``, ``charlm``): embedding (or the raw inputs) -> ``jaxrnn.stack`` of
+* :func:`make_model` (readouts ``"last"`` and ``"all"``): embedding (or the raw inputs) -> ``jaxrnn.stack`` of
   ``model.layers`` layers (each ``jaxrnn.bidirectional(cell, cell)`` if ``model.bidirectional``, wrapped in
-  ``jaxrnn.dropout`` if ``model.dropout``) -> a linear readout.
-* :func:`make_seq2seq_model` (``reverse``, ``sort``): ``jaxrnn.seq2seq`` with an encoder and an attention
-  decoder of the same cell (``model.attention`` names the mechanism from :data:`ATTENTION`).
+  ``jaxrnn.dropout`` if ``model.dropout``) -> a linear readout; right-padded inputs of several lengths run with
+  ``jaxrnn.unroll(..., seq_lengths=...)``.
+* :func:`make_seq2seq_model` (readout ``"seq2seq"``: ``reverse``, ``sort``): ``jaxrnn.seq2seq`` with an encoder and
+  an attention decoder of the same cell (``model.attention`` names the mechanism from
+  :data:`jaxrnn.train.cells.ATTENTION`).
 
-Cells are built by name from :data:`CELLS`, one small dict mapping a name to a factory
-``factory(hidden_size, *, dtype=..., **cell_options) -> jaxrnn.Cell``; a new cell is one more entry (its name then
-becomes a valid ``model.cell``).
+Cells are built by name from :data:`jaxrnn.train.cells.CELLS` (:func:`jaxrnn.train.cells.make_cell`).
 """
 
 from __future__ import annotations
@@ -24,65 +24,7 @@ import jaxrnn
 from jaxrnn import initializers
 from jaxrnn.attention import seq2seq as s2s
 from jaxrnn.attention import tasks as digit_tasks
-
-
-def _greff(variant: str) -> Callable[..., jaxrnn.Cell]:
-  def factory(hidden_size, **kwargs):
-    return jaxrnn.peephole_lstm(hidden_size, variant=variant, **kwargs)
-  return factory
-
-
-def _lstmp(hidden_size, *, proj_size=None, **kwargs):
-  return jaxrnn.lstmp(hidden_size, proj_size or max(1, hidden_size // 2), **kwargs)
-
-
-def _clockwork(hidden_size, *, periods=None, num_modules=None, **kwargs):
-  if periods is None and num_modules is None:  # as many modules (<= 4) as divide hidden_size
-    num_modules = next(g for g in (4, 3, 2, 1) if hidden_size % g == 0)
-  return jaxrnn.clockwork_rnn(hidden_size, periods=periods, num_modules=num_modules, **kwargs)
-
-
-def _depth_gated(hidden_size, *, depth=2, **kwargs):
-  return jaxrnn.depth_gated_lstm((hidden_size,) * depth, **kwargs)
-
-
-# name -> factory(hidden_size, *, dtype, param_dtype, **options) -> Cell. Extend here to train a new cell.
-# Every sequential vector cell of the library (conv_lstm and grid_lstm need image or grid inputs: not here).
-CELLS = {
-    "simple_rnn": jaxrnn.simple_rnn,
-    "lstm": jaxrnn.lstm,
-    "gru": jaxrnn.gru,
-    "irnn": jaxrnn.irnn,
-    # LSTM family: peepholes (Gers & Schmidhuber 2000), the variants of Greff et al. 2015, coupled gates,
-    # layer norm (Ba et al. 2016), projection (Sak et al. 2014; proj_size defaults to hidden_size // 2).
-    "peephole_lstm": jaxrnn.peephole_lstm,
-    **{f"lstm_{v.lower()}": _greff(v) for v in jaxrnn.LSTM_VARIANTS if v != "vanilla"},
-    "coupled_lstm": jaxrnn.coupled_lstm,
-    "layer_norm_lstm": jaxrnn.layer_norm_lstm,
-    "lstmp": _lstmp,
-    "depth_gated_lstm": _depth_gated,  # depth layers (default 2) of hidden_size in one cell
-    # Other gated and ungated cells.
-    "mgu": jaxrnn.mgu,
-    "indrnn": jaxrnn.indrnn,
-    "clockwork_rnn": _clockwork,  # num_modules defaults to the largest of 4, 3, 2, 1 dividing hidden_size
-    # Parallel-in-time cells (run with their whole-sequence paths by jaxrnn.unroll).
-    "min_gru": jaxrnn.min_gru,
-    "min_lstm": jaxrnn.min_lstm,
-    "lru": jaxrnn.lru,
-    "rg_lru": jaxrnn.rg_lru,
-    "mlstm": jaxrnn.mlstm,
-    "slstm": jaxrnn.slstm,
-}
-
-# model.attention of the seq2seq tasks: name -> factory(size) -> AttentionMechanism (size = model.attention_size).
-ATTENTION = {
-    "additive": jaxrnn.additive_attention,  # Bahdanau et al. 2015
-    "location": lambda size: jaxrnn.additive_attention(size, location_kernel_size=5),  # Chorowski et al. 2015
-    "luong": lambda size: jaxrnn.luong_attention(),  # Luong et al. 2015, "general"
-    "scaled_luong": lambda size: jaxrnn.luong_attention(scale=True),
-    "dot": lambda size: jaxrnn.dot_attention(),
-    "none": lambda size: jaxrnn.last_position_attention(),  # the decoder sees the encoder's final output only
-}
+from jaxrnn.train.cells import ATTENTION, CELLS, make_cell  # pylint: disable=unused-import (CELLS re-exported)
 
 
 class ModelParams(NamedTuple):
@@ -100,8 +42,9 @@ class Model(NamedTuple):
   Fields:
     init: ``init(key) -> params``.
     apply: ``apply(params, inputs, key=None) -> outputs``; for :func:`make_model`, ``inputs`` are ``int32[B, T]``
-      tokens or ``[B, T, F]`` reals and ``outputs`` are ``[B, T, O]`` (readout ``"all"``) or ``[B, O]``
-      (``"last"``). ``key`` turns dropout on (training); ``None`` is evaluation.
+      tokens or ``[B, T, F]`` reals (or ``([B, T, F], seq_lengths int[B])`` for a task with ``lengths``: each
+      sequence's output is read after its own last step) and ``outputs`` are ``[B, T, O]`` (readout ``"all"``) or
+      ``[B, O]`` (``"last"``). ``key`` turns dropout on (training); ``None`` is evaluation.
     sample: ``sample(params, prompt int32[P], length, key, temperature=1.0, top_k=0) -> int32[length]``:
       autoregressive sampling after a non-empty prompt (token-in, token-out tasks only).
     cell: the cell of every layer (the encoder's and the decoder's cell for seq2seq).
@@ -117,16 +60,6 @@ class Model(NamedTuple):
   cell: jaxrnn.Cell
   loss: Optional[Callable] = None
   metrics: Optional[Callable] = None
-
-
-def make_cell(name: str, hidden_size: int, *, dtype: Any = None, options: Optional[dict] = None) -> jaxrnn.Cell:
-  """Builds the cell ``name`` from :data:`CELLS`; bad names or options raise ``ValueError`` naming the choices."""
-  if name not in CELLS:
-    raise ValueError(f"model.cell = {name!r} is not a known cell; choices: {', '.join(CELLS)}")
-  try:
-    return CELLS[name](hidden_size, dtype=dtype, **(options or {}))
-  except TypeError as e:
-    raise ValueError(f"model.cell_options {options!r} do not fit cell {name!r}: {e}") from None
 
 
 def _dtype(cfg):
@@ -151,6 +84,8 @@ def network(cfg, cell: jaxrnn.Cell) -> jaxrnn.Cell:
 
 def make_model(cfg, task) -> Model:
   """The model for a :class:`jaxrnn.train.config.ModelConfig` and a :class:`jaxrnn.train.tasks.Task`."""
+  if task.lengths and task.readout != "last":
+    raise ValueError(f"task {task.name!r}: inputs of several lengths need the 'last' readout, not {task.readout!r}")
   if task.readout == "seq2seq":
     return make_seq2seq_model(cfg, task)
   cell = make_cell(cfg.cell, cfg.hidden_size, dtype=_dtype(cfg), options=cfg.cell_options)
@@ -176,12 +111,14 @@ def make_model(cfg, task) -> Model:
     return out + params.b_out.reshape((1,) * (out.ndim - 1) + (-1,))
 
   def apply(params, inputs, key=None):
+    inputs, lengths = inputs if task.lengths else (inputs, None)  # lengths: int[B] of right-padded sequences
     x = _embed(params, inputs)  # [B, T, E]
     carry = net.initial_carry(params.layers, x.shape[:1], key=key)
-    _, hs = jaxrnn.unroll(net, params.layers, carry, x)  # [B, T, D]
-    if last:  # each direction's output after reading the whole sequence
+    _, hs = jaxrnn.unroll(net, params.layers, carry, x, seq_lengths=lengths)  # [B, T, D]
+    if last:  # each direction's output after reading the whole sequence (the forward one at step length - 1)
+      end = hs[:, -1] if lengths is None else jnp.take_along_axis(hs, (lengths - 1)[:, None, None], axis=1)[:, 0]
       half = hs.shape[-1] // 2
-      h = (jnp.concatenate([hs[:, -1, :half], hs[:, 0, half:]], axis=-1) if cfg.bidirectional else hs[:, -1])
+      h = jnp.concatenate([end[:, :half], hs[:, 0, half:]], axis=-1) if cfg.bidirectional else end
     else:
       h = hs
     return _readout(params, h)

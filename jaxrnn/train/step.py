@@ -1,7 +1,10 @@
-"""One training step built from a config: the task, model and optimizer, and the jitted train and eval steps.
+"""A run's functions built from a config: the task, model and optimizer, and the jitted train, eval and sample
+functions (:class:`Run`).
 
-:func:`build_run` is what :func:`jaxrnn.train.loop.build` caches per config and what
-:mod:`jaxrnn.train.distributed` builds again with a task fed its batches, so both run the same step code.
+:func:`build` is what :func:`jaxrnn.train.loop.train` uses (or the ``run`` it is handed: build once, train,
+resume and evaluate in one process without compiling again) and what :mod:`jaxrnn.train.distributed` builds again
+with a task fed its batches, so both run the same step code. Nothing is cached at module level: a :class:`Run` is
+the explicit object that holds compiled functions.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import jax.numpy as jnp
 from jaxrnn import _optional
 from jaxrnn.train import config as config_lib
 from jaxrnn.train import model as model_lib
-from jaxrnn.train.tasks import Task, make_task
+from jaxrnn.train.tasks import Task, make_task, spec
 
 try:
   import optax
@@ -39,8 +42,13 @@ class Run(NamedTuple):
     evaluate: ``evaluate(params, val_data) -> loss``, jitted; the mean loss over ``train.eval_batches`` fixed
       held-out batches.
     init_state: ``init_state() -> TrainState`` at step 0.
-    eval_metrics: ``None``, or ``eval_metrics(params, val_data) -> {name: scalar}``, jitted: the model's extra
-      held-out metrics (``Model.metrics``, e.g. seq2seq accuracies) over the same batches as ``evaluate``.
+    eval_metrics: ``None``, or ``eval_metrics(params, val_data) -> {name: scalar}``, jitted: the held-out metrics
+      of the model (``Model.metrics``, seq2seq accuracies) or of the task (``Task.metrics``, a classifier's
+      accuracy) over the same examples as ``evaluate``.
+    outputs: ``None``, or for a task with ``eval_size``: ``outputs(params, val_data) -> (outputs [N, ...],
+      targets [N, ...])`` of every held-out example in order, jitted (a classifier's confusion matrix).
+    sample: ``None``, or for a text task (``Task.codec``): the model's ``sample`` jitted with ``length`` and
+      ``top_k`` static (the temperature is traced: one compiled sampler for every temperature).
   """
 
   cfg: config_lib.Config
@@ -51,6 +59,8 @@ class Run(NamedTuple):
   evaluate: Callable
   init_state: Callable
   eval_metrics: Optional[Callable] = None
+  outputs: Optional[Callable] = None
+  sample: Optional[Callable] = None
 
 
 def make_optimizer(cfg: config_lib.OptimizerConfig, total_steps: int) -> optax.GradientTransformation:
@@ -79,10 +89,12 @@ def run_keys(seed: int) -> Tuple[jax.Array, jax.Array, jax.Array]:
   return jax.random.fold_in(root, 0), jax.random.fold_in(root, 1), jax.random.fold_in(root, 2)
 
 
-def build_run(cfg: config_lib.Config, task: Optional[Task] = None) -> Run:
-  """Builds ``cfg``'s task (or uses ``task``), model, optimizer and jitted train and eval functions (no cache:
-  :func:`jaxrnn.train.loop.build` caches per config)."""
+def build(cfg: config_lib.Config, task: Optional[Task] = None) -> Run:
+  """Builds ``cfg``'s task (or uses ``task``), model, optimizer and jitted train, eval and sample functions."""
   task = make_task(cfg.task) if task is None else task  # distributed.py passes a task fed its batches
+  if task.readout != spec(cfg.task.name).readout:
+    raise ValueError(f"task {task.name!r} built a {task.readout!r} readout, its TaskSpec declares "
+                     f"{spec(cfg.task.name).readout!r}")
   model = model_lib.make_model(cfg.model, task)
   optimizer = make_optimizer(cfg.optimizer, cfg.train.steps)
   init_key, train_key, eval_key = run_keys(cfg.train.seed)
@@ -107,6 +119,17 @@ def build_run(cfg: config_lib.Config, task: Optional[Task] = None) -> Run:
     return guard_nonfinite(state, TrainState(state.step + 1, params, opt_state), loss, grads,
                            skip=cfg.train.on_nonfinite == "skip")
 
+  if task.eval_size is None:
+    evaluate, eval_metrics, outputs = _sampled_eval(cfg, task, model, eval_key)
+  else:
+    evaluate, eval_metrics, outputs = _full_eval(task, model, bs)
+  sample = jax.jit(model.sample, static_argnames=("length", "top_k")) if task.codec is not None else None
+  return Run(cfg, task, model, optimizer, train_step, evaluate, init_state, eval_metrics, outputs, sample)
+
+
+def _sampled_eval(cfg, task, model, eval_key):
+  """The mean loss and metrics over ``train.eval_batches`` batches drawn with fixed keys (generated tasks)."""
+  bs = cfg.train.batch_size
   eval_keys = lambda: jax.vmap(lambda i: jax.random.fold_in(eval_key, i))(jnp.arange(cfg.train.eval_batches))
 
   @jax.jit
@@ -116,16 +139,61 @@ def build_run(cfg: config_lib.Config, task: Optional[Task] = None) -> Run:
       return model.loss(params, inputs, targets)
     return jnp.mean(jax.lax.map(one, eval_keys()))
 
-  eval_metrics = None
   if model.metrics is not None:
-    @jax.jit
-    def eval_metrics(params, data):
-      def one(k):
-        inputs, targets = task.batch(data, k, bs)
-        return model.metrics(params, inputs, targets)
-      return jax.tree_util.tree_map(jnp.mean, jax.lax.map(one, eval_keys()))
+    metrics = model.metrics
+  elif task.metrics is not None:
+    metrics = lambda params, inputs, targets: task.metrics(model.apply(params, inputs), targets)
+  else:
+    return evaluate, None, None
 
-  return Run(cfg, task, model, optimizer, train_step, evaluate, init_state, eval_metrics)
+  @jax.jit
+  def eval_metrics(params, data):
+    def one(k):
+      inputs, targets = task.batch(data, k, bs)
+      return metrics(params, inputs, targets)
+    return jax.tree_util.tree_map(jnp.mean, jax.lax.map(one, eval_keys()))
+
+  return evaluate, eval_metrics, None
+
+
+def _full_eval(task, model, bs):
+  """Every held-out example once, in chunks of ``bs`` (the last one padded with zero-weight examples)."""
+  if task.take is None or model.metrics is not None:
+    raise ValueError(f"task {task.name!r} sets eval_size: it needs take() and a model without its own metrics")
+  n = int(task.eval_size)
+  chunks = -(-n // bs)
+  idx = jnp.arange(chunks * bs).reshape(chunks, bs)
+  weights = (idx < n).astype(jnp.float32)
+  idx = jnp.minimum(idx, n - 1)
+
+  def per_chunk(params, data, fn):
+    def one(args):
+      i, w = args
+      inputs, targets = task.take(data, i)
+      return fn(model.apply(params, inputs), targets, w)
+    return jax.lax.map(one, (idx, weights))
+
+  total = jnp.sum(weights)
+  chunk_weight = jnp.sum(weights, axis=1)
+  mean = lambda per: jnp.sum(per * chunk_weight) / total  # weighted chunk means -> the mean over the n examples
+
+  @jax.jit
+  def scores(params, data):  # the loss and the metrics from one forward pass (one compiled program)
+    def fn(out, targets, w):
+      return task.loss(out, targets, w), ({} if task.metrics is None else task.metrics(out, targets, w))
+    loss, metrics = per_chunk(params, data, fn)
+    return mean(loss), jax.tree_util.tree_map(mean, metrics)
+
+  evaluate = lambda params, data: scores(params, data)[0]
+  eval_metrics = None if task.metrics is None else (lambda params, data: scores(params, data)[1])
+
+  @jax.jit
+  def outputs(params, data):
+    out, targets = per_chunk(params, data, lambda o, t, w: (o, t))
+    flat = lambda a: a.reshape((chunks * bs,) + a.shape[2:])[:n]
+    return jax.tree_util.tree_map(flat, out), jax.tree_util.tree_map(flat, targets)
+
+  return evaluate, eval_metrics, outputs
 
 
 def guard_nonfinite(old: TrainState, new: TrainState, loss: jax.Array, grads: Any, *, skip: bool):

@@ -7,12 +7,22 @@ sequence; the target is the sum of the two marked values. Predicting the mean su
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.train.tasks.base import Task
+from jaxrnn.train.fields import field
+from jaxrnn.train.tasks.base import Task, TaskConfig, TaskSpec
 
 BASELINE_MSE = 1.0 / 6.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(TaskConfig):
+  """``[task]`` of ``adding``."""
+
+  seq_len: int = field(100, min=2, help="T, the sequence length")
 
 
 def batch(data, key, batch_size, *, seq_len):
@@ -39,3 +49,7 @@ def task(seq_len: int) -> Task:
   return Task(name="adding", input_vocab=None, input_size=2, output_size=1, readout="last",
               data={"train": (), "val": ()}, batch=lambda d, k, b: batch(d, k, b, seq_len=seq_len), loss=loss,
               metric="mse", baseline=BASELINE_MSE)
+
+
+TASKS = (TaskSpec("adding", Config, lambda cfg: task(cfg.seq_len), readout="last",
+                  about="the adding problem: sum the two marked values of a length-T sequence (MSE)"),)

@@ -9,6 +9,7 @@ machine's state.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import pathlib
@@ -18,9 +19,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrnn.train.tasks.base import Task
+from jaxrnn.train.fields import field
+from jaxrnn.train.tasks.base import Task, TaskConfig, TaskSpec
 
 VOCAB = 128
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(TaskConfig):
+  """``[task]`` of ``charlm``."""
+
+  seq_len: int = field(64, min=2, help="BPTT length (characters per training window)")
+  corpus_chars: int = field(1_000_000, min=1000, help="characters of standard-library source to read")
+  val_fraction: float = field(0.1, min=0.01, max=0.5, help="held-out fraction (the corpus' tail)")
 
 
 def encode(text: str) -> np.ndarray:
@@ -80,7 +91,23 @@ def task(seq_len: int, *, corpus_chars: int = 1_000_000, val_fraction: float = 0
   unigram = float(-(p * np.log(p)).sum())
   return Task(name="charlm", input_vocab=VOCAB, input_size=0, output_size=VOCAB, readout="all",
               data={"train": jnp.asarray(train), "val": jnp.asarray(val)},
-              batch=lambda d, k, b: batch(d, k, b, seq_len=seq_len), loss=loss, metric="xent", baseline=unigram)
+              batch=lambda d, k, b: batch(d, k, b, seq_len=seq_len), loss=loss, metric="xent", baseline=unigram,
+              codec=(encode, decode))
 
 
 NATS_TO_BITS = 1.0 / math.log(2.0)
+
+
+def finish(run, params, run_dir: pathlib.Path, *, plot: bool = True) -> dict:
+  """Writes ``samples.txt``: 400 characters after ``"def "`` at temperature 0.8, seed 0."""
+  del plot
+  from jaxrnn.train import sampling  # pylint: disable=g-import-not-at-top (the trainer's, not the task's)
+  path = pathlib.Path(run_dir) / "samples.txt"
+  path.write_text(sampling.sample_text(run, params, prompt="def ", length=400, seed=0, temperature=0.8) + "\n")
+  return {"samples": str(path)}
+
+
+TASKS = (TaskSpec("charlm", Config,
+                  lambda cfg: task(cfg.seq_len, corpus_chars=cfg.corpus_chars, val_fraction=cfg.val_fraction),
+                  readout="all", finish=finish,
+                  about="character-level language model of the Python standard library's source (nats/char)"),)

@@ -7,17 +7,26 @@ gets cross-entropy ``10 log 8 / (T + 20)`` per step, the baseline.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.train.tasks.base import Task
+from jaxrnn.train.fields import field
+from jaxrnn.train.tasks.base import Task, TaskConfig, TaskSpec
 
 N_SYMBOLS = 8  # data symbols 1..8
 BLANK, DELIM = 0, 9
 VOCAB = 10
 COPY_LEN = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(TaskConfig):
+  """``[task]`` of ``copy``."""
+
+  seq_len: int = field(50, min=2, help="the delay T (sequences are T + 20 long)")
 
 
 def batch(data, key, batch_size, *, delay):
@@ -42,3 +51,7 @@ def task(delay: int) -> Task:
   return Task(name="copy", input_vocab=VOCAB, input_size=0, output_size=VOCAB, readout="all",
               data={"train": (), "val": ()}, batch=lambda d, k, b: batch(d, k, b, delay=delay), loss=loss,
               metric="xent", baseline=COPY_LEN * math.log(N_SYMBOLS) / (delay + 2 * COPY_LEN))
+
+
+TASKS = (TaskSpec("copy", Config, lambda cfg: task(cfg.seq_len), readout="all",
+                  about="the copy-memory task: repeat 10 symbols after a delay of T blanks (cross-entropy)"),)

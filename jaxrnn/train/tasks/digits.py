@@ -9,12 +9,26 @@ token accuracy of greedy decoding. The baseline is the cross-entropy of a model 
 
 from __future__ import annotations
 
+import dataclasses
 import math
-
 
 from jaxrnn.attention import seq2seq as s2s
 from jaxrnn.attention import tasks as digit_tasks
-from jaxrnn.train.tasks.base import Task
+from jaxrnn.train.fields import ConfigError, field
+from jaxrnn.train.tasks.base import Task, TaskConfig, TaskSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(TaskConfig):
+  """``[task]`` of ``reverse`` and ``sort``."""
+
+  seq_len: int = field(30, min=2, help="the longest digit string")
+  min_len: int = field(1, min=1, help="the shortest digit string (lengths are uniform in [min_len, seq_len])")
+
+
+def check(cfg: Config) -> None:
+  if cfg.min_len > cfg.seq_len:
+    raise ConfigError(f"task.min_len = {cfg.min_len} must be <= task.seq_len = {cfg.seq_len}")
 
 
 def batch(data, key, batch_size, *, max_len, min_len, kind):
@@ -43,3 +57,8 @@ def task(kind: str, max_len: int, min_len: int = 1) -> Task:
               readout="seq2seq", data={"train": (), "val": ()},
               batch=lambda d, k, b: batch(d, k, b, max_len=max_len, min_len=min_len, kind=kind), loss=loss,
               metric="xent", baseline=math.log(10) * mean_len / (mean_len + 1))
+
+
+TASKS = tuple(TaskSpec(kind, Config, lambda cfg: task(cfg.name, cfg.seq_len, cfg.min_len), readout="seq2seq",
+                       check=check, about=f"seq2seq: {kind} a digit string of min_len..seq_len digits (attention)")
+              for kind in digit_tasks.TASKS)
