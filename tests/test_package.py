@@ -91,6 +91,9 @@ MISSING_AT_IMPORT = [
     ("jaxrnn.flax.convert", "flax", "jaxrnn.flax.convert needs flax: pip install 'jaxrnn[flax]'"),
     ("jaxrnn.train", "optax", "jaxrnn.train needs optax: pip install 'jaxrnn[train]'"),
     ("jaxrnn.cli", "optax", "jaxrnn.train needs optax: pip install 'jaxrnn[train]'"),
+    ("jaxrnn.interop.equinox", "equinox",
+     "jaxrnn.interop.equinox needs equinox: pip install 'jaxrnn[equinox]'"),
+    ("jaxrnn.interop.keras", "keras", "jaxrnn.interop.keras needs keras: pip install 'jaxrnn[keras]'"),
 ]
 
 _CHECK_MISSING = """
@@ -109,7 +112,8 @@ def check(module, dependency, want):
     raise AssertionError(f"{module} imported without {dependency}")
   finally:
     del sys.modules[dependency]
-    for name in [n for n in sys.modules if n.startswith(("jaxrnn.flax", "jaxrnn.train", "jaxrnn.cli"))]:
+    for name in [n for n in sys.modules if n.startswith(("jaxrnn.flax", "jaxrnn.train", "jaxrnn.cli",
+                                                         "jaxrnn.interop.equinox", "jaxrnn.interop.keras"))]:
       del sys.modules[name]
 """
 
@@ -166,7 +170,8 @@ def _imported_top_level_names(folder: pathlib.Path) -> set:
 
 
 # Distributions imported under another name, or used without an import (a pytest plugin, the compiled half of jax).
-_IMPORT_NAME = {"orbax-checkpoint": "orbax", "pytest-xdist": None, "jaxlib": None}
+# flatbuffers: imported by jax.export's serialization (jaxrnn.export), not by jaxrnn itself.
+_IMPORT_NAME = {"orbax-checkpoint": "orbax", "pytest-xdist": None, "jaxlib": None, "flatbuffers": None}
 
 
 def test_core_dependencies_are_jax_jaxlib_numpy():
@@ -177,10 +182,11 @@ def test_extras():
   extras = PYPROJECT["project"]["optional-dependencies"]
   names = {k: sorted(_name(r) for r in v) for k, v in extras.items()}
   assert names == {"flax": ["flax"], "train": ["matplotlib", "optax", "orbax-checkpoint", "tqdm"],
-                   "torch": ["torch"], "all": ["jaxrnn"],
+                   "torch": ["torch"], "equinox": ["equinox"], "keras": ["keras"], "export": ["flatbuffers"],
+                   "all": ["jaxrnn"],
                    "test": ["chex", "hypothesis", "ipykernel", "nbclient", "nbformat", "pytest", "pytest-xdist"]}
   assert extras["torch"] == ["torch==2.13.0"]  # exactly: a looser pin downloads CUDA builds
-  assert extras["all"] == ["jaxrnn[flax,train,torch]"]
+  assert extras["all"] == ["jaxrnn[flax,train,torch,equinox,keras,export]"]
 
 
 def test_every_declared_dependency_is_imported():
@@ -192,7 +198,9 @@ def test_every_declared_dependency_is_imported():
   tests = _imported_top_level_names(ROOT / "tests")
   for group, requirements, imported in [("dependencies", project["dependencies"], library),
                                         ("flax", extras["flax"], library), ("train", extras["train"], library),
-                                        ("torch", extras["torch"], library), ("test", extras["test"], tests)]:
+                                        ("torch", extras["torch"], library), ("equinox", extras["equinox"], library),
+                                        ("keras", extras["keras"], library), ("export", extras["export"], library),
+                                        ("test", extras["test"], tests)]:
     for requirement in requirements:
       module = _IMPORT_NAME.get(_name(requirement), _name(requirement))
       assert module is None or module in imported, f"{group}: {requirement} is declared but never imported"
