@@ -124,6 +124,23 @@ def resolve_deterministic(name: str, *values: Optional[bool]) -> Optional[bool]:
   return None
 
 
+def refuse_for_subclass(layer: str, cell_module: Any, *, remat: Any, hoist: Any, options: Any, mode: str,
+                        deterministic: Optional[bool]) -> None:
+  """Raises if a run option is set for a ``CellModule`` subclass, whose ``__call__`` Flax's own scan runs."""
+  refused = [f"{k}={v!r}" for k, v in (("remat", remat), ("hoist", hoist), ("options", options))
+             if v not in (False, None)]
+  if mode == "sequence":
+    refused.append("mode='sequence'")
+  if deterministic is not None:
+    refused.append(f"deterministic={deterministic}")
+  if refused:
+    name = type(cell_module).__name__
+    raise ValueError(f"{', '.join(refused)}: {name} overrides CellModule, so {layer} runs its __call__ with "
+                     f"Flax's own RNN (a scan of an opaque step), which has no such option; give the behaviour "
+                     f"to the jaxrnn cell instead (jaxrnn.dropout, zoneout, ...) and wrap it in a plain "
+                     f"CellModule, or handle it (deterministic too) in {name} itself")
+
+
 def run_layer(cell: Any, params: Any, inputs: Any, *, initial_carry: Any, seq_lengths: Any, reverse: bool,
               keep_order: bool, time_major: bool, mode: str, run_options: Mapping[str, Any],
               return_carry: bool) -> Any:

@@ -259,18 +259,8 @@ class RNN(nn.Module):
                     initial_carry: Any, init_key: Any, seq_lengths: Any, return_carry: bool, time_major: bool,
                     reverse: bool, keep_order: bool, batch_ndim: int):
     """A :class:`CellModule` subclass: its ``__call__`` scanned by ``flax.linen.RNN``, padded outputs zeroed."""
-    name = type(mod).__name__
-    refused = [f"{k}={v!r}" for k, v in (("remat", self.remat), ("hoist", self.hoist), ("options", self.options))
-               if v not in (False, None)]
-    if self.mode == "sequence":
-      refused.append("mode='sequence'")
-    if det is not None:
-      refused.append(f"deterministic={det}")
-    if refused:
-      raise ValueError(f"{', '.join(refused)}: {name} overrides CellModule, so jaxrnn.flax.linen.RNN runs its "
-                       f"__call__ with flax.linen.RNN (a scan of an opaque step), which has no such option; give "
-                       f"the behaviour to the jaxrnn cell instead (jaxrnn.dropout, zoneout, ...) and wrap it in "
-                       f"a plain CellModule, or set deterministic on {name} itself")
+    _tree.refuse_for_subclass("jaxrnn.flax.linen.RNN", mod, remat=self.remat, hoist=self.hoist,
+                              options=self.options, mode=self.mode, deterministic=det)
     rnn = nn.RNN(mod, time_major=time_major, unroll=self.unroll, name="scan", **scan_args)
     carry, hs = rnn(inputs, initial_carry=initial_carry, init_key=init_key, seq_lengths=seq_lengths,
                     return_carry=True, reverse=reverse, keep_order=keep_order)

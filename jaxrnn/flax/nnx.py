@@ -237,18 +237,8 @@ class RNN(nnx.Module):
   def _run_subclass(self, inputs, deterministic, *, initial_carry, seq_lengths, return_carry, time_major, reverse,
                     keep_order, rngs, batch_ndim):
     """A :class:`CellModule` subclass: its ``__call__`` scanned by Flax's ``nnx.RNN``, padded outputs zeroed."""
-    name = type(self.cell).__name__
-    refused = [f"{k}={v!r}" for k, v in (("remat", self.remat), ("hoist", self.hoist), ("options", self.options))
-               if v not in (False, None)]
-    if self.mode == "sequence":
-      refused.append("mode='sequence'")
-    if deterministic is not None:
-      refused.append(f"deterministic={deterministic}")
-    if refused:
-      raise ValueError(f"{', '.join(refused)}: {name} overrides CellModule, so jaxrnn.flax.nnx.RNN runs its "
-                       f"__call__ with flax.nnx.RNN (a scan of an opaque step), which has no such option; give "
-                       f"the behaviour to the jaxrnn cell instead (jaxrnn.dropout, zoneout, ...) and wrap it in "
-                       f"a plain CellModule, or handle it in {name} itself")
+    _tree.refuse_for_subclass("jaxrnn.flax.nnx.RNN", self.cell, remat=self.remat, hoist=self.hoist,
+                              options=self.options, mode=self.mode, deterministic=deterministic)
     rnn = nnx.RNN(self.cell, time_major=time_major, unroll=self.unroll, keep_order=keep_order,
                   broadcast_rngs=self.broadcast_rngs, state_axes=self.state_axes, rngs=False)
     carry, hs = rnn(inputs, initial_carry=initial_carry, seq_lengths=seq_lengths, return_carry=True,
