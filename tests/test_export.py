@@ -33,9 +33,9 @@ for name in sys.argv[1:]:
 def test_exported_runs_reload_without_jaxrnn(tmp_path):
   cases = {  # name: (cell, export_unroll keywords, whether lengths are passed)
       "reverse_lengths": (jaxrnn.lstm(H), {"reverse": True, "seq_lengths": True}),
-      "bidirectional_stack": (jaxrnn.stack(jaxrnn.bidirectional(jaxrnn.gru(H), jaxrnn.lstm(H)), jaxrnn.gru(H)),
-                              {"seq_lengths": True}),
-      "time_major": (jaxrnn.simple_rnn(H), {"time_major": True}),
+      "bidirectional_stack_time_major": (
+          jaxrnn.stack(jaxrnn.bidirectional(jaxrnn.gru(H), jaxrnn.lstm(H)), jaxrnn.gru(H)),
+          {"seq_lengths": True, "time_major": True}),
   }
   xs = jax.random.normal(jax.random.key(1), (3, 6, F), jnp.float32)
   lengths = jnp.array([6, 2, 0], jnp.int32)

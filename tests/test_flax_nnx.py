@@ -215,8 +215,8 @@ def test_cell_module_subclass_call_runs():
   plain = jnnx.RNN(jnnx.CellModule(ours.cell.cell, params=ours.cell.cell_params()))(xs)
   _assert_close(hs, jnp.where(zeros, 0.0, 2.0 * plain))
   ours.eval()  # the subclass's own nnx.Dropout follows eval()
-  _assert_close(ours(xs, seq_lengths=LENGTHS), jnnx.RNN(jnnx.CellModule(ours.cell.cell, params=ours.cell.cell_params()))(
-      xs, seq_lengths=LENGTHS))
+  plain_layer = jnnx.RNN(jnnx.CellModule(ours.cell.cell, params=ours.cell.cell_params()))
+  _assert_close(ours(xs, seq_lengths=LENGTHS), plain_layer(xs, seq_lengths=LENGTHS))
   with pytest.raises(ValueError, match="remat=2.*_RecurrentDropoutCell overrides CellModule"):
     jnnx.RNN(ours.cell, remat=2)(xs)
 
@@ -235,7 +235,6 @@ def test_dropout_follows_nnx_conventions():
   _assert_close(layer(xs, deterministic=True), clean)
   stacked = jnnx.RNN(jaxrnn.stack(jaxrnn.lstm(H), jaxrnn.lstm(H), dropout=0.5), F, rngs=nnx.Rngs(0))
   assert not np.allclose(stacked(xs), stacked(xs, deterministic=True))
-  _assert_close(nnx.jit(lambda m, x: m(x))(stacked, xs).shape, (B, T, H))
 
 
 def test_run_options_bidirectional_and_carry_init():

@@ -266,7 +266,8 @@ def test_packed_parametrized_compiled_scripted_modules():
     wn.parametrizations.weight_hh_l0.original0.mul_(2.0)              # the norm g: changes the effective weight
   cell, params = from_torch(wn)
   np.testing.assert_allclose(np.asarray(params[0].w_h), n(wn.weight_hh_l0).T, rtol=1e-6)
-  assert_close(torch_forward(cell, params, jnp.asarray(n(x.transpose(0, 1))))[0], n(wn(x.transpose(0, 1))[0]), "weight_norm")
+  x_tm = x.transpose(0, 1)
+  assert_close(torch_forward(cell, params, jnp.asarray(n(x_tm)))[0], n(wn(x_tm)[0]), "weight_norm")
   # torch.compile and torch.jit.script wrappers are unwrapped.
   for wrapped in (torch.compile(m), torch.jit.script(m)):
     c, p = from_torch(wrapped)

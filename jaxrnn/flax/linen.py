@@ -269,7 +269,7 @@ class RNN(nn.Module):
 
 
 class Bidirectional(nn.Module):
-  """Two layers, one forwards and one backwards (outputs in input order), outputs merged, as ``flax.linen.Bidirectional``.
+  """Two layers, one forwards and one backwards (outputs in input order), outputs merged: ``nn.Bidirectional``.
 
   Attributes:
     forward_rnn: an :class:`RNN` (run forwards; Flax's ``nn.RNN`` works too).

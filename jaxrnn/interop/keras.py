@@ -42,7 +42,7 @@ Example (Keras broadcasts ranks implicitly inside its layers, so this is not a d
 
 from __future__ import annotations
 
-from typing import Any, List, Sequence, Tuple
+from typing import Any, List, Tuple
 
 import jax.numpy as jnp
 import numpy as np

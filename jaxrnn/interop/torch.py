@@ -381,7 +381,8 @@ def _check_state_dict(sd: Mapping[str, np.ndarray], spec: TorchSpec) -> None:
 _SUPPORTED = (
     "cells made by from_torch; jaxrnn's simple_rnn (activation 'tanh' or 'relu'), irnn, lstm and lstmp (activation "
     "'tanh', gate_activation 'sigmoid') and gru (the same, reset_after=True) cells; bidirectional pairs of the same "
-    "cell with merge='concat'; stacks of these with all layers alike, without skip connections (with dropout=p: the module's dropout)")
+    "cell with merge='concat'; stacks of these with all layers alike, without skip connections (a stack's "
+    "dropout=p is the module's dropout)")
 
 
 def _unsupported(cell_name: str, why: str) -> ValueError:
