@@ -5,7 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test train install clean
+DOCS_STAMP := $(VENV)/.installed-docs
+LINT_STAMP := $(VENV)/.installed-lint
+
+.PHONY: test train install clean docs lint
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n auto
@@ -17,6 +20,27 @@ train: $(STAMP)
 
 install: $(STAMP)
 
+# The docs site in docs/_build/html, warnings as errors; the notebooks run at their small size during the build
+# (they need the extras of `make test`'s install). Nothing is downloaded.
+docs: $(DOCS_STAMP)
+	$(PY) -m sphinx -W --keep-going -j auto -b html docs docs/_build/html
+	@echo "docs: docs/_build/html/index.html"
+
+# ruff (lint; formatting of the files listed here, the rest keeps its hand layout) and mypy over jaxrnn/.
+FORMATTED := docs/conf.py docs/_ext tests/test_docs.py
+lint: $(LINT_STAMP)
+	$(VENV)/bin/ruff check jaxrnn docs notebooks conftest.py
+	$(VENV)/bin/ruff format --check $(FORMATTED)
+	$(PY) -m mypy jaxrnn
+
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[all,test,docs]"
+	touch $(DOCS_STAMP)
+
+$(LINT_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[all,test,lint]"
+	touch $(LINT_STAMP)
+
 # torch==2.13.0 is pinned (CPU build); installed first so that nothing pulls a CUDA build.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,4 +50,4 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache docs/_build docs/notebooks

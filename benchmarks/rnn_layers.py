@@ -62,18 +62,22 @@ def make_weights(cell_name: str, F: int, H: int, seed: int = 0) -> Dict[str, np.
 
 
 # ---------------------------------------------------------------------------------------------------- jaxrnn
+def jaxrnn_params(cell_name, w):
+  """``LSTMParams``/``GRUParams`` holding the PyTorch-layout weights ``w`` (in their dtype)."""
+  H = w["w_hh"].shape[1]
+  if cell_name == "lstm":
+    return jaxrnn.LSTMParams(w_i=jnp.asarray(w["w_ih"].T), w_h=jnp.asarray(w["w_hh"].T),
+                             b=jnp.asarray(w["b_ih"] + w["b_hh"]))
+  b = w["b_ih"] + np.concatenate([w["b_hh"][:2 * H], np.zeros(H, w["b_hh"].dtype)])
+  return jaxrnn.GRUParams(w_i=jnp.asarray(w["w_ih"].T), w_h=jnp.asarray(w["w_hh"].T), b=jnp.asarray(b),
+                          b_hn=jnp.asarray(w["b_hh"][2 * H:]))
+
+
 def jaxrnn_impl(cell_name, w, train, dtype=None):
   """``dtype=jnp.bfloat16``: mixed precision (bfloat16 matrix products, float32 params, carry and gate math)."""
   H = w["w_hh"].shape[1]
-  if cell_name == "lstm":
-    cell = jaxrnn.lstm(H, dtype=dtype)
-    params = jaxrnn.LSTMParams(w_i=jnp.asarray(w["w_ih"].T), w_h=jnp.asarray(w["w_hh"].T),
-                               b=jnp.asarray(w["b_ih"] + w["b_hh"]))
-  else:
-    cell = jaxrnn.gru(H, dtype=dtype)
-    b = w["b_ih"] + np.concatenate([w["b_hh"][:2 * H], np.zeros(H, np.float32)])
-    params = jaxrnn.GRUParams(w_i=jnp.asarray(w["w_ih"].T), w_h=jnp.asarray(w["w_hh"].T), b=jnp.asarray(b),
-                              b_hn=jnp.asarray(w["b_hh"][2 * H:]))
+  cell = (jaxrnn.lstm if cell_name == "lstm" else jaxrnn.gru)(H, dtype=dtype)
+  params = jaxrnn_params(cell_name, w)
 
   def forward(params, xs):
     carry = cell.initial_carry(params, xs.shape[:1])

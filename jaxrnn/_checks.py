@@ -132,7 +132,7 @@ def reset_pair(name: str, inputs: Any, owner: str) -> Tuple[Any, jax.Array]:
   return x, flag
 
 
-def carry_type(name: str, carry: Any, expected: type) -> None:
+def carry_type(name: str, carry: Any, expected: type[Any]) -> None:
   """Checks that the carry is the cell's own NamedTuple (so no one guesses ``(c, h)`` vs ``(h, c)``)."""
   if not isinstance(carry, expected):
     raise TypeError(
@@ -222,7 +222,7 @@ def carry_batch(carry: Any, batch_shape: Sequence[int], xs_shape: Sequence[int],
           f"xs (shape {tuple(xs_shape)}, layout {layout}), got shape {shape}")
 
 
-def params_type(name: str, params: Any, expected: type) -> None:
+def params_type(name: str, params: Any, expected: type[Any]) -> None:
   """Checks that ``params`` is the cell's own params NamedTuple (e.g. not another cell's, not ``None``)."""
   if not isinstance(params, expected):
     raise TypeError(f"{name} must be a {expected.__name__}{expected._fields} (build them with cell.init), got "

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import sequences
+from jaxrnn.kernels import pallas_linear_recurrence
 
 Array = jax.Array
 
@@ -47,14 +48,17 @@ def _check(name_a: str, a: Array, name_b: str, b: Array, h0: Array, mask: Option
     raise ValueError(f"mask must have shape [T, *B], a prefix of {name_a}'s shape {a.shape}, got {mask.shape}")
 
 
-def linear_recurrence(a: Array, b: Array, h0: Array, mask: Optional[Array] = None) -> Tuple[Array, Array]:
-  """All states of ``h_t = a_t * h_{t-1} + b_t`` (elementwise) with one associative scan.
+def linear_recurrence(a: Array, b: Array, h0: Array, mask: Optional[Array] = None, *,
+                      kernel: str = "xla") -> Tuple[Array, Array]:
+  """All states of ``h_t = a_t * h_{t-1} + b_t`` (elementwise) with one associative scan (or the Pallas kernel).
 
   Args:
     a: ``[T, *B, ...]`` decays (real or complex).
     b: ``[T, *B, ...]`` inputs, same shape and dtype as ``a``.
     h0: ``[*B, ...]`` the state before the first step.
     mask: ``None`` or boolean ``[T, *B]``, a prefix of valid steps per sequence; masked steps keep the state.
+    kernel: ``"xla"`` (``jax.lax.associative_scan``) or ``"pallas"`` (one sequential Pallas kernel,
+      :mod:`jaxrnn.kernels.pallas_linear_recurrence`; interpret mode on CPU). Same values and gradients.
 
   Returns:
     ``(hs, h_last)``: ``hs: [T, *B, ...]`` the state after every step (masked steps repeat the last valid state)
@@ -68,10 +72,15 @@ def linear_recurrence(a: Array, b: Array, h0: Array, mask: Optional[Array] = Non
     ([3.0, 2.5, 2.25], 2.25)
   """
   _check("a", a, "b", b, h0, mask)
+  if kernel not in ("xla", "pallas"):
+    raise ValueError(f"kernel must be 'xla' or 'pallas', got {kernel!r}")
   if mask is not None:
     m = sequences.expand_to(mask, a.ndim)
     a = jnp.where(m, a, jnp.ones_like(a))
     b = jnp.where(m, b, jnp.zeros_like(b))
+  if kernel == "pallas":
+    hs = pallas_linear_recurrence.linear_recurrence(a, b, h0.astype(b.dtype))
+    return hs, hs[-1]
   b = b.at[0].set(a[0] * h0.astype(b.dtype) + b[0])  # fold the initial state into the first step
   hs = _scan_from_zero(a, b)
   return hs, hs[-1]

@@ -113,11 +113,18 @@ class RunOptions(NamedTuple):
     unroll: how many steps one loop iteration runs (``lax.scan``'s ``unroll``; ``True`` unrolls fully).
     hoist: run the cell's ``input_transform`` for all steps before the loop (``True``), inside it (``False``), or
       the backend's default (``None``: everywhere but on CPU).
+    kernel: which implementation runs a cell's own sequence path (one of :data:`KERNELS`): ``"xla"`` (the JAX
+      path: ``lax.scan``, ``associative_scan``), ``"cudnn"`` (the LSTM through cuDNN, GPU only:
+      :mod:`jaxrnn.kernels.cudnn_lstm`), ``"pallas"`` (the linear recurrences of ``min_gru``, ``min_lstm``,
+      ``lru``, ``rg_lru``: :mod:`jaxrnn.kernels.pallas_linear_recurrence`), or ``None``: the backend's measured
+      default (:mod:`jaxrnn.kernels.choice`; a default kernel is used only where the call fits it). A kernel
+      asked for by name runs or raises: a path without it, or a call it does not fit, is an error.
   """
 
   remat: Optional[Union[bool, int]] = None
   unroll: Union[int, bool] = 1
   hoist: Optional[bool] = None
+  kernel: Optional[str] = None
 
   def set_fields(self) -> FrozenSet[str]:
     """The names of the fields that differ from their defaults (the options a path is asked to honour)."""
@@ -162,8 +169,9 @@ class SequencePath(NamedTuple):
   Fields:
     run: the implementation (:class:`SequenceFn`).
     honours: the names of the :class:`RunOptions` fields that ``run`` takes effect on. A fused form of the scan
-      honours ``hoist`` and ``unroll`` (not ``remat``: ``unroll`` then runs the scan of ``step``, whose remat
-      bounds the memory); a parallel scan has no loop to hoist out of (``hoist``) and nothing else; a combinator
+      honours ``hoist``, ``unroll`` and ``kernel`` (not ``remat``: ``unroll`` then runs the scan of ``step``,
+      whose remat bounds the memory); a parallel scan has no loop to hoist out of (``hoist``) and ``kernel``; a
+      path honours ``kernel`` by running the kernel named or raising (:mod:`jaxrnn.kernels.choice`); a combinator
       that runs its inner cells with :func:`jaxrnn.unroll` honours all (:data:`ALL_OPTIONS`).
   """
 
@@ -175,10 +183,15 @@ class SequencePath(NamedTuple):
     return self.run(params, carry, xs, mask, RunOptions() if options is None else options)
 
 
-FUSED_SCAN: FrozenSet[str] = frozenset({"hoist", "unroll"})
-"""What a fused form of the scan of ``step`` honours."""
-PARALLEL: FrozenSet[str] = frozenset({"hoist"})
-"""What a parallel-in-time path honours (it has no loop: ``hoist`` holds trivially)."""
+KERNELS: Tuple[str, ...] = ("xla", "cudnn", "pallas")
+"""The values of :attr:`RunOptions.kernel` besides ``None``. The scan of ``step`` is ``"xla"`` only."""
+
+FUSED_SCAN: FrozenSet[str] = frozenset({"hoist", "unroll", "kernel"})
+"""What a fused form of the scan of ``step`` honours (``kernel``: it runs the kernels it has, and raises for the
+others)."""
+PARALLEL: FrozenSet[str] = frozenset({"hoist", "kernel"})
+"""What a parallel-in-time path honours (it has no loop: ``hoist`` holds trivially; ``kernel`` as for
+:data:`FUSED_SCAN`)."""
 
 
 class Cell(NamedTuple):

@@ -11,6 +11,7 @@ import numpy as np
 
 from jaxrnn import _checks
 from jaxrnn import sequences
+from jaxrnn.kernels import choice
 from jaxrnn.types import Array, Carry, Cell, Params, RunOptions, SequencePath
 
 MODES = ("auto", "step", "sequence")
@@ -83,13 +84,13 @@ def _default_carry(cell: Cell, params: Params, carry: Carry, batch_shape, key) -
 
 
 def run_options(options: Optional[RunOptions] = None, *, remat: Any = False, unroll: Any = 1,
-                hoist: Any = None) -> RunOptions:
+                hoist: Any = None, kernel: Optional[str] = None) -> RunOptions:
   """Checks and builds the :class:`jaxrnn.RunOptions` of a run, from ``options`` or from the keywords (not both).
 
   >>> run_options(remat=True, unroll=4)
-  RunOptions(remat=True, unroll=4, hoist=None)
+  RunOptions(remat=True, unroll=4, hoist=None, kernel=None)
   """
-  keywords = RunOptions(remat=None if remat is False else remat, unroll=unroll, hoist=hoist)
+  keywords = RunOptions(remat=None if remat is False else remat, unroll=unroll, hoist=hoist, kernel=kernel)
   if options is not None:
     if not isinstance(options, RunOptions):
       raise TypeError(f"options must be a jaxrnn.RunOptions, got {type(options).__name__}")
@@ -101,7 +102,8 @@ def run_options(options: Optional[RunOptions] = None, *, remat: Any = False, unr
   if unroll_steps is not True:
     unroll_steps = _checks.positive_int("unroll", unroll_steps if unroll_steps is not False else 1)
   hoist = None if keywords.hoist is None else _checks.boolean("hoist", keywords.hoist)
-  return RunOptions(remat=_remat_block(keywords.remat), unroll=unroll_steps, hoist=hoist)
+  return RunOptions(remat=_remat_block(keywords.remat), unroll=unroll_steps, hoist=hoist,
+                    kernel=choice.check(keywords.kernel))
 
 
 def _to_layout(tree: Any, batch_ndim: int, time_major: bool) -> Any:
@@ -125,6 +127,7 @@ def unroll(
     mode: str = "auto",
     remat: int | bool = False,
     hoist: Optional[bool] = None,
+    kernel: Optional[str] = None,
     options: Optional[RunOptions] = None,
     key: Optional[Array] = None,
 ):
@@ -133,9 +136,9 @@ def unroll(
   Compile time does not grow with ``T``: the step is traced once. When the cell has a time-parallel part
   (``cell.input_transform``) it can be applied to all steps at once, outside the loop (``hoist``).
 
-  The run options (``remat``, ``unroll``, ``hoist``, or one :class:`jaxrnn.RunOptions` as ``options=``) change
-  memory and speed, never values: they reach every scan, including the scans of the inner cells of a
-  combinator (a ``stack`` of ``bidirectional`` layers, a ``stack`` of ``stack``), and the same key gives the same
+  The run options (``remat``, ``unroll``, ``hoist``, ``kernel``, or one :class:`jaxrnn.RunOptions` as
+  ``options=``) change memory and speed, never values: they reach every scan, including the scans of the inner
+  cells of a combinator (a ``stack`` of ``bidirectional`` layers, a ``stack`` of ``stack``), and the same key gives the same
   dropout masks on every path.
 
   Args:
@@ -177,8 +180,12 @@ def unroll(
       slower than the loop that multiplies ``x_t`` itself (LSTM, B=32 T=128 F=128 H=256, one thread: forward
       78 -> 39 ms, forward+backward 227 -> 173 ms, CPU time); on GPU the large product is the faster form. Both
       compute the same function. The fused LSTM/GRU path honours it too.
+    kernel: which implementation runs the cell's sequence path (:attr:`jaxrnn.RunOptions.kernel`): ``None`` (the
+      backend's measured default, where the call fits it), ``"xla"`` (the JAX path), ``"cudnn"`` (:func:`jaxrnn.lstm`
+      on GPU) or ``"pallas"`` (the linear recurrence of ``min_gru``, ``min_lstm``, ``lru``, ``rg_lru``). A kernel
+      given by name runs or raises; the scan of ``step`` is ``"xla"`` only.
     options: the run options as one :class:`jaxrnn.RunOptions` (what combinators pass on); not together with
-      ``remat``/``unroll``/``hoist``.
+      ``remat``/``unroll``/``hoist``/``kernel``.
     key: with ``carry=None``, the key of ``cell.initial_carry`` (dropout masks).
 
   Returns:
@@ -202,7 +209,7 @@ def unroll(
   """
   if mode not in MODES:
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-  options = run_options(options, remat=remat, unroll=unroll, hoist=hoist)
+  options = run_options(options, remat=remat, unroll=unroll, hoist=hoist, kernel=kernel)
   reverse = _checks.boolean("reverse", reverse)
   time_major = _checks.boolean("time_major", time_major)
   return_all_carries = _checks.boolean("return_all_carries", return_all_carries)
@@ -212,6 +219,10 @@ def unroll(
   _checks.carry_batch(carry, batch_shape, _first_shape(xs), "[T, *B, *F]" if time_major else "[*B, T, *F]")
   lengths = sequences.check_seq_lengths(seq_lengths, batch_shape, num_steps)
   use_sequence = _use_sequence(cell, mode, options, return_all_carries)
+  if not use_sequence and options.kernel not in (None, "xla"):
+    raise ValueError(f"kernel={options.kernel!r} runs a cell's sequence path, but this run scans the step of "
+                     f"{cell.name} ({_why_step(cell, mode, options, return_all_carries)}); the scan of step is "
+                     f"kernel='xla' only")
 
   xs_tm = _time_major(xs, time_axes)
   if reverse:
@@ -254,6 +265,17 @@ def _use_sequence(cell: Cell, mode: str, options: RunOptions, return_all_carries
   if cell.sequence is None or return_all_carries:
     return False
   return options.set_fields() <= cell.sequence.honours
+
+
+def _why_step(cell: Cell, mode: str, options: RunOptions, return_all_carries: bool) -> str:
+  """Why a run scans ``step`` instead of the cell's sequence path (for messages)."""
+  if mode == "step":
+    return "mode='step'"
+  if return_all_carries:
+    return "return_all_carries=True"
+  if cell.sequence is None:
+    return "it has no sequence path"
+  return f"its sequence path does not honour {sorted(options.set_fields() - cell.sequence.honours)}"
 
 
 def _remat_block(remat: Any) -> Optional[int | bool]:

@@ -1,4 +1,5 @@
-"""Every notebook in notebooks/ runs top to bottom (small sizes) and saves its figures; committed ones are clean.
+"""Every notebook in notebooks/ runs top to bottom (small sizes) and saves its figures; committed ones are clean,
+and each agrees with its text source (``notebooks/NN_name.py``, jupytext's ``py:percent``), where notebooks are edited.
 
 Each notebook has one parameters cell reading ``JAXRNN_NOTEBOOK_SMALL`` (tiny sizes here) and
 ``JAXRNN_NOTEBOOK_OUT`` (where ``fig.savefig`` writes). The kernel is this interpreter (``sys.executable``,
@@ -36,6 +37,25 @@ def test_notebooks_exist():
   names = [p.stem for p in NOTEBOOKS]
   assert names == ["01_understanding_lstm", "02_long_term_dependencies", "03_variants", "04_char_lm",
                    "05_attention", "06_parallel_scans"]
+  sources = sorted(p.stem for p in (ROOT / "notebooks").glob("*.py"))
+  assert sources == names, "each notebook is a pair: NN_name.py (edited) and NN_name.ipynb (written by jupytext)"
+
+
+def _cells(nb):
+  """What a text source holds of each cell: its kind, its source and its tags."""
+  return [(c.cell_type, c.source.strip("\n"), c.metadata.get("tags", [])) for c in nb.cells]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_agrees_with_its_text_source(path):
+  """The .ipynb is what ``jupytext --sync`` writes from the .py: same cells, same pairing."""
+  jupytext = pytest.importorskip("jupytext")
+  source = path.with_suffix(".py")
+  nb = _read(path)
+  assert nb.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent", f"{path.name} is not paired"
+  text = jupytext.read(source)
+  assert _cells(text) == _cells(nb), (f"{source.name} and {path.name} differ: edit the .py, then run "
+                                      f"`jupytext --sync notebooks/{source.name}`")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

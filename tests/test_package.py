@@ -184,7 +184,9 @@ def test_extras():
   assert names == {"flax": ["flax"], "train": ["matplotlib", "optax", "orbax-checkpoint", "tqdm"],
                    "torch": ["torch"], "equinox": ["equinox"], "keras": ["keras"], "export": ["flatbuffers"],
                    "all": ["jaxrnn"],
-                   "test": ["chex", "hypothesis", "ipykernel", "nbclient", "nbformat", "pytest", "pytest-xdist"]}
+                   "test": ["chex", "hypothesis", "ipykernel", "jupytext", "nbclient", "nbformat", "pytest",
+                            "pytest-xdist"],
+                   "docs": ["furo", "myst-nb", "sphinx", "sphinx-mathjax-offline"], "lint": ["mypy", "ruff"]}
   assert extras["torch"] == ["torch==2.13.0"]  # exactly: a looser pin downloads CUDA builds
   assert extras["all"] == ["jaxrnn[flax,train,torch,equinox,keras,export]"]
 
@@ -259,3 +261,11 @@ def test_no_import_cycles():
     if name not in state:
       visit(name, [])
   assert cycles == []
+
+
+def test_version_is_single_sourced():
+  """pyproject.toml reads the version from ``jaxrnn.__version__``; the docs and the CHANGELOG name no other."""
+  assert "version" not in PYPROJECT["project"] and "version" in PYPROJECT["project"]["dynamic"]
+  assert PYPROJECT["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "jaxrnn.__version__"}
+  assert re.fullmatch(r"\d+\.\d+\.\d+", jaxrnn.__version__)
+  assert f"## {jaxrnn.__version__}" in (ROOT / "CHANGELOG.md").read_text()

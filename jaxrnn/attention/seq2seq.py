@@ -194,7 +194,8 @@ def seq2seq(
   if isinstance(encoder, Cell):
     encoder = rnn_encoder(encoder)
   if not isinstance(encoder, Encoder):
-    raise TypeError(f"encoder must be a jaxrnn.attention.seq2seq.Encoder or a jaxrnn.Cell, got {type(encoder).__name__}")
+    raise TypeError(f"encoder must be a jaxrnn.attention.seq2seq.Encoder or a jaxrnn.Cell, "
+                    f"got {type(encoder).__name__}")
   Vs = _checks.positive_int("source_vocab_size", source_vocab_size)
   Vt = _checks.positive_int("target_vocab_size", target_vocab_size)
   E = _checks.positive_int("embed_size", embed_size)

@@ -19,5 +19,6 @@ factory's ``Args:`` names the parameters its initialisers fill and says where it
     state update run in the carry's dtype; the new carry keeps the carry's dtype exactly and ``h`` has it too.
   param_dtype: the dtype of the parameters (default float32), and of the carry that
     ``cell.initial_carry(params)`` builds when it is given no ``dtype``.
-  precision: the ``jax.lax.Precision`` of those matrix products or convolutions (default ``None``, JAX's).
+  precision: the ``jax.lax.Precision`` of those matrix products or convolutions
+    (default ``None``, JAX's).
 """

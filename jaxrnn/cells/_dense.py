@@ -81,13 +81,13 @@ def check_init_args(key: Any, input_size: Any) -> int:
   return _checks.positive_int("input_size", input_size)
 
 
-def check_carry(carry: Any, carry_type: type, batch_shape: Sequence[int], hidden_size: int) -> None:
+def check_carry(carry: Any, carry_type: type[Any], batch_shape: Sequence[int], hidden_size: int) -> None:
   _checks.carry_type("carry", carry, carry_type)
   for field in carry_type._fields:
     _checks.carry_leaf(f"carry.{field}", getattr(carry, field), batch_shape, (hidden_size,))
 
 
-def check_layer_carries(carry: Any, num_layers: int, carry_type: type, batch_shape: Sequence[int],
+def check_layer_carries(carry: Any, num_layers: int, carry_type: type[Any], batch_shape: Sequence[int],
                         hidden_sizes: Sequence[int]) -> None:
   """Checks a carry that is a tuple of ``num_layers`` per-layer NamedTuples with leaves ``[*B, H_l]``."""
   if not isinstance(carry, tuple) or isinstance(carry, carry_type) or len(carry) != num_layers:
@@ -153,7 +153,7 @@ class DenseParts(NamedTuple):
   check_step: Callable  # check_step(params, carry, u) -> u: checks params, u [*B, nH] and the carry's leaves
 
 
-def dense_parts(hidden_size: int, n_blocks: int, params_type: type, carry_type: type, *, use_bias: bool,
+def dense_parts(hidden_size: int, n_blocks: int, params_type: type[Any], carry_type: type[Any], *, use_bias: bool,
                 kernel_init: Callable, bias_init: Callable, dtype: Optional[Any], param_dtype: Any, precision: Any,
                 recurrent_kernel_init: Optional[Callable] = None, recurrent_rows: Optional[int] = None,
                 forget_block: Optional[int] = None, forget_bias: float = 0.0, extra_keys: int = 0,

@@ -29,7 +29,7 @@ transposed once, outside), and the weight and input gradients as large products 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -37,7 +37,8 @@ from jax.custom_derivatives import SymbolicZero
 
 from jaxrnn import sequences
 from jaxrnn.cells import _dense
-from jaxrnn.types import FUSED_SCAN, RunOptions, SequencePath
+from jaxrnn.kernels import choice
+from jaxrnn.types import FUSED_SCAN, SequencePath
 
 RECURRENT = "w_h"  # the params field of the recurrent kernel [H, nH]
 
@@ -189,14 +190,21 @@ def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fie
   return run
 
 
-def checked(run: Callable, check_params: Callable, carry_type: type, hidden_size: int) -> SequencePath:
-  """A cell's :class:`jaxrnn.SequencePath`: checks params and carry, then calls ``run``. It is a fused form of
-  the scan of ``step``: it honours ``hoist`` and ``unroll`` (:data:`jaxrnn.types.FUSED_SCAN`); for ``remat``,
-  :func:`jaxrnn.unroll` scans ``step``."""
+def checked(run: Callable, check_params: Callable, carry_type: type, hidden_size: int, name: str,
+            routes: Optional[Mapping[str, choice.Route]] = None) -> SequencePath:
+  """A cell's :class:`jaxrnn.SequencePath`: checks params and carry, then calls ``run`` (or the kernel that
+  ``options.kernel`` chooses among ``routes``, see :mod:`jaxrnn.kernels.choice`; ``name`` is the cell's name and
+  its entry in the defaults). It is a fused form of the scan of ``step``: it honours ``hoist``, ``unroll`` and
+  ``kernel`` (:data:`jaxrnn.types.FUSED_SCAN`); for ``remat``, :func:`jaxrnn.unroll` scans ``step``."""
+  routes = dict(routes or {})
 
   def sequence(params, carry, xs, mask, options):
     check_params(params)
     _dense.check_carry(carry, carry_type, xs.shape[1:-1], hidden_size)
+    kernel = choice.resolve(options.kernel, name, name, ("xla",) + tuple(routes),
+                            lambda k: routes[k].misfit(params, carry, xs, options))
+    if kernel != "xla":
+      return routes[kernel].run(params, carry, xs, mask)
     return run(params, carry, xs, mask, options)
 
   return SequencePath(sequence, FUSED_SCAN)

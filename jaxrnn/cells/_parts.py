@@ -14,6 +14,8 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn import parallel_scan
+from jaxrnn.kernels import choice
+from jaxrnn.kernels import pallas_linear_recurrence
 from jaxrnn.types import PARALLEL, InitialCarryFn, InputTransformFn, SequencePath, StepFn
 
 Shape = Tuple[int, ...]
@@ -41,7 +43,7 @@ def initial_carry(build: Callable[[Any, Shape, Any], Any], dtype_of: Callable[[A
   return init_carry
 
 
-def zeros_carry(carry_type: type, dtype_of: Callable[[Any], Any], **features: Sequence[int]) -> InitialCarryFn:
+def zeros_carry(carry_type: type[Any], dtype_of: Callable[[Any], Any], **features: Sequence[int]) -> InitialCarryFn:
   """``initial_carry`` returning ``carry_type`` with a zero leaf ``[*B, *features[field]]`` for each field."""
   if set(features) != set(carry_type._fields):
     raise ValueError(f"features must name the fields {carry_type._fields} of {carry_type.__name__}, got "
@@ -64,22 +66,29 @@ def step_of(input_transform: InputTransformFn, step_transformed: StepFn) -> Step
 
 
 def parallel_path(input_transform: InputTransformFn, check: Callable[[Any, Any, Any], Any],
-                  run: Callable[[Any, Any, Any, Any], Any]) -> SequencePath:
+                  run: Callable[..., Any], name: str, kernels: Tuple[str, ...]) -> SequencePath:
   """The :class:`jaxrnn.SequencePath` of a parallel-in-time cell (it honours :data:`jaxrnn.types.PARALLEL`).
 
   Args:
     input_transform: the cell's, applied once to the whole ``xs: [T, *B, *F]`` (or a pytree of such, e.g. with
       reset flags ``[T, *B]``) with masked steps zeroed (so that padding is never read).
     check: ``check(params, carry, xs) -> dtype``: checks the arguments, returns the carry's dtype (``u``'s).
-    run: ``run(params, carry, u, mask) -> (carry, hs)``: the scan over the transformed inputs ``u: [T, *B, ...]``
-      (floating leaves cast to the carry's dtype, others such as bool flags as they are).
+    run: ``run(params, carry, u, mask, kernel) -> (carry, hs)``: the scan over the transformed inputs
+      ``u: [T, *B, ...]`` (floating leaves cast to the carry's dtype, others such as bool flags as they are) with
+      the kernel of its linear recurrence (``"xla"`` or ``"pallas"``, see
+      :func:`jaxrnn.parallel_scan.linear_recurrence`).
+    name: the cell's name, for messages.
+    kernels: the kernels ``run`` has: ``("xla", "pallas")`` where it is
+      :func:`jaxrnn.parallel_scan.linear_recurrence`, else ``("xla",)``; ``options.kernel`` chooses among them
+      (:mod:`jaxrnn.kernels.choice`, path ``"linear_recurrence"``).
   """
 
   def sequence(params, carry, xs, mask, options):
-    del options  # no loop: hoist holds trivially, and nothing else is asked of a PARALLEL path
-    cdt = check(params, carry, xs)
+    cdt = check(params, carry, xs)  # no loop: hoist holds trivially
+    kernel = choice.resolve(options.kernel, "linear_recurrence", name, kernels,
+                            lambda k: pallas_linear_recurrence.misfit())
     u = input_transform(params, jax.tree.map(lambda x: parallel_scan.zero_masked(x, mask), xs))
     u = jax.tree.map(lambda a: a.astype(cdt) if jnp.issubdtype(a.dtype, jnp.floating) else a, u)
-    return run(params, carry, u, mask)
+    return run(params, carry, u, mask, kernel)
 
   return SequencePath(sequence, PARALLEL)

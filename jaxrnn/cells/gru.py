@@ -128,7 +128,7 @@ def gru(
   if reset_after:
     sequence = _fused_scan.checked(
         _fused_scan.fused_sequence(input_transform, pointwise, ("b_hn",), dtype, precision), _check_params,
-        GRUCarry, H)
+        GRUCarry, H, "gru")
 
   config = _dense.config("gru", activation=activation, gate_activation=gate_activation, hidden_size=H,
                          reset_after=bool(reset_after), use_bias=bool(use_bias))

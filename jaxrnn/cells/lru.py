@@ -148,7 +148,7 @@ def lru(
     check_carry(carry, xs.shape[1:-1])
     return carry.x_re.dtype
 
-  def run(params, carry, u, mask):
+  def run(params, carry, u, mask, kernel):
     cdt = carry.x_re.dtype
     zdt = _complex_dtype(cdt)
     rdt = jnp.finfo(zdt).dtype  # the real dtype of the complex arithmetic
@@ -158,10 +158,11 @@ def lru(
     bu = jax.lax.complex(bu_re.astype(rdt), bu_im.astype(rdt)) * r1(gamma).astype(zdt)
     a = jnp.broadcast_to(r1(jax.lax.complex(l_re, l_im)), bu.shape)
     x0 = jax.lax.complex(carry.x_re.astype(rdt), carry.x_im.astype(rdt))
-    xs_state, last = parallel_scan.linear_recurrence(a, bu, x0, mask)
+    xs_state, last = parallel_scan.linear_recurrence(a, bu, x0, mask, kernel=kernel)
     hs = read_out(params, jnp.real(xs_state).astype(cdt), jnp.imag(xs_state).astype(cdt), u_d, cdt)
     final = LRUCarry(x_re=jnp.real(last).astype(cdt), x_im=jnp.imag(last).astype(cdt))
     return final, parallel_scan.zero_masked(hs, mask)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=_parts.parallel_path(input_transform, check, run), name="lru")
+              step_transformed=step_transformed, sequence=_parts.parallel_path(input_transform, check, run, "lru",
+                                                                           ("xla", "pallas")), name="lru")

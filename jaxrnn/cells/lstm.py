@@ -13,6 +13,8 @@ from jaxrnn.cells import _fused_scan
 from jaxrnn.cells import _parts
 from jaxrnn.cells._lstm_common import LSTMCarry
 from jaxrnn.cells.peephole_lstm import peephole_lstm
+from jaxrnn.kernels import choice
+from jaxrnn.kernels import cudnn_lstm
 from jaxrnn.types import Cell
 
 
@@ -51,13 +53,16 @@ def lstm(
      h_t &= o_t \odot \tanh(c_t)
 
   The kernels are fused, ``W_i = [W_ii | W_if | W_ig | W_io]: [F, 4H]`` (PyTorch's gate order), so a step is one
-  ``[*B, F] @ [F, 4H]`` (hoisted out of the time loop by :func:`jaxrnn.unroll` on GPU/TPU) and one ``[*B, H] @ [H, 4H]``.
+  ``[*B, F] @ [F, 4H]`` (hoisted out of the time loop by :func:`jaxrnn.unroll` on GPU/TPU) and one
+  ``[*B, H] @ [H, 4H]``.
   PyTorch's two biases ``b_ih + b_hh`` are one ``b`` here.
 
   The cell has a whole-sequence path (``cell.sequence``, used by :func:`jaxrnn.unroll` in ``mode="auto"``): the
   same scan, with a ``jax.custom_jvp`` whose backward loop keeps only ``dz_t W_h^T`` and computes the weight and
   input gradients as large products after the loop, as cuDNN does (``jaxrnn/cells/_fused_scan.py``). Forward- and
-  reverse-mode AD, ``vmap`` and higher orders work; ``remat`` or ``unroll`` make ``unroll`` scan ``step`` instead.
+  reverse-mode AD, ``vmap`` and higher orders work; ``remat`` makes ``unroll`` scan ``step`` instead. On GPU,
+  ``kernel="cudnn"`` (:class:`jaxrnn.RunOptions`) runs the path through cuDNN instead
+  (:mod:`jaxrnn.kernels.cudnn_lstm`: float32, tanh/sigmoid).
 
   Args:
     hidden_size: ``H``.
@@ -115,8 +120,13 @@ def lstm(
 
   step = _parts.step_of(input_transform, step_transformed)
 
+  standard = activation == "tanh" and gate_activation == "sigmoid"
+  cudnn = choice.Route(
+      misfit=lambda p, c, xs, options: cudnn_lstm.misfit(p, c, xs, options, standard_activations=standard,
+                                                         dtype=dtype, precision=precision),
+      run=lambda p, c, xs, mask: cudnn_lstm.run(p, c, xs, mask, precision))
   sequence = _fused_scan.checked(_fused_scan.fused_sequence(input_transform, pointwise, (), dtype, precision),
-                                 _check_params, LSTMCarry, H)
+                                 _check_params, LSTMCarry, H, "lstm", {"cudnn": cudnn})
 
   config = _dense.config("lstm", activation=activation, gate_activation=gate_activation, hidden_size=H,
                          use_bias=bool(use_bias))

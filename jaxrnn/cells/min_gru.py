@@ -1,4 +1,5 @@
-"""minGRU (Feng et al. 2024, "Were RNNs All We Needed?"): a GRU whose gates do not read ``h``, so it scans in parallel."""
+"""minGRU (Feng et al. 2024, "Were RNNs All We Needed?"): a GRU whose gates do not read ``h``, so it scans in
+parallel."""
 
 from __future__ import annotations
 
@@ -39,17 +40,19 @@ def log_g(x: jax.Array) -> jax.Array:
 
 
 def interpolation_scan(d: jax.Array, k_h: jax.Array, h0: jax.Array, mask: Optional[jax.Array], carry_type: type, *,
-                       log_scan: bool, cand: Callable) -> Tuple[Any, jax.Array]:
+                       log_scan: bool, cand: Callable, kernel: str = "xla") -> Tuple[Any, jax.Array]:
   """The parallel form of ``h_t = sigmoid(-d_t) h_{t-1} + sigmoid(d_t) cand(k_t)`` (minGRU, minLSTM).
 
-  ``d, k_h: [T, *B, H]`` in the carry's dtype; ``log_scan`` scans the logarithms (``cand`` is then ``g``).
+  ``d, k_h: [T, *B, H]`` in the carry's dtype; ``log_scan`` scans the logarithms (``cand`` is then ``g``);
+  otherwise ``kernel`` runs the linear recurrence (:func:`jaxrnn.parallel_scan.linear_recurrence`).
   Returns ``(carry_type(h=h_T), hs)``, ``hs`` zero at masked steps.
   """
   cdt = h0.dtype
   if log_scan:
     hs, last = parallel_scan.log_linear_recurrence(-jax.nn.softplus(d), -jax.nn.softplus(-d) + log_g(k_h), h0, mask)
   else:  # 0 < sigmoid(-d) <= 1: the multiply-add scan cannot overflow
-    hs, last = parallel_scan.linear_recurrence(jax.nn.sigmoid(-d), jax.nn.sigmoid(d) * cand(k_h), h0, mask)
+    hs, last = parallel_scan.linear_recurrence(jax.nn.sigmoid(-d), jax.nn.sigmoid(d) * cand(k_h), h0, mask,
+                                               kernel=kernel)
   return carry_type(h=last.astype(cdt)), parallel_scan.zero_masked(hs, mask).astype(cdt)
 
 
@@ -59,6 +62,7 @@ class InterpolationParts(NamedTuple):
   cand: Callable  # the candidate's map: g in log space, else the identity
   dense: _dense.DenseParts  # init, initial_carry, input_transform and the checks
   check_sequence: Callable  # check(params, carry, xs) -> the carry's dtype, for _parts.parallel_path
+  kernels: Tuple[str, ...]  # the kernels of the sequence path: no Pallas kernel for the log-space scan
 
 
 def interpolation_parts(hidden_size: int, n_blocks: int, params_type: type, carry_type: type, *, log_space: bool,
@@ -79,7 +83,8 @@ def interpolation_parts(hidden_size: int, n_blocks: int, params_type: type, carr
     _dense.check_carry(carry, carry_type, xs.shape[1:-1], H)
     return carry.h.dtype
 
-  return InterpolationParts(g if log_space else (lambda k: k), parts, check_sequence)
+  return InterpolationParts(g if log_space else (lambda k: k), parts, check_sequence,
+                            ("xla",) if log_scan else ("xla", "pallas"))
 
 
 def min_gru(
@@ -138,7 +143,7 @@ def min_gru(
     >>> hs_par.shape, bool(jnp.allclose(hs_par, hs_seq))
     ((2, 7, 4), True)
   """
-  cand, parts, check = interpolation_parts(
+  cand, parts, check, kernels = interpolation_parts(
       hidden_size, 2, MinGRUParams, MinGRUCarry, log_space=log_space, log_scan=log_scan, use_bias=use_bias,
       kernel_init=kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype, precision=precision)
 
@@ -149,11 +154,11 @@ def min_gru(
     h = (1 - z) * carry.h + z * cand(k_h)
     return MinGRUCarry(h=h), h
 
-  def run(params, carry, u, mask):
+  def run(params, carry, u, mask, kernel):
     k_z, k_h = jnp.split(u, 2, axis=-1)
-    return interpolation_scan(k_z, k_h, carry.h, mask, MinGRUCarry, log_scan=log_scan, cand=cand)
+    return interpolation_scan(k_z, k_h, carry.h, mask, MinGRUCarry, log_scan=log_scan, cand=cand, kernel=kernel)
 
+  name = f"min_gru{'_log_scan' if log_scan else ''}" if log_space else "min_gru_linear"
   return Cell(init=parts.init, initial_carry=parts.initial_carry, step=_parts.step_of(parts.input_transform,
               step_transformed), input_transform=parts.input_transform, step_transformed=step_transformed,
-              sequence=_parts.parallel_path(parts.input_transform, check, run),
-              name=f"min_gru{'_log_scan' if log_scan else ''}" if log_space else "min_gru_linear")
+              sequence=_parts.parallel_path(parts.input_transform, check, run, name, kernels), name=name)

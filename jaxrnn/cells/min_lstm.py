@@ -1,4 +1,5 @@
-"""minLSTM (Feng et al. 2024, "Were RNNs All We Needed?"): an LSTM whose gates do not read ``h``, scanned in parallel."""
+"""minLSTM (Feng et al. 2024, "Were RNNs All We Needed?"): an LSTM whose gates do not read ``h``, scanned in
+parallel."""
 
 from __future__ import annotations
 
@@ -78,7 +79,7 @@ def min_lstm(
     >>> hs.shape, bool(jnp.allclose(carry.h, hs[-1]))
     ((5, 4), True)
   """
-  cand, parts, check = interpolation_parts(
+  cand, parts, check, kernels = interpolation_parts(
       hidden_size, 3, MinLSTMParams, MinLSTMCarry, log_space=log_space, log_scan=log_scan, use_bias=use_bias,
       kernel_init=kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype, precision=precision)
 
@@ -89,12 +90,12 @@ def min_lstm(
     h = jax.nn.sigmoid(-d) * carry.h + jax.nn.sigmoid(d) * cand(k_h)
     return MinLSTMCarry(h=h), h
 
-  def run(params, carry, u, mask):
+  def run(params, carry, u, mask, kernel):
     k_f, k_i, k_h = jnp.split(u, 3, axis=-1)
     d = jax.nn.softplus(-k_f) - jax.nn.softplus(-k_i)  # log(i / f)
-    return interpolation_scan(d, k_h, carry.h, mask, MinLSTMCarry, log_scan=log_scan, cand=cand)
+    return interpolation_scan(d, k_h, carry.h, mask, MinLSTMCarry, log_scan=log_scan, cand=cand, kernel=kernel)
 
+  name = f"min_lstm{'_log_scan' if log_scan else ''}" if log_space else "min_lstm_linear"
   return Cell(init=parts.init, initial_carry=parts.initial_carry, step=_parts.step_of(parts.input_transform,
               step_transformed), input_transform=parts.input_transform, step_transformed=step_transformed,
-              sequence=_parts.parallel_path(parts.input_transform, check, run),
-              name=f"min_lstm{'_log_scan' if log_scan else ''}" if log_space else "min_lstm_linear")
+              sequence=_parts.parallel_path(parts.input_transform, check, run, name, kernels), name=name)

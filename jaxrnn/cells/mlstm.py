@@ -70,7 +70,8 @@ def mlstm(
   (the paper's ``max(|n^T q|, 1)`` in the unstabilised scale). ``epsilon`` is the official xLSTM code's
   ``eps = 1e-6``: when an input gate is far above the forget path (``m_t > 88`` in float32/bfloat16)
   ``exp(-m_t)`` underflows and ``n_t^T q_t`` can round to 0 (bfloat16 at T = 10,000 with saturating
-  inputs), so without it ``h`` was ``inf`` and the gradient ``-C q / den^2`` overflowed float32. ``sequence`` is the parallel form of the paper:
+  inputs), so without it ``h`` was ``inf`` and the gradient ``-C q / den^2`` overflowed float32. ``sequence`` is
+  the parallel form of the paper:
   with ``D_{ts} = exp(sum_{s<r<=t} log f_r + i~_s)`` for ``s <= t`` (and the initial state as a source at
   ``s = 0``), ``h~_t = sum_s D_ts (q_t . k_s) v_s / max(|sum_s D_ts (q_t . k_s)|, 1)`` — a masked
   ``[T, T]`` attention per head, so ``O(T^2)`` work and memory (no chunkwise form yet).
@@ -162,7 +163,8 @@ def mlstm(
     check_carry(carry, xs.shape[1:-1])
     return carry.m.dtype
 
-  def run(params, carry, u, mask):
+  def run(params, carry, u, mask, kernel):
+    del kernel  # "xla": the chunk-free quadratic form has no kernel of its own
     cdt = carry.m.dtype
     num_steps = u.shape[0]
     q, k, v, o, i_pre, log_f = split(u)  # time-major: [T, *B, NH, (DH)]
@@ -199,5 +201,5 @@ def mlstm(
     return final, parallel_scan.zero_masked(hs, mask).astype(cdt)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=_parts.parallel_path(input_transform, check, run),
-              name="mlstm")
+              step_transformed=step_transformed,
+              sequence=_parts.parallel_path(input_transform, check, run, "mlstm", ("xla",)), name="mlstm")

@@ -206,8 +206,9 @@ def peephole_lstm(
     hidden_size: ``H``.
     variant: ``"vanilla"``, ``"NIG"``, ``"NFG"``, ``"NOG"``, ``"NIAF"``, ``"NOAF"``, ``"NP"``, ``"CIFG"``,
       ``"FGR"`` or an :class:`LSTMVariant`.
-    input_gate, forget_gate, output_gate, input_activation, output_activation, peepholes, coupling,
-      full_gate_recurrence: override the variant's flag (``None``: keep it); see :class:`LSTMVariant`.
+    input_gate, forget_gate, output_gate, input_activation, output_activation, peepholes, coupling: override
+      the variant's flag (``None``: keep it); see :class:`LSTMVariant`.
+    full_gate_recurrence: the same.
     forget_bias: added at initialisation to the forget gate's bias (to ``-`` the input gate's for CIFG, so that
       ``f = 1 - i`` starts open); ``None`` means 1.0 with a bias, 0.0 without (and without a forget gate).
     use_bias: whether the cell has the bias ``b``.

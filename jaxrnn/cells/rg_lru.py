@@ -167,12 +167,13 @@ def rg_lru(
     _dense.check_carry(carry, RGLRUCarry, xs.shape[1:-1], H)
     return carry.h.dtype
 
-  def run(params, carry, u, mask):
+  def run(params, carry, u, mask, kernel):
     cdt = carry.h.dtype
     a, b = coefficients(params, *(u if resets else (u, None)))
-    hs, last = parallel_scan.linear_recurrence(a, b, carry.h, mask)
+    hs, last = parallel_scan.linear_recurrence(a, b, carry.h, mask, kernel=kernel)
     return RGLRUCarry(h=last.astype(cdt)), parallel_scan.zero_masked(hs, mask).astype(cdt)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=_parts.parallel_path(input_transform, check, run),
+              step_transformed=step_transformed, sequence=_parts.parallel_path(input_transform, check, run, name,
+                                                                           ("xla", "pallas")),
               input_ndim=(1, 0) if resets else 1, name=name)

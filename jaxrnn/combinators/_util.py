@@ -76,7 +76,6 @@ def bernoulli(keys: jax.Array, p: float, shape: Sequence[int]) -> jax.Array:
 
 def split_examples(keys: jax.Array, n: int) -> list:
   """Splits each per-example key into ``n``: a list of ``n`` arrays ``[*B, K]``."""
-  batch = keys.shape[:-1]
   flat = keys.reshape((-1, keys.shape[-1]))
   out = jax.vmap(lambda k: jax.random.split(k, n))(flat)  # [N, n, K]
   return [out[:, i].reshape(keys.shape) for i in range(n)]

@@ -121,7 +121,8 @@ class CellModule(nnx.RNNCellBase):
 
 
 class RNN(nnx.Module):
-  """A jaxrnn cell over a sequence with :func:`jaxrnn.unroll`: one ``lax.scan`` (input projection hoisted on GPU/TPU).
+  """A jaxrnn cell over a sequence with :func:`jaxrnn.unroll`: one ``lax.scan`` (input projection hoisted on
+  GPU/TPU).
 
   A drop-in for ``flax.nnx.RNN`` with the same arguments; the differences (listed in the README) are those of
   ``jaxrnn.flax.linen.RNN``: zeros at padded steps, the carry at each sequence's last valid step, the run
