@@ -99,6 +99,7 @@ def _one(layer: Any, backward: bool = False) -> Tuple[Cell, Any]:
   dt = w[0].dtype
   act = _activation(layer, "activation")
   b = jnp.asarray(w[2]) if use_bias else None
+  params: Any
   if isinstance(layer, keras.layers.LSTM):
     cell = lstm(H, activation=act, gate_activation=_activation(layer, "recurrent_activation"), use_bias=use_bias,
                 param_dtype=dt)
@@ -107,16 +108,17 @@ def _one(layer: Any, backward: bool = False) -> Tuple[Cell, Any]:
     reset_after = bool(cfg["reset_after"])
     cell = gru(H, activation=act, gate_activation=_activation(layer, "recurrent_activation"),
                reset_after=reset_after, use_bias=use_bias, param_dtype=dt)
-    b = b_hn = None
+    b_gru = b_hn = None
     if use_bias:
       if reset_after:
         b_in, b_rec = w[2]
-        b = _gru_blocks(b_in) + np.concatenate([_gru_blocks(b_rec)[:2 * H], np.zeros(H, dt)])
+        b_gru = _gru_blocks(b_in) + np.concatenate([_gru_blocks(b_rec)[:2 * H], np.zeros(H, dt)])
         b_hn = b_rec[2 * H:]
       else:
-        b, b_hn = _gru_blocks(w[2]), np.zeros(H, dt)
+        b_gru, b_hn = _gru_blocks(w[2]), np.zeros(H, dt)
     params = GRUParams(w_i=jnp.asarray(_gru_blocks(w[0])), w_h=jnp.asarray(_gru_blocks(w[1])),
-                       b=None if b is None else jnp.asarray(b), b_hn=None if b_hn is None else jnp.asarray(b_hn))
+                       b=None if b_gru is None else jnp.asarray(b_gru),
+                       b_hn=None if b_hn is None else jnp.asarray(b_hn))
   elif isinstance(layer, keras.layers.SimpleRNN):
     cell = simple_rnn(H, activation=act, use_bias=use_bias, param_dtype=dt)
     params = SimpleRNNParams(w_i=jnp.asarray(w[0]), w_h=jnp.asarray(w[1]), b=b)
