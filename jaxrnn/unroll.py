@@ -44,7 +44,7 @@ def _layout(cell: Cell, xs: Any, time_major: bool) -> Tuple[Any, Tuple[int, ...]
           f"xs{path} must have shape {layout} with {nf} feature axis(es) and a time axis, i.e. rank >= {nf + 1}, "
           f"got shape {leaf.shape}")
     axis = 0 if time_major else leaf.ndim - nf - 1
-    b = tuple(np.delete(np.array(leaf.shape[:leaf.ndim - nf], dtype=np.int64), axis).tolist())
+    b = tuple(d for i, d in enumerate(leaf.shape[:leaf.ndim - nf]) if i != axis)  # symbolic dims (export) too
     if batch is not None and (b, leaf.shape[axis]) != (batch, steps):
       raise ValueError(f"every leaf of xs must have the same time and batch axes; xs{path} has T={leaf.shape[axis]} "
                        f"and batch shape {b}, the first leaf T={steps} and batch shape {batch}")

@@ -91,6 +91,9 @@ MISSING_AT_IMPORT = [
     ("jaxrnn.flax.convert", "flax", "jaxrnn.flax.convert needs flax: pip install 'jaxrnn[flax]'"),
     ("jaxrnn.train", "optax", "jaxrnn.train needs optax: pip install 'jaxrnn[train]'"),
     ("jaxrnn.cli", "optax", "jaxrnn.train needs optax: pip install 'jaxrnn[train]'"),
+    ("jaxrnn.interop.equinox", "equinox",
+     "jaxrnn.interop.equinox needs equinox: pip install 'jaxrnn[equinox]'"),
+    ("jaxrnn.interop.keras", "keras", "jaxrnn.interop.keras needs keras: pip install 'jaxrnn[keras]'"),
 ]
 
 _CHECK_MISSING = """
@@ -109,7 +112,8 @@ def check(module, dependency, want):
     raise AssertionError(f"{module} imported without {dependency}")
   finally:
     del sys.modules[dependency]
-    for name in [n for n in sys.modules if n.startswith(("jaxrnn.flax", "jaxrnn.train", "jaxrnn.cli"))]:
+    for name in [n for n in sys.modules if n.startswith(("jaxrnn.flax", "jaxrnn.train", "jaxrnn.cli",
+                                                         "jaxrnn.interop.equinox", "jaxrnn.interop.keras"))]:
       del sys.modules[name]
 """
 
@@ -166,9 +170,10 @@ def _imported_top_level_names(folder: pathlib.Path) -> set:
 
 
 # Distributions imported under another name, or used without an import (a pytest plugin, the compiled half of jax).
-# aeon: the `ucr` task reads the data files of its wheel and never imports it.
+# aeon: the `ucr` task reads the data files of its wheel and never imports it. flatbuffers: imported by jax.export's
+# serialization (jaxrnn.export), not by jaxrnn itself.
 _IMPORT_NAME = {"orbax-checkpoint": "orbax", "pytest-xdist": None, "jaxlib": None, "scikit-learn": "sklearn",
-                "aeon": None}
+                "aeon": None, "flatbuffers": None}
 
 
 def test_core_dependencies_are_jax_jaxlib_numpy():
@@ -180,11 +185,12 @@ def test_extras():
   names = {k: sorted(_name(r) for r in v) for k, v in extras.items()}
   assert names == {"flax": ["flax"], "train": ["matplotlib", "optax", "orbax-checkpoint", "tqdm"],
                    "torch": ["torch"], "all": ["jaxrnn"], "data": ["mnist1d", "scikit-learn"], "ucr": ["aeon"],
+                   "equinox": ["equinox"], "keras": ["keras"], "export": ["flatbuffers"],
                    "test": ["chex", "hypothesis", "ipykernel", "jupytext", "nbclient", "nbformat", "pytest",
                             "pytest-xdist"],
                    "docs": ["furo", "myst-nb", "sphinx", "sphinx-mathjax-offline"], "lint": ["mypy", "ruff"]}
   assert extras["torch"] == ["torch==2.13.0"]  # exactly: a looser pin downloads CUDA builds
-  assert extras["all"] == ["jaxrnn[flax,train,torch,data]"]  # not ucr: aeon pins numpy below jax's
+  assert extras["all"] == ["jaxrnn[flax,train,torch,data,equinox,keras,export]"]  # not ucr: aeon pins numpy below jax's
 
 
 def test_every_declared_dependency_is_imported():
@@ -197,7 +203,9 @@ def test_every_declared_dependency_is_imported():
   for group, requirements, imported in [("dependencies", project["dependencies"], library),
                                         ("flax", extras["flax"], library), ("train", extras["train"], library),
                                         ("torch", extras["torch"], library), ("data", extras["data"], library),
-                                        ("ucr", extras["ucr"], library), ("test", extras["test"], tests)]:
+                                        ("ucr", extras["ucr"], library), ("equinox", extras["equinox"], library),
+                                        ("keras", extras["keras"], library), ("export", extras["export"], library),
+                                        ("test", extras["test"], tests)]:
     for requirement in requirements:
       module = _IMPORT_NAME.get(_name(requirement), _name(requirement))
       assert module is None or module in imported, f"{group}: {requirement} is declared but never imported"

@@ -96,3 +96,40 @@ def test_reversed_encoder_and_custom_encoder():
   assert m2.encode(p2, b.src, b.src_lengths).shape == (3, 5, 5)
   loss = m2.loss(p2, b.src, b.src_lengths, b.tgt_in, b.tgt_out, b.tgt_lengths)
   assert np.isfinite(float(loss))
+
+
+def _tiny(V=5):
+  """A seq2seq over a 5-token vocabulary (PAD 0, BOS 1, EOS 2): small enough to enumerate every output."""
+  return jaxrnn.seq2seq(jaxrnn.gru(4), jaxrnn.gru(4), jaxrnn.luong_attention(), source_vocab_size=V,
+                        target_vocab_size=V, embed_size=3, attention_layer_size=4)
+
+
+@pytest.mark.usefixtures("quick_compiles")  # the module's last test: small programs, each run once or twice
+def test_beam_search_is_exact_search_when_wide_and_greedy_when_one():
+  import itertools  # pylint: disable=g-import-not-at-top
+  V, L = 5, 3
+  m = _tiny(V)
+  params = jax.tree.map(lambda a: 3.0 * a, m.init(jax.random.key(0)))  # sharper distributions: distinct answers
+  src, lengths = jnp.array([[3, 4, 3], [4, 0, 0]]), jnp.array([3, 1])
+  beam = jax.jit(m.beam_search, static_argnums=(3, 4))
+  tokens, weights = m.greedy_decode(params, src, lengths, L)
+  b_tokens, b_weights, _ = beam(params, src, lengths, L, 1)
+  np.testing.assert_array_equal(b_tokens, tokens)
+  np.testing.assert_allclose(b_weights, weights, atol=1e-6)
+  # Exhaustive search over every output of length L (after EOS: PAD at no cost), the same length normalisation.
+  seqs = jnp.array(list(itertools.product(range(V), repeat=L)))   # [V^L, L]
+  n = seqs.shape[0]
+  lg = m.logits(params, jnp.repeat(src, n, 0), jnp.repeat(lengths, n, 0),   # both examples in one call
+                jnp.tile(jnp.concatenate([jnp.ones((n, 1), jnp.int32), seqs[:, :-1]], axis=1), (2, 1)))[0]
+  logp = jnp.take_along_axis(jax.nn.log_softmax(lg, -1), jnp.tile(seqs, (2, 1))[..., None], -1)[..., 0]
+  eos_at = jnp.where((seqs == 2).any(1), jnp.argmax(seqs == 2, axis=1), L)
+  live = jnp.arange(L)[None, :] <= eos_at[:, None]
+  valid = jnp.all(jnp.where(jnp.arange(L)[None, :] > eos_at[:, None], seqs == 0, True), axis=1)
+  length = jnp.minimum(eos_at + 1, L)
+  got_tokens, _, got_score = beam(params, src, lengths, L, V * V)  # wide enough to be exact; length_penalty=0.6
+  for b in range(2):
+    total = jnp.sum(jnp.where(live, logp[b * n:(b + 1) * n], 0.0), 1)
+    score = jnp.where(valid, total / ((5.0 + length) / 6.0) ** 0.6, -jnp.inf)
+    best = int(jnp.argmax(score))
+    np.testing.assert_allclose(got_score[b], score[best], atol=1e-5)
+    np.testing.assert_array_equal(got_tokens[b], seqs[best])

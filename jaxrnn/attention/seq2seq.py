@@ -74,6 +74,9 @@ class Seq2Seq(NamedTuple):
       [B, L, N])``: feeds back its own argmax under ``lax.scan`` for a fixed ``max_length`` steps; after ``EOS``
       the tokens are ``PAD``.
     decoder: ``decoder(memory_size) -> Cell``, the decoder cell (an :func:`jaxrnn.attention_wrapper`).
+    beam_search: ``beam_search(params, src, src_lengths, max_length, beam_size, *, length_penalty=0.6) -> (tokens
+      int[B, L], weights [B, L, N], scores [B])``: the best hypothesis of a batched beam search under
+      ``lax.scan`` (see :func:`seq2seq`); ``beam_size=1`` is ``greedy_decode``.
   """
 
   init: Callable[..., Seq2SeqParams]
@@ -82,6 +85,7 @@ class Seq2Seq(NamedTuple):
   loss: Callable[..., jax.Array]
   greedy_decode: Callable[..., Tuple[jax.Array, jax.Array]]
   decoder: Callable[[int], Cell]
+  beam_search: Callable[..., Tuple[jax.Array, jax.Array, jax.Array]]
 
 
 def sequence_loss(logits: jax.Array, weights: jax.Array, tgt_out: jax.Array, tgt_lengths: jax.Array,
@@ -166,6 +170,15 @@ def seq2seq(
     attention_layer_size: Luong's attentional layer size (see :func:`jaxrnn.attention_wrapper`).
     bos_id, eos_id, pad_id: special tokens of the target vocabulary.
     param_dtype: dtype of the embeddings and the readout.
+
+  Decoding: ``greedy_decode`` feeds back its argmax; ``beam_search`` keeps the ``beam_size`` best prefixes of
+  each example (all examples at once, one ``lax.scan`` of ``max_length`` steps, so it runs under ``jit``): at every
+  step each live hypothesis is extended by every token, finished ones (after ``EOS``) only by ``PAD`` at no cost,
+  and the ``beam_size`` highest sums of log-probabilities survive. The answer is the hypothesis with the highest
+  length-normalised score ``log p(y) / ((5 + |y|) / 6) ** length_penalty`` (Wu et al. 2016, "Google's Neural
+  Machine Translation System", eq. 14; ``|y|`` counts the tokens up to and including ``EOS``;
+  ``length_penalty=0`` is the plain log-probability). With ``beam_size=1`` it returns ``greedy_decode``'s tokens
+  and weights.
 
   Example:
 
@@ -272,5 +285,45 @@ def seq2seq(
     _, (tokens, weights) = jax.lax.scan(body, init_state, None, length=max_length)
     return jnp.moveaxis(tokens, 0, 1), jnp.moveaxis(weights, 0, 1)
 
+  def beam_search(params, src, src_lengths, max_length, beam_size, *, length_penalty=0.6):
+    max_length = _checks.positive_int("max_length", max_length)
+    K = _checks.positive_int("beam_size", beam_size)
+    alpha = _checks.finite_number("length_penalty", length_penalty)
+    dec, carry = start(params, src, src_lengths)
+    B, N = src.shape
+    carry = jax.tree.map(lambda a: jnp.repeat(a, K, axis=0), carry)  # [B * K, ...]: beam k of example b at b K + k
+    neg = jnp.asarray(-jnp.inf, jnp.float32)
+    pad_only = jnp.where(jnp.arange(Vt) == pad_id, 0.0, neg)  # a finished hypothesis continues with PAD, unchanged
+
+    def gather(a, origin):  # a: [B, K, ...], origin: [B, K] -> a[b, origin[b, k]]
+      idx = origin.reshape(origin.shape + (1,) * (a.ndim - 2))
+      return jnp.take_along_axis(a, idx, axis=1)
+
+    def body(state, t):
+      c, prev, score, done, length, toks, ws = state
+      c, a = dec.step(params.decoder, c, params.target_embedding[prev.reshape(B * K)])
+      logp = jax.nn.log_softmax(readout(params, a).astype(jnp.float32), axis=-1).reshape(B, K, Vt)
+      logp = jnp.where(done[..., None], pad_only, logp)
+      cand = (score[..., None] + logp).reshape(B, K * Vt)
+      score, flat = jax.lax.top_k(cand, K)  # [B, K]
+      origin, tok = flat // Vt, (flat % Vt).astype(jnp.int32)
+      regroup = lambda x: gather(x.reshape((B, K) + x.shape[1:]), origin).reshape(x.shape)
+      c = jax.tree.map(regroup, c)
+      was_done = gather(done, origin)
+      toks = gather(toks, origin).at[:, :, t].set(tok)
+      ws = gather(ws, origin).at[:, :, t].set(c.weights.reshape(B, K, N))
+      return (c, tok, score, was_done | (tok == eos_id), gather(length, origin) + (~was_done).astype(jnp.int32),
+              toks, ws), None
+
+    score0 = jnp.broadcast_to(jnp.where(jnp.arange(K) == 0, 0.0, neg)[None, :], (B, K))  # one hypothesis at t = 0
+    init_state = (carry, jnp.full((B, K), bos_id, jnp.int32), score0, jnp.zeros((B, K), bool),
+                  jnp.zeros((B, K), jnp.int32), jnp.full((B, K, max_length), pad_id, jnp.int32),
+                  jnp.zeros((B, K, max_length, N), carry.weights.dtype))
+    (_, _, score, _, length, toks, ws), _ = jax.lax.scan(body, init_state, jnp.arange(max_length))
+    normalised = score / ((5.0 + length) / 6.0) ** alpha  # Wu et al. 2016, eq. 14
+    best = jnp.argmax(normalised, axis=1)[:, None]
+    pick = lambda a: gather(a, best)[:, 0]
+    return pick(toks), pick(ws), pick(normalised)
+
   return Seq2Seq(init=init, encode=encode, logits=logits, loss=loss, greedy_decode=greedy_decode,
-                 decoder=decoder_for)
+                 decoder=decoder_for, beam_search=beam_search)

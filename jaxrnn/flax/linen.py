@@ -29,10 +29,11 @@ import jax
 import jaxrnn
 from jaxrnn import _optional
 from jaxrnn.flax import _tree
-from jaxrnn.types import Cell
+from jaxrnn.types import Cell, RunOptions
 
 try:
   import flax.linen as nn
+  from flax.core import FrozenDict
 except ImportError as e:
   raise _optional.missing("jaxrnn.flax.linen", "flax", "flax") from e
 
@@ -60,6 +61,8 @@ class CellModule(nn.RNNCellBase):
   """
 
   cell: Cell
+  carry_init: Optional[Callable[..., Any]] = None
+  deterministic: Optional[bool] = None
 
   def __post_init__(self):
     if not isinstance(self.cell, Cell):
@@ -87,12 +90,13 @@ class CellModule(nn.RNNCellBase):
   def initialize_carry(self, rng: Any, input_shape: tuple[int, ...]) -> Any:
     """The cell's ``initial_carry`` for one step's input shape ``[*B, *F]``.
 
-    jaxrnn carries are deterministic, so ``rng`` is not used (it is accepted for Flax's interface). When the
-    module is bound to existing params they are used (a learned initial carry reads them); otherwise (at
-    ``init``, before params exist) zeros of the params' shapes stand in, which is exact for every cell whose
-    initial carry reads only sizes and dtypes.
+    ``rng`` is the key of ``carry_init`` (Flax's ``init_key``); without ``carry_init`` the carry is the cell's
+    own ``initial_carry``, which draws nothing from it. The dropout key of a jaxrnn dropout cell (see
+    :meth:`carry_for`) comes from the ``"dropout"`` rng stream, as in Flax. When the module is bound to existing
+    params they are used (a learned initial carry reads them); otherwise (at ``init``, before params exist)
+    zeros of the params' shapes stand in, which is exact for every cell whose initial carry reads only sizes and
+    dtypes.
     """
-    del rng
     nf = self.cell.input_ndim
     size = _tree.input_size(input_shape, nf)
     template = _tree.param_template(self.cell, size)
@@ -102,7 +106,32 @@ class CellModule(nn.RNNCellBase):
       p = _tree.from_dict({k: self.get_variable("params", k) for k in names}, template)
     if p is None:
       p = _tree.zeros_like_spec(template)
-    return self.cell.initial_carry(p, tuple(input_shape[:len(input_shape) - nf]))
+    return self.carry_for(p, input_shape, init_key=rng)
+
+  @nn.nowrap
+  def carry_for(self, params: Any, input_shape: tuple[int, ...], *, init_key: Any = None,
+                deterministic: Optional[bool] = None) -> Any:
+    """The initial carry for one step's input shape ``[*B, *F]`` from the cell's ``params``.
+
+    Dropout follows Flax's conventions: ``deterministic`` (this argument, else the module's attribute) ``True``
+    means no dropout; ``False`` draws the key of the cell's dropout masks (:func:`jaxrnn.dropout`,
+    ``jaxrnn.stack(..., dropout=p)``, zoneout...) from the ``"dropout"`` rng stream (``apply(...,
+    rngs={"dropout": key})``), and ``None`` does so when that stream is given. ``carry_init(key, shape, dtype)``
+    (as Flax's cells' ``carry_init``) then replaces every floating leaf, with keys split from ``init_key``
+    (``None``: ``jax.random.key(0)``, Flax's default ``init_key``).
+    """
+    det = _tree.resolve_deterministic("deterministic", deterministic, self.deterministic)
+    nf = self.cell.input_ndim
+    key = None
+    if det is False or (det is None and self.scope is not None and self.has_rng("dropout")):
+      if self.scope is None or not self.has_rng("dropout"):
+        raise ValueError("deterministic=False needs a 'dropout' rng stream: apply(variables, x, "
+                         "rngs={'dropout': key}) (or deterministic=True for no dropout)")
+      key = self.make_rng("dropout")
+    carry = self.cell.initial_carry(params, tuple(input_shape[:len(input_shape) - nf]), key=key)
+    if self.carry_init is not None:
+      carry = _tree.apply_carry_init(carry, self.carry_init, jax.random.key(0) if init_key is None else init_key)
+    return carry
 
   @property
   def num_feature_axes(self) -> int:
@@ -131,76 +160,153 @@ def _as_module(cell: Union[Cell, CellModule], name: str) -> CellModule:
   raise TypeError(f"cell must be a jaxrnn.Cell or a jaxrnn.flax.linen.CellModule, got {type(cell).__name__}")
 
 
+_SCAN_DEFAULTS = {"variable_axes": FrozenDict(), "variable_broadcast": "params", "variable_carry": False,
+                  "split_rngs": FrozenDict({"params": False})}
+
+
 class RNN(nn.Module):
   """A jaxrnn cell over a sequence with :func:`jaxrnn.unroll`: one ``lax.scan`` (input projection hoisted on GPU/TPU).
 
-  Params live under ``"cell"``, exactly as in ``flax.linen.RNN(CellModule(cell))``, so the two layers share
-  their variables. Unlike Flax's ``RNN``, outputs at padded steps (``t >= seq_lengths``) are zeros, the
-  returned carry is always the one at each sequence's last valid step, and ``reverse=True`` keeps the outputs
-  in input order (Flax's ``keep_order=True``).
+  A drop-in for ``flax.linen.RNN``: the same attributes and call arguments, and params under ``"cell"`` exactly as
+  in ``flax.linen.RNN(CellModule(cell))``, so the two layers share their variables. ``reverse=True`` returns the
+  outputs in processing order unless ``keep_order=True``, as Flax does. The differences from Flax (listed in the
+  README): outputs at padded steps (``t >= seq_lengths``) are zeros, the returned carry is always the one at each
+  sequence's last valid step, the run options below exist, and a jaxrnn cell's dropout follows ``deterministic``.
+
+  A subclass of :class:`CellModule` (one that overrides ``__call__`` to add, say, recurrent dropout with
+  ``nn.Dropout``) runs through Flax's own ``flax.linen.RNN`` (a lifted ``nn.scan`` of its ``__call__``), with
+  ``unroll`` and the ``nn.scan`` arguments; ``remat``, ``hoist`` and ``mode="sequence"`` then raise, as its
+  ``__call__`` is opaque to jaxrnn. Padded outputs are zeros on that path too.
 
   Attributes:
-    cell: a :class:`jaxrnn.Cell` or a :class:`CellModule`.
-    reverse: run each sequence backwards from its own last valid step.
-    return_carry: return ``(carry, hs)`` instead of ``hs``.
+    cell: a :class:`jaxrnn.Cell` or a :class:`CellModule` (or a subclass).
     time_major: inputs ``[T, *B, *F]`` instead of ``[*B, T, *F]``.
+    return_carry: return ``(carry, hs)`` instead of ``hs``.
+    reverse: run each sequence backwards from its own last valid step.
+    keep_order: with ``reverse``, return the outputs in input order (else in processing order, as Flax does).
     unroll: steps per ``lax.scan`` iteration.
+    remat, hoist, options: :func:`jaxrnn.unroll`'s run options (memory-bounded backprop, the input projection
+      before or inside the loop, or one :class:`jaxrnn.RunOptions`).
     mode: :func:`jaxrnn.unroll`'s ``mode``.
+    deterministic: ``True``: no dropout; ``False``: a jaxrnn dropout cell draws its masks from the ``"dropout"``
+      rng stream; ``None`` (default): dropout iff that stream is given (``apply(..., rngs={"dropout": key})``).
+    variable_axes, variable_broadcast, variable_carry, split_rngs: ``nn.scan``'s arguments, for a
+      :class:`CellModule` subclass only (a jaxrnn cell has no Flax variables or rng streams in its step: other
+      values raise).
   """
 
   cell: Union[Cell, CellModule]
-  reverse: bool = False
-  return_carry: bool = False
   time_major: bool = False
-  unroll: int = 1
+  return_carry: bool = False
+  reverse: bool = False
+  keep_order: bool = False
+  unroll: Union[int, bool] = 1
+  remat: Union[bool, int] = False
+  hoist: Optional[bool] = None
+  options: Optional[RunOptions] = None
   mode: str = "auto"
+  deterministic: Optional[bool] = None
+  variable_axes: Any = FrozenDict()
+  variable_broadcast: Any = "params"
+  variable_carry: Any = False
+  split_rngs: Any = FrozenDict({"params": False})
 
   @nn.compact
-  def __call__(self, inputs: jax.Array, *, initial_carry: Any = None, seq_lengths: Optional[jax.Array] = None,
-               return_carry: Optional[bool] = None, reverse: Optional[bool] = None,
-               time_major: Optional[bool] = None):
+  def __call__(self, inputs: jax.Array, *, initial_carry: Any = None, init_key: Any = None,
+               seq_lengths: Optional[jax.Array] = None, return_carry: Optional[bool] = None,
+               time_major: Optional[bool] = None, reverse: Optional[bool] = None, keep_order: Optional[bool] = None,
+               deterministic: Optional[bool] = None):
     """Runs the cell over ``inputs: [*B, T, *F]`` (or ``[T, *B, *F]``); returns ``hs`` or ``(carry, hs)``.
 
     Args:
       inputs: the input sequence.
-      initial_carry: the carry at ``t = 0`` (default: the cell's ``initial_carry`` for the batch shape).
+      initial_carry: the carry at ``t = 0`` (default: the cell's, see :meth:`CellModule.carry_for`). A carry given
+        holds its own dropout keys (``cell.initial_carry(params, batch_shape, key=...)``): the layer draws none.
+      init_key: the key of the cell module's ``carry_init`` (as Flax's ``init_key``).
       seq_lengths: optional ``int[*B]`` lengths of right-padded sequences.
-      return_carry, reverse, time_major: override the module's attributes for this call.
+      return_carry, time_major, reverse, keep_order, deterministic: override the module's attributes.
     """
     return_carry = self.return_carry if return_carry is None else return_carry
-    reverse = self.reverse if reverse is None else reverse
     time_major = self.time_major if time_major is None else time_major
+    reverse = self.reverse if reverse is None else reverse
+    keep_order = self.keep_order if keep_order is None else keep_order
+    det = _tree.resolve_deterministic("deterministic", deterministic, self.deterministic)
     mod = _as_module(self.cell, "cell")
-    p = mod.params(_tree.input_size(inputs.shape, mod.cell.input_ndim))
+    nf = mod.cell.input_ndim
+    batch, shape = _tree.step_shape(inputs, nf, time_major)
+    scan_args = {k: getattr(self, k) for k in _SCAN_DEFAULTS}
+    if type(mod) is not CellModule:  # pylint: disable=unidiomatic-typecheck
+      return self._run_subclass(mod, inputs, scan_args, det, initial_carry=initial_carry, init_key=init_key,
+                                seq_lengths=seq_lengths, return_carry=return_carry, time_major=time_major,
+                                reverse=reverse, keep_order=keep_order, batch_ndim=len(batch))
+    changed = sorted(k for k, v in scan_args.items() if v != _SCAN_DEFAULTS[k])
+    if changed:
+      raise ValueError(f"{changed} are nn.scan arguments for a CellModule subclass whose __call__ uses Flax "
+                       f"variables or rng streams; a jaxrnn cell's step uses none (its dropout masks come from "
+                       f"the key in its carry: see deterministic)")
+    p = mod.params(_tree.input_size(inputs.shape, nf))
+    if initial_carry is None:
+      initial_carry = mod.carry_for(p, shape, init_key=init_key, deterministic=det)
+    elif det is False:
+      raise ValueError("deterministic=False with an initial_carry: the layer draws no dropout key for a carry "
+                       "given; build it with cell.initial_carry(params, batch_shape, key=...)")
     return _tree.run_layer(mod.cell, p, inputs, initial_carry=initial_carry, seq_lengths=seq_lengths,
-                           reverse=reverse, time_major=time_major, unroll=self.unroll, mode=self.mode,
-                           return_carry=return_carry)
+                           reverse=reverse, keep_order=keep_order, time_major=time_major, mode=self.mode,
+                           run_options=dict(unroll=self.unroll, remat=self.remat, hoist=self.hoist,
+                                            options=self.options), return_carry=return_carry)
+
+  def _run_subclass(self, mod: CellModule, inputs: jax.Array, scan_args: dict, det: Optional[bool], *,
+                    initial_carry: Any, init_key: Any, seq_lengths: Any, return_carry: bool, time_major: bool,
+                    reverse: bool, keep_order: bool, batch_ndim: int):
+    """A :class:`CellModule` subclass: its ``__call__`` scanned by ``flax.linen.RNN``, padded outputs zeroed."""
+    _tree.refuse_for_subclass("jaxrnn.flax.linen.RNN", mod, remat=self.remat, hoist=self.hoist,
+                              options=self.options, mode=self.mode, deterministic=det)
+    rnn = nn.RNN(mod, time_major=time_major, unroll=self.unroll, name="scan", **scan_args)
+    carry, hs = rnn(inputs, initial_carry=initial_carry, init_key=init_key, seq_lengths=seq_lengths,
+                    return_carry=True, reverse=reverse, keep_order=keep_order)
+    hs = _tree.zero_padding(hs, seq_lengths, batch_ndim, time_major)
+    return (carry, hs) if return_carry else hs
 
 
 class Bidirectional(nn.Module):
-  """Two :class:`RNN` layers, one forwards and one backwards (outputs in input order), outputs merged.
+  """Two layers, one forwards and one backwards (outputs in input order), outputs merged: ``nn.Bidirectional``.
 
   Attributes:
-    forward_rnn: an :class:`RNN` (its ``reverse`` is ignored: it runs forwards).
-    backward_rnn: an :class:`RNN` (it runs backwards from each sequence's last valid step).
+    forward_rnn: an :class:`RNN` (run forwards; Flax's ``nn.RNN`` works too).
+    backward_rnn: an :class:`RNN` (run backwards from each sequence's last valid step, outputs kept in order).
     merge_fn: combines the two output sequences (default: concatenate features, ``[..., 2H]``).
     time_major: inputs ``[T, *B, *F]`` instead of ``[*B, T, *F]``.
     return_carry: return ``((carry_fwd, carry_bwd), hs)`` instead of ``hs``.
+
+  jaxrnn's :class:`RNN` also works inside ``flax.linen.Bidirectional`` (it takes Flax's call arguments).
   """
 
-  forward_rnn: RNN
-  backward_rnn: RNN
+  forward_rnn: Any
+  backward_rnn: Any
   merge_fn: Callable[[jax.Array, jax.Array], jax.Array] = _tree.concatenate
   time_major: bool = False
   return_carry: bool = False
 
-  def __call__(self, inputs: jax.Array, *, initial_carry: Any = None, seq_lengths: Optional[jax.Array] = None,
-               return_carry: Optional[bool] = None, time_major: Optional[bool] = None):
-    """``inputs: [*B, T, *F]`` -> merged ``hs`` (or ``((carry_fwd, carry_bwd), hs)``)."""
+  def __call__(self, inputs: jax.Array, *, initial_carry: Any = None, init_key: Any = None,
+               seq_lengths: Optional[jax.Array] = None, return_carry: Optional[bool] = None,
+               time_major: Optional[bool] = None, reverse: Optional[bool] = None, keep_order: Optional[bool] = None,
+               deterministic: Optional[bool] = None):
+    """``inputs: [*B, T, *F]`` -> merged ``hs`` (or ``((carry_fwd, carry_bwd), hs)``).
+
+    ``reverse`` and ``keep_order`` are accepted for Flax's interface and not used (as in Flax); ``init_key`` is
+    split over the two layers; ``deterministic`` is passed to both.
+    """
+    del reverse, keep_order
+    keys = (None, None) if init_key is None else tuple(jax.random.split(init_key))
+    extra = [{"init_key": k} for k in keys]
+    if deterministic is not None:
+      for e in extra:
+        e["deterministic"] = deterministic
     return _tree.run_bidirectional(
         self.forward_rnn, self.backward_rnn, self.merge_fn, inputs, initial_carry=initial_carry,
         seq_lengths=seq_lengths, return_carry=self.return_carry if return_carry is None else return_carry,
-        time_major=self.time_major if time_major is None else time_major)
+        time_major=self.time_major if time_major is None else time_major, forward_kwargs=extra[0],
+        backward_kwargs=extra[1])
 
 
 # Convenience constructors: the library's cells as linen cell modules.

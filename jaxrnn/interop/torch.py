@@ -34,9 +34,13 @@ Semantics, PyTorch -> jaxrnn (per layer and direction; PyTorch stores ``weight: 
 * Export puts the summed bias in ``bias_ih`` and zeros in ``bias_hh`` (GRU: ``bias_hh = [0, 0, b_hn]``). So
   jaxrnn -> torch -> jaxrnn returns identical params (``b + 0 == b``), while torch -> jaxrnn -> torch is exact up
   to the split of the two biases between ``bias_ih`` and ``bias_hh`` (the sums, hence the outputs, are equal).
-* ``dropout`` between layers is a training-time operation; the cell computes the module in ``eval()`` mode (no
-  dropout). :func:`from_torch` warns if the module has dropout and is in training mode. For dropout in jaxrnn,
-  build the stack with ``jaxrnn.stack(..., dropout=rate)`` and pass a key to ``initial_carry``.
+* ``dropout`` between layers maps both ways to ``jaxrnn.stack(..., dropout=rate)``: dropout on the output of every
+  layer but the last, drawn only when ``initial_carry`` gets a key (training); without a key the cell computes the
+  module in ``eval()`` mode. The masks are jaxrnn's (the same rate, not PyTorch's random numbers).
+* Weights are read through the module (``module.weight_hh_l0``), so a parametrized module (``weight_norm``,
+  ``spectral_norm``) converts with its effective weights; ``torch.compile``-d and ``torch.jit.script``-ed modules
+  are unwrapped. float64 tensors give float64 params only with JAX's x64 on (``jax_enable_x64``); without it
+  :func:`from_torch` warns that they become float32.
 * ``batch_first``: PyTorch's default layout is time-major ``[T, B, I]``; jaxrnn's default is batch-major. Call
   ``jaxrnn.unroll(cell, params, carry, xs, time_major=not batch_first)``, or :func:`torch_forward`, which reads
   ``batch_first`` from the cell's config and returns PyTorch's layout.
@@ -83,6 +87,7 @@ from jaxrnn.cells.lstm import LSTMCarry, LSTMParams, lstm
 from jaxrnn.cells.lstmp import LSTMPCarry, LSTMPParams, lstmp
 from jaxrnn.cells.simple_rnn import SimpleRNNCarry, SimpleRNNParams, simple_rnn
 from jaxrnn.combinators.bidirectional import BidirectionalCarry, BidirectionalParams, bidirectional
+from jaxrnn.combinators.dropout import DropoutCarry
 from jaxrnn.combinators.stack import stack
 from jaxrnn.types import Cell, CellConfig
 from jaxrnn.unroll import unroll as _unroll
@@ -112,6 +117,7 @@ class TorchSpec(NamedTuple):
   bidirectional: bool = False
   proj_size: int = 0  # P (LSTM only)
   nonlinearity: str = "tanh"  # RNN and RNNCell only
+  dropout: float = 0.0  # between layers (RNN/LSTM/GRU only)
 
   @property
   def kind(self) -> str:
@@ -144,6 +150,8 @@ class TorchSpec(NamedTuple):
       kw["bidirectional"] = self.bidirectional
     if self.mode == "LSTM":
       kw["proj_size"] = self.proj_size
+    if not self.is_cell and self.dropout:
+      kw["dropout"] = self.dropout
     return kw
 
   def name(self) -> str:
@@ -198,6 +206,14 @@ def _to_numpy(name: str, x: Any) -> np.ndarray:
   return a
 
 
+def _warn_float64(what: str, dtype: Any) -> None:
+  """Warns that float64 ``what`` become float32 in JAX without x64 (JAX would do it silently)."""
+  if dtype == np.float64 and not jax.config.read("jax_enable_x64"):
+    warnings.warn(f"the PyTorch {what} are float64 but JAX's x64 mode is off, so they become float32; "
+                  "jax.config.update('jax_enable_x64', True) keeps float64 (or convert them with .float())",
+                  stacklevel=3)
+
+
 def _to_tensor(a: Any):
   torch = _import_torch()
   a = np.array(a)  # a writable copy
@@ -210,23 +226,46 @@ def _to_tensor(a: Any):
 # Specs: from a module, from a state_dict, from a cell's config.
 
 
-def _spec_from_module(module: Any) -> Optional[TorchSpec]:
-  """The spec of a torch recurrent module, ``None`` if ``module`` is not one."""
+def _unwrapped(module: Any) -> Any:
+  """The module a ``torch.compile``-d one wraps (``OptimizedModule._orig_mod``), else ``module``."""
+  eval_frame = sys.modules.get("torch._dynamo.eval_frame")  # loaded by anything torch.compile made
+  if eval_frame is not None and isinstance(module, eval_frame.OptimizedModule):
+    return _unwrapped(module._orig_mod)  # pylint: disable=protected-access
+  return module
+
+
+def _spec_from_module(module: Any) -> Tuple[Optional[TorchSpec], Any]:
+  """``(spec, module)`` of a torch recurrent module (unwrapped from ``torch.compile``; a ``torch.jit.script``-ed
+  one too), ``(None, module)`` if ``module`` is not one."""
   torch = _loaded_torch()
   if torch is None or not isinstance(module, torch.nn.Module):
-    return None
+    return None, module
+  module = _unwrapped(module)
   nn = torch.nn
-  for mode in MODULES:
-    if isinstance(module, getattr(nn, mode)):
-      return TorchSpec(mode=mode, input_size=module.input_size, hidden_size=module.hidden_size,
-                       num_layers=module.num_layers, bias=bool(module.bias), batch_first=bool(module.batch_first),
-                       bidirectional=bool(module.bidirectional), proj_size=int(getattr(module, "proj_size", 0)),
-                       nonlinearity=getattr(module, "nonlinearity", "tanh"))
-  for mode in CELL_MODULES:
-    if isinstance(module, getattr(nn, mode)):
-      return TorchSpec(mode=mode, input_size=module.input_size, hidden_size=module.hidden_size,
-                       bias=bool(module.bias), nonlinearity=getattr(module, "nonlinearity", "tanh"))
-  return None
+  mode = next((m for m in MODULES + CELL_MODULES if isinstance(module, getattr(nn, m))), None)
+  if mode is None and isinstance(module, torch.jit.ScriptModule):
+    mode = module.original_name if module.original_name in MODULES + CELL_MODULES else None
+  if mode is None:
+    return None, module
+  if mode in MODULES:
+    return TorchSpec(mode=mode, input_size=module.input_size, hidden_size=module.hidden_size,
+                     num_layers=module.num_layers, bias=bool(module.bias), batch_first=bool(module.batch_first),
+                     bidirectional=bool(module.bidirectional), proj_size=int(getattr(module, "proj_size", 0)),
+                     nonlinearity=getattr(module, "nonlinearity", "tanh"),
+                     dropout=float(module.dropout) if module.num_layers > 1 else 0.0), module
+  return TorchSpec(mode=mode, input_size=module.input_size, hidden_size=module.hidden_size,
+                   bias=bool(module.bias), nonlinearity=getattr(module, "nonlinearity", "tanh")), module
+
+
+def _module_weights(module: Any, spec: TorchSpec) -> dict:
+  """The module's effective weights by ``state_dict`` name, read through the module (parametrizations applied)."""
+  sd = {}
+  for k in _expected_shapes(spec):
+    value = getattr(module, k, None)
+    if value is None:
+      raise ValueError(f"{spec.name()} has no tensor {k!r} (got state_dict keys {sorted(module.state_dict())})")
+    sd[k] = _to_numpy(f"module.{k}", value)
+  return sd
 
 
 def _expected_shapes(spec: TorchSpec) -> dict:
@@ -260,10 +299,16 @@ def _infer_spec(sd: Mapping[str, np.ndarray], mode: Optional[str], nonlinearity:
     else:
       parsed[k] = (m.group(1), m.group(2), m.group(3))
   if bad:
+    prefixes = {k.rsplit(".", 1)[0] + "." for k in bad if isinstance(k, str) and "." in k
+                and _KEY.match(k.rsplit(".", 1)[1])}
+    if len(prefixes) == 1 and len(bad) == len(sd):
+      (prefix,) = prefixes
+      raise ValueError(f"state_dict keys start with {prefix!r} (a model's state_dict): pass the module itself, or "
+                       f"{{k[len({prefix!r}):]: v for k, v in sd.items() if k.startswith({prefix!r})}}")
+    shown = ", ".join(repr(k) for k in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
     raise ValueError(
         f"state_dict has keys that no nn.RNN/LSTM/GRU (weight_ih_l0, bias_hh_l1_reverse, weight_hr_l0, ...) or "
-        f"nn.RNNCell/LSTMCell/GRUCell (weight_ih, weight_hh, bias_ih, bias_hh) has: {bad} (a model's state_dict "
-        "prefixes them with the module's attribute name, e.g. 'rnn.weight_ih_l0': pass the module itself)")
+        f"nn.RNNCell/LSTMCell/GRUCell (weight_ih, weight_hh, bias_ih, bias_hh) has: {shown}")
   cell_style = {v[1] is None for v in parsed.values()}
   if cell_style == {True, False}:
     raise ValueError("state_dict mixes the keys of a *Cell module (weight_ih, ...) and of a multi-layer module "
@@ -336,7 +381,8 @@ def _check_state_dict(sd: Mapping[str, np.ndarray], spec: TorchSpec) -> None:
 _SUPPORTED = (
     "cells made by from_torch; jaxrnn's simple_rnn (activation 'tanh' or 'relu'), irnn, lstm and lstmp (activation "
     "'tanh', gate_activation 'sigmoid') and gru (the same, reset_after=True) cells; bidirectional pairs of the same "
-    "cell with merge='concat'; stacks of these with all layers alike, without skip connections or dropout")
+    "cell with merge='concat'; stacks of these with all layers alike, without skip connections (a stack's "
+    "dropout=p is the module's dropout)")
 
 
 def _unsupported(cell_name: str, why: str) -> ValueError:
@@ -439,9 +485,6 @@ def _layout(cell: Cell) -> _Layout:
       if cfg.get(arg):
         raise _unsupported(top, f"it is a stack({arg}=True); a PyTorch module feeds each layer the one below only "
                            "and outputs the last layer")
-    if cfg.get("dropout"):
-      raise _unsupported(top, f"it is a stack(dropout={cfg.get('dropout')}); export the same stack built without "
-                         "dropout (its params are the same), and give the PyTorch module dropout= for training")
     layers = [_layer(top, c, f"layer {i}") for i, c in enumerate(cfg.cells)]
     nesting = "stack"
   else:
@@ -457,7 +500,8 @@ def _layout(cell: Cell) -> _Layout:
                        f"{[u.describe() for u, _ in layers]}")
   unit, dirs = layers[0]
   spec = TorchSpec(mode=unit.kind, input_size=None, hidden_size=unit.hidden_size, num_layers=len(layers),
-                   bias=unit.bias, bidirectional=dirs == 2, proj_size=unit.proj_size, nonlinearity=unit.nonlinearity)
+                   bias=unit.bias, bidirectional=dirs == 2, proj_size=unit.proj_size, nonlinearity=unit.nonlinearity,
+                   dropout=float(cfg.get("dropout", 0.0)) if nesting == "stack" and len(layers) > 1 else 0.0)
   return _Layout(spec, nesting)
 
 
@@ -598,7 +642,7 @@ def _build_cell(spec: TorchSpec, param_dtype: Any) -> Cell:
     cell = layer()
   else:
     cell = stack(*[bidirectional(layer(), layer()) if spec.bidirectional else layer()
-                   for _ in range(spec.num_layers)])
+                   for _ in range(spec.num_layers)], dropout=spec.dropout)
   # The module's constructor arguments are the cell's declared structure (batch_first and input_size too, which
   # no jaxrnn factory records); the factory-built cell, with its own config, is the one inner cell.
   config = CellConfig("from_torch", tuple(sorted(spec._asdict().items())), (cell,))
@@ -634,9 +678,8 @@ def from_torch(module_or_state_dict: Any, *, mode: Optional[str] = None, nonline
       PyTorch module has (``weight_hr`` with a GRU), arguments that contradict the module.
     ImportError: never for NumPy/JAX state dicts; torch objects imply torch is installed.
   """
-  spec = _spec_from_module(module_or_state_dict)
+  spec, module = _spec_from_module(module_or_state_dict)
   if spec is not None:
-    module = module_or_state_dict
     given = {"mode": (mode, spec.mode), "nonlinearity": (nonlinearity, spec.nonlinearity if spec.kind == "RNN"
                                                          else None),
              "batch_first": (batch_first, spec.batch_first if not spec.is_cell else None)}
@@ -644,11 +687,7 @@ def from_torch(module_or_state_dict: Any, *, mode: Optional[str] = None, nonline
       if value is not None and value != actual:
         raise ValueError(f"{arg}={value!r} contradicts the module, whose {arg} is {actual!r}; pass {arg} only with "
                          "a state_dict")
-    if spec.num_layers > 1 and getattr(module, "dropout", 0.0) and module.training:
-      warnings.warn(f"{type(module).__name__} has dropout={module.dropout} between layers and is in training mode; "
-                    "the jaxrnn cell computes it in eval() mode (no dropout). Use jaxrnn.stack(..., dropout=rate) "
-                    "for dropout in jaxrnn.", stacklevel=2)
-    sd = {k: _to_numpy(f"state_dict[{k!r}]", v) for k, v in module.state_dict().items()}
+    sd = _module_weights(module, spec)
   elif isinstance(module_or_state_dict, Mapping):
     sd = {k: _to_numpy(f"state_dict[{k!r}]", v) for k, v in module_or_state_dict.items()}
     if nonlinearity is not None and nonlinearity not in _NONLINEARITIES:
@@ -661,6 +700,7 @@ def from_torch(module_or_state_dict: Any, *, mode: Optional[str] = None, nonline
         f"got {type(obj).__module__}.{type(obj).__name__}")
   _check_state_dict(sd, spec)
   dt = np.result_type(*sd.values())
+  _warn_float64("weights", dt)
   H = spec.hidden_size
   params_type, _ = _unit_types(spec)
   units = []
@@ -772,12 +812,24 @@ def torch_module(cell: Cell, params: Any, *, mode: Optional[str] = None):
 # Carries and a PyTorch-style forward.
 
 
+def _has_dropout(layout: _Layout) -> bool:
+  """Whether the cell is a ``stack(..., dropout=p)``, whose layers but the last carry ``DropoutCarry``."""
+  return layout.nesting == "stack" and layout.spec.dropout > 0 and layout.spec.num_layers > 1
+
+
+def _without_dropout_carries(layout: _Layout, carry: Any) -> Any:
+  """The layer carries of a ``stack(..., dropout=p)`` without their ``DropoutCarry`` wrappers (the key is dropped)."""
+  if not _has_dropout(layout) or not isinstance(carry, tuple) or type(carry) is not tuple:
+    return carry
+  return tuple(c.cell if isinstance(c, DropoutCarry) else c for c in carry)
+
+
 def _carry_arrays(cell: Cell, carry: Any, xp: Any = jnp):
   """``h_n`` or ``(h_n, c_n)`` stacked with ``xp`` (``jnp`` under ``jit``, ``np`` on the way to torch)."""
   layout = _layout(cell)
   spec = layout.spec
   _, carry_type = _unit_types(spec)
-  units = _units(layout, carry, "carry", BidirectionalCarry)
+  units = _units(layout, _without_dropout_carries(layout, carry), "carry", BidirectionalCarry)
   for unit in units:
     for path, c in unit:
       if not isinstance(c, carry_type):
@@ -850,7 +902,10 @@ def carry_from_torch(cell: Cell, hx: Any) -> Any:
   D = spec.num_directions
   units = [[carry_type(*(jnp.asarray(a[l * D + d]) for a in arrays)) for d in range(D)]
            for l in range(spec.num_layers)]
-  return _nest(layout, units, BidirectionalCarry)
+  carry = _nest(layout, units, BidirectionalCarry)
+  if _has_dropout(layout):  # stack(..., dropout=p) wraps every layer but the last: no key, eval() mode
+    carry = tuple(DropoutCarry(cell=c, key=None) for c in carry[:-1]) + (carry[-1],)
+  return carry
 
 
 def torch_forward(cell: Cell, params: Any, input: Any, hx: Any = None, *,  # pylint: disable=redefined-builtin
@@ -863,6 +918,9 @@ def torch_forward(cell: Cell, params: Any, input: Any, hx: Any = None, *,  # pyl
     input: for ``nn.RNN``/``LSTM``/``GRU``: ``[T, B, I]`` (``[B, T, I]`` if ``batch_first``) or unbatched
       ``[T, I]``; for a ``*Cell``: ``[B, I]`` or ``[I]``.
     hx: the initial state in PyTorch's layout (see :func:`carry_from_torch`); ``None``: zeros.
+      A ``torch.nn.utils.rnn.PackedSequence`` (sorted or not) is accepted too: it is unpacked with
+      ``pad_packed_sequence`` and run with its lengths, and ``output`` is then the padded output (what
+      ``pad_packed_sequence`` of PyTorch's packed output gives), in the batch order of the original sequences.
     seq_lengths: ``int[B]``, the lengths of right-padded sequences: what ``pack_padded_sequence(input,
       lengths)`` gives PyTorch; outputs past a sequence's end are zeros, as ``pad_packed_sequence`` pads them.
     batch_first: the layout of ``input`` and ``output``; ``None``: the cell's (from :func:`from_torch`), else
@@ -873,11 +931,21 @@ def torch_forward(cell: Cell, params: Any, input: Any, hx: Any = None, *,  # pyl
     ``output: [T, B, D * H_out]`` (``[B, T, D * H_out]`` if ``batch_first``).
   """
   spec = _layout(cell).spec
-  x = jnp.asarray(input) if not _is_tensor(input) else jnp.asarray(_to_numpy("input", input))
+  bf = spec.batch_first if batch_first is None else batch_first
+  torch = _loaded_torch()
+  if torch is not None and isinstance(input, torch.nn.utils.rnn.PackedSequence):
+    if spec.is_cell:
+      raise TypeError(f"{spec.name()} takes one step's input [B, I], not a PackedSequence")
+    if seq_lengths is not None:
+      raise ValueError("seq_lengths must be None with a PackedSequence input (it holds the lengths)")
+    input, seq_lengths = torch.nn.utils.rnn.pad_packed_sequence(input, batch_first=bf)
+  if _is_tensor(input):
+    input = _to_numpy("input", input)
+    _warn_float64("inputs", input.dtype)
+  x = jnp.asarray(input)
   if spec.is_cell:
     carry = (cell.initial_carry(params, x.shape[:-1], x.dtype) if hx is None else carry_from_torch(cell, hx))
     return _carry_arrays(cell, cell.step(params, carry, x)[0])
-  bf = spec.batch_first if batch_first is None else batch_first
   if x.ndim not in (2, 3):
     raise ValueError(f"input must have shape [T, B, I], [B, T, I] (batch_first) or [T, I], got {x.shape}")
   batch_shape = () if x.ndim == 2 else ((x.shape[0],) if bf else (x.shape[1],))
