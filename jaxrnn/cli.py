@@ -146,7 +146,7 @@ def _summary_of_run_dir(run_dir: pathlib.Path) -> tuple:
 
 
 def _compare(args) -> int:
-  items = []  # (name, cfg or None, run_dir): validate every config before training any
+  items: list = []  # (name, cfg or None, run_dir): validate every config before training any
   for item in args.items:
     if (pathlib.Path(item) / "config.json").is_file():
       items.append((pathlib.Path(item).name, None, pathlib.Path(item)))

@@ -138,8 +138,8 @@ def unroll(
 
   The run options (``remat``, ``unroll``, ``hoist``, ``kernel``, or one :class:`jaxrnn.RunOptions` as
   ``options=``) change memory and speed, never values: they reach every scan, including the scans of the inner
-  cells of a combinator (a ``stack`` of ``bidirectional`` layers, a ``stack`` of ``stack``), and the same key gives the same
-  dropout masks on every path.
+  cells of a combinator (a ``stack`` of ``bidirectional`` layers, a ``stack`` of ``stack``), and the same key gives
+  the same dropout masks on every path.
 
   Args:
     cell: a :class:`jaxrnn.Cell`.

@@ -105,7 +105,7 @@ def _call(a: Tuple[Array, ...], b: Tuple[Array, ...], h0: Tuple[Array, ...], rev
     chunk = 1 if interpret else CHUNK
   if chunk < 1:
     raise ValueError(f"chunk must be a positive int, got {chunk}")
-  params = {}
+  params: dict = {}
   if not interpret:
     from jax.experimental.pallas import triton as plgpu
     params = dict(compiler_params=plgpu.CompilerParams(num_warps=max(1, min(4, block // 32)), num_stages=1))

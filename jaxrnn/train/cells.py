@@ -34,7 +34,7 @@ def _depth_gated(hidden_size, *, depth=2, **kwargs):
 
 # name -> factory(hidden_size, *, dtype, param_dtype, **options) -> Cell. Extend here to train a new cell.
 # Every sequential vector cell of the library (conv_lstm and grid_lstm need image or grid inputs: not here).
-CELLS = {
+CELLS: dict[str, Any] = {
     "simple_rnn": jaxrnn.simple_rnn,
     "lstm": jaxrnn.lstm,
     "gru": jaxrnn.gru,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple, cast
 
 
 class ConfigError(ValueError):
@@ -42,7 +42,7 @@ def check_value(key: str, f: dataclasses.Field, value: Any) -> Any:
     return None
   if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
     raise ConfigError(f"{key} must be a {f.type}, got {type(value).__name__} {value!r}")
-  if kind is float and not math.isfinite(value):  # NaN passes every min/max comparison
+  if kind is float and not math.isfinite(cast(float, value)):  # NaN passes every min/max comparison
     raise ConfigError(f"{key} = {value!r} is not valid; it must be a finite number")
   if meta.get("choices") is not None and value not in meta["choices"]:
     raise ConfigError(f"{key} = {value!r} is not valid; choices: {', '.join(map(str, meta['choices']))}")

@@ -24,7 +24,7 @@ import jaxrnn
 from jaxrnn import initializers
 from jaxrnn.attention import seq2seq as s2s
 from jaxrnn.attention import tasks as digit_tasks
-from jaxrnn.train.cells import ATTENTION, CELLS, make_cell  # pylint: disable=unused-import (CELLS re-exported)
+from jaxrnn.train.cells import ATTENTION, CELLS, make_cell  # noqa: F401 (CELLS is re-exported)
 
 
 class ModelParams(NamedTuple):
