@@ -113,11 +113,16 @@ class RunOptions(NamedTuple):
     unroll: how many steps one loop iteration runs (``lax.scan``'s ``unroll``; ``True`` unrolls fully).
     hoist: run the cell's ``input_transform`` for all steps before the loop (``True``), inside it (``False``), or
       the backend's default (``None``: everywhere but on CPU).
+    native: the native CPU loop of ``lstm``, ``gru`` and ``simple_rnn`` (:mod:`jaxrnn.native`): ``None`` runs it
+      where the call fits and the pure-JAX path elsewhere, ``False`` never runs it, ``True`` requires it (a
+      ``ValueError`` says why a call does not fit). Paths without a native form run as they would with ``None``
+      in ``mode="auto"``; ``True`` with the scan of ``step`` raises.
   """
 
   remat: Optional[Union[bool, int]] = None
   unroll: Union[int, bool] = 1
   hoist: Optional[bool] = None
+  native: Optional[bool] = None
 
   def set_fields(self) -> FrozenSet[str]:
     """The names of the fields that differ from their defaults (the options a path is asked to honour)."""
@@ -177,6 +182,8 @@ class SequencePath(NamedTuple):
 
 FUSED_SCAN: FrozenSet[str] = frozenset({"hoist", "unroll"})
 """What a fused form of the scan of ``step`` honours."""
+NATIVE: FrozenSet[str] = FUSED_SCAN | {"native"}
+"""What a path that runs the native loop where the call fits, and a fused scan otherwise, honours."""
 PARALLEL: FrozenSet[str] = frozenset({"hoist"})
 """What a parallel-in-time path honours (it has no loop: ``hoist`` holds trivially)."""
 

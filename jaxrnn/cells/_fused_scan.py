@@ -29,7 +29,7 @@ transposed once, outside), and the weight and input gradients as large products 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, FrozenSet, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -189,14 +189,15 @@ def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fie
   return run
 
 
-def checked(run: Callable, check_params: Callable, carry_type: type, hidden_size: int) -> SequencePath:
-  """A cell's :class:`jaxrnn.SequencePath`: checks params and carry, then calls ``run``. It is a fused form of
-  the scan of ``step``: it honours ``hoist`` and ``unroll`` (:data:`jaxrnn.types.FUSED_SCAN`); for ``remat``,
-  :func:`jaxrnn.unroll` scans ``step``."""
+def checked(run: Callable, check_params: Callable, carry_type: type, hidden_size: int,
+            honours: FrozenSet[str] = FUSED_SCAN) -> SequencePath:
+  """A cell's :class:`jaxrnn.SequencePath`: checks params and carry, then calls ``run``. A fused form of the scan
+  of ``step`` honours ``hoist`` and ``unroll`` (:data:`jaxrnn.types.FUSED_SCAN`; with the native loop where the
+  call fits, :data:`jaxrnn.types.NATIVE`); for ``remat``, :func:`jaxrnn.unroll` scans ``step``."""
 
   def sequence(params, carry, xs, mask, options):
     check_params(params)
     _dense.check_carry(carry, carry_type, xs.shape[1:-1], hidden_size)
     return run(params, carry, xs, mask, options)
 
-  return SequencePath(sequence, FUSED_SCAN)
+  return SequencePath(sequence, honours)
