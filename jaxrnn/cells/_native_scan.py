@@ -30,6 +30,8 @@ GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 
 
 def _call(target: str, results: list, *args: Any, **attrs: Any):
+  if not native.available():  # loads the library and registers its targets
+    raise RuntimeError(f"the native CPU path is not available: {native.reason()}")
   return jax.ffi.ffi_call(target, results, vmap_method="sequential")(*args, **{k: np.int64(v) for k, v in
                                                                                 attrs.items()})
 
@@ -65,13 +67,10 @@ def _loop_bwd(kind, relu, residuals, cotangents):
   f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
   gru = kind == "gru"
   lstm = kind == "lstm"
-  results = [f32(T, B, GH), f32(T if gru else 0, B, GH), f32(B, H), f32(B, H if lstm else 0)]
-  dz, dzr, dh0, dc0 = _call(native.BACKWARD, results, w_h, h0, c0, h_all, c_all, gates, mask, dhs, dh_last,
-                            dc_last, kind=KINDS[kind], relu=relu)
-  recurrent = dzr if gru else dz
-  h_prev = jnp.concatenate([h0[None], h_all[:-1]]).reshape((T * B, H))
-  d_w_h = jax.lax.dot_general(h_prev, recurrent.reshape((T * B, GH)), (((0,), (0,)), ((), ())))
-  d_b_hn = jnp.sum(recurrent[..., 2 * H:], axis=(0, 1)) if gru else jnp.zeros_like(b_hn)
+  results = [f32(T, B, GH), f32(T if gru else 0, B, GH), f32(B, H), f32(B, H if lstm else 0), f32(H, GH)]
+  dz, dzr, dh0, dc0, d_w_h = _call(native.BACKWARD, results, w_h, h0, c0, h_all, c_all, gates, mask, dhs,
+                                   dh_last, dc_last, kind=KINDS[kind], relu=relu)
+  d_b_hn = jnp.sum(dzr[..., 2 * H:], axis=(0, 1)) if gru else jnp.zeros_like(b_hn)
   return dz, d_w_h, d_b_hn, dh0, dc0, None
 
 

@@ -58,7 +58,10 @@ def build(verbose: bool = True) -> pathlib.Path:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-4000:]}")
         final = target_dir / library_name()
         os.replace(lib, final)  # atomic: a concurrent import sees the whole file or none
-        return final
+      for old in target_dir.glob("jaxrnn_native-*.so"):  # builds of another source or jaxlib
+        if old != final:
+          old.unlink(missing_ok=True)
+      return final
     except OSError as e:  # read-only package directory: try the cache
       errors.append(f"{target_dir}: {e}")
   raise RuntimeError("cannot write the library: " + "; ".join(errors))

@@ -44,14 +44,14 @@ set_threads_t g_set_threads_local = nullptr;
 
 constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 
-// C[M, N] = alpha op(A) op(B) + beta C, row-major.
-inline void sgemm(bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
-                  int64_t ldb, float beta, float* C, int64_t ldc) {
+// C[M, N] = op(A) op(B) + beta C, row-major.
+inline void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const int ta = trans_a ? kTrans : kNoTrans, tb = trans_b ? kTrans : kNoTrans;
   if (g_sgemm64) {
-    g_sgemm64(kRowMajor, kNoTrans, trans_b ? kTrans : kNoTrans, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    g_sgemm64(kRowMajor, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
   } else {
-    g_sgemm32(kRowMajor, kNoTrans, trans_b ? kTrans : kNoTrans, (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B,
-              (int)ldb, beta, C, (int)ldc);
+    g_sgemm32(kRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
   }
 }
 
@@ -198,7 +198,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::Buffer<ff
     const float* hp = t == 0 ? h0.typed_data() : h_at(t - 1);
     const float* cp = lstm ? (t == 0 ? c0.typed_data() : c_at(t - 1)) : nullptr;
     float* s = scratch.data() + B * G * j0;
-    sgemm(false, B, G * jc, H, hp, H, packed.data() + offset[k], G * jc, 0.0f, s, G * jc);
+    sgemm(false, false, B, G * jc, H, hp, H, packed.data() + offset[k], G * jc, 0.0f, s, G * jc);
     float* hn = h_at(t);
     float* cn = lstm ? c_at(t) : nullptr;
     for (int64_t b = 0; b < B; ++b) {
@@ -285,13 +285,14 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::Buffer<ff
 // Inputs: w_h [H, G H]; h0, c0 [B, H]; h_all, c_all [T, B, H]; gates [T, B, 4H] (LSTM, GRU); mask [T, B];
 // dhs [T, B, H]; dh_last, dc_last [B, H].
 // Results: dz [T, B, G H] (cotangent of u); dzr [T, B, G H] (GRU: cotangent of h_{t-1} W_h + [0, 0, b_hn]; else
-// size 0: it equals dz); dh0, dc0 [B, H].
+// size 0: it equals dz); dh0, dc0 [B, H]; dw [H, G H] = sum_t h_{t-1}^T dzr_t (the recurrent kernel's cotangent: one
+// product with a transposed operand, which OpenBLAS runs faster than XLA:CPU does).
 ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_h, ffi::Buffer<ffi::F32> h0,
                     ffi::Buffer<ffi::F32> c0, ffi::Buffer<ffi::F32> h_all, ffi::Buffer<ffi::F32> c_all,
                     ffi::Buffer<ffi::F32> gates, ffi::Buffer<ffi::S32> mask, ffi::Buffer<ffi::F32> dhs,
                     ffi::Buffer<ffi::F32> dh_last, ffi::Buffer<ffi::F32> dc_last, ffi::ResultBuffer<ffi::F32> dz,
                     ffi::ResultBuffer<ffi::F32> dzr, ffi::ResultBuffer<ffi::F32> dh0, ffi::ResultBuffer<ffi::F32> dc0,
-                    int64_t kind, int64_t relu) {
+                    ffi::ResultBuffer<ffi::F32> dw, int64_t kind, int64_t relu) {
   if (!g_sgemm64 && !g_sgemm32) return ffi::Error::Internal("jaxrnn native: no BLAS set");
   auto dd = dz->dimensions();
   const int64_t T = dd[0], B = dd[1], G = gates_of(kind), GH = dd[2], H = GH / G;
@@ -314,15 +315,24 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_h, ffi::Buffer
   const int64_t nk = (int64_t)ch.start.size() - 1;
 
   auto job = std::make_shared<Job>();
-  job->steps = T + 1;  // step s handles time T - 1 - s; step T only adds the last product (into dh0)
+  // Step s < T handles time T - 1 - s; step T adds the last product (into dh0); step T + 1 computes dw, chunk k
+  // its columns [k GH / nk, (k + 1) GH / nk).
+  job->steps = T + 2;
   job->chunks = nk;
   job->work = [&](int64_t s, int64_t k) {
+    if (s == T + 1) {
+      const int64_t n0 = k * GH / nk, n1 = (k + 1) * GH / nk;
+      float* DW = dw->typed_data() + n0;
+      sgemm(true, false, H, n1 - n0, B, h0.typed_data(), H, DZR + n0, GH, 0.0f, DW, GH);
+      if (T > 1) sgemm(true, false, H, n1 - n0, (T - 1) * B, HA, H, DZR + B * GH + n0, GH, 1.0f, DW, GH);
+      return;
+    }
     const int64_t j0 = ch.start[k], j1 = ch.start[k + 1], jc = j1 - j0;
     float* dh_in = dh_slot.data() + (s & 1) * B * H;
     float* dc_in = lstm ? dc_slot.data() + (s & 1) * B * H : nullptr;
     if (s > 0) {  // complete dh_in: the recurrent product's share, dzr_{t+1} W_h^T on this chunk's units
       const float* dzr_next = DZR + (T - s) * B * GH;
-      sgemm(true, B, jc, GH, dzr_next, GH, W + j0 * GH, GH, 1.0f, dh_in + j0, H);
+      sgemm(false, true, B, jc, GH, dzr_next, GH, W + j0 * GH, GH, 1.0f, dh_in + j0, H);
     }
     if (s == T) {
       for (int64_t b = 0; b < B; ++b) {
@@ -443,6 +453,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnRnnBackward, Backward,
                                   .Ret<ffi::Buffer<ffi::F32>>()  // dzr
                                   .Ret<ffi::Buffer<ffi::F32>>()  // dh0
                                   .Ret<ffi::Buffer<ffi::F32>>()  // dc0
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // dw
                                   .Attr<int64_t>("kind")
                                   .Attr<int64_t>("relu"));
 
