@@ -57,11 +57,14 @@ inline void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, c
 
 // ----------------------------------------------------------------------------------------------- work sharing
 // Items 0 .. steps * chunks - 1, in order; item (s, k) may start once every item of steps < s is done.
+// A helper holds the job (shared_ptr) but touches the caller's buffers only inside an item; the caller returns
+// once every item is done, without waiting for helpers that have not started: with every pool thread busy (two
+// native loops side by side, as in a bidirectional layer, on a 2-thread pool) they may start only after it
+// returns, find nothing left to claim and exit.
 struct Job {
   int64_t steps = 0, chunks = 0;
   std::atomic<int64_t> next{0};
   std::atomic<int64_t> done{0};
-  std::atomic<int> active{0};
   std::function<void(int64_t, int64_t)> work;
 };
 
@@ -92,16 +95,11 @@ void participate(Job& job) {
 
 // Runs job.work over every item with the caller and up to threads - 1 helpers from XLA's pool.
 void run_job(ffi::ThreadPool& pool, std::shared_ptr<Job> job, int64_t threads) {
-  for (int64_t i = 1; i < threads; ++i) {
-    job->active.fetch_add(1);
-    pool.Schedule([job]() {
-      participate(*job);
-      job->active.fetch_sub(1, std::memory_order_release);
-    });
+  for (int64_t i = 1; i < std::min(threads, job->chunks); ++i) {
+    pool.Schedule([job]() { participate(*job); });
   }
   participate(*job);
   wait_until(job->done, job->steps * job->chunks);
-  while (job->active.load(std::memory_order_acquire) > 0) sched_yield();  // helpers hold references to buffers
 }
 
 struct Chunks {

@@ -1,0 +1,136 @@
+"""The native CPU sequence path (jaxrnn/native, jaxrnn/cells/_native_scan.py) equals the pure-JAX path.
+
+Values, final carries and gradients (params, initial carry, inputs) of ``RunOptions(native=True)`` against
+``native=False``, within 1e-5 (float32, relative to the largest magnitude), with lengths, reverse and two batch
+axes in one program per cell; stacks and bidirectional layers; vmap; no retrace; the refusals.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxrnn
+from jaxrnn.types import RunOptions
+from tests.registry import randomize
+
+pytestmark = [pytest.mark.skipif(not jaxrnn.native.available() or jax.default_backend() != "cpu",
+                                 reason=f"native path off: {jaxrnn.native.status_line()}"),
+              pytest.mark.usefixtures("quick_compiles")]
+
+H = 64  # two chunks of hidden units on a 2-core machine: the threaded split runs
+F = 5
+BATCH = (2, 3)
+T = 7
+LENGTHS = np.array([[7, 3, 0], [1, 7, 5]], np.int32)
+
+CELLS = {
+    "lstm": lambda: jaxrnn.lstm(H),
+    "gru": lambda: jaxrnn.gru(H),
+    "gru_no_bias": lambda: jaxrnn.gru(H, use_bias=False),
+    "simple_rnn_tanh": lambda: jaxrnn.simple_rnn(H),
+    "simple_rnn_relu": lambda: jaxrnn.simple_rnn(H, activation="relu"),
+    "stack_lstm_gru": lambda: jaxrnn.stack(jaxrnn.lstm(H), jaxrnn.gru(H)),
+    "bidirectional_lstm": lambda: jaxrnn.bidirectional(jaxrnn.lstm(H), jaxrnn.lstm(H)),
+}
+
+
+def close(a, b, tol=1e-5):
+  """Every leaf of ``a`` within ``tol`` of ``b``, relative to ``b``'s largest magnitude (at least 1)."""
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    assert x.shape == y.shape
+    scale = max(1.0, float(np.abs(y).max(initial=0.0)))
+    assert float(np.abs(x - y).max(initial=0.0)) <= tol * scale, (float(np.abs(x - y).max()), scale)
+
+
+def inputs(cell, key=0):
+  k_p, k_x, k_c = jax.random.split(jax.random.key(key), 3)
+  params = randomize(cell.init(k_p, F), k_p, scale=0.1)  # recurrent kernels of spectral radius < 1: no chaos
+  xs = jax.random.normal(k_x, BATCH + (T, F), jnp.float32)
+  carry = cell.initial_carry(params, BATCH)
+  carry = jax.tree.map(lambda a: 0.5 * jax.random.normal(k_c, a.shape, a.dtype), carry)
+  return params, carry, xs
+
+
+def loss_and_grads(cell, native):
+  """jit(value_and_grad) of a loss over a forward and a reverse run with lengths: (loss, (carries, hs)), grads."""
+
+  def loss(params, carry, xs):
+    opts = RunOptions(native=native)
+    out = [jaxrnn.unroll(cell, params, carry, xs, seq_lengths=LENGTHS, reverse=r, options=opts) for r in (False, True)]
+    value = sum(jnp.sum(jnp.sin(hs) * hs) + sum(jnp.sum(jnp.cos(l)) for l in jax.tree.leaves(c)) for c, hs in out)
+    return value, out
+
+  return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_native_equals_jax_path(name):
+  cell = CELLS[name]()
+  args = inputs(cell)
+  (value, outs), grads = loss_and_grads(cell, True)(*args)
+  (ref_value, ref_outs), ref_grads = loss_and_grads(cell, False)(*args)
+  close(value, ref_value)
+  close(outs, ref_outs)  # final carries and outputs, forward and reverse
+  close(grads, ref_grads)  # params, initial carry, inputs
+  for _, hs in outs:  # padding outputs are exactly zero
+    assert not np.any(np.asarray(hs)[0, 1, 3:])
+
+
+def test_native_runs():
+  """The native path really runs (its FFI call is in the program) where it fits, and not with native=False."""
+  cell = jaxrnn.lstm(H)
+  params, carry, xs = inputs(cell)
+  text = lambda native: str(jax.make_jaxpr(lambda p: jaxrnn.unroll(
+      cell, p, carry, xs, options=RunOptions(native=native)))(params))
+  assert jaxrnn.native.FORWARD in text(None)
+  assert jaxrnn.native.FORWARD not in text(False)
+  grad_text = str(jax.make_jaxpr(jax.grad(lambda p: jnp.sum(jaxrnn.unroll(cell, p, carry, xs)[1])))(params))
+  assert jaxrnn.native.BACKWARD in grad_text
+
+
+def test_vmap_and_no_retrace():
+  cell = jaxrnn.lstm(H)
+  params, carry, xs = inputs(cell)
+  traces = []
+
+  @jax.jit
+  def f(params, xs):
+    traces.append(1)
+    return jax.vmap(lambda x: jaxrnn.unroll(cell, params, None, x)[1])(xs)
+
+  ref = jaxrnn.unroll(cell, params, None, xs, options=RunOptions(native=False))[1]
+  close(f(params, xs), ref)
+  close(f(params, xs + 1.0), jaxrnn.unroll(cell, params, None, xs + 1.0, options=RunOptions(native=False))[1])
+  assert len(traces) == 1
+
+
+def test_refusals():
+  cell = jaxrnn.lstm(H)
+  params, carry, xs = inputs(cell)
+  need = RunOptions(native=True)
+  with pytest.raises(ValueError, match="native CPU path cannot run this call: dtypes"):
+    jaxrnn.unroll(cell, params, None, xs.astype(jnp.float64), options=need)
+  with pytest.raises(ValueError, match="cannot run this call: run options"):
+    jaxrnn.unroll(cell, params, None, xs, options=need._replace(unroll=2))
+  with pytest.raises(ValueError, match="custom activation"):
+    jaxrnn.unroll(jaxrnn.lstm(H, activation=jnp.tanh), params, None, xs, options=need)
+  with pytest.raises(ValueError, match="needs a sequence path with a native form"):
+    jaxrnn.unroll(jaxrnn.mgu(H), jaxrnn.mgu(H).init(jax.random.key(0), F), None, xs, options=need)
+  with pytest.raises(TypeError, match="native must be a bool"):
+    jaxrnn.unroll(cell, params, None, xs, options=RunOptions(native="yes"))
+  # native=False on a cell without a native form changes nothing (its own sequence path still runs).
+  lru = jaxrnn.lru(8)
+  lp = lru.init(jax.random.key(0), F)
+  close(jaxrnn.unroll(lru, lp, None, xs, options=RunOptions(native=False))[1], jaxrnn.unroll(lru, lp, None, xs)[1])
+
+
+def test_built_in_ci():
+  """CI installs with `make`, which builds the library: there the native path must be on."""
+  if os.environ.get("CI"):
+    assert jaxrnn.native.available(), jaxrnn.native.reason()
