@@ -22,11 +22,11 @@ pytestmark = [pytest.mark.skipif(not jaxrnn.native.available() or jax.default_ba
                                  reason=f"native path off: {jaxrnn.native.status_line()}"),
               pytest.mark.usefixtures("quick_compiles")]
 
-H = 64  # two chunks of hidden units on a 2-core machine: the threaded split runs
+H = 64  # LSTM, GRU: two chunks of hidden units on a 2-core machine (the threaded split runs); simple RNN: one
 F = 5
-BATCH = (2, 3)
+BATCH = (4, 4)
 T = 7
-LENGTHS = np.array([[7, 3, 0], [1, 7, 5]], np.int32)
+LENGTHS = np.array([[7, 3, 0, 2], [1, 7, 5, 7], [6, 6, 6, 6], [0, 1, 2, 3]], np.int32)
 
 CELLS = {
     "lstm": lambda: jaxrnn.lstm(H),

@@ -106,9 +106,10 @@ struct Chunks {
   std::vector<int64_t> start;  // chunk k covers hidden units [start[k], start[k + 1])
 };
 
-// Chunks of at least 32 units (whole multiples of 8), at most one per thread.
-Chunks split(int64_t H, int64_t threads) {
-  int64_t n = std::max<int64_t>(1, std::min<int64_t>(threads, H / 32));
+// Chunks of at least 32 units (whole multiples of 8) and 2^16 multiply-adds of the step's product (below that a
+// step is a few microseconds, as short as handing work to another core), at most one per thread.
+Chunks split(int64_t H, int64_t threads, int64_t step_macs) {
+  int64_t n = std::max<int64_t>(1, std::min<int64_t>({threads, H / 32, step_macs >> 16}));
   Chunks c;
   int64_t per = ((H + n - 1) / n + 7) / 8 * 8;
   for (int64_t j = 0; j < H; j += per) c.start.push_back(j);
@@ -168,7 +169,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::Buffer<ff
   const int64_t GWW = lstm ? 4 * H : 4 * H;  // width of a gates row (LSTM: 4 gates; GRU: r z n hn)
 
   const int64_t threads = pool_threads(pool);
-  Chunks ch = split(H, threads);
+  Chunks ch = split(H, threads, B * H * GH);
   const int64_t nk = (int64_t)ch.start.size() - 1;
   // Recurrent kernel packed per chunk: chunk k's columns g*H + j (j in the chunk), gate-major, [H, G*jc] contiguous.
   std::vector<float> packed(H * GH);
@@ -309,7 +310,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_h, ffi::Buffer
   if (lstm) std::memcpy(dc_slot.data(), dc_last.typed_data(), B * H * sizeof(float));
 
   const int64_t threads = pool_threads(pool);
-  Chunks ch = split(H, threads);
+  Chunks ch = split(H, threads, B * H * GH);
   const int64_t nk = (int64_t)ch.start.size() - 1;
 
   auto job = std::make_shared<Job>();
