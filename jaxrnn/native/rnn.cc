@@ -36,17 +36,39 @@ using sgemm64_t = void (*)(int, int, int, int64_t, int64_t, int64_t, float, cons
                            int64_t, float, float*, int64_t);
 using sgemm32_t = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*,
                            int);
+using sgemv64_t = void (*)(int, int, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float,
+                           float*, int64_t);
+using sgemv32_t = void (*)(int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
 using set_threads_t = int (*)(int);
 
 sgemm64_t g_sgemm64 = nullptr;
 sgemm32_t g_sgemm32 = nullptr;
+sgemv64_t g_sgemv64 = nullptr;
+sgemv32_t g_sgemv32 = nullptr;
 set_threads_t g_set_threads_local = nullptr;
 
 constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 
+// Rows below which a product runs as one matrix-vector product per row: sgemm copies (packs) its B operand on every
+// call, which for a step of one example costs more than the product itself (B=1 T=1024 H=128 LSTM: 3x the time).
+constexpr int64_t kGemvRows = 4;
+
 // C[M, N] = op(A) op(B) + beta C, row-major.
 inline void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (!trans_a && M < kGemvRows && (g_sgemv64 || g_sgemv32)) {
+    // Row m of C: op(B)^T applied to row m of A. B is [K, N] (no trans: y = B^T a) or [N, K] (trans: y = B a).
+    const int tb = trans_b ? kNoTrans : kTrans;
+    const int64_t rows = trans_b ? N : K, cols = trans_b ? K : N;
+    for (int64_t m = 0; m < M; ++m) {
+      if (g_sgemv64) {
+        g_sgemv64(kRowMajor, tb, rows, cols, 1.0f, B, ldb, A + m * lda, 1, beta, C + m * ldc, 1);
+      } else {
+        g_sgemv32(kRowMajor, tb, (int)rows, (int)cols, 1.0f, B, (int)ldb, A + m * lda, 1, beta, C + m * ldc, 1);
+      }
+    }
+    return;
+  }
   const int ta = trans_a ? kTrans : kNoTrans, tb = trans_b ? kTrans : kNoTrans;
   if (g_sgemm64) {
     g_sgemm64(kRowMajor, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
@@ -456,13 +478,15 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnRnnBackward, Backward,
                                   .Attr<int64_t>("kind")
                                   .Attr<int64_t>("relu"));
 
-// Called once at load with the addresses of numpy's BLAS: an ILP64 (int64_t dims) or an LP64 cblas_sgemm, and
-// openblas_set_num_threads_local (or 0).
-extern "C" int jaxrnn_native_set_blas(void* sgemm, int ilp64, void* set_threads_local) {
+// Called once at load with the addresses of numpy's BLAS: an ILP64 (int64_t dims) or an LP64 cblas_sgemm and
+// cblas_sgemv (or 0), and openblas_set_num_threads_local (or 0).
+extern "C" int jaxrnn_native_set_blas(void* sgemm, void* sgemv, int ilp64, void* set_threads_local) {
   if (ilp64) {
     g_sgemm64 = reinterpret_cast<sgemm64_t>(sgemm);
+    g_sgemv64 = reinterpret_cast<sgemv64_t>(sgemv);
   } else {
     g_sgemm32 = reinterpret_cast<sgemm32_t>(sgemm);
+    g_sgemv32 = reinterpret_cast<sgemv32_t>(sgemv);
   }
   g_set_threads_local = reinterpret_cast<set_threads_t>(set_threads_local);
   return 0;
