@@ -4,8 +4,10 @@
 Split of the work (as cuDNN and oneDNN split it): the input projection ``u = input_transform(params, xs)`` for all
 steps is the cell's own JAX function (one large matrix product; JAX differentiates it); the native forward loop runs,
 per step, ``h_{t-1} W_h`` and the gate arithmetic; the native backward loop runs the gate derivatives and
-``dz_t W_h^T``; the weight gradient ``sum_t h_{t-1}^T dz_t`` is one large product after it (XLA). The gate arithmetic
-in C++ restates the cell's ``pointwise`` function; the parity tests (``tests/test_native.py``) hold the two equal.
+``dz_t W_h^T``, then the weight gradient ``sum_t h_{t-1}^T dz_t`` as one large product (OpenBLAS: XLA:CPU is ~2x
+slower on a transposed operand). The gate arithmetic in C++ restates the cell's ``pointwise`` function (no C++ can
+call it); the parity tests (``tests/test_native.py``) hold the two equal. Forward-mode AD does not go through a
+``custom_vjp``: ``jax.jvp`` raises JAX's error there, and ``RunOptions(native=False)`` runs the pure-JAX path.
 
 :func:`with_native` wraps a pure-JAX sequence function: the native loop runs when the call fits (:func:`fits`),
 the pure-JAX one otherwise, and ``RunOptions(native=...)`` chooses (``None``: native when it fits; ``False``: never;
@@ -93,7 +95,7 @@ def fits(kind: Optional[str], params: Any, carry: Any, xs: Any, options: RunOpti
     return f"the backend is {jax.default_backend()}, not cpu"
   if options.remat is not None or options.unroll != 1 or options.hoist is False:
     return f"run options {options} (a native loop has no scan to unroll, remat or leave unhoisted)"
-  if not isinstance(xs, jax.Array) and not hasattr(xs, "dtype"):
+  if not isinstance(xs, (jax.Array, np.ndarray)):
     return "xs is not one array"
   leaves = [l for l in jax.tree.leaves((params, carry, xs)) if l is not None]
   bad = sorted({str(l.dtype) for l in leaves if l.dtype != jnp.float32})
