@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <algorithm>
@@ -139,9 +140,14 @@ Chunks split(int64_t H, int64_t threads, int64_t step_macs) {
   return c;
 }
 
+// XLA's intra-op pool size, capped by JAXRNN_NATIVE_THREADS if set (read once).
 int64_t pool_threads(ffi::ThreadPool& pool) {
+  static const int64_t cap = [] {
+    const char* v = std::getenv("JAXRNN_NATIVE_THREADS");
+    return v ? std::max<int64_t>(1, std::atoll(v)) : int64_t{1} << 30;
+  }();
   int64_t n = pool.num_threads();
-  return n > 0 ? n : 1;
+  return std::min(cap, n > 0 ? n : int64_t{1});
 }
 
 enum Kind : int64_t { kLSTM = 0, kGRU = 1, kRNN = 2 };
