@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import jaxrnn
+from jaxrnn.cells._native_scan import AUTO_MAX_ROWS
 from jaxrnn.types import RunOptions
 from tests.registry import randomize
 
@@ -84,14 +85,19 @@ def test_native_equals_jax_path(name):
 
 
 def test_native_runs():
-  """The native path really runs (its FFI call is in the program) where it fits, and not with native=False."""
+  """The native path really runs (its FFI call is in the program): with native=True; with native=None below
+  AUTO_MAX_ROWS examples; never with native=False."""
   cell = jaxrnn.lstm(H)
   params, carry, xs = inputs(cell)
-  text = lambda native: str(jax.make_jaxpr(lambda p: jaxrnn.unroll(
+  text = lambda native, xs, carry: str(jax.make_jaxpr(lambda p: jaxrnn.unroll(
       cell, p, carry, xs, options=RunOptions(native=native)))(params))
-  assert jaxrnn.native.FORWARD in text(None)
-  assert jaxrnn.native.FORWARD not in text(False)
-  grad_text = str(jax.make_jaxpr(jax.grad(lambda p: jnp.sum(jaxrnn.unroll(cell, p, carry, xs)[1])))(params))
+  one, one_carry = xs[0, :1], jax.tree.map(lambda a: a[0, :1], carry)  # one example per step
+  assert jaxrnn.native.FORWARD in text(True, xs, carry)
+  assert jaxrnn.native.FORWARD in text(None, one, one_carry)
+  assert int(np.prod(BATCH)) >= AUTO_MAX_ROWS
+  assert jaxrnn.native.FORWARD not in text(None, xs, carry)  # 16 examples: the pure-JAX path
+  assert jaxrnn.native.FORWARD not in text(False, one, one_carry)
+  grad_text = str(jax.make_jaxpr(jax.grad(lambda p: jnp.sum(jaxrnn.unroll(cell, p, one_carry, one)[1])))(params))
   assert jaxrnn.native.BACKWARD in grad_text
 
 

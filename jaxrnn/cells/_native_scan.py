@@ -27,6 +27,11 @@ import numpy as np
 from jaxrnn import native
 from jaxrnn.types import RunOptions
 
+# native=None takes the native loop only for batches of fewer examples than this, where it was measured faster
+# than the pure-JAX path (benchmarks/rnn_layers.py, B=1 T=1024 H=128: LSTM 0.43x, GRU 0.58x wall; B=32 and B=64:
+# 1.4-1.8x slower wall, one thread 0.9-1.5x the CPU time: the in-loop sgemm packs W_h on every step). native=True
+# runs it for any batch.
+AUTO_MAX_ROWS = 4
 KINDS = {"lstm": 0, "gru": 1, "simple_rnn": 2}
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 
@@ -127,6 +132,8 @@ def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fall
 
   def run(params, carry, xs, mask, options):
     why = None if options.native is False else fits(kind, params, carry, xs, options)
+    if why is None and options.native is None and math.prod(xs.shape[1:-1]) >= AUTO_MAX_ROWS:
+      why = f"{math.prod(xs.shape[1:-1])} examples (native=None runs the native loop below {AUTO_MAX_ROWS})"
     if options.native is False or why is not None:
       if options.native:
         raise ValueError(f"RunOptions(native=True) but the native CPU path cannot run this call: {why}")
