@@ -1,5 +1,6 @@
 # One command from nothing: `make test` makes a virtualenv, installs jaxrnn with every extra and the test tools
-# (`.[all,test]`), runs pytest.
+# (`.[all,test]`), builds the native CPU sequence path (a few seconds of g++; without a compiler jaxrnn runs the
+# pure-JAX path and the step says why), runs pytest.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,17 +9,21 @@ STAMP := $(VENV)/.installed
 DOCS_STAMP := $(VENV)/.installed-docs
 LINT_STAMP := $(VENV)/.installed-lint
 
-.PHONY: test train install clean docs lint
+.PHONY: test train install native clean docs lint
 
-test: $(STAMP)
+test: native
 	$(PY) -m pytest -q -n auto
 
 # The main job: train the default model (a character-level LSTM on Python's own stdlib source) in runs/default;
 # it prints where its loss curve and samples are. Re-running resumes from the last checkpoint.
-train: $(STAMP)
+train: native
 	$(VENV)/bin/jaxrnn train
 
-install: $(STAMP)
+install: native
+
+# Builds jaxrnn/native/rnn.cc unless the build for this source and jaxlib is there (then a no-op).
+native: $(STAMP)
+	$(PY) -m jaxrnn.native.build
 
 # The docs site in docs/_build/html, warnings as errors; the notebooks run at their small size during the build
 # (they need the extras of `make test`'s install). Nothing is downloaded.

@@ -73,15 +73,16 @@ def jaxrnn_params(cell_name, w):
                           b_hn=jnp.asarray(w["b_hh"][2 * H:]))
 
 
-def jaxrnn_impl(cell_name, w, train, dtype=None):
-  """``dtype=jnp.bfloat16``: mixed precision (bfloat16 matrix products, float32 params, carry and gate math)."""
+def jaxrnn_impl(cell_name, w, train, dtype=None, native=None):
+  """``dtype=jnp.bfloat16``: mixed precision (bfloat16 matrix products, float32 params, carry and gate math).
+  ``native``: ``RunOptions(native=...)``: ``True`` the native CPU loop, ``False`` the pure-JAX path."""
   H = w["w_hh"].shape[1]
   cell = (jaxrnn.lstm if cell_name == "lstm" else jaxrnn.gru)(H, dtype=dtype)
   params = jaxrnn_params(cell_name, w)
 
   def forward(params, xs):
     carry = cell.initial_carry(params, xs.shape[:1])
-    return jaxrnn.unroll(cell, params, carry, xs)[1]
+    return jaxrnn.unroll(cell, params, carry, xs, options=jaxrnn.RunOptions(native=native))[1]
 
   return _jax_runner(forward, params, train)
 
@@ -242,9 +243,11 @@ def bench(cell_name, workload, repeats, mixed=False):
   B, T, F, H, train = WORKLOADS[workload]
   w = make_weights(cell_name, F, H)
   xs = np.random.default_rng(1).standard_normal((B, T, F)).astype(np.float32)
-  impls: Dict[str, Callable] = {"jaxrnn": jaxrnn_impl(cell_name, w, train)}
+  impls: Dict[str, Callable] = {"jaxrnn": jaxrnn_impl(cell_name, w, train, native=False)}
+  if jaxrnn.native.available() and jax.default_backend() == "cpu":
+    impls["jaxrnn native"] = jaxrnn_impl(cell_name, w, train, native=True)
   if mixed:
-    impls["jaxrnn bf16 compute"] = jaxrnn_impl(cell_name, w, train, dtype=jnp.bfloat16)
+    impls["jaxrnn bf16 compute"] = jaxrnn_impl(cell_name, w, train, dtype=jnp.bfloat16, native=False)
   if cell_name == "lstm":
     impls["flax OptimizedLSTMCell"] = flax_impl(cell_name, w, train, True)
     impls["flax LSTMCell"] = flax_impl(cell_name, w, train, False)
@@ -304,6 +307,8 @@ def main():
   TORCH_THREADS, CLOCK = args.threads, CLOCKS[args.clock]
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs, clock={args.clock}, "
         f"torch threads={args.threads}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
+  print(f"{jaxrnn.native.status_line()}; 'jaxrnn' rows: the pure-JAX path (RunOptions(native=False)), "
+        f"'jaxrnn native': the native loop (native=True)")
   for cell_name in args.cell or ["lstm", "gru"]:
     for workload in args.workload or list(WORKLOADS):
       bench(cell_name, workload, args.repeats, args.mixed)

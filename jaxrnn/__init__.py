@@ -67,9 +67,10 @@ from jaxrnn.attention.wrapper import (AttentionCarry, AttentionWrapperParams, at
                                       doubly_stochastic_penalty)
 from jaxrnn.attention.seq2seq import Seq2Seq, Seq2SeqParams, seq2seq
 
-# Parallel scans, initializers, interop (modules).
+# Parallel scans, initializers, interop, the native CPU path (modules).
 from jaxrnn import initializers
 from jaxrnn import interop
+from jaxrnn import native
 from jaxrnn import parallel_scan
 
 # Deprecated top-level names (kept for one release): the modules they moved to.
@@ -158,6 +159,7 @@ __all__ = [
     "unroll",
     "static_unroll",
     "RunOptions",
+    "native",
     "truncated_unroll",
     "train_on_stream",
     "length_mask",

@@ -119,12 +119,17 @@ class RunOptions(NamedTuple):
       ``lru``, ``rg_lru``: :mod:`jaxrnn.kernels.pallas_linear_recurrence`), or ``None``: the backend's measured
       default (:mod:`jaxrnn.kernels.choice`; a default kernel is used only where the call fits it). A kernel
       asked for by name runs or raises: a path without it, or a call it does not fit, is an error.
+    native: the native CPU loop of ``lstm``, ``gru`` and ``simple_rnn`` (:mod:`jaxrnn.native`): ``None`` runs it
+      where the call fits and the pure-JAX path elsewhere, ``False`` never runs it, ``True`` requires it (a
+      ``ValueError`` says why a call does not fit). Paths without a native form run as they would with ``None``
+      in ``mode="auto"``; ``True`` with the scan of ``step`` raises.
   """
 
   remat: Optional[Union[bool, int]] = None
   unroll: Union[int, bool] = 1
   hoist: Optional[bool] = None
   kernel: Optional[str] = None
+  native: Optional[bool] = None
 
   def set_fields(self) -> FrozenSet[str]:
     """The names of the fields that differ from their defaults (the options a path is asked to honour)."""
@@ -189,6 +194,8 @@ KERNELS: Tuple[str, ...] = ("xla", "cudnn", "pallas")
 FUSED_SCAN: FrozenSet[str] = frozenset({"hoist", "unroll", "kernel"})
 """What a fused form of the scan of ``step`` honours (``kernel``: it runs the kernels it has, and raises for the
 others)."""
+NATIVE: FrozenSet[str] = FUSED_SCAN | {"native"}
+"""What a path that runs the native loop where the call fits, and a fused scan otherwise, honours."""
 PARALLEL: FrozenSet[str] = frozenset({"hoist", "kernel"})
 """What a parallel-in-time path honours (it has no loop: ``hoist`` holds trivially; ``kernel`` as for
 :data:`FUSED_SCAN`)."""

@@ -88,7 +88,7 @@ def run_options(options: Optional[RunOptions] = None, *, remat: Any = False, unr
   """Checks and builds the :class:`jaxrnn.RunOptions` of a run, from ``options`` or from the keywords (not both).
 
   >>> run_options(remat=True, unroll=4)
-  RunOptions(remat=True, unroll=4, hoist=None, kernel=None)
+  RunOptions(remat=True, unroll=4, hoist=None, kernel=None, native=None)
   """
   keywords = RunOptions(remat=None if remat is False else remat, unroll=unroll, hoist=hoist, kernel=kernel)
   if options is not None:
@@ -102,8 +102,12 @@ def run_options(options: Optional[RunOptions] = None, *, remat: Any = False, unr
   if unroll_steps is not True:
     unroll_steps = _checks.positive_int("unroll", unroll_steps if unroll_steps is not False else 1)
   hoist = None if keywords.hoist is None else _checks.boolean("hoist", keywords.hoist)
-  return RunOptions(remat=_remat_block(keywords.remat), unroll=unroll_steps, hoist=hoist,
-                    kernel=choice.check(keywords.kernel))
+  native = None if keywords.native is None else _checks.boolean("native", keywords.native)
+  kernel = choice.check(keywords.kernel)
+  if native and kernel not in (None, "xla"):
+    raise ValueError(f"native=True and kernel={kernel!r} ask for two implementations; give one of them")
+  return RunOptions(remat=_remat_block(keywords.remat), unroll=unroll_steps, hoist=hoist, kernel=kernel,
+                    native=native)
 
 
 def _to_layout(tree: Any, batch_ndim: int, time_major: bool) -> Any:
@@ -229,6 +233,9 @@ def unroll(
     xs_tm = jax.tree.map(lambda a: sequences.reverse_valid(a, lengths), xs_tm)
   mask = None if lengths is None else sequences.length_mask(lengths, num_steps)
 
+  if options.native and not use_sequence:
+    raise ValueError(f"RunOptions(native=True) needs a sequence path with a native form; {cell.name} runs the scan "
+                     f"of step here (mode={mode!r}" + (", return_all_carries=True)" if return_all_carries else ")"))
   if use_sequence:
     final, hs = cell.sequence.run(params, carry, xs_tm, mask, options)
     carries = None
@@ -257,14 +264,20 @@ def _use_sequence(cell: Cell, mode: str, options: RunOptions, return_all_carries
       raise ValueError(f"mode='sequence' needs a cell with a sequence path; {cell.name} has none")
     if return_all_carries:
       raise ValueError("return_all_carries=True needs mode='step' or 'auto' (the sequence path keeps no carries)")
-    missing = options.set_fields() - cell.sequence.honours
+    missing = _asked(options) - cell.sequence.honours
     if missing:
       raise ValueError(f"the sequence path of {cell.name} does not honour the run option(s) {sorted(missing)} "
                        f"(it honours {sorted(cell.sequence.honours)}); use mode='auto' or 'step' to scan step")
     return True
   if cell.sequence is None or return_all_carries:
     return False
-  return options.set_fields() <= cell.sequence.honours
+  return _asked(options) <= cell.sequence.honours
+
+
+def _asked(options: RunOptions) -> frozenset:
+  """The run options a path must honour: the set ones, less ``native=False`` (which every path without a native
+  form honours by running as it does)."""
+  return options.set_fields() - ({"native"} if options.native is False else set())
 
 
 def _why_step(cell: Cell, mode: str, options: RunOptions, return_all_carries: bool) -> str:

@@ -29,7 +29,7 @@ transposed once, outside), and the weight and input gradients as large products 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, FrozenSet, Mapping, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -191,11 +191,14 @@ def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fie
 
 
 def checked(run: Callable, check_params: Callable, carry_type: type, hidden_size: int, name: str,
-            routes: Optional[Mapping[str, choice.Route]] = None) -> SequencePath:
+            routes: Optional[Mapping[str, choice.Route]] = None,
+            honours: FrozenSet[str] = FUSED_SCAN) -> SequencePath:
   """A cell's :class:`jaxrnn.SequencePath`: checks params and carry, then calls ``run`` (or the kernel that
   ``options.kernel`` chooses among ``routes``, see :mod:`jaxrnn.kernels.choice`; ``name`` is the cell's name and
   its entry in the defaults). It is a fused form of the scan of ``step``: it honours ``hoist``, ``unroll`` and
-  ``kernel`` (:data:`jaxrnn.types.FUSED_SCAN`); for ``remat``, :func:`jaxrnn.unroll` scans ``step``."""
+  ``kernel`` (:data:`jaxrnn.types.FUSED_SCAN`; with the native loop where the call fits,
+  :data:`jaxrnn.types.NATIVE`); for ``remat``, :func:`jaxrnn.unroll` scans ``step``. ``kernel="xla"`` asks for the
+  JAX path, so it never runs the native loop."""
   routes = dict(routes or {})
 
   def sequence(params, carry, xs, mask, options):
@@ -205,6 +208,8 @@ def checked(run: Callable, check_params: Callable, carry_type: type, hidden_size
                             lambda k: routes[k].misfit(params, carry, xs, options))
     if kernel != "xla":
       return routes[kernel].run(params, carry, xs, mask)
+    if options.kernel == "xla" and options.native is None:
+      options = options._replace(native=False)  # the JAX path was asked for by name
     return run(params, carry, xs, mask, options)
 
-  return SequencePath(sequence, FUSED_SCAN)
+  return SequencePath(sequence, honours)

@@ -10,8 +10,9 @@ import jax.numpy as jnp
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _fused_scan
+from jaxrnn.cells import _native_scan
 from jaxrnn.cells import _parts
-from jaxrnn.types import Cell
+from jaxrnn.types import NATIVE, Cell
 
 
 class GRUParams(NamedTuple):
@@ -126,9 +127,10 @@ def gru(
 
   sequence = None
   if reset_after:
-    sequence = _fused_scan.checked(
-        _fused_scan.fused_sequence(input_transform, pointwise, ("b_hn",), dtype, precision), _check_params,
-        GRUCarry, H, "gru")
+    fused = _fused_scan.fused_sequence(input_transform, pointwise, ("b_hn",), dtype, precision)
+    native_kind = "gru" if _native_scan.standard(activation, gate_activation, dtype) else None
+    sequence = _fused_scan.checked(_native_scan.with_native(native_kind, False, input_transform, fused),
+                                   _check_params, GRUCarry, H, "gru", honours=NATIVE)
 
   config = _dense.config("gru", activation=activation, gate_activation=gate_activation, hidden_size=H,
                          reset_after=bool(reset_after), use_bias=bool(use_bias))

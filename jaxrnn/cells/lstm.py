@@ -10,12 +10,13 @@ import jax.numpy as jnp
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _fused_scan
+from jaxrnn.cells import _native_scan
 from jaxrnn.cells import _parts
 from jaxrnn.cells._lstm_common import LSTMCarry
 from jaxrnn.cells.peephole_lstm import peephole_lstm
 from jaxrnn.kernels import choice
 from jaxrnn.kernels import cudnn_lstm
-from jaxrnn.types import Cell
+from jaxrnn.types import NATIVE, Cell
 
 
 class LSTMParams(NamedTuple):
@@ -125,8 +126,10 @@ def lstm(
       misfit=lambda p, c, xs, options: cudnn_lstm.misfit(p, c, xs, options, standard_activations=standard,
                                                          dtype=dtype, precision=precision),
       run=lambda p, c, xs, mask: cudnn_lstm.run(p, c, xs, mask, precision))
-  sequence = _fused_scan.checked(_fused_scan.fused_sequence(input_transform, pointwise, (), dtype, precision),
-                                 _check_params, LSTMCarry, H, "lstm", {"cudnn": cudnn})
+  fused = _fused_scan.fused_sequence(input_transform, pointwise, (), dtype, precision)
+  native_kind = "lstm" if _native_scan.standard(activation, gate_activation, dtype) else None
+  sequence = _fused_scan.checked(_native_scan.with_native(native_kind, False, input_transform, fused),
+                                 _check_params, LSTMCarry, H, "lstm", {"cudnn": cudnn}, NATIVE)
 
   config = _dense.config("lstm", activation=activation, gate_activation=gate_activation, hidden_size=H,
                          use_bias=bool(use_bias))

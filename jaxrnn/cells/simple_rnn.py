@@ -9,8 +9,11 @@ import jax.numpy as jnp
 
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
+from jaxrnn.cells import _fused_scan
+from jaxrnn.cells import _native_scan
 from jaxrnn.cells import _parts
-from jaxrnn.types import Cell
+from jaxrnn.types import ALL_OPTIONS, Cell
+from jaxrnn.unroll import unroll
 
 
 class SimpleRNNParams(NamedTuple):
@@ -66,7 +69,7 @@ def simple_rnn(
     (5, 4)
   """
   H, act, _, dtype, param_dtype = _dense.hyper(hidden_size, activation, None, dtype, param_dtype)
-  init, initial_carry, input_transform, _, check_step = _dense.dense_parts(
+  init, initial_carry, input_transform, check_params, check_step = _dense.dense_parts(
       H, 1, SimpleRNNParams, SimpleRNNCarry, use_bias=use_bias, kernel_init=kernel_init,
       recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype,
       precision=precision)
@@ -79,10 +82,23 @@ def simple_rnn(
 
   step = _parts.step_of(input_transform, step_transformed)
 
+  # The sequence path: the native loop where the call fits, else the scan of step (which honours every option).
+  scanned = Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
+                 step_transformed=step_transformed, name="simple_rnn")
+
+  def scan_of_step(params, carry, xs, mask, options):
+    lengths = None if mask is None else jnp.sum(mask.astype(jnp.int32), axis=0)
+    return unroll(scanned, params, carry, xs, seq_lengths=lengths, time_major=True, mode="step", options=options)
+
+  native_kind = "simple_rnn" if _native_scan.standard(activation, None, dtype, ("tanh", "relu")) else None
+  sequence = _fused_scan.checked(
+      _native_scan.with_native(native_kind, activation == "relu", input_transform, scan_of_step), check_params,
+      SimpleRNNCarry, H, "simple_rnn", honours=ALL_OPTIONS)
+
   name = activation if isinstance(activation, str) else getattr(activation, "__name__", "custom")
   config = _dense.config("simple_rnn", activation=activation, hidden_size=H, use_bias=bool(use_bias))
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, name=f"simple_rnn_{name}", config=config)
+              step_transformed=step_transformed, sequence=sequence, name=f"simple_rnn_{name}", config=config)
 
 
 def irnn(hidden_size: int, *, scale: float = 1.0, **kwargs: Any) -> Cell:

@@ -1,0 +1,158 @@
+"""The native CPU form of a dense cell's sequence path: the time loop in C++ (``jaxrnn/native/rnn.cc``), with a
+``jax.custom_vjp`` whose backward loop is native too.
+
+Split of the work (as cuDNN and oneDNN split it): the input projection ``u = input_transform(params, xs)`` for all
+steps is the cell's own JAX function (one large matrix product; JAX differentiates it); the native forward loop runs,
+per step, ``h_{t-1} W_h`` and the gate arithmetic; the native backward loop runs the gate derivatives and
+``dz_t W_h^T``, then the weight gradient ``sum_t h_{t-1}^T dz_t`` as one large product (OpenBLAS: XLA:CPU is ~2x
+slower on a transposed operand). The gate arithmetic in C++ restates the cell's ``pointwise`` function (no C++ can
+call it); the parity tests (``tests/test_native.py``) hold the two equal. Forward-mode AD does not go through a
+``custom_vjp``: ``jax.jvp`` raises JAX's error there, and ``RunOptions(native=False)`` runs the pure-JAX path.
+
+:func:`with_native` wraps a pure-JAX sequence function: the native loop runs when the call fits (:func:`fits`),
+the pure-JAX one otherwise, and ``RunOptions(native=...)`` chooses (``None``: native when it fits; ``False``: never;
+``True``: native, or a ``ValueError`` saying why it does not fit).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrnn import native
+from jaxrnn.types import RunOptions
+
+# native=None takes the native loop only for batches of fewer examples than this, where it was measured faster
+# than the pure-JAX path (benchmarks/rnn_layers.py, B=1 T=1024 H=128: LSTM 0.43x, GRU 0.58x wall; B=32 and B=64:
+# 1.4-1.8x slower wall, one thread 0.9-1.5x the CPU time: the in-loop sgemm packs W_h on every step). native=True
+# runs it for any batch.
+AUTO_MAX_ROWS = 4
+KINDS = {"lstm": 0, "gru": 1, "simple_rnn": 2}
+GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
+
+
+def _call(target: str, results: list, *args: Any, **attrs: Any):
+  if not native.available():  # loads the library and registers its targets
+    raise RuntimeError(f"the native CPU path is not available: {native.reason()}")
+  return jax.ffi.ffi_call(target, results, vmap_method="sequential")(*args, **{k: np.int64(v) for k, v in
+                                                                                attrs.items()})
+
+
+def _forward(kind: str, relu: bool, train: bool, u, w_h, b_hn, h0, c0, mask):
+  T, B, GH = u.shape
+  H = GH // GATES[kind]
+  f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
+  lstm = kind == "lstm"
+  steps = T if train else 0
+  results = [f32(T, B, H), f32(B, H), f32(B, H if lstm else 0), f32(steps, B, H), f32(steps if lstm else 0, B, H),
+             f32(steps if kind != "simple_rnn" else 0, B, 4 * H)]
+  return _call(native.FORWARD, results, u, w_h, b_hn, h0, c0, mask, kind=KINDS[kind], relu=relu, train=train)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _loop(kind: str, relu: bool, u, w_h, b_hn, h0, c0, mask):
+  """``(hs, h_last, c_last)`` of the recurrence over ``u: [T, B, G H]`` (flat batch), native forward."""
+  hs, h_last, c_last, *_ = _forward(kind, relu, False, u, w_h, b_hn, h0, c0, mask)
+  return hs, h_last, c_last
+
+
+def _loop_fwd(kind, relu, u, w_h, b_hn, h0, c0, mask):
+  hs, h_last, c_last, h_all, c_all, gates = _forward(kind, relu, True, u, w_h, b_hn, h0, c0, mask)
+  return (hs, h_last, c_last), (w_h, b_hn, h0, c0, h_all, c_all, gates, mask)
+
+
+def _loop_bwd(kind, relu, residuals, cotangents):
+  w_h, b_hn, h0, c0, h_all, c_all, gates, mask = residuals
+  dhs, dh_last, dc_last = cotangents
+  T, B, H = h_all.shape
+  GH = w_h.shape[1]
+  f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
+  gru = kind == "gru"
+  lstm = kind == "lstm"
+  results = [f32(T, B, GH), f32(T if gru else 0, B, GH), f32(B, H), f32(B, H if lstm else 0), f32(H, GH)]
+  dz, dzr, dh0, dc0, d_w_h = _call(native.BACKWARD, results, w_h, h0, c0, h_all, c_all, gates, mask, dhs,
+                                   dh_last, dc_last, kind=KINDS[kind], relu=relu)
+  d_b_hn = jnp.sum(dzr[..., 2 * H:], axis=(0, 1)) if gru else jnp.zeros_like(b_hn)
+  return dz, d_w_h, d_b_hn, dh0, dc0, None
+
+
+_loop.defvjp(_loop_fwd, _loop_bwd)
+
+
+def fits(kind: Optional[str], params: Any, carry: Any, xs: Any, options: RunOptions) -> Optional[str]:
+  """Why the native loop cannot run this call (``None``: it can).
+
+  It runs on the CPU backend, for a cell with the standard activations and no compute ``dtype`` other than
+  float32 (``kind`` is ``None`` otherwise), float32 params, carry and inputs, at least one step and one example,
+  and run options it honours: ``hoist`` unset or ``True`` (the projection is always computed before the loop), no
+  ``unroll`` and no ``remat`` (those are options of a scan; the pure-JAX path runs them).
+  """
+  if kind is None:
+    return "the cell has a custom activation or a compute dtype other than float32"
+  if not native.available():
+    return native.reason()
+  if jax.default_backend() != "cpu":
+    return f"the backend is {jax.default_backend()}, not cpu"
+  if options.remat is not None or options.unroll != 1 or options.hoist is False:
+    return f"run options {options} (a native loop has no scan to unroll, remat or leave unhoisted)"
+  if not isinstance(xs, (jax.Array, np.ndarray)):
+    return "xs is not one array"
+  leaves = [l for l in jax.tree.leaves((params, carry, xs)) if l is not None]
+  bad = sorted({str(l.dtype) for l in leaves if l.dtype != jnp.float32})
+  if bad:
+    return f"dtypes {bad}; the native loop runs float32 only"
+  if xs.shape[0] == 0 or math.prod(xs.shape[1:-1]) == 0:
+    return f"an empty sequence or batch (xs: {xs.shape})"
+  return None
+
+
+def standard(activation: Any, gate_activation: Any, dtype: Any, activations=("tanh",)) -> bool:
+  """Whether a cell built with these factory arguments computes what the native loop computes: activations named
+  (not callables) as the loop has them, and no compute ``dtype`` other than float32."""
+  named = lambda a, allowed: isinstance(a, str) and a in allowed
+  return (named(activation, activations) and (gate_activation is None or named(gate_activation, ("sigmoid",)))
+          and (dtype is None or jnp.dtype(dtype) == jnp.float32))
+
+
+def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fallback: Callable) -> Callable:
+  """A :class:`jaxrnn.types.SequenceFn` that runs the native loop when the call fits, else ``fallback``.
+
+  Args:
+    kind: ``"lstm"``, ``"gru"`` (``reset_after=True``) or ``"simple_rnn"``; ``None``: this cell never runs natively
+      (custom activations, a low-precision compute dtype).
+    relu: for ``simple_rnn``: ReLU (``True``) or tanh.
+    input_transform: the cell's ``input_transform(params, xs)``: ``x W_i + b`` (checks params and inputs).
+    fallback: the pure-JAX ``run(params, carry, xs, mask, options)`` of the same function.
+  """
+
+  def run(params, carry, xs, mask, options):
+    why = None if options.native is False else fits(kind, params, carry, xs, options)
+    if why is None and options.native is None and math.prod(xs.shape[1:-1]) >= AUTO_MAX_ROWS:
+      why = f"{math.prod(xs.shape[1:-1])} examples (native=None runs the native loop below {AUTO_MAX_ROWS})"
+    if options.native is False or why is not None:
+      if options.native:
+        raise ValueError(f"RunOptions(native=True) but the native CPU path cannot run this call: {why}")
+      return fallback(params, carry, xs, mask, options._replace(native=None))
+    T, batch = xs.shape[0], xs.shape[1:-1]
+    n = math.prod(batch)
+    u = input_transform(params, xs)
+    GH = u.shape[-1]
+    H = GH // GATES[kind]
+    lstm = kind == "lstm"
+    h0 = carry.h.reshape((n, H))
+    c0 = carry.c.reshape((n, H)) if lstm else jnp.zeros((n, 0), jnp.float32)
+    b_hn = params.b_hn if kind == "gru" and params.b_hn is not None else jnp.zeros((H if kind == "gru" else 0,),
+                                                                                   jnp.float32)
+    m = jnp.ones((T, n), jnp.int32) if mask is None else mask.reshape((T, n)).astype(jnp.int32)
+    hs, h_last, c_last = _loop(kind, bool(relu), u.reshape((T, n, GH)), params.w_h, b_hn, h0, c0, m)
+    fields = dict(h=h_last.reshape(batch + (H,)))
+    if lstm:
+      fields["c"] = c_last.reshape(batch + (H,))
+    return carry._replace(**fields), hs.reshape((T,) + batch + (H,))
+
+  return run

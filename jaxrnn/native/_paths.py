@@ -1,0 +1,41 @@
+"""Where the native library's source and built file live (shared by the loader and ``build``)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+from typing import List, Optional
+
+SOURCE = pathlib.Path(__file__).with_name("rnn.cc")
+# -ffast-math lets GCC call glibc's vector expf/tanhf in the gate loops; it is given to the compile step only, so
+# that the link step does not add crtfastmath.o (which would set flush-to-zero for the whole process).
+COMPILE_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fPIC", "-std=c++17", "-w"]
+
+
+def _jaxlib_version() -> str:
+  import jaxlib
+  return jaxlib.__version__
+
+
+def library_name() -> str:
+  """``jaxrnn_native-<hash>.so``: the hash of the source, the flags and the jaxlib version."""
+  digest = hashlib.sha256()
+  digest.update(SOURCE.read_bytes())
+  digest.update(" ".join(COMPILE_FLAGS).encode())
+  digest.update(_jaxlib_version().encode())
+  return f"jaxrnn_native-{digest.hexdigest()[:16]}.so"
+
+
+def candidate_dirs() -> List[pathlib.Path]:
+  """Where a built library is looked for, in order: beside this file, then the user cache."""
+  cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache")) / "jaxrnn"
+  return [pathlib.Path(__file__).parent / "_build", cache]
+
+
+def find_library() -> Optional[pathlib.Path]:
+  name = library_name()
+  for d in candidate_dirs():
+    if (d / name).is_file():
+      return d / name
+  return None

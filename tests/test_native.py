@@ -1,0 +1,150 @@
+"""The native CPU sequence path (jaxrnn/native, jaxrnn/cells/_native_scan.py) equals the pure-JAX path.
+
+Values, final carries and gradients (params, initial carry, inputs) of ``RunOptions(native=True)`` against
+``native=False``, within 1e-5 (float32, relative to the largest magnitude), with lengths, reverse and two batch
+axes in one program per cell; stacks and bidirectional layers; vmap; no retrace; the refusals.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxrnn
+from jaxrnn.cells._native_scan import AUTO_MAX_ROWS
+from jaxrnn.types import RunOptions
+from tests.registry import randomize
+
+pytestmark = [pytest.mark.skipif(not jaxrnn.native.available() or jax.default_backend() != "cpu",
+                                 reason=f"native path off: {jaxrnn.native.status_line()}"),
+              pytest.mark.usefixtures("quick_compiles")]
+
+H = 64  # LSTM, GRU: two chunks of hidden units on a 2-core machine (the threaded split runs); simple RNN: one
+F = 5
+BATCH = (4, 4)
+T = 7
+LENGTHS = np.array([[7, 3, 0, 2], [1, 7, 5, 7], [6, 6, 6, 6], [0, 1, 2, 3]], np.int32)
+
+CELLS = {
+    "lstm": lambda: jaxrnn.lstm(H),
+    "gru": lambda: jaxrnn.gru(H),
+    "gru_no_bias": lambda: jaxrnn.gru(H, use_bias=False),
+    "simple_rnn_tanh": lambda: jaxrnn.simple_rnn(H),
+    "simple_rnn_relu": lambda: jaxrnn.simple_rnn(H, activation="relu"),
+    "stack_lstm_gru": lambda: jaxrnn.stack(jaxrnn.lstm(H), jaxrnn.gru(H)),
+    "bidirectional_lstm": lambda: jaxrnn.bidirectional(jaxrnn.lstm(H), jaxrnn.lstm(H)),
+}
+
+
+def close(a, b, tol=1e-5):
+  """Every leaf of ``a`` within ``tol`` of ``b``, relative to ``b``'s largest magnitude (at least 1)."""
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    assert x.shape == y.shape
+    scale = max(1.0, float(np.abs(y).max(initial=0.0)))
+    assert float(np.abs(x - y).max(initial=0.0)) <= tol * scale, (float(np.abs(x - y).max()), scale)
+
+
+def inputs(cell, key=0):
+  k_p, k_x, k_c = jax.random.split(jax.random.key(key), 3)
+  params = randomize(cell.init(k_p, F), k_p, scale=0.1)  # recurrent kernels of spectral radius < 1: no chaos
+  xs = jax.random.normal(k_x, BATCH + (T, F), jnp.float32)
+  carry = cell.initial_carry(params, BATCH)
+  carry = jax.tree.map(lambda a: 0.5 * jax.random.normal(k_c, a.shape, a.dtype), carry)
+  return params, carry, xs
+
+
+def loss_and_grads(cell, native, directions):
+  """jit(value_and_grad) of a loss over runs with lengths, forward and/or reverse: (loss, (carries, hs)), grads."""
+
+  def loss(params, carry, xs):
+    opts = RunOptions(native=native)
+    out = [jaxrnn.unroll(cell, params, carry, xs, seq_lengths=LENGTHS, reverse=r, options=opts) for r in directions]
+    value = sum(jnp.sum(jnp.sin(hs) * hs) + sum(jnp.sum(jnp.cos(l)) for l in jax.tree.leaves(c)) for c, hs in out)
+    return value, out
+
+  return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_native_equals_jax_path(name):
+  cell = CELLS[name]()
+  args = inputs(cell)
+  directions = (False,) if name.startswith(("stack", "bidirectional")) else (False, True)  # combinators: forward
+  (value, outs), grads = loss_and_grads(cell, True, directions)(*args)
+  (ref_value, ref_outs), ref_grads = loss_and_grads(cell, False, directions)(*args)
+  close(value, ref_value)
+  close(outs, ref_outs)  # final carries and outputs, forward and reverse
+  close(grads, ref_grads)  # params, initial carry, inputs
+  for _, hs in outs:  # padding outputs are exactly zero
+    assert not np.any(np.asarray(hs)[0, 1, 3:])
+
+
+def test_native_runs():
+  """The native path really runs (its FFI call is in the program): with native=True; with native=None below
+  AUTO_MAX_ROWS examples; never with native=False."""
+  cell = jaxrnn.lstm(H)
+  params, carry, xs = inputs(cell)
+  text = lambda native, xs, carry: str(jax.make_jaxpr(lambda p: jaxrnn.unroll(
+      cell, p, carry, xs, options=RunOptions(native=native)))(params))
+  one, one_carry = xs[0, :1], jax.tree.map(lambda a: a[0, :1], carry)  # one example per step
+  assert jaxrnn.native.FORWARD in text(True, xs, carry)
+  assert jaxrnn.native.FORWARD in text(None, one, one_carry)
+  assert int(np.prod(BATCH)) >= AUTO_MAX_ROWS
+  assert jaxrnn.native.FORWARD not in text(None, xs, carry)  # 16 examples: the pure-JAX path
+  assert jaxrnn.native.FORWARD not in text(False, one, one_carry)
+  grad_text = str(jax.make_jaxpr(jax.grad(lambda p: jnp.sum(jaxrnn.unroll(cell, p, one_carry, one)[1])))(params))
+  assert jaxrnn.native.BACKWARD in grad_text
+
+
+def test_vmap_and_no_retrace():
+  """vmap over both batch axes (one native call per example: B=1, the matrix-vector form), with gradients."""
+  cell = jaxrnn.lstm(H)
+  params, carry, xs = inputs(cell)
+  traces = []
+
+  def make(native):
+    def loss(params, xs):
+      traces.append(native)
+      one = lambda x: jaxrnn.unroll(cell, params, None, x, options=RunOptions(native=native))[1]
+      hs = jax.vmap(jax.vmap(one))(xs)
+      return jnp.sum(jnp.sin(hs)), hs
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))
+
+  f, ref = make(None), make(False)
+  close(f(params, xs), ref(params, xs))
+  close(f(params, xs + 1.0), ref(params, xs + 1.0))
+  assert traces.count(None) == 1
+
+
+def test_refusals():
+  cell = jaxrnn.lstm(H)
+  params, carry, xs = inputs(cell)
+  need = RunOptions(native=True)
+  run = lambda cell, params, xs, options: jax.eval_shape(
+      lambda p, x: jaxrnn.unroll(cell, p, None, x, options=options), params, xs)
+  with pytest.raises(ValueError, match="native CPU path cannot run this call: dtypes"):
+    run(cell, params, xs.astype(jnp.float64), need)
+  with pytest.raises(ValueError, match="cannot run this call: run options"):
+    run(cell, params, xs, need._replace(unroll=2))
+  with pytest.raises(ValueError, match="custom activation"):
+    run(jaxrnn.lstm(H, activation=jnp.tanh), params, xs, need)
+  with pytest.raises(ValueError, match="needs a sequence path with a native form"):
+    run(jaxrnn.mgu(H), jaxrnn.mgu(H).init(jax.random.key(0), F), xs, need)
+  with pytest.raises(TypeError, match="native must be a bool"):
+    run(cell, params, xs, RunOptions(native="yes"))
+  # native=False on a cell without a native form changes nothing (its own parallel path still runs).
+  lru = jaxrnn.lru(8)
+  lp = lru.init(jax.random.key(0), F)
+  program = lambda options: str(jax.make_jaxpr(lambda p: jaxrnn.unroll(lru, p, None, xs, options=options))(lp))
+  assert program(RunOptions(native=False)) == program(RunOptions())
+
+
+def test_built_in_ci():
+  """CI installs with `make`, which builds the library: there the native path must be on."""
+  if os.environ.get("CI"):
+    assert jaxrnn.native.available(), jaxrnn.native.reason()
