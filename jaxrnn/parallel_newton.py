@@ -298,12 +298,24 @@ def _forward(cell, step, layout, settings, unroll, params, carry, us, mask, warm
       new, _ = _masked(step, params, _merge(layout, _unpack(layout, z), o), u, m)
       return _pack(layout, _split(layout, new)[0])
 
-    jac = jax.jacfwd(f_one)
-    for _ in range(2):  # over N, then over T
-      jac = jax.vmap(jac)
-    full = jac(zp, prev_o, us, mask)
-    a = jnp.diagonal(full, axis1=-2, axis2=-1) if kind == "diagonal" else full
-    return a * shrink
+    if kind == "full":
+      jac = jax.jacfwd(f_one)
+      for _ in range(2):  # over N, then over T
+        jac = jax.vmap(jac)
+      return jac(zp, prev_o, us, mask) * shrink
+
+    # The diagonal without the [T, N, D, D] Jacobian: one JVP per coordinate k (all t, n at once), keeping
+    # component k, in chunks of coordinates.
+    def f_all(z):
+      new, _ = _masked(step, params, _merge(layout, _unpack(layout, z), prev_o), us, mask)
+      return _pack(layout, _split(layout, new)[0])
+
+    def component(k):
+      e = jnp.zeros((layout.size,), zp.dtype).at[k].set(1)
+      return jax.jvp(f_all, (zp,), (jnp.broadcast_to(e, zp.shape),))[1][..., k]
+
+    diag = jax.lax.map(component, jnp.arange(layout.size), batch_size=min(layout.size, 8))  # [D, T, N]
+    return jnp.moveaxis(diag, 0, -1) * shrink
 
   def update(z, others, fz, fo, prev_f, prev_o):
     a = jacobian(prev_f, prev_o)
