@@ -216,14 +216,23 @@ def solve(cell: Cell, params: Params, carry: Carry, xs: Any, mask: Optional[Arra
   carry_n = jax.tree.map(lambda a: flat(a, 0), carry)
   us_n = jax.tree.map(lambda a: flat(a, 1), us)
   mask_n = None if mask is None else mask.reshape((num_steps, n))
-  warm_n = None if warm_start is None else jax.tree.map(lambda a: flat(a, 1), jax.lax.stop_gradient(warm_start))
-  if warm_n is not None and jax.tree.structure(warm_n) != jax.tree.structure(carry_n):
-    raise ValueError(f"warm_start must have the structure of the carry {jax.tree.structure(carry_n)} with a time "
-                     f"axis, got {jax.tree.structure(warm_n)}")
-  states, info = _solve_states(cell, step, layout, settings, unroll, params, carry_n, us_n, mask_n, warm_n)
-  # The outputs from the solved carries: one evaluation of the step at all (t, example) at once.
-  _, hs = _masked(step, params, _shift(carry_n, states), us_n, mask_n)
-  final = jax.tree.map(lambda a: a[-1], states) if num_steps else carry_n
+  warm_n = None
+  if warm_start is not None:
+    want = jax.tree.map(lambda a: (num_steps,) + tuple(a.shape), carry)
+    got = jax.tree.map(lambda a: tuple(a.shape), warm_start)
+    if jax.tree.structure(warm_start) != jax.tree.structure(carry) or jax.tree.leaves(got) != jax.tree.leaves(want):
+      raise ValueError(f"warm_start must be the carries of every step: the carry's structure with leaves "
+                       f"[T, *B, ...] (time-major here), shapes {want}; got {got}")
+    warm_n = jax.tree.map(lambda a, c: flat(a, 1).astype(c.dtype), jax.lax.stop_gradient(warm_start), carry)
+  if num_steps:
+    states, info = _solve_states(cell, step, layout, settings, unroll, params, carry_n, us_n, mask_n, warm_n)
+    # The outputs from the solved carries: one evaluation of the step at all (t, example) at once.
+    _, hs = _masked(step, params, _shift(carry_n, states), us_n, mask_n)
+    final = jax.tree.map(lambda a: a[-1], states)
+  else:  # nothing to solve: the (empty) scan gives the shapes
+    final, (states, hs) = jax.lax.scan(lambda c, u: (c, step(params, c, u)), carry_n, us_n)
+    info = NewtonInfo(jnp.asarray(0, jnp.int32), jnp.zeros((n,), layout.dtype), jnp.asarray(True),
+                      jnp.asarray(False))
   unflat = lambda a, lead: a.reshape(a.shape[:lead] + tuple(batch_shape) + a.shape[lead + 1:])
   info = info._replace(residual=info.residual.reshape(batch_shape))
   return (jax.tree.map(lambda a: unflat(a, 0), final), unflat(hs, 1), jax.tree.map(lambda a: unflat(a, 1), states),
@@ -260,7 +269,6 @@ def _forward(cell, step, layout, settings, unroll, params, carry, us, mask, warm
   num_steps = jax.tree.leaves(us)[0].shape[0]
   zf0, zo0 = _split(layout, carry)
   z0 = _pack(layout, zf0)  # [N, D]
-  n = z0.shape[0]
   tol = settings.tol if settings.tol is not None else float(jnp.finfo(layout.dtype).eps) ** 0.75
   max_iters = num_steps if settings.max_iters is None else settings.max_iters
   kind = settings.jacobian
@@ -276,7 +284,7 @@ def _forward(cell, step, layout, settings, unroll, params, carry, us, mask, warm
     return _pack(layout, nf), no, prev_f, prev_o
 
   def residual(z, others, fz, fo):
-    r = jnp.max(jnp.abs(z - fz) / (1 + jnp.abs(fz)), axis=(0, 2)) if num_steps else jnp.zeros((n,), fz.dtype)
+    r = jnp.max(jnp.abs(z - fz) / (1 + jnp.abs(fz)), axis=(0, 2))
     for a, b in zip(others, fo):
       differ = jnp.any((a != b).reshape(a.shape[:2] + (-1,)), axis=(0, 2))
       r = jnp.where(differ, jnp.inf, r)
@@ -353,9 +361,7 @@ def _forward(cell, step, layout, settings, unroll, params, carry, us, mask, warm
     fz, fo, prev_f, prev_o = evaluate(z, others)
     return i + 1, z, others, fz, fo, prev_f, prev_o, residual(z, others, fz, fo)
 
-  state = (jnp.asarray(0, jnp.int32), z, others, fz, fo, prev_f, prev_o, res)
-  if num_steps:
-    state = jax.lax.while_loop(cond, body, state)
+  state = jax.lax.while_loop(cond, body, (jnp.asarray(0, jnp.int32), z, others, fz, fo, prev_f, prev_o, res))
   iters, z, others, res = state[0], state[1], state[2], state[7]
   converged = jnp.all(res <= tol)
   states = _merge(layout, _unpack(layout, z), others)

@@ -208,3 +208,13 @@ def test_complex_carry_is_refused():
                      jnp.zeros(tuple(b) + (2,), jnp.complex64), step=step)
   with pytest.raises(ValueError, match="needs a real carry"):
     jaxrnn.unroll(cell, jnp.asarray(0.5 + 0.5j), None, jnp.ones((3, 2)), newton=True)
+
+
+def test_empty_sequence_and_bad_warm_start():
+  cell = jaxrnn.gru(3)
+  params = cell.init(jax.random.key(0), 2)
+  final, hs, carries, info = jaxrnn.newton_unroll(cell, params, None, jnp.ones((2, 0, 2)))
+  assert hs.shape == (2, 0, 3) and carries.h.shape == (2, 0, 3) and bool(info.converged)
+  np.testing.assert_array_equal(final.h, np.zeros((2, 3)))
+  with pytest.raises(ValueError, match="warm_start must be the carries of every step"):
+    jaxrnn.newton_unroll(cell, params, None, jnp.ones((2, 4, 2)), warm_start=jaxrnn.GRUCarry(h=jnp.zeros((2, 3))))
