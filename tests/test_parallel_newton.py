@@ -57,11 +57,15 @@ def floats(tree):
 
 
 def both_paths(cell, mode, newton, reverse=False):
-  """One jit: (final, hs, grads) by the scan of step and by the solver (``mode``), for one loss."""
+  """One jit: (final, hs, grads) by the scan of step and by the solver (``mode``), for one loss.
+
+  A cell without a step (``bidirectional``) is compared with its own sequence path, which scans its inner cells.
+  """
 
   def run(params, carry, xs, lengths, options):
     final, hs = jaxrnn.unroll(cell, params, carry, xs, seq_lengths=lengths, reverse=reverse,
-                              mode="step" if options is None else mode, newton=options)
+                              mode=("step" if mode == "step" else "auto") if options is None else mode,
+                              newton=options)
     return final, hs
 
   def loss(params, carry, xs, lengths, options):
