@@ -27,7 +27,7 @@ leaves (bool) take the Jacobi update. Complex carries are not supported.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, List, NamedTuple, Optional, Tuple
+from typing import Any, List, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp

@@ -9,7 +9,6 @@ declared diagonal against jacfwd. ``JAXRNN_SLOW=1``: every registry cell with ev
 
 from __future__ import annotations
 
-import functools
 import os
 
 import jax
@@ -138,7 +137,7 @@ def test_info_reports_iterations_and_residual(gru):
 
 
 def test_cap_reached_finishes_sequentially_or_raises(gru):
-  cell, params, carry, xs, lengths, (final, hs, carries) = gru
+  cell, params, carry, xs, lengths, (_, hs, _) = gru
   capped = jaxrnn.ParallelNewton("jacobi", max_iters=2)
   _, got_hs, _, info = jaxrnn.newton_unroll(cell, params, carry, xs, seq_lengths=lengths, newton=capped)
   assert int(info.iterations) == 2 and not bool(info.converged) and bool(info.sequential)
