@@ -44,10 +44,12 @@ from jaxrnn.cells.lru import LRUCarry, LRUParams, lru
 from jaxrnn.cells.rg_lru import RGLRUCarry, RGLRUParams, rg_lru
 from jaxrnn.cells.mlstm import MLSTMCarry, MLSTMParams, mlstm
 from jaxrnn.cells.slstm import SLSTMCarry, SLSTMParams, slstm
+from jaxrnn.cells.para_gru import ParaGRUCarry, ParaGRUParams, para_gru
+from jaxrnn.cells.para_lstm import ParaLSTMParams, para_lstm
 
 # Running sequences.
-from jaxrnn.types import RunOptions
-from jaxrnn.unroll import static_unroll, unroll
+from jaxrnn.types import ParallelNewton, RunOptions
+from jaxrnn.unroll import newton_unroll, static_unroll, unroll
 from jaxrnn.tbptt import train_on_stream, truncated_unroll
 from jaxrnn.sequences import length_mask, reverse_valid
 
@@ -71,6 +73,7 @@ from jaxrnn.attention.seq2seq import Seq2Seq, Seq2SeqParams, seq2seq
 from jaxrnn import initializers
 from jaxrnn import interop
 from jaxrnn import native
+from jaxrnn import parallel_newton
 from jaxrnn import parallel_scan
 
 # Deprecated top-level names (kept for one release): the modules they moved to.
@@ -155,11 +158,18 @@ __all__ = [
     "slstm",
     "SLSTMParams",
     "SLSTMCarry",
+    "para_gru",
+    "ParaGRUParams",
+    "ParaGRUCarry",
+    "para_lstm",
+    "ParaLSTMParams",
     # Running sequences.
     "unroll",
     "static_unroll",
     "RunOptions",
     "native",
+    "ParallelNewton",
+    "newton_unroll",
     "truncated_unroll",
     "train_on_stream",
     "length_mask",
@@ -204,6 +214,7 @@ __all__ = [
     "Seq2Seq",
     "Seq2SeqParams",
     # Parallel scans, initializers, interop.
+    "parallel_newton",
     "parallel_scan",
     "initializers",
     "interop",

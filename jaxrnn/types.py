@@ -95,6 +95,46 @@ class InputTransformFn(Protocol):
     ...
 
 
+class ParallelNewton(NamedTuple):
+  r"""Settings of the parallel-in-time solver (:mod:`jaxrnn.parallel_newton`): DEER, quasi-DEER, Picard, Jacobi.
+
+  The unknowns are all the carries ``c_1 .. c_T`` at once. Each iteration evaluates the step at every ``t`` in
+  parallel from the previous iterate ``c^i`` and solves one linear recurrence with an associative scan:
+
+  .. math::
+
+     c^{i+1}_t = A_t\, c^{i+1}_{t-1} + \big(f(c^i_{t-1}, x_t) - A_t\, c^i_{t-1}\big), \qquad c^{i+1}_0 = c_0,
+
+  where ``f`` is the (masked) step's new carry and ``A_t`` approximates ``∂f/∂c`` at ``c^i_{t-1}``. With any
+  ``A_t`` the first ``i`` carries are exact after ``i`` iterations, so at most ``T`` iterations reach the
+  solution; with the exact Jacobian (Newton, Lim et al. 2024, "DEER") convergence is quadratic near it.
+
+  Fields:
+    jacobian: ``A_t``. ``"full"``: the Jacobian ``∂f/∂c`` (``D`` JVPs per step, a ``[D, D]`` matrix product scan:
+      ``O(T D^3)`` work; DEER). ``"diagonal"``: its diagonal (quasi-DEER, Gonzalez et al. 2024; ``O(T D)`` scan):
+      the cell's :attr:`Cell.carry_jacobian_diagonal` where it declares one, else the diagonal of the full
+      Jacobian (same ``D`` JVPs, cheap scan). ``"picard"``: ``A_t = I``. ``"jacobi"``: ``A_t = 0``. Integer carry
+      leaves (a step counter) always take the Picard update (exact in one iteration for a counter), other
+      non-float leaves the Jacobi update.
+    tol: convergence when ``|c^i_t - f(c^i_{t-1}, x_t)| <= tol * (1 + |f(c^i_{t-1}, x_t)|)`` for every element,
+      step and example. ``None``: ``eps ** 0.75`` of the carry's dtype (float64 ``1.8e-12``, float32 ``6.4e-6``).
+    max_iters: the iteration cap; ``None`` means ``T`` (enough in exact arithmetic).
+    damping: ``A_t / (1 + damping)``: shrinks the Jacobian toward the Jacobi update (``damping -> inf``), the
+      direction in which a Levenberg-Marquardt step (ELK, Gonzalez et al. 2024) moves; it trades the quadratic
+      convergence for robustness on unstable dynamics. (A fixed shrink, not ELK's adaptive Kalman-smoother step.)
+      Independently, an example whose Newton update is not finite takes the Jacobi update for that iteration.
+    on_failure: what happens when the cap is reached before ``tol``: ``"sequential"`` runs the scan of ``step``
+      instead (the answer is then exact, the solver's work lost), ``"raise"`` raises a ``RuntimeError`` (from a
+      host callback, also under ``jit``, where it surfaces as the runtime's error carrying the message).
+  """
+
+  jacobian: str = "diagonal"
+  tol: Optional[float] = None
+  max_iters: Optional[int] = None
+  damping: float = 0.0
+  on_failure: str = "sequential"
+
+
 class RunOptions(NamedTuple):
   """How to run a sequence: options that change memory and speed, never values.
 
@@ -123,6 +163,10 @@ class RunOptions(NamedTuple):
       where the call fits and the pure-JAX path elsewhere, ``False`` never runs it, ``True`` requires it (a
       ``ValueError`` says why a call does not fit). Paths without a native form run as they would with ``None``
       in ``mode="auto"``; ``True`` with the scan of ``step`` raises.
+    newton: ``None`` (off) or the :class:`ParallelNewton` settings: every scan of ``step`` is replaced by the
+      parallel-in-time solver (:mod:`jaxrnn.parallel_newton`). Fused and parallel-scan paths do not honour it,
+      so in ``mode="auto"`` the solver runs on the cell's step; a combinator's path runs each inner cell with it
+      (a ``stack`` is solved layer by layer; ``mode="step"`` solves all layers' carries as one state).
   """
 
   remat: Optional[Union[bool, int]] = None
@@ -130,6 +174,7 @@ class RunOptions(NamedTuple):
   hoist: Optional[bool] = None
   kernel: Optional[str] = None
   native: Optional[bool] = None
+  newton: Optional[ParallelNewton] = None
 
   def set_fields(self) -> FrozenSet[str]:
     """The names of the fields that differ from their defaults (the options a path is asked to honour)."""
@@ -201,6 +246,21 @@ PARALLEL: FrozenSet[str] = frozenset({"hoist", "kernel"})
 :data:`FUSED_SCAN`)."""
 
 
+class CarryJacobianDiagonalFn(Protocol):
+  """``carry_jacobian_diagonal(params, carry, x) -> diag``: the diagonal of ``∂ step(params, carry, x)[0] / ∂ carry``.
+
+  Args: as :class:`StepFn` (leading batch axes ``*B`` allowed).
+
+  Returns:
+    A pytree with the carry's structure: for every floating leaf, ``∂ c'_k / ∂ c_k`` elementwise (same shape);
+    entries of non-floating leaves are ignored. It must be the exact diagonal: the parallel-in-time solver's
+    ``jacobian="diagonal"`` uses it instead of computing ``D`` JVPs.
+  """
+
+  def __call__(self, params: Params, carry: Carry, x: Array) -> Carry:
+    ...
+
+
 class Cell(NamedTuple):
   """A recurrent cell: an immutable value holding pure functions.
 
@@ -220,6 +280,8 @@ class Cell(NamedTuple):
       a pytree (``reset_on``'s ``(x, should_reset)``), a pytree of ints of the same structure.
     name: a short name for messages and tables (display only: nothing parses it).
     config: declared structure for export (:class:`CellConfig`), or ``None`` for a cell that no exporter knows.
+    carry_jacobian_diagonal: optional exact diagonal of ``∂ carry' / ∂ carry`` (:class:`CarryJacobianDiagonalFn`),
+      declared by cells whose recurrence is elementwise (there it costs one JVP of ``step`` instead of ``D``).
 
   Adding a capability (for example an analytic diagonal of ``d carry' / d carry`` that a parallel-in-time solver
   wants) is one typed field here, ``None`` by default, and, if a run option selects the path that uses it, one
@@ -238,6 +300,7 @@ class Cell(NamedTuple):
   input_ndim: Any = 1
   name: str = "cell"
   config: Optional["CellConfig"] = None
+  carry_jacobian_diagonal: Optional[CarryJacobianDiagonalFn] = None
 
   def __call__(self, params: Params, carry: Carry, x: Array) -> Tuple[Carry, Array]:
     return self.step(params, carry, x)

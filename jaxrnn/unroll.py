@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn import _checks
+from jaxrnn import parallel_newton
 from jaxrnn import sequences
 from jaxrnn.kernels import choice
 from jaxrnn.types import Array, Carry, Cell, Params, RunOptions, SequencePath
@@ -84,13 +85,14 @@ def _default_carry(cell: Cell, params: Params, carry: Carry, batch_shape, key) -
 
 
 def run_options(options: Optional[RunOptions] = None, *, remat: Any = False, unroll: Any = 1,
-                hoist: Any = None, kernel: Optional[str] = None) -> RunOptions:
+                hoist: Any = None, kernel: Optional[str] = None, newton: Any = None) -> RunOptions:
   """Checks and builds the :class:`jaxrnn.RunOptions` of a run, from ``options`` or from the keywords (not both).
 
   >>> run_options(remat=True, unroll=4)
-  RunOptions(remat=True, unroll=4, hoist=None, kernel=None, native=None)
+  RunOptions(remat=True, unroll=4, hoist=None, kernel=None, native=None, newton=None)
   """
-  keywords = RunOptions(remat=None if remat is False else remat, unroll=unroll, hoist=hoist, kernel=kernel)
+  keywords = RunOptions(remat=None if remat is False else remat, unroll=unroll, hoist=hoist, kernel=kernel,
+                        newton=None if newton is None or newton is False else newton)
   if options is not None:
     if not isinstance(options, RunOptions):
       raise TypeError(f"options must be a jaxrnn.RunOptions, got {type(options).__name__}")
@@ -106,8 +108,9 @@ def run_options(options: Optional[RunOptions] = None, *, remat: Any = False, unr
   kernel = choice.check(keywords.kernel)
   if native and kernel not in (None, "xla"):
     raise ValueError(f"native=True and kernel={kernel!r} ask for two implementations; give one of them")
+  newton = None if keywords.newton is None else parallel_newton.check_settings(keywords.newton)
   return RunOptions(remat=_remat_block(keywords.remat), unroll=unroll_steps, hoist=hoist, kernel=kernel,
-                    native=native)
+                    native=native, newton=newton)
 
 
 def _to_layout(tree: Any, batch_ndim: int, time_major: bool) -> Any:
@@ -132,6 +135,7 @@ def unroll(
     remat: int | bool = False,
     hoist: Optional[bool] = None,
     kernel: Optional[str] = None,
+    newton: Any = None,
     options: Optional[RunOptions] = None,
     key: Optional[Array] = None,
 ):
@@ -188,8 +192,14 @@ def unroll(
       backend's measured default, where the call fits it), ``"xla"`` (the JAX path), ``"cudnn"`` (:func:`jaxrnn.lstm`
       on GPU) or ``"pallas"`` (the linear recurrence of ``min_gru``, ``min_lstm``, ``lru``, ``rg_lru``). A kernel
       given by name runs or raises; the scan of ``step`` is ``"xla"`` only.
+    newton: ``None`` (off), ``True`` (default settings) or :class:`jaxrnn.ParallelNewton` settings: evaluate
+      the scan of ``step`` parallel in time by Newton / quasi-Newton iterations (:mod:`jaxrnn.parallel_newton`),
+      with exact gradients; an unconverged solve is finished by the scan of ``step`` or raises, as the settings
+      say. In ``mode="auto"`` a combinator runs each inner cell this way (a ``stack`` layer by layer);
+      ``mode="step"`` solves the cell's whole step (all layers' carries as one state). The iterations made and
+      the residual: :func:`jaxrnn.newton_unroll`.
     options: the run options as one :class:`jaxrnn.RunOptions` (what combinators pass on); not together with
-      ``remat``/``unroll``/``hoist``/``kernel``.
+      ``remat``/``unroll``/``hoist``/``kernel``/``newton``.
     key: with ``carry=None``, the key of ``cell.initial_carry`` (dropout masks).
 
   Returns:
@@ -213,7 +223,7 @@ def unroll(
   """
   if mode not in MODES:
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-  options = run_options(options, remat=remat, unroll=unroll, hoist=hoist, kernel=kernel)
+  options = run_options(options, remat=remat, unroll=unroll, hoist=hoist, kernel=kernel, newton=newton)
   reverse = _checks.boolean("reverse", reverse)
   time_major = _checks.boolean("time_major", time_major)
   return_all_carries = _checks.boolean("return_all_carries", return_all_carries)
@@ -240,7 +250,7 @@ def unroll(
     final, hs = cell.sequence.run(params, carry, xs_tm, mask, options)
     carries = None
   else:
-    final, hs, carries = _scan(cell, params, carry, xs_tm, mask, options, return_all_carries)
+    final, hs, carries = _scan(cell, params, carry, xs_tm, mask, options, return_all_carries, batch_shape)
 
   if reverse:
     hs = sequences.reverse_valid(hs, lengths)
@@ -250,6 +260,75 @@ def unroll(
   if return_all_carries:
     return final, hs, _to_layout(carries, len(batch_shape), time_major)
   return final, hs
+
+
+def newton_unroll(
+    cell: Cell,
+    params: Params,
+    carry: Optional[Carry],
+    xs: Any,
+    *,
+    seq_lengths: Optional[Array] = None,
+    reverse: bool = False,
+    time_major: bool = False,
+    newton: Any = True,
+    warm_start: Optional[Carry] = None,
+    key: Optional[Array] = None,
+):
+  """:func:`unroll` of the cell's step by the parallel-in-time solver, with the carries and how the solve went.
+
+  The same function as ``unroll(..., mode="step")`` (values and gradients), computed by the iterations of
+  :class:`jaxrnn.ParallelNewton` (:mod:`jaxrnn.parallel_newton`) on the cell's whole step (a ``stack``'s layers
+  as one state).
+
+  Args:
+    cell, params, carry, xs, seq_lengths, reverse, time_major, key: as in :func:`unroll`.
+    newton: :class:`jaxrnn.ParallelNewton` settings (``True``: the defaults).
+    warm_start: ``None`` (start from the initial carry at every step) or a guess of every carry, in the layout
+      of the returned ``carries`` (e.g. those of an earlier call with nearby params or inputs); no gradient flows
+      into it. The answer does not depend on it, only the number of iterations.
+
+  Returns:
+    ``(final_carry, hs, carries, info)``: as ``unroll(..., return_all_carries=True)``, and a
+    :class:`jaxrnn.parallel_newton.NewtonInfo` (``iterations``, ``residual [*B]``, ``converged``,
+    ``sequential``: whether the scan of ``step`` finished the run).
+
+  Example:
+
+    >>> import jax, jax.numpy as jnp, jaxrnn
+    >>> cell = jaxrnn.gru(8)
+    >>> params = cell.init(jax.random.key(0), 3)
+    >>> xs = jax.random.normal(jax.random.key(1), (2, 50, 3))
+    >>> final, hs, carries, info = jaxrnn.newton_unroll(cell, params, None, xs,
+    ...                                                 newton=jaxrnn.ParallelNewton(jacobian="full"))
+    >>> bool(jnp.allclose(hs, jaxrnn.unroll(cell, params, None, xs)[1], atol=1e-5)), bool(info.converged)
+    (True, True)
+  """
+  settings = parallel_newton.check_settings(newton)
+  reverse = _checks.boolean("reverse", reverse)
+  time_major = _checks.boolean("time_major", time_major)
+  xs = _inputs(xs)
+  time_axes, batch_shape, num_steps = _layout(cell, xs, time_major)
+  carry = _default_carry(cell, params, carry, batch_shape, key)
+  _checks.carry_batch(carry, batch_shape, _first_shape(xs), "[T, *B, *F]" if time_major else "[*B, T, *F]")
+  lengths = sequences.check_seq_lengths(seq_lengths, batch_shape, num_steps)
+  xs_tm = _time_major(xs, time_axes)
+  if reverse:
+    xs_tm = jax.tree.map(lambda a: sequences.reverse_valid(a, lengths), xs_tm)
+  mask = None if lengths is None else sequences.length_mask(lengths, num_steps)
+  if warm_start is not None:
+    warm_start = jax.tree.map(jnp.asarray, warm_start)
+    if not time_major:
+      warm_start = jax.tree.map(lambda a: jnp.moveaxis(a, len(batch_shape), 0), warm_start)
+    if reverse:
+      warm_start = jax.tree.map(lambda a: sequences.reverse_valid(a, lengths), warm_start)
+  final, hs, carries, info = parallel_newton.solve(cell, params, carry, xs_tm, mask, settings, batch_shape,
+                                                   warm_start=warm_start)
+  if reverse:
+    hs = sequences.reverse_valid(hs, lengths)
+    carries = jax.tree.map(lambda a: sequences.reverse_valid(a, lengths), carries)
+  nb = len(batch_shape)
+  return final, _to_layout(hs, nb, time_major), _to_layout(carries, nb, time_major), info
 
 
 def _use_sequence(cell: Cell, mode: str, options: RunOptions, return_all_carries: bool) -> bool:
@@ -301,12 +380,17 @@ def _remat_block(remat: Any) -> Optional[int | bool]:
 
 
 def _scan(cell: Cell, params: Params, carry: Carry, xs_tm: Any, mask: Optional[Array], options: RunOptions,
-          keep_carries: bool = False):
+          keep_carries: bool = False, batch_shape: Tuple[int, ...] = ()):
   """``lax.scan`` of the cell's step over time-major inputs, freezing the carry where ``mask`` is False.
 
   With ``options.remat``, a scan over blocks of a ``jax.checkpoint``-ed scan over steps. With ``options.hoist``
   (``None``: the backend's default), the cell's ``input_transform`` runs on all steps (of a block) before the loop.
+  With ``options.newton``, the parallel-in-time solver instead (``batch_shape``: ``*B``).
   """
+  if options.newton is not None:
+    final, hs, carries, _ = parallel_newton.solve(cell, params, carry, xs_tm, mask, options.newton, batch_shape,
+                                                  unroll=options.unroll)
+    return final, hs, (carries if keep_carries else None)
   hoist = sequences.default_hoist() if options.hoist is None else options.hoist
   if hoist and cell.input_transform is not None and cell.step_transformed is not None:
     transform = lambda x: cell.input_transform(params, x)

@@ -11,12 +11,13 @@ from typing import Any, Callable, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxrnn import _checks
 from jaxrnn import parallel_scan
 from jaxrnn.kernels import choice
 from jaxrnn.kernels import pallas_linear_recurrence
-from jaxrnn.types import PARALLEL, InitialCarryFn, InputTransformFn, SequencePath, StepFn
+from jaxrnn.types import PARALLEL, CarryJacobianDiagonalFn, InitialCarryFn, InputTransformFn, SequencePath, StepFn
 
 Shape = Tuple[int, ...]
 
@@ -92,3 +93,29 @@ def parallel_path(input_transform: InputTransformFn, check: Callable[[Any, Any, 
     return run(params, carry, u, mask, kernel)
 
   return SequencePath(sequence, PARALLEL)
+
+
+def elementwise_carry_diagonal(step: StepFn) -> CarryJacobianDiagonalFn:
+  """The ``carry_jacobian_diagonal`` of a cell whose recurrence is elementwise (:class:`jaxrnn.Cell`).
+
+  One JVP of ``step`` per floating carry leaf, with a tangent of ones on that leaf (zeros elsewhere); that leaf's
+  output tangent is the diagonal of ``∂ leaf' / ∂ leaf`` when element ``k`` of each new leaf reads the carry only
+  at element ``k`` of each leaf (a diagonal recurrent matrix: minGRU, RG-LRU, IndRNN, ParaGRU; ParaLSTM's
+  ``(h, c)`` couples ``h_k`` and ``c_k``, which this allows). Derivatives from JAX, not from formulas.
+  """
+
+  def diagonal(params, carry, x):
+    leaves, treedef = jax.tree.flatten(carry)
+    floating = [bool(jnp.issubdtype(a.dtype, jnp.floating)) for a in leaves]
+    zero = lambda a, f: jnp.zeros_like(a) if f else np.zeros(a.shape, jax.dtypes.float0)
+    out = []
+    for i, (leaf, f) in enumerate(zip(leaves, floating)):
+      if not f:
+        out.append(jnp.zeros_like(leaf))
+        continue
+      tangent = [jnp.ones_like(a) if j == i else zero(a, g) for j, (a, g) in enumerate(zip(leaves, floating))]
+      _, t_new = jax.jvp(lambda c: step(params, c, x)[0], (carry,), (jax.tree.unflatten(treedef, tangent),))
+      out.append(treedef.flatten_up_to(t_new)[i])
+    return jax.tree.unflatten(treedef, out)
+
+  return diagonal

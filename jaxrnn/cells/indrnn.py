@@ -177,4 +177,5 @@ def indrnn(
   step = _parts.step_of(input_transform, step_transformed)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, name="indrnn")
+              step_transformed=step_transformed, name="indrnn",
+              carry_jacobian_diagonal=_parts.elementwise_carry_diagonal(step))

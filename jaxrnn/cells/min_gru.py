@@ -159,6 +159,8 @@ def min_gru(
     return interpolation_scan(k_z, k_h, carry.h, mask, MinGRUCarry, log_scan=log_scan, cand=cand, kernel=kernel)
 
   name = f"min_gru{'_log_scan' if log_scan else ''}" if log_space else "min_gru_linear"
-  return Cell(init=parts.init, initial_carry=parts.initial_carry, step=_parts.step_of(parts.input_transform,
-              step_transformed), input_transform=parts.input_transform, step_transformed=step_transformed,
-              sequence=_parts.parallel_path(parts.input_transform, check, run, name, kernels), name=name)
+  step = _parts.step_of(parts.input_transform, step_transformed)
+  return Cell(init=parts.init, initial_carry=parts.initial_carry, step=step, input_transform=parts.input_transform,
+              step_transformed=step_transformed,
+              sequence=_parts.parallel_path(parts.input_transform, check, run, name, kernels),
+              carry_jacobian_diagonal=_parts.elementwise_carry_diagonal(step), name=name)

@@ -96,6 +96,8 @@ def min_lstm(
     return interpolation_scan(d, k_h, carry.h, mask, MinLSTMCarry, log_scan=log_scan, cand=cand, kernel=kernel)
 
   name = f"min_lstm{'_log_scan' if log_scan else ''}" if log_space else "min_lstm_linear"
-  return Cell(init=parts.init, initial_carry=parts.initial_carry, step=_parts.step_of(parts.input_transform,
-              step_transformed), input_transform=parts.input_transform, step_transformed=step_transformed,
-              sequence=_parts.parallel_path(parts.input_transform, check, run, name, kernels), name=name)
+  step = _parts.step_of(parts.input_transform, step_transformed)
+  return Cell(init=parts.init, initial_carry=parts.initial_carry, step=step, input_transform=parts.input_transform,
+              step_transformed=step_transformed,
+              sequence=_parts.parallel_path(parts.input_transform, check, run, name, kernels),
+              carry_jacobian_diagonal=_parts.elementwise_carry_diagonal(step), name=name)

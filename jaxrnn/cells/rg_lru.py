@@ -176,4 +176,5 @@ def rg_lru(
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
               step_transformed=step_transformed, sequence=_parts.parallel_path(input_transform, check, run, name,
                                                                            ("xla", "pallas")),
-              input_ndim=(1, 0) if resets else 1, name=name)
+              input_ndim=(1, 0) if resets else 1, name=name,
+              carry_jacobian_diagonal=_parts.elementwise_carry_diagonal(step))

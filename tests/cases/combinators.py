@@ -42,7 +42,8 @@ def packed_flags(cell):
                      step=lambda p, c, x: cell.step(p, c, unpack(x)),
                      input_transform=lambda p, xs: packed(*cell.input_transform(p, unpack(xs))),
                      step_transformed=lambda p, c, u: cell.step_transformed(p, c, unpack(u)), sequence=sequence,
-                     name=cell.name)
+                     name=cell.name, carry_jacobian_diagonal=None if cell.carry_jacobian_diagonal is None else
+                     lambda p, c, x: cell.carry_jacobian_diagonal(p, c, unpack(x)))
 
 
 def packed(u, flag):

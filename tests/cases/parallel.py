@@ -1,4 +1,5 @@
-"""Parallel-in-time cells (minGRU, minLSTM, LRU, RG-LRU, sLSTM, mLSTM) and their float64 NumPy references."""
+"""Parallel-in-time cells (minGRU, minLSTM, LRU, RG-LRU, sLSTM, mLSTM, ParaGRU, ParaLSTM) and their float64 NumPy
+references."""
 
 import functools
 
@@ -115,4 +116,34 @@ CASES = [
     CellCase("mlstm_eps0", lambda **kw: jaxrnn.mlstm(4, num_heads=2, eps=0.0, **kw),
              reference=functools.partial(ref_mlstm, eps=0.0), variant_of="mlstm"),
     CellCase("slstm", lambda **kw: jaxrnn.slstm(4, **kw), reference=ref_slstm),
+]
+
+
+def ref_para_gru(p, carry, x):
+  H = carry.h.shape[-1]
+  u = x @ p.w + (p.b if p.b is not None else 0.0)
+  a_r, a_z, a_n = p.a[:H], p.a[H:2 * H], p.a[2 * H:]
+  r = sigmoid(u[:H] + a_r * carry.h)
+  z = sigmoid(u[H:2 * H] + a_z * carry.h)
+  n = np.tanh(u[2 * H:] + r * a_n * carry.h)
+  h = (1.0 - z) * n + z * carry.h
+  return jaxrnn.ParaGRUCarry(h=h), h
+
+
+def ref_para_lstm(p, carry, x):
+  H = carry.h.shape[-1]
+  u = x @ p.w + (p.b if p.b is not None else 0.0)
+  f = sigmoid(u[:H] + p.a[:H] * carry.h)
+  o = sigmoid(u[H:2 * H] + p.a[H:2 * H] * carry.h)
+  g = np.tanh(u[2 * H:] + p.a[2 * H:] * carry.h)
+  c = f * carry.c + (1.0 - f) * g
+  h = o * np.tanh(c)
+  return jaxrnn.LSTMCarry(h=h, c=c), h
+
+
+CASES += [
+    CellCase("para_gru", lambda **kw: jaxrnn.para_gru(4, **kw), reference=ref_para_gru),
+    CellCase("para_gru_no_bias", lambda **kw: jaxrnn.para_gru(4, use_bias=False, **kw), reference=ref_para_gru,
+             variant_of="para_gru"),
+    CellCase("para_lstm", lambda **kw: jaxrnn.para_lstm(4, **kw), reference=ref_para_lstm),
 ]

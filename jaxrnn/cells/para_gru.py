@@ -1,0 +1,117 @@
+"""ParaGRU: the GRU with diagonal recurrent matrices (Danieli et al. 2025, ParaRNN)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional, Union
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import initializers
+from jaxrnn.cells import _dense
+from jaxrnn.cells import _parts
+from jaxrnn.types import Cell
+
+
+class ParaGRUParams(NamedTuple):
+  """Parameters of :func:`para_gru`. Gate blocks are ordered ``[r, z, n]``."""
+
+  w: jax.Array  # [F, 3H] input kernel
+  b: Optional[jax.Array]  # [3H] bias; None if use_bias=False
+  a: jax.Array  # [3H] diagonal recurrent weights of r, z and n
+
+
+class ParaGRUCarry(NamedTuple):
+  """Carry of :func:`para_gru`."""
+
+  h: jax.Array  # [*B, H] hidden state, also the output
+
+
+def uniform_init(scale: float) -> Callable:
+  """An initialiser drawing uniformly from ``[-scale, scale]`` (the diagonal recurrent weights)."""
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -scale, scale)
+
+  return init
+
+
+def para_gru(
+    hidden_size: int,
+    *,
+    use_bias: bool = True,
+    activation: Union[str, Callable] = "tanh",
+    gate_activation: Union[str, Callable] = "sigmoid",
+    kernel_init: Callable = initializers.lecun_normal(),
+    recurrent_init: Callable = uniform_init(1.0),
+    bias_init: Callable = initializers.zeros,
+    dtype: Optional[Any] = None,
+    param_dtype: Any = jnp.float32,
+    precision: Any = None,
+) -> Cell:
+  r"""ParaGRU: a GRU whose recurrent matrices are diagonal, so ``∂h_t/∂h_{t-1}`` is diagonal.
+
+  .. math::
+
+     r_t &= \sigma(x_t W_r + a_r \odot h_{t-1} + b_r) \\
+     z_t &= \sigma(x_t W_z + a_z \odot h_{t-1} + b_z) \\
+     n_t &= \tanh(x_t W_n + b_n + r_t \odot a_n \odot h_{t-1}) \\
+     h_t &= (1 - z_t) \odot n_t + z_t \odot h_{t-1}
+
+  Danieli et al. 2025 ("ParaRNN: Unlocking parallel training of nonlinear RNNs for large language models") make
+  the GRU's recurrent matrices diagonal so that Newton's method over the whole sequence needs only diagonal
+  Jacobians: the cell declares :attr:`jaxrnn.Cell.carry_jacobian_diagonal`, so
+  ``unroll(..., newton=jaxrnn.ParallelNewton(jacobian="diagonal"))`` is exact Newton at ``O(T H)`` per iteration.
+  Units interact only through the next layer (as in :func:`jaxrnn.indrnn`).
+
+  Args:
+    hidden_size: ``H``.
+    use_bias: whether the cell has the bias ``b``.
+    activation: the candidate nonlinearity (``"tanh"`` or a callable).
+    gate_activation: the gates' nonlinearity (``"sigmoid"`` or a callable).
+    kernel_init, bias_init: draw ``w: [F, 3H]`` (per ``[r, z, n]`` block) and ``b: [3H]``.
+    recurrent_init: draws ``a: [3H]`` (default uniform in ``[-1, 1]``).
+    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+
+  Returns:
+    A :class:`jaxrnn.Cell` with ``ParaGRUParams`` and ``ParaGRUCarry(h)``.
+
+  Example:
+
+    >>> import jax, jax.numpy as jnp, jaxrnn
+    >>> cell = jaxrnn.para_gru(4)
+    >>> params = cell.init(jax.random.key(0), 3)
+    >>> xs = jax.random.normal(jax.random.key(1), (2, 30, 3))
+    >>> _, hs = jaxrnn.unroll(cell, params, None, xs, newton=jaxrnn.ParallelNewton(jacobian="diagonal"))
+    >>> bool(jnp.allclose(hs, jaxrnn.unroll(cell, params, None, xs)[1], atol=1e-5))
+    True
+  """
+  H, act, gate_act, dtype, param_dtype = _dense.hyper(hidden_size, activation, gate_activation, dtype, param_dtype)
+
+  def init_a(keys, input_size):
+    del input_size
+    return dict(a=recurrent_init(keys[0], (3 * H,), param_dtype))
+
+  parts = _dense.dense_parts(H, 3, ParaGRUParams, ParaGRUCarry, extra_keys=1, init_extra=init_a, use_bias=use_bias,
+                             kernel_init=kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype,
+                             precision=precision)
+
+  def step_transformed(params, carry, u):
+    u = parts.check_step(params, carry, u)
+    h_prev = carry.h
+    cdt = h_prev.dtype
+    a = params.a.astype(cdt).reshape((1,) * (h_prev.ndim - 1) + (3 * H,))
+    u_r, u_z, u_n = jnp.split(u.astype(cdt), 3, axis=-1)
+    a_r, a_z, a_n = jnp.split(a, 3, axis=-1)
+    r = gate_act(u_r + a_r * h_prev)
+    z = gate_act(u_z + a_z * h_prev)
+    n = act(u_n + r * (a_n * h_prev))
+    h = (1 - z) * n + z * h_prev
+    return ParaGRUCarry(h=h), h
+
+  step = _parts.step_of(parts.input_transform, step_transformed)
+  config = _dense.config("para_gru", activation=activation, gate_activation=gate_activation, hidden_size=H,
+                         use_bias=bool(use_bias))
+  return Cell(init=parts.init, initial_carry=parts.initial_carry, step=step, input_transform=parts.input_transform,
+              step_transformed=step_transformed, name="para_gru", config=config,
+              carry_jacobian_diagonal=_parts.elementwise_carry_diagonal(step))

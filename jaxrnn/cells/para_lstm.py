@@ -1,0 +1,108 @@
+"""ParaLSTM: the coupled-gate (CIFG) LSTM with diagonal recurrent matrices (Danieli et al. 2025, ParaRNN)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional, Union
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import initializers
+from jaxrnn.cells import _dense
+from jaxrnn.cells import _parts
+from jaxrnn.cells.lstm import LSTMCarry
+from jaxrnn.cells.para_gru import uniform_init
+from jaxrnn.types import Cell
+
+
+class ParaLSTMParams(NamedTuple):
+  """Parameters of :func:`para_lstm`. Gate blocks are ordered ``[f, o, g]``."""
+
+  w: jax.Array  # [F, 3H] input kernel
+  b: Optional[jax.Array]  # [3H] bias (forget_bias added to the f block at init); None if use_bias=False
+  a: jax.Array  # [3H] diagonal recurrent weights of f, o and g
+
+
+def para_lstm(
+    hidden_size: int,
+    *,
+    use_bias: bool = True,
+    forget_bias: Optional[float] = None,
+    activation: Union[str, Callable] = "tanh",
+    gate_activation: Union[str, Callable] = "sigmoid",
+    kernel_init: Callable = initializers.lecun_normal(),
+    recurrent_init: Callable = uniform_init(1.0),
+    bias_init: Callable = initializers.zeros,
+    dtype: Optional[Any] = None,
+    param_dtype: Any = jnp.float32,
+    precision: Any = None,
+) -> Cell:
+  r"""ParaLSTM: an LSTM with coupled input and forget gates (CIFG) and diagonal recurrent matrices.
+
+  .. math::
+
+     f_t &= \sigma(x_t W_f + a_f \odot h_{t-1} + b_f) \\
+     o_t &= \sigma(x_t W_o + a_o \odot h_{t-1} + b_o) \\
+     g_t &= \tanh(x_t W_g + a_g \odot h_{t-1} + b_g) \\
+     c_t &= f_t \odot c_{t-1} + (1 - f_t) \odot g_t \\
+     h_t &= o_t \odot \tanh(c_t)
+
+  Danieli et al. 2025 ("ParaRNN") use this cell for Newton's method over the whole sequence: unit ``k`` of
+  ``(h_t, c_t)`` reads only unit ``k`` of ``(h_{t-1}, c_{t-1})``, so the Jacobian is ``2 x 2`` blocks of
+  diagonals. The cell declares the exact diagonal (:attr:`jaxrnn.Cell.carry_jacobian_diagonal`, two JVPs):
+  ``ParallelNewton(jacobian="diagonal")`` is then a quasi-Newton method that ignores the ``h``-``c`` coupling
+  (``"full"`` is exact Newton).
+
+  Args:
+    hidden_size: ``H``.
+    use_bias: whether the cell has the bias ``b``.
+    forget_bias: added to the forget block of ``b`` at initialisation (default 1.0; 0.0 without a bias).
+    activation: the candidate and cell-output nonlinearity (``"tanh"`` or a callable).
+    gate_activation: the gates' nonlinearity (``"sigmoid"`` or a callable).
+    kernel_init, bias_init: draw ``w: [F, 3H]`` (per ``[f, o, g]`` block) and ``b: [3H]``.
+    recurrent_init: draws ``a: [3H]`` (default uniform in ``[-1, 1]``).
+    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+
+  Returns:
+    A :class:`jaxrnn.Cell` with ``ParaLSTMParams`` and ``LSTMCarry(h, c)``.
+
+  Example:
+
+    >>> import jax, jax.numpy as jnp, jaxrnn
+    >>> cell = jaxrnn.para_lstm(4)
+    >>> params = cell.init(jax.random.key(0), 3)
+    >>> carry, h = cell(params, cell.initial_carry(params, (2,)), jnp.ones((2, 3)))
+    >>> carry.c.shape, h.shape
+    ((2, 4), (2, 4))
+  """
+  H, act, gate_act, dtype, param_dtype = _dense.hyper(hidden_size, activation, gate_activation, dtype, param_dtype)
+  fb = _dense.forget_bias(forget_bias, use_bias)
+
+  def init_a(keys, input_size):
+    del input_size
+    return dict(a=recurrent_init(keys[0], (3 * H,), param_dtype))
+
+  parts = _dense.dense_parts(H, 3, ParaLSTMParams, LSTMCarry, extra_keys=1, init_extra=init_a, use_bias=use_bias,
+                             kernel_init=kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype,
+                             precision=precision, forget_block=0, forget_bias=fb)
+
+  def step_transformed(params, carry, u):
+    u = parts.check_step(params, carry, u)
+    h_prev, c_prev = carry.h, carry.c
+    cdt = h_prev.dtype
+    a = params.a.astype(cdt).reshape((1,) * (h_prev.ndim - 1) + (3 * H,))
+    u_f, u_o, u_g = jnp.split(u.astype(cdt), 3, axis=-1)
+    a_f, a_o, a_g = jnp.split(a, 3, axis=-1)
+    f = gate_act(u_f + a_f * h_prev)
+    o = gate_act(u_o + a_o * h_prev)
+    g = act(u_g + a_g * h_prev)
+    c = f * c_prev + (1 - f) * g
+    h = o * act(c)
+    return LSTMCarry(h=h, c=c), h
+
+  step = _parts.step_of(parts.input_transform, step_transformed)
+  config = _dense.config("para_lstm", activation=activation, forget_bias=fb, gate_activation=gate_activation,
+                         hidden_size=H, use_bias=bool(use_bias))
+  return Cell(init=parts.init, initial_carry=parts.initial_carry, step=step, input_transform=parts.input_transform,
+              step_transformed=step_transformed, name="para_lstm", config=config,
+              carry_jacobian_diagonal=_parts.elementwise_carry_diagonal(step))

@@ -1,0 +1,223 @@
+"""The parallel-in-time solver (jaxrnn.parallel_newton): values and gradients equal to the scan of step.
+
+Fast suite: a representative subset of the registry (a stack solved as one state and layer by layer, an integer
+carry leaf, bool inputs, a declared diagonal with two carry leaves) in float64 at T = 32 with ragged lengths, each
+with one Jacobian choice; the settings on a GRU (fallback, raise, warm start, damping, reverse, checks); every
+declared diagonal against jacfwd. ``JAXRNN_SLOW=1``: every registry cell with every Jacobian choice at T = 300
+(float64, 1e-8), and in float32 (1e-4).
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxrnn
+from jaxrnn import parallel_newton
+from tests import registry
+
+# Many tiny programs: compiled without XLA's backend optimisations (conftest.quick_compiles).
+pytestmark = pytest.mark.usefixtures("quick_compiles")
+
+CASES = {c.name: c for c in registry.all_cases()}
+SLOW = os.environ.get("JAXRNN_SLOW") == "1"
+slow_only = pytest.mark.skipif(not SLOW, reason="full registry sweep: set JAXRNN_SLOW=1")
+JACOBIANS = parallel_newton.JACOBIANS
+# (case, jacobian, mode): "step" solves the cell's whole step; "auto" lets a combinator solve each inner cell.
+SUBSET = [
+    ("stack_lstm_gru", "diagonal", "step"),  # both layers' carries as one state
+    ("stack_lstm_gru", "full", "auto"),  # layer by layer (the GRU layer exact Newton)
+    ("clockwork_rnn", "full", "step"),  # integer step counter in the carry
+    ("reset_on_gru", "picard", "step"),  # bool input leaf (packed flag)
+    ("para_lstm", "diagonal", "step"),  # declared diagonal (two JVPs), (h, c) coupled: quasi-Newton
+]
+
+
+def input_size(case):
+  return case.input_shape[0] if len(case.input_shape) == 1 else case.input_shape
+
+
+def setup(case, T, dtype=jnp.float64, B=3, seed=0):
+  cell = case.make(param_dtype=dtype, dtype=None)
+  k_init, k_p, k_c, k_x = jax.random.split(jax.random.key(seed), 4)
+  params = registry.randomize(cell.init(k_init, input_size(case)), k_p)
+  carry = registry.randomize(cell.initial_carry(params, (B,)), k_c)
+  xs = jax.random.normal(k_x, (B, T) + case.input_shape, jnp.float32).astype(dtype)
+  lengths = jnp.array([T, 0, T // 2 + 1] + [T] * (B - 3))[:B]
+  return cell, params, carry, xs, lengths
+
+
+def floats(tree):
+  return [a for a in jax.tree.leaves(tree) if jnp.issubdtype(a.dtype, jnp.floating)]
+
+
+def both_paths(cell, mode, newton, reverse=False):
+  """One jit: (final, hs, grads) by the scan of step and by the solver (``mode``), for one loss.
+
+  A cell without a step (``bidirectional``) is compared with its own sequence path, which scans its inner cells.
+  """
+
+  def run(params, carry, xs, lengths, options):
+    final, hs = jaxrnn.unroll(cell, params, carry, xs, seq_lengths=lengths, reverse=reverse,
+                              mode=("step" if mode == "step" else "auto") if options is None else mode,
+                              newton=options)
+    return final, hs
+
+  def loss(params, carry, xs, lengths, options):
+    final, hs = run(params, carry, xs, lengths, options)
+    return jnp.sum(jnp.sin(hs)) + sum(jnp.sum(a ** 2) for a in floats(final))
+
+  grad = jax.grad(loss, argnums=(0, 1, 2), allow_int=True)
+
+  @jax.jit
+  def go(params, carry, xs, lengths):
+    return [(run(params, carry, xs, lengths, o), grad(params, carry, xs, lengths, o)) for o in (None, newton)]
+
+  return go
+
+
+def assert_close(a, b, atol, rtol=0.0):
+  a, b = floats(a), floats(b)
+  assert len(a) == len(b)
+  for x, y in zip(a, b):
+    np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=rtol, atol=atol)
+
+
+def check_case(case, jacobian, mode, T, dtype=jnp.float64, atol=1e-8):
+  cell, params, carry, xs, lengths = setup(case, T, dtype)
+  want, got = both_paths(cell, mode, jaxrnn.ParallelNewton(jacobian=jacobian))(params, carry, xs, lengths)
+  assert_close(got[0], want[0], atol)  # values
+  assert_close(got[1], want[1], atol, rtol=atol)  # gradients w.r.t. params, initial carry, inputs
+
+
+@pytest.mark.parametrize("name,jacobian,mode", SUBSET, ids=["-".join(s) for s in SUBSET])
+def test_matches_step_values_and_gradients(name, jacobian, mode):
+  check_case(CASES[name], jacobian, mode, T=32)
+
+
+@slow_only
+@pytest.mark.parametrize("jacobian", JACOBIANS)
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_cell_every_jacobian(name, jacobian):
+  case = CASES[name]
+  check_case(case, jacobian, "step" if case.has_step else "auto", T=300)
+
+
+@slow_only
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_cell_float32(name):
+  case = CASES[name]
+  check_case(case, "full", "step" if case.has_step else "auto", T=300, dtype=jnp.float32, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def gru():
+  case = CASES["gru"]
+  cell, params, carry, xs, lengths = setup(case, 40)
+  return cell, params, carry, xs, lengths, jaxrnn.unroll(cell, params, carry, xs, seq_lengths=lengths, mode="step",
+                                                         return_all_carries=True)
+
+
+def test_info_reports_iterations_and_residual(gru):
+  cell, params, carry, xs, lengths, (final, hs, carries) = gru
+  got = jaxrnn.newton_unroll(cell, params, carry, xs, seq_lengths=lengths, newton=jaxrnn.ParallelNewton("full"))
+  assert_close(got[:3], (final, hs, carries), 1e-10)
+  info = got[3]
+  assert info.residual.shape == (3,) and bool(info.converged) and not bool(info.sequential)
+  assert 1 <= int(info.iterations) < 40 and float(info.residual.max()) <= 2.2e-16 ** 0.75
+  # Warm start from the solution: nothing left to do.
+  again = jaxrnn.newton_unroll(cell, params, carry, xs, seq_lengths=lengths, newton=jaxrnn.ParallelNewton("full"),
+                               warm_start=got[2])
+  assert int(again[3].iterations) == 0 and bool(again[3].converged)
+  assert_close(again[1], hs, 1e-10)
+
+
+def test_cap_reached_finishes_sequentially_or_raises(gru):
+  cell, params, carry, xs, lengths, (_, hs, _) = gru
+  capped = jaxrnn.ParallelNewton("jacobi", max_iters=2)
+  _, got_hs, _, info = jaxrnn.newton_unroll(cell, params, carry, xs, seq_lengths=lengths, newton=capped)
+  assert int(info.iterations) == 2 and not bool(info.converged) and bool(info.sequential)
+  assert_close(got_hs, hs, 1e-12)  # the scan of step finished it: exact
+  with pytest.raises(Exception, match="did not converge in 2 iterations"):
+    jax.block_until_ready(jaxrnn.unroll(cell, params, carry, xs, seq_lengths=lengths,
+                                        newton=capped._replace(on_failure="raise")))
+
+
+def test_damping_and_reverse(gru):
+  cell, params, carry, xs, lengths, _ = gru
+  want = jaxrnn.unroll(cell, params, carry, xs, seq_lengths=lengths, reverse=True, mode="step")
+  got = jaxrnn.newton_unroll(cell, params, carry, xs, seq_lengths=lengths, reverse=True,
+                             newton=jaxrnn.ParallelNewton("full", damping=0.5))
+  assert bool(got[3].converged)
+  assert_close(got[:2], want, 1e-10)
+
+
+DECLARED = ["indrnn_tanh", "min_gru", "min_gru_log_scan", "min_lstm", "para_gru", "para_lstm", "rg_lru",
+            "rg_lru_resets"]  # the full cases (not variants) whose cell declares carry_jacobian_diagonal
+
+
+def test_declared_diagonals():
+  """Every cell declaring ``carry_jacobian_diagonal`` gives the diagonal of the Jacobian computed by jacfwd."""
+  declaring = sorted(n for n, c in CASES.items() if c.variant_of is None
+                     and c.make(param_dtype=jnp.float64, dtype=None).carry_jacobian_diagonal is not None)
+  assert declaring == DECLARED
+  for name in DECLARED:
+    check_declared_diagonal(CASES[name])
+
+
+def check_declared_diagonal(case):
+  cell, params, carry, xs, _ = setup(case, 2)
+  x = xs[0, 0]
+  c = jax.tree.map(lambda a: a[0], carry)
+  leaves, treedef = jax.tree.flatten(c)
+  declared, jac = jax.jit(lambda p, cc, xx: (cell.carry_jacobian_diagonal(p, cc, xx),
+                                             jax.jacfwd(lambda c1: cell.step(p, c1, xx)[0])(cc)))(params, c, x)
+  declared = treedef.flatten_up_to(declared)
+  for i, leaf in enumerate(leaves):
+    block = treedef.flatten_up_to(treedef.flatten_up_to(jac)[i])[i].reshape(leaf.size, leaf.size)
+    np.testing.assert_allclose(declared[i].reshape(-1), np.diagonal(block), rtol=1e-12, atol=1e-14)
+
+
+def test_settings_are_checked():
+  cell = jaxrnn.gru(3)
+  params = cell.init(jax.random.key(0), 2)
+  xs = jnp.ones((4, 2))
+  for bad, err, match in [
+      (jaxrnn.ParallelNewton("newton"), ValueError, "jacobian must be one of"),
+      (jaxrnn.ParallelNewton(tol=0.0), ValueError, "tol must be > 0"),
+      (jaxrnn.ParallelNewton(max_iters=0), ValueError, "max_iters"),
+      (jaxrnn.ParallelNewton(damping=-1.0), ValueError, "damping"),
+      (jaxrnn.ParallelNewton(on_failure="ignore"), ValueError, "on_failure must be one of"),
+      ("full", TypeError, "newton must be a jaxrnn.ParallelNewton"),
+  ]:
+    with pytest.raises(err, match=match):
+      jaxrnn.unroll(cell, params, None, xs, newton=bad)
+  # The fused LSTM/GRU path does not honour it: mode="sequence" says so instead of ignoring it.
+  with pytest.raises(ValueError, match=r"does not honour the run option\(s\) \['newton'\]"):
+    jaxrnn.unroll(cell, params, None, xs, mode="sequence", newton=True)
+  assert jaxrnn.RunOptions(newton=jaxrnn.ParallelNewton()).set_fields() == {"newton"}
+
+
+def test_complex_carry_is_refused():
+  def step(params, carry, x):
+    new = carry * params + x
+    return new, jnp.real(new)
+
+  cell = jaxrnn.Cell(init=lambda k, f: jnp.asarray(0.5 + 0.5j), initial_carry=lambda p, b=(), d=None, *, key=None:
+                     jnp.zeros(tuple(b) + (2,), jnp.complex64), step=step)
+  with pytest.raises(ValueError, match="needs a real carry"):
+    jaxrnn.unroll(cell, jnp.asarray(0.5 + 0.5j), None, jnp.ones((3, 2)), newton=True)
+
+
+def test_empty_sequence_and_bad_warm_start():
+  cell = jaxrnn.gru(3)
+  params = cell.init(jax.random.key(0), 2)
+  final, hs, carries, info = jaxrnn.newton_unroll(cell, params, None, jnp.ones((2, 0, 2)))
+  assert hs.shape == (2, 0, 3) and carries.h.shape == (2, 0, 3) and bool(info.converged)
+  np.testing.assert_array_equal(final.h, np.zeros((2, 3)))
+  with pytest.raises(ValueError, match="warm_start must be the carries of every step"):
+    jaxrnn.newton_unroll(cell, params, None, jnp.ones((2, 4, 2)), warm_start=jaxrnn.GRUCarry(h=jnp.zeros((2, 3))))
