@@ -152,6 +152,7 @@ def _linear(kind: str, a: Optional[Array], b: Array, z0: Array) -> Array:
     return b
   if kind == "picard":
     return z0[None] + jnp.cumsum(b, axis=0)
+  assert a is not None, kind  # "diagonal" and "full" have an A_t
   if kind == "diagonal":
     return parallel_scan.linear_recurrence(a, b, z0)[0]
   b = b.at[0].add((a[0] @ z0[..., None])[..., 0])
@@ -220,7 +221,8 @@ def solve(cell: Cell, params: Params, carry: Carry, xs: Any, mask: Optional[Arra
   if warm_start is not None:
     want = jax.tree.map(lambda a: (num_steps,) + tuple(a.shape), carry)
     got = jax.tree.map(lambda a: tuple(a.shape), warm_start)
-    if jax.tree.structure(warm_start) != jax.tree.structure(carry) or jax.tree.leaves(got) != jax.tree.leaves(want):
+    same_structure = jax.tree.structure(warm_start) == jax.tree.structure(carry)  # type: ignore[operator]
+    if not same_structure or jax.tree.leaves(got) != jax.tree.leaves(want):
       raise ValueError(f"warm_start must be the carries of every step: the carry's structure with leaves "
                        f"[T, *B, ...] (time-major here), shapes {want}; got {got}")
     warm_n = jax.tree.map(lambda a, c: flat(a, 1).astype(c.dtype), jax.lax.stop_gradient(warm_start), carry)
