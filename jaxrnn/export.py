@@ -111,7 +111,8 @@ def export_unroll(cell: Cell, params: Any, xs_shape: ShapeSpec, *, dtype: Any = 
       (``"b, t, 16"``).
     dtype: the inputs' dtype.
     seq_lengths: whether the exported function takes ``seq_lengths: int32[*B]`` as its third argument.
-    reverse, time_major, options, mode: :func:`jaxrnn.unroll`'s arguments, fixed in the exported program.
+    reverse, time_major, options, mode: :func:`jaxrnn.unroll`'s arguments, fixed in the exported program
+      (``options.native`` must be unset: the native CPU loop cannot be exported).
     platforms: ``jax.export``'s target platforms (``None``: the current backend).
 
   Returns:
@@ -129,6 +130,13 @@ def export_unroll(cell: Cell, params: Any, xs_shape: ShapeSpec, *, dtype: Any = 
   batch = shape[1:len(shape) - nf] if time_major else shape[:len(shape) - nf - 1]
 
   p_def = jax.tree.structure(params)
+  # The native CPU loop is a custom call without jax.export's compatibility guarantees: the exported program runs
+  # the pure-JAX path (same values).
+  options = RunOptions() if options is None else options
+  if options.native:
+    raise ValueError("options.native=True cannot be exported: the native CPU loop is a custom call that jax.export "
+                     "cannot serialize; leave native unset (the exported program runs the pure-JAX path)")
+  options = options._replace(native=False)
 
   def run(p, xs, *lengths):
     carry, hs = unroll(cell, jax.tree.unflatten(p_def, p), None, xs, seq_lengths=lengths[0] if lengths else None,
