@@ -84,6 +84,21 @@ def test_native_equals_jax_path(name):
     assert not np.any(np.asarray(hs)[0, 1, 3:])
 
 
+@pytest.mark.parametrize("name", ["lstm", "gru", "simple_rnn_tanh"])
+def test_saturated_gates_equal_jax_path(name):
+  """Pre-activations of hundreds (inputs of scale 2000): exp overflows to inf inside the gates, which must saturate
+  to 0 / 1 as in the pure-JAX path (compiled with finite-math-only they became NaN). Small recurrent weights: no
+  chaos to amplify rounding."""
+  cell = CELLS[name]()
+  params = randomize(cell.init(jax.random.key(0), F), jax.random.key(1), scale=0.1)
+  xs = 2000.0 * jax.random.normal(jax.random.key(2), (1, 40, F), jnp.float32)
+  run = jax.jit(lambda p, x, native: jaxrnn.unroll(cell, p, None, x, options=RunOptions(native=native)),
+                static_argnums=2)
+  got, want = run(params, xs, True), run(params, xs, False)
+  assert all(bool(jnp.all(jnp.isfinite(l))) for l in jax.tree.leaves(got))
+  close(got, want, tol=1e-4)  # float32 rounding of pre-activations of ~500: ~500 * 6e-8 = 3e-5
+
+
 def test_native_runs():
   """The native path really runs (its FFI call is in the program): with native=True; with native=None below
   AUTO_MAX_ROWS examples; never with native=False."""
