@@ -3,7 +3,9 @@ stacks of them, and Keras masks as ``seq_lengths``.
 
 Keras is an optional dependency (``pip install 'jaxrnn[keras]'``); ``import jaxrnn`` never imports it. The
 conversions read and write the layers' weights (``layer.get_weights()`` / ``set_weights``), so they work on any
-Keras backend; the parity tests run Keras on its JAX backend (``KERAS_BACKEND=jax``).
+Keras backend; the parity tests run Keras on its JAX backend (``KERAS_BACKEND=jax``). Keras's default backend is
+TensorFlow: when Keras is not imported yet, ``KERAS_BACKEND`` is unset and TensorFlow is not installed, importing
+this module sets ``KERAS_BACKEND=jax`` first (Keras would otherwise fail to import).
 
 Layout (Keras 3). Kernels are ``[in, out]`` in both libraries (never transposed).
 
@@ -42,6 +44,9 @@ Example (Keras broadcasts ranks implicitly inside its layers, so this is not a d
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
 from typing import Any, List, Tuple
 
 import jax.numpy as jnp
@@ -56,6 +61,9 @@ from jaxrnn.combinators.dropout import variational_dropout
 from jaxrnn.combinators.stack import stack
 from jaxrnn.types import Cell
 
+if ("keras" not in sys.modules and "KERAS_BACKEND" not in os.environ
+    and importlib.util.find_spec("tensorflow") is None):
+  os.environ["KERAS_BACKEND"] = "jax"  # Keras's default backend (TensorFlow) is not installed
 try:
   import keras
 except ImportError as e:
