@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Tuple
+from typing import Any, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -227,39 +227,64 @@ def unroll(
   reverse = _checks.boolean("reverse", reverse)
   time_major = _checks.boolean("time_major", time_major)
   return_all_carries = _checks.boolean("return_all_carries", return_all_carries)
-  xs = _inputs(xs)
-  time_axes, batch_shape, num_steps = _layout(cell, xs, time_major)
-  carry = _default_carry(cell, params, carry, batch_shape, key)
-  _checks.carry_batch(carry, batch_shape, _first_shape(xs), "[T, *B, *F]" if time_major else "[*B, T, *F]")
-  lengths = sequences.check_seq_lengths(seq_lengths, batch_shape, num_steps)
+  run = _prepare(cell, params, carry, xs, seq_lengths, reverse, time_major, key)
   use_sequence = _use_sequence(cell, mode, options, return_all_carries)
   if not use_sequence and options.kernel not in (None, "xla"):
     raise ValueError(f"kernel={options.kernel!r} runs a cell's sequence path, but this run scans the step of "
                      f"{cell.name} ({_why_step(cell, mode, options, return_all_carries)}); the scan of step is "
                      f"kernel='xla' only")
 
-  xs_tm = _time_major(xs, time_axes)
-  if reverse:
-    xs_tm = jax.tree.map(lambda a: sequences.reverse_valid(a, lengths), xs_tm)
-  mask = None if lengths is None else sequences.length_mask(lengths, num_steps)
-
   if options.native and not use_sequence:
     raise ValueError(f"RunOptions(native=True) needs a sequence path with a native form; {cell.name} runs the scan "
                      f"of step here (mode={mode!r}" + (", return_all_carries=True)" if return_all_carries else ")"))
   if use_sequence:
-    final, hs = cell.sequence.run(params, carry, xs_tm, mask, options)
+    final, hs = cell.sequence.run(params, run.carry, run.xs_tm, run.mask, options)
     carries = None
   else:
-    final, hs, carries = _scan(cell, params, carry, xs_tm, mask, options, return_all_carries, batch_shape)
-
-  if reverse:
-    hs = sequences.reverse_valid(hs, lengths)
-    if carries is not None:
-      carries = jax.tree.map(lambda a: sequences.reverse_valid(a, lengths), carries)
-  hs = _to_layout(hs, len(batch_shape), time_major)
+    final, hs, carries = _scan(cell, params, run.carry, run.xs_tm, run.mask, options, return_all_carries,
+                               run.batch_shape)
+  hs, carries = _finish(run, hs, carries)
   if return_all_carries:
-    return final, hs, _to_layout(carries, len(batch_shape), time_major)
+    return final, hs, carries
   return final, hs
+
+
+class _Run(NamedTuple):
+  """A run's checked inputs, time-major (what :func:`unroll` and :func:`newton_unroll` share)."""
+
+  xs_tm: Any  # [T, *B, *F] (valid steps reversed with ``reverse``)
+  carry: Carry  # the initial carry
+  lengths: Optional[Array]  # [*B] or None
+  mask: Optional[Array]  # bool[T, *B] or None
+  batch_shape: Tuple[int, ...]
+  reverse: bool
+  time_major: bool
+
+
+def _prepare(cell: Cell, params: Params, carry: Optional[Carry], xs: Any, seq_lengths: Optional[Array],
+             reverse: bool, time_major: bool, key: Optional[Array]) -> _Run:
+  """Checks the inputs (``reverse`` and ``time_major`` already booleans), fills in the default carry, and puts
+  ``xs`` time-major with each sequence's valid steps reversed for ``reverse``."""
+  xs = _inputs(xs)
+  time_axes, batch_shape, num_steps = _layout(cell, xs, time_major)
+  carry = _default_carry(cell, params, carry, batch_shape, key)
+  _checks.carry_batch(carry, batch_shape, _first_shape(xs), "[T, *B, *F]" if time_major else "[*B, T, *F]")
+  lengths = sequences.check_seq_lengths(seq_lengths, batch_shape, num_steps)
+  xs_tm = _time_major(xs, time_axes)
+  if reverse:
+    xs_tm = jax.tree.map(lambda a: sequences.reverse_valid(a, lengths), xs_tm)
+  mask = None if lengths is None else sequences.length_mask(lengths, num_steps)
+  return _Run(xs_tm, carry, lengths, mask, batch_shape, reverse, time_major)
+
+
+def _finish(run: _Run, hs: Any, carries: Any) -> Tuple[Any, Any]:
+  """``hs`` (and ``carries``, or ``None``) from time-major in the run's order to the caller's layout and order."""
+  if run.reverse:
+    hs = sequences.reverse_valid(hs, run.lengths)
+    if carries is not None:
+      carries = jax.tree.map(lambda a: sequences.reverse_valid(a, run.lengths), carries)
+  nb = len(run.batch_shape)
+  return _to_layout(hs, nb, run.time_major), None if carries is None else _to_layout(carries, nb, run.time_major)
 
 
 def newton_unroll(
@@ -307,28 +332,17 @@ def newton_unroll(
   settings = parallel_newton.check_settings(newton)
   reverse = _checks.boolean("reverse", reverse)
   time_major = _checks.boolean("time_major", time_major)
-  xs = _inputs(xs)
-  time_axes, batch_shape, num_steps = _layout(cell, xs, time_major)
-  carry = _default_carry(cell, params, carry, batch_shape, key)
-  _checks.carry_batch(carry, batch_shape, _first_shape(xs), "[T, *B, *F]" if time_major else "[*B, T, *F]")
-  lengths = sequences.check_seq_lengths(seq_lengths, batch_shape, num_steps)
-  xs_tm = _time_major(xs, time_axes)
-  if reverse:
-    xs_tm = jax.tree.map(lambda a: sequences.reverse_valid(a, lengths), xs_tm)
-  mask = None if lengths is None else sequences.length_mask(lengths, num_steps)
+  run = _prepare(cell, params, carry, xs, seq_lengths, reverse, time_major, key)
   if warm_start is not None:
     warm_start = jax.tree.map(jnp.asarray, warm_start)
     if not time_major:
-      warm_start = jax.tree.map(lambda a: jnp.moveaxis(a, len(batch_shape), 0), warm_start)
+      warm_start = jax.tree.map(lambda a: jnp.moveaxis(a, len(run.batch_shape), 0), warm_start)
     if reverse:
-      warm_start = jax.tree.map(lambda a: sequences.reverse_valid(a, lengths), warm_start)
-  final, hs, carries, info = parallel_newton.solve(cell, params, carry, xs_tm, mask, settings, batch_shape,
-                                                   warm_start=warm_start)
-  if reverse:
-    hs = sequences.reverse_valid(hs, lengths)
-    carries = jax.tree.map(lambda a: sequences.reverse_valid(a, lengths), carries)
-  nb = len(batch_shape)
-  return final, _to_layout(hs, nb, time_major), _to_layout(carries, nb, time_major), info
+      warm_start = jax.tree.map(lambda a: sequences.reverse_valid(a, run.lengths), warm_start)
+  final, hs, carries, info = parallel_newton.solve(cell, params, run.carry, run.xs_tm, run.mask, settings,
+                                                   run.batch_shape, warm_start=warm_start)
+  hs, carries = _finish(run, hs, carries)
+  return final, hs, carries, info
 
 
 def _use_sequence(cell: Cell, mode: str, options: RunOptions, return_all_carries: bool) -> bool:
