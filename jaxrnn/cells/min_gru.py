@@ -87,6 +87,19 @@ def interpolation_parts(hidden_size: int, n_blocks: int, params_type: type, carr
                             ("xla",) if log_scan else ("xla", "pallas"))
 
 
+def interpolation_cell(prefix: str, log_space: bool, log_scan: bool, ip: InterpolationParts,
+                       step_transformed: Callable, run: Callable) -> Cell:
+  """The :class:`jaxrnn.Cell` of :func:`min_gru` / :func:`jaxrnn.min_lstm` (``prefix``) from its shared parts, its
+  ``step_transformed`` and its parallel ``run(params, carry, u, mask, kernel)``."""
+  name = f"{prefix}{'_log_scan' if log_scan else ''}" if log_space else f"{prefix}_linear"
+  parts = ip.dense
+  step = _parts.step_of(parts.input_transform, step_transformed)
+  return Cell(init=parts.init, initial_carry=parts.initial_carry, step=step, input_transform=parts.input_transform,
+              step_transformed=step_transformed,
+              sequence=_parts.parallel_path(parts.input_transform, ip.check_sequence, run, name, ip.kernels),
+              carry_jacobian_diagonal=_parts.elementwise_carry_diagonal(step), name=name)
+
+
 def min_gru(
     hidden_size: int,
     *,
@@ -143,24 +156,19 @@ def min_gru(
     >>> hs_par.shape, bool(jnp.allclose(hs_par, hs_seq))
     ((2, 7, 4), True)
   """
-  cand, parts, check, kernels = interpolation_parts(
+  ip = interpolation_parts(
       hidden_size, 2, MinGRUParams, MinGRUCarry, log_space=log_space, log_scan=log_scan, use_bias=use_bias,
       kernel_init=kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype, precision=precision)
 
   def step_transformed(params, carry, u):
-    u = parts.check_step(params, carry, u)
+    u = ip.dense.check_step(params, carry, u)
     k_z, k_h = jnp.split(u.astype(carry.h.dtype), 2, axis=-1)
     z = jax.nn.sigmoid(k_z)
-    h = (1 - z) * carry.h + z * cand(k_h)
+    h = (1 - z) * carry.h + z * ip.cand(k_h)
     return MinGRUCarry(h=h), h
 
   def run(params, carry, u, mask, kernel):
     k_z, k_h = jnp.split(u, 2, axis=-1)
-    return interpolation_scan(k_z, k_h, carry.h, mask, MinGRUCarry, log_scan=log_scan, cand=cand, kernel=kernel)
+    return interpolation_scan(k_z, k_h, carry.h, mask, MinGRUCarry, log_scan=log_scan, cand=ip.cand, kernel=kernel)
 
-  name = f"min_gru{'_log_scan' if log_scan else ''}" if log_space else "min_gru_linear"
-  step = _parts.step_of(parts.input_transform, step_transformed)
-  return Cell(init=parts.init, initial_carry=parts.initial_carry, step=step, input_transform=parts.input_transform,
-              step_transformed=step_transformed,
-              sequence=_parts.parallel_path(parts.input_transform, check, run, name, kernels),
-              carry_jacobian_diagonal=_parts.elementwise_carry_diagonal(step), name=name)
+  return interpolation_cell("min_gru", log_space, log_scan, ip, step_transformed, run)

@@ -9,8 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import initializers
-from jaxrnn.cells import _parts
-from jaxrnn.cells.min_gru import interpolation_parts, interpolation_scan
+from jaxrnn.cells.min_gru import interpolation_cell, interpolation_parts, interpolation_scan
 from jaxrnn.types import Cell
 
 
@@ -79,25 +78,20 @@ def min_lstm(
     >>> hs.shape, bool(jnp.allclose(carry.h, hs[-1]))
     ((5, 4), True)
   """
-  cand, parts, check, kernels = interpolation_parts(
+  ip = interpolation_parts(
       hidden_size, 3, MinLSTMParams, MinLSTMCarry, log_space=log_space, log_scan=log_scan, use_bias=use_bias,
       kernel_init=kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype, precision=precision)
 
   def step_transformed(params, carry, u):
-    u = parts.check_step(params, carry, u)
+    u = ip.dense.check_step(params, carry, u)
     k_f, k_i, k_h = jnp.split(u.astype(carry.h.dtype), 3, axis=-1)
     d = jax.nn.softplus(-k_f) - jax.nn.softplus(-k_i)  # log(i / f)
-    h = jax.nn.sigmoid(-d) * carry.h + jax.nn.sigmoid(d) * cand(k_h)
+    h = jax.nn.sigmoid(-d) * carry.h + jax.nn.sigmoid(d) * ip.cand(k_h)
     return MinLSTMCarry(h=h), h
 
   def run(params, carry, u, mask, kernel):
     k_f, k_i, k_h = jnp.split(u, 3, axis=-1)
     d = jax.nn.softplus(-k_f) - jax.nn.softplus(-k_i)  # log(i / f)
-    return interpolation_scan(d, k_h, carry.h, mask, MinLSTMCarry, log_scan=log_scan, cand=cand, kernel=kernel)
+    return interpolation_scan(d, k_h, carry.h, mask, MinLSTMCarry, log_scan=log_scan, cand=ip.cand, kernel=kernel)
 
-  name = f"min_lstm{'_log_scan' if log_scan else ''}" if log_space else "min_lstm_linear"
-  step = _parts.step_of(parts.input_transform, step_transformed)
-  return Cell(init=parts.init, initial_carry=parts.initial_carry, step=step, input_transform=parts.input_transform,
-              step_transformed=step_transformed,
-              sequence=_parts.parallel_path(parts.input_transform, check, run, name, kernels),
-              carry_jacobian_diagonal=_parts.elementwise_carry_diagonal(step), name=name)
+  return interpolation_cell("min_lstm", log_space, log_scan, ip, step_transformed, run)
