@@ -71,15 +71,55 @@ def all_cases() -> list[CellCase]:
 
 
 def randomize(params: Any, key: jax.Array, scale: float = 0.5) -> Any:
-  """Replaces every floating leaf of ``params`` by ``scale * N(0, 1)`` (so biases are non-zero in references)."""
-  leaves, treedef = jax.tree.flatten(params)
-  keys = jax.random.split(key, max(len(leaves), 1))
+  """Replaces every floating leaf of ``params`` by ``scale * N(0, 1)`` (so biases are non-zero in references).
+
+  The draws are NumPy's, seeded from ``key``'s data: no XLA program is compiled for them (see :func:`random_tree`).
+  """
+  return _fill(jax.tree.leaves(params), jax.tree.structure(params), params, _seed(key), scale)
+
+
+def _seed(key: Any) -> list[int]:
+  """A NumPy seed from a PRNG key (typed or raw) or an int."""
+  if isinstance(key, int):
+    return [key]
+  data = key if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else jax.random.key_data(key)
+  return [int(v) for v in np.asarray(data).ravel()]
+
+
+def _fill(leaves: list, treedef: Any, concrete: Any, seed: Any, scale: float) -> Any:
+  """Leaves (arrays or shape structs) -> floating ones drawn ``scale * N(0, 1)``, the others from ``concrete``."""
+  values = jax.tree.leaves(concrete)
+  rng = np.random.default_rng(seed)
   new = [
-      (scale * jax.random.normal(k, leaf.shape, jnp.float32)).astype(leaf.dtype)
-      if jnp.issubdtype(leaf.dtype, jnp.floating) else leaf
-      for k, leaf in zip(keys, leaves)
+      jnp.asarray((scale * rng.standard_normal(leaf.shape, np.float32)).astype(leaf.dtype))
+      if jnp.issubdtype(leaf.dtype, jnp.floating) else value
+      for leaf, value in zip(leaves, values)
   ]
   return jax.tree.unflatten(treedef, new)
+
+
+def random_tree(fn: Callable[..., Any], *args: Any, key: Any, scale: float = 0.5) -> Any:
+  """``fn(*args)`` with every floating leaf replaced by ``scale * N(0, 1)`` (as :func:`randomize`).
+
+  Shapes come from ``jax.eval_shape`` and the draws from NumPy, so nothing is compiled: the generic checks call
+  this for every test, and compiling a dozen tiny random-number programs for each new shape was a third of their
+  time. Only a tree with a non-floating leaf (a step counter, complex parameters) runs ``fn`` for those leaves.
+  ``key``: a PRNG key or an int seed.
+  """
+  shapes = jax.eval_shape(fn, *args)
+  leaves, treedef = jax.tree.flatten(shapes)
+  floating = all(jnp.issubdtype(leaf.dtype, jnp.floating) for leaf in leaves)
+  return _fill(leaves, treedef, shapes if floating else fn(*args), _seed(key), scale)
+
+
+def random_params(cell: Any, input_size: Any, key: Any, scale: float = 0.5) -> Any:
+  """Params of ``cell`` for ``input_size``, every floating leaf ``scale * N(0, 1)``, compiling nothing."""
+  return random_tree(lambda k: cell.init(k, input_size), jax.random.key(0), key=key, scale=scale)
+
+
+def random_carry(cell: Any, params: Any, batch_shape: Any, key: Any, dtype: Any = None, scale: float = 0.5) -> Any:
+  """An initial carry of ``cell``, every floating leaf ``scale * N(0, 1)``, compiling nothing."""
+  return random_tree(lambda p: cell.initial_carry(p, batch_shape, dtype), params, key=key, scale=scale)
 
 
 def to_numpy(tree: Any) -> Any:

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.usefixtures("quick_compiles")
 
 def test_matches_numpy_reference_with_lengths():
   cell = jaxrnn.bidirectional(jaxrnn.lstm(4, param_dtype=jnp.float64), jaxrnn.gru(3, param_dtype=jnp.float64))
-  params = registry.randomize(cell.init(jax.random.key(0), 2), jax.random.key(1))
-  carry = registry.randomize(cell.initial_carry(params, (3,)), jax.random.key(2))
+  params = registry.random_params(cell, 2, jax.random.key(1))
+  carry = registry.random_carry(cell, params, (3,), jax.random.key(2))
   xs = jax.random.normal(jax.random.key(3), (3, 5, 2), jnp.float64)
   lengths = np.array([5, 2, 0])
   final, hs = jaxrnn.unroll(cell, params, carry, xs, seq_lengths=jnp.asarray(lengths))

@@ -20,8 +20,8 @@ H = 6  # 3 modules of 2 units
 
 def _setup(batch_shape=(2,), num_steps=8, dtype=jnp.float32):
   cell = jaxrnn.clockwork_rnn(H, periods=PERIODS, param_dtype=dtype)
-  params = registry.randomize(cell.init(jax.random.key(0), 3), jax.random.key(1))
-  carry = registry.randomize(cell.initial_carry(params, batch_shape), jax.random.key(2))
+  params = registry.random_params(cell, 3, jax.random.key(1))
+  carry = registry.random_carry(cell, params, batch_shape, jax.random.key(2))
   xs = jax.random.normal(jax.random.key(3), batch_shape + (num_steps, 3), dtype)
   return cell, params, carry, xs
 

@@ -59,7 +59,7 @@ def test_peephole_params_and_effect():
 
 def test_any_leading_axes_and_input_transform():
   cell = jaxrnn.conv_lstm(2, (3, 3))
-  params = registry.randomize(cell.init(jax.random.key(0), (4, 4, 1)), jax.random.key(1))
+  params = registry.random_params(cell, (4, 4, 1), jax.random.key(1))
   carry = cell.initial_carry(params, (2, 3))
   assert carry.h.shape == (2, 3, 4, 4, 2)
   x = jax.random.normal(jax.random.key(2), (2, 3, 4, 4, 1))

@@ -13,8 +13,8 @@ H, F, T, B = 3, 2, 5, 2
 
 def _setup(hidden_sizes, **kw):
   cell = jaxrnn.depth_gated_lstm(hidden_sizes, dtype=None, param_dtype=jnp.float64, **kw)
-  params = registry.randomize(cell.init(jax.random.key(0), F), jax.random.key(1))
-  carry = registry.randomize(cell.initial_carry(params, (B,)), jax.random.key(2))
+  params = registry.random_params(cell, F, jax.random.key(1))
+  carry = registry.random_carry(cell, params, (B,), jax.random.key(2))
   xs = jax.random.normal(jax.random.key(3), (B, T, F), jnp.float64)
   return cell, params, carry, xs
 

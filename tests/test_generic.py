@@ -36,19 +36,22 @@ def input_size(case):
   return case.input_shape[0] if len(case.input_shape) == 1 else case.input_shape
 
 
+@functools.lru_cache(maxsize=None)
 def setup(case, *, dtype=jnp.float32, param_dtype=None, compute_dtype=None, batch_shape=(3,), num_steps=T,
           seed=0):
-  """A cell with randomised params, a random initial carry, inputs ``[*B, T, *F]`` and lengths ``[*B]``."""
+  """A cell with randomised params, a random initial carry, inputs ``[*B, T, *F]`` and lengths ``[*B]``.
+
+  Drawn with NumPy (no XLA compile) and cached: the checks of one case share one setup per configuration.
+  """
   cell = case.make(param_dtype=param_dtype or dtype, dtype=compute_dtype)
-  k_init, k_p, k_c, k_x, k_l = jax.random.split(jax.random.key(seed), 5)
-  params = registry.randomize(cell.init(k_init, input_size(case)), k_p)
-  carry = registry.randomize(cell.initial_carry(params, batch_shape), k_c)
-  xs = jax.random.normal(k_x, batch_shape + (num_steps,) + case.input_shape, jnp.float32).astype(dtype)
-  lengths = jax.random.randint(k_l, batch_shape, 0, num_steps + 1)
-  flat = lengths.reshape(-1)
+  params = registry.random_params(cell, input_size(case), key=4 * seed)
+  carry = registry.random_carry(cell, params, batch_shape, key=4 * seed + 1)
+  rng = np.random.default_rng(4 * seed + 2)
+  xs = jnp.asarray(rng.standard_normal(batch_shape + (num_steps,) + case.input_shape, np.float32).astype(dtype))
+  flat = rng.integers(0, num_steps + 1, size=batch_shape).reshape(-1)
   if flat.size >= 2:  # make sure the extremes are present
-    flat = flat.at[0].set(num_steps).at[1].set(0)
-  return cell, params, carry, xs, flat.reshape(batch_shape)
+    flat[0], flat[1] = num_steps, 0
+  return cell, params, carry, xs, jnp.asarray(flat.reshape(batch_shape), dtype=jnp.int_)
 
 
 def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):

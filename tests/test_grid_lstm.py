@@ -15,8 +15,8 @@ H, F, T, B, L = 3, 2, 4, 2, 2
 
 
 def _setup(cell):
-  params = registry.randomize(cell.init(jax.random.key(0), F), jax.random.key(1))
-  carry = registry.randomize(cell.initial_carry(params, (B,)), jax.random.key(2))
+  params = registry.random_params(cell, F, jax.random.key(1))
+  carry = registry.random_carry(cell, params, (B,), jax.random.key(2))
   xs = jax.random.normal(jax.random.key(3), (B, T, F), jnp.float64)
   return params, carry, xs
 
@@ -103,7 +103,7 @@ def ref_grid_1d(p, x, tied, K):
 @pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
 def test_grid_1d_matches_reference_and_vmap(tied):
   net = grid_lib.grid_lstm_1d(H, 3, tied=tied, param_dtype=jnp.float64)
-  params = registry.randomize(net.init(jax.random.key(0), F), jax.random.key(1))
+  params = registry.random_params(net, F, jax.random.key(1))
   assert len(params.blocks) == (1 if tied else 3) and params.blocks[0].w.shape == (H, 4 * H)
   x = jax.random.normal(jax.random.key(2), (2, 3, F), jnp.float64)  # two batch axes
   h = net.apply(params, x)
@@ -117,7 +117,7 @@ def test_grid_1d_matches_reference_and_vmap(tied):
 
 def test_grid_1d_gradients_and_dtypes():
   net = grid_lib.grid_lstm_1d(H, 2, param_dtype=jnp.float64)
-  params = registry.randomize(net.init(jax.random.key(0), F), jax.random.key(1))
+  params = registry.random_params(net, F, jax.random.key(1))
   x = jax.random.normal(jax.random.key(2), (B, F), jnp.float64)
   check_grads(lambda p, x: jnp.sum(jnp.sin(net.apply(p, x))), (params, x), order=1, modes=("rev",),
               atol=1e-5, rtol=1e-5)

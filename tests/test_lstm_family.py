@@ -17,8 +17,8 @@ F64 = jnp.float64
 
 def _random(cell, input_size, batch_shape=(2,), dtype=jnp.float64, T=5, seed=0):
   k_init, k_p, k_c, k_x = jax.random.split(jax.random.key(seed), 4)
-  params = registry.randomize(cell.init(k_init, input_size), k_p)
-  carry = registry.randomize(cell.initial_carry(params, batch_shape), k_c)
+  params = registry.random_params(cell, input_size, k_p)
+  carry = registry.random_carry(cell, params, batch_shape, k_c)
   xs = jax.random.normal(k_x, batch_shape + (T, input_size), jnp.float32).astype(dtype)
   return params, carry, xs
 

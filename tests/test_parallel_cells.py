@@ -22,8 +22,8 @@ TOL = {jnp.float32: 1e-5, jnp.float64: 1e-10}
 def setup(case, dtype, batch_shape=(3,), num_steps=5, seed=0):
   cell = case.make(param_dtype=dtype)
   k_init, k_p, k_c, k_x, k_l = jax.random.split(jax.random.key(seed), 5)
-  params = registry.randomize(cell.init(k_init, case.input_shape[0]), k_p)
-  carry = registry.randomize(cell.initial_carry(params, batch_shape), k_c)
+  params = registry.random_params(cell, case.input_shape[0], k_p)
+  carry = registry.random_carry(cell, params, batch_shape, k_c)
   xs = jax.random.normal(k_x, batch_shape + (num_steps,) + case.input_shape, jnp.float32).astype(dtype)
   lengths = jnp.array([num_steps, 0, 2][:batch_shape[0]], jnp.int32)
   return cell, params, carry, xs, lengths
@@ -80,10 +80,10 @@ def test_parallel_gradients_match_sequential(case, dtype):
 
 def rg_lru_resets_setup(B=2, T=6, F=3):
   cell = jaxrnn.rg_lru(4, resets=True, param_dtype=jnp.float64)
-  params = registry.randomize(cell.init(jax.random.key(0), F), jax.random.key(1))
+  params = registry.random_params(cell, F, jax.random.key(1))
   feats = jax.random.normal(jax.random.key(2), (B, T, F), jnp.float64)
   flags = jnp.zeros((B, T), bool).at[:, 3].set(True)
-  carry = registry.randomize(cell.initial_carry(params, (B,), jnp.float64), jax.random.key(3))
+  carry = registry.random_carry(cell, params, (B,), jax.random.key(3), jnp.float64)
   return cell, params, feats, flags, carry
 
 

@@ -44,8 +44,8 @@ def input_size(case):
 def setup(case, T, dtype=jnp.float64, B=3, seed=0):
   cell = case.make(param_dtype=dtype, dtype=None)
   k_init, k_p, k_c, k_x = jax.random.split(jax.random.key(seed), 4)
-  params = registry.randomize(cell.init(k_init, input_size(case)), k_p)
-  carry = registry.randomize(cell.initial_carry(params, (B,)), k_c)
+  params = registry.random_params(cell, input_size(case), k_p)
+  carry = registry.random_carry(cell, params, (B,), k_c)
   xs = jax.random.normal(k_x, (B, T) + case.input_shape, jnp.float32).astype(dtype)
   lengths = jnp.array([T, 0, T // 2 + 1] + [T] * (B - 3))[:B]
   return cell, params, carry, xs, lengths
