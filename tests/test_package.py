@@ -41,7 +41,7 @@ def test_no_issue_banners_in_the_namespace_module():
 
 # Old top-level name -> where it lives now; the test looks the value up there.
 DEPRECATED = {
-    "attention_tasks": "jaxrnn.attention.tasks",
+    "attention_tasks": "jaxrnn.train.tasks.digits",
     "Encoder": "jaxrnn.attention.seq2seq.Encoder",
     "rnn_encoder": "jaxrnn.attention.seq2seq.rnn_encoder",
     "grid_lstm_1d": "jaxrnn.cells.grid_lstm.grid_lstm_1d",
