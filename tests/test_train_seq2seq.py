@@ -120,7 +120,7 @@ def test_old_places_of_the_digit_data_warn_and_name_the_new_one():
       assert getattr(old, name) is getattr(digits, new)
   assert digits.KINDS == ("reverse", "sort")
   with pytest.raises(AttributeError, match="has no attribute 'nope'"):
-    old.nope  # pylint: disable=pointless-statement
+    _ = old.nope
   with pytest.warns(DeprecationWarning, match="use jaxrnn.train.tasks.digits$"):
     assert jaxrnn.attention_tasks is digits
   assert "tasks" not in jaxrnn.attention.__all__ and "digit_task" not in vars(old)
