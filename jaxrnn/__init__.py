@@ -19,7 +19,7 @@ import warnings as _warnings
 
 # The cell contract.
 from jaxrnn.types import (Cell, CellConfig, InitFn, InitialCarryFn, InputTransformFn, SequenceFn, SequencePath,
-                          StepFn)
+                          StepFn, carry_batch_shape)
 
 # Cells: Elman, LSTM, GRU.
 from jaxrnn.cells.simple_rnn import SimpleRNNCarry, SimpleRNNParams, irnn, simple_rnn
@@ -94,6 +94,7 @@ __all__ = [
     "InputTransformFn",
     "SequenceFn",
     "StepFn",
+    "carry_batch_shape",
     # Cells: Elman, LSTM, GRU.
     "simple_rnn",
     "irnn",

@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import _checks
-from jaxrnn.types import Cell, RunOptions
+from jaxrnn.types import Cell, RunOptions, carry_batch_shape
 from jaxrnn.unroll import unroll
 
 ShapeSpec = Union[str, Sequence[Union[int, str]]]
@@ -83,7 +83,7 @@ def export_step(cell: Cell, params: Any, x_shape: ShapeSpec, *, dtype: Any = jnp
   if nf is None:
     raise ValueError(f"export_step needs a cell with one input array; {cell.name} has inputs {cell.input_ndim}")
   batch = shape[:len(shape) - nf]
-  one = jax.eval_shape(lambda p: cell.initial_carry(p, (), dtype), params)
+  one = jax.eval_shape(lambda p: cell.initial_carry(p, carry_batch_shape(cell, (), shape[len(batch):]), dtype), params)
   carry_spec = jax.tree.map(lambda a: jax.ShapeDtypeStruct(batch + a.shape, a.dtype), one)
   p_def, c_def = jax.tree.structure(params), jax.tree.structure(carry_spec)
 

@@ -30,7 +30,7 @@ def built(name):
   # Zeros of the params' shapes (eval_shape: no eager initialiser to compile); checks only read shapes and types.
   spec = jax.eval_shape(lambda k: cell.init(k, (4, 4, 2) if name == "conv" else 3), K)
   params = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), spec)
-  return cell, params, cell.initial_carry(params, (2,))
+  return cell, params, cell.initial_carry(params, (2, 4, 4) if name == "conv" else (2,))
 
 
 def step(name, x, carry=..., params=...):

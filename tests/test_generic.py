@@ -42,7 +42,8 @@ def setup(case, *, dtype=jnp.float32, param_dtype=None, compute_dtype=None, batc
   cell = case.make(param_dtype=param_dtype or dtype, dtype=compute_dtype)
   k_init, k_p, k_c, k_x, k_l = jax.random.split(jax.random.key(seed), 5)
   params = registry.randomize(cell.init(k_init, input_size(case)), k_p)
-  carry = registry.randomize(cell.initial_carry(params, batch_shape), k_c)
+  carry = registry.randomize(cell.initial_carry(params, jaxrnn.carry_batch_shape(cell, batch_shape, case.input_shape)),
+                             k_c)
   xs = jax.random.normal(k_x, batch_shape + (num_steps,) + case.input_shape, jnp.float32).astype(dtype)
   lengths = jax.random.randint(k_l, batch_shape, 0, num_steps + 1)
   flat = lengths.reshape(-1)
@@ -64,8 +65,9 @@ def test_initial_carry_checks_params_and_takes_key(case):
   cell = case.make(param_dtype=jnp.float32, dtype=None)
   key = jax.random.key(1)
   spec = jax.eval_shape(lambda k: cell.init(k, input_size(case)), key)
-  with_key = jax.eval_shape(lambda p, k: cell.initial_carry(p, (2,), key=k), spec, key)
-  without = jax.eval_shape(lambda p: cell.initial_carry(p, (2,)), spec)
+  batch = jaxrnn.carry_batch_shape(cell, (2,), case.input_shape)
+  with_key = jax.eval_shape(lambda p, k: cell.initial_carry(p, batch, key=k), spec, key)
+  without = jax.eval_shape(lambda p: cell.initial_carry(p, batch), spec)
   assert all(leaf.shape[:1] == (2,) for leaf in jax.tree.leaves((with_key, without)))
   for bad, what in ((key, "a PRNG key"), (jax.random.PRNGKey(0), "a PRNG key"), ((2,), "a shape"), (2, "a shape")):
     with pytest.raises(TypeError, match=rf"initial_carry takes the cell's params first: .*got {what}"):
