@@ -89,9 +89,9 @@ def conv_lstm(
   on ``6×6`` ones, as Flax's does; the carry covers the map of the input it runs on (``cell.map_ndim = len(S)``:
   ``initial_carry(params, (*B, *S))``, which :func:`jaxrnn.unroll` builds from ``xs`` when ``carry=None``). With
   ``peephole=True`` the per-position weights ``w_c: [3, *S, H]`` fix ``S``: another map size raises a
-  ``ValueError``. SAME padding follows ``lax``: ``(k - 1) // 2`` zeros before and ``k // 2`` after each spatial axis, so an
-  even kernel is padded asymmetrically. The input convolution of all steps is one batched convolution
-  (``input_transform``), outside the time loop.
+  ``ValueError``. SAME padding follows ``lax``: ``(k - 1) // 2`` zeros before and ``k // 2`` after each spatial
+  axis, so an even kernel is padded asymmetrically. The input convolution of all steps is one batched
+  convolution (``input_transform``), outside the time loop.
 
   Args:
     features: ``H``, the number of channels of ``h`` and ``c``.
@@ -165,8 +165,8 @@ def conv_lstm(
   def zeros_carry(params, batch_shape, dt):
     if len(batch_shape) < nd:
       raise ValueError(f"batch_shape of conv_lstm over {nd}-D maps must be (*B, *S): the batch shape followed by "
-                       f"the {nd} map axes of the input (the carry covers the map; "
-                       f"jaxrnn.carry_batch_shape(cell, B, F) builds it from the per-example input shape F), got {batch_shape}")
+                       f"the {nd} map axes of the input (the carry covers the map; jaxrnn.carry_batch_shape(cell, "
+                       f"B, F) builds it from the per-example input shape F), got {batch_shape}")
     check_map(params, batch_shape[len(batch_shape) - nd:], f"batch_shape {batch_shape}")
     zeros = jnp.zeros(batch_shape + (H,), dt)
     return ConvLSTMCarry(h=zeros, c=zeros)
