@@ -130,10 +130,10 @@ def export_unroll(cell: Cell, params: Any, xs_shape: ShapeSpec, *, dtype: Any = 
 
 
 def _unroll_program(cell: Cell, params: Any, xs_shape: ShapeSpec, seq_lengths: bool, reverse: bool,
-                    time_major: bool, options: Optional[RunOptions], mode: str, what: str):
+                    time_major: bool, options: Optional[RunOptions], mode: str, what: str, per_example: bool = True):
   """``(run, shape, batch)``: ``run(param_leaves, xs[, lengths]) -> (carry_leaves, hs)`` of :func:`jaxrnn.unroll`
-  from the initial carry, one example under ``jax.vmap`` per batch axis (so batch sizes may be symbolic), and the
-  checked ``xs`` shape and its batch shape."""
+  from the initial carry (with ``per_example``, one example under ``jax.vmap`` per batch axis, so batch sizes may
+  be symbolic), and the checked ``xs`` shape and its batch shape."""
   _check_cell(cell)
   shape = _shape("xs_shape", xs_shape)
   seq_lengths = _checks.boolean("seq_lengths", seq_lengths)
@@ -159,7 +159,7 @@ def _unroll_program(cell: Cell, params: Any, xs_shape: ShapeSpec, seq_lengths: b
     return jax.tree.leaves(carry), hs
 
   axis = 1 if time_major else 0  # where each batch axis is, once the ones before it are mapped away
-  for _ in batch:
+  for _ in (batch if per_example else ()):
     run = jax.vmap(run, in_axes=(None, axis) + ((0,) if seq_lengths else ()), out_axes=(0, axis))
   return run, shape, batch
 
@@ -177,8 +177,8 @@ def to_onnx(cell: Cell, params: Any, xs_shape: Sequence[Union[int, str]], *, dty
   Args:
     cell: the cell (dropout-free at inference: no key is passed).
     params: its params; their values become the model's initializers.
-    xs_shape: ``[*B, T, *F]`` (``[T, *B, *F]`` with ``time_major``); a dimension may be a name (``("b", "t",
-      3)``): a dynamic ONNX dimension.
+    xs_shape: ``[*B, T, *F]`` (``[T, *B, *F]`` with ``time_major``); ``T`` may be a name (``(8, "t", 3)``): a
+      dynamic ONNX dimension (the batch shape is concrete).
     dtype: the inputs' dtype.
     seq_lengths: whether the model takes ``seq_lengths`` as its second input.
     reverse, time_major, options, mode: :func:`jaxrnn.unroll`'s arguments, fixed in the model.
@@ -192,25 +192,30 @@ def to_onnx(cell: Cell, params: Any, xs_shape: Sequence[Union[int, str]], *, dty
     ValueError: what the converter cannot express (e.g. the associative scan of ``min_gru``'s sequence path:
       ``mode="step"`` runs the scan of ``step``, which converts), naming the cell and the converter's reason.
 
-  Example:
+  Example (``tests/test_export_onnx.py`` runs it; not a doctest: jax2onnx's first conversion imports all its
+  plugins, about half a minute)::
 
-    >>> import jax, numpy as np, jaxrnn, onnxruntime
-    >>> from jaxrnn import export
-    >>> cell = jaxrnn.lstm(4)
-    >>> params = cell.init(jax.random.key(0), 3)
-    >>> model = export.to_onnx(cell, params, ("b", "t", 3), reverse=True)
-    >>> session = onnxruntime.InferenceSession(model.SerializeToString())
-    >>> xs = np.ones((2, 5, 3), np.float32)
-    >>> hs = session.run(None, {session.get_inputs()[0].name: xs})[0]
-    >>> bool(np.allclose(hs, jaxrnn.unroll(cell, params, None, xs, reverse=True)[1], atol=1e-6))
-    True
+    import jax, numpy as np, jaxrnn, onnxruntime
+    from jaxrnn import export
+    cell = jaxrnn.lstm(4)
+    params = cell.init(jax.random.key(0), 3)
+    model = export.to_onnx(cell, params, (2, "t", 3), reverse=True)
+    session = onnxruntime.InferenceSession(model.SerializeToString())
+    xs = np.ones((2, 5, 3), np.float32)
+    hs = session.run(None, {session.get_inputs()[0].name: xs})[0]   # == jaxrnn.unroll(..., reverse=True)[1]
   """
   try:
     import jax2onnx  # noqa: F401
   except ImportError as e:
     raise _optional.missing("jaxrnn.export.to_onnx", "jax2onnx", "onnx") from e
+  # The batched program (no vmap: jax2onnx 0.17 mis-converts a vmapped matmul against unbatched weights), so the
+  # batch shape is concrete; the time axis may be a name.
   run, _, batch = _unroll_program(cell, params, tuple(xs_shape), seq_lengths, reverse, time_major, options, mode,
-                                  "to_onnx")
+                                  "to_onnx", per_example=False)
+  if not all(isinstance(d, int) for d in batch):
+    raise ValueError(f"to_onnx needs a concrete batch shape (the initial carry is built for it), got batch "
+                     f"dimensions {tuple(str(d) for d in batch)} in xs_shape {tuple(xs_shape)}; the time axis may "
+                     f"be a name")
   leaves = [jnp.asarray(a) for a in jax.tree.leaves(params)]
 
   def model(xs, *lengths):
