@@ -223,7 +223,7 @@ __all__ = [
 ]
 
 # Old top-level name -> (its value, where it lives now). Removed in the release after next.
-_DEPRECATED = {
+_DEPRECATED: dict = {
     # A synthetic-data generator, not part of the model API: the trainer's digit task. ``None``: the module named
     # is imported when the name is used (it needs the [train] extra, which ``import jaxrnn`` does not).
     "attention_tasks": (None, "jaxrnn.train.tasks.digits"),
@@ -244,8 +244,7 @@ def __getattr__(name: str):
   """The deprecated top-level names (:data:`_DEPRECATED`), with a ``DeprecationWarning`` naming the new one."""
   if name in _DEPRECATED:
     value, new = _DEPRECATED[name]
-    if value is None:
-      value = _importlib.import_module(new)
+    value = _importlib.import_module(new) if value is None else value
     _warnings.warn(f"jaxrnn.{name} is deprecated and will be removed in the next release; use {new}",
                    DeprecationWarning, stacklevel=2)
     return value
