@@ -133,9 +133,9 @@ def test_jit_traces_once_per_map_size():
   assert traces == [(1, 2, 6, 1), (1, 2, 4, 1)]
 
 
-def test_flax_layer_runs_any_map_size_like_flax():
-  """jaxrnn.flax.linen.RNN of conv_lstm, initialised on 4x4 maps, runs on 3x5 maps, equal to Flax's ConvLSTMCell
-  (also initialised on 4x4, same weights) stepped over the sequence."""
+def test_flax_layers_run_any_map_size_like_flax():
+  """jaxrnn.flax.linen.RNN and jaxrnn.flax.nnx.RNN of conv_lstm, initialised on 4x4 maps, run on 3x5 maps, equal to
+  Flax's ConvLSTMCell (also initialised on 4x4, same weights) stepped over the sequence."""
   nn = pytest.importorskip("flax.linen")
   jl = pytest.importorskip("jaxrnn.flax.linen")
   H, C, T = 2, 1, 3
@@ -153,6 +153,12 @@ def test_flax_layer_runs_any_map_size_like_flax():
   for t in range(T):
     carry, out = flax_cell.apply(variables, carry, xs[:, t])
     np.testing.assert_allclose(hs[:, t], out, rtol=1e-5, atol=1e-5)
+  jnnx = pytest.importorskip("jaxrnn.flax.nnx")
+  nnx = pytest.importorskip("flax.nnx")
+  nnx_layer = jnnx.RNN(jaxrnn.conv_lstm(H, (3, 3)), (4, 4, C), rngs=nnx.Rngs(0))  # initialised on 4x4 maps
+  module = nnx_layer.cell
+  module.params = nnx.data(jax.tree.map(nnx.Param, flax_to_jaxrnn(variables)))
+  np.testing.assert_allclose(nnx_layer(xs), hs, rtol=1e-6, atol=1e-6)  # ... runs on 3x5 maps too
 
 
 def test_peephole_variant_keeps_its_map_size():
