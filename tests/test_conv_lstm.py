@@ -8,6 +8,8 @@ import pytest
 import jaxrnn
 from tests import registry
 
+pytestmark = pytest.mark.usefixtures("quick_compiles")  # tiny programs, each run once or twice
+
 
 def flax_to_jaxrnn(variables):
   p = variables["params"]
