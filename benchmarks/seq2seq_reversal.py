@@ -17,13 +17,13 @@ import jax.numpy as jnp
 import optax
 
 import jaxrnn
-from jaxrnn.attention import tasks
+from jaxrnn.train.tasks import digits
 
 
 def build(attention: bool, hidden: int, embed: int):
   mechanism = jaxrnn.additive_attention(hidden) if attention else jaxrnn.last_position_attention()
-  return jaxrnn.seq2seq(jaxrnn.gru(hidden), jaxrnn.gru(hidden), mechanism, source_vocab_size=tasks.VOCAB_SIZE,
-                        target_vocab_size=tasks.VOCAB_SIZE, embed_size=embed, attention_layer_size=hidden)
+  return jaxrnn.seq2seq(jaxrnn.gru(hidden), jaxrnn.gru(hidden), mechanism, source_vocab_size=digits.VOCAB_SIZE,
+                        target_vocab_size=digits.VOCAB_SIZE, embed_size=embed, attention_layer_size=hidden)
 
 
 def train(model, args, seed, label):
@@ -31,7 +31,7 @@ def train(model, args, seed, label):
   opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr))
   params = model.init(jax.random.key(seed))
   state = opt.init(params)
-  make = functools.partial(tasks.digit_task, batch_size=args.batch, max_length=args.max_length,
+  make = functools.partial(digits.digit_task, batch_size=args.batch, max_length=args.max_length,
                            min_length=args.min_length, task=args.task)
 
   @jax.jit
@@ -43,10 +43,10 @@ def train(model, args, seed, label):
 
   @jax.jit
   def evaluate(params, key):
-    b = tasks.digit_task(key, args.eval_batch, max_length=args.eval_length, min_length=args.eval_length,
+    b = digits.digit_task(key, args.eval_batch, max_length=args.eval_length, min_length=args.eval_length,
                          task=args.task)
     tokens, _ = model.greedy_decode(params, b.src, b.src_lengths, args.eval_length + 1)
-    return tasks.sequence_accuracy(tokens, b.tgt_out, b.tgt_lengths)
+    return digits.sequence_accuracy(tokens, b.tgt_out, b.tgt_lengths)
 
   key = jax.random.key(seed + 1)
   start = time.time()
@@ -65,7 +65,7 @@ def train(model, args, seed, label):
 
 def main():
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--task", default="reverse", choices=tasks.TASKS)
+  p.add_argument("--task", default="reverse", choices=digits.KINDS)
   p.add_argument("--steps", type=int, default=2000)
   p.add_argument("--batch", type=int, default=64)
   p.add_argument("--hidden", type=int, default=64)

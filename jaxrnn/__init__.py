@@ -7,17 +7,19 @@ The namespace, by concept: the cell contract and its types; the cells (each fact
 NamedTuples); running sequences (:func:`unroll` and its options, truncated BPTT, sequence-length helpers);
 combinators (cells -> cell); attention (mechanisms, the attention wrapper cell, a seq2seq model); parallel scans
 (:mod:`jaxrnn.parallel_scan`). Building blocks that are not cells live in their modules
-(:mod:`jaxrnn.cells.grid_lstm`, :mod:`jaxrnn.attention.seq2seq`, :mod:`jaxrnn.attention.tasks`).
+(:mod:`jaxrnn.cells.grid_lstm`, :mod:`jaxrnn.attention.seq2seq`); the digit-task data is the trainer's
+(:mod:`jaxrnn.train.tasks.digits`).
 
 ``import jaxrnn`` needs only jax and numpy: Flax (:mod:`jaxrnn.flax`), the trainer (:mod:`jaxrnn.train`) and
 PyTorch interop (:mod:`jaxrnn.interop.torch`) import their dependencies when they are used.
 """
 
+import importlib as _importlib
 import warnings as _warnings
 
 # The cell contract.
 from jaxrnn.types import (Cell, CellConfig, InitFn, InitialCarryFn, InputTransformFn, SequenceFn, SequencePath,
-                          StepFn)
+                          StepFn, carry_batch_shape)
 
 # Cells: Elman, LSTM, GRU.
 from jaxrnn.cells.simple_rnn import SimpleRNNCarry, SimpleRNNParams, irnn, simple_rnn
@@ -78,7 +80,6 @@ from jaxrnn import parallel_scan
 
 # Deprecated top-level names (kept for one release): the modules they moved to.
 from jaxrnn.attention import seq2seq as _seq2seq_lib
-from jaxrnn.attention import tasks as _attention_tasks_lib
 from jaxrnn.cells import grid_lstm as _grid_lstm_lib
 
 __version__ = "0.1.0"
@@ -93,6 +94,7 @@ __all__ = [
     "InputTransformFn",
     "SequenceFn",
     "StepFn",
+    "carry_batch_shape",
     # Cells: Elman, LSTM, GRU.
     "simple_rnn",
     "irnn",
@@ -221,9 +223,10 @@ __all__ = [
 ]
 
 # Old top-level name -> (its value, where it lives now). Removed in the release after next.
-_DEPRECATED = {
-    # A synthetic-data generator, not part of the model API.
-    "attention_tasks": (_attention_tasks_lib, "jaxrnn.attention.tasks"),
+_DEPRECATED: dict = {
+    # A synthetic-data generator, not part of the model API: the trainer's digit task. ``None``: the module named
+    # is imported when the name is used (it needs the [train] extra, which ``import jaxrnn`` does not).
+    "attention_tasks": (None, "jaxrnn.train.tasks.digits"),
     # (init, apply) bundles that are not cells: seq2seq's encoder type.
     "Encoder": (_seq2seq_lib.Encoder, "jaxrnn.attention.seq2seq.Encoder"),
     "rnn_encoder": (_seq2seq_lib.rnn_encoder, "jaxrnn.attention.seq2seq.rnn_encoder"),
@@ -241,6 +244,7 @@ def __getattr__(name: str):
   """The deprecated top-level names (:data:`_DEPRECATED`), with a ``DeprecationWarning`` naming the new one."""
   if name in _DEPRECATED:
     value, new = _DEPRECATED[name]
+    value = _importlib.import_module(new) if value is None else value
     _warnings.warn(f"jaxrnn.{name} is deprecated and will be removed in the next release; use {new}",
                    DeprecationWarning, stacklevel=2)
     return value

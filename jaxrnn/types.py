@@ -50,7 +50,10 @@ class InitialCarryFn(Protocol):
     params: the cell's parameters (a learned initial carry reads them; most cells only read sizes from them).
       A PRNG key or a shape in this place (the Flax habit ``initial_carry(key, shape)``) raises a ``TypeError``
       that says what to pass.
-    batch_shape: the leading batch shape ``*B`` of the carry; ``()`` for one example.
+    batch_shape: the leading shape of the carry's leaves: the batch shape ``*B`` (``()`` for one example),
+      followed, for a cell that declares :attr:`Cell.map_ndim` ``= k > 0`` (a convolutional cell), by the ``k``
+      map axes ``S`` of its input ``[*B, *S, C]``: such a carry covers the map, and its size comes from the input
+      it will run on, not from the params (:func:`carry_batch_shape` builds this shape from an input's).
     dtype: the carry's dtype; ``None`` means the dtype of the parameters.
     key: a PRNG key for the randomness of a sequence (dropout masks, see :func:`jaxrnn.dropout`); ``None`` means
       inference (no dropout). Every cell takes it; cells without randomness draw nothing from it, and
@@ -282,6 +285,12 @@ class Cell(NamedTuple):
     config: declared structure for export (:class:`CellConfig`), or ``None`` for a cell that no exporter knows.
     carry_jacobian_diagonal: optional exact diagonal of ``∂ carry' / ∂ carry`` (:class:`CarryJacobianDiagonalFn`),
       declared by cells whose recurrence is elementwise (there it costs one JVP of ``step`` instead of ``D``).
+    map_ndim: how many leading axes of the per-example input ``x: [*S, C]`` are map axes that the carry covers
+      too (``len(S)``: 1 or 2 for :func:`jaxrnn.conv_lstm`; ``0``, the default, for vector cells). Such a cell's
+      ``initial_carry`` takes ``batch_shape = (*B, *S)`` (:class:`InitialCarryFn`), so one set of params runs on
+      maps of any size; :func:`jaxrnn.unroll` (``carry=None``), the combinators and the Flax layers build that
+      shape with :func:`carry_batch_shape`. Combinators declare their inner cells' value (``stack``: its first
+      layer's, which later layers treat as batch axes if theirs is ``0``).
 
   Adding a capability (for example an analytic diagonal of ``d carry' / d carry`` that a parallel-in-time solver
   wants) is one typed field here, ``None`` by default, and, if a run option selects the path that uses it, one
@@ -301,6 +310,7 @@ class Cell(NamedTuple):
   name: str = "cell"
   config: Optional["CellConfig"] = None
   carry_jacobian_diagonal: Optional[CarryJacobianDiagonalFn] = None
+  map_ndim: int = 0
 
   def __call__(self, params: Params, carry: Carry, x: Array) -> Tuple[Carry, Array]:
     return self.step(params, carry, x)
@@ -328,3 +338,32 @@ class CellConfig(NamedTuple):
   def get(self, name: str, default: Any = None) -> Any:
     """The hyperparameter ``name`` (``default`` if not recorded)."""
     return dict(self.kwargs).get(name, default)
+
+
+def carry_batch_shape(cell: Cell, batch_shape: Shape, input_shape: Shape) -> Shape:
+  """The ``batch_shape`` to give ``cell.initial_carry`` for inputs ``[*B, *F]``: ``(*B, *F[:cell.map_ndim])``.
+
+  For a vector cell (``map_ndim == 0``) this is ``batch_shape``; for a convolutional cell over maps
+  ``F = (*S, C)`` it is ``(*B, *S)``, so that the carry covers the input's map (:attr:`Cell.map_ndim`).
+
+  Args:
+    cell: a :class:`Cell`.
+    batch_shape: ``*B``.
+    input_shape: the per-example input shape ``*F`` (of the first input, for a cell with several).
+
+  Returns:
+    The carry's leading shape.
+
+  Raises:
+    ValueError: ``input_shape`` has fewer than ``cell.map_ndim + 1`` axes.
+
+  >>> import jaxrnn
+  >>> carry_batch_shape(jaxrnn.conv_lstm(4, (3, 3)), (2,), (8, 6, 3)), carry_batch_shape(jaxrnn.lstm(4), (2,), (3,))
+  ((2, 8, 6), (2,))
+  """
+  k = cell.map_ndim
+  input_shape = tuple(input_shape)
+  if k and len(input_shape) < k + 1:
+    raise ValueError(f"the input of {cell.name} must have {k} map axes and a channel axis ([*B, *S, C]), got a "
+                     f"per-example input shape {input_shape}")
+  return tuple(batch_shape) + input_shape[:k]

@@ -13,7 +13,7 @@ from jaxrnn import _checks
 from jaxrnn import parallel_newton
 from jaxrnn import sequences
 from jaxrnn.kernels import choice
-from jaxrnn.types import Array, Carry, Cell, Params, RunOptions, SequencePath
+from jaxrnn.types import Array, Carry, Cell, Params, RunOptions, SequencePath, carry_batch_shape
 
 MODES = ("auto", "step", "sequence")
 
@@ -74,10 +74,12 @@ def _time_major(xs: Any, time_axes: Any) -> Any:
   return jax.tree.map(lambda a, ax: jnp.moveaxis(a, ax, 0), xs, time_axes)
 
 
-def _default_carry(cell: Cell, params: Params, carry: Carry, batch_shape, key) -> Carry:
-  """The carry to start from: the one given, or the cell's initial carry for the batch shape of ``xs``."""
+def _default_carry(cell: Cell, params: Params, carry: Carry, batch_shape, xs, key) -> Carry:
+  """The carry to start from: the one given, or the cell's initial carry for the batch shape of ``xs`` (and its map
+  shape, for a cell whose carry covers the input's map: :attr:`jaxrnn.Cell.map_ndim`)."""
   if carry is None:
-    return cell.initial_carry(params, batch_shape, key=key)
+    features = _first_shape(xs)[1 + len(batch_shape):]  # the trailing axes after time and batch, in either layout
+    return cell.initial_carry(params, carry_batch_shape(cell, batch_shape, features), key=key)
   if key is not None:
     raise ValueError("key= is for the default carry (carry=None); pass it to cell.initial_carry(params, "
                      "batch_shape, key=key) when you build the carry yourself")
@@ -153,7 +155,9 @@ def unroll(
     cell: a :class:`jaxrnn.Cell`.
     params: the cell's parameters.
     carry: the initial carry, leaves ``[*B, ...]`` (``cell.initial_carry(params, batch_shape)``), or ``None``
-      for the cell's initial carry for the batch shape of ``xs`` (with ``key``, if given).
+      for the cell's initial carry for the batch shape of ``xs`` (with ``key``, if given; for a cell whose carry
+      covers its input's map, :attr:`jaxrnn.Cell.map_ndim`, for the map shape of ``xs`` too, so that one set of
+      params runs on maps of any size).
     xs: inputs ``[*B, T, *F]`` (``time_major=False``, the default) or ``[T, *B, *F]`` (``time_major=True``); ``B``
       may be empty (one sequence, ``[T, *F]``) or have several axes. For a cell with several inputs (its
       ``input_ndim`` is a pytree, e.g. :func:`jaxrnn.reset_on`'s ``(x, should_reset)``), a pytree of such arrays
@@ -267,7 +271,7 @@ def _prepare(cell: Cell, params: Params, carry: Optional[Carry], xs: Any, seq_le
   ``xs`` time-major with each sequence's valid steps reversed for ``reverse``."""
   xs = _inputs(xs)
   time_axes, batch_shape, num_steps = _layout(cell, xs, time_major)
-  carry = _default_carry(cell, params, carry, batch_shape, key)
+  carry = _default_carry(cell, params, carry, batch_shape, xs, key)
   _checks.carry_batch(carry, batch_shape, _first_shape(xs), "[T, *B, *F]" if time_major else "[*B, T, *F]")
   lengths = sequences.check_seq_lengths(seq_lengths, batch_shape, num_steps)
   xs_tm = _time_major(xs, time_axes)
@@ -477,7 +481,7 @@ def static_unroll(
   time_major = _checks.boolean("time_major", time_major)
   xs = _inputs(xs)
   time_axes, batch_shape, num_steps = _layout(cell, xs, time_major)
-  carry = _default_carry(cell, params, carry, batch_shape, None)
+  carry = _default_carry(cell, params, carry, batch_shape, xs, None)
   _checks.carry_batch(carry, batch_shape, _first_shape(xs), "[T, *B, *F]" if time_major else "[*B, T, *F]")
   lengths = sequences.check_seq_lengths(seq_lengths, batch_shape, num_steps)
   n = math.prod(batch_shape)

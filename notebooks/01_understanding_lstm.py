@@ -249,3 +249,24 @@ fig.savefig(os.path.join(OUT_DIR, "lstm_conveyor.png"))
 # to write (at the markers, not at the distractors); the output gate decides when the stored value is exposed
 # to $h_t$ (and so to the next step's gates and the readout). Compare with notebook 02, where the plain tanh
 # RNN has no such path and its gradient vanishes geometrically in $T$.
+
+# %% [markdown]
+# ## Exporting the trained LSTM
+#
+# `jaxrnn.export` wraps `jax.export`: `export_unroll` turns `unroll` into a StableHLO program whose batch size and
+# length are symbolic (`"b, t, 2"`) and whose params are an argument, serialized to bytes. `jax.export.deserialize`
+# runs it in any process with JAX, without jaxrnn: params and carries cross as flat lists of arrays
+# (`jax.tree.leaves` order). We reload the program and check that its outputs, with the trained params and
+# the readout applied, are the model's predictions. (`export.to_onnx` converts the same run to ONNX with
+# `jax2onnx`, the `[onnx]` extra; see the README.)
+
+# %%
+from jaxrnn import export
+
+data = export.export_unroll(cell, params["cell"], "b, t, 2").serialize()   # bytes, e.g. for a file
+run = jax.export.deserialize(data)
+carry_leaves, hs = run.call(jax.tree.leaves(params["cell"]), jnp.asarray(test_xs, jnp.float32))
+exported_pred = hs[:, -1] @ params["w"] + params["b"]
+print(f"{len(data)} bytes; max |exported - predict| = "
+      f"{float(jnp.max(jnp.abs(exported_pred - predict(params, test_xs)))):.1e}")
+assert jnp.allclose(exported_pred, predict(params, test_xs), atol=1e-5)

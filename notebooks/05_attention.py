@@ -33,7 +33,7 @@
 # In jaxrnn: `jaxrnn.seq2seq(encoder_cell, decoder_cell, jaxrnn.additive_attention(A), ...)` (the decoder is
 # `jaxrnn.attention_wrapper` around any cell), trained by teacher forcing with `model.loss`; `model.greedy_decode`
 # returns the tokens *and* the attention weights of every step. The data are random digit strings from
-# `jaxrnn.attention.tasks.digit_task` (as in `benchmarks/seq2seq_reversal.py`).
+# `jaxrnn.train.tasks.digits.digit_task` (as in `benchmarks/seq2seq_reversal.py`).
 
 # %% tags=["parameters"]
 import os
@@ -63,11 +63,11 @@ import numpy as np
 import optax
 
 import jaxrnn
-from jaxrnn.attention import tasks
+from jaxrnn.train.tasks import digits
 
 # %%
 model = jaxrnn.seq2seq(jaxrnn.gru(HIDDEN), jaxrnn.gru(HIDDEN), jaxrnn.additive_attention(HIDDEN),
-                       source_vocab_size=tasks.VOCAB_SIZE, target_vocab_size=tasks.VOCAB_SIZE,
+                       source_vocab_size=digits.VOCAB_SIZE, target_vocab_size=digits.VOCAB_SIZE,
                        embed_size=EMBED, attention_layer_size=HIDDEN)
 optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(LR))
 
@@ -79,7 +79,7 @@ def train(key):
 
   def step(state, i):
     params, opt_state = state
-    b = tasks.digit_task(jax.random.fold_in(k_data, i), BATCH, max_length=MAX_LEN, min_length=MIN_LEN)
+    b = digits.digit_task(jax.random.fold_in(k_data, i), BATCH, max_length=MAX_LEN, min_length=MIN_LEN)
     loss, grads = jax.value_and_grad(model.loss)(params, b.src, b.src_lengths, b.tgt_in, b.tgt_out,
                                                  b.tgt_lengths)
     updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -98,16 +98,16 @@ print(f"{STEPS} steps in {time.perf_counter() - start:.1f}s (compilation include
 # %%
 @jax.jit
 def test(params, key):
-  b = tasks.digit_task(key, 500, max_length=MAX_LEN, min_length=MIN_LEN)
+  b = digits.digit_task(key, 500, max_length=MAX_LEN, min_length=MIN_LEN)
   tokens, weights = model.greedy_decode(params, b.src, b.src_lengths, MAX_LEN + 1)
-  return b, tokens, weights, tasks.sequence_accuracy(tokens, b.tgt_out, b.tgt_lengths)
+  return b, tokens, weights, digits.sequence_accuracy(tokens, b.tgt_out, b.tgt_lengths)
 
 b, tokens, weights, acc = test(params, jax.random.key(10_000))
 print(f"exact-sequence accuracy of greedy decoding on 500 fresh strings: {float(acc):.3f}")
 
 def show(seq):
-  return "".join(str(int(t) - tasks.FIRST_DIGIT) if t >= tasks.FIRST_DIGIT else
-                 {tasks.EOS: "<eos>", tasks.BOS: "<bos>"}.get(int(t), "") for t in seq)
+  return "".join(str(int(t) - digits.FIRST_DIGIT) if t >= digits.FIRST_DIGIT else
+                 {digits.EOS: "<eos>", digits.BOS: "<bos>"}.get(int(t), "") for t in seq)
 
 k = int(np.argmax(np.asarray(b.src_lengths)))      # a longest example
 n = int(b.src_lengths[k])

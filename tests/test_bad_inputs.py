@@ -30,7 +30,7 @@ def built(name):
   # Zeros of the params' shapes (eval_shape: no eager initialiser to compile); checks only read shapes and types.
   spec = jax.eval_shape(lambda k: cell.init(k, (4, 4, 2) if name == "conv" else 3), K)
   params = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), spec)
-  return cell, params, cell.initial_carry(params, (2,))
+  return cell, params, cell.initial_carry(params, (2, 4, 4) if name == "conv" else (2,))
 
 
 def step(name, x, carry=..., params=...):
@@ -160,8 +160,9 @@ BAD = [
     ("min_gru_x_wrong_features", lambda: step("min_gru", x(2, 7)), ValueError, r"x must have shape \[\*B, 3\] .*\(2, 7\)"),
     ("slstm_x_int", lambda: step("slstm", x(dtype=jnp.int32)), TypeError, r"x must be a real floating-point"),
     ("lru_x_wrong_features", lambda: step("lru", x(2, 5)), ValueError, r"x must have shape \[\*B, 3\] .*\(2, 5\)"),
+    # any map size runs: x without its batch axis reads as a 2x4 map, which the [2, 4, 4] carry does not cover
     ("conv_x_missing_axis", lambda: step("conv", jnp.ones((2, 4, 2))), ValueError,
-     r"x must have shape \[\*B, 4, 4, 2\] .*got shape \(2, 4, 2\)"),
+     r"carry\.h must have shape \(2, 4, 3\) .*got shape \(2, 4, 4, 3\)"),
     # -- step: carry and params -------------------------------------------------------------------------------------
     ("step_batch_mismatch", lambda: step("lstm", x(3, 3)), ValueError,
      r"carry.h must have shape \(3, 4\) \(batch shape \(3,\) of x, features \(4,\)\), got shape \(2, 4\)"),

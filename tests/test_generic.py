@@ -45,7 +45,8 @@ def setup(case, *, dtype=jnp.float32, param_dtype=None, compute_dtype=None, batc
   """
   cell = case.make(param_dtype=param_dtype or dtype, dtype=compute_dtype)
   params = registry.random_params(cell, input_size(case), key=4 * seed)
-  carry = registry.random_carry(cell, params, batch_shape, key=4 * seed + 1)
+  carry = registry.random_carry(cell, params, jaxrnn.carry_batch_shape(cell, batch_shape, case.input_shape),
+                                key=4 * seed + 1)
   rng = np.random.default_rng(4 * seed + 2)
   xs = jnp.asarray(rng.standard_normal(batch_shape + (num_steps,) + case.input_shape, np.float32).astype(dtype))
   flat = rng.integers(0, num_steps + 1, size=batch_shape).reshape(-1)
@@ -67,8 +68,9 @@ def test_initial_carry_checks_params_and_takes_key(case):
   cell = case.make(param_dtype=jnp.float32, dtype=None)
   key = jax.random.key(1)
   spec = jax.eval_shape(lambda k: cell.init(k, input_size(case)), key)
-  with_key = jax.eval_shape(lambda p, k: cell.initial_carry(p, (2,), key=k), spec, key)
-  without = jax.eval_shape(lambda p: cell.initial_carry(p, (2,)), spec)
+  batch = jaxrnn.carry_batch_shape(cell, (2,), case.input_shape)
+  with_key = jax.eval_shape(lambda p, k: cell.initial_carry(p, batch, key=k), spec, key)
+  without = jax.eval_shape(lambda p: cell.initial_carry(p, batch), spec)
   assert all(leaf.shape[:1] == (2,) for leaf in jax.tree.leaves((with_key, without)))
   for bad, what in ((key, "a PRNG key"), (jax.random.PRNGKey(0), "a PRNG key"), ((2,), "a shape"), (2, "a shape")):
     with pytest.raises(TypeError, match=rf"initial_carry takes the cell's params first: .*got {what}"):

@@ -41,7 +41,7 @@ def test_no_issue_banners_in_the_namespace_module():
 
 # Old top-level name -> where it lives now; the test looks the value up there.
 DEPRECATED = {
-    "attention_tasks": "jaxrnn.attention.tasks",
+    "attention_tasks": "jaxrnn.train.tasks.digits",
     "Encoder": "jaxrnn.attention.seq2seq.Encoder",
     "rnn_encoder": "jaxrnn.attention.seq2seq.rnn_encoder",
     "grid_lstm_1d": "jaxrnn.cells.grid_lstm.grid_lstm_1d",
@@ -185,12 +185,13 @@ def test_extras():
   names = {k: sorted(_name(r) for r in v) for k, v in extras.items()}
   assert names == {"flax": ["flax"], "train": ["matplotlib", "optax", "orbax-checkpoint", "tqdm"],
                    "torch": ["torch"], "all": ["jaxrnn"], "data": ["mnist1d", "scikit-learn"], "ucr": ["aeon"],
-                   "equinox": ["equinox"], "keras": ["keras"], "export": ["flatbuffers"],
+                   "equinox": ["equinox"], "keras": ["keras"], "export": ["flatbuffers"], "onnx": ["jax2onnx"],
                    "test": ["chex", "hypothesis", "ipykernel", "jupytext", "nbclient", "nbformat", "pytest",
                             "pytest-xdist"],
                    "docs": ["furo", "myst-nb", "sphinx", "sphinx-mathjax-offline"], "lint": ["mypy", "ruff"]}
   assert extras["torch"] == ["torch==2.13.0"]  # exactly: a looser pin downloads CUDA builds
-  assert extras["all"] == ["jaxrnn[flax,train,torch,data,equinox,keras,export]"]  # not ucr: aeon pins numpy below jax's
+  # not ucr (aeon pins numpy below jax's), not onnx (jax2onnx pins orbax-checkpoint below [train]'s)
+  assert extras["all"] == ["jaxrnn[flax,train,torch,data,equinox,keras,export]"]
 
 
 def test_every_declared_dependency_is_imported():
@@ -205,6 +206,7 @@ def test_every_declared_dependency_is_imported():
                                         ("torch", extras["torch"], library), ("data", extras["data"], library),
                                         ("ucr", extras["ucr"], library), ("equinox", extras["equinox"], library),
                                         ("keras", extras["keras"], library), ("export", extras["export"], library),
+                                        ("onnx", extras["onnx"], library),
                                         ("test", extras["test"], tests)]:
     for requirement in requirements:
       module = _IMPORT_NAME.get(_name(requirement), _name(requirement))

@@ -45,7 +45,7 @@ def setup(case, T, dtype=jnp.float64, B=3, seed=0):
   cell = case.make(param_dtype=dtype, dtype=None)
   k_init, k_p, k_c, k_x = jax.random.split(jax.random.key(seed), 4)
   params = registry.random_params(cell, input_size(case), k_p)
-  carry = registry.random_carry(cell, params, (B,), k_c)
+  carry = registry.random_carry(cell, params, jaxrnn.carry_batch_shape(cell, (B,), case.input_shape), k_c)
   xs = jax.random.normal(k_x, (B, T) + case.input_shape, jnp.float32).astype(dtype)
   lengths = jnp.array([T, 0, T // 2 + 1] + [T] * (B - 3))[:B]
   return cell, params, carry, xs, lengths

@@ -68,7 +68,8 @@ def _setup(case, num_steps, batch=2):
   cell = case.make(param_dtype=jnp.float32, dtype=None)
   size = case.input_shape[0] if len(case.input_shape) == 1 else case.input_shape
   params = registry.random_params(cell, size, jax.random.key(1))
-  carry = registry.random_carry(cell, params, (batch,), jax.random.key(2))
+  carry = registry.random_carry(cell, params, jaxrnn.carry_batch_shape(cell, (batch,), case.input_shape),
+                                jax.random.key(2))
   xs = jax.random.normal(jax.random.key(3), (batch, num_steps) + case.input_shape, jnp.float32)
   return cell, params, carry, xs, jnp.array([num_steps, num_steps - 2])
 

@@ -1,4 +1,4 @@
-"""seq2seq: teacher-forced training lowers the loss; greedy decoding; the digit tasks."""
+"""seq2seq: teacher-forced training lowers the loss; greedy decoding (on the trainer's digit-task data)."""
 
 import jax
 import jax.numpy as jnp
@@ -8,31 +8,17 @@ import pytest
 
 import jaxrnn
 from jaxrnn.attention import seq2seq as seq2seq_lib
-from jaxrnn.attention import tasks
+from jaxrnn.train.tasks import digits
 
 
 def model(mechanism=None, encoder=None):
   return jaxrnn.seq2seq(encoder or jaxrnn.gru(5), jaxrnn.gru(5), mechanism or jaxrnn.additive_attention(4),
-                        source_vocab_size=tasks.VOCAB_SIZE, target_vocab_size=tasks.VOCAB_SIZE, embed_size=3,
+                        source_vocab_size=digits.VOCAB_SIZE, target_vocab_size=digits.VOCAB_SIZE, embed_size=3,
                         attention_layer_size=5)
 
 
 def batch(seed=0):
-  return tasks.digit_task(jax.random.key(seed), 3, max_length=5, min_length=2)
-
-
-def test_digit_tasks():
-  b = tasks.digit_task(jax.random.key(0), 3, max_length=6, min_length=1, task="sort")
-  for i in range(3):
-    n = int(b.src_lengths[i])
-    src = np.asarray(b.src[i])
-    assert np.all(src[n:] == tasks.PAD) and np.all(src[:n] >= tasks.FIRST_DIGIT)
-    np.testing.assert_array_equal(np.asarray(b.tgt_out[i, :n]), np.sort(src[:n]))
-    assert int(b.tgt_out[i, n]) == tasks.EOS and int(b.tgt_in[i, 0]) == tasks.BOS
-    np.testing.assert_array_equal(np.asarray(b.tgt_in[i, 1:n + 1]), np.sort(src[:n]))
-  assert float(tasks.sequence_accuracy(b.tgt_out, b.tgt_out, b.tgt_lengths)) == 1.0
-  with pytest.raises(ValueError, match="task"):
-    tasks.digit_task(jax.random.key(0), 2, task="copy")
+  return digits.digit_task(jax.random.key(seed), 3, max_length=5, min_length=2)
 
 
 def test_teacher_forced_loss_decreases():
@@ -68,7 +54,7 @@ def test_greedy_decode_shapes_determinism_and_teacher_forcing_agreement():
   valid = np.arange(5)[None, :] < np.asarray(b.src_lengths)[:, None]
   assert np.all(np.asarray(weights)[np.broadcast_to(~valid[:, None], weights.shape)] == 0)
   # Feeding the greedy tokens back under teacher forcing gives the same argmaxes (before any EOS).
-  tgt_in = jnp.concatenate([jnp.full((3, 1), tasks.BOS, jnp.int32), tokens[:, :-1]], axis=1)
+  tgt_in = jnp.concatenate([jnp.full((3, 1), digits.BOS, jnp.int32), tokens[:, :-1]], axis=1)
   logits, _ = m.logits(params, b.src, b.src_lengths, tgt_in)
   first = np.asarray(jnp.argmax(logits, -1))[:, 0]
   np.testing.assert_array_equal(first, np.asarray(tokens[:, 0]))

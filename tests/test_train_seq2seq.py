@@ -7,10 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jaxrnn
 from jaxrnn import cli
 from jaxrnn.attention import seq2seq as s2s
-from jaxrnn.attention import tasks as digit_tasks
 from jaxrnn.train import config, model
+from jaxrnn.train.tasks import digits
 
 TINY = """
 [task]
@@ -94,11 +95,42 @@ def test_doubly_stochastic_penalty_in_seq2seq_loss():
     s2s.sequence_loss(logits, weights, tgt_out, tgt_lengths, src_lengths, doubly_stochastic_weight=-1.0)
 
 
+def test_digit_tasks():
+  b = digits.digit_task(jax.random.key(0), 3, max_length=6, min_length=1, task="sort")
+  for i in range(3):
+    n = int(b.src_lengths[i])
+    src = np.asarray(b.src[i])
+    assert np.all(src[n:] == digits.PAD) and np.all(src[:n] >= digits.FIRST_DIGIT)
+    np.testing.assert_array_equal(np.asarray(b.tgt_out[i, :n]), np.sort(src[:n]))
+    assert int(b.tgt_out[i, n]) == digits.EOS and int(b.tgt_in[i, 0]) == digits.BOS
+    np.testing.assert_array_equal(np.asarray(b.tgt_in[i, 1:n + 1]), np.sort(src[:n]))
+  assert float(digits.sequence_accuracy(b.tgt_out, b.tgt_out, b.tgt_lengths)) == 1.0
+  with pytest.raises(ValueError, match="task"):
+    digits.digit_task(jax.random.key(0), 2, task="copy")
+
+
+def test_old_places_of_the_digit_data_warn_and_name_the_new_one():
+  """``jaxrnn.attention.tasks`` (and ``jaxrnn.attention_tasks``) keep working one release, warning."""
+  from jaxrnn.attention import tasks as old  # pylint: disable=g-import-not-at-top
+  for name, new in (("digit_task", "digit_task"), ("VOCAB_SIZE", "VOCAB_SIZE"), ("TASKS", "KINDS"),
+                    ("token_accuracy", "token_accuracy")):
+    message = (f"jaxrnn.attention.tasks.{name} is deprecated and will be removed in the next release; use "
+               f"jaxrnn.train.tasks.digits.{new}")
+    with pytest.warns(DeprecationWarning, match=f"^{message}$"):
+      assert getattr(old, name) is getattr(digits, new)
+  assert digits.KINDS == ("reverse", "sort")
+  with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+    _ = old.nope
+  with pytest.warns(DeprecationWarning, match="use jaxrnn.train.tasks.digits$"):
+    assert jaxrnn.attention_tasks is digits
+  assert "tasks" not in jaxrnn.attention.__all__ and "digit_task" not in vars(old)
+
+
 def test_token_accuracy():
-  tgt = jnp.array([[5, 6, digit_tasks.EOS], [7, digit_tasks.EOS, 0]])
-  pred = jnp.array([[5, 4, digit_tasks.EOS, 3], [7, digit_tasks.EOS, 9, 9]])
-  assert float(digit_tasks.token_accuracy(pred, tgt, jnp.array([3, 2]))) == pytest.approx(0.8)
-  assert float(digit_tasks.sequence_accuracy(pred, tgt, jnp.array([3, 2]))) == pytest.approx(0.5)
+  tgt = jnp.array([[5, 6, digits.EOS], [7, digits.EOS, 0]])
+  pred = jnp.array([[5, 4, digits.EOS, 3], [7, digits.EOS, 9, 9]])
+  assert float(digits.token_accuracy(pred, tgt, jnp.array([3, 2]))) == pytest.approx(0.8)
+  assert float(digits.sequence_accuracy(pred, tgt, jnp.array([3, 2]))) == pytest.approx(0.5)
 
 
 def test_train_reverse_loss_decreases_and_eval_prints_accuracies(tmp_path, capsys):

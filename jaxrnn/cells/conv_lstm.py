@@ -24,7 +24,6 @@ class ConvLSTMParams(NamedTuple):
   w_h: jax.Array  # [*K, H, 4H] state-to-state kernel
   b: Optional[jax.Array]  # [4H] bias (forget block initialised to forget_bias; Flax: b_ih + b_hh); None if no bias
   w_c: Optional[jax.Array]  # [3, *S, H] peephole weights [i, f, o] (Hadamard, one per position); None if off
-  map_shape: jax.Array  # [*S, 0] holds no values: its shape records the map size S for initial_carry
 
 
 class ConvLSTMCarry(NamedTuple):
@@ -86,15 +85,20 @@ def conv_lstm(
   The peephole terms :math:`w_{c\cdot} \odot c` (``[*S, H]`` weights, one per position as in the paper) are there
   only with ``peephole=True``; without them this is ``flax.linen.ConvLSTMCell`` (parity tested: Flax's gate order
   is ``[i, g, f, o]``, it has two biases and adds a constant 1 to the forget gate, which is ``forget_bias=1.0``
-  here). SAME padding follows ``lax``: ``(k - 1) // 2`` zeros before and ``k // 2`` after each spatial axis, so an
-  even kernel is padded asymmetrically. The input convolution of all steps is one batched convolution
-  (``input_transform``), outside the time loop.
+  here). The params do not depend on the map size ``S`` (``w_c`` aside): a cell initialised on ``8×8`` maps runs
+  on ``6×6`` ones, as Flax's does; the carry covers the map of the input it runs on (``cell.map_ndim = len(S)``:
+  ``initial_carry(params, (*B, *S))``, which :func:`jaxrnn.unroll` builds from ``xs`` when ``carry=None``). With
+  ``peephole=True`` the per-position weights ``w_c: [3, *S, H]`` fix ``S``: another map size raises a
+  ``ValueError``. SAME padding follows ``lax``: ``(k - 1) // 2`` zeros before and ``k // 2`` after each spatial
+  axis, so an even kernel is padded asymmetrically. The input convolution of all steps is one batched
+  convolution (``input_transform``), outside the time loop.
 
   Args:
     features: ``H``, the number of channels of ``h`` and ``c``.
     kernel_size: ``(k,)`` for 1-D maps (``x: [*B, W, C]``, ``cell.input_ndim == 2``) or ``(kh, kw)`` for 2-D maps
       (``x: [*B, H, W, C]``, ``cell.input_ndim == 3``); the same size for the input and the recurrent kernel.
-    peephole: add the paper's peephole terms.
+    peephole: add the paper's peephole terms (per-position weights: the map size is then the one given to
+      ``init``).
     forget_bias: added to ``b_f`` at initialisation; ``None`` means 1.0 with a bias and 0.0 without one.
     use_bias: whether the cell has the bias ``b``.
     activation: the candidate and output nonlinearity (``"tanh"`` or a callable).
@@ -108,10 +112,12 @@ def conv_lstm(
 
   Returns:
     A :class:`jaxrnn.Cell` with ``ConvLSTMParams`` and ``ConvLSTMCarry(h, c)``; ``init(key, input_size)`` takes
-    the per-example map shape ``input_size = (W, C)`` or ``(H, W, C)``; ``step`` returns ``h: [*B, *S, H]``.
+    the per-example map shape ``input_size = (W, C)`` or ``(H, W, C)`` (only ``C``, and ``S`` with peepholes,
+    shape the params); ``initial_carry(params, (*B, *S))``; ``step`` returns ``h: [*B, *S, H]``.
 
   Raises:
-    TypeError / ValueError: ``kernel_size`` not a tuple of 1 or 2 positive ints; ``forget_bias`` without a bias.
+    TypeError / ValueError: ``kernel_size`` not a tuple of 1 or 2 positive ints; ``forget_bias`` without a bias;
+    (at ``initial_carry``/``step``) a ``batch_shape`` without the map axes, or with peepholes another map size.
 
   Example:
 
@@ -121,9 +127,12 @@ def conv_lstm(
     >>> cell.input_ndim, params.w_i.shape, params.w_h.shape
     (3, (3, 3, 2, 12), (3, 3, 3, 12))
     >>> xs = jnp.ones((5, 6, 4, 4, 2))                              # [B, T, H, W, C]
-    >>> carry, hs = jaxrnn.unroll(cell, params, cell.initial_carry(params, (5,)), xs)
+    >>> carry, hs = jaxrnn.unroll(cell, params, cell.initial_carry(params, (5, 4, 4)), xs)  # batch_shape (*B, *S)
     >>> hs.shape, carry.c.shape
     ((5, 6, 4, 4, 3), (5, 4, 4, 3))
+    >>> carry, hs = jaxrnn.unroll(cell, params, None, jnp.ones((5, 6, 7, 3, 2)))  # another map size, same params
+    >>> hs.shape
+    (5, 6, 7, 3, 3)
   """
   H, act, gate_act, dtype, param_dtype = _dense.hyper(features, activation, gate_activation, dtype, param_dtype,
                                                       size_name="features")
@@ -144,21 +153,41 @@ def conv_lstm(
     w_h = recurrent_kernel_init(k_h, kernel_size + (H, 4 * H), param_dtype)
     b = bias_init(k_b, (4 * H,), param_dtype).at[H:2 * H].add(forget_bias) if use_bias else None
     w_c = peephole_init(k_c, (3,) + spatial + (H,), param_dtype) if peephole else None
-    return ConvLSTMParams(w_i=w_i, w_h=w_h, b=b, w_c=w_c, map_shape=jnp.zeros(spatial + (0,), param_dtype))
+    return ConvLSTMParams(w_i=w_i, w_h=w_h, b=b, w_c=w_c)
+
+  def check_map(params, spatial, what):
+    """Raises unless the per-position peephole weights (if any) are for maps of shape ``spatial``."""
+    if params.w_c is not None and tuple(params.w_c.shape[1:-1]) != tuple(spatial):
+      raise ValueError(f"{what} has maps of shape {tuple(spatial)}, but conv_lstm(peephole=True) has per-position "
+                       f"peephole weights w_c for maps {tuple(params.w_c.shape[1:-1])} (the map size given to "
+                       f"init); without peepholes the cell runs on any map size")
 
   def zeros_carry(params, batch_shape, dt):
-    zeros = jnp.zeros(batch_shape + tuple(params.map_shape.shape[:-1]) + (H,), dt)
+    if len(batch_shape) < nd:
+      raise ValueError(f"batch_shape of conv_lstm over {nd}-D maps must be (*B, *S): the batch shape followed by "
+                       f"the {nd} map axes of the input (the carry covers the map; jaxrnn.carry_batch_shape(cell, "
+                       f"B, F) builds it from the per-example input shape F), got {batch_shape}")
+    check_map(params, batch_shape[len(batch_shape) - nd:], f"batch_shape {batch_shape}")
+    zeros = jnp.zeros(batch_shape + (H,), dt)
     return ConvLSTMCarry(h=zeros, c=zeros)
 
   initial_carry = _parts.initial_carry(zeros_carry, lambda params: params.w_h.dtype)
 
   def input_transform(params, xs):
-    spatial = tuple(params.map_shape.shape[:-1])
+    xs = _checks.floating("x", xs)
+    if xs.ndim < nd + 1:
+      raise ValueError(f"x must have shape [*B, {layout[1:-1]}] ({nd} map axes and channels), got shape {xs.shape}")
+    spatial = tuple(xs.shape[xs.ndim - nd - 1:xs.ndim - 1])
+    check_map(params, spatial, "x")
     xs = _checks.step_input("x", xs, spatial + (params.w_i.shape[-2],))
     return _dense.add_bias(_conv(xs, params.w_i, nd, dtype, precision), params.b)
 
   def step_transformed(params, carry, u):
-    spatial = tuple(params.map_shape.shape[:-1])
+    u = _checks.floating("input_transform(x)", u)
+    if u.ndim < nd + 1:
+      raise ValueError(f"input_transform(x) must have {nd} map axes and {4 * H} channels, got shape {u.shape}")
+    spatial = tuple(u.shape[u.ndim - nd - 1:u.ndim - 1])
+    check_map(params, spatial, "x")
     u = _checks.step_input("input_transform(x)", u, spatial + (4 * H,))
     _checks.carry_type("carry", carry, ConvLSTMCarry)
     batch_shape = u.shape[:u.ndim - nd - 1]
@@ -180,4 +209,4 @@ def conv_lstm(
   step = _parts.step_of(input_transform, step_transformed)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, input_ndim=nd + 1, name=f"conv_lstm_{nd}d")
+              step_transformed=step_transformed, input_ndim=nd + 1, name=f"conv_lstm_{nd}d", map_ndim=nd)

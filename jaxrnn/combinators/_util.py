@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import _checks
-from jaxrnn.types import Cell, RunOptions
+from jaxrnn.types import Cell, RunOptions, carry_batch_shape
 from jaxrnn.unroll import unroll
 
 
@@ -36,7 +36,7 @@ def output_shape(cell: Cell, params: Any, input_size: Any) -> tuple:
   feat = tuple(input_size) if isinstance(input_size, (tuple, list)) else (input_size,)
 
   def run(p):
-    c = cell.initial_carry(p, ())
+    c = cell.initial_carry(p, carry_batch_shape(cell, (), feat))
     dt = jax.tree.leaves(c)[0].dtype if jax.tree.leaves(c) else jnp.float32
     return unroll(cell, p, c, jnp.zeros((1,) + feat, dt), time_major=True)[1]
 

@@ -81,6 +81,9 @@ def bidirectional(fwd: Cell, bwd: Cell, merge: Union[str, None, Callable] = "con
   if fwd.input_ndim != bwd.input_ndim:
     raise ValueError(f"fwd and bwd must read the same input rank, got input_ndim {fwd.input_ndim} and "
                      f"{bwd.input_ndim}")
+  if fwd.map_ndim != bwd.map_ndim:
+    raise ValueError(f"fwd and bwd must have carries over the same map axes, got map_ndim {fwd.map_ndim} and "
+                     f"{bwd.map_ndim}")
   merge_fn = merge if callable(merge) else None
   if merge_fn is None:
     if merge not in MERGES:
@@ -116,4 +119,4 @@ def bidirectional(fwd: Cell, bwd: Cell, merge: Union[str, None, Callable] = "con
 
   config = CellConfig("bidirectional", (("merge", "custom" if callable(merge) else merge),), (fwd, bwd))
   return Cell(init=init, initial_carry=initial_carry, step=step, sequence=SequencePath(sequence, ALL_OPTIONS),
-              input_ndim=fwd.input_ndim, name=name, config=config)
+              input_ndim=fwd.input_ndim, name=name, config=config, map_ndim=fwd.map_ndim)

@@ -63,7 +63,7 @@ def _wrapper(cell: Cell, name: str, step, sequence=None) -> Cell:
     checked_sequence = SequencePath(checked_run, ALL_OPTIONS)
 
   return Cell(init=cell.init, initial_carry=initial_carry, step=checked_step, sequence=checked_sequence,
-              input_ndim=cell.input_ndim, name=name)
+              input_ndim=cell.input_ndim, name=name, map_ndim=cell.map_ndim)
 
 
 def _batch_ndim(keys):

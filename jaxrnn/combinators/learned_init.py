@@ -45,6 +45,9 @@ def learned_initial_carry(cell: Cell, name: Optional[str] = None) -> Cell:
   """
   if not isinstance(cell, Cell):
     raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
+  if cell.map_ndim:
+    raise ValueError(f"learned_initial_carry needs a cell whose carry does not cover its input's map "
+                     f"(map_ndim=0): the learned carry has one fixed shape; {cell.name} has map_ndim={cell.map_ndim}")
   name = name or f"learned_initial_carry({cell.name})"
 
   def init(key, input_size):

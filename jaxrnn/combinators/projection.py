@@ -112,8 +112,7 @@ def with_projection(
     return carry, _util.zero_padded(project(params.dense, hs), mask)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, sequence=SequencePath(sequence, ALL_OPTIONS),
-              input_ndim=cell.input_ndim,
-              name=name)
+              input_ndim=cell.input_ndim, name=name, map_ndim=cell.map_ndim)
 
 
 def with_input_transform(

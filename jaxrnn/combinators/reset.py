@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn import sequences
-from jaxrnn.types import Cell
+from jaxrnn.types import Cell, carry_batch_shape
 
 
 def with_reset_flags(xs: jax.Array, should_reset: jax.Array):
@@ -69,23 +69,26 @@ def reset_on(cell: Cell, name: Optional[str] = None) -> Cell:
   def split(inputs, what="x"):
     return _checks.reset_pair(what, inputs, name)
 
-  def reset(params, carry, flag):
+  def reset(params, carry, flag, x):
+    """``carry`` with the flagged examples' entries replaced by the initial carry (``x``: the step's input, for a
+    carry over its map)."""
     leaves = jax.tree.leaves(carry)
     for leaf in leaves:
       if tuple(leaf.shape[:flag.ndim]) != flag.shape:
         raise ValueError(f"should_reset of {name} must have the batch shape of the carry, got should_reset of "
                          f"shape {flag.shape} and a carry leaf of shape {leaf.shape}")
     floating = [a.dtype for a in leaves if jnp.issubdtype(a.dtype, jnp.floating)]
-    fresh = cell.initial_carry(params, flag.shape, floating[0] if floating else None)
+    batch = carry_batch_shape(cell, flag.shape, jax.tree.leaves(x)[0].shape[flag.ndim:])
+    fresh = cell.initial_carry(params, batch, floating[0] if floating else None)
     if jax.tree.structure(fresh) != jax.tree.structure(carry):
       raise ValueError(f"{name}: the carry given does not have the structure of cell.initial_carry(params, "
-                       f"{flag.shape}); got {jax.tree.structure(carry)}, want {jax.tree.structure(fresh)}")
+                       f"{batch}); got {jax.tree.structure(carry)}, want {jax.tree.structure(fresh)}")
     return jax.tree.map(
         lambda f, c: jnp.where(sequences.expand_to(flag, c.ndim), f.astype(c.dtype), c), fresh, carry)
 
   def step(params, carry, inputs):
     x, flag = split(inputs)
-    return cell.step(params, reset(params, carry, flag), x)
+    return cell.step(params, reset(params, carry, flag, x), x)
 
   input_transform = step_transformed = None
   if cell.input_transform is not None and cell.step_transformed is not None:
@@ -95,7 +98,7 @@ def reset_on(cell: Cell, name: Optional[str] = None) -> Cell:
 
     def step_transformed(params, carry, inputs):
       u, flag = split(inputs, "input_transform(x)")
-      return cell.step_transformed(params, reset(params, carry, flag), u)
+      return cell.step_transformed(params, reset(params, carry, flag, u), u)
 
   return Cell(init=cell.init, initial_carry=cell.initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, input_ndim=(cell.input_ndim, 0), name=name)
+              step_transformed=step_transformed, input_ndim=(cell.input_ndim, 0), name=name, map_ndim=cell.map_ndim)

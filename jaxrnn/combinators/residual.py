@@ -56,4 +56,4 @@ def residual(cell: Cell, name: Optional[str] = None) -> Cell:
     return carry, _util.zero_padded(add(hs, xs), mask)
 
   return Cell(init=cell.init, initial_carry=cell.initial_carry, step=step, sequence=SequencePath(sequence, ALL_OPTIONS),
-              input_ndim=cell.input_ndim, name=name)
+              input_ndim=cell.input_ndim, name=name, map_ndim=cell.map_ndim)

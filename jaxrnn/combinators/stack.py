@@ -74,6 +74,11 @@ def stack(
       raise TypeError(f"cells[{i}] must be a jaxrnn.Cell, got {type(c).__name__}")
   if not 0.0 <= dropout < 1.0:
     raise ValueError(f"dropout must be a rate in [0, 1), got {dropout}")
+  for i, c in enumerate(cells[1:], 1):
+    if c.map_ndim not in (0, cells[0].map_ndim):
+      raise ValueError(f"the layers of a stack share the first layer's map axes (the carry's batch_shape is "
+                       f"(*B, *S) with its map_ndim={cells[0].map_ndim}); cells[{i}] ({c.name}) has map_ndim="
+                       f"{c.map_ndim}")
   # The layers as given (before the dropout wrappers): the dropout is the `dropout` entry.
   config = CellConfig("stack", (("dropout", float(dropout)), ("skip_input", bool(skip_input)),
                                 ("skip_output", bool(skip_output))), tuple(cells))
@@ -151,4 +156,4 @@ def stack(
     return tuple(new), output(hs)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, sequence=SequencePath(sequence, ALL_OPTIONS),
-              input_ndim=cells[0].input_ndim, name=name, config=config)
+              input_ndim=cells[0].input_ndim, name=name, config=config, map_ndim=cells[0].map_ndim)

@@ -29,7 +29,7 @@ import jax
 import jaxrnn
 from jaxrnn import _optional
 from jaxrnn.flax import _tree
-from jaxrnn.types import Cell, RunOptions
+from jaxrnn.types import Cell, RunOptions, carry_batch_shape
 
 try:
   import flax.linen as nn
@@ -128,7 +128,8 @@ class CellModule(nn.RNNCellBase):
         raise ValueError("deterministic=False needs a 'dropout' rng stream: apply(variables, x, "
                          "rngs={'dropout': key}) (or deterministic=True for no dropout)")
       key = self.make_rng("dropout")
-    carry = self.cell.initial_carry(params, tuple(input_shape[:len(input_shape) - nf]), key=key)
+    batch, features = tuple(input_shape[:len(input_shape) - nf]), tuple(input_shape[len(input_shape) - nf:])
+    carry = self.cell.initial_carry(params, carry_batch_shape(self.cell, batch, features), key=key)
     if self.carry_init is not None:
       carry = _tree.apply_carry_init(carry, self.carry_init, jax.random.key(0) if init_key is None else init_key)
     return carry

@@ -26,7 +26,7 @@ import jax
 import jaxrnn
 from jaxrnn import _optional
 from jaxrnn.flax import _tree
-from jaxrnn.types import Cell, RunOptions
+from jaxrnn.types import Cell, RunOptions, carry_batch_shape
 
 try:
   from flax import nnx
@@ -109,7 +109,8 @@ class CellModule(nnx.RNNCellBase):
         ``None``: no dropout. :class:`RNN` passes it from its dropout stream; Flax's ``nnx.RNN`` does not.
     """
     nf = self.cell.input_ndim
-    carry = self.cell.initial_carry(self.cell_params(), tuple(input_shape[:len(input_shape) - nf]), key=key)
+    batch, features = tuple(input_shape[:len(input_shape) - nf]), tuple(input_shape[len(input_shape) - nf:])
+    carry = self.cell.initial_carry(self.cell_params(), carry_batch_shape(self.cell, batch, features), key=key)
     carry_init = self.carry_init if carry_init is None else carry_init
     if carry_init is not None:
       carry = _tree.apply_carry_init(carry, carry_init, _carry_key(rngs))

@@ -23,8 +23,8 @@ import jax.numpy as jnp
 import jaxrnn
 from jaxrnn import initializers
 from jaxrnn.attention import seq2seq as s2s
-from jaxrnn.attention import tasks as digit_tasks
 from jaxrnn.train.cells import ATTENTION, CELLS, make_cell  # noqa: F401 (CELLS is re-exported)
+from jaxrnn.train.tasks import digits
 
 
 class ModelParams(NamedTuple):
@@ -183,7 +183,7 @@ def make_seq2seq_model(cfg, task) -> Model:
   decoder = cell if cfg.layers == 1 else jaxrnn.stack(*([cell] * cfg.layers))
   net = s2s.seq2seq(encoder, decoder, ATTENTION[cfg.attention](size), source_vocab_size=task.input_vocab,
                     target_vocab_size=task.output_size, embed_size=cfg.embed_size, attention_layer_size=size,
-                    bos_id=digit_tasks.BOS, eos_id=digit_tasks.EOS, pad_id=digit_tasks.PAD)
+                    bos_id=digits.BOS, eos_id=digits.EOS, pad_id=digits.PAD)
   weight = float(cfg.attention_penalty)
 
   def apply(params, inputs, key=None):
@@ -199,8 +199,8 @@ def make_seq2seq_model(cfg, task) -> Model:
   def metrics(params, inputs, targets):
     (src, src_lengths, _), (tgt_out, tgt_lengths) = inputs, targets
     tokens, _ = net.greedy_decode(params, src, src_lengths, tgt_out.shape[1])
-    return {"exact_acc": digit_tasks.sequence_accuracy(tokens, tgt_out, tgt_lengths),
-            "token_acc": digit_tasks.token_accuracy(tokens, tgt_out, tgt_lengths)}
+    return {"exact_acc": digits.sequence_accuracy(tokens, tgt_out, tgt_lengths),
+            "token_acc": digits.token_accuracy(tokens, tgt_out, tgt_lengths)}
 
   def sample(*args, **kwargs):
     del args, kwargs
