@@ -34,7 +34,7 @@ docs: $(DOCS_STAMP)
 # ruff (lint; formatting of the files listed here, the rest keeps its hand layout) and mypy over jaxrnn/.
 FORMATTED := docs/conf.py docs/_ext tests/test_docs.py
 lint: $(LINT_STAMP)
-	$(VENV)/bin/ruff check jaxrnn docs notebooks conftest.py
+	$(VENV)/bin/ruff check jaxrnn tests docs notebooks conftest.py
 	$(VENV)/bin/ruff format --check $(FORMATTED)
 	$(PY) -m mypy jaxrnn
 

@@ -79,7 +79,7 @@ def test_deprecated_names_are_the_declared_ones_and_from_import_warns():
 
 def test_unknown_attribute_raises_attribute_error():
   with pytest.raises(AttributeError, match="module 'jaxrnn' has no attribute 'not_a_cell'"):
-    jaxrnn.not_a_cell  # pylint: disable=pointless-statement
+    jaxrnn.not_a_cell  # noqa: B018 (the attribute access is what raises)
 
 
 # -- optional dependencies --------------------------------------------------------------------------------------
