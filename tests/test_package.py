@@ -4,6 +4,7 @@ no import circles."""
 
 import ast
 import importlib
+import inspect
 import pathlib
 import re
 import subprocess
@@ -75,6 +76,43 @@ def test_deprecated_names_are_the_declared_ones_and_from_import_warns():
   with pytest.warns(DeprecationWarning, match="jaxrnn.rnn_encoder is deprecated"):
     from jaxrnn import rnn_encoder  # pylint: disable=g-import-not-at-top
   assert rnn_encoder is seq2seq_lib.rnn_encoder
+
+
+def _public_modules():
+  """The modules under jaxrnn/ with no ``_``-prefixed part in their path (``__init__.py`` is its package's)."""
+  for path in sorted((ROOT / "jaxrnn").rglob("*.py")):
+    parts = path.relative_to(ROOT).parts
+    if not any(p.startswith("_") and p != "__init__.py" for p in parts):
+      yield path
+
+
+def _unannotated(node):
+  """The parameters of a ``def`` without an annotation (``"return"`` for a missing return annotation)."""
+  a = node.args
+  params = a.posonlyargs + a.args + a.kwonlyargs + [p for p in (a.vararg, a.kwarg) if p is not None]
+  return [p.arg for p in params if p.annotation is None] + ([] if node.returns else ["return"])
+
+
+def test_public_functions_are_annotated():
+  # Every module-level public function of a public module: parameters and return (pyright reads them).
+  missing = []
+  for path in _public_modules():
+    for node in ast.parse(path.read_text()).body:
+      if isinstance(node, ast.FunctionDef) and not node.name.startswith("_") and _unannotated(node):
+        missing.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {_unannotated(node)}")
+  assert missing == []
+
+
+def test_functions_in_all_are_annotated():
+  # The functions of jaxrnn.__all__, wherever they are defined (a private module included).
+  missing = []
+  for name in jaxrnn.__all__:
+    fn = getattr(jaxrnn, name)
+    if isinstance(fn, types.FunctionType):
+      params = [p for p in inspect.signature(fn).parameters if p not in fn.__annotations__]
+      if params or "return" not in fn.__annotations__:
+        missing.append(f"{name}: {params + ([] if 'return' in fn.__annotations__ else ['return'])}")
+  assert missing == []
 
 
 def test_unknown_attribute_raises_attribute_error():
@@ -188,7 +226,7 @@ def test_extras():
                    "equinox": ["equinox"], "keras": ["keras"], "export": ["flatbuffers"],
                    "test": ["chex", "hypothesis", "ipykernel", "jupytext", "nbclient", "nbformat", "pytest",
                             "pytest-xdist"],
-                   "docs": ["furo", "myst-nb", "sphinx", "sphinx-mathjax-offline"], "lint": ["mypy", "ruff"]}
+                   "docs": ["furo", "myst-nb", "sphinx", "sphinx-mathjax-offline"], "lint": ["pyright", "ruff"]}
   assert extras["torch"] == ["torch==2.13.0"]  # exactly: a looser pin downloads CUDA builds
   assert extras["all"] == ["jaxrnn[flax,train,torch,data,equinox,keras,export]"]  # not ucr: aeon pins numpy below jax's
 

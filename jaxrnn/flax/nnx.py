@@ -93,7 +93,7 @@ class CellModule(nnx.RNNCellBase):
     """The params as the cell's NamedTuple of arrays, ready for the functional API."""
     return jax.tree.map(lambda v: v[...], self.params, is_leaf=_is_variable)
 
-  def __call__(self, carry: Any, x: jax.Array) -> tuple[Any, jax.Array]:  # type: ignore[override]
+  def __call__(self, carry: Any, x: jax.Array) -> tuple[Any, jax.Array]:
     """One step: ``(carry, x: [*B, *F]) -> (carry, h: [*B, H])``, the cell's ``step``."""
     return self.cell.step(self.cell_params(), carry, x)
 
