@@ -124,7 +124,7 @@ class RNN(nnx.Module):
   """A jaxrnn cell over a sequence with :func:`jaxrnn.unroll`: one ``lax.scan`` (input projection hoisted on
   GPU/TPU).
 
-  A drop-in for ``flax.nnx.RNN`` with the same arguments; the differences (listed in the README) are those of
+  A drop-in for ``flax.nnx.RNN`` with the same arguments; the differences (docs/flax.md lists them) are those of
   ``jaxrnn.flax.linen.RNN``: zeros at padded steps, the carry at each sequence's last valid step, the run
   options, and dropout. ``reverse=True`` returns outputs in processing order unless ``keep_order=True``, as Flax.
 
