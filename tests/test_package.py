@@ -257,12 +257,15 @@ def test_py_typed_is_shipped():
 # -- import structure -------------------------------------------------------------------------------------------
 
 def _module_level_imports(tree: ast.Module):
-  """Import statements run when the module is imported: top level, and inside top-level ``if``/``try``."""
+  """Import statements run when the module is imported: top level, and inside top-level ``if``/``try`` (not the
+  body of ``if TYPE_CHECKING:``, which only the type checker reads: imports for annotations)."""
   stack = list(tree.body)
   while stack:
     node = stack.pop()
     if isinstance(node, (ast.Import, ast.ImportFrom)):
       yield node
+    elif isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+      stack += node.orelse
     elif isinstance(node, (ast.If, ast.Try)):
       stack += node.body + node.orelse + getattr(node, "finalbody", [])
       stack += [s for h in getattr(node, "handlers", []) for s in h.body]
