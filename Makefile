@@ -31,12 +31,13 @@ docs: $(DOCS_STAMP)
 	$(PY) -m sphinx -W --keep-going -j auto -b html docs docs/_build/html
 	@echo "docs: docs/_build/html/index.html"
 
-# ruff (lint; formatting of the files listed here, the rest keeps its hand layout) and mypy over jaxrnn/.
+# ruff (lint; formatting of the files listed here, the rest keeps its hand layout) and pyright over jaxrnn/ (its
+# settings in pyproject.toml; pointed at this virtualenv's Python, where every extra is installed).
 FORMATTED := docs/conf.py docs/_ext tests/test_docs.py
 lint: $(LINT_STAMP)
-	$(VENV)/bin/ruff check jaxrnn docs notebooks conftest.py
+	$(VENV)/bin/ruff check jaxrnn tests docs notebooks conftest.py
 	$(VENV)/bin/ruff format --check $(FORMATTED)
-	$(PY) -m mypy jaxrnn
+	$(VENV)/bin/pyright --pythonpath $(PY)
 
 $(DOCS_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e ".[all,test,docs]"

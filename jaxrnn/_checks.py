@@ -120,9 +120,9 @@ def reset_pair(name: str, inputs: Any, owner: str) -> Tuple[Any, jax.Array]:
     check.
   """
   if not isinstance(inputs, tuple) or len(inputs) != 2:
+    shape = getattr(inputs, "shape", None)
     raise TypeError(f"{name} of {owner} must be the pair ({name}, should_reset) (inputs and a reset flag per "
-                    f"example), got {type(inputs).__name__}"
-                    + (f" of shape {inputs.shape}" if hasattr(inputs, "shape") else ""))
+                    f"example), got {type(inputs).__name__}" + (f" of shape {shape}" if shape is not None else ""))
   x, flag = inputs
   flag = jnp.asarray(flag)
   if flag.dtype != jnp.bool_:
@@ -161,10 +161,9 @@ def param_shape(name: str, leaf: Any, expected: Sequence[int]) -> None:
 
 def batch_shape(name: str, value: Any) -> Tuple[int, ...]:
   """Normalises a batch shape argument (``int`` or tuple of non-negative ints)."""
-  if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-    value = (value,)
+  items: Any = (value,) if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else value
   try:
-    shape = tuple(operator.index(v) for v in value)
+    shape = tuple(operator.index(v) for v in items)
   except TypeError:
     raise TypeError(f"{name} must be a tuple of ints, got {value!r}") from None
   if any(v < 0 for v in shape):

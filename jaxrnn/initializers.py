@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
+import jax
 import jax.numpy as jnp
 from jax.nn.initializers import glorot_uniform, lecun_normal, normal, orthogonal, zeros
 
 __all__ = ["identity", "glorot_uniform", "lecun_normal", "normal", "orthogonal", "zeros"]
 
 
-def identity(scale: float = 1.0):
+def identity(scale: float = 1.0) -> Callable[..., jax.Array]:
   """The scaled identity for a square recurrent kernel (Le, Jaitly & Hinton 2015, the IRNN).
 
   >>> import jax, jax.numpy as jnp

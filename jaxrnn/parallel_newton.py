@@ -181,7 +181,8 @@ def _zero_cotangent(tree: Any) -> Any:
 
 
 def solve(cell: Cell, params: Params, carry: Carry, xs: Any, mask: Optional[Array], settings: ParallelNewton,
-          batch_shape: Tuple[int, ...], *, unroll: Any = 1, warm_start: Optional[Carry] = None):
+          batch_shape: Tuple[int, ...], *, unroll: Any = 1,
+          warm_start: Optional[Carry] = None) -> Tuple[Carry, Array, Carry, NewtonInfo]:
   """The parallel-in-time run of ``cell`` over time-major inputs: ``(final, hs, carries, info)``.
 
   Args:
@@ -221,7 +222,7 @@ def solve(cell: Cell, params: Params, carry: Carry, xs: Any, mask: Optional[Arra
   if warm_start is not None:
     want = jax.tree.map(lambda a: (num_steps,) + tuple(a.shape), carry)
     got = jax.tree.map(lambda a: tuple(a.shape), warm_start)
-    same_structure = jax.tree.structure(warm_start) == jax.tree.structure(carry)  # type: ignore[operator]
+    same_structure = jax.tree.structure(warm_start) == jax.tree.structure(carry)
     if not same_structure or jax.tree.leaves(got) != jax.tree.leaves(want):
       raise ValueError(f"warm_start must be the carries of every step: the carry's structure with leaves "
                        f"[T, *B, ...] (time-major here), shapes {want}; got {got}")
@@ -330,14 +331,12 @@ def _forward(cell, step, layout, settings, unroll, params, carry, us, mask, warm
   def update(z, others, fz, fo, prev_f, prev_o):
     a = jacobian(prev_f, prev_o)
     zp = _pack(layout, prev_f)
-    if kind == "full":
+    if a is None:  # picard, jacobi
+      b = fz - zp if kind == "picard" else fz
+    elif kind == "full":
       b = fz - (a @ zp[..., None])[..., 0]
-    elif kind == "diagonal":
+    else:  # diagonal
       b = fz - a * zp
-    elif kind == "picard":
-      b = fz - zp
-    else:
-      b = fz
     z_new = _nonfinite_to_jacobi(_linear(kind, a, b, z0), fz)
     o_new = []
     for is_int, a0, po, fo_k in zip(int_other, zo0, prev_o, fo):

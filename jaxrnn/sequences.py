@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -53,7 +53,7 @@ def expand_to(mask: jax.Array, ndim: int) -> jax.Array:
   return mask.reshape(mask.shape + (1,) * (ndim - mask.ndim))
 
 
-def masked_step(m: Optional[jax.Array], new_carry: Any, old_carry: Any, h: jax.Array):
+def masked_step(m: Optional[jax.Array], new_carry: Any, old_carry: Any, h: jax.Array) -> Tuple[Any, jax.Array]:
   """One step of a scan under a mask ``m: bool[*B]`` (or ``None``): ``(carry, h)`` with the old carry kept and
   ``h`` zeroed where ``m`` is False (padding steps leave the state as it was and output nothing)."""
   if m is None:
@@ -80,10 +80,10 @@ def reverse_valid(xs: jax.Array, seq_lengths: Optional[jax.Array]) -> jax.Array:
   """
   if seq_lengths is None:
     return jnp.flip(xs, 0)
-  seq_lengths = _checks.integer_array("seq_lengths", seq_lengths)
+  lengths = _checks.integer_array("seq_lengths", seq_lengths)
   num_steps = xs.shape[0]
-  t = jnp.arange(num_steps, dtype=jnp.int32).reshape((num_steps,) + (1,) * seq_lengths.ndim)
-  idx = jnp.where(t < seq_lengths[None], seq_lengths[None] - 1 - t, t)  # [T, *B]
+  t = jnp.arange(num_steps, dtype=jnp.int32).reshape((num_steps,) + (1,) * lengths.ndim)
+  idx = jnp.where(t < lengths[None], lengths[None] - 1 - t, t)  # [T, *B]
   idx = expand_to(idx, xs.ndim)
-  idx = jnp.broadcast_to(idx, idx.shape[:1 + seq_lengths.ndim] + xs.shape[1 + seq_lengths.ndim:])
+  idx = jnp.broadcast_to(idx, idx.shape[:1 + lengths.ndim] + xs.shape[1 + lengths.ndim:])
   return jnp.take_along_axis(xs, idx, axis=0)

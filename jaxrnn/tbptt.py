@@ -29,7 +29,7 @@ def _chunks(xs: Any, chunk_size: int, time_axis: int) -> Tuple[Any, int]:
 
 
 def truncated_unroll(cell: Cell, params: Params, carry: Carry, xs: Array, chunk_size: int, *,
-                     time_major: bool = False, **unroll_kwargs) -> Tuple[Carry, Array]:
+                     time_major: bool = False, **unroll_kwargs: Any) -> Tuple[Carry, Array]:
   """:func:`jaxrnn.unroll` in chunks of ``chunk_size`` steps with the gradient stopped between chunks.
 
   The values equal those of ``unroll`` (the carry flows across chunks); the gradient of a loss on ``hs`` is the

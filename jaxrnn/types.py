@@ -10,6 +10,8 @@ input feature shape (``[input_size]`` for every vector cell; ``cell.input_ndim``
 ``T`` for time.
 
 Every function honours one order: ``(carry, h)`` out of every step and every unroll, as ``jax.lax.scan`` does.
+The arguments of these functions are positional (the protocols below declare them positional-only: a cell's
+functions may name them as they like), except the keywords of ``initial_carry``.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class InitFn(Protocol):
     The cell's parameters, a NamedTuple of arrays in the cell's ``param_dtype``.
   """
 
-  def __call__(self, key: PRNGKey, input_size: InputSize) -> Params:
+  def __call__(self, key: PRNGKey, input_size: InputSize, /) -> Params:
     ...
 
 
@@ -63,7 +65,7 @@ class InitialCarryFn(Protocol):
     The carry at ``t = 0``, a NamedTuple whose leaves have shape ``[*B, ...]``.
   """
 
-  def __call__(self, params: Params, batch_shape: Shape = (), dtype: Optional[DType] = None, *,
+  def __call__(self, params: Params, /, batch_shape: Shape = (), dtype: Optional[DType] = None, *,
                key: Optional[PRNGKey] = None) -> Carry:
     ...
 
@@ -82,7 +84,7 @@ class StepFn(Protocol):
     ``jax.vmap`` over them gives.
   """
 
-  def __call__(self, params: Params, carry: Carry, x: Array) -> Tuple[Carry, Array]:
+  def __call__(self, params: Params, carry: Carry, x: Array, /) -> Tuple[Carry, Array]:
     ...
 
 
@@ -91,10 +93,11 @@ class InputTransformFn(Protocol):
 
   It is applied to a whole sequence at once (``xs: [T, *B, *F]`` or any leading axes), usually one large matrix
   product, so that the scan body only does the recurrent part. For every cell that has it,
-  ``step(p, c, x) == step_transformed(p, c, input_transform(p, x))``.
+  ``step(p, c, x) == step_transformed(p, c, input_transform(p, x))``. For a cell whose input is a pytree
+  (``reset_on``'s ``(x, should_reset)``) both ``xs`` and ``us`` are pytrees (the flags ride along).
   """
 
-  def __call__(self, params: Params, xs: Array) -> Array:
+  def __call__(self, params: Params, xs: Any, /) -> Any:
     ...
 
 
@@ -206,8 +209,8 @@ class SequenceFn(Protocol):
     ``(carry, hs)``: the carry after the last valid step, ``hs: [T, *B, H]``.
   """
 
-  def __call__(self, params: Params, carry: Carry, xs: Any, mask: Optional[Array],
-               options: RunOptions) -> Tuple[Carry, Array]:
+  def __call__(self, params: Params, carry: Carry, xs: Any, mask: Optional[Array], options: RunOptions,
+               /) -> Tuple[Carry, Array]:
     ...
 
 
@@ -260,7 +263,7 @@ class CarryJacobianDiagonalFn(Protocol):
     ``jacobian="diagonal"`` uses it instead of computing ``D`` JVPs.
   """
 
-  def __call__(self, params: Params, carry: Carry, x: Array) -> Carry:
+  def __call__(self, params: Params, carry: Carry, x: Array, /) -> Carry:
     ...
 
 

@@ -51,6 +51,7 @@ def _layout(cell: Cell, xs: Any, time_major: bool) -> Tuple[Any, Tuple[int, ...]
                        f"and batch shape {b}, the first leaf T={steps} and batch shape {batch}")
     batch, steps = b, leaf.shape[axis]
     axes.append(axis)
+  assert batch is not None and steps is not None  # xs has a leaf
   return jax.tree.unflatten(treedef, axes), batch, steps
 
 
@@ -140,7 +141,7 @@ def unroll(
     newton: Any = None,
     options: Optional[RunOptions] = None,
     key: Optional[Array] = None,
-):
+) -> Tuple[Any, ...]:
   """Runs ``cell`` over a sequence with ``jax.lax.scan``: ``(final_carry, hs)``.
 
   Compile time does not grow with ``T``: the step is traced once. When the cell has a time-parallel part
@@ -241,8 +242,9 @@ def unroll(
   if options.native and not use_sequence:
     raise ValueError(f"RunOptions(native=True) needs a sequence path with a native form; {cell.name} runs the scan "
                      f"of step here (mode={mode!r}" + (", return_all_carries=True)" if return_all_carries else ")"))
-  if use_sequence:
-    final, hs = cell.sequence.run(params, run.carry, run.xs_tm, run.mask, options)
+  sequence = cell.sequence if use_sequence else None
+  if sequence is not None:
+    final, hs = sequence.run(params, run.carry, run.xs_tm, run.mask, options)
     carries = None
   else:
     final, hs, carries = _scan(cell, params, run.carry, run.xs_tm, run.mask, options, return_all_carries,
@@ -303,7 +305,7 @@ def newton_unroll(
     newton: Any = True,
     warm_start: Optional[Carry] = None,
     key: Optional[Array] = None,
-):
+) -> Tuple[Carry, Array, Carry, parallel_newton.NewtonInfo]:
   """:func:`unroll` of the cell's step by the parallel-in-time solver, with the carries and how the solve went.
 
   The same function as ``unroll(..., mode="step")`` (values and gradients), computed by the iterations of
@@ -410,8 +412,9 @@ def _scan(cell: Cell, params: Params, carry: Carry, xs_tm: Any, mask: Optional[A
                                                   unroll=options.unroll)
     return final, hs, (carries if keep_carries else None)
   hoist = sequences.default_hoist() if options.hoist is None else options.hoist
-  if hoist and cell.input_transform is not None and cell.step_transformed is not None:
-    transform = lambda x: cell.input_transform(params, x)
+  input_transform = cell.input_transform
+  if hoist and input_transform is not None and cell.step_transformed is not None:
+    transform = lambda x: input_transform(params, x)
     step = cell.step_transformed
   else:
     transform = lambda x: x
@@ -471,7 +474,7 @@ def static_unroll(
     reverse: bool = False,
     time_major: bool = False,
     return_all_carries: bool = False,
-):
+) -> Tuple[Any, ...]:
   """The same function as :func:`unroll`, as a plain Python loop over examples and steps: the test oracle.
 
   It calls ``cell.step`` on one example at a time, so it is slow and its trace grows with ``T``; use it to

@@ -115,7 +115,7 @@ fig.savefig(os.path.join(OUT_DIR, "parallel_vs_sequential.png"))
 # %% [markdown]
 # What to expect. On a CPU the sequential loop pays a fixed overhead for each of its $T$ dependent steps, while
 # the associative scan makes a few large vectorised passes (with $O(T \log T)$ work); for minGRU's real scan
-# the parallel path usually wins forward from a few hundred steps on (the README reports 2.8× at $T = 4096$ on
+# the parallel path usually wins forward from a few hundred steps on (docs/unroll.md reports 2.8× at $T = 4096$ on
 # this project's 2-core CPU), less so for forward + backward (whose backward pass is itself one reversed scan).
 # The LRU scans **complex** pairs, whose arithmetic is slow on CPU, so there its parallel path can lose. On a GPU
 # both gain far more, since the loop leaves almost all of the device idle. Timings on a shared machine are noisy

@@ -145,8 +145,8 @@ def test_np_variant_and_zero_peepholes_equal_the_plain_lstm():
   zero = jnp.zeros(4, p.w_h.dtype)
   np_params = jaxrnn.PeepholeLSTMParams(p.w_i, p.w_h, p.b, None, None, None, None)
   got_np = jaxrnn.unroll(jaxrnn.lstm(4, variant="NP", param_dtype=jnp.float64), np_params, carry, xs)
-  got_vanilla = jaxrnn.unroll(jaxrnn.lstm(4, variant="vanilla", param_dtype=jnp.float64), np_params._replace(p_i=zero, p_f=zero, p_o=zero),
-                              carry, xs)
+  got_vanilla = jaxrnn.unroll(jaxrnn.lstm(4, variant="vanilla", param_dtype=jnp.float64),
+                              np_params._replace(p_i=zero, p_f=zero, p_o=zero), carry, xs)
   for got in (got_np, got_vanilla):
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
       np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
@@ -187,7 +187,8 @@ def test_fgr_carry():
     (lambda: jaxrnn.peephole_lstm(4, peepholes="f", param_dtype=F64), refs.ref_greff(peep="f")),
     (lambda: jaxrnn.peephole_lstm(4, variant="NOAF", input_activation=False, peepholes="io", param_dtype=F64),
      refs.ref_greff(noaf=True, niaf=True, peep="io")),
-    (lambda: jaxrnn.coupled_lstm(4, coupling="cifg", peepholes="o", param_dtype=F64), refs.ref_greff(coupling="cifg", peep="o")),
+    (lambda: jaxrnn.coupled_lstm(4, coupling="cifg", peepholes="o", param_dtype=F64),
+     refs.ref_greff(coupling="cifg", peep="o")),
     (lambda: jaxrnn.layer_norm_lstm(4, per_gate=False, param_dtype=F64), refs.ref_layer_norm_lstm(False)),
     (lambda: jaxrnn.lstmp(3, 4, use_bias=False, param_dtype=F64), refs.ref_lstmp),
 ], ids=["peephole_f_only", "noaf_niaf", "cifg_o_peephole", "layer_norm_whole", "lstmp_no_bias_wide"])

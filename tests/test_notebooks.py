@@ -20,7 +20,8 @@ nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").glob("*.ipynb") if not p.stem.endswith("_run"))  # *_run: executed copies
+# *_run: executed copies
+NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").glob("*.ipynb") if not p.stem.endswith("_run"))
 SAVEFIG = re.compile(r"""savefig\(os\.path\.join\(OUT_DIR,\s*["']([^"']+\.png)["']\)""")
 KERNEL = "jaxrnn-test-python"
 

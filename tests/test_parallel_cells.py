@@ -39,7 +39,8 @@ def assert_rel_close(got, want, tol):
 
 def test_every_parallel_cell_is_covered():
   names = {c.name for c in CASES}
-  assert {"min_gru", "min_gru_log_scan", "min_lstm", "min_lstm_log_scan", "lru", "rg_lru", "rg_lru_resets", "mlstm"} <= names
+  assert {"min_gru", "min_gru_log_scan", "min_lstm", "min_lstm_log_scan", "lru", "rg_lru", "rg_lru_resets",
+          "mlstm"} <= names
 
 
 # Every direction x lengths combination in float64 (tight tolerance); float32 once, on the hardest combination.

@@ -4,7 +4,6 @@ The hand mapping here is an independent check of the library's own (``jaxrnn.int
 parity tests are in ``tests/test_interop_torch.py``): both must give the same params.
 """
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

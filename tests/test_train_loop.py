@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -112,5 +111,6 @@ def test_charlm_corpus_and_split():
 
 
 def test_core_import_stays_light():
-  code = "import sys, jaxrnn; print(sorted(m for m in ('orbax', 'matplotlib', 'tqdm', 'jaxrnn.train') if m in sys.modules))"
+  code = ("import sys, jaxrnn; "
+          "print(sorted(m for m in ('orbax', 'matplotlib', 'tqdm', 'jaxrnn.train') if m in sys.modules))")
   assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"

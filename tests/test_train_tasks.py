@@ -167,11 +167,11 @@ def test_dataset_task_takes_a_train_step(name, task_cfg):
 
 
 def test_a_new_task_is_one_file(tmp_path, monkeypatch):
-  """The README's example task, dropped into the package's path, is found by the registry and validated by the
-  config like a shipped one (nothing else names it)."""
+  """The training guide's example task (docs/training.md), dropped into the package's path, is found by the
+  registry and validated by the config like a shipped one (nothing else names it)."""
   import re
-  readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
-  source = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "my_task" in b)
+  guide = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "training.md").read_text()
+  source = next(b for b in re.findall(r"```python\n(.*?)```", guide, flags=re.S) if "my_task" in b)
   (tmp_path / "my_task.py").write_text(source)
   monkeypatch.setattr(tasks, "__path__", list(tasks.__path__) + [str(tmp_path)])
   monkeypatch.setattr(tasks, "TASKS", tasks._discover())  # pylint: disable=protected-access

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Protocol, cast
 
 import jax
 import jax.numpy as jnp
@@ -189,6 +189,14 @@ def attention_wrapper(
   return Cell(init=init, initial_carry=initial_carry, step=step, name=f"attention_wrapper({cell.name})")
 
 
+class _MemoryInitialCarryFn(Protocol):
+  """An attention wrapper's ``initial_carry``: the contract's, and the ``memory`` it attends over."""
+
+  def __call__(self, params: Any, /, batch_shape: Any = (), dtype: Any = None, *, key: Any = None,
+               memory: Optional[jax.Array] = None, memory_mask: Optional[jax.Array] = None) -> Any:
+    ...
+
+
 def bind_memory(cell: Cell, memory: jax.Array, memory_mask: Optional[jax.Array] = None) -> Cell:
   """``cell`` (an :func:`attention_wrapper`) with ``memory`` bound: ``initial_carry(params, batch_shape, dtype, *,
   key=None)``.
@@ -196,8 +204,10 @@ def bind_memory(cell: Cell, memory: jax.Array, memory_mask: Optional[jax.Array] 
   For code that only knows the plain cell contract (combinators, generic loops). Build it per batch (e.g. inside
   the jitted loss); ``memory: [*B, S, D]`` or ``[S, D]`` shared by every example.
   """
+  inner = cast(_MemoryInitialCarryFn, cell.initial_carry)  # an attention_wrapper's takes the memory
+
   def initial_carry(params, batch_shape=(), dtype=None, *, key=None):
-    return cell.initial_carry(params, batch_shape, dtype, key=key, memory=memory, memory_mask=memory_mask)
+    return inner(params, batch_shape, dtype, key=key, memory=memory, memory_mask=memory_mask)
 
   return cell._replace(initial_carry=initial_carry)
 

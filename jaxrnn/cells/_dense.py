@@ -109,19 +109,29 @@ class Hyper(NamedTuple):
   """The checked hyperparameters that every dense cell factory takes (:func:`hyper`)."""
 
   hidden_size: int
-  act: Optional[Callable]  # None when the factory has no activation argument
-  gate_act: Optional[Callable]  # None when the factory has no gate_activation argument
+  act: Callable  # a factory without an activation argument gets one that raises (_not_taken)
+  gate_act: Callable
   dtype: Optional[Any]
   param_dtype: Any
+
+
+def _not_taken(name: str) -> Callable:
+  """The activation of a factory that takes no ``name`` argument: calling it is a bug in that factory."""
+
+  def not_taken(*args: Any) -> Any:
+    raise TypeError(f"this cell takes no {name} argument, but its code called one")
+
+  return not_taken
 
 
 def hyper(hidden_size: Any, activation: Any = None, gate_activation: Any = None, dtype: Any = None,
           param_dtype: Any = jnp.float32, *, size_name: str = "hidden_size") -> Hyper:
   """Checks ``hidden_size`` (named ``size_name`` in errors), the activations (names or callables) and dtypes."""
   size = _checks.positive_int(size_name, hidden_size)
-  act = None if activation is None else _checks.activation("activation", activation, ACTIVATIONS)
-  gate_act = None if gate_activation is None else _checks.activation("gate_activation", gate_activation,
-                                                                      ACTIVATIONS)
+  act = _not_taken("activation") if activation is None else _checks.activation("activation", activation,
+                                                                                 ACTIVATIONS)
+  gate_act = (_not_taken("gate_activation") if gate_activation is None
+              else _checks.activation("gate_activation", gate_activation, ACTIVATIONS))
   return Hyper(size, act, gate_act, _checks.dtype("dtype", dtype), _checks.dtype("param_dtype", param_dtype))
 
 
@@ -180,12 +190,13 @@ def dense_parts(hidden_size: int, n_blocks: int, params_type: type[Any], carry_t
   def default_init(key, input_size):
     input_size = check_init_args(key, input_size)
     k_w, k_b, *k_extra = jax.random.split(key, 2 + extra_keys)
-    if recurrent:
+    fields: dict = {}
+    if recurrent_kernel_init is not None:
       w_i, w_h = init_kernels(k_w, input_size, H, n_blocks, kernel_init=kernel_init,
                               recurrent_kernel_init=recurrent_kernel_init, param_dtype=param_dtype)
-      fields = dict(w_i=w_i, w_h=w_h)
+      fields.update(w_i=w_i, w_h=w_h)
     else:
-      fields = dict(w=init_blocks(k_w, kernel_init, input_size, H, n_blocks, param_dtype))
+      fields.update(w=init_blocks(k_w, kernel_init, input_size, H, n_blocks, param_dtype))
     b = None
     if use_bias:
       b = bias_init(k_b, (width,), param_dtype)

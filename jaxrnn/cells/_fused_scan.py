@@ -124,7 +124,7 @@ def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fie
   """
   skip = (RECURRENT,) + tuple(pointwise_fields)
 
-  def forward(params, carry, xs, mask, options, linearise=None, treedef=None):
+  def forward(params, carry, xs, mask, options, linearise=None, treedef: Optional[dict] = None):
     """The scan of ``step``; with ``linearise`` (which inputs of ``pointwise`` have tangents), also the residuals
     of ``pointwise``'s linearisation at every step (their treedef goes into the dict ``treedef``)."""
     hoist = sequences.default_hoist() if options.hoist is None else options.hoist
@@ -139,6 +139,7 @@ def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fie
         new, h = pointwise(pw_params, c, u, hw)
         return sequences.masked_step(m, new, c, h)
       live_p, live_u = linearise
+      assert treedef is not None  # given with linearise
       args = (pw_params if live_p else None, c, u if live_u else None, hw)
 
       def f(p, c_, u_, hw_):

@@ -138,6 +138,7 @@ def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fall
       if options.native:
         raise ValueError(f"RunOptions(native=True) but the native CPU path cannot run this call: {why}")
       return fallback(params, carry, xs, mask, options._replace(native=None))
+    assert kind is not None  # fits() gives a reason for kind=None
     T, batch = xs.shape[0], xs.shape[1:-1]
     n = math.prod(batch)
     u = input_transform(params, xs)
@@ -149,7 +150,8 @@ def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fall
     b_hn = params.b_hn if kind == "gru" and params.b_hn is not None else jnp.zeros((H if kind == "gru" else 0,),
                                                                                    jnp.float32)
     m = jnp.ones((T, n), jnp.int32) if mask is None else mask.reshape((T, n)).astype(jnp.int32)
-    hs, h_last, c_last = _loop(kind, bool(relu), u.reshape((T, n, GH)), params.w_h, b_hn, h0, c0, m)
+    out = _loop(kind, bool(relu), u.reshape((T, n, GH)), params.w_h, b_hn, h0, c0, m)
+    hs, h_last, c_last = out  # pyright: ignore[reportGeneralTypeIssues]  # custom_vjp via partial: type lost
     fields = dict(h=h_last.reshape(batch + (H,)))
     if lstm:
       fields["c"] = c_last.reshape(batch + (H,))

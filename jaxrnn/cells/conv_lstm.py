@@ -196,12 +196,13 @@ def conv_lstm(
     cdt = carry.c.dtype
     z = (u + _conv(carry.h, params.w_h, nd, dtype, precision)).astype(cdt)
     i, f, g, o = jnp.split(z, 4, axis=-1)
-    if params.w_c is not None:
-      w_c = params.w_c.astype(cdt).reshape((3,) + (1,) * len(batch_shape) + params.w_c.shape[1:])
+    w_c = None if params.w_c is None else params.w_c.astype(cdt).reshape(
+        (3,) + (1,) * len(batch_shape) + params.w_c.shape[1:])
+    if w_c is not None:
       i = i + w_c[0] * carry.c
       f = f + w_c[1] * carry.c
     c = gate_act(f) * carry.c + gate_act(i) * act(g)
-    if params.w_c is not None:
+    if w_c is not None:
       o = o + w_c[2] * c
     h = gate_act(o) * act(c)
     return ConvLSTMCarry(h=h, c=c), h

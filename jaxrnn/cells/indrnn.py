@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional, Tuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -38,7 +38,7 @@ def _bound(name: str, value: Any) -> Optional[float]:
 
 
 def recurrent_bounds(recurrent_max_abs: Optional[float] = None, recurrent_min_abs: Optional[float] = None,
-                     max_steps: Optional[int] = None):
+                     max_steps: Optional[int] = None) -> Tuple[Optional[float], Optional[float]]:
   """Checks and resolves the bounds of :func:`indrnn` to ``(min_abs, max_abs)`` (either may be ``None``)."""
   max_abs = _bound("recurrent_max_abs", recurrent_max_abs)
   min_abs = _bound("recurrent_min_abs", recurrent_min_abs)

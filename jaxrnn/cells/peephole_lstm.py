@@ -300,15 +300,17 @@ def peephole_lstm(
     i = gate("i", c_prev) if "i" in computed else None
     f = gate("f", c_prev) if "f" in computed else None
     if v.coupling == "cifg":
+      assert i is not None  # the coupled gate is computed
       f = 1 - i
     elif v.coupling == "colah":
+      assert f is not None
       i = 1 - f
     g = block_act(z["g"])
     c = (c_prev if f is None else f * c_prev) + (g if i is None else i * g)
     o = gate("o", c) if "o" in computed else None
     h = cell_act(c) if o is None else o * cell_act(c)
     if fgr:
-      own = {"i": i, "f": f, "o": o}
+      own = {k: a for k, a in (("i", i), ("f", f), ("o", o)) if a is not None}  # every computed gate
       gates = jnp.concatenate([own[k] for k in computed], axis=-1).astype(carry.gates.dtype)
       return FGRCarry(h=h, c=c, gates=gates), h
     return LSTMCarry(h=h, c=c), h

@@ -129,7 +129,7 @@ def rg_lru(
     if resets:
       inputs, flag = _checks.reset_pair(what, inputs, name)
     x = _checks.step_input(what, inputs, (width,))
-    if resets and flag.shape != x.shape[:-1]:
+    if flag is not None and flag.shape != x.shape[:-1]:
       raise ValueError(f"should_reset of {name} must have the shape of {what} without its feature axis "
                        f"{x.shape[:-1]}, got shape {flag.shape}")
     return x, flag

@@ -120,4 +120,5 @@ def irnn(hidden_size: int, *, scale: float = 1.0, **kwargs: Any) -> Cell:
     if fixed in kwargs:
       raise ValueError(f"irnn fixes {fixed}; use simple_rnn to choose it")
   cell = simple_rnn(hidden_size, activation="relu", recurrent_kernel_init=initializers.identity(scale), **kwargs)
+  assert cell.config is not None  # simple_rnn declares its config
   return cell._replace(name="irnn", config=_dense.config("irnn", **dict(cell.config.kwargs), scale=float(scale)))

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn.combinators import _util
-from jaxrnn.types import ALL_OPTIONS, Cell, SequencePath
+from jaxrnn.types import ALL_OPTIONS, Cell, InputTransformFn, SequencePath, StepFn
 
 
 class LearnedInitParams(NamedTuple):
@@ -65,13 +65,12 @@ def learned_initial_carry(cell: Cell, name: Optional[str] = None) -> Cell:
   def step(params, carry, x):
     return cell.step(params.cell, carry, x)
 
-  input_transform = step_transformed = None
-  if cell.input_transform is not None and cell.step_transformed is not None:
-    def input_transform(params, xs):
-      return cell.input_transform(params.cell, xs)
-
-    def step_transformed(params, carry, u):
-      return cell.step_transformed(params.cell, carry, u)
+  transform, transformed = cell.input_transform, cell.step_transformed
+  input_transform: Optional[InputTransformFn] = None
+  step_transformed: Optional[StepFn] = None
+  if transform is not None and transformed is not None:
+    input_transform = lambda params, xs: transform(params.cell, xs)
+    step_transformed = lambda params, carry, u: transformed(params.cell, carry, u)
 
   def sequence(params, carry, xs, mask, options):
     return _util.unroll_inner(cell, params.cell, carry, xs, mask, options)

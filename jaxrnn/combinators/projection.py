@@ -175,12 +175,13 @@ def with_input_transform(
   def dense(params, xs):
     return _apply(params.dense, xs, act, dtype, precision)
 
-  if cell.input_transform is not None and cell.step_transformed is not None:
+  transform, transformed = cell.input_transform, cell.step_transformed
+  if transform is not None and transformed is not None:
     def input_transform(params, xs):
-      return cell.input_transform(params.cell, dense(params, xs))
+      return transform(params.cell, dense(params, xs))
 
     def step_transformed(params, carry, u):
-      return cell.step_transformed(params.cell, carry, u)
+      return transformed(params.cell, carry, u)
   else:
     input_transform = dense
 

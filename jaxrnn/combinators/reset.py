@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import warnings
-from typing import Optional
+from typing import Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn import sequences
-from jaxrnn.types import Cell, carry_batch_shape
+from jaxrnn.types import Cell, InputTransformFn, StepFn, carry_batch_shape
 
 
-def with_reset_flags(xs: jax.Array, should_reset: jax.Array):
+def with_reset_flags(xs: jax.Array, should_reset: jax.Array) -> Tuple[jax.Array, jax.Array]:
   """Deprecated: :func:`reset_on` takes ``(xs, should_reset)`` directly; this checks the shapes and returns that.
 
   It used to pack the flag as an extra float column (``[..., F + 1]``); that form is gone, and
@@ -90,15 +90,19 @@ def reset_on(cell: Cell, name: Optional[str] = None) -> Cell:
     x, flag = split(inputs)
     return cell.step(params, reset(params, carry, flag, x), x)
 
-  input_transform = step_transformed = None
-  if cell.input_transform is not None and cell.step_transformed is not None:
-    def input_transform(params, inputs):
+  transform, transformed = cell.input_transform, cell.step_transformed
+  input_transform: Optional[InputTransformFn] = None
+  step_transformed: Optional[StepFn] = None
+  if transform is not None and transformed is not None:
+    def input_transform_flags(params, inputs):
       xs, flag = split(inputs, "xs")
-      return cell.input_transform(params, xs), flag
+      return transform(params, xs), flag
 
-    def step_transformed(params, carry, inputs):
+    def step_transformed_flags(params, carry, inputs):
       u, flag = split(inputs, "input_transform(x)")
-      return cell.step_transformed(params, reset(params, carry, flag, u), u)
+      return transformed(params, reset(params, carry, flag, u), u)
+
+    input_transform, step_transformed = input_transform_flags, step_transformed_flags
 
   return Cell(init=cell.init, initial_carry=cell.initial_carry, step=step, input_transform=input_transform,
               step_transformed=step_transformed, input_ndim=(cell.input_ndim, 0), name=name, map_ndim=cell.map_ndim)

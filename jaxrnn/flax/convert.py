@@ -277,11 +277,11 @@ def simple_to_nnx(params: SimpleRNNParams) -> dict:
 
 
 def _nnx_kind(module: Any) -> str:
+  if isinstance(module, nnx.SimpleCell) and module.residual:
+    raise ValueError("SimpleCell(residual=True) has no jaxrnn equivalent")
   for kind, cls in (("optimized_lstm", nnx.OptimizedLSTMCell), ("lstm", nnx.LSTMCell), ("gru", nnx.GRUCell),
                     ("simple", nnx.SimpleCell)):
     if isinstance(module, cls):
-      if kind == "simple" and module.residual:
-        raise ValueError("SimpleCell(residual=True) has no jaxrnn equivalent")
       return kind
   raise TypeError(f"expected an NNX LSTMCell, OptimizedLSTMCell, GRUCell or SimpleCell, got {type(module).__name__}")
 

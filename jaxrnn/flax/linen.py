@@ -170,8 +170,8 @@ class RNN(nn.Module):
 
   A drop-in for ``flax.linen.RNN``: the same attributes and call arguments, and params under ``"cell"`` exactly as
   in ``flax.linen.RNN(CellModule(cell))``, so the two layers share their variables. ``reverse=True`` returns the
-  outputs in processing order unless ``keep_order=True``, as Flax does. The differences from Flax (listed in the
-  README): outputs at padded steps (``t >= seq_lengths``) are zeros, the returned carry is always the one at each
+  outputs in processing order unless ``keep_order=True``, as Flax does. The differences from Flax (listed in
+  docs/flax.md): outputs at padded steps (``t >= seq_lengths``) are zeros, the returned carry is always the one at each
   sequence's last valid step, the run options below exist, and a jaxrnn cell's dropout follows ``deterministic``.
 
   A subclass of :class:`CellModule` (one that overrides ``__call__`` to add, say, recurrent dropout with

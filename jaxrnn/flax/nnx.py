@@ -93,7 +93,7 @@ class CellModule(nnx.RNNCellBase):
     """The params as the cell's NamedTuple of arrays, ready for the functional API."""
     return jax.tree.map(lambda v: v[...], self.params, is_leaf=_is_variable)
 
-  def __call__(self, carry: Any, x: jax.Array) -> tuple[Any, jax.Array]:  # type: ignore[override]
+  def __call__(self, carry: Any, x: jax.Array) -> tuple[Any, jax.Array]:
     """One step: ``(carry, x: [*B, *F]) -> (carry, h: [*B, H])``, the cell's ``step``."""
     return self.cell.step(self.cell_params(), carry, x)
 
@@ -125,7 +125,7 @@ class RNN(nnx.Module):
   """A jaxrnn cell over a sequence with :func:`jaxrnn.unroll`: one ``lax.scan`` (input projection hoisted on
   GPU/TPU).
 
-  A drop-in for ``flax.nnx.RNN`` with the same arguments; the differences (listed in the README) are those of
+  A drop-in for ``flax.nnx.RNN`` with the same arguments; the differences (docs/flax.md lists them) are those of
   ``jaxrnn.flax.linen.RNN``: zeros at padded steps, the carry at each sequence's last valid step, the run
   options, and dropout. ``reverse=True`` returns outputs in processing order unless ``keep_order=True``, as Flax.
 

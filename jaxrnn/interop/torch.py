@@ -76,7 +76,7 @@ from __future__ import annotations
 import re
 import sys
 import warnings
-from typing import Any, List, Mapping, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -91,6 +91,9 @@ from jaxrnn.combinators.dropout import DropoutCarry
 from jaxrnn.combinators.stack import stack
 from jaxrnn.types import Cell, CellConfig
 from jaxrnn.unroll import unroll as _unroll
+
+if TYPE_CHECKING:
+  import torch  # annotations only: torch is imported when a function needs it
 
 MODULES = ("RNN", "LSTM", "GRU")
 CELL_MODULES = ("RNNCell", "LSTMCell", "GRUCell")
@@ -190,8 +193,8 @@ def _is_tensor(x: Any) -> bool:
 
 def _to_numpy(name: str, x: Any) -> np.ndarray:
   """A floating NumPy array from a torch tensor, a NumPy or a JAX array (bfloat16 stays bfloat16)."""
-  if _is_tensor(x):
-    torch = _loaded_torch()
+  torch = _loaded_torch()
+  if torch is not None and isinstance(x, torch.Tensor):
     t = x.detach().cpu()
     if t.dtype == torch.bfloat16:
       a = t.to(torch.float32).numpy().astype(jnp.bfloat16)
@@ -561,7 +564,7 @@ def _check_unit(spec: TorchSpec, path: str, p: Any, in_size: int) -> None:
     raise TypeError(f"{path} must be a {params_type.__name__}{params_type._fields}, got {type(p).__name__}")
   G, H, P = _GATES[spec.kind], spec.hidden_size, spec.proj_size
   h_out = P or H
-  expected = {"w_i": (in_size, G * H), "w_h": (h_out, G * H)}
+  expected: Dict[str, Tuple[int, ...]] = {"w_i": (in_size, G * H), "w_h": (h_out, G * H)}
   if spec.bias:
     expected["b"] = (G * H,)
   if spec.kind == "GRU" and spec.bias:
@@ -614,13 +617,13 @@ def _checked_layout(layout: _Layout, params: Any) -> Tuple[_Layout, List[List[Tu
     raise ValueError(f"PyTorch requires proj_size < hidden_size, got proj_size={spec.proj_size} and "
                      f"hidden_size={spec.hidden_size}")
   units = _units(layout, params, "params", BidirectionalParams)
-  if spec.input_size is None:
-    spec = spec._replace(input_size=_input_size(spec, *units[0][0]))
+  in_size = _input_size(spec, *units[0][0]) if spec.input_size is None else spec.input_size
+  spec = spec._replace(input_size=in_size)
   layout = layout._replace(spec=spec)
   h_out = spec.proj_size or spec.hidden_size
   for l, unit in enumerate(units):
     for path, p in unit:
-      _check_unit(spec, path, p, spec.input_size if l == 0 else spec.num_directions * h_out)
+      _check_unit(spec, path, p, in_size if l == 0 else spec.num_directions * h_out)
   return layout, units
 
 
@@ -784,7 +787,7 @@ def _state_dict_arrays(cell: Cell, params: Any, mode: Optional[str]) -> Tuple[To
   return spec, out
 
 
-def torch_module(cell: Cell, params: Any, *, mode: Optional[str] = None):
+def torch_module(cell: Cell, params: Any, *, mode: Optional[str] = None) -> "torch.nn.Module":
   """The PyTorch module that ``cell`` computes, with ``params`` loaded, in ``eval()`` mode and the params' dtype.
 
   Args: as :func:`to_torch`.
@@ -845,7 +848,7 @@ def _carry_arrays(cell: Cell, carry: Any, xp: Any = jnp):
   return h
 
 
-def carry_to_torch(cell: Cell, carry: Any):
+def carry_to_torch(cell: Cell, carry: Any) -> Any:
   """A jaxrnn carry of ``cell`` in PyTorch's layout, as torch tensors: ``h_n`` or ``(h_n, c_n)`` (LSTM).
 
   Args:
@@ -909,7 +912,7 @@ def carry_from_torch(cell: Cell, hx: Any) -> Any:
 
 
 def torch_forward(cell: Cell, params: Any, input: Any, hx: Any = None, *,  # pylint: disable=redefined-builtin
-                  seq_lengths: Any = None, batch_first: Optional[bool] = None):
+                  seq_lengths: Any = None, batch_first: Optional[bool] = None) -> Any:
   """Runs ``cell`` as the PyTorch module's ``forward`` runs: the same layouts in and out, JAX arrays.
 
   Args:

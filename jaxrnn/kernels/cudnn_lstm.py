@@ -22,7 +22,7 @@ of the call are not available through ``jax.experimental.rnn``.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -48,7 +48,8 @@ def available() -> Optional[str]:
     rnn = _rnn()
   except ImportError as e:  # pragma: no cover - jax without the experimental module
     return f"jax.experimental.rnn cannot be imported ({e})"
-  if rnn.gpu_rnn is None:  # pragma: no cover - a jaxlib without its GPU RNN kernels
+  # jax.experimental.rnn has no public test for its kernels: gpu_rnn is its own (private) import of them.
+  if rnn.gpu_rnn is None:  # pyright: ignore[reportPrivateImportUsage]  # pragma: no cover - no GPU RNN kernels
     return "this jaxlib has no cuDNN RNN kernels (jax._src.lib.gpu_rnn)"
   return None
 
@@ -105,8 +106,9 @@ def pack(params: Any) -> jax.Array:
   return jnp.concatenate([params.w_i.T.reshape(-1), params.w_h.T.reshape(-1), b, jnp.zeros_like(b)])
 
 
-def reference(x, h_0, c_0, weights, seq_lengths, *, input_size, hidden_size, num_layers, dropout, bidirectional,
-              precision=None):
+def reference(x: jax.Array, h_0: jax.Array, c_0: jax.Array, weights: jax.Array, seq_lengths: jax.Array, *,
+              input_size: int, hidden_size: int, num_layers: int, dropout: float, bidirectional: bool,
+              precision: Any = None) -> Tuple[jax.Array, jax.Array, jax.Array]:
   """``jax.experimental.rnn.lstm``'s own pure-JAX reference (``lstm_ref``) with its signature: what the CPU tests
   run in cuDNN's place, to check :func:`run`'s layout, lengths and carries (not cuDNN itself)."""
   del precision
@@ -117,7 +119,7 @@ def reference(x, h_0, c_0, weights, seq_lengths, *, input_size, hidden_size, num
 
 
 def run(params: Any, carry: Any, xs: jax.Array, mask: Optional[jax.Array], precision: Any,
-        lstm_fn: Optional[LstmFn] = None):
+        lstm_fn: Optional[LstmFn] = None) -> Tuple[Any, jax.Array]:
   """The LSTM's sequence path through cuDNN: ``(carry, hs)`` as :class:`jaxrnn.types.SequenceFn` returns them.
 
   Args:
@@ -139,9 +141,9 @@ def run(params: Any, carry: Any, xs: jax.Array, mask: Optional[jax.Array], preci
     lengths = jnp.full((n,), num_steps, jnp.int32)
   else:
     lengths = jnp.sum(mask.reshape((num_steps, n)), axis=0, dtype=jnp.int32)
-  y, h_n, c_n = lstm_fn(x, h0, c0, pack(params), jnp.maximum(lengths, 1).astype(jnp.int32), input_size=features,
-                        hidden_size=hidden,
-                        num_layers=1, dropout=0.0, bidirectional=False, precision=precision)
+  out = lstm_fn(x, h0, c0, pack(params), jnp.maximum(lengths, 1).astype(jnp.int32), input_size=features,
+                hidden_size=hidden, num_layers=1, dropout=0.0, bidirectional=False, precision=precision)
+  y, h_n, c_n = out  # pyright: ignore[reportGeneralTypeIssues]  # jax's lstm is a custom_vjp via partial: type lost
   hs = jnp.swapaxes(y, 0, 1)  # [T, n, H]
   h, c = h_n[0], c_n[0]
   if mask is not None:  # zero outputs after each end (length 0 too), the initial carry for length 0

@@ -16,8 +16,8 @@ COMPILE_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fno-finite-math-only",
 
 
 def _jaxlib_version() -> str:
-  import jaxlib
-  return jaxlib.__version__
+  import jaxlib.version
+  return jaxlib.version.__version__
 
 
 def library_name() -> str:

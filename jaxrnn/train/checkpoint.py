@@ -200,7 +200,7 @@ class Checkpointer:
     # state is then not compiled again for a restored one.
     return jax.tree_util.tree_map(
         lambda r, x: jax.device_put(np.asarray(r))
-        if isinstance(x, jax.Array) and not x.committed and not jax.dtypes.issubdtype(x.dtype, jax.dtypes.extended)
+        if isinstance(x, jax.Array) and not x.committed and not jax.numpy.issubdtype(x.dtype, jax.dtypes.extended)
         else r,
         restored, target)
 

@@ -119,7 +119,7 @@ class Config:
     return dataclasses.asdict(self)
 
 
-_SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Config)}
+_SECTIONS = {name: type(section) for name, section in vars(Config()).items()}  # the section classes, by name
 
 
 def _task_section(values: Any) -> TaskConfig:
@@ -173,7 +173,7 @@ def from_dict(raw: Mapping[str, Any], overrides: Iterable[str] = ()) -> Config:
   for name, values in raw.items():
     if name not in _SECTIONS:
       raise ConfigError(f"unknown section '[{name}]'; valid sections: {', '.join(_SECTIONS)}")
-    sections[name] = _task_section(values) if name == "task" else _section_of(name, type(_SECTIONS[name]()), values)
+    sections[name] = _task_section(values) if name == "task" else _section_of(name, _SECTIONS[name], values)
   cfg = Config(**sections)
   _check_combinations(cfg)
   return cfg

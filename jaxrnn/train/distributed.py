@@ -79,6 +79,7 @@ def process_rows(sharding: NamedSharding, batch_size: int) -> np.ndarray:
   order ``jax.make_array_from_process_local_data`` expects them (``int[rows]``)."""
   spans = set()
   for index in sharding.addressable_devices_indices_map((batch_size,)).values():
+    assert index is not None  # None only for devices this process does not address
     spans.add(index[0].indices(batch_size)[:2])
   return np.concatenate([np.arange(a, b) for a, b in sorted(spans)])
 
@@ -110,7 +111,7 @@ def _identity(x):
   return x
 
 
-def parallelize(run, mesh: Optional[Mesh] = None, *, force: bool = False) -> Parallel:
+def parallelize(run: step_lib.Run, mesh: Optional[Mesh] = None, *, force: bool = False) -> Parallel:
   """The data-parallel train step of ``run`` on ``mesh`` (default: ``make_mesh(cfg.distributed.data_parallel)``).
 
   On one device in one process this is ``run.train_step`` itself unless ``force``.

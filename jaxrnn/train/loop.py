@@ -25,7 +25,7 @@ import os
 import pathlib
 import sys
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -237,7 +237,8 @@ def train(cfg: config_lib.Config, run_dir: str | pathlib.Path, *, run: Optional[
   return Result(str(run_dir), state, summary, files)
 
 
-def restore(run_dir: str | pathlib.Path, step: Optional[int] = None, *, run: Optional[Run] = None):
+def restore(run_dir: str | pathlib.Path, step: Optional[int] = None, *,
+            run: Optional[Run] = None) -> Tuple[Run, TrainState]:
   """``(run, state)`` of a run directory's latest (or given) checkpoint (``run``: reuse a built run)."""
   cfg = rundir.load_config(run_dir)
   run = build(cfg) if run is None else run

@@ -15,7 +15,7 @@ Cells are built by name from :data:`jaxrnn.train.cells.CELLS` (:func:`jaxrnn.tra
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +25,10 @@ from jaxrnn import initializers
 from jaxrnn.attention import seq2seq as s2s
 from jaxrnn.train.cells import ATTENTION, CELLS, make_cell  # noqa: F401 (CELLS is re-exported)
 from jaxrnn.train.tasks import digits
+
+if TYPE_CHECKING:  # annotations only (config and the tasks import this module's users)
+  from jaxrnn.train.config import ModelConfig
+  from jaxrnn.train.tasks.base import Task
 
 
 class ModelParams(NamedTuple):
@@ -58,7 +62,7 @@ class Model(NamedTuple):
   apply: Callable
   sample: Callable
   cell: jaxrnn.Cell
-  loss: Optional[Callable] = None
+  loss: Callable
   metrics: Optional[Callable] = None
 
 
@@ -66,7 +70,7 @@ def _dtype(cfg):
   return {"float32": None, "bfloat16": jnp.bfloat16}[cfg.dtype]
 
 
-def network(cfg, cell: jaxrnn.Cell) -> jaxrnn.Cell:
+def network(cfg: ModelConfig, cell: jaxrnn.Cell) -> jaxrnn.Cell:
   """The recurrent layers of :func:`make_model` as one cell: ``stack(dropout(bidirectional(cell, cell)), ...)``.
 
   Dropout (``cfg.dropout``, fresh masks every step) is on each layer's input and on the last layer's output (the
@@ -82,7 +86,7 @@ def network(cfg, cell: jaxrnn.Cell) -> jaxrnn.Cell:
   return jaxrnn.stack(*layers)
 
 
-def make_model(cfg, task) -> Model:
+def make_model(cfg: ModelConfig, task: Task) -> Model:
   """The model for a :class:`jaxrnn.train.config.ModelConfig` and a :class:`jaxrnn.train.tasks.Task`."""
   if task.lengths and task.readout != "last":
     raise ValueError(f"task {task.name!r}: inputs of several lengths need the 'last' readout, not {task.readout!r}")
@@ -90,13 +94,14 @@ def make_model(cfg, task) -> Model:
     return make_seq2seq_model(cfg, task)
   cell = make_cell(cfg.cell, cfg.hidden_size, dtype=_dtype(cfg), options=cfg.cell_options)
   net = network(cfg, cell)
-  tokens = task.input_vocab is not None
+  vocab = task.input_vocab
+  tokens = vocab is not None
   in_size = cfg.embed_size if tokens else task.input_size
   last = task.readout == "last"
 
   def init(key):
     k_embed, k_out, k_layers = jax.random.split(key, 3)
-    embed = (jax.random.normal(k_embed, (task.input_vocab, cfg.embed_size), jnp.float32) if tokens else None)
+    embed = None if vocab is None else jax.random.normal(k_embed, (vocab, cfg.embed_size), jnp.float32)
     layers = net.init(k_layers, in_size)
     width = jax.eval_shape(lambda p: jaxrnn.unroll(net, p, net.initial_carry(p, (1,)),
                                                    jnp.zeros((1, 1, in_size)))[1], layers).shape[-1]
@@ -160,7 +165,7 @@ def make_model(cfg, task) -> Model:
   return Model(init=init, apply=apply, sample=sample, cell=cell, loss=loss)
 
 
-def make_seq2seq_model(cfg, task) -> Model:
+def make_seq2seq_model(cfg: ModelConfig, task: Task) -> Model:
   """An attention encoder-decoder (:func:`jaxrnn.seq2seq`) for the seq2seq tasks (``reverse``, ``sort``).
 
   Encoder: ``model.layers`` layers of ``model.cell`` (``jaxrnn.stack``; each ``jaxrnn.bidirectional`` if
@@ -176,6 +181,8 @@ def make_seq2seq_model(cfg, task) -> Model:
   """
   if cfg.attention not in ATTENTION:
     raise ValueError(f"model.attention = {cfg.attention!r} is not valid; choices: {', '.join(ATTENTION)}")
+  if task.input_vocab is None:
+    raise ValueError(f"the seq2seq model reads tokens; task {task.name!r} has real-valued inputs (no input_vocab)")
   cell = make_cell(cfg.cell, cfg.hidden_size, dtype=_dtype(cfg), options=cfg.cell_options)
   size = cfg.attention_size or cfg.hidden_size
   enc_layers = [jaxrnn.bidirectional(cell, cell) if cfg.bidirectional else cell for _ in range(cfg.layers)]
@@ -210,6 +217,6 @@ def make_seq2seq_model(cfg, task) -> Model:
   return Model(init=net.init, apply=apply, sample=sample, cell=cell, loss=loss, metrics=metrics)
 
 
-def count_params(params) -> int:
+def count_params(params: Any) -> int:
   """Number of scalars in a params pytree."""
   return sum(int(x.size) for x in jax.tree_util.tree_leaves(params))

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import json
 import pathlib
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 import numpy as np
 
 from jaxrnn import _optional
+
+if TYPE_CHECKING:  # annotations only
+  from jaxrnn.train.config import Config
+  from jaxrnn.train.step import Run
 
 # The summary's fixed columns; a task's held-out metrics (accuracy, exact_acc, ...) follow them.
 COLUMNS = ("name", "task", "cell", "params", "steps", "metric", "train_loss", "eval_loss", "best_eval", "baseline",
            "steps_per_s")
 
 
-def summarize(cfg, rows: list, *, params: int, baseline: float, metric: str, steps: int,
+def summarize(cfg: Config, rows: list, *, params: int, baseline: float, metric: str, steps: int,
               seconds: Optional[float], steps_run: int) -> dict:
   """A run's summary from its ``metrics.jsonl`` rows: the last train and eval losses, the best eval loss, the last
   value of each held-out metric, and ``steps_per_s`` of this call (``None`` when it ran no step: a finished run
@@ -67,7 +71,8 @@ def plot_curves(curves: dict, path: str | pathlib.Path, *, baseline: Optional[fl
   fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
   for i, (label, rows) in enumerate(curves.items()):
     color = f"C{i}"
-    for split, kw in (("train", dict(alpha=0.45, lw=1)), ("eval", dict(lw=2, marker="o", ms=3))):
+    styles: Dict[str, Dict[str, Any]] = {"train": dict(alpha=0.45, lw=1), "eval": dict(lw=2, marker="o", ms=3)}
+    for split, kw in styles.items():
       pts = [(r["step"], r["loss"]) for r in rows if r["split"] == split and "loss" in r]
       if pts:
         ax.plot(*zip(*pts), color=color, label=f"{label} ({split})", **kw)
@@ -92,9 +97,12 @@ def confusion_matrix(labels: Any, predictions: Any, num_classes: int) -> np.ndar
   return m
 
 
-def write_confusion(run, params: Any, run_dir: str | pathlib.Path, *, plot: bool = True) -> dict:
+def write_confusion(run: Run, params: Any, run_dir: str | pathlib.Path, *, plot: bool = True) -> dict:
   """A classifier's confusion matrix on its whole held-out split: ``confusion.json`` (classes, matrix, accuracy)
   and ``confusion.png``; returns ``{label: path}``."""
+  if run.outputs is None or run.task.classes is None:
+    raise ValueError(f"a confusion matrix needs a classifier task (classes, and eval_size: outputs over the whole "
+                     f"held-out split); task {run.task.name!r} is not one")
   logits, labels = run.outputs(params, run.task.data["val"])
   preds = np.asarray(logits).argmax(-1)
   m = confusion_matrix(np.asarray(labels), preds, run.task.output_size)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 
+if TYPE_CHECKING:  # annotations only
+  from jaxrnn.train.step import Run
 
-def sample_text(run, params: Any, *, prompt: str = "def ", length: int = 400, seed: int = 0,
+
+def sample_text(run: Run, params: Any, *, prompt: str = "def ", length: int = 400, seed: int = 0,
                 temperature: float = 1.0, top_k: int = 0) -> str:
   """Samples ``length`` characters after ``prompt``; deterministic for a ``seed``.
 
@@ -24,7 +27,7 @@ def sample_text(run, params: Any, *, prompt: str = "def ", length: int = 400, se
   Raises:
     ValueError: the task is not a text task, or the prompt encodes to nothing.
   """
-  if run.task.codec is None:
+  if run.task.codec is None or run.sample is None:
     raise ValueError(f"sampling needs a text task (one with a codec, e.g. charlm); this run's task is "
                      f"{run.task.name!r}")
   encode, decode = run.task.codec

@@ -196,7 +196,8 @@ def _full_eval(task, model, bs):
   return evaluate, eval_metrics, outputs
 
 
-def guard_nonfinite(old: TrainState, new: TrainState, loss: jax.Array, grads: Any, *, skip: bool):
+def guard_nonfinite(old: TrainState, new: TrainState, loss: jax.Array, grads: Any, *,
+                    skip: bool) -> Tuple[TrainState, jax.Array]:
   """``(state, loss)`` of a train step that never takes a non-finite update.
 
   If ``loss`` or any gradient is NaN/Inf, the params and optimizer state stay ``old``'s (with ``skip`` the step

@@ -8,6 +8,7 @@ sequence; the target is the sum of the two marked values. Predicting the mean su
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +26,7 @@ class Config(TaskConfig):
   seq_len: int = field(100, min=2, help="T, the sequence length")
 
 
-def batch(data, key, batch_size, *, seq_len):
+def batch(data: Any, key: jax.Array, batch_size: int, *, seq_len: int) -> Tuple[jax.Array, jax.Array]:
   """``(inputs [B, T, 2], targets [B])``: values and markers, and the sum of the two marked values."""
   del data
   k_val, k_a, k_b = jax.random.split(key, 3)
@@ -39,7 +40,7 @@ def batch(data, key, batch_size, *, seq_len):
   return jnp.stack([values, markers], axis=-1), targets
 
 
-def loss(outputs, targets):
+def loss(outputs: jax.Array, targets: jax.Array) -> jax.Array:
   """Mean squared error of ``outputs [B, 1]`` against ``targets [B]``."""
   return jnp.mean(jnp.square(outputs[:, 0].astype(jnp.float32) - targets))
 

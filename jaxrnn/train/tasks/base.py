@@ -6,13 +6,17 @@ classification loss and accuracy the dataset tasks share.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple, Optional, Tuple
+import pathlib
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn.train.fields import field
+
+if TYPE_CHECKING:  # annotations only: the trainer imports the tasks
+  from jaxrnn.train.step import Run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +131,7 @@ def class_accuracy(logits: jax.Array, labels: jax.Array, weights: Optional[jax.A
   return {"accuracy": jnp.sum(w * hit) / jnp.maximum(jnp.sum(w), 1.0)}
 
 
-def classifier_finish(run, params, run_dir, *, plot: bool = True) -> dict:
+def classifier_finish(run: Run, params: Any, run_dir: str | pathlib.Path, *, plot: bool = True) -> dict:
   """``TaskSpec.finish`` of the classifiers: the confusion matrix of the held-out split
   (:func:`jaxrnn.train.report.write_confusion`)."""
   from jaxrnn.train import report  # pylint: disable=g-import-not-at-top (the trainer's module, not the task's)

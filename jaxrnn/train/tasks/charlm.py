@@ -14,6 +14,7 @@ import functools
 import math
 import pathlib
 import sysconfig
+from typing import TYPE_CHECKING, Any, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +22,9 @@ import numpy as np
 
 from jaxrnn.train.fields import field
 from jaxrnn.train.tasks.base import Task, TaskConfig, TaskSpec
+
+if TYPE_CHECKING:  # annotations only: the trainer imports the tasks
+  from jaxrnn.train.step import Run
 
 VOCAB = 128
 
@@ -39,7 +43,7 @@ def encode(text: str) -> np.ndarray:
   return np.frombuffer(text.encode("ascii", errors="ignore"), dtype=np.uint8).astype(np.int32)
 
 
-def decode(ids) -> str:
+def decode(ids: Any) -> str:
   """The text of ASCII codes ``ids``."""
   return bytes(int(i) for i in np.asarray(ids).reshape(-1)).decode("ascii", errors="replace")
 
@@ -65,7 +69,7 @@ def corpus(corpus_chars: int) -> np.ndarray:
   return np.frombuffer(text, dtype=np.uint8).copy()
 
 
-def batch(data, key, batch_size, *, seq_len):
+def batch(data: jax.Array, key: jax.Array, batch_size: int, *, seq_len: int) -> Tuple[jax.Array, jax.Array]:
   """Random windows of ``data``: ``(inputs int32[B, T], targets int32[B, T])``, targets shifted by one."""
   n = data.shape[0]
   starts = jax.random.randint(key, (batch_size,), 0, n - seq_len - 1)
@@ -73,7 +77,7 @@ def batch(data, key, batch_size, *, seq_len):
   return windows[:, :-1], windows[:, 1:]
 
 
-def loss(outputs, targets):
+def loss(outputs: jax.Array, targets: jax.Array) -> jax.Array:
   """Mean cross-entropy (nats per character) of logits ``[B, T, V]`` against ``int[B, T]``."""
   logp = jax.nn.log_softmax(outputs.astype(jnp.float32), axis=-1)
   return -jnp.mean(jnp.take_along_axis(logp, targets[..., None], axis=-1))
@@ -98,7 +102,7 @@ def task(seq_len: int, *, corpus_chars: int = 1_000_000, val_fraction: float = 0
 NATS_TO_BITS = 1.0 / math.log(2.0)
 
 
-def finish(run, params, run_dir: pathlib.Path, *, plot: bool = True) -> dict:
+def finish(run: Run, params: Any, run_dir: pathlib.Path, *, plot: bool = True) -> dict:
   """Writes ``samples.txt``: 400 characters after ``"def "`` at temperature 0.8, seed 0."""
   del plot
   from jaxrnn.train import sampling  # pylint: disable=g-import-not-at-top (the trainer's, not the task's)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +30,7 @@ class Config(TaskConfig):
   seq_len: int = field(50, min=2, help="the delay T (sequences are T + 20 long)")
 
 
-def batch(data, key, batch_size, *, delay):
+def batch(data: Any, key: jax.Array, batch_size: int, *, delay: int) -> Tuple[jax.Array, jax.Array]:
   """``(inputs int32[B, T+20], targets int32[B, T+20])``."""
   del data
   symbols = jax.random.randint(key, (batch_size, COPY_LEN), 1, N_SYMBOLS + 1)
@@ -40,7 +41,7 @@ def batch(data, key, batch_size, *, delay):
   return inputs, targets
 
 
-def loss(outputs, targets):
+def loss(outputs: jax.Array, targets: jax.Array) -> jax.Array:
   """Mean cross-entropy (nats) of ``outputs [B, T, V]`` logits against ``targets int[B, T]``."""
   logp = jax.nn.log_softmax(outputs.astype(jnp.float32), axis=-1)
   return -jnp.mean(jnp.take_along_axis(logp, targets[..., None], axis=-1))

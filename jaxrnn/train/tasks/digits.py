@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -142,7 +142,8 @@ def check(cfg: Config) -> None:
     raise ConfigError(f"task.min_len = {cfg.min_len} must be <= task.seq_len = {cfg.seq_len}")
 
 
-def batch(data, key, batch_size, *, max_len, min_len, kind):
+def batch(data: Any, key: jax.Array, batch_size: int, *, max_len: int, min_len: int,
+          kind: str) -> Tuple[Tuple[jax.Array, ...], Tuple[jax.Array, jax.Array]]:
   """``(inputs, targets)``: ``inputs = (src int32[B, N], src_lengths int32[B], tgt_in int32[B, N+1])``,
   ``targets = (tgt_out int32[B, N+1], tgt_lengths int32[B])`` with ``N = max_len``."""
   del data
@@ -150,7 +151,7 @@ def batch(data, key, batch_size, *, max_len, min_len, kind):
   return (b.src, b.src_lengths, b.tgt_in), (b.tgt_out, b.tgt_lengths)
 
 
-def loss(outputs, targets):
+def loss(outputs: Tuple[jax.Array, jax.Array], targets: Tuple[jax.Array, jax.Array]) -> jax.Array:
   """Mean cross-entropy (nats) per valid target token of teacher-forced ``outputs = (logits, weights)``."""
   logits, weights = outputs
   tgt_out, tgt_lengths = targets

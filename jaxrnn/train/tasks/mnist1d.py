@@ -13,12 +13,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import random
+from typing import Dict, Tuple
 
 import numpy as np
 
 from jaxrnn import _optional
 from jaxrnn.train.fields import field
-from jaxrnn.train.tasks.base import TaskConfig, TaskSpec, classifier_finish, dataset_task
+from jaxrnn.train.tasks.base import Task, TaskConfig, TaskSpec, classifier_finish, dataset_task
 
 PUBLISHED = {"logistic": 0.32, "mlp": 0.68, "cnn": 0.94, "gru": 0.91}  # Greydanus 2020, Table 1
 
@@ -32,14 +33,15 @@ class Config(TaskConfig):
 
 
 @functools.lru_cache(maxsize=4)
-def load(num_samples: int = 5000, data_seed: int = 42):
+def load(num_samples: int = 5000, data_seed: int = 42) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
   """``(train, test)`` splits ``{"x": float32[N, 40, 1], "lengths": int32[N], "y": int32[N]}``."""
   try:
     from mnist1d import data as m1d  # pylint: disable=g-import-not-at-top (optional)
   except ImportError as e:
     raise _optional.missing("task 'mnist1d'", "mnist1d", "data") from e
   args = m1d.get_dataset_args()
-  args.num_samples, args.seed = int(num_samples), int(data_seed)
+  # mnist1d annotates get_dataset_args() as a dict or an ObjectView; it is an ObjectView (attributes settable).
+  args.num_samples, args.seed = int(num_samples), int(data_seed)  # pyright: ignore[reportAttributeAccessIssue]
   np_state, py_state = np.random.get_state(), random.getstate()
   try:
     ds = m1d.make_dataset(args)
@@ -51,7 +53,7 @@ def load(num_samples: int = 5000, data_seed: int = 42):
   return split(ds["x"], ds["y"]), split(ds["x_test"], ds["y_test"])
 
 
-def task(cfg: Config):
+def task(cfg: Config) -> Task:
   train, test = load(cfg.num_samples, cfg.data_seed)
   return dataset_task("mnist1d", train, test, tuple(str(d) for d in range(10)), lengths=False)
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Any, Dict, Tuple
 
 import numpy as np
 
 from jaxrnn import _optional
 from jaxrnn.train.fields import field
-from jaxrnn.train.tasks.base import TaskConfig, TaskSpec, classifier_finish, dataset_task
+from jaxrnn.train.tasks.base import Task, TaskConfig, TaskSpec, classifier_finish, dataset_task
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,14 +29,15 @@ class Config(TaskConfig):
 
 
 @functools.lru_cache(maxsize=4)
-def load(layout: str = "rows", test_fraction: float = 0.25, split_seed: int = 0):
+def load(layout: str = "rows", test_fraction: float = 0.25,
+         split_seed: int = 0) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
   """``(train, test)`` splits ``{"x": float32[N, T, F], "lengths": int32[N], "y": int32[N]}``, ``(T, F)`` =
   ``(8, 8)`` for rows and ``(64, 1)`` for pixels; each class split in the same proportion."""
   try:
     from sklearn import datasets  # pylint: disable=g-import-not-at-top (optional)
   except ImportError as e:
     raise _optional.missing("task 'sklearn_digits'", "scikit-learn", "data") from e
-  digits = datasets.load_digits()
+  digits: Any = datasets.load_digits()  # a Bunch (scikit-learn's return type also names the return_X_y tuple)
   x = (digits.images / 16.0).astype(np.float32).reshape((-1,) + {"rows": (8, 8), "pixels": (64, 1)}[layout])
   y = digits.target.astype(np.int32)
   rng = np.random.default_rng(split_seed)
@@ -47,7 +49,7 @@ def load(layout: str = "rows", test_fraction: float = 0.25, split_seed: int = 0)
   return split(~test), split(test)
 
 
-def task(cfg: Config):
+def task(cfg: Config) -> Task:
   train, test = load(cfg.layout, cfg.test_fraction, cfg.split_seed)
   return dataset_task("sklearn_digits", train, test, tuple(str(d) for d in range(10)), lengths=False)
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from jaxrnn import _optional
 from jaxrnn.train.fields import field
-from jaxrnn.train.tasks.base import TaskConfig, TaskSpec, classifier_finish, dataset_task
+from jaxrnn.train.tasks.base import Task, TaskConfig, TaskSpec, classifier_finish, dataset_task
 
 # The datasets aeon 1.6's wheel ships (name: channels, length, train / test cases, classes).
 DATASETS = {
@@ -130,7 +130,7 @@ def load(dataset: str, data_dir: str = "") -> Tuple[dict, dict, Tuple[str, ...]]
   return _pad(norm(tr_s), tr_l, classes, length), _pad(norm(te_s), te_l, classes, length), classes
 
 
-def task(cfg: Config):
+def task(cfg: Config) -> Task:
   train, test, classes = load(cfg.dataset, cfg.data_dir)
   variable = bool((train["lengths"] != train["x"].shape[1]).any() or (test["lengths"] != test["x"].shape[1]).any())
   return dataset_task("ucr", train, test, classes, lengths=variable)
