@@ -48,7 +48,7 @@ from jaxrnn.cells.para_gru import ParaGRUCarry, ParaGRUParams, para_gru
 from jaxrnn.cells.para_lstm import ParaLSTMParams, para_lstm
 
 # Running sequences.
-from jaxrnn.types import ParallelNewton, RunOptions
+from jaxrnn.types import ParallelNewton, RematBudget, RunOptions
 from jaxrnn.unroll import newton_unroll, static_unroll, unroll
 from jaxrnn.tbptt import train_on_stream, truncated_unroll
 from jaxrnn.sequences import length_mask, reverse_valid
@@ -73,6 +73,7 @@ from jaxrnn.attention.seq2seq import Seq2Seq, Seq2SeqParams, seq2seq
 from jaxrnn import initializers
 from jaxrnn import interop
 from jaxrnn import native
+from jaxrnn import checkpointing
 from jaxrnn import parallel_newton
 from jaxrnn import parallel_scan
 
@@ -169,6 +170,7 @@ __all__ = [
     "RunOptions",
     "native",
     "ParallelNewton",
+    "RematBudget",
     "newton_unroll",
     "truncated_unroll",
     "train_on_stream",
@@ -214,6 +216,7 @@ __all__ = [
     "Seq2Seq",
     "Seq2SeqParams",
     # Parallel scans, initializers, interop.
+    "checkpointing",
     "parallel_newton",
     "parallel_scan",
     "initializers",

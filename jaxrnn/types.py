@@ -135,6 +135,20 @@ class ParallelNewton(NamedTuple):
   on_failure: str = "sequential"
 
 
+class RematBudget(NamedTuple):
+  """A memory budget for backprop through the scan of ``step``: ``unroll(..., remat=RematBudget(carries=n))``.
+
+  The backward pass keeps at most ``carries`` carry-sized checkpoints at once (the innermost level's steps count
+  one each: they hold the step's residuals). :mod:`jaxrnn.checkpointing` splits the ``T`` steps into the fewest
+  nested levels of checkpointed scans whose sizes sum to at most ``carries`` (each level beyond the first costs
+  one extra forward pass): ``carries >= T`` is the plain scan, ``carries >= 2 ceil(sqrt(T))`` is ``remat=True``'s
+  two levels, smaller budgets take more levels, down to about ``3 log_3 T`` (below that: ``ValueError``).
+  Gradients equal those of ``remat=False``. :func:`jaxrnn.checkpointing.plan` gives the levels.
+  """
+
+  carries: int
+
+
 class RunOptions(NamedTuple):
   """How to run a sequence: options that change memory and speed, never values.
 
@@ -148,8 +162,9 @@ class RunOptions(NamedTuple):
   default means "off"; paths that do not list it in ``honours`` are then never asked to run with it set.
 
   Fields:
-    remat: ``None`` (off), ``True`` (blocks of ``ceil(sqrt(T))`` steps) or a block size ``k``: memory-bounded
-      backprop through the scan (see :func:`jaxrnn.unroll`).
+    remat: ``None`` (off), ``True`` (blocks of ``ceil(sqrt(T))`` steps), a block size ``k``, or a
+      :class:`RematBudget` (at most ``n`` checkpoints, nested levels): memory-bounded backprop through the scan
+      (see :func:`jaxrnn.unroll` and :mod:`jaxrnn.checkpointing`). Only the scan of ``step`` honours it.
     unroll: how many steps one loop iteration runs (``lax.scan``'s ``unroll``; ``True`` unrolls fully).
     hoist: run the cell's ``input_transform`` for all steps before the loop (``True``), inside it (``False``), or
       the backend's default (``None``: everywhere but on CPU).
@@ -169,7 +184,7 @@ class RunOptions(NamedTuple):
       (a ``stack`` is solved layer by layer; ``mode="step"`` solves all layers' carries as one state).
   """
 
-  remat: Optional[Union[bool, int]] = None
+  remat: Optional[Union[bool, int, RematBudget]] = None
   unroll: Union[int, bool] = 1
   hoist: Optional[bool] = None
   kernel: Optional[str] = None
