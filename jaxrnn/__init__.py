@@ -16,8 +16,8 @@ PyTorch interop (:mod:`jaxrnn.interop.torch`) import their dependencies when the
 import warnings as _warnings
 
 # The cell contract.
-from jaxrnn.types import (Cell, CellConfig, InitFn, InitialCarryFn, InputTransformFn, SequenceFn, SequencePath,
-                          StepFn)
+from jaxrnn.types import (Cell, CellConfig, InitFn, InitialCarryFn, InputTransformFn, PathChoice, SequenceFn,
+                          SequencePath, StepFn)
 
 # Cells: Elman, LSTM, GRU.
 from jaxrnn.cells.simple_rnn import SimpleRNNCarry, SimpleRNNParams, irnn, simple_rnn
@@ -75,6 +75,7 @@ from jaxrnn import interop
 from jaxrnn import native
 from jaxrnn import checkpointing
 from jaxrnn import parallel_newton
+from jaxrnn import path_choice
 from jaxrnn import parallel_scan
 
 # Deprecated top-level names (kept for one release): the modules they moved to.
@@ -89,6 +90,7 @@ __all__ = [
     "Cell",
     "CellConfig",
     "SequencePath",
+    "PathChoice",
     "InitFn",
     "InitialCarryFn",
     "InputTransformFn",
@@ -218,6 +220,7 @@ __all__ = [
     # Parallel scans, initializers, interop.
     "checkpointing",
     "parallel_newton",
+    "path_choice",
     "parallel_scan",
     "initializers",
     "interop",

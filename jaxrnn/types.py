@@ -223,6 +223,34 @@ class SequenceFn(Protocol):
     ...
 
 
+class PathChoice(NamedTuple):
+  """Which path ``mode="auto"`` takes for one call (:attr:`SequencePath.auto`).
+
+  Fields:
+    forward: run the cell's sequence path when the run is not differentiated (else the scan of ``step``).
+    gradient: run it (and its derivative) when the run is differentiated in reverse mode (``jax.grad``,
+      ``jax.vjp``); else the scan of ``step`` and its derivative.
+  """
+
+  forward: bool = True
+  gradient: bool = True
+
+
+class AutoRuleFn(Protocol):
+  """``auto(backend, num_steps, width) -> PathChoice``: where a sequence path beats the scan of ``step``.
+
+  Args:
+    backend: ``jax.default_backend()`` (``"cpu"``, ``"gpu"``, ``"tpu"``).
+    num_steps: ``T``.
+    width: the carry's elements per step, batch included (``B * H`` for a vector carry ``[B, H]``).
+
+  A cheap rule from measured crossover points (never a timing at run time); see :mod:`jaxrnn.path_choice`.
+  """
+
+  def __call__(self, backend: str, num_steps: int, width: int) -> PathChoice:
+    ...
+
+
 class SequencePath(NamedTuple):
   """A cell's own way to run a whole sequence, and the run options it honours.
 
@@ -238,10 +266,16 @@ class SequencePath(NamedTuple):
       whose remat bounds the memory); a parallel scan has no loop to hoist out of (``hoist``) and ``kernel``; a
       path honours ``kernel`` by running the kernel named or raising (:mod:`jaxrnn.kernels.choice`); a combinator
       that runs its inner cells with :func:`jaxrnn.unroll` honours all (:data:`ALL_OPTIONS`).
+    auto: ``None``: ``mode="auto"`` always takes the path (where it honours the options set); or a rule
+      (:class:`AutoRuleFn`) that says, by backend, ``T`` and size, whether the path or the scan of ``step`` is the
+      faster one, separately for undifferentiated and differentiated runs (:mod:`jaxrnn.path_choice`; the
+      parallel scans of ``min_gru``, ``lru``, ... lose to the scan of ``step`` on CPU in some of them).
+      ``mode="sequence"`` ignores it.
   """
 
   run: SequenceFn
   honours: FrozenSet[str] = frozenset()
+  auto: Optional[AutoRuleFn] = None
 
   def __call__(self, params: Params, carry: Carry, xs: Any, mask: Optional[Array] = None,
                options: Optional[RunOptions] = None) -> Tuple[Carry, Array]:

@@ -12,6 +12,7 @@ import numpy as np
 from jaxrnn import _checks
 from jaxrnn import checkpointing
 from jaxrnn import parallel_newton
+from jaxrnn import path_choice
 from jaxrnn import sequences
 from jaxrnn.kernels import choice
 from jaxrnn.types import Array, Carry, Cell, Params, RunOptions, SequencePath
@@ -175,10 +176,12 @@ def unroll(
     return_all_carries: also return the carry after every step (``t``-th entry: after processing ``x_t``;
       padded steps hold the frozen final carry). Runs the scan of ``step``.
     mode: ``"auto"`` uses the cell's own whole-sequence path (``cell.sequence``: a parallel scan, a fused layer,
-      a combinator's layer-by-layer run) when it has one and it honours every run option that is set
-      (``cell.sequence.honours``), else the scan of ``step``; ``"step"`` always scans ``step``; ``"sequence"``
-      requires ``cell.sequence`` and raises if it cannot honour a run option. The paths compute the same
-      function.
+      a combinator's layer-by-layer run) when it has one, it honours every run option that is set
+      (``cell.sequence.honours``) and, for a path that declares where it pays (``cell.sequence.auto``: the
+      parallel scans), the measured rule says it is the faster one for this backend and ``T`` (separately for
+      forward-only and differentiated runs; :mod:`jaxrnn.path_choice`), else the scan of ``step``; ``"step"``
+      always scans ``step``; ``"sequence"`` requires ``cell.sequence`` and raises if it cannot honour a run
+      option. The paths compute the same function.
     remat: memory-bounded backprop for the scan of ``step``. ``False``: one scan, whose backward pass stores
       every step's residuals (memory ``O(T)``). ``True``: blocks of ``k = ceil(sqrt(T))`` steps, an outer scan
       over blocks whose body is a ``jax.checkpoint``-ed inner scan; the backward pass stores only the carries at
@@ -246,7 +249,7 @@ def unroll(
     raise ValueError(f"RunOptions(native=True) needs a sequence path with a native form; {cell.name} runs the scan "
                      f"of step here (mode={mode!r}" + (", return_all_carries=True)" if return_all_carries else ")"))
   if use_sequence:
-    final, hs = cell.sequence.run(params, run.carry, run.xs_tm, run.mask, options)
+    final, hs = _auto_or_sequence(cell, params, run, options, mode)
     carries = None
   else:
     final, hs, carries = _scan(cell, params, run.carry, run.xs_tm, run.mask, options, return_all_carries,
@@ -351,6 +354,24 @@ def newton_unroll(
                                                    run.batch_shape, warm_start=warm_start)
   hs, carries = _finish(run, hs, carries)
   return final, hs, carries, info
+
+
+def _auto_or_sequence(cell: Cell, params: Params, run: _Run, options: RunOptions, mode: str):
+  """The cell's sequence path, or in ``mode="auto"`` what its rule (:attr:`SequencePath.auto`) says is faster:
+  the scan of ``step`` for undifferentiated runs, differentiated runs, or both (:mod:`jaxrnn.path_choice`). A
+  kernel asked for by name, or ``native=True``, always takes the path."""
+  sequence = lambda p, c, x, m: cell.sequence.run(p, c, x, m, options)
+  if mode != "auto" or options.kernel is not None or options.native:
+    return sequence(params, run.carry, run.xs_tm, run.mask)
+  num_steps = jax.tree.leaves(run.xs_tm)[0].shape[0]
+  choice = path_choice.choose(cell.sequence.auto, num_steps, run.carry)
+  if choice.forward and choice.gradient:
+    return sequence(params, run.carry, run.xs_tm, run.mask)
+  scan = lambda p, c, x, m: _scan(cell, p, c, x, m, options, False, run.batch_shape)[:2]
+  if not choice.forward and not choice.gradient:
+    return scan(params, run.carry, run.xs_tm, run.mask)
+  split = path_choice.split(sequence if choice.forward else scan, sequence if choice.gradient else scan)
+  return split(params, run.carry, run.xs_tm, run.mask)
 
 
 def _use_sequence(cell: Cell, mode: str, options: RunOptions, return_all_carries: bool) -> bool:
