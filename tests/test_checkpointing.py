@@ -12,6 +12,7 @@ import jaxrnn
 from jaxrnn import RematBudget
 from jaxrnn.checkpointing import plan
 from jaxrnn.unroll import run_options
+from tests.jaxprs import subjaxprs
 
 pytestmark = pytest.mark.usefixtures("quick_compiles")
 
@@ -46,15 +47,6 @@ def test_bad_budgets():
     run_options(remat=RematBudget("8"))
   with pytest.raises(TypeError, match="remat must be"):
     run_options(remat=(4, 4))
-
-
-def _subjaxprs(eqn):
-  for value in eqn.params.values():
-    for v in (value if isinstance(value, (tuple, list)) else (value,)):
-      if hasattr(v, "eqns"):
-        yield v
-      elif hasattr(v, "jaxpr") and hasattr(v.jaxpr, "eqns"):
-        yield v.jaxpr
 
 
 def _counting(cell, calls):
@@ -114,7 +106,7 @@ def test_budget_reaches_the_layers_of_a_stack():
   grads = lambda remat: jax.grad(loss, argnums=(0, 1))(params, xs, remat)
   jaxpr = jax.make_jaxpr(lambda: grads(RematBudget(9)))()
   depth = lambda j: max([(e.primitive.name in ("checkpoint", "remat", "remat2")) + depth(s)
-                         for e in j.eqns for s in _subjaxprs(e)], default=0)
+                         for e in j.eqns for s in subjaxprs(e)], default=0)
   assert depth(jaxpr.jaxpr) == len(plan(26, RematBudget(9))) - 1 == 2  # (3, 3, 3): two checkpointed levels
   want, got = jax.jit(lambda: (grads(False), grads(RematBudget(9))))()
   for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got)):

@@ -9,18 +9,9 @@ import pytest
 import jaxrnn
 from jaxrnn import PathChoice
 from jaxrnn.path_choice import LINEAR_RECURRENCE, Crossover, choose, crossover_rule
+from tests.jaxprs import primitives
 
 pytestmark = pytest.mark.usefixtures("quick_compiles")
-
-
-def _primitives(jaxpr):
-  for e in jaxpr.eqns:
-    yield e.primitive.name
-    for v in e.params.values():
-      for sub in (v if isinstance(v, (tuple, list)) else (v,)):
-        inner = sub if hasattr(sub, "eqns") else getattr(sub, "jaxpr", None)
-        if inner is not None and hasattr(inner, "eqns"):
-          yield from _primitives(inner)
 
 
 def _with_rule(cell, choice):
@@ -61,9 +52,9 @@ def test_split_paths_give_the_step_scans_values_and_gradients(choice):
   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-12)
   # The forward program has the step's scan exactly when the rule says so, and so has the gradient's program.
-  forward = set(_primitives(jax.make_jaxpr(lambda p, x: loss(p, x, "auto"))(params, xs).jaxpr))
+  forward = set(primitives(jax.make_jaxpr(lambda p, x: loss(p, x, "auto"))(params, xs).jaxpr))
   assert ("scan" in forward) == (not choice.forward)
-  grad = set(_primitives(jax.make_jaxpr(jax.grad(lambda p, x: loss(p, x, "auto")))(params, xs).jaxpr))
+  grad = set(primitives(jax.make_jaxpr(jax.grad(lambda p, x: loss(p, x, "auto")))(params, xs).jaxpr))
   assert ("scan" in grad) == (not choice.gradient)
 
 
@@ -71,7 +62,7 @@ def test_explicit_modes_and_kernels_are_never_overridden():
   cell = _with_rule(jaxrnn.min_gru(3), PathChoice(False, False))
   params = cell.init(jax.random.key(0), 2)
   xs = jnp.ones((2, 5, 2))
-  program = lambda **kw: set(_primitives(jax.make_jaxpr(lambda p: jaxrnn.unroll(cell, p, None, xs, **kw))(params)
+  program = lambda **kw: set(primitives(jax.make_jaxpr(lambda p: jaxrnn.unroll(cell, p, None, xs, **kw))(params)
                                          .jaxpr))
   assert "scan" in program()  # the rule: the scan of step
   assert "scan" not in program(mode="sequence") and "scan" not in program(kernel="xla")
