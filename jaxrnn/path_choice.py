@@ -15,6 +15,7 @@ evaluate at trace time; a backend without an entry takes the path everywhere (no
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Tuple
 
 import jax
@@ -36,7 +37,8 @@ class Crossover(NamedTuple):
 
 
 def crossover_rule(table: Mapping[str, Crossover]) -> AutoRuleFn:
-  """The :class:`jaxrnn.types.AutoRuleFn` of a ``{backend: Crossover}`` table (missing backends: always the path).
+  """The :class:`jaxrnn.types.AutoRuleFn` of a ``{backend: Crossover}`` table (missing backends: always the path;
+  a symbolic ``T``, as in :mod:`jaxrnn.export`, takes the path only where its crossover is ``0``).
 
   >>> rule = crossover_rule({"cpu": Crossover(forward=None, gradient=2048)})
   >>> rule("cpu", 4096, 512), rule("cpu", 1024, 512), rule("gpu", 16, 512)
@@ -52,7 +54,8 @@ def crossover_rule(table: Mapping[str, Crossover]) -> AutoRuleFn:
     c = dict(entries).get(backend)
     if c is None:
       return PathChoice(True, True)
-    takes = lambda least: least is not None and num_steps >= least
+    # A symbolic T (jaxrnn.export) is unknown: only "always" (0) takes the path.
+    takes = lambda least: least is not None and (least == 0 or isinstance(num_steps, int) and num_steps >= least)
     return PathChoice(takes(c.forward), takes(c.gradient))
 
   return rule
@@ -72,7 +75,7 @@ def choose(rule: Optional[AutoRuleFn], num_steps: int, carry: Any, backend: Opti
   """The :class:`jaxrnn.types.PathChoice` of a path with ``rule`` for a run of ``num_steps`` from ``carry``."""
   if rule is None:
     return PathChoice(True, True)
-  width = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(carry))
+  width = sum(math.prod(a.shape) for a in jax.tree.leaves(carry))  # symbolic if the shapes are
   choice = rule(backend or jax.default_backend(), num_steps, width)
   if not isinstance(choice, PathChoice):
     raise TypeError(f"a SequencePath's auto rule must return a jaxrnn.PathChoice, got {choice!r}")
