@@ -168,7 +168,7 @@ def main():
   print(f"backend={jax.default_backend()} devices={jax.device_count()} B={args.batch} float32; random/scaled: "
         f"F={args.features} N(0, 1) inputs; trained: the adding problem (F=2), {args.train_steps} Adam steps at "
         f"T={args.train_T}; ratio = step / solver (> 1: solver faster)")
-  print(f"| cell | weights | T | H | jacobian | iters | fwd ms | step fwd ms | ratio | f+b ms | step f+b ms | ratio |")
+  print("| cell | weights | T | H | jacobian | iters | fwd ms | step fwd ms | ratio | f+b ms | step f+b ms | ratio |")
   print("|---|---|---|---|---|---|---|---|---|---|---|---|")
   trained, skipped = {}, []
   for weights in weights_list:

@@ -90,12 +90,12 @@ def plan(num_steps: int, remat: Any) -> Tuple[int, ...]:
     return (-(-n // k), k)
   if n <= remat.carries:
     return (n,)
-  best = None
-  for depth in range(2, max(2, math.ceil(math.log2(n))) + 1):
+  best = _levels_for(n, 2)
+  for depth in range(2, max(2, math.ceil(math.log2(n))) + 1):  # deeper than log2(T): levels of 1 step, no gain
     sizes = _levels_for(n, depth)
     if sum(sizes) <= remat.carries:
       return sizes
-    best = sizes if best is None or sum(sizes) < sum(best) else best
+    best = sizes if sum(sizes) < sum(best) else best
   raise ValueError(f"remat=RematBudget(carries={remat.carries}) is too small for T={num_steps}: the fewest "
                    f"checkpoints any nesting needs is {sum(best)} (levels {best}); give carries >= {sum(best)}")
 

@@ -364,13 +364,13 @@ def _auto_or_sequence(cell: Cell, params: Params, run: _Run, options: RunOptions
   if mode != "auto" or options.kernel is not None or options.native:
     return sequence(params, run.carry, run.xs_tm, run.mask)
   num_steps = jax.tree.leaves(run.xs_tm)[0].shape[0]
-  choice = path_choice.choose(cell.sequence.auto, num_steps, run.carry)
-  if choice.forward and choice.gradient:
+  picked = path_choice.choose(cell.sequence.auto, num_steps, run.carry)
+  if picked.forward and picked.gradient:
     return sequence(params, run.carry, run.xs_tm, run.mask)
   scan = lambda p, c, x, m: _scan(cell, p, c, x, m, options, False, run.batch_shape)[:2]
-  if not choice.forward and not choice.gradient:
+  if not picked.forward and not picked.gradient:
     return scan(params, run.carry, run.xs_tm, run.mask)
-  split = path_choice.split(sequence if choice.forward else scan, sequence if choice.gradient else scan)
+  split = path_choice.split(sequence if picked.forward else scan, sequence if picked.gradient else scan)
   return split(params, run.carry, run.xs_tm, run.mask)
 
 
@@ -417,8 +417,9 @@ def _scan(cell: Cell, params: Params, carry: Carry, xs_tm: Any, mask: Optional[A
           keep_carries: bool = False, batch_shape: Tuple[int, ...] = ()):
   """``lax.scan`` of the cell's step over time-major inputs, freezing the carry where ``mask`` is False.
 
-  With ``options.remat``, nested scans over blocks of ``jax.checkpoint``-ed scans (:mod:`jaxrnn.checkpointing`). With ``options.hoist``
-  (``None``: the backend's default), the cell's ``input_transform`` runs on all steps (of a block) before the loop.
+  With ``options.remat``, nested scans over blocks of ``jax.checkpoint``-ed scans (:mod:`jaxrnn.checkpointing`).
+  With ``options.hoist`` (``None``: the backend's default), the cell's ``input_transform`` runs on all steps (of an
+  innermost block) before the loop.
   With ``options.newton``, the parallel-in-time solver instead (``batch_shape``: ``*B``).
   """
   if options.newton is not None:

@@ -18,7 +18,8 @@ from jaxrnn import parallel_scan
 from jaxrnn import path_choice
 from jaxrnn.kernels import choice
 from jaxrnn.kernels import pallas_linear_recurrence
-from jaxrnn.types import PARALLEL, AutoRuleFn, CarryJacobianDiagonalFn, InitialCarryFn, InputTransformFn, SequencePath, StepFn
+from jaxrnn.types import (PARALLEL, AutoRuleFn, CarryJacobianDiagonalFn, InitialCarryFn, InputTransformFn, SequencePath,
+                          StepFn)
 
 Shape = Tuple[int, ...]
 
