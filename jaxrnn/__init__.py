@@ -18,8 +18,8 @@ import importlib as _importlib
 import warnings as _warnings
 
 # The cell contract.
-from jaxrnn.types import (Cell, CellConfig, InitFn, InitialCarryFn, InputTransformFn, SequenceFn, SequencePath,
-                          StepFn, carry_batch_shape)
+from jaxrnn.types import (Cell, CellConfig, InitFn, InitialCarryFn, InputTransformFn, PathChoice, SequenceFn,
+                          SequencePath, StepFn, carry_batch_shape)
 
 # Cells: Elman, LSTM, GRU.
 from jaxrnn.cells.simple_rnn import SimpleRNNCarry, SimpleRNNParams, irnn, simple_rnn
@@ -50,7 +50,7 @@ from jaxrnn.cells.para_gru import ParaGRUCarry, ParaGRUParams, para_gru
 from jaxrnn.cells.para_lstm import ParaLSTMParams, para_lstm
 
 # Running sequences.
-from jaxrnn.types import ParallelNewton, RunOptions
+from jaxrnn.types import ParallelNewton, RematBudget, RunOptions
 from jaxrnn.unroll import newton_unroll, static_unroll, unroll
 from jaxrnn.tbptt import train_on_stream, truncated_unroll
 from jaxrnn.sequences import length_mask, reverse_valid
@@ -75,7 +75,9 @@ from jaxrnn.attention.seq2seq import Seq2Seq, Seq2SeqParams, seq2seq
 from jaxrnn import initializers
 from jaxrnn import interop
 from jaxrnn import native
+from jaxrnn import checkpointing
 from jaxrnn import parallel_newton
+from jaxrnn import path_choice
 from jaxrnn import parallel_scan
 
 # Deprecated top-level names (kept for one release): the modules they moved to.
@@ -89,6 +91,7 @@ __all__ = [
     "Cell",
     "CellConfig",
     "SequencePath",
+    "PathChoice",
     "InitFn",
     "InitialCarryFn",
     "InputTransformFn",
@@ -171,6 +174,7 @@ __all__ = [
     "RunOptions",
     "native",
     "ParallelNewton",
+    "RematBudget",
     "newton_unroll",
     "truncated_unroll",
     "train_on_stream",
@@ -216,7 +220,9 @@ __all__ = [
     "Seq2Seq",
     "Seq2SeqParams",
     # Parallel scans, initializers, interop.
+    "checkpointing",
     "parallel_newton",
+    "path_choice",
     "parallel_scan",
     "initializers",
     "interop",

@@ -141,6 +141,20 @@ class ParallelNewton(NamedTuple):
   on_failure: str = "sequential"
 
 
+class RematBudget(NamedTuple):
+  """A memory budget for backprop through the scan of ``step``: ``unroll(..., remat=RematBudget(carries=n))``.
+
+  The backward pass keeps at most ``carries`` carry-sized checkpoints at once (the innermost level's steps count
+  one each: they hold the step's residuals). :mod:`jaxrnn.checkpointing` splits the ``T`` steps into the fewest
+  nested levels of checkpointed scans whose sizes sum to at most ``carries`` (each level beyond the first costs
+  one extra forward pass): ``carries >= T`` is the plain scan, ``carries >= 2 ceil(sqrt(T))`` is ``remat=True``'s
+  two levels, smaller budgets take more levels, down to about ``3 log_3 T`` (below that: ``ValueError``).
+  Gradients equal those of ``remat=False``. :func:`jaxrnn.checkpointing.plan` gives the levels.
+  """
+
+  carries: int
+
+
 class RunOptions(NamedTuple):
   """How to run a sequence: options that change memory and speed, never values.
 
@@ -154,8 +168,9 @@ class RunOptions(NamedTuple):
   default means "off"; paths that do not list it in ``honours`` are then never asked to run with it set.
 
   Fields:
-    remat: ``None`` (off), ``True`` (blocks of ``ceil(sqrt(T))`` steps) or a block size ``k``: memory-bounded
-      backprop through the scan (see :func:`jaxrnn.unroll`).
+    remat: ``None`` (off), ``True`` (blocks of ``ceil(sqrt(T))`` steps), a block size ``k``, or a
+      :class:`RematBudget` (at most ``n`` checkpoints, nested levels): memory-bounded backprop through the scan
+      (see :func:`jaxrnn.unroll` and :mod:`jaxrnn.checkpointing`). Only the scan of ``step`` honours it.
     unroll: how many steps one loop iteration runs (``lax.scan``'s ``unroll``; ``True`` unrolls fully).
     hoist: run the cell's ``input_transform`` for all steps before the loop (``True``), inside it (``False``), or
       the backend's default (``None``: everywhere but on CPU).
@@ -175,7 +190,7 @@ class RunOptions(NamedTuple):
       (a ``stack`` is solved layer by layer; ``mode="step"`` solves all layers' carries as one state).
   """
 
-  remat: Optional[Union[bool, int]] = None
+  remat: Optional[Union[bool, int, RematBudget]] = None
   unroll: Union[int, bool] = 1
   hoist: Optional[bool] = None
   kernel: Optional[str] = None
@@ -214,6 +229,34 @@ class SequenceFn(Protocol):
     ...
 
 
+class PathChoice(NamedTuple):
+  """Which path ``mode="auto"`` takes for one call (:attr:`SequencePath.auto`).
+
+  Fields:
+    forward: run the cell's sequence path when the run is not differentiated (else the scan of ``step``).
+    gradient: run it (and its derivative) when the run is differentiated in reverse mode (``jax.grad``,
+      ``jax.vjp``); else the scan of ``step`` and its derivative.
+  """
+
+  forward: bool = True
+  gradient: bool = True
+
+
+class AutoRuleFn(Protocol):
+  """``auto(backend, num_steps, width) -> PathChoice``: where a sequence path beats the scan of ``step``.
+
+  Args:
+    backend: ``jax.default_backend()`` (``"cpu"``, ``"gpu"``, ``"tpu"``).
+    num_steps: ``T``.
+    width: the carry's elements per step, batch included (``B * H`` for a vector carry ``[B, H]``).
+
+  A cheap rule from measured crossover points (never a timing at run time); see :mod:`jaxrnn.path_choice`.
+  """
+
+  def __call__(self, backend: str, num_steps: int, width: int) -> PathChoice:
+    ...
+
+
 class SequencePath(NamedTuple):
   """A cell's own way to run a whole sequence, and the run options it honours.
 
@@ -229,10 +272,16 @@ class SequencePath(NamedTuple):
       whose remat bounds the memory); a parallel scan has no loop to hoist out of (``hoist``) and ``kernel``; a
       path honours ``kernel`` by running the kernel named or raising (:mod:`jaxrnn.kernels.choice`); a combinator
       that runs its inner cells with :func:`jaxrnn.unroll` honours all (:data:`ALL_OPTIONS`).
+    auto: ``None``: ``mode="auto"`` always takes the path (where it honours the options set); or a rule
+      (:class:`AutoRuleFn`) that says, by backend, ``T`` and size, whether the path or the scan of ``step`` is the
+      faster one, separately for undifferentiated and differentiated runs (:mod:`jaxrnn.path_choice`; the
+      parallel scans of ``min_gru``, ``lru``, ... lose to the scan of ``step`` on CPU in some of them).
+      ``mode="sequence"`` ignores it.
   """
 
   run: SequenceFn
   honours: FrozenSet[str] = frozenset()
+  auto: Optional[AutoRuleFn] = None
 
   def __call__(self, params: Params, carry: Carry, xs: Any, mask: Optional[Array] = None,
                options: Optional[RunOptions] = None) -> Tuple[Carry, Array]:

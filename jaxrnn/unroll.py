@@ -10,7 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn import _checks
+from jaxrnn import checkpointing
 from jaxrnn import parallel_newton
+from jaxrnn import path_choice
 from jaxrnn import sequences
 from jaxrnn.kernels import choice
 from jaxrnn.types import Array, Carry, Cell, Params, RunOptions, SequencePath, carry_batch_shape
@@ -112,7 +114,12 @@ def run_options(options: Optional[RunOptions] = None, *, remat: Any = False, unr
   if native and kernel not in (None, "xla"):
     raise ValueError(f"native=True and kernel={kernel!r} ask for two implementations; give one of them")
   newton = None if keywords.newton is None else parallel_newton.check_settings(keywords.newton)
-  return RunOptions(remat=_remat_block(keywords.remat), unroll=unroll_steps, hoist=hoist, kernel=kernel,
+  remat_option = checkpointing.check(keywords.remat)
+  if newton is not None and remat_option is not None:
+    raise ValueError(f"remat={remat_option!r} bounds the memory of the scan of step, which newton= replaces: the "
+                     f"parallel-in-time solver keeps all T carries (its backward pass is one adjoint scan); give "
+                     f"one of them")
+  return RunOptions(remat=remat_option, unroll=unroll_steps, hoist=hoist, kernel=kernel,
                     native=native, newton=newton)
 
 
@@ -135,7 +142,7 @@ def unroll(
     unroll: int | bool = 1,
     return_all_carries: bool = False,
     mode: str = "auto",
-    remat: int | bool = False,
+    remat: Any = False,
     hoist: Optional[bool] = None,
     kernel: Optional[str] = None,
     newton: Any = None,
@@ -174,19 +181,23 @@ def unroll(
     return_all_carries: also return the carry after every step (``t``-th entry: after processing ``x_t``;
       padded steps hold the frozen final carry). Runs the scan of ``step``.
     mode: ``"auto"`` uses the cell's own whole-sequence path (``cell.sequence``: a parallel scan, a fused layer,
-      a combinator's layer-by-layer run) when it has one and it honours every run option that is set
-      (``cell.sequence.honours``), else the scan of ``step``; ``"step"`` always scans ``step``; ``"sequence"``
-      requires ``cell.sequence`` and raises if it cannot honour a run option. The paths compute the same
-      function.
+      a combinator's layer-by-layer run) when it has one, it honours every run option that is set
+      (``cell.sequence.honours``) and, for a path that declares where it pays (``cell.sequence.auto``: the
+      parallel scans), the measured rule says it is the faster one for this backend and ``T`` (separately for
+      forward-only and differentiated runs; :mod:`jaxrnn.path_choice`), else the scan of ``step``; ``"step"``
+      always scans ``step``; ``"sequence"`` requires ``cell.sequence`` and raises if it cannot honour a run
+      option. The paths compute the same function.
     remat: memory-bounded backprop for the scan of ``step``. ``False``: one scan, whose backward pass stores
       every step's residuals (memory ``O(T)``). ``True``: blocks of ``k = ceil(sqrt(T))`` steps, an outer scan
       over blocks whose body is a ``jax.checkpoint``-ed inner scan; the backward pass stores only the carries at
       block boundaries and recomputes one block at a time (the input projection too), so the memory kept for
       the backward pass grows like ``T/k + k ~ 2 sqrt(T)`` carries instead of ``T`` steps of activations, at the
       cost of one extra forward pass; what stays ``O(T)`` is the inputs, the outputs and their cotangents. An
-      ``int`` sets ``k``. ``T`` is padded to a multiple of ``k`` with masked steps (which leave the carry
-      unchanged), so values and gradients equal those of ``remat=False``. A fused or parallel sequence path does
-      not honour it, so in ``mode="auto"`` the scan of ``step`` runs instead (inside combinators too).
+      ``int`` sets ``k``. A :class:`jaxrnn.RematBudget` ``(carries=n)`` keeps at most ``n`` checkpoints with
+      more nested levels when ``n`` is small, one extra forward pass per level (:mod:`jaxrnn.checkpointing`).
+      ``T`` is padded with masked steps (which leave the carry unchanged), so values and gradients equal those
+      of ``remat=False``. A fused or parallel sequence path does not honour it, so in ``mode="auto"`` the scan of
+      ``step`` runs instead (inside combinators too); ``newton`` replaces that scan, so the two together raise.
     hoist: apply the cell's ``input_transform`` (the input projection ``x W_i + b``) to all ``T`` steps as one
       large product before the loop (``True``), or inside the loop one step at a time (``False``). ``None``
       (default): hoist except on CPU. On XLA:CPU the loop that reads a precomputed ``[T, *B, nH]`` projection is
@@ -242,9 +253,8 @@ def unroll(
   if options.native and not use_sequence:
     raise ValueError(f"RunOptions(native=True) needs a sequence path with a native form; {cell.name} runs the scan "
                      f"of step here (mode={mode!r}" + (", return_all_carries=True)" if return_all_carries else ")"))
-  sequence = cell.sequence if use_sequence else None
-  if sequence is not None:
-    final, hs = sequence.run(params, run.carry, run.xs_tm, run.mask, options)
+  if use_sequence:
+    final, hs = _auto_or_sequence(cell, params, run, options, mode)
     carries = None
   else:
     final, hs, carries = _scan(cell, params, run.carry, run.xs_tm, run.mask, options, return_all_carries,
@@ -351,6 +361,24 @@ def newton_unroll(
   return final, hs, carries, info
 
 
+def _auto_or_sequence(cell: Cell, params: Params, run: _Run, options: RunOptions, mode: str):
+  """The cell's sequence path, or in ``mode="auto"`` what its rule (:attr:`SequencePath.auto`) says is faster:
+  the scan of ``step`` for undifferentiated runs, differentiated runs, or both (:mod:`jaxrnn.path_choice`). A
+  kernel asked for by name, or ``native=True``, always takes the path."""
+  sequence = lambda p, c, x, m: cell.sequence.run(p, c, x, m, options)
+  if mode != "auto" or options.kernel is not None or options.native:
+    return sequence(params, run.carry, run.xs_tm, run.mask)
+  num_steps = jax.tree.leaves(run.xs_tm)[0].shape[0]
+  picked = path_choice.choose(cell.sequence.auto, num_steps, run.carry)
+  if picked.forward and picked.gradient:
+    return sequence(params, run.carry, run.xs_tm, run.mask)
+  scan = lambda p, c, x, m: _scan(cell, p, c, x, m, options, False, run.batch_shape)[:2]
+  if not picked.forward and not picked.gradient:
+    return scan(params, run.carry, run.xs_tm, run.mask)
+  split = path_choice.split(sequence if picked.forward else scan, sequence if picked.gradient else scan)
+  return split(params, run.carry, run.xs_tm, run.mask)
+
+
 def _use_sequence(cell: Cell, mode: str, options: RunOptions, return_all_carries: bool) -> bool:
   """Whether the run takes the cell's own sequence path (see ``unroll``'s ``mode``)."""
   if cell.sequence is not None and not isinstance(cell.sequence, SequencePath):
@@ -390,21 +418,13 @@ def _why_step(cell: Cell, mode: str, options: RunOptions, return_all_carries: bo
   return f"its sequence path does not honour {sorted(options.set_fields() - cell.sequence.honours)}"
 
 
-def _remat_block(remat: Any) -> Optional[int | bool]:
-  """Validates ``remat``: ``None`` (off), ``True`` (block of ``ceil(sqrt(T))``) or a positive block size."""
-  if remat is False or remat is None:
-    return None
-  if remat is True:
-    return True
-  return _checks.positive_int("remat", remat)
-
-
 def _scan(cell: Cell, params: Params, carry: Carry, xs_tm: Any, mask: Optional[Array], options: RunOptions,
           keep_carries: bool = False, batch_shape: Tuple[int, ...] = ()):
   """``lax.scan`` of the cell's step over time-major inputs, freezing the carry where ``mask`` is False.
 
-  With ``options.remat``, a scan over blocks of a ``jax.checkpoint``-ed scan over steps. With ``options.hoist``
-  (``None``: the backend's default), the cell's ``input_transform`` runs on all steps (of a block) before the loop.
+  With ``options.remat``, nested scans over blocks of ``jax.checkpoint``-ed scans (:mod:`jaxrnn.checkpointing`).
+  With ``options.hoist`` (``None``: the backend's default), the cell's ``input_transform`` runs on all steps (of an
+  innermost block) before the loop.
   With ``options.newton``, the parallel-in-time solver instead (``batch_shape``: ``*B``).
   """
   if options.newton is not None:
@@ -429,39 +449,12 @@ def _scan(cell: Cell, params: Params, carry: Carry, xs_tm: Any, mask: Optional[A
   if options.remat is None:
     final, out = jax.lax.scan(body, carry, (transform(xs_tm), mask), unroll=options.unroll)
   else:
-    final, out = _nested_scan(body, carry, xs_tm, mask, options.unroll, options.remat, transform)
+    levels = checkpointing.plan(jax.tree.leaves(xs_tm)[0].shape[0], options.remat)
+    final, out = checkpointing.nested_scan(body, carry, xs_tm, mask, options.unroll, levels, transform)
   if keep_carries:
     hs, carries = out
     return final, hs, carries
   return final, out, None
-
-
-def _nested_scan(body, carry, inputs, mask, unroll, block, transform):
-  """``lax.scan(body, carry, (transform(inputs), mask))`` as an outer scan over blocks of a checkpointed inner scan.
-
-  The time-parallel ``transform`` (the cell's input projection) runs per block inside the checkpoint, so its
-  ``[T, *B, nH]`` output is not kept for the backward pass either.
-  """
-  num_steps = jax.tree.leaves(inputs)[0].shape[0]
-  k = max(1, math.ceil(math.sqrt(num_steps))) if block is True else min(block, max(num_steps, 1))
-  n_blocks = -(-num_steps // k)
-  pad = n_blocks * k - num_steps
-  if pad:
-    if mask is None:  # one flag per step; expand_to broadcasts it over the batch and feature axes
-      mask = jnp.arange(n_blocks * k) < num_steps
-    else:
-      mask = jnp.concatenate([mask, jnp.zeros((pad,) + mask.shape[1:], mask.dtype)])
-    inputs = jax.tree.map(lambda a: jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)]), inputs)
-  blocked = jax.tree.map(lambda a: a.reshape((n_blocks, k) + a.shape[1:]), (inputs, mask))
-
-  @jax.checkpoint
-  def inner(c, block_inputs):
-    x, m = block_inputs
-    return jax.lax.scan(body, c, (transform(x), m), unroll=unroll)
-
-  final, out = jax.lax.scan(inner, carry, blocked)
-  out = jax.tree.map(lambda a: a.reshape((n_blocks * k,) + a.shape[2:])[:num_steps], out)
-  return final, out
 
 
 def static_unroll(

@@ -152,7 +152,7 @@ def test_refusals():
     run(jaxrnn.mgu(H), jaxrnn.mgu(H).init(jax.random.key(0), F), xs, need)
   with pytest.raises(TypeError, match="native must be a bool"):
     run(cell, params, xs, RunOptions(native="yes"))
-  # native=False on a cell without a native form changes nothing (its own parallel path still runs).
+  # native=False on a cell without a native form changes nothing (the path mode='auto' picks for it runs).
   lru = jaxrnn.lru(8)
   lp = lru.init(jax.random.key(0), F)
   program = lambda options: str(jax.make_jaxpr(lambda p: jaxrnn.unroll(lru, p, None, xs, options=options))(lp))

@@ -57,6 +57,27 @@ def test_remat_lowers_compiled_temp_memory():
   assert temp_bytes(True) < temp_bytes(False)
 
 
+def test_remat_budget_lowers_it_further():
+  """A loss of the final carry (no ``[T, B, H]`` outputs to keep, so the checkpoints dominate): RematBudget(24)
+  takes three levels (8, 8, 7), 23 checkpoints, instead of remat=True's (20, 20), 40 (on CPU: 0.12 MB
+  instead of 0.18 MB; remat=False: 4.1 MB)."""
+  cell = jaxrnn.lstm(32)
+  params = cell.init(jax.random.key(0), 1)
+  carry = cell.initial_carry(params, (4,))
+  xs = jnp.ones((4, 400, 1), jnp.float32)
+
+  def temp_bytes(remat):
+    loss = lambda p: jnp.sum(jaxrnn.unroll(cell, p, carry, xs, remat=remat)[0].c)
+    stats = jax.jit(jax.grad(loss)).lower(params).compile().memory_analysis()
+    if stats is None:
+      pytest.skip("no memory analysis on this backend")
+    return stats.temp_size_in_bytes
+
+  assert jaxrnn.checkpointing.plan(400, jaxrnn.RematBudget(24)) == (8, 8, 7)
+  budget, sqrt = temp_bytes(jaxrnn.RematBudget(24)), temp_bytes(True)  # remat=False: 4.1 MB, above
+  assert budget < 0.8 * sqrt < 0.2e6, (budget, sqrt)
+
+
 def test_bad_remat():
   cell, params, carry, xs = setup()
   with pytest.raises(ValueError, match="remat"):

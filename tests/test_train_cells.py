@@ -27,7 +27,8 @@ def test_every_cell_trains_one_step(cell):
 
 def test_cell_list_covers_the_library_and_errors_name_them():
   for name in ("peephole_lstm", "coupled_lstm", "lstm_nig", "lstm_cifg", "layer_norm_lstm", "lstmp", "mgu",
-               "indrnn", "min_gru", "min_lstm", "lru", "rg_lru", "mlstm", "slstm", "irnn", "clockwork_rnn"):
+               "indrnn", "min_gru", "min_lstm", "lru", "rg_lru", "mlstm", "slstm", "irnn", "clockwork_rnn", "para_gru",
+               "para_lstm"):
     assert name in config.CELL_NAMES
   with pytest.raises(config.ConfigError) as e:
     config.from_dict({"model": {"cell": "lstn"}})

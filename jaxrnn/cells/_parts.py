@@ -7,7 +7,7 @@ or a shape; ``batch_shape``; ``dtype``; ``key``) and one definition of ``step`` 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -15,9 +15,11 @@ import numpy as np
 
 from jaxrnn import _checks
 from jaxrnn import parallel_scan
+from jaxrnn import path_choice
 from jaxrnn.kernels import choice
 from jaxrnn.kernels import pallas_linear_recurrence
-from jaxrnn.types import PARALLEL, CarryJacobianDiagonalFn, InitialCarryFn, InputTransformFn, SequencePath, StepFn
+from jaxrnn.types import (PARALLEL, AutoRuleFn, CarryJacobianDiagonalFn, InitialCarryFn, InputTransformFn, SequencePath,
+                          StepFn)
 
 Shape = Tuple[int, ...]
 
@@ -67,7 +69,8 @@ def step_of(input_transform: InputTransformFn, step_transformed: StepFn) -> Step
 
 
 def parallel_path(input_transform: InputTransformFn, check: Callable[[Any, Any, Any], Any],
-                  run: Callable[..., Any], name: str, kernels: Tuple[str, ...]) -> SequencePath:
+                  run: Callable[..., Any], name: str, kernels: Tuple[str, ...], *,
+                  auto: Optional[AutoRuleFn] = path_choice.LINEAR_RECURRENCE) -> SequencePath:
   """The :class:`jaxrnn.SequencePath` of a parallel-in-time cell (it honours :data:`jaxrnn.types.PARALLEL`).
 
   Args:
@@ -82,6 +85,8 @@ def parallel_path(input_transform: InputTransformFn, check: Callable[[Any, Any, 
     kernels: the kernels ``run`` has: ``("xla", "pallas")`` where it is
       :func:`jaxrnn.parallel_scan.linear_recurrence`, else ``("xla",)``; ``options.kernel`` chooses among them
       (:mod:`jaxrnn.kernels.choice`, path ``"linear_recurrence"``).
+    auto: where ``mode="auto"`` takes the path (:attr:`jaxrnn.SequencePath.auto`): by default the measured rule
+      of the associative scans, :data:`jaxrnn.path_choice.LINEAR_RECURRENCE`.
   """
 
   def sequence(params, carry, xs, mask, options):
@@ -92,7 +97,7 @@ def parallel_path(input_transform: InputTransformFn, check: Callable[[Any, Any, 
     u = jax.tree.map(lambda a: a.astype(cdt) if jnp.issubdtype(a.dtype, jnp.floating) else a, u)
     return run(params, carry, u, mask, kernel)
 
-  return SequencePath(sequence, PARALLEL)
+  return SequencePath(sequence, PARALLEL, auto)
 
 
 def elementwise_carry_diagonal(step: StepFn) -> CarryJacobianDiagonalFn:

@@ -58,6 +58,10 @@ CELLS: dict[str, Any] = {
     "rg_lru": jaxrnn.rg_lru,
     "mlstm": jaxrnn.mlstm,
     "slstm": jaxrnn.slstm,
+    # Diagonal recurrences made for the parallel-in-time solver (Danieli et al. 2025, ParaRNN); the trainer runs
+    # them with unroll's default path (the scan of step: the config has no option for the solver).
+    "para_gru": jaxrnn.para_gru,
+    "para_lstm": jaxrnn.para_lstm,
 }
 
 # model.attention of the seq2seq tasks: name -> factory(size) -> AttentionMechanism (size = model.attention_size).

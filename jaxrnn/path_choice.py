@@ -1,0 +1,110 @@
+r"""Which path ``unroll(..., mode="auto")`` takes: a cell's sequence path or the scan of ``step``, by measurement.
+
+A parallel (associative-scan) path is not always the fast one: on CPU the scan of ``step`` wins the forward pass
+of every parallel cell measured (``benchmarks/parallel_vs_sequential.py``), while the parallel path's lean
+backward can win a forward + backward pass. A :class:`jaxrnn.SequencePath` declares where it pays with a rule
+(:attr:`jaxrnn.SequencePath.auto`, a :class:`jaxrnn.types.AutoRuleFn`): by backend, ``T`` and size, separately
+for undifferentiated runs (``forward``) and reverse-mode differentiated ones (``gradient``). When the two differ
+:func:`split` runs one function whose value comes from one path and whose derivative comes from the other (same
+function, so the same values and gradients up to rounding).
+
+The rules are a table of measured crossover points (:class:`Crossover`, :func:`crossover_rule`), cheap to
+evaluate at trace time; a backend without an entry takes the path everywhere (no measurement, today's behaviour).
+``mode="step"`` and ``mode="sequence"`` are never changed by a rule.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Tuple
+
+import jax
+import numpy as np
+
+from jaxrnn.types import AutoRuleFn, PathChoice
+
+
+class Crossover(NamedTuple):
+  """Where a sequence path starts to beat the scan of ``step`` on one backend.
+
+  Fields:
+    forward: the least ``T`` from which undifferentiated runs take the path (``None``: never; ``0``: always).
+    gradient: the least ``T`` from which differentiated runs take the path and its derivative (``None``: never).
+  """
+
+  forward: Optional[int] = 0
+  gradient: Optional[int] = 0
+
+
+def crossover_rule(table: Mapping[str, Crossover]) -> AutoRuleFn:
+  """The :class:`jaxrnn.types.AutoRuleFn` of a ``{backend: Crossover}`` table (missing backends: always the path;
+  a symbolic ``T``, as in :mod:`jaxrnn.export`, takes the path only where its crossover is ``0``).
+
+  >>> rule = crossover_rule({"cpu": Crossover(forward=None, gradient=2048)})
+  >>> rule("cpu", 4096, 512), rule("cpu", 1024, 512)
+  (PathChoice(forward=False, gradient=True), PathChoice(forward=False, gradient=False))
+  >>> rule("gpu", 16, 512)
+  PathChoice(forward=True, gradient=True)
+  """
+  entries: Tuple[Tuple[str, Crossover], ...] = tuple(sorted(table.items()))
+  for backend, c in entries:
+    if not isinstance(c, Crossover):
+      raise TypeError(f"crossover table entries must be jaxrnn.path_choice.Crossover, got {c!r} for {backend!r}")
+
+  def rule(backend: str, num_steps: int, width: int) -> PathChoice:
+    del width  # the measured crossovers held across the sizes measured (see LINEAR_RECURRENCE)
+    c = dict(entries).get(backend)
+    if c is None:
+      return PathChoice(True, True)
+    # A symbolic T (jaxrnn.export) is unknown: only "always" (0) takes the path.
+    takes = lambda least: least is not None and (least == 0 or isinstance(num_steps, int) and num_steps >= least)
+    return PathChoice(takes(c.forward), takes(c.gradient))
+
+  return rule
+
+
+LINEAR_RECURRENCE_TABLE: Mapping[str, Crossover] = {"cpu": Crossover(forward=None, gradient=None)}
+"""The crossovers of the associative-scan paths (``min_gru``, ``min_lstm``, ``lru``, ``rg_lru``, ``mlstm``'s
+parallel form), set from ``benchmarks/parallel_vs_sequential.py --auto`` (README, "Long sequences"). CPU: the scan
+of ``step`` is faster forward at every ``T`` measured (256 .. 16384) and, for ``lru``, ``rg_lru`` and ``mlstm``,
+forward + backward too; no GPU/TPU measurement yet (the path everywhere, as before)."""
+
+LINEAR_RECURRENCE: AutoRuleFn = crossover_rule(LINEAR_RECURRENCE_TABLE)
+"""The default rule of the parallel paths built by ``jaxrnn.cells._parts.parallel_path``."""
+
+
+def choose(rule: Optional[AutoRuleFn], num_steps: int, carry: Any, backend: Optional[str] = None) -> PathChoice:
+  """The :class:`jaxrnn.types.PathChoice` of a path with ``rule`` for a run of ``num_steps`` from ``carry``."""
+  if rule is None:
+    return PathChoice(True, True)
+  width = sum(math.prod(a.shape) for a in jax.tree.leaves(carry))  # symbolic if the shapes are
+  choice = rule(backend or jax.default_backend(), num_steps, width)
+  if not isinstance(choice, PathChoice):
+    raise TypeError(f"a SequencePath's auto rule must return a jaxrnn.PathChoice, got {choice!r}")
+  return choice
+
+
+def split(primal: Callable, differentiated: Callable) -> Callable:
+  """``f(params, carry, xs, mask)`` computed by ``primal`` when not differentiated and by ``differentiated``
+  (with its own derivative) under reverse-mode differentiation.
+
+  Both must compute the same function ``(params, carry, xs, mask) -> (carry, hs)``. It is a ``jax.custom_vjp``
+  function: ``jax.grad``, ``jax.vjp``, ``vmap`` and higher-order reverse mode work; forward mode (``jax.jvp``)
+  does not (as for the parallel scans' own derivative).
+  """
+
+  @jax.custom_vjp
+  def f(params, carry, xs, mask):
+    return primal(params, carry, xs, mask)
+
+  def fwd(params, carry, xs, mask):
+    out, vjp = jax.vjp(lambda p, c, x: differentiated(p, c, x, mask), params, carry, xs)
+    return out, (vjp, mask)
+
+  def bwd(res, g):
+    vjp, mask = res
+    d_params, d_carry, d_xs = vjp(g)
+    return d_params, d_carry, d_xs, jax.tree.map(lambda m: np.zeros(m.shape, jax.dtypes.float0), mask)
+
+  f.defvjp(fwd, bwd)
+  return f
