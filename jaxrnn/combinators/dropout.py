@@ -37,8 +37,7 @@ def _rate(name, rate):
 
 
 def _wrapper(cell: Cell, name: str, step, sequence=None) -> Cell:
-  if not isinstance(cell, Cell):
-    raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
+  _checks.cell("cell", cell)
 
   def initial_carry(params, batch_shape=(), dtype=None, *, key=None):
     _checks.initial_carry_params(params)
