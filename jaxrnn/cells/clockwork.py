@@ -162,7 +162,4 @@ def clockwork_rnn(
     h = jnp.where(active, act(z), carry.h)
     return ClockworkCarry(h=h, t=t + jnp.ones((), t.dtype)), h
 
-  step = _parts.step_of(input_transform, step_transformed)
-
-  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, name="clockwork_rnn")
+  return _parts.transformed_cell(init, initial_carry, input_transform, step_transformed, name="clockwork_rnn")

@@ -123,8 +123,6 @@ def gru(
     h = (1 - z) * n + z * h_prev
     return GRUCarry(h=h), h
 
-  step = _parts.step_of(input_transform, step_transformed)
-
   sequence = None
   if reset_after:
     fused = _fused_scan.fused_sequence(input_transform, pointwise, ("b_hn",), dtype, precision)
@@ -134,6 +132,5 @@ def gru(
 
   config = _dense.config("gru", activation=activation, gate_activation=gate_activation, hidden_size=H,
                          reset_after=bool(reset_after), use_bias=bool(use_bias))
-  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=sequence,
-              name="gru" if reset_after else "gru_reset_before", config=config)
+  return _parts.transformed_cell(init, initial_carry, input_transform, step_transformed, sequence=sequence,
+                                 name="gru" if reset_after else "gru_reset_before", config=config)

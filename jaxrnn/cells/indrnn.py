@@ -174,8 +174,5 @@ def indrnn(
     h = act(u_x.astype(cdt) + carry.h * u.reshape((1,) * (carry.h.ndim - 1) + (H,)))
     return IndRNNCarry(h=h), h
 
-  step = _parts.step_of(input_transform, step_transformed)
-
-  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, name="indrnn",
-              carry_jacobian_diagonal=_parts.elementwise_carry_diagonal(step))
+  return _parts.transformed_cell(init, initial_carry, input_transform, step_transformed, name="indrnn",
+                                 elementwise=True)

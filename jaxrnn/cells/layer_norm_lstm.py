@@ -116,7 +116,5 @@ def layer_norm_lstm(
     h = gate_act(o) * act(c_hat)
     return LSTMCarry(h=h, c=c), h
 
-  step = _parts.step_of(input_transform, step_transformed)
-
-  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, name="layer_norm_lstm")
+  return _parts.transformed_cell(init, initial_carry, input_transform, step_transformed,
+                                 name="layer_norm_lstm")

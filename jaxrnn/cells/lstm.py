@@ -119,8 +119,6 @@ def lstm(
     u = check_step(params, carry, u)
     return pointwise(params, carry, u, _dense.recurrent(carry.h, params.w_h, dtype, precision))
 
-  step = _parts.step_of(input_transform, step_transformed)
-
   standard = activation == "tanh" and gate_activation == "sigmoid"
   cudnn = choice.Route(
       misfit=lambda p, c, xs, options: cudnn_lstm.misfit(p, c, xs, options, standard_activations=standard,
@@ -133,5 +131,5 @@ def lstm(
 
   config = _dense.config("lstm", activation=activation, gate_activation=gate_activation, hidden_size=H,
                          use_bias=bool(use_bias))
-  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=sequence, name="lstm", config=config)
+  return _parts.transformed_cell(init, initial_carry, input_transform, step_transformed, sequence=sequence,
+                                 name="lstm", config=config)

@@ -110,9 +110,7 @@ def lstmp(
     h = _dense.recurrent(gate_act(o) * act(c), params.w_r, dtype, precision).astype(carry.h.dtype)
     return LSTMPCarry(h=h, c=c), h
 
-  step = _parts.step_of(input_transform, step_transformed)
-
   config = _dense.config("lstmp", activation=activation, gate_activation=gate_activation, hidden_size=H,
                          proj_size=P, use_bias=bool(use_bias))
-  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, name="lstmp", config=config)
+  return _parts.transformed_cell(init, initial_carry, input_transform, step_transformed, name="lstmp",
+                                 config=config)
