@@ -106,6 +106,18 @@ def _blocks(w: jax.Array, n: int) -> list:
   return jnp.split(w, n, axis=-1)
 
 
+def _simple_from(params: Mapping[str, Any], i: str, h: str) -> SimpleRNNParams:
+  """``SimpleRNNParams`` from a ``SimpleCell``'s params whose input and recurrent layers are named ``i``, ``h``."""
+  p = _unwrap(params)
+  _need(p, i, h)
+  return SimpleRNNParams(w_i=p[i]["kernel"], w_h=p[h]["kernel"], b=p[i]["bias"])
+
+
+def _simple_to(params: SimpleRNNParams, i: str, h: str) -> dict:
+  """The params of a ``SimpleCell`` whose input and recurrent layers are named ``i``, ``h``."""
+  return {i: {"kernel": params.w_i, "bias": _bias(params.b, _hidden(params), params.w_h)}, h: {"kernel": params.w_h}}
+
+
 # linen
 
 
@@ -196,15 +208,12 @@ def mgu_to_linen(params: MGUParams, *, reset_gate: Optional[bool] = None) -> dic
 
 def simple_from_linen(params: Mapping[str, Any]) -> SimpleRNNParams:
   """linen ``SimpleCell`` params -> ``SimpleRNNParams`` of ``jaxrnn.simple_rnn(H)``."""
-  p = _unwrap(params)
-  _need(p, "i", "h")
-  return SimpleRNNParams(w_i=p["i"]["kernel"], w_h=p["h"]["kernel"], b=p["i"]["bias"])
+  return _simple_from(params, "i", "h")
 
 
 def simple_to_linen(params: SimpleRNNParams) -> dict:
   """``SimpleRNNParams`` -> params of linen ``SimpleCell(H)``."""
-  return {"i": {"kernel": params.w_i, "bias": _bias(params.b, _hidden(params), params.w_h)},
-          "h": {"kernel": params.w_h}}
+  return _simple_to(params, "i", "h")
 
 
 # NNX (pure dicts of the cell's nnx.Param state)
@@ -265,15 +274,12 @@ def gru_to_nnx(params: GRUParams) -> dict:
 
 def simple_from_nnx(state: Mapping[str, Any]) -> SimpleRNNParams:
   """NNX ``SimpleCell`` -> ``SimpleRNNParams``."""
-  p = _unwrap(state)
-  _need(p, "dense_i", "dense_h")
-  return SimpleRNNParams(w_i=p["dense_i"]["kernel"], w_h=p["dense_h"]["kernel"], b=p["dense_i"]["bias"])
+  return _simple_from(state, "dense_i", "dense_h")
 
 
 def simple_to_nnx(params: SimpleRNNParams) -> dict:
   """``SimpleRNNParams`` -> pure state of NNX ``SimpleCell``."""
-  return {"dense_i": {"kernel": params.w_i, "bias": _bias(params.b, _hidden(params), params.w_h)},
-          "dense_h": {"kernel": params.w_h}}
+  return _simple_to(params, "dense_i", "dense_h")
 
 
 def _nnx_kind(module: Any) -> str:
