@@ -118,7 +118,8 @@ def _simple_to(params: SimpleRNNParams, i: str, h: str) -> dict:
   return {i: {"kernel": params.w_i, "bias": _bias(params.b, _hidden(params), params.w_h)}, h: {"kernel": params.w_h}}
 
 
-def _from_gates(p: Mapping[str, Any], gates: Tuple[str, ...], *, bias_side: str) -> Tuple[jax.Array, ...]:
+def _from_gates(p: Mapping[str, Any], gates: Tuple[str, ...], *,
+                bias_side: str) -> Tuple[jax.Array, jax.Array, jax.Array]:
   """``(w_i [F, nH], w_h [H, nH], b [nH])`` fused from linen's per-gate layers ``i<g>``, ``h<g>`` (``n`` gates);
   the biases are those of the ``bias_side`` (``"i"`` or ``"h"``) layers."""
   _need(p, *[f"i{g}" for g in gates], *[f"h{g}" for g in gates])
