@@ -129,23 +129,22 @@ def rnn_columns(cell_name: str, w: Dict[str, np.ndarray], xs: np.ndarray, dtype:
       return _jax_column(forward, params, x, train)
     return Column(name, build)
 
-  def kernel_cudnn():
+  def cudnn_lstm_only(route):
+    """Raises NotApplicable unless this is a float32 LSTM on a GPU (what JAX's cuDNN LSTM runs)."""
     if cell_name != "lstm":
-      raise NotApplicable("cuDNN route: LSTM only")
+      raise NotApplicable(f"{route}: LSTM only")
     if not _on_gpu():
       raise NotApplicable(NA_CPU)
     if dtype != "float32":
       raise NotApplicable("float32 only (jax#18867)")
+
+  def kernel_cudnn():
+    cudnn_lstm_only("cuDNN route")
     forward = lambda p, x: jaxrnn.unroll(cell, p, None, x, kernel="cudnn")[1]
     return _jax_column(forward, params, x, train)
 
   def experimental_rnn():
-    if cell_name != "lstm":
-      raise NotApplicable("jax.experimental.rnn: LSTM only")
-    if not _on_gpu():
-      raise NotApplicable(NA_CPU)
-    if dtype != "float32":
-      raise NotApplicable("float32 only (jax#18867)")
+    cudnn_lstm_only("jax.experimental.rnn")
     from jax.experimental import rnn
     weights = cudnn_lstm.pack(params)
     B, T = xs.shape[:2]

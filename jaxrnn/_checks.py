@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrnn.types import Cell
+
 
 def positive_int(name: str, value: Any) -> int:
   """Returns ``value`` as an ``int`` or raises ``ValueError``/``TypeError`` naming ``name``."""
@@ -219,6 +221,13 @@ def carry_batch(carry: Any, batch_shape: Sequence[int], xs_shape: Sequence[int],
       raise ValueError(
           f"carry{jax.tree_util.keystr(path)} must have shape [*B, ...] with the batch shape B = {batch_shape} of "
           f"xs (shape {tuple(xs_shape)}, layout {layout}), got shape {shape}")
+
+
+def cell(name: str, value: Any) -> Cell:
+  """Returns ``value`` if it is a :class:`jaxrnn.Cell`, else raises ``TypeError`` naming ``name``."""
+  if not isinstance(value, Cell):
+    raise TypeError(f"{name} must be a jaxrnn.Cell, got {type(value).__name__}")
+  return value
 
 
 def params_type(name: str, params: Any, expected: type[Any]) -> None:

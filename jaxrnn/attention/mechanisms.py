@@ -152,10 +152,29 @@ def attend(mechanism: AttentionMechanism, params: Any, query: jax.Array, keys: j
   return context, weights
 
 
+def _check_init(key: Any, query_size: Any, memory_size: Any) -> Tuple[int, int]:
+  """``(Q, D)``: the checked arguments of a mechanism's ``init(key, query_size, memory_size)``."""
+  _checks.key("key", key)
+  return _checks.positive_int("query_size", query_size), _checks.positive_int("memory_size", memory_size)
+
+
 def _check_query(query: jax.Array, keys: jax.Array, size: int) -> None:
   _checks.step_input("query", query, (size,))
   if keys.shape[:-2] != query.shape[:-1]:
     raise ValueError(f"query's batch shape {query.shape[:-1]} must equal the memory's {keys.shape[:-2]}")
+
+
+def _dot_scores(keys: jax.Array, query: jax.Array, size: int, scale: bool, dtype: Optional[Any],
+                precision: Any) -> jax.Array:
+  """``e_s = keys_s · query [/ sqrt(size)]``: ``keys [*B, S, size]``, ``query [*B, size]`` -> ``[*B, S]``.
+
+  The product runs in the compute dtype (``dtype``, else promoted); the scores have ``query``'s dtype.
+  """
+  _check_query(query, keys, size)
+  cd = _dense.compute_dtype(dtype, query, keys)
+  e = jnp.einsum("...sd,...d->...s", keys.astype(cd), query.astype(cd), precision=precision)
+  e = e.astype(query.dtype)
+  return e / math.sqrt(size) if scale else e
 
 
 def additive_attention(
@@ -205,9 +224,7 @@ def additive_attention(
   param_dtype = _checks.dtype("param_dtype", param_dtype)
 
   def init(key, query_size, memory_size):
-    _checks.key("key", key)
-    Q = _checks.positive_int("query_size", query_size)
-    D = _checks.positive_int("memory_size", memory_size)
+    Q, D = _check_init(key, query_size, memory_size)
     k_q, k_m, k_v, k_l = jax.random.split(key, 4)
     w_location = None
     if location_kernel_size is not None:
@@ -265,9 +282,7 @@ def luong_attention(
   param_dtype = _checks.dtype("param_dtype", param_dtype)
 
   def init(key, query_size, memory_size):
-    _checks.key("key", key)
-    Q = _checks.positive_int("query_size", query_size)
-    D = _checks.positive_int("memory_size", memory_size)
+    Q, D = _check_init(key, query_size, memory_size)
     return LuongAttentionParams(w=kernel_init(key, (D, Q), param_dtype))
 
   def project_memory(params, memory):
@@ -276,12 +291,7 @@ def luong_attention(
 
   def score(params, keys, query, prev_weights):
     del prev_weights
-    Q = params.w.shape[1]
-    _check_query(query, keys, Q)
-    cd = _dense.compute_dtype(dtype, query, keys)
-    e = jnp.einsum("...sq,...q->...s", keys.astype(cd), query.astype(cd), precision=precision)
-    e = e.astype(query.dtype)
-    return e / math.sqrt(Q) if scale else e
+    return _dot_scores(keys, query, params.w.shape[1], scale, dtype, precision)
 
   return AttentionMechanism(init=init, project_memory=project_memory, score=score,
                             name="scaled_luong_attention" if scale else "luong_attention")
@@ -295,9 +305,7 @@ def dot_attention(*, scale: bool = True, dtype: Optional[Any] = None, precision:
   dtype = _checks.dtype("dtype", dtype)
 
   def init(key, query_size, memory_size):
-    _checks.key("key", key)
-    Q = _checks.positive_int("query_size", query_size)
-    D = _checks.positive_int("memory_size", memory_size)
+    Q, D = _check_init(key, query_size, memory_size)
     if Q != D:
       raise ValueError(f"dot_attention needs query_size == memory_size, got {Q} and {D}")
     return DotAttentionParams()
@@ -308,12 +316,7 @@ def dot_attention(*, scale: bool = True, dtype: Optional[Any] = None, precision:
 
   def score(params, keys, query, prev_weights):
     del params, prev_weights
-    D = keys.shape[-1]
-    _check_query(query, keys, D)
-    cd = _dense.compute_dtype(dtype, query, keys)
-    e = jnp.einsum("...sd,...d->...s", keys.astype(cd), query.astype(cd), precision=precision)
-    e = e.astype(query.dtype)
-    return e / math.sqrt(D) if scale else e
+    return _dot_scores(keys, query, keys.shape[-1], scale, dtype, precision)
 
   return AttentionMechanism(init=init, project_memory=project_memory, score=score,
                             name="scaled_dot_attention" if scale else "dot_attention")
@@ -327,9 +330,7 @@ def last_position_attention() -> AttentionMechanism:
   """
 
   def init(key, query_size, memory_size):
-    _checks.key("key", key)
-    _checks.positive_int("query_size", query_size)
-    _checks.positive_int("memory_size", memory_size)
+    _check_init(key, query_size, memory_size)
     return DotAttentionParams()
 
   def project_memory(params, memory):

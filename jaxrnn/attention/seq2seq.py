@@ -36,8 +36,7 @@ def rnn_encoder(cell: Cell, *, reverse: bool = False) -> Encoder:
 
   The memory is the cell's outputs ``hs: [B, T, H]`` (zeros at padded steps).
   """
-  if not isinstance(cell, Cell):
-    raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
+  _checks.cell("cell", cell)
 
   def apply(params, xs, lengths):
     carry = cell.initial_carry(params, xs.shape[:-2])

@@ -99,8 +99,7 @@ def attention_wrapper(
     >>> outs.shape, carries.weights.shape, carries.weights[1, :, 2:].max().item()
     ((2, 6, 7), (2, 6, 4), 0.0)
   """
-  if not isinstance(cell, Cell):
-    raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
+  _checks.cell("cell", cell)
   if cell.input_ndim != 1:
     raise ValueError(f"attention_wrapper needs a vector cell (input_ndim=1), got {cell.name} with "
                      f"input_ndim={cell.input_ndim}")

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn.cells import _parts
-from jaxrnn.types import CellConfig
+from jaxrnn.types import Cell, CellConfig
 
 ACTIVATIONS = {
     "tanh": jnp.tanh,
@@ -161,6 +161,10 @@ class DenseParts(NamedTuple):
   input_transform: Callable  # xs @ w_i + b (checks the params first)
   check_params: Callable  # check_params(params): the cell's own params type and kernel width, else a clear error
   check_step: Callable  # check_step(params, carry, u) -> u: checks params, u [*B, nH] and the carry's leaves
+
+  def cell(self, step_transformed: Callable, **fields: Any) -> Cell:
+    """The cell of these parts and its own ``step_transformed`` (:func:`jaxrnn.cells._parts.transformed_cell`)."""
+    return _parts.transformed_cell(self.init, self.initial_carry, self.input_transform, step_transformed, **fields)
 
 
 def dense_parts(hidden_size: int, n_blocks: int, params_type: type[Any], carry_type: type[Any], *, use_bias: bool,

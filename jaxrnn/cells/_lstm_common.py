@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +13,16 @@ class LSTMCarry(NamedTuple):
 
   h: jax.Array  # [*B, H] hidden state, also the output
   c: jax.Array  # [*B, H] cell state (colah's "conveyor belt")
+
+
+def gates(z: jax.Array, c_prev: jax.Array, act: Callable, gate_act: Callable) -> Tuple[jax.Array, jax.Array]:
+  r"""``(c_t, o_t)``: the LSTM's cell update and output gate from the pre-activations ``z = [i, f, g, o]``.
+
+  :math:`c_t = \sigma(f) \odot c_{t-1} + \sigma(i) \odot \phi(g)`, :math:`o_t = \sigma(o)` (``gate_act`` is
+  :math:`\sigma`, ``act`` is :math:`\phi`); ``z: [*B, 4H]`` and ``c_prev: [*B, H]`` in the carry's dtype.
+  """
+  i, f, g, o = jnp.split(z, 4, axis=-1)
+  return gate_act(f) * c_prev + gate_act(i) * act(g), gate_act(o)
 
 
 def diag(w: jax.Array, x: jax.Array) -> jax.Array:

@@ -18,8 +18,8 @@ from jaxrnn import parallel_scan
 from jaxrnn import path_choice
 from jaxrnn.kernels import choice
 from jaxrnn.kernels import pallas_linear_recurrence
-from jaxrnn.types import (PARALLEL, AutoRuleFn, CarryJacobianDiagonalFn, InitialCarryFn, InputTransformFn, SequencePath,
-                          StepFn)
+from jaxrnn.types import (PARALLEL, AutoRuleFn, CarryJacobianDiagonalFn, Cell, InitFn, InitialCarryFn,
+                          InputTransformFn, SequencePath, StepFn)
 
 Shape = Tuple[int, ...]
 
@@ -66,6 +66,23 @@ def step_of(input_transform: InputTransformFn, step_transformed: StepFn) -> Step
     return step_transformed(params, carry, input_transform(params, x))
 
   return step
+
+
+def transformed_cell(init: InitFn, initial_carry: InitialCarryFn, input_transform: InputTransformFn,
+                     step_transformed: StepFn, *, elementwise: bool = False, **fields: Any) -> Cell:
+  """The :class:`jaxrnn.Cell` of a cell given as its two halves; ``step`` is :func:`step_of` them.
+
+  Args:
+    init, initial_carry, input_transform, step_transformed: the cell's functions.
+    elementwise: the recurrence is elementwise (a diagonal recurrent matrix): the cell declares
+      ``carry_jacobian_diagonal`` (:func:`elementwise_carry_diagonal` of its ``step``).
+    **fields: the Cell's other fields (``name``, ``config``, ``sequence``, ...).
+  """
+  step = step_of(input_transform, step_transformed)
+  if elementwise:
+    fields["carry_jacobian_diagonal"] = elementwise_carry_diagonal(step)
+  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
+              step_transformed=step_transformed, **fields)
 
 
 def parallel_path(input_transform: InputTransformFn, check: Callable[[Any, Any, Any], Any],

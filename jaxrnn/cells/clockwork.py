@@ -122,10 +122,7 @@ def clockwork_rnn(
   if hidden_size % g:
     raise ValueError(f"hidden_size must be divisible by the number of modules {g} (periods {periods}), got "
                      f"{hidden_size}")
-  act = _checks.activation("activation", activation, _dense.ACTIVATIONS)
-  dtype = _checks.dtype("dtype", dtype)
-  param_dtype = _checks.dtype("param_dtype", param_dtype)
-  H = hidden_size
+  H, act, _, dtype, param_dtype = _dense.hyper(hidden_size, activation, None, dtype, param_dtype)
   k = H // g
   module = np.repeat(np.arange(g), k)  # [H] module index of each unit
   mask_np = module[:, None] >= module[None, :]  # [H_src, H_dst]: source module j feeds target i iff j >= i
@@ -162,7 +159,4 @@ def clockwork_rnn(
     h = jnp.where(active, act(z), carry.h)
     return ClockworkCarry(h=h, t=t + jnp.ones((), t.dtype)), h
 
-  step = _parts.step_of(input_transform, step_transformed)
-
-  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, name="clockwork_rnn")
+  return _parts.transformed_cell(init, initial_carry, input_transform, step_transformed, name="clockwork_rnn")

@@ -173,10 +173,8 @@ def depth_gated_lstm(
       new.append(layer_step(params[l], carry[l], u_l, x, new[-1].c))
     return tuple(new), new[-1].h
 
-  step = _parts.step_of(input_transform, step_transformed)
-
-  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, name="depth_gated_lstm")
+  return _parts.transformed_cell(init, initial_carry, input_transform, step_transformed,
+                                 name="depth_gated_lstm")
 
 
 def _check_hidden_sizes(hidden_sizes: Any) -> Tuple[int, ...]:

@@ -233,10 +233,7 @@ def grid_lstm(
       new.append(GridLSTMCarry(h=h_t, m=m_t))
     return tuple(new), h_d
 
-  step = _parts.step_of(input_transform, step_transformed)
-
-  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, name="grid_lstm")
+  return _parts.transformed_cell(init, initial_carry, input_transform, step_transformed, name="grid_lstm")
 
 
 def grid_lstm_1d(

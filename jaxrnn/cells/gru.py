@@ -96,34 +96,30 @@ def gru(
       recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype,
       precision=precision)
 
-  def pointwise(params, carry, u, hw):  # reset_after: everything after h W_h (the fused path calls it too)
+  def update(carry, u, hw_rz, recurrent_n):
+    """The GRU's gates from ``u`` and ``hw_rz = h W_h[:, :2H]``; ``recurrent_n(r)``: the candidate's recurrent term."""
     h_prev = carry.h
     cdt = h_prev.dtype
     u_r, u_z, u_n = jnp.split(u.astype(cdt), 3, axis=-1)
-    hw_r, hw_z, hw_n = jnp.split(hw.astype(cdt), 3, axis=-1)
+    hw_r, hw_z = jnp.split(hw_rz.astype(cdt), 2, axis=-1)
     r = gate_act(u_r + hw_r)
     z = gate_act(u_z + hw_z)
-    n = act(u_n + r * _dense.add_bias(hw_n, params.b_hn))
+    n = act(u_n + recurrent_n(r))
     h = (1 - z) * n + z * h_prev
     return GRUCarry(h=h), h
+
+  def pointwise(params, carry, u, hw):  # reset_after: everything after h W_h (the fused path calls it too)
+    hw_n = _dense.add_bias(hw[..., 2 * H:].astype(carry.h.dtype), params.b_hn)
+    return update(carry, u, hw[..., :2 * H], lambda r: r * hw_n)
 
   def step_transformed(params, carry, u):
     u = check_step(params, carry, u)
     h_prev = carry.h
     if reset_after:
       return pointwise(params, carry, u, _dense.recurrent(h_prev, params.w_h, dtype, precision))
-    cdt = h_prev.dtype
-    u_r, u_z, u_n = jnp.split(u.astype(cdt), 3, axis=-1)
-    hw = _dense.recurrent(h_prev, params.w_h[:, :2 * H], dtype, precision).astype(cdt)
-    hw_r, hw_z = jnp.split(hw, 2, axis=-1)
-    r = gate_act(u_r + hw_r)
-    z = gate_act(u_z + hw_z)
-    hw_n = _dense.recurrent(r * h_prev, params.w_h[:, 2 * H:], dtype, precision).astype(cdt)
-    n = act(u_n + _dense.add_bias(hw_n, params.b_hn))
-    h = (1 - z) * n + z * h_prev
-    return GRUCarry(h=h), h
-
-  step = _parts.step_of(input_transform, step_transformed)
+    hw_rz = _dense.recurrent(h_prev, params.w_h[:, :2 * H], dtype, precision)
+    return update(carry, u, hw_rz, lambda r: _dense.add_bias(
+        _dense.recurrent(r * h_prev, params.w_h[:, 2 * H:], dtype, precision).astype(h_prev.dtype), params.b_hn))
 
   sequence = None
   if reset_after:
@@ -134,6 +130,5 @@ def gru(
 
   config = _dense.config("gru", activation=activation, gate_activation=gate_activation, hidden_size=H,
                          reset_after=bool(reset_after), use_bias=bool(use_bias))
-  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=sequence,
-              name="gru" if reset_after else "gru_reset_before", config=config)
+  return _parts.transformed_cell(init, initial_carry, input_transform, step_transformed, sequence=sequence,
+                                 name="gru" if reset_after else "gru_reset_before", config=config)

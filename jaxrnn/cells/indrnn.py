@@ -142,14 +142,10 @@ def indrnn(
     >>> h.shape
     (2, 4)
   """
-  hidden_size = _checks.positive_int("hidden_size", hidden_size)
-  act = _checks.activation("activation", activation, _dense.ACTIVATIONS)
-  dtype = _checks.dtype("dtype", dtype)
-  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  H, act, _, dtype, param_dtype = _dense.hyper(hidden_size, activation, None, dtype, param_dtype)
   min_abs, max_abs = recurrent_bounds(recurrent_max_abs, recurrent_min_abs, max_steps)
   if recurrent_init is None:
     recurrent_init = _uniform(0.0, 1.0 if max_abs is None else max_abs)
-  H = hidden_size
 
   def init(key, input_size):
     input_size = _dense.check_init_args(key, input_size)
@@ -174,8 +170,5 @@ def indrnn(
     h = act(u_x.astype(cdt) + carry.h * u.reshape((1,) * (carry.h.ndim - 1) + (H,)))
     return IndRNNCarry(h=h), h
 
-  step = _parts.step_of(input_transform, step_transformed)
-
-  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, name="indrnn",
-              carry_jacobian_diagonal=_parts.elementwise_carry_diagonal(step))
+  return _parts.transformed_cell(init, initial_carry, input_transform, step_transformed, name="indrnn",
+                                 elementwise=True)

@@ -110,13 +110,10 @@ def layer_norm_lstm(
     cdt = carry.c.dtype
     hw = _dense.recurrent(carry.h, params.w_h, dtype, precision)
     z = u.astype(cdt) + _lstm_common.layer_norm(hw, params.gain_h, None, epsilon, groups).astype(cdt)
-    i, f, g, o = jnp.split(z, 4, axis=-1)
-    c = gate_act(f) * carry.c + gate_act(i) * act(g)
+    c, o = _lstm_common.gates(z, carry.c, act, gate_act)
     c_hat = _lstm_common.layer_norm(c, params.gain_c, params.b_c, epsilon).astype(cdt)
-    h = gate_act(o) * act(c_hat)
+    h = o * act(c_hat)
     return LSTMCarry(h=h, c=c), h
 
-  step = _parts.step_of(input_transform, step_transformed)
-
-  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, name="layer_norm_lstm")
+  return _parts.transformed_cell(init, initial_carry, input_transform, step_transformed,
+                                 name="layer_norm_lstm")

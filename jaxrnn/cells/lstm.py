@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _fused_scan
+from jaxrnn.cells import _lstm_common
 from jaxrnn.cells import _native_scan
 from jaxrnn.cells import _parts
 from jaxrnn.cells._lstm_common import LSTMCarry
@@ -110,16 +111,13 @@ def lstm(
   def pointwise(params, carry, u, hw):  # everything after the recurrent product: the fused path calls it too
     del params  # the LSTM's gate math reads no params: b is in input_transform
     z = (u + hw).astype(carry.c.dtype)
-    i, f, g, o = jnp.split(z, 4, axis=-1)
-    c = gate_act(f) * carry.c + gate_act(i) * act(g)
-    h = gate_act(o) * act(c)
+    c, o = _lstm_common.gates(z, carry.c, act, gate_act)
+    h = o * act(c)
     return LSTMCarry(h=h, c=c), h
 
   def step_transformed(params, carry, u):
     u = check_step(params, carry, u)
     return pointwise(params, carry, u, _dense.recurrent(carry.h, params.w_h, dtype, precision))
-
-  step = _parts.step_of(input_transform, step_transformed)
 
   standard = activation == "tanh" and gate_activation == "sigmoid"
   cudnn = choice.Route(
@@ -133,5 +131,5 @@ def lstm(
 
   config = _dense.config("lstm", activation=activation, gate_activation=gate_activation, hidden_size=H,
                          use_bias=bool(use_bias))
-  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=sequence, name="lstm", config=config)
+  return _parts.transformed_cell(init, initial_carry, input_transform, step_transformed, sequence=sequence,
+                                 name="lstm", config=config)

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
+from jaxrnn.cells import _lstm_common
 from jaxrnn.cells import _parts
 from jaxrnn.types import Cell
 
@@ -105,14 +106,11 @@ def lstmp(
     u = check_step(params, carry, u)
     z = u + _dense.recurrent(carry.h, params.w_h, dtype, precision)
     z = z.astype(carry.c.dtype)
-    i, f, g, o = jnp.split(z, 4, axis=-1)
-    c = gate_act(f) * carry.c + gate_act(i) * act(g)
-    h = _dense.recurrent(gate_act(o) * act(c), params.w_r, dtype, precision).astype(carry.h.dtype)
+    c, o = _lstm_common.gates(z, carry.c, act, gate_act)
+    h = _dense.recurrent(o * act(c), params.w_r, dtype, precision).astype(carry.h.dtype)
     return LSTMPCarry(h=h, c=c), h
-
-  step = _parts.step_of(input_transform, step_transformed)
 
   config = _dense.config("lstmp", activation=activation, gate_activation=gate_activation, hidden_size=H,
                          proj_size=P, use_bias=bool(use_bias))
-  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, name="lstmp", config=config)
+  return _parts.transformed_cell(init, initial_carry, input_transform, step_transformed, name="lstmp",
+                                 config=config)

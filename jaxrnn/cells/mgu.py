@@ -135,8 +135,5 @@ def mgu(
     h = (1 - f) * n + f * h_prev if flax_form else (1 - f) * h_prev + f * n
     return MGUCarry(h=h), h
 
-  step = _parts.step_of(input_transform, step_transformed)
-
   name = "mgu" if variant == "zhou" else "mgu_flax"
-  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, name=name)
+  return _parts.transformed_cell(init, initial_carry, input_transform, step_transformed, name=name)

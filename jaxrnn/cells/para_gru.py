@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
-from jaxrnn.cells import _parts
+from jaxrnn.cells import _para
 from jaxrnn.types import Cell
 
 
@@ -88,30 +88,20 @@ def para_gru(
   """
   H, act, gate_act, dtype, param_dtype = _dense.hyper(hidden_size, activation, gate_activation, dtype, param_dtype)
 
-  def init_a(keys, input_size):
-    del input_size
-    return dict(a=recurrent_init(keys[0], (3 * H,), param_dtype))
-
-  parts = _dense.dense_parts(H, 3, ParaGRUParams, ParaGRUCarry, extra_keys=1, init_extra=init_a, use_bias=use_bias,
-                             kernel_init=kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype,
-                             precision=precision)
+  parts = _para.parts(H, ParaGRUParams, ParaGRUCarry, recurrent_init=recurrent_init, use_bias=use_bias,
+                      kernel_init=kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype,
+                      precision=precision)
 
   def step_transformed(params, carry, u):
     u = parts.check_step(params, carry, u)
     h_prev = carry.h
-    cdt = h_prev.dtype
-    a = params.a.astype(cdt).reshape((1,) * (h_prev.ndim - 1) + (3 * H,))
-    u_r, u_z, u_n = jnp.split(u.astype(cdt), 3, axis=-1)
-    a_r, a_z, a_n = jnp.split(a, 3, axis=-1)
-    r = gate_act(u_r + a_r * h_prev)
-    z = gate_act(u_z + a_z * h_prev)
-    n = act(u_n + r * (a_n * h_prev))
+    (u_r, u_z, u_n), (ah_r, ah_z, ah_n) = _para.gate_inputs(params, u, h_prev)
+    r = gate_act(u_r + ah_r)
+    z = gate_act(u_z + ah_z)
+    n = act(u_n + r * ah_n)
     h = (1 - z) * n + z * h_prev
     return ParaGRUCarry(h=h), h
 
-  step = _parts.step_of(parts.input_transform, step_transformed)
   config = _dense.config("para_gru", activation=activation, gate_activation=gate_activation, hidden_size=H,
                          use_bias=bool(use_bias))
-  return Cell(init=parts.init, initial_carry=parts.initial_carry, step=step, input_transform=parts.input_transform,
-              step_transformed=step_transformed, name="para_gru", config=config,
-              carry_jacobian_diagonal=_parts.elementwise_carry_diagonal(step))
+  return parts.cell(step_transformed, name="para_gru", config=config, elementwise=True)

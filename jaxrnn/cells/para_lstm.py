@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
-from jaxrnn.cells import _parts
+from jaxrnn.cells import _para
 from jaxrnn.cells.lstm import LSTMCarry
 from jaxrnn.cells.para_gru import uniform_init
 from jaxrnn.types import Cell
@@ -78,31 +78,21 @@ def para_lstm(
   H, act, gate_act, dtype, param_dtype = _dense.hyper(hidden_size, activation, gate_activation, dtype, param_dtype)
   fb = _dense.forget_bias(forget_bias, use_bias)
 
-  def init_a(keys, input_size):
-    del input_size
-    return dict(a=recurrent_init(keys[0], (3 * H,), param_dtype))
-
-  parts = _dense.dense_parts(H, 3, ParaLSTMParams, LSTMCarry, extra_keys=1, init_extra=init_a, use_bias=use_bias,
-                             kernel_init=kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype,
-                             precision=precision, forget_block=0, forget_bias=fb)
+  parts = _para.parts(H, ParaLSTMParams, LSTMCarry, recurrent_init=recurrent_init, use_bias=use_bias,
+                      kernel_init=kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype,
+                      precision=precision, forget_block=0, forget_bias=fb)
 
   def step_transformed(params, carry, u):
     u = parts.check_step(params, carry, u)
     h_prev, c_prev = carry.h, carry.c
-    cdt = h_prev.dtype
-    a = params.a.astype(cdt).reshape((1,) * (h_prev.ndim - 1) + (3 * H,))
-    u_f, u_o, u_g = jnp.split(u.astype(cdt), 3, axis=-1)
-    a_f, a_o, a_g = jnp.split(a, 3, axis=-1)
-    f = gate_act(u_f + a_f * h_prev)
-    o = gate_act(u_o + a_o * h_prev)
-    g = act(u_g + a_g * h_prev)
+    (u_f, u_o, u_g), (ah_f, ah_o, ah_g) = _para.gate_inputs(params, u, h_prev)
+    f = gate_act(u_f + ah_f)
+    o = gate_act(u_o + ah_o)
+    g = act(u_g + ah_g)
     c = f * c_prev + (1 - f) * g
     h = o * act(c)
     return LSTMCarry(h=h, c=c), h
 
-  step = _parts.step_of(parts.input_transform, step_transformed)
   config = _dense.config("para_lstm", activation=activation, forget_bias=fb, gate_activation=gate_activation,
                          hidden_size=H, use_bias=bool(use_bias))
-  return Cell(init=parts.init, initial_carry=parts.initial_carry, step=step, input_transform=parts.input_transform,
-              step_transformed=step_transformed, name="para_lstm", config=config,
-              carry_jacobian_diagonal=_parts.elementwise_carry_diagonal(step))
+  return parts.cell(step_transformed, name="para_lstm", config=config, elementwise=True)

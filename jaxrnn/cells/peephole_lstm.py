@@ -315,10 +315,7 @@ def peephole_lstm(
       return FGRCarry(h=h, c=c, gates=gates), h
     return LSTMCarry(h=h, c=c), h
 
-  step = _parts.step_of(input_transform, step_transformed)
-
-  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, name=f"lstm_{name}")
+  return _parts.transformed_cell(init, initial_carry, input_transform, step_transformed, name=f"lstm_{name}")
 
 
 def coupled_lstm(hidden_size: int, *, coupling: str = "colah", peepholes: Union[str, Sequence[str]] = (),

@@ -80,11 +80,8 @@ def simple_rnn(
     h = act(z.astype(carry.h.dtype))
     return SimpleRNNCarry(h=h), h
 
-  step = _parts.step_of(input_transform, step_transformed)
-
   # The sequence path: the native loop where the call fits, else the scan of step (which honours every option).
-  scanned = Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-                 step_transformed=step_transformed, name="simple_rnn")
+  scanned = _parts.transformed_cell(init, initial_carry, input_transform, step_transformed, name="simple_rnn")
 
   def scan_of_step(params, carry, xs, mask, options):
     lengths = None if mask is None else jnp.sum(mask.astype(jnp.int32), axis=0)
@@ -97,8 +94,7 @@ def simple_rnn(
 
   name = activation if isinstance(activation, str) else getattr(activation, "__name__", "custom")
   config = _dense.config("simple_rnn", activation=activation, hidden_size=H, use_bias=bool(use_bias))
-  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=sequence, name=f"simple_rnn_{name}", config=config)
+  return scanned._replace(sequence=sequence, name=f"simple_rnn_{name}", config=config)
 
 
 def irnn(hidden_size: int, *, scale: float = 1.0, **kwargs: Any) -> Cell:

@@ -103,7 +103,4 @@ def slstm(
     h = jax.nn.sigmoid(o_pre) * c / n
     return SLSTMCarry(h=h, c=c, n=n, m=m), h
 
-  step = _parts.step_of(input_transform, step_transformed)
-
-  return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, name="slstm")
+  return _parts.transformed_cell(init, initial_carry, input_transform, step_transformed, name="slstm")

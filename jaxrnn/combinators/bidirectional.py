@@ -76,8 +76,7 @@ def bidirectional(fwd: Cell, bwd: Cell, merge: Union[str, None, Callable] = "con
     ((2, 5, 7), True)
   """
   for arg, c in (("fwd", fwd), ("bwd", bwd)):
-    if not isinstance(c, Cell):
-      raise TypeError(f"{arg} must be a jaxrnn.Cell, got {type(c).__name__}")
+    _checks.cell(arg, c)
   if fwd.input_ndim != bwd.input_ndim:
     raise ValueError(f"fwd and bwd must read the same input rank, got input_ndim {fwd.input_ndim} and "
                      f"{bwd.input_ndim}")

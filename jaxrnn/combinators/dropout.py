@@ -37,8 +37,7 @@ def _rate(name, rate):
 
 
 def _wrapper(cell: Cell, name: str, step, sequence=None) -> Cell:
-  if not isinstance(cell, Cell):
-    raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
+  _checks.cell("cell", cell)
 
   def initial_carry(params, batch_shape=(), dtype=None, *, key=None):
     _checks.initial_carry_params(params)
@@ -68,6 +67,18 @@ def _wrapper(cell: Cell, name: str, step, sequence=None) -> Cell:
 
 def _batch_ndim(keys):
   return keys.ndim - 1
+
+
+def _dropped(keys: jax.Array, rate: float, a: jax.Array, nb: int) -> jax.Array:
+  """``a: [*B, ...]`` with inverted dropout at ``rate`` from the per-example ``keys: [*B, K]`` (``nb = len(B)``);
+  ``a`` itself at rate 0."""
+  return a * _util.keep_masks(keys, rate, a.shape[nb:], a.dtype) if rate else a
+
+
+def _inference_step(cell: Cell, params: Any, carry: DropoutCarry, x: Any):
+  """A step without a key: the wrapped cell's, unchanged (no dropout)."""
+  c, h = cell.step(params, carry.cell, x)
+  return DropoutCarry(cell=c, key=None), h
 
 
 def _step_keys(keys: jax.Array, mask: Optional[jax.Array], num_steps: int, n: int, unroll: Any = 1):
@@ -121,17 +132,11 @@ def dropout(cell: Cell, input_rate: float = 0.0, output_rate: float = 0.0, name:
 
   def step(params, carry, x):
     if carry.key is None:
-      c, h = cell.step(params, carry.cell, x)
-      return DropoutCarry(cell=c, key=None), h
+      return _inference_step(cell, params, carry, x)
     key, k_in, k_out = _util.split_examples(carry.key, 3)
     nb = _batch_ndim(key)
-    x = jnp.asarray(x)
-    if input_rate:
-      x = x * _util.keep_masks(k_in, input_rate, x.shape[nb:], x.dtype)
-    c, h = cell.step(params, carry.cell, x)
-    if output_rate:
-      h = h * _util.keep_masks(k_out, output_rate, h.shape[nb:], h.dtype)
-    return DropoutCarry(cell=c, key=key), h
+    c, h = cell.step(params, carry.cell, _dropped(k_in, input_rate, jnp.asarray(x), nb))
+    return DropoutCarry(cell=c, key=key), _dropped(k_out, output_rate, h, nb)
 
   def sequence(params, carry, xs, mask, options):
     if carry.key is None:
@@ -185,20 +190,16 @@ def variational_dropout(cell: Cell, input_rate: float = 0.0, state_rate: float =
 
   def step(params, carry, x):
     if carry.key is None:
-      c, h = cell.step(params, carry.cell, x)
-      return DropoutCarry(cell=c, key=None), h
+      return _inference_step(cell, params, carry, x)
     k_in, k_state = _util.split_examples(carry.key, 2)
     nb = _batch_ndim(carry.key)
-    x = jnp.asarray(x)
-    if input_rate:
-      x = x * _util.keep_masks(k_in, input_rate, x.shape[nb:], x.dtype)
+    x = _dropped(k_in, input_rate, jnp.asarray(x), nb)
     inner = carry.cell
     if state_rate:
       if not hasattr(inner, "h"):
         raise TypeError(f"variational_dropout(state_rate>0) needs a carry with a field 'h', got "
                         f"{type(inner).__name__}")
-      inner = inner._replace(h=inner.h * _util.keep_masks(k_state, state_rate, inner.h.shape[nb:],
-                                                            inner.h.dtype))
+      inner = inner._replace(h=_dropped(k_state, state_rate, inner.h, nb))
     c, h = cell.step(params, inner, x)
     return DropoutCarry(cell=c, key=carry.key), h
 

@@ -43,8 +43,7 @@ def learned_initial_carry(cell: Cell, name: Optional[str] = None) -> Cell:
     >>> params.carry.c.shape, cell.initial_carry(params, (2,)).c.shape
     ((4,), (2, 4))
   """
-  if not isinstance(cell, Cell):
-    raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
+  _checks.cell("cell", cell)
   if cell.map_ndim:
     raise ValueError(f"learned_initial_carry needs a cell whose carry does not cover its input's map "
                      f"(map_ndim=0): the learned carry has one fixed shape; {cell.name} has map_ndim={cell.map_ndim}")

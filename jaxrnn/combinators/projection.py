@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
+from jaxrnn.cells import _parts
 from jaxrnn.combinators import _util
 from jaxrnn.types import ALL_OPTIONS, Cell, SequencePath
 
@@ -33,6 +34,13 @@ def _dense_layer(key, size_in, size_out, use_bias, kernel_init, bias_init, param
   w = kernel_init(k_w, (size_in, size_out), param_dtype)
   b = bias_init(k_b, (size_out,), param_dtype) if use_bias else None
   return DenseParams(w=w, b=b)
+
+
+def _check_layer(cell, size_name, size, activation, dtype, param_dtype):
+  """``(size, act, dtype, param_dtype)``: the checked arguments of a dense layer beside ``cell``."""
+  _checks.cell("cell", cell)
+  return (_checks.positive_int(size_name, size), _checks.activation("activation", activation, _dense.ACTIVATIONS),
+          _checks.dtype("dtype", dtype), _checks.dtype("param_dtype", param_dtype))
 
 
 def _apply(p: DenseParams, x, act, dtype, precision):
@@ -80,12 +88,8 @@ def with_projection(
     >>> params.dense.w.shape, cell(params, cell.initial_carry(params), jnp.ones(3))[1].shape
     ((4, 2), (2,))
   """
-  if not isinstance(cell, Cell):
-    raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
-  output_size = _checks.positive_int("output_size", output_size)
-  act = _checks.activation("activation", activation, _dense.ACTIVATIONS)
-  dtype = _checks.dtype("dtype", dtype)
-  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  output_size, act, dtype, param_dtype = _check_layer(cell, "output_size", output_size, activation, dtype,
+                                                      param_dtype)
   name = name or f"with_projection({cell.name})"
 
   def init(key, input_size):
@@ -152,14 +156,9 @@ def with_input_transform(
     >>> params.dense.w.shape, params.cell.w_i.shape
     ((3, 6), (6, 12))
   """
-  if not isinstance(cell, Cell):
-    raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
-  if cell.input_ndim != 1:
+  if _checks.cell("cell", cell).input_ndim != 1:
     raise ValueError(f"with_input_transform needs a cell with vector inputs, got input_ndim {cell.input_ndim}")
-  features = _checks.positive_int("features", features)
-  act = _checks.activation("activation", activation, _dense.ACTIVATIONS)
-  dtype = _checks.dtype("dtype", dtype)
-  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  features, act, dtype, param_dtype = _check_layer(cell, "features", features, activation, dtype, param_dtype)
   name = name or f"with_input_transform({cell.name})"
 
   def init(key, input_size):
@@ -188,8 +187,7 @@ def with_input_transform(
     def step_transformed(params, carry, u):
       return cell.step(params.cell, carry, u)
 
-  def step(params, carry, x):
-    return step_transformed(params, carry, input_transform(params, x))
+  step = _parts.step_of(input_transform, step_transformed)
 
   def sequence_dense(params, carry, xs, mask, options):
     return _util.unroll_inner(cell, params.cell, carry, dense(params, xs), mask, options)

@@ -6,6 +6,7 @@ from typing import Optional
 
 import jax.numpy as jnp
 
+from jaxrnn import _checks
 from jaxrnn.combinators import _util
 from jaxrnn.types import ALL_OPTIONS, Cell, SequencePath
 
@@ -36,8 +37,7 @@ def residual(cell: Cell, name: Optional[str] = None) -> Cell:
     >>> bool(jnp.allclose(h - carry.h, 1.0))
     True
   """
-  if not isinstance(cell, Cell):
-    raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
+  _checks.cell("cell", cell)
   if name is None:
     name = f"residual({cell.name})"
 

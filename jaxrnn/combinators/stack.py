@@ -70,8 +70,7 @@ def stack(
   if not cells:
     raise ValueError("stack needs at least one cell, got none")
   for i, c in enumerate(cells):
-    if not isinstance(c, Cell):
-      raise TypeError(f"cells[{i}] must be a jaxrnn.Cell, got {type(c).__name__}")
+    _checks.cell(f"cells[{i}]", c)
   if not 0.0 <= dropout < 1.0:
     raise ValueError(f"dropout must be a rate in [0, 1), got {dropout}")
   for i, c in enumerate(cells[1:], 1):

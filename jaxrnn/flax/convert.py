@@ -58,7 +58,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -106,49 +106,63 @@ def _blocks(w: jax.Array, n: int) -> list:
   return jnp.split(w, n, axis=-1)
 
 
+def _simple_from(params: Mapping[str, Any], i: str, h: str) -> SimpleRNNParams:
+  """``SimpleRNNParams`` from a ``SimpleCell``'s params whose input and recurrent layers are named ``i``, ``h``."""
+  p = _unwrap(params)
+  _need(p, i, h)
+  return SimpleRNNParams(w_i=p[i]["kernel"], w_h=p[h]["kernel"], b=p[i]["bias"])
+
+
+def _simple_to(params: SimpleRNNParams, i: str, h: str) -> dict:
+  """The params of a ``SimpleCell`` whose input and recurrent layers are named ``i``, ``h``."""
+  return {i: {"kernel": params.w_i, "bias": _bias(params.b, _hidden(params), params.w_h)}, h: {"kernel": params.w_h}}
+
+
+def _from_gates(p: Mapping[str, Any], gates: Tuple[str, ...], *,
+                bias_side: str) -> Tuple[jax.Array, jax.Array, jax.Array]:
+  """``(w_i [F, nH], w_h [H, nH], b [nH])`` fused from linen's per-gate layers ``i<g>``, ``h<g>`` (``n`` gates);
+  the biases are those of the ``bias_side`` (``"i"`` or ``"h"``) layers."""
+  _need(p, *[f"i{g}" for g in gates], *[f"h{g}" for g in gates])
+  fused = lambda side, leaf: jnp.concatenate([p[f"{side}{g}"][leaf] for g in gates], axis=-1)
+  return fused("i", "kernel"), fused("h", "kernel"), fused(bias_side, "bias")
+
+
+def _to_gates(params: Any, gates: Tuple[str, ...], *, bias_side: str) -> dict:
+  """linen's per-gate layers ``i<g>``, ``h<g>`` from ``params.w_i``, ``params.w_h`` and ``params.b`` (zeros if
+  ``None``), the biases on the ``bias_side`` (``"i"`` or ``"h"``) layers."""
+  n = len(gates)
+  b = _bias(params.b, n * _hidden(params), params.w_h)
+  out = {}
+  for g, wi, wh, bg in zip(gates, _blocks(params.w_i, n), _blocks(params.w_h, n), _blocks(b, n)):
+    out[f"i{g}"] = {"kernel": wi}
+    out[f"h{g}"] = {"kernel": wh}
+    out[f"{bias_side}{g}"]["bias"] = bg
+  return out
+
+
 # linen
 
 
 def lstm_from_linen(params: Mapping[str, Any]) -> LSTMParams:
   """linen ``LSTMCell`` / ``OptimizedLSTMCell`` params -> ``LSTMParams`` of ``jaxrnn.lstm(H)``."""
-  p = _unwrap(params)
-  _need(p, *[f"i{g}" for g in _LSTM_GATES], *[f"h{g}" for g in _LSTM_GATES])
-  w_i = jnp.concatenate([p[f"i{g}"]["kernel"] for g in _LSTM_GATES], axis=-1)
-  w_h = jnp.concatenate([p[f"h{g}"]["kernel"] for g in _LSTM_GATES], axis=-1)
-  b = jnp.concatenate([p[f"h{g}"]["bias"] for g in _LSTM_GATES], axis=-1)
-  return LSTMParams(w_i=w_i, w_h=w_h, b=b)
+  return LSTMParams(*_from_gates(_unwrap(params), _LSTM_GATES, bias_side="h"))
 
 
 def lstm_to_linen(params: LSTMParams) -> dict:
   """``LSTMParams`` -> params of linen ``LSTMCell(H)`` (also valid for ``OptimizedLSTMCell(H)``)."""
-  H = _hidden(params)
-  b = _bias(params.b, 4 * H, params.w_h)
-  out = {}
-  for g, wi, wh, bg in zip(_LSTM_GATES, _blocks(params.w_i, 4), _blocks(params.w_h, 4), _blocks(b, 4)):
-    out[f"i{g}"] = {"kernel": wi}
-    out[f"h{g}"] = {"kernel": wh, "bias": bg}
-  return out
+  return _to_gates(params, _LSTM_GATES, bias_side="h")
 
 
 def gru_from_linen(params: Mapping[str, Any]) -> GRUParams:
   """linen ``GRUCell`` params -> ``GRUParams`` of ``jaxrnn.gru(H)`` (``reset_after=True``)."""
   p = _unwrap(params)
-  _need(p, "ir", "iz", "in", "hr", "hz", "hn")
-  w_i = jnp.concatenate([p[f"i{g}"]["kernel"] for g in _GRU_GATES], axis=-1)
-  w_h = jnp.concatenate([p[f"h{g}"]["kernel"] for g in _GRU_GATES], axis=-1)
-  b = jnp.concatenate([p[f"i{g}"]["bias"] for g in _GRU_GATES], axis=-1)
-  return GRUParams(w_i=w_i, w_h=w_h, b=b, b_hn=p["hn"]["bias"])
+  return GRUParams(*_from_gates(p, _GRU_GATES, bias_side="i"), b_hn=p["hn"]["bias"])
 
 
 def gru_to_linen(params: GRUParams) -> dict:
   """``GRUParams`` (of ``jaxrnn.gru(H)``, ``reset_after=True``) -> params of linen ``GRUCell(H)``."""
-  H = _hidden(params)
-  b = _bias(params.b, 3 * H, params.w_h)
-  out = {}
-  for g, wi, wh, bg in zip(_GRU_GATES, _blocks(params.w_i, 3), _blocks(params.w_h, 3), _blocks(b, 3)):
-    out[f"i{g}"] = {"kernel": wi, "bias": bg}
-    out[f"h{g}"] = {"kernel": wh}
-  out["hn"]["bias"] = _bias(params.b_hn, H, params.w_h)
+  out = _to_gates(params, _GRU_GATES, bias_side="i")
+  out["hn"]["bias"] = _bias(params.b_hn, _hidden(params), params.w_h)
   return out
 
 
@@ -159,11 +173,7 @@ def mgu_from_linen(params: Mapping[str, Any]) -> MGUParams:
   ``jaxrnn.mgu(H, variant="flax", reset_gate=False)`` then.
   """
   p = _unwrap(params)
-  _need(p, "if", "in", "hf", "hn")
-  w_i = jnp.concatenate([p[f"i{g}"]["kernel"] for g in _MGU_GATES], axis=-1)
-  w_h = jnp.concatenate([p[f"h{g}"]["kernel"] for g in _MGU_GATES], axis=-1)
-  b = jnp.concatenate([p[f"i{g}"]["bias"] for g in _MGU_GATES], axis=-1)
-  return MGUParams(w_i=w_i, w_h=w_h, b=b, b_hn=p["hn"].get("bias"))
+  return MGUParams(*_from_gates(p, _MGU_GATES, bias_side="i"), b_hn=p["hn"].get("bias"))
 
 
 def mgu_to_linen(params: MGUParams, *, reset_gate: Optional[bool] = None) -> dict:
@@ -184,11 +194,7 @@ def mgu_to_linen(params: MGUParams, *, reset_gate: Optional[bool] = None) -> dic
   elif not reset_gate and params.b_hn is not None:
     raise ValueError("reset_gate=False, but params.b_hn is set: these params are of a reset-gated MGU "
                      "(jaxrnn.mgu(..., reset_gate=True)), which MGUCell(reset_gate=False) cannot compute")
-  b = _bias(params.b, 2 * H, params.w_h)
-  out = {}
-  for g, wi, wh, bg in zip(_MGU_GATES, _blocks(params.w_i, 2), _blocks(params.w_h, 2), _blocks(b, 2)):
-    out[f"i{g}"] = {"kernel": wi, "bias": bg}
-    out[f"h{g}"] = {"kernel": wh}
+  out = _to_gates(params, _MGU_GATES, bias_side="i")
   if reset_gate:
     out["hn"]["bias"] = _bias(params.b_hn, H, params.w_h)
   return out
@@ -196,15 +202,12 @@ def mgu_to_linen(params: MGUParams, *, reset_gate: Optional[bool] = None) -> dic
 
 def simple_from_linen(params: Mapping[str, Any]) -> SimpleRNNParams:
   """linen ``SimpleCell`` params -> ``SimpleRNNParams`` of ``jaxrnn.simple_rnn(H)``."""
-  p = _unwrap(params)
-  _need(p, "i", "h")
-  return SimpleRNNParams(w_i=p["i"]["kernel"], w_h=p["h"]["kernel"], b=p["i"]["bias"])
+  return _simple_from(params, "i", "h")
 
 
 def simple_to_linen(params: SimpleRNNParams) -> dict:
   """``SimpleRNNParams`` -> params of linen ``SimpleCell(H)``."""
-  return {"i": {"kernel": params.w_i, "bias": _bias(params.b, _hidden(params), params.w_h)},
-          "h": {"kernel": params.w_h}}
+  return _simple_to(params, "i", "h")
 
 
 # NNX (pure dicts of the cell's nnx.Param state)
@@ -265,15 +268,12 @@ def gru_to_nnx(params: GRUParams) -> dict:
 
 def simple_from_nnx(state: Mapping[str, Any]) -> SimpleRNNParams:
   """NNX ``SimpleCell`` -> ``SimpleRNNParams``."""
-  p = _unwrap(state)
-  _need(p, "dense_i", "dense_h")
-  return SimpleRNNParams(w_i=p["dense_i"]["kernel"], w_h=p["dense_h"]["kernel"], b=p["dense_i"]["bias"])
+  return _simple_from(state, "dense_i", "dense_h")
 
 
 def simple_to_nnx(params: SimpleRNNParams) -> dict:
   """``SimpleRNNParams`` -> pure state of NNX ``SimpleCell``."""
-  return {"dense_i": {"kernel": params.w_i, "bias": _bias(params.b, _hidden(params), params.w_h)},
-          "dense_h": {"kernel": params.w_h}}
+  return _simple_to(params, "dense_i", "dense_h")
 
 
 def _nnx_kind(module: Any) -> str:

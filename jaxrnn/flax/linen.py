@@ -27,6 +27,7 @@ from typing import Any, Callable, Optional, Union
 import jax
 
 import jaxrnn
+from jaxrnn import _checks
 from jaxrnn import _optional
 from jaxrnn.flax import _tree
 from jaxrnn.types import Cell, RunOptions, carry_batch_shape
@@ -65,8 +66,7 @@ class CellModule(nn.RNNCellBase):
   deterministic: Optional[bool] = None
 
   def __post_init__(self):
-    if not isinstance(self.cell, Cell):
-      raise TypeError(f"cell must be a jaxrnn.Cell, got {type(self.cell).__name__}")
+    _checks.cell("cell", self.cell)
     super().__post_init__()
 
   @nn.compact

@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional
 import jax
 
 import jaxrnn
+from jaxrnn import _checks
 from jaxrnn import _optional
 from jaxrnn.flax import _tree
 from jaxrnn.types import Cell, RunOptions, carry_batch_shape
@@ -77,8 +78,7 @@ class CellModule(nnx.RNNCellBase):
 
   def __init__(self, cell: Cell, input_size: Any = None, *, rngs: Optional[nnx.Rngs] = None, params: Any = None,
                carry_init: Any = None):
-    if not isinstance(cell, Cell):
-      raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
+    _checks.cell("cell", cell)
     if params is None:
       if input_size is None or rngs is None:
         raise ValueError("CellModule needs input_size and rngs (or existing params=...)")
