@@ -365,11 +365,13 @@ def _auto_or_sequence(cell: Cell, params: Params, run: _Run, options: RunOptions
   """The cell's sequence path, or in ``mode="auto"`` what its rule (:attr:`SequencePath.auto`) says is faster:
   the scan of ``step`` for undifferentiated runs, differentiated runs, or both (:mod:`jaxrnn.path_choice`). A
   kernel asked for by name, or ``native=True``, always takes the path."""
-  sequence = lambda p, c, x, m: cell.sequence.run(p, c, x, m, options)
+  path = cell.sequence
+  assert path is not None  # unroll takes this branch only for a cell with a sequence path
+  sequence = lambda p, c, x, m: path.run(p, c, x, m, options)
   if mode != "auto" or options.kernel is not None or options.native:
     return sequence(params, run.carry, run.xs_tm, run.mask)
   num_steps = jax.tree.leaves(run.xs_tm)[0].shape[0]
-  picked = path_choice.choose(cell.sequence.auto, num_steps, run.carry)
+  picked = path_choice.choose(path.auto, num_steps, run.carry)
   if picked.forward and picked.gradient:
     return sequence(params, run.carry, run.xs_tm, run.mask)
   scan = lambda p, c, x, m: _scan(cell, p, c, x, m, options, False, run.batch_shape)[:2]
