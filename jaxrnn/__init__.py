@@ -16,8 +16,8 @@ PyTorch interop (:mod:`jaxrnn.interop.torch`) import their dependencies when the
 import warnings as _warnings
 
 # The cell contract.
-from jaxrnn.types import (Cell, CellConfig, InitFn, InitialCarryFn, InputTransformFn, SequenceFn, SequencePath,
-                          StepFn)
+from jaxrnn.types import (Cell, CellConfig, InitFn, InitialCarryFn, InputTransformFn, ResetSequenceFn, SequenceFn,
+                          SequencePath, StepFn)
 
 # Cells: Elman, LSTM, GRU.
 from jaxrnn.cells.simple_rnn import SimpleRNNCarry, SimpleRNNParams, irnn, simple_rnn
@@ -92,6 +92,7 @@ __all__ = [
     "InitialCarryFn",
     "InputTransformFn",
     "SequenceFn",
+    "ResetSequenceFn",
     "StepFn",
     # Cells: Elman, LSTM, GRU.
     "simple_rnn",

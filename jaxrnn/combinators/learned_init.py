@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn.combinators import _util
+from jaxrnn.combinators import reset
 from jaxrnn.types import ALL_OPTIONS, Cell, SequencePath
 
 
@@ -33,7 +34,8 @@ def learned_initial_carry(cell: Cell, name: Optional[str] = None) -> Cell:
 
   Returns:
     A :class:`jaxrnn.Cell` with ``LearnedInitParams(cell, carry)``; step, input transform and sequence path are
-    the wrapped cell's.
+    the wrapped cell's (resets inside the path too, so ``reset_on(learned_initial_carry(min_gru(H)))`` stays one
+    parallel scan that restarts from the learned carry).
 
   Example:
 
@@ -73,6 +75,15 @@ def learned_initial_carry(cell: Cell, name: Optional[str] = None) -> Cell:
   def sequence(params, carry, xs, mask, options):
     return _util.unroll_inner(cell, params.cell, carry, xs, mask, options)
 
+  resets = None
+  if cell.sequence is not None and cell.sequence.resets is not None:
+    inner = cell.sequence
+
+    def resets(params, carry, xs, should_reset, reset_carry, mask, options):
+      if _util.asked_options(options) <= inner.honours:  # the inner parallel path, resets inside it
+        return inner.resets(params.cell, carry, xs, should_reset, reset_carry, mask, options)
+      return reset.scan_with_resets(cell, params.cell, carry, xs, should_reset, reset_carry, mask, options)
+
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=SequencePath(sequence, ALL_OPTIONS),
+              step_transformed=step_transformed, sequence=SequencePath(sequence, ALL_OPTIONS, resets),
               input_ndim=cell.input_ndim, name=name)
