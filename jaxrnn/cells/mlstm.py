@@ -190,7 +190,7 @@ def mlstm(
     i_pre, log_f = chunk_gate(i_pre), chunk_gate(log_f)
     valid = chunk_gate(valid[..., None])
     cum_f = jnp.cumsum(log_f, axis=-1)  # F_t = sum of log f_r over the chunk's steps r <= t
-    causal = jnp.tril(jnp.ones((size, size), bool))
+    causal = jnp.tril(jnp.ones((size, size), bool)).reshape((1,) * (valid.ndim - 1) + (size, size))
     if flags is None:
       same, first, decay = causal, None, cum_f  # one segment per chunk, started by the chunk's entering state
     else:
