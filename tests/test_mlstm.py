@@ -70,3 +70,14 @@ def test_backward_memory_grows_linearly_in_T():
 def test_chunk_size_is_checked():
   with pytest.raises(ValueError, match="chunk_size must be a positive int"):
     jaxrnn.mlstm(4, chunk_size=0)
+
+
+def test_chunkwise_exports_with_a_symbolic_length(quick_compiles):
+  """jax.export with any T (the chunks are then chunk_size steps, the last padded): equal to unroll at T = 9."""
+  from jaxrnn import export
+  cell = jaxrnn.mlstm(4, chunk_size=4)
+  params = cell.init(jax.random.key(0), 3)
+  exported = export.export_unroll(cell, params, "b, t, 3", seq_lengths=True)
+  xs, lengths = jax.random.normal(jax.random.key(1), (2, 9, 3), jnp.float32), jnp.array([9, 2], jnp.int32)
+  assert_close(exported.call(jax.tree.leaves(params), xs, lengths),
+               jaxrnn.unroll(cell, params, None, xs, seq_lengths=lengths), 1e-6)

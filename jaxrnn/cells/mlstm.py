@@ -170,15 +170,19 @@ def mlstm(
     del params, kernel  # "xla": the chunkwise form has no kernel of its own
     cdt = carry.m.dtype
     num_steps = u.shape[0]
-    if num_steps == 0:
+    concrete = isinstance(num_steps, int)  # else a symbolic length (jax.export): chunks of chunk_size, padded
+    if concrete and num_steps == 0:
       return carry, jnp.zeros(u.shape[:-1] + (H,), cdt)
-    size = num_steps if chunk_size is None else min(chunk_size, num_steps)  # L
-    n_chunks = -(-num_steps // size)
-    pad = n_chunks * size - num_steps
+    if chunk_size is None:  # one chunk: the quadratic form
+      size, n_chunks, pad = num_steps, 1, 0
+    else:
+      size = min(chunk_size, num_steps) if concrete else chunk_size  # L
+      n_chunks = (num_steps + size - 1) // size
+      pad = n_chunks * size - num_steps
     q, k, v, o, i_pre, log_f = split(u)  # time-major: [T, *B, NH, (DH)], o: [T, *B, H]
     valid = jnp.ones(u.shape[:-1], bool) if mask is None else mask  # [T, *B]
     flags = None if resets is None else resets.flags
-    if pad:  # masked steps up to a whole number of chunks: they keep the state
+    if not isinstance(pad, int) or pad:  # masked steps up to a whole number of chunks: they keep the state
       grow = lambda a: jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)])
       q, k, v, i_pre, log_f, valid = (grow(a) for a in (q, k, v, i_pre, log_f, valid))
       flags = None if flags is None else grow(flags)
