@@ -72,12 +72,23 @@ def mlstm(
   (the paper's ``max(|n^T q|, 1)`` in the unstabilised scale). ``epsilon`` is the official xLSTM code's
   ``eps = 1e-6``: when an input gate is far above the forget path (``m_t > 88`` in float32/bfloat16)
   ``exp(-m_t)`` underflows and ``n_t^T q_t`` can round to 0 (bfloat16 at T = 10,000 with saturating
-  inputs), so without it ``h`` was ``inf`` and the gradient ``-C q / den^2`` overflowed float32. ``sequence`` is
-  the parallel form of the paper:
-  with ``D_{ts} = exp(sum_{s<r<=t} log f_r + i~_s)`` for ``s <= t`` (and the initial state as a source at
-  ``s = 0``), ``h~_t = sum_s D_ts (q_t . k_s) v_s / max(|sum_s D_ts (q_t . k_s)|, 1)`` — a masked
-  ``[T, T]`` attention per head, so ``O(T^2)`` work and memory (no chunkwise form yet).
-  ``jaxrnn.unroll`` uses it in ``mode="auto"``/``"sequence"``; ``mode="step"`` runs the recurrence.
+  inputs), so without it ``h`` was ``inf`` and the gradient ``-C q / den^2`` overflowed float32.
+
+  ``sequence`` is the chunkwise parallel form (as in xLSTM's kernels; Beck et al. 2025, "Tiled Flash Linear
+  Attention"): the ``T`` steps are cut into chunks of ``L = chunk_size`` (the last one padded with masked steps).
+  Within a chunk it is the paper's parallel form, with ``D_{ts} = exp(sum_{s<r<=t} log f_r + i~_s)`` for
+  ``s <= t`` in the chunk and the state entering the chunk as one more source of weight
+  ``exp(sum_{r<=t} log f_r + m_in)``: ``h~_t = (sum_s D_ts (q_t . k_s) v_s + w_t C_in q_t) / max(|sum_s D_ts
+  (q_t . k_s) + w_t n_in^T q_t|, exp(-m_t))`` with ``m_t`` the largest log weight (the recurrence's stabiliser,
+  exactly); across chunks a ``lax.scan`` of ``T / L`` steps carries ``(C, n, m)``. Work ``O(T L DH + T DH^2)``,
+  memory ``O(T L + (T / L) DH^2)`` per head (forward and backward: 406 MiB of compiled temp memory for
+  ``jit(value_and_grad)`` at ``T = 65,536``, ``H = 64``, one head, ``L = 64``, float32, CPU; the scan of ``step``
+  needs 3.2 GiB, benchmarks/mlstm_chunkwise_memory.py). ``chunk_size=None`` is one chunk: the fully parallel
+  ``[T, T]`` masked attention (``O(T^2)`` work and memory, no sequential part). The chunk size changes memory and
+  speed, never values (equal to the recurrence to rounding: 1e-8 in float64). Resets inside the parallel form
+  (:func:`jaxrnn.reset_on`, :class:`jaxrnn.ResetSequenceFn`): a segment's sources stop at its first step, where
+  the reset carry enters as the source instead of the chunk's entering state. ``jaxrnn.unroll`` uses it in
+  ``mode="auto"``/``"sequence"``; ``mode="step"`` runs the recurrence.
 
   Args:
     hidden_size: ``H`` (the output size and the total width of ``q``, ``k``, ``v``).
@@ -85,12 +96,15 @@ def mlstm(
     forget_bias: the initial bias of the forget gates (xLSTM starts forget gates open).
     eps: added to the normaliser (``>= 0``; ``0`` is the paper's formula exactly, which can divide by 0 in
       low precision).
+    chunk_size: ``L``, the steps per chunk of the sequence path (a positive int), or
+      ``None`` for one chunk (the quadratic parallel form). Does not change ``step`` or the function computed.
     kernel_init, bias_init: draw the ``[F, H]`` and ``[F, NH]`` blocks of ``w: [F, 4H + 2NH]`` and
       ``b: [4H + 2NH]`` (then ``forget_bias`` is added).
     dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
 
   Returns:
-    A :class:`jaxrnn.Cell` with ``MLSTMParams`` and ``MLSTMCarry(c, n, m)``, and a parallel ``sequence`` path.
+    A :class:`jaxrnn.Cell` with ``MLSTMParams`` and ``MLSTMCarry(c, n, m)``, and a chunkwise parallel
+    ``sequence`` path (with resets, :class:`jaxrnn.ResetSequenceFn`).
 
   Example:
 
