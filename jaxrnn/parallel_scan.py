@@ -59,7 +59,8 @@ def _valid_resets(resets: Optional[Array], mask: Optional[Array]) -> Optional[Ar
   """The flags of the valid steps (a flag at a padded step is ignored)."""
   if resets is None or mask is None:
     return resets
-  return resets & sequences.expand_to(mask, resets.ndim)
+  n = max(resets.ndim, mask.ndim)  # both are prefixes of the scanned shape
+  return sequences.expand_to(resets, n) & sequences.expand_to(mask, n)
 
 
 def _check(name_a: str, a: Array, name_b: str, b: Array, h0: Array, mask: Optional[Array]) -> None:

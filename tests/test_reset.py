@@ -247,3 +247,16 @@ def test_without_a_resetting_path_the_step_runs():
     resets(params, carry, xs, jnp.zeros((5, 2), bool), carry, None, jaxrnn.RunOptions())
   with pytest.raises(ValueError, match=r"reset_carry of min_gru must have the carry's structure"):
     resets(params, carry, xs, jnp.zeros((4, 2), bool), carry.h, None, jaxrnn.RunOptions())
+
+
+def test_learned_carry_path_runs_every_option(quick_compiles):
+  """reset_on(learned_initial_carry(min_gru)): its path honours every run option (the inner parallel path where
+  it can, else the scan of the step resetting to the learned carry), always the function of mode="step"."""
+  cell = jaxrnn.reset_on(jaxrnn.learned_initial_carry(jaxrnn.min_gru(3)))
+  params = cell.init(jax.random.key(0), 2)
+  params = params._replace(carry=jax.tree.map(lambda a: a + 0.7, params.carry))
+  xs = jax.random.normal(jax.random.key(1), (2, 6, 2))
+  flags = jnp.array([[0, 0, 1, 0, 0, 1], [1, 0, 0, 1, 0, 0]], bool)
+  want = jaxrnn.unroll(cell, params, None, (xs, flags), mode="step")
+  for kw in ({}, {"remat": 2}, {"newton": True}):
+    assert_trees_close(jaxrnn.unroll(cell, params, None, (xs, flags), **kw), want, 1e-6)
