@@ -45,7 +45,7 @@ def _check_resets(name_a: str, a: Array, h0: Array, resets: Optional[Array], h_r
     raise ValueError(f"resets and h_reset go together (the flags and the state a flagged step starts from); got "
                      f"resets={'None' if resets is None else 'an array'} and h_reset="
                      f"{'None' if h_reset is None else 'an array'}")
-  if resets is None:
+  if resets is None or h_reset is None:
     return
   if resets.dtype != jnp.bool_:
     raise TypeError(f"resets must be a bool array [T, *B], got dtype {resets.dtype}")
@@ -108,7 +108,7 @@ def linear_recurrence(a: Array, b: Array, h0: Array, mask: Optional[Array] = Non
   if kernel not in ("xla", "pallas"):
     raise ValueError(f"kernel must be 'xla' or 'pallas', got {kernel!r}")
   resets = _valid_resets(resets, mask)
-  if resets is not None:
+  if resets is not None and h_reset is not None:
     r = sequences.expand_to(resets, a.ndim)
     b = jnp.where(r, a * h_reset.astype(b.dtype)[None] + b, b)
     a = jnp.where(r, jnp.zeros_like(a), a)
@@ -198,7 +198,7 @@ def log_linear_recurrence(log_a: Array, log_b: Array, h0: Array, mask: Optional[
     tiny = jnp.asarray(jnp.finfo(log_b.dtype).min / 4, log_b.dtype)
     log_a = jnp.where(m, log_a, jnp.zeros_like(log_a))
     log_b = jnp.where(m, log_b, jnp.full_like(log_b, tiny))
-  if resets is None:
+  if resets is None or h_reset is None:
     cum_log_a, log_h = jax.lax.associative_scan(_combine_log, (log_a, log_b), axis=0)
     hs = jnp.exp(cum_log_a) * h0.astype(log_b.dtype)[None] + jnp.exp(log_h)
     return hs, hs[-1]

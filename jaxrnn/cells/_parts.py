@@ -94,7 +94,7 @@ def parallel_path(input_transform: InputTransformFn, check: Callable[[Any, Any, 
     return run(params, carry, u, mask, kernel, resets)
 
   def sequence_resets(params, carry, xs, should_reset, reset_carry, mask, options):
-    cdt = check(params, carry, xs)
+    check(params, carry, xs)
     if jax.tree.structure(reset_carry) != jax.tree.structure(carry):
       raise ValueError(f"reset_carry of {name} must have the carry's structure {jax.tree.structure(carry)}, got "
                        f"{jax.tree.structure(reset_carry)}")

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn.types import Cell, RunOptions
-from jaxrnn.unroll import asked_options, unroll
+from jaxrnn.unroll import unroll
 
 
 def inner_initial_carry(cell: Cell):

@@ -11,6 +11,7 @@ from jaxrnn import _checks
 from jaxrnn.combinators import _util
 from jaxrnn.combinators import reset
 from jaxrnn.types import ALL_OPTIONS, Cell, SequencePath
+from jaxrnn.unroll import asked_options
 
 
 class LearnedInitParams(NamedTuple):
@@ -80,7 +81,7 @@ def learned_initial_carry(cell: Cell, name: Optional[str] = None) -> Cell:
     inner = cell.sequence
 
     def resets(params, carry, xs, should_reset, reset_carry, mask, options):
-      if _util.asked_options(options) <= inner.honours:  # the inner parallel path, resets inside it
+      if asked_options(options) <= inner.honours:  # the inner parallel path, resets inside it
         return inner.resets(params.cell, carry, xs, should_reset, reset_carry, mask, options)
       return reset.scan_with_resets(cell, params.cell, carry, xs, should_reset, reset_carry, mask, options)
 
