@@ -11,10 +11,11 @@ For every cell and ``T`` it times ``jaxrnn.unroll(..., mode="sequence")`` (the p
 ``mode="step"`` (the sequential ``lax.scan``, "seq"), forward only ("fwd") and forward + backward ("f+b": the
 gradient of a loss with respect to params and inputs), under ``jax.jit``, and prints median milliseconds and the
 ratio ``seq / par`` (> 1: the parallel path is faster). GRU, LSTM and sLSTM have no parallel path (their gates
-read ``h``); they are timed sequentially as baselines. The mLSTM parallel form is ``O(T^2)``, so it is timed up
-to ``--mlstm-max-T`` only. Outputs of the two paths are checked to agree before timing. ``--auto`` also times
-``mode="auto"`` (the path :mod:`jaxrnn.path_choice`'s measured rule picks, separately forward and forward +
-backward) and prints its time over the faster of the two paths (1.0: it picked the faster one).
+read ``h``); they are timed sequentially as baselines. The mLSTM runs its chunkwise form (chunks of 64; its
+scan of ``step`` keeps a ``[DH, DH]`` memory per step), timed up to ``--mlstm-max-T`` only. Outputs of the two
+paths are checked to agree before timing. ``--auto`` also times ``mode="auto"`` (the path
+:mod:`jaxrnn.path_choice`'s measured rule picks, separately forward and forward + backward) and prints its time
+over the faster of the two paths (1.0: it picked the faster one).
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def main():
   parser.add_argument("--cells", default=",".join(CELLS), help="comma-separated subset of " + ",".join(CELLS))
   parser.add_argument("--min-T", type=int, default=256)
   parser.add_argument("--max-T", type=int, default=16384)
-  parser.add_argument("--mlstm-max-T", type=int, default=2048, help="the mLSTM parallel form is O(T^2)")
+  parser.add_argument("--mlstm-max-T", type=int, default=2048,
+                      help="the largest T for the mLSTM (its scan of step keeps a [DH, DH] memory per step)")
   parser.add_argument("--batch", type=int, default=8)
   parser.add_argument("--features", type=int, default=32)
   parser.add_argument("--hidden", type=int, default=64)

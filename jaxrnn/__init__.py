@@ -18,8 +18,8 @@ import importlib as _importlib
 import warnings as _warnings
 
 # The cell contract.
-from jaxrnn.types import (Cell, CellConfig, InitFn, InitialCarryFn, InputTransformFn, PathChoice, SequenceFn,
-                          SequencePath, StepFn, carry_batch_shape)
+from jaxrnn.types import (Cell, CellConfig, InitFn, InitialCarryFn, InputTransformFn, PathChoice, ResetSequenceFn,
+                          SequenceFn, SequencePath, StepFn, carry_batch_shape)
 
 # Cells: Elman, LSTM, GRU.
 from jaxrnn.cells.simple_rnn import SimpleRNNCarry, SimpleRNNParams, irnn, simple_rnn
@@ -96,6 +96,7 @@ __all__ = [
     "InitialCarryFn",
     "InputTransformFn",
     "SequenceFn",
+    "ResetSequenceFn",
     "StepFn",
     "carry_batch_shape",
     # Cells: Elman, LSTM, GRU.

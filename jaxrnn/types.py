@@ -257,6 +257,33 @@ class AutoRuleFn(Protocol):
     ...
 
 
+class ResetSequenceFn(Protocol):
+  """``resets(params, carry, xs, should_reset, reset_carry, mask, options) -> (carry, hs)``: a sequence path with
+  carry resets inside it (packed sequences: several documents or episodes concatenated in one row).
+
+  The same function as the scan of ``step`` in which, at every step ``t`` where ``should_reset`` is set, the carry
+  entering ``t`` is replaced by ``reset_carry`` before the step reads ``x_t`` (what :func:`jaxrnn.reset_on` does,
+  with ``reset_carry = cell.initial_carry(params, B)``): one run over a packed row equals running each segment
+  separately, the first from ``carry``, the others from ``reset_carry``. A linear recurrence
+  ``h_t = a_t h_{t-1} + b_t`` takes it as data: ``a_t := 0`` and ``b_t := b_t + a_t h_reset`` at the flagged
+  steps, so the parallel scan stays parallel.
+
+  Args:
+    params, carry, xs, mask, options: as :class:`SequenceFn` (``options``: the fields in the path's ``honours``).
+    should_reset: bool ``[T, *B]``, ``True`` at the first step of a new segment; flags at masked (padded) steps
+      are ignored.
+    reset_carry: the carry entering every flagged step, leaves ``[*B, ...]`` (the carry's structure; learned or
+      not, any value).
+
+  Returns:
+    ``(carry, hs)`` as :class:`SequenceFn`.
+  """
+
+  def __call__(self, params: Params, carry: Carry, xs: Any, should_reset: Array, reset_carry: Carry,
+               mask: Optional[Array], options: RunOptions) -> Tuple[Carry, Array]:
+    ...
+
+
 class SequencePath(NamedTuple):
   """A cell's own way to run a whole sequence, and the run options it honours.
 
@@ -277,11 +304,15 @@ class SequencePath(NamedTuple):
       faster one, separately for undifferentiated and differentiated runs (:mod:`jaxrnn.path_choice`; the
       parallel scans of ``min_gru``, ``lru``, ... lose to the scan of ``step`` on CPU in some of them).
       ``mode="sequence"`` ignores it.
+    resets: optional, the same path with carry resets inside it (:class:`ResetSequenceFn`), honouring the same
+      options; :func:`jaxrnn.reset_on` runs it (keeping a parallel scan parallel) where it is declared, and the
+      scan of its resetting step where not. ``None``: the path has no resets.
   """
 
   run: SequenceFn
   honours: FrozenSet[str] = frozenset()
   auto: Optional[AutoRuleFn] = None
+  resets: Optional[ResetSequenceFn] = None
 
   def __call__(self, params: Params, carry: Carry, xs: Any, mask: Optional[Array] = None,
                options: Optional[RunOptions] = None) -> Tuple[Carry, Array]:

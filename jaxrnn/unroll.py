@@ -393,17 +393,17 @@ def _use_sequence(cell: Cell, mode: str, options: RunOptions, return_all_carries
       raise ValueError(f"mode='sequence' needs a cell with a sequence path; {cell.name} has none")
     if return_all_carries:
       raise ValueError("return_all_carries=True needs mode='step' or 'auto' (the sequence path keeps no carries)")
-    missing = _asked(options) - cell.sequence.honours
+    missing = asked_options(options) - cell.sequence.honours
     if missing:
       raise ValueError(f"the sequence path of {cell.name} does not honour the run option(s) {sorted(missing)} "
                        f"(it honours {sorted(cell.sequence.honours)}); use mode='auto' or 'step' to scan step")
     return True
   if cell.sequence is None or return_all_carries:
     return False
-  return _asked(options) <= cell.sequence.honours
+  return asked_options(options) <= cell.sequence.honours
 
 
-def _asked(options: RunOptions) -> frozenset:
+def asked_options(options: RunOptions) -> frozenset:
   """The run options a path must honour: the set ones, less ``native=False`` (which every path without a native
   form honours by running as it does)."""
   return options.set_fields() - ({"native"} if options.native is False else set())

@@ -187,6 +187,39 @@ def test_parallel_scan_matches_loop(kind):
   np.testing.assert_array_equal(last[1], h0[1])  # length 0: the initial state, exactly
 
 
+@pytest.mark.parametrize("kind", ["linear", "log", "exp"])
+def test_parallel_scan_resets_match_loop(kind):
+  """Flags restart the state from h_reset (negative entries: the log-space scan cannot fold it into b); a flag at
+  a padded step is ignored."""
+  rng = np.random.default_rng(1)
+  T, B, H = 7, 3, 2
+  a = rng.uniform(0.1, 0.9, (T, B, H))
+  b = rng.uniform(0.1, 2.0, (T, B, H))
+  h0, h_reset = rng.normal(size=(B, H)), rng.normal(size=(B, H)) - 1.0
+  mask = np.arange(T)[:, None] < np.array([7, 5, 0])[None]
+  resets = rng.uniform(size=(T, B)) < 0.4
+  resets[6, 1] = True  # padded: ignored
+  want, h = [], h0
+  for t in range(T):
+    prev = np.where(resets[t][:, None], h_reset, h)
+    h = np.where(mask[t][:, None], a[t] * prev + b[t], h)
+    want.append(h)
+  kw = dict(resets=jnp.asarray(resets), h_reset=jnp.asarray(h_reset))
+  if kind != "linear":
+    scan = parallel_scan.log_linear_recurrence if kind == "log" else parallel_scan.exp_linear_recurrence
+    hs, last = scan(jnp.log(a), jnp.log(b), jnp.asarray(h0), jnp.asarray(mask), **kw)
+  else:
+    hs, last = parallel_scan.linear_recurrence(jnp.asarray(a), jnp.asarray(b), jnp.asarray(h0), jnp.asarray(mask),
+                                               **kw)
+  np.testing.assert_allclose(hs, np.stack(want), rtol=1e-12, atol=1e-14)
+  np.testing.assert_allclose(last, h, rtol=1e-12, atol=1e-14)
+  with pytest.raises(ValueError, match="resets and h_reset go together"):
+    parallel_scan.linear_recurrence(jnp.asarray(a), jnp.asarray(b), jnp.asarray(h0), resets=jnp.asarray(resets))
+  with pytest.raises(ValueError, match=r"resets must have shape \[T, \*B\]"):
+    parallel_scan.linear_recurrence(jnp.asarray(a), jnp.asarray(b), jnp.asarray(h0), resets=jnp.asarray(resets.T),
+                                    h_reset=jnp.asarray(h_reset))
+
+
 def test_parallel_scan_rejects_bad_shapes():
   with pytest.raises(ValueError, match="same shape"):
     parallel_scan.linear_recurrence(jnp.ones((3, 2)), jnp.ones((3, 4)), jnp.ones(2))

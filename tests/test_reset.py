@@ -93,3 +93,170 @@ def test_with_reset_flags_is_deprecated():
   assert xs.shape == (2, 5, 3) and flags.shape == (2, 5)
   with pytest.raises(ValueError, match="should_reset"), pytest.warns(DeprecationWarning):
     jaxrnn.with_reset_flags(jnp.ones((2, 5, 3)), jnp.zeros((2,), bool))
+
+
+# --- Resets inside parallel scans: reset_on keeps the cell's parallel path --------------------------------------
+
+T_PACKED = 8
+PACKED_STARTS = {0: [0, 3], 1: [0, 1, 5, 6]}  # segment starts per row; row 1 resets at t=0 (the given carry unused)
+
+
+def packed_flags_and_segments():
+  flags = np.zeros((2, T_PACKED), bool)
+  segments = []  # (row, lo, hi)
+  for b, starts in PACKED_STARTS.items():
+    flags[b, starts[1:]] = True
+    bounds = starts + [T_PACKED]
+    segments += [(b, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+  flags[1, 0] = True
+  return jnp.asarray(flags), segments
+
+
+def packed_vs_separate(base, cell, params, carry, xs, flags, segments, par_mode="sequence", with_step=True, **run):
+  """value_and_grad of one loss computed three ways: the packed rows through ``cell``'s sequence path
+  (``par_mode``) and through the scan of its step (``mode="step"``; ``None`` unless ``with_step``), and the
+  segments one by one as a padded batch of the ``base`` cell (its own sequence path), each from the row's carry
+  (first segment, no flag at t=0) or the initial carry."""
+  n, longest = len(segments), max(hi - lo for _, lo, hi in segments)
+  rows = np.array([b for b, _, _ in segments])
+  los = np.array([lo for _, lo, _ in segments])
+  lengths = np.array([hi - lo for _, lo, hi in segments], np.int32)
+  fresh = np.array([lo > 0 or bool(flags[b, 0]) for b, lo, _ in segments])
+  seg_of, pos_of = np.zeros((2, T_PACKED), np.int32), np.zeros((2, T_PACKED), np.int32)
+  for j, (b, lo, hi) in enumerate(segments):
+    seg_of[b, lo:hi], pos_of[b, lo:hi] = j, np.arange(hi - lo)
+  last_seg = np.array([max(j for j, s in enumerate(segments) if s[0] == b) for b in range(2)])
+  weights = jnp.sin(jnp.arange(2 * T_PACKED * 8, dtype=xs.dtype)).reshape(2, T_PACKED, 8)
+
+  def loss(hs, final):
+    return jnp.sum(hs * weights[..., :hs.shape[-1]]) + sum(jnp.sum(jnp.tanh(a)) for a in jax.tree.leaves(final))
+
+  def packed(mode, p, c, x):
+    return loss(*jaxrnn.unroll(cell, p, c, (x, flags), mode=mode, **run)[::-1])
+
+  def separate(p, c, x):
+    idx = np.minimum(los[:, None] + np.arange(longest), T_PACKED - 1)
+    sep_x = x[rows[:, None], idx]  # [n, longest, F]
+    init = base.initial_carry(p, (n,), jax.tree.leaves(c)[0].dtype)
+    c0 = jax.tree.map(lambda f, g: jnp.where(fresh.reshape((n,) + (1,) * (f.ndim - 1)), f, g[rows]), init, c)
+    final, hs = jaxrnn.unroll(base, p, c0, sep_x, seq_lengths=jnp.asarray(lengths), mode="sequence")
+    return loss(hs[seg_of, pos_of], jax.tree.map(lambda a: a[last_seg], final))
+
+  grad = lambda f: jax.value_and_grad(f, argnums=(0, 1, 2))(params, carry, xs)
+  step = (lambda: grad(lambda *a: packed("step", *a))) if with_step else (lambda: None)
+  return jax.jit(lambda: (grad(lambda *a: packed(par_mode, *a)), step(), grad(separate)))()
+
+
+PARALLEL_BASES = {
+    "min_gru": lambda: jaxrnn.min_gru(3, param_dtype=jnp.float64),
+    "min_gru_log_scan": lambda: jaxrnn.min_gru(3, log_scan=True, param_dtype=jnp.float64),
+    "learned_min_lstm": lambda: jaxrnn.learned_initial_carry(jaxrnn.min_lstm(3, param_dtype=jnp.float64)),
+    "lru": lambda: jaxrnn.lru(3, state_size=2, param_dtype=jnp.float64),
+    "rg_lru": lambda: jaxrnn.rg_lru(3, param_dtype=jnp.float64),
+    "mlstm_chunk3": lambda: jaxrnn.mlstm(4, num_heads=2, chunk_size=3, param_dtype=jnp.float64),
+}
+
+
+def random_setup(base, cell, seed=0):
+  from tests import registry
+  params = registry.randomize(cell.init(jax.random.key(seed), 3), jax.random.key(seed + 1))  # a nonzero learned carry
+  carry = registry.randomize(base.initial_carry(params, (2,)), jax.random.key(seed + 2))
+  xs = jax.random.normal(jax.random.key(seed + 3), (2, T_PACKED, 3), jnp.float64)
+  return params, carry, xs
+
+
+def assert_trees_close(got, want, tol):
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    scale = max(float(np.max(np.abs(np.asarray(b)), initial=0.0)), 1.0)
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=tol * scale)
+
+
+@pytest.mark.parametrize("name", list(PARALLEL_BASES))
+def test_packed_equals_separate_on_the_parallel_path(name, quick_compiles):
+  """Packed rows through reset_on's parallel path == the segments one by one == the scan of the resetting step,
+  values and gradients (float64), from a nonzero carry, with a nonzero learned initial carry for learned_min_lstm."""
+  base = PARALLEL_BASES[name]()
+  cell = jaxrnn.reset_on(base)
+  assert cell.sequence is not None and cell.sequence.honours == base.sequence.honours
+  flags, segments = packed_flags_and_segments()
+  params, carry, xs = random_setup(base, cell)
+  par, step, sep = packed_vs_separate(base, cell, params, carry, xs, flags, segments)
+  assert_trees_close(par, sep, 1e-10)
+  assert_trees_close(par, step, 1e-10)
+
+
+def test_rg_lru_own_resets_and_reset_on_compose(quick_compiles):
+  """reset_on(rg_lru(resets=True)): the cell's own flags (Griffin's unnormalised restart) and reset_on's (to the
+  initial carry) inside one parallel scan == the scan of step."""
+  cell = jaxrnn.reset_on(jaxrnn.rg_lru(3, resets=True, param_dtype=jnp.float64))
+  params = cell.init(jax.random.key(0), 2)
+  xs = jax.random.normal(jax.random.key(1), (2, 6, 2), jnp.float64)
+  own = jnp.array([[0, 1, 0, 0, 0, 0], [0, 0, 0, 1, 0, 0]], bool)
+  outer = jnp.array([[0, 0, 0, 1, 0, 0], [0, 0, 0, 1, 1, 0]], bool)
+  carry = jaxrnn.RGLRUCarry(h=jnp.ones((2, 3)))
+  run = lambda mode: jaxrnn.unroll(cell, params, carry, ((xs, own), outer), seq_lengths=jnp.array([6, 5]), mode=mode)
+  assert_trees_close(run("sequence"), run("step"), 1e-12)
+
+
+def test_packed_equals_separate_under_newton(quick_compiles):
+  """The parallel-in-time solver on reset_on's step (the cell's declared diagonal, zero at a flagged step; and
+  the Jacobian of gru computed) == the segments one by one, values and gradients."""
+  flags, segments = packed_flags_and_segments()
+  for base, jac in ((jaxrnn.min_gru(3, param_dtype=jnp.float64), "diagonal"),
+                    (jaxrnn.gru(3, param_dtype=jnp.float64), "full")):
+    cell = jaxrnn.reset_on(base)
+    assert (cell.carry_jacobian_diagonal is None) == (base.carry_jacobian_diagonal is None)
+    params, carry, xs = random_setup(base, cell)
+    newton = jaxrnn.ParallelNewton(jacobian=jac, on_failure="raise")
+    par, _, sep = packed_vs_separate(base, cell, params, carry, xs, flags, segments, par_mode="auto",
+                                     with_step=False, newton=newton)
+    assert_trees_close(par, sep, 1e-9)
+
+
+def test_parallel_path_really_runs():
+  """reset_on(min_gru) in mode="auto" lowers to a program without a while loop (the scan of step has one)."""
+  cell = jaxrnn.reset_on(jaxrnn.min_gru(4))
+  params = cell.init(jax.random.key(0), 3)
+  xs, flags = jnp.ones((2, 16, 3)), jnp.zeros((2, 16), bool)
+  lowered = lambda mode: jax.jit(lambda x, f: jaxrnn.unroll(cell, params, None, (x, f), mode=mode)).lower(
+      xs, flags).as_text()
+  assert "while" not in lowered("auto")
+  assert "while" in lowered("step")
+
+
+def test_pallas_kernel_takes_resets_as_data():
+  cell = jaxrnn.reset_on(jaxrnn.min_gru(4))
+  params = cell.init(jax.random.key(0), 3)
+  xs = jax.random.normal(jax.random.key(1), (2, 6, 3))
+  _, flags = episodes()
+  pallas = jaxrnn.unroll(cell, params, None, (xs, flags), kernel="pallas")
+  assert_trees_close(pallas, jaxrnn.unroll(cell, params, None, (xs, flags), mode="step"), 1e-6)
+
+
+def test_without_a_resetting_path_the_step_runs():
+  """A cell whose path declares no resets (gru's fused path, reset_on of reset_on) keeps the scan of the step."""
+  assert jaxrnn.reset_on(jaxrnn.gru(3)).sequence is None
+  assert jaxrnn.reset_on(jaxrnn.reset_on(jaxrnn.min_gru(3))).sequence is None
+  cell = jaxrnn.reset_on(jaxrnn.min_gru(3))
+  params = cell.init(jax.random.key(0), 2)
+  carry, xs = cell.initial_carry(params, (2,)), jnp.ones((4, 2, 2))
+  with pytest.raises(ValueError, match=r"should_reset of reset_on\(min_gru\) must have the batch shape of the carry"):
+    cell.sequence(params, carry, (xs, jnp.zeros((4, 3), bool)))
+  resets = jaxrnn.min_gru(3).sequence.resets
+  with pytest.raises(ValueError, match=r"should_reset of min_gru must have shape \[T, \*B\] \(xs is \(4, 2, 2\)"):
+    resets(params, carry, xs, jnp.zeros((5, 2), bool), carry, None, jaxrnn.RunOptions())
+  with pytest.raises(ValueError, match=r"reset_carry of min_gru must have the carry's structure"):
+    resets(params, carry, xs, jnp.zeros((4, 2), bool), carry.h, None, jaxrnn.RunOptions())
+
+
+def test_learned_carry_path_runs_every_option(quick_compiles):
+  """reset_on(learned_initial_carry(min_gru)): its path honours every run option (the inner parallel path where
+  it can, else (remat here) the scan of the step resetting to the learned carry), the function of mode="step"."""
+  cell = jaxrnn.reset_on(jaxrnn.learned_initial_carry(jaxrnn.min_gru(3)))
+  params = cell.init(jax.random.key(0), 2)
+  params = params._replace(carry=jax.tree.map(lambda a: a + 0.7, params.carry))
+  xs = jax.random.normal(jax.random.key(1), (2, 6, 2))
+  flags = jnp.array([[0, 0, 1, 0, 0, 1], [1, 0, 0, 1, 0, 0]], bool)
+  want = jaxrnn.unroll(cell, params, None, (xs, flags), mode="step")
+  for kw in ({}, {"remat": 2}):
+    assert_trees_close(jaxrnn.unroll(cell, params, None, (xs, flags), **kw), want, 1e-6)

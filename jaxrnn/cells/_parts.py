@@ -7,7 +7,7 @@ or a shape; ``batch_shape``; ``dtype``; ``key``) and one definition of ``step`` 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -94,10 +94,11 @@ def parallel_path(input_transform: InputTransformFn, check: Callable[[Any, Any, 
     input_transform: the cell's, applied once to the whole ``xs: [T, *B, *F]`` (or a pytree of such, e.g. with
       reset flags ``[T, *B]``) with masked steps zeroed (so that padding is never read).
     check: ``check(params, carry, xs) -> dtype``: checks the arguments, returns the carry's dtype (``u``'s).
-    run: ``run(params, carry, u, mask, kernel) -> (carry, hs)``: the scan over the transformed inputs
+    run: ``run(params, carry, u, mask, kernel, resets) -> (carry, hs)``: the scan over the transformed inputs
       ``u: [T, *B, ...]`` (floating leaves cast to the carry's dtype, others such as bool flags as they are) with
       the kernel of its linear recurrence (``"xla"`` or ``"pallas"``, see
-      :func:`jaxrnn.parallel_scan.linear_recurrence`).
+      :func:`jaxrnn.parallel_scan.linear_recurrence`); ``resets`` is ``None`` or :class:`Resets` (flags already
+      cleared at masked steps, the reset carry checked and cast to the carry's dtype).
     name: the cell's name, for messages.
     kernels: the kernels ``run`` has: ``("xla", "pallas")`` where it is
       :func:`jaxrnn.parallel_scan.linear_recurrence`, else ``("xla",)``; ``options.kernel`` chooses among them
@@ -106,15 +107,52 @@ def parallel_path(input_transform: InputTransformFn, check: Callable[[Any, Any, 
       of the associative scans, :data:`jaxrnn.path_choice.LINEAR_RECURRENCE`.
   """
 
-  def sequence(params, carry, xs, mask, options):
+  def sequence(params, carry, xs, mask, options, resets=None):
     cdt = check(params, carry, xs)  # no loop: hoist holds trivially
     kernel = choice.resolve(options.kernel, "linear_recurrence", name, kernels,
                             lambda k: pallas_linear_recurrence.misfit())
     u = input_transform(params, jax.tree.map(lambda x: parallel_scan.zero_masked(x, mask), xs))
     u = jax.tree.map(lambda a: a.astype(cdt) if jnp.issubdtype(a.dtype, jnp.floating) else a, u)
-    return run(params, carry, u, mask, kernel)
+    return run(params, carry, u, mask, kernel, resets)
 
-  return SequencePath(sequence, PARALLEL, auto)
+  def sequence_resets(params, carry, xs, should_reset, reset_carry, mask, options):
+    check(params, carry, xs)
+    if jax.tree.structure(reset_carry) != jax.tree.structure(carry):
+      raise ValueError(f"reset_carry of {name} must have the carry's structure {jax.tree.structure(carry)}, got "
+                       f"{jax.tree.structure(reset_carry)}")
+    check(params, reset_carry, xs)
+    flags = should_reset_flags(should_reset, jax.tree.leaves(xs)[0].shape, carry, name)
+    if mask is not None:
+      if mask.shape != flags.shape:
+        raise ValueError(f"should_reset of {name} must have the mask's shape [T, *B] {mask.shape}, got {flags.shape}")
+      flags = flags & mask
+    reset_carry = jax.tree.map(lambda a, c: a.astype(c.dtype), reset_carry, carry)
+    return sequence(params, carry, xs, mask, options, Resets(flags, reset_carry))
+
+  return SequencePath(sequence, PARALLEL, auto=auto, resets=sequence_resets)
+
+
+class Resets(NamedTuple):
+  """Carry resets inside a parallel path (:class:`jaxrnn.ResetSequenceFn`), as its ``run`` receives them."""
+
+  flags: jax.Array  # bool [T, *B]: the carry entering t is `carry` below (False at masked steps)
+  carry: Any  # the carry entering every flagged step, leaves [*B, ...] in the carry's dtype
+
+
+def should_reset_flags(should_reset: Any, xs_shape: Shape, carry: Any, owner: str) -> jax.Array:
+  """Checks the reset flags ``[T, *B]`` of a sequence path (bool, or numbers: nonzero means True) against the
+  shape of a leaf of ``xs`` (``[T, *B, ...]``) and the carry (leaves ``[*B, ...]``); returns them as bool."""
+  flags = jnp.asarray(should_reset)
+  if flags.dtype != jnp.bool_:
+    if not jnp.issubdtype(flags.dtype, jnp.number):
+      raise TypeError(f"should_reset of {owner} must be bool or numeric, got dtype {flags.dtype}")
+    flags = flags != 0
+  batch = tuple(flags.shape[1:])
+  if (flags.ndim < 1 or tuple(xs_shape[:flags.ndim]) != tuple(flags.shape)
+      or any(tuple(a.shape[:len(batch)]) != batch for a in jax.tree.leaves(carry))):
+    raise ValueError(f"should_reset of {owner} must have shape [T, *B] (xs is {tuple(xs_shape)}, the carry "
+                     f"{[tuple(a.shape) for a in jax.tree.leaves(carry)]}), got {flags.shape}")
+  return flags
 
 
 def elementwise_carry_diagonal(step: StepFn) -> CarryJacobianDiagonalFn:

@@ -148,7 +148,7 @@ def lru(
     check_carry(carry, xs.shape[1:-1])
     return carry.x_re.dtype
 
-  def run(params, carry, u, mask, kernel):
+  def run(params, carry, u, mask, kernel, resets):
     cdt = carry.x_re.dtype
     zdt = _complex_dtype(cdt)
     rdt = jnp.finfo(zdt).dtype  # the real dtype of the complex arithmetic
@@ -157,8 +157,10 @@ def lru(
     r1 = lambda a: a.reshape((1,) * (u.ndim - 1) + a.shape)
     bu = jax.lax.complex(bu_re.astype(rdt), bu_im.astype(rdt)) * r1(gamma).astype(zdt)
     a = jnp.broadcast_to(r1(jax.lax.complex(l_re, l_im)), bu.shape)
-    x0 = jax.lax.complex(carry.x_re.astype(rdt), carry.x_im.astype(rdt))
-    xs_state, last = parallel_scan.linear_recurrence(a, bu, x0, mask, kernel=kernel)
+    as_complex = lambda c: jax.lax.complex(c.x_re.astype(rdt), c.x_im.astype(rdt))
+    flags, x_reset = (None, None) if resets is None else (resets.flags, as_complex(resets.carry))
+    xs_state, last = parallel_scan.linear_recurrence(a, bu, as_complex(carry), mask, kernel=kernel, resets=flags,
+                                                     h_reset=x_reset)
     hs = read_out(params, jnp.real(xs_state).astype(cdt), jnp.imag(xs_state).astype(cdt), u_d, cdt)
     final = LRUCarry(x_re=jnp.real(last).astype(cdt), x_im=jnp.imag(last).astype(cdt))
     return final, parallel_scan.zero_masked(hs, mask)

@@ -40,19 +40,23 @@ def log_g(x: jax.Array) -> jax.Array:
 
 
 def interpolation_scan(d: jax.Array, k_h: jax.Array, h0: jax.Array, mask: Optional[jax.Array], carry_type: type, *,
-                       log_scan: bool, cand: Callable, kernel: str = "xla") -> Tuple[Any, jax.Array]:
+                       log_scan: bool, cand: Callable, kernel: str = "xla",
+                       resets: Optional[_parts.Resets] = None) -> Tuple[Any, jax.Array]:
   """The parallel form of ``h_t = sigmoid(-d_t) h_{t-1} + sigmoid(d_t) cand(k_t)`` (minGRU, minLSTM).
 
   ``d, k_h: [T, *B, H]`` in the carry's dtype; ``log_scan`` scans the logarithms (``cand`` is then ``g``);
-  otherwise ``kernel`` runs the linear recurrence (:func:`jaxrnn.parallel_scan.linear_recurrence`).
-  Returns ``(carry_type(h=h_T), hs)``, ``hs`` zero at masked steps.
+  otherwise ``kernel`` runs the linear recurrence (:func:`jaxrnn.parallel_scan.linear_recurrence`). ``resets``:
+  the carry entering each flagged step is ``resets.carry`` (inside the scan, see
+  :func:`jaxrnn.parallel_scan.linear_recurrence`). Returns ``(carry_type(h=h_T), hs)``, ``hs`` zero at masked steps.
   """
   cdt = h0.dtype
+  flags, h_reset = (None, None) if resets is None else (resets.flags, resets.carry.h)
   if log_scan:
-    hs, last = parallel_scan.log_linear_recurrence(-jax.nn.softplus(d), -jax.nn.softplus(-d) + log_g(k_h), h0, mask)
+    hs, last = parallel_scan.log_linear_recurrence(-jax.nn.softplus(d), -jax.nn.softplus(-d) + log_g(k_h), h0, mask,
+                                                   resets=flags, h_reset=h_reset)
   else:  # 0 < sigmoid(-d) <= 1: the multiply-add scan cannot overflow
     hs, last = parallel_scan.linear_recurrence(jax.nn.sigmoid(-d), jax.nn.sigmoid(d) * cand(k_h), h0, mask,
-                                               kernel=kernel)
+                                               kernel=kernel, resets=flags, h_reset=h_reset)
   return carry_type(h=last.astype(cdt)), parallel_scan.zero_masked(hs, mask).astype(cdt)
 
 
@@ -90,7 +94,7 @@ def interpolation_parts(hidden_size: int, n_blocks: int, params_type: type, carr
 def interpolation_cell(prefix: str, log_space: bool, log_scan: bool, ip: InterpolationParts,
                        step_transformed: Callable, run: Callable) -> Cell:
   """The :class:`jaxrnn.Cell` of :func:`min_gru` / :func:`jaxrnn.min_lstm` (``prefix``) from its shared parts, its
-  ``step_transformed`` and its parallel ``run(params, carry, u, mask, kernel)``."""
+  ``step_transformed`` and its parallel ``run(params, carry, u, mask, kernel, resets)``."""
   name = f"{prefix}{'_log_scan' if log_scan else ''}" if log_space else f"{prefix}_linear"
   parts = ip.dense
   step = _parts.step_of(parts.input_transform, step_transformed)
@@ -167,8 +171,9 @@ def min_gru(
     h = (1 - z) * carry.h + z * ip.cand(k_h)
     return MinGRUCarry(h=h), h
 
-  def run(params, carry, u, mask, kernel):
+  def run(params, carry, u, mask, kernel, resets):
     k_z, k_h = jnp.split(u, 2, axis=-1)
-    return interpolation_scan(k_z, k_h, carry.h, mask, MinGRUCarry, log_scan=log_scan, cand=ip.cand, kernel=kernel)
+    return interpolation_scan(k_z, k_h, carry.h, mask, MinGRUCarry, log_scan=log_scan, cand=ip.cand, kernel=kernel,
+                              resets=resets)
 
   return interpolation_cell("min_gru", log_space, log_scan, ip, step_transformed, run)

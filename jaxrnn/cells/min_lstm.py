@@ -89,9 +89,10 @@ def min_lstm(
     h = jax.nn.sigmoid(-d) * carry.h + jax.nn.sigmoid(d) * ip.cand(k_h)
     return MinLSTMCarry(h=h), h
 
-  def run(params, carry, u, mask, kernel):
+  def run(params, carry, u, mask, kernel, resets):
     k_f, k_i, k_h = jnp.split(u, 3, axis=-1)
     d = jax.nn.softplus(-k_f) - jax.nn.softplus(-k_i)  # log(i / f)
-    return interpolation_scan(d, k_h, carry.h, mask, MinLSTMCarry, log_scan=log_scan, cand=ip.cand, kernel=kernel)
+    return interpolation_scan(d, k_h, carry.h, mask, MinLSTMCarry, log_scan=log_scan, cand=ip.cand, kernel=kernel,
+                              resets=resets)
 
   return interpolation_cell("min_lstm", log_space, log_scan, ip, step_transformed, run)

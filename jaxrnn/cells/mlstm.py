@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn import parallel_scan
+from jaxrnn import sequences
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _parts
 from jaxrnn.types import Cell
@@ -49,6 +50,7 @@ def mlstm(
     num_heads: int = 1,
     forget_bias: float = 3.0,
     eps: float = 1e-6,
+    chunk_size: Optional[int] = 64,
     kernel_init: Callable = initializers.lecun_normal(),
     bias_init: Callable = initializers.zeros,
     dtype: Optional[Any] = None,
@@ -70,12 +72,23 @@ def mlstm(
   (the paper's ``max(|n^T q|, 1)`` in the unstabilised scale). ``epsilon`` is the official xLSTM code's
   ``eps = 1e-6``: when an input gate is far above the forget path (``m_t > 88`` in float32/bfloat16)
   ``exp(-m_t)`` underflows and ``n_t^T q_t`` can round to 0 (bfloat16 at T = 10,000 with saturating
-  inputs), so without it ``h`` was ``inf`` and the gradient ``-C q / den^2`` overflowed float32. ``sequence`` is
-  the parallel form of the paper:
-  with ``D_{ts} = exp(sum_{s<r<=t} log f_r + i~_s)`` for ``s <= t`` (and the initial state as a source at
-  ``s = 0``), ``h~_t = sum_s D_ts (q_t . k_s) v_s / max(|sum_s D_ts (q_t . k_s)|, 1)`` — a masked
-  ``[T, T]`` attention per head, so ``O(T^2)`` work and memory (no chunkwise form yet).
-  ``jaxrnn.unroll`` uses it in ``mode="auto"``/``"sequence"``; ``mode="step"`` runs the recurrence.
+  inputs), so without it ``h`` was ``inf`` and the gradient ``-C q / den^2`` overflowed float32.
+
+  ``sequence`` is the chunkwise parallel form (as in xLSTM's kernels; Beck et al. 2025, "Tiled Flash Linear
+  Attention"): the ``T`` steps are cut into chunks of ``L = chunk_size`` (the last one padded with masked steps).
+  Within a chunk it is the paper's parallel form, with ``D_{ts} = exp(sum_{s<r<=t} log f_r + i~_s)`` for
+  ``s <= t`` in the chunk and the state entering the chunk as one more source of weight
+  ``exp(sum_{r<=t} log f_r + m_in)``: ``h~_t = (sum_s D_ts (q_t . k_s) v_s + w_t C_in q_t) / max(|sum_s D_ts
+  (q_t . k_s) + w_t n_in^T q_t|, exp(-m_t))`` with ``m_t`` the largest log weight (the recurrence's stabiliser,
+  exactly); across chunks a ``lax.scan`` of ``T / L`` steps carries ``(C, n, m)``. Work ``O(T L DH + T DH^2)``,
+  memory ``O(T L + (T / L) DH^2)`` per head (forward and backward: 406 MiB of compiled temp memory for
+  ``jit(value_and_grad)`` at ``T = 65,536``, ``H = 64``, one head, ``L = 64``, float32, CPU; the scan of ``step``
+  needs 3.2 GiB, benchmarks/mlstm_chunkwise_memory.py). ``chunk_size=None`` is one chunk: the fully parallel
+  ``[T, T]`` masked attention (``O(T^2)`` work and memory, no sequential part). The chunk size changes memory and
+  speed, never values (equal to the recurrence to rounding: 1e-8 in float64). Resets inside the parallel form
+  (:func:`jaxrnn.reset_on`, :class:`jaxrnn.ResetSequenceFn`): a segment's sources stop at its first step, where
+  the reset carry enters as the source instead of the chunk's entering state. ``jaxrnn.unroll`` uses it in
+  ``mode="auto"``/``"sequence"``; ``mode="step"`` runs the recurrence.
 
   Args:
     hidden_size: ``H`` (the output size and the total width of ``q``, ``k``, ``v``).
@@ -83,12 +96,15 @@ def mlstm(
     forget_bias: the initial bias of the forget gates (xLSTM starts forget gates open).
     eps: added to the normaliser (``>= 0``; ``0`` is the paper's formula exactly, which can divide by 0 in
       low precision).
+    chunk_size: ``L``, the steps per chunk of the sequence path (a positive int), or
+      ``None`` for one chunk (the quadratic parallel form). Does not change ``step`` or the function computed.
     kernel_init, bias_init: draw the ``[F, H]`` and ``[F, NH]`` blocks of ``w: [F, 4H + 2NH]`` and
       ``b: [4H + 2NH]`` (then ``forget_bias`` is added).
     dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
 
   Returns:
-    A :class:`jaxrnn.Cell` with ``MLSTMParams`` and ``MLSTMCarry(c, n, m)``, and a parallel ``sequence`` path.
+    A :class:`jaxrnn.Cell` with ``MLSTMParams`` and ``MLSTMCarry(c, n, m)``, and a chunkwise parallel
+    ``sequence`` path (with resets, :class:`jaxrnn.ResetSequenceFn`).
 
   Example:
 
@@ -108,6 +124,7 @@ def mlstm(
   if hidden_size % num_heads:
     raise ValueError(f"num_heads must divide hidden_size, got hidden_size={hidden_size}, num_heads={num_heads}")
   eps = _checks.non_negative_float("eps", eps)
+  chunk_size = None if chunk_size is None else _checks.positive_int("chunk_size", chunk_size)
   dtype = _checks.dtype("dtype", dtype)
   param_dtype = _checks.dtype("param_dtype", param_dtype)
   H, NH = hidden_size, num_heads
@@ -163,41 +180,106 @@ def mlstm(
     check_carry(carry, xs.shape[1:-1])
     return carry.m.dtype
 
-  def run(params, carry, u, mask, kernel):
-    del kernel  # "xla": the chunk-free quadratic form has no kernel of its own
+  def run(params, carry, u, mask, kernel, resets):
+    del params, kernel  # "xla": the chunkwise form has no kernel of its own
     cdt = carry.m.dtype
     num_steps = u.shape[0]
-    q, k, v, o, i_pre, log_f = split(u)  # time-major: [T, *B, NH, (DH)]
-    if mask is not None:
-      log_f = jnp.where(mask[..., None], log_f, jnp.zeros_like(log_f))  # padded steps keep the state
-    # Heads-major, time last but one: [*B, NH, T, DH] and gates [*B, NH, T].
-    q, k, v = (jnp.moveaxis(a, 0, -2) for a in (q, k, v))
-    i_pre, log_f = (jnp.moveaxis(a, 0, -1) for a in (i_pre, log_f))
-    cum_f = jnp.cumsum(log_f, axis=-1)  # F_t = sum_{r<=t} log f_r
-    log_d = cum_f[..., :, None] - cum_f[..., None, :] + i_pre[..., None, :]  # [*B, NH, T(t), T(s)]
-    keep = jnp.tril(jnp.ones((num_steps, num_steps), bool))
-    if mask is not None:
-      valid = jnp.moveaxis(mask, 0, -1)[..., None, None, :]  # [*B, 1, 1, T(s)]
-      keep = keep.reshape((1,) * (valid.ndim - 2) + keep.shape) & valid
-    keep = jnp.broadcast_to(keep, log_d.shape)
+    concrete = isinstance(num_steps, int)  # else a symbolic length (jax.export): chunks of chunk_size, padded
+    if concrete and num_steps == 0:
+      return carry, jnp.zeros(u.shape[:-1] + (H,), cdt)
+    if chunk_size is None:  # one chunk: the quadratic form
+      size, n_chunks, pad = num_steps, 1, 0
+    else:
+      size = min(chunk_size, num_steps) if concrete else chunk_size  # L
+      n_chunks = (num_steps + size - 1) // size
+      pad = n_chunks * size - num_steps
+    q, k, v, o, i_pre, log_f = split(u)  # time-major: [T, *B, NH, (DH)], o: [T, *B, H]
+    valid = jnp.ones(u.shape[:-1], bool) if mask is None else mask  # [T, *B]
+    flags = None if resets is None else resets.flags
+    if not isinstance(pad, int) or pad:  # masked steps up to a whole number of chunks: they keep the state
+      grow = lambda a: jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)])
+      q, k, v, i_pre, log_f, valid = (grow(a) for a in (q, k, v, i_pre, log_f, valid))
+      flags = None if flags is None else grow(flags)
+    log_f = jnp.where(valid[..., None], log_f, jnp.zeros_like(log_f))  # padded steps keep the state
+    # Heads-major, chunked: [*B, NH, nC, L, DH], gates [*B, NH, nC, L], flags and validity [*B, 1, nC, L].
+    chunk_vec = lambda a: jnp.moveaxis(a, 0, -2).reshape(a.shape[1:-1] + (n_chunks, size, DH))
+    chunk_gate = lambda a: jnp.moveaxis(a, 0, -1).reshape(a.shape[1:] + (n_chunks, size))
+    q, k, v = (chunk_vec(a) for a in (q, k, v))
+    i_pre, log_f = chunk_gate(i_pre), chunk_gate(log_f)
+    valid = chunk_gate(valid[..., None])
+    cum_f = jnp.cumsum(log_f, axis=-1)  # F_t = sum of log f_r over the chunk's steps r <= t
+    causal = jnp.tril(jnp.ones((size, size), bool)).reshape((1,) * (valid.ndim - 1) + (size, size))
+    if flags is None:
+      same, first, decay = causal, None, cum_f  # one segment per chunk, started by the chunk's entering state
+    else:
+      seg = jnp.cumsum(chunk_gate(flags[..., None]).astype(jnp.int32), axis=-1)  # resets in the chunk up to t
+      same = causal & (seg[..., :, None] == seg[..., None, :])
+      first = seg == 0  # before the chunk's first reset: the segment continues from the entering state
+      start = chunk_gate(flags[..., None])[..., None, :] & same  # [.., t, s]: s is the reset that starts t's segment
+      # The decay of a segment's start state over t: F_t - F_{s-1} at the reset s of t's segment (F_t at none).
+      decay = cum_f - jnp.sum(jnp.where(start, (cum_f - log_f)[..., None, :], 0), axis=-1)
+    keep = same & valid[..., None, :]  # [.., t, s]: s feeds t
+    log_d = cum_f[..., :, None] - cum_f[..., None, :] + i_pre[..., None, :]  # log weight of v_s k_s^T in C_t
     log_d = jnp.where(keep, log_d, jnp.full_like(log_d, -jnp.inf))
-    log_w0 = cum_f + carry.m[..., None]  # the initial state's weight, [*B, NH, T]
-    m = jnp.maximum(jnp.max(log_d, axis=-1), log_w0)
+    intra_max = jnp.max(log_d, axis=-1)  # [*B, NH, nC, L]; -inf where no step of the chunk feeds t yet
+
+    # The state entering each chunk: a scan over chunks of the summaries of their last step.
+    top = intra_max[..., -1]  # [*B, NH, nC]
+    w_end = jnp.exp(log_d[..., -1, :] - jnp.where(jnp.isfinite(top), top, 0)[..., None])
+    c_int = jnp.einsum("...cs,...csv,...csk->...cvk", w_end, v, k)
+    n_int = jnp.einsum("...cs,...csk->...ck", w_end, k)
+    first_end = None if first is None else jnp.broadcast_to(first[..., -1], top.shape)
+    fresh = None if resets is None else resets.carry
+
+    def source(c_in, n_in, m_in, is_first):
+      """The state a segment starts from: the chunk's entering state, or the reset carry after a reset."""
+      if is_first is None:
+        return c_in, n_in, m_in
+      pick = lambda a, f: jnp.where(sequences.expand_to(is_first, a.ndim), a, f)
+      return pick(c_in, fresh.c), pick(n_in, fresh.n), pick(m_in, fresh.m)
+
+    def across(state, chunk):
+      c_prev, n_prev, m_prev = state
+      a, c_i, n_i, d, is_first = chunk
+      c_s, n_s, m_s = source(c_prev, n_prev, m_prev, is_first)
+      log_w = d + m_s
+      m_new = jnp.maximum(a, log_w)
+      w_i, w_s = jnp.exp(a - m_new), jnp.exp(log_w - m_new)
+      c_new = w_i[..., None, None] * c_i + w_s[..., None, None] * c_s
+      n_new = w_i[..., None] * n_i + w_s[..., None] * n_s
+      return (c_new, n_new, m_new), (c_prev, n_prev, m_prev)
+
+    to_front = lambda a, lead: jnp.moveaxis(a, lead, 0)
+    nb = top.ndim - 2  # len(*B)
+    chunks = (to_front(top, -1), to_front(c_int, -3), to_front(n_int, -2), to_front(decay[..., -1], -1),
+              None if first_end is None else to_front(first_end, -1))
+    final, entering = jax.lax.scan(across, (carry.c, carry.n, carry.m), chunks)
+    c_in, n_in, m_in = (jnp.moveaxis(a, 0, nb + 1) for a in entering)  # [*B, NH, nC, ...]
+
+    # The outputs: within each chunk, the quadratic form; the segment's start state enters with weight exp(log_w).
+    first_t = None if first is None else jnp.broadcast_to(first, intra_max.shape)
+    expand = lambda a: jnp.expand_dims(a, nb + 1)  # [*B, NH, ...] -> [*B, NH, 1, ...] (over chunks)
+    if first_t is None:
+      m_src = m_in[..., None]
+      cq = jnp.einsum("...cvk,...ctk->...ctv", c_in, q)
+      nq = jnp.einsum("...ck,...ctk->...ct", n_in, q)
+    else:
+      m_src = jnp.where(first_t, m_in[..., None], expand(fresh.m)[..., None])
+      cq = jnp.where(first_t[..., None], jnp.einsum("...cvk,...ctk->...ctv", c_in, q),
+                     jnp.einsum("...vk,...ctk->...ctv", fresh.c, q))
+      nq = jnp.where(first_t, jnp.einsum("...ck,...ctk->...ct", n_in, q), jnp.einsum("...k,...ctk->...ct", fresh.n, q))
+    log_w0 = decay + m_src
+    m = jnp.maximum(intra_max, log_w0)
     w0 = jnp.exp(log_w0 - m)
-    s = jnp.exp(log_d - m[..., None]) * jnp.einsum("...tk,...sk->...ts", q, k)
-    num = jnp.einsum("...ts,...sv->...tv", s, v) + w0[..., None] * jnp.einsum("...vk,...tk->...tv", carry.c, q)
-    den = jnp.sum(s, axis=-1) + w0 * jnp.einsum("...k,...tk->...t", carry.n, q)
+    s_ts = jnp.exp(log_d - m[..., None]) * jnp.einsum("...tk,...sk->...ts", q, k)
+    num = jnp.einsum("...ts,...sv->...tv", s_ts, v) + w0[..., None] * cq
+    den = jnp.sum(s_ts, axis=-1) + w0 * nq
     den = jnp.maximum(jnp.abs(den), _exp_neg(m)) + jnp.asarray(eps, den.dtype)
-    h = num / den[..., None]  # [*B, NH, T, DH]
-    h = jnp.moveaxis(h, -2, 0)
+    h = num / den[..., None]  # [*B, NH, nC, L, DH]
+    h = h.reshape(h.shape[:-3] + (n_chunks * size, DH))[..., :num_steps, :]
+    h = jnp.moveaxis(h, -2, 0)  # [T, *B, NH, DH]
     hs = o * h.reshape(h.shape[:-2] + (H,))
-    # The state after the last step: row t = T - 1 of the decay matrix.
-    m_last = m[..., -1]
-    w_last = jnp.exp(log_d[..., -1, :] - m_last[..., None])  # [*B, NH, T(s)]
-    w0_last = w0[..., -1]
-    c = jnp.einsum("...s,...sv,...sk->...vk", w_last, v, k) + w0_last[..., None, None] * carry.c
-    n = jnp.einsum("...s,...sk->...k", w_last, k) + w0_last[..., None] * carry.n
-    final = MLSTMCarry(c=c.astype(cdt), n=n.astype(cdt), m=m_last.astype(cdt))
+    final = MLSTMCarry(c=final[0].astype(cdt), n=final[1].astype(cdt), m=final[2].astype(cdt))
     return final, parallel_scan.zero_masked(hs, mask).astype(cdt)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,

@@ -167,10 +167,11 @@ def rg_lru(
     _dense.check_carry(carry, RGLRUCarry, xs.shape[1:-1], H)
     return carry.h.dtype
 
-  def run(params, carry, u, mask, kernel):
+  def run(params, carry, u, mask, kernel, carry_resets):
     cdt = carry.h.dtype
-    a, b = coefficients(params, *(u if resets else (u, None)))
-    hs, last = parallel_scan.linear_recurrence(a, b, carry.h, mask, kernel=kernel)
+    a, b = coefficients(params, *(u if resets else (u, None)))  # a = 0 at the cell's own resets
+    flags, h_reset = (None, None) if carry_resets is None else (carry_resets.flags, carry_resets.carry.h)
+    hs, last = parallel_scan.linear_recurrence(a, b, carry.h, mask, kernel=kernel, resets=flags, h_reset=h_reset)
     return RGLRUCarry(h=last.astype(cdt)), parallel_scan.zero_masked(hs, mask).astype(cdt)
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,

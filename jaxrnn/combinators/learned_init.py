@@ -9,7 +9,9 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn.combinators import _util
+from jaxrnn.combinators import reset
 from jaxrnn.types import ALL_OPTIONS, Cell, InputTransformFn, SequencePath, StepFn
+from jaxrnn.unroll import asked_options
 
 
 class LearnedInitParams(NamedTuple):
@@ -33,7 +35,8 @@ def learned_initial_carry(cell: Cell, name: Optional[str] = None) -> Cell:
 
   Returns:
     A :class:`jaxrnn.Cell` with ``LearnedInitParams(cell, carry)``; step, input transform and sequence path are
-    the wrapped cell's.
+    the wrapped cell's (resets inside the path too, so ``reset_on(learned_initial_carry(min_gru(H)))`` stays one
+    parallel scan that restarts from the learned carry).
 
   Example:
 
@@ -74,6 +77,17 @@ def learned_initial_carry(cell: Cell, name: Optional[str] = None) -> Cell:
   def sequence(params, carry, xs, mask, options):
     return _util.unroll_inner(cell, params.cell, carry, xs, mask, options)
 
+  resets = auto = None
+  if cell.sequence is not None:
+    auto = cell.sequence.auto  # where the inner cell's own path is slower, so is this one (it runs it)
+  if cell.sequence is not None and cell.sequence.resets is not None:
+    inner = cell.sequence
+
+    def resets(params, carry, xs, should_reset, reset_carry, mask, options):
+      if asked_options(options) <= inner.honours:  # the inner parallel path, resets inside it
+        return inner.resets(params.cell, carry, xs, should_reset, reset_carry, mask, options)
+      return reset.scan_with_resets(cell, params.cell, carry, xs, should_reset, reset_carry, mask, options)
+
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=SequencePath(sequence, ALL_OPTIONS),
+              step_transformed=step_transformed, sequence=SequencePath(sequence, ALL_OPTIONS, auto=auto, resets=resets),
               input_ndim=cell.input_ndim, name=name)

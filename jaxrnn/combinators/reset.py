@@ -10,7 +10,8 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn import sequences
-from jaxrnn.types import Cell, InputTransformFn, StepFn, carry_batch_shape
+from jaxrnn.combinators import _util
+from jaxrnn.types import Cell, InputTransformFn, SequencePath, StepFn, carry_batch_shape
 
 
 def with_reset_flags(xs: jax.Array, should_reset: jax.Array) -> Tuple[jax.Array, jax.Array]:
@@ -42,6 +43,15 @@ def reset_on(cell: Cell, name: Optional[str] = None) -> Cell:
   stream of concatenated episodes equals running each episode separately from the initial carry. ``init(key, F)``
   is the wrapped cell's. The cell's input transform is kept (hoisted with the flags riding along).
 
+  Parallel paths are kept: where the cell's sequence path declares resets (``cell.sequence.resets``, a
+  :class:`jaxrnn.ResetSequenceFn`: ``min_gru``, ``min_lstm``, ``lru``, ``rg_lru``, ``mlstm``, and
+  ``learned_initial_carry`` of those), the wrapper's sequence path runs it with the flags and the initial carry,
+  so packed sequences stay one parallel scan (``a_t := 0`` at a flagged step of a linear recurrence) and
+  :func:`jaxrnn.unroll` uses it in ``mode="auto"`` as for the cell itself (same run options honoured). Other
+  cells (and ``reset_on`` of ``reset_on``) run the scan of the resetting step. The parallel-in-time solver
+  (``newton=``) solves the resetting step: its Jacobian is zero at a flagged step, and the wrapper declares
+  ``carry_jacobian_diagonal`` where the cell does.
+
   A cell whose ``initial_carry`` draws from its key (dropout wrappers) cannot be reset (the fresh carry is built
   without one): wrap randomness outside, ``dropout(reset_on(cell))``, without input dropout.
 
@@ -62,29 +72,31 @@ def reset_on(cell: Cell, name: Optional[str] = None) -> Cell:
     >>> bool(jnp.allclose(hs[3:], hs[:3]))                   # the second episode starts afresh
     True
   """
-  if not isinstance(cell, Cell):
-    raise TypeError(f"cell must be a jaxrnn.Cell, got {type(cell).__name__}")
+  _checks.cell("cell", cell)
   name = name or f"reset_on({cell.name})"
 
   def split(inputs, what="x"):
     return _checks.reset_pair(what, inputs, name)
 
-  def reset(params, carry, flag, x):
-    """``carry`` with the flagged examples' entries replaced by the initial carry (``x``: the step's input, for a
-    carry over its map)."""
+  def fresh_carry(params, carry, batch_shape, feature_shape):
+    """``cell.initial_carry`` for ``batch_shape`` (and the map in ``feature_shape``, an input's shape after its batch
+    axes, for a carry over its map) in the carry's dtypes (checked against ``carry``)."""
     leaves = jax.tree.leaves(carry)
     for leaf in leaves:
-      if tuple(leaf.shape[:flag.ndim]) != flag.shape:
+      if tuple(leaf.shape[:len(batch_shape)]) != tuple(batch_shape):
         raise ValueError(f"should_reset of {name} must have the batch shape of the carry, got should_reset of "
-                         f"shape {flag.shape} and a carry leaf of shape {leaf.shape}")
+                         f"shape {tuple(batch_shape)} and a carry leaf of shape {leaf.shape}")
     floating = [a.dtype for a in leaves if jnp.issubdtype(a.dtype, jnp.floating)]
-    batch = carry_batch_shape(cell, flag.shape, jax.tree.leaves(x)[0].shape[flag.ndim:])
+    batch = carry_batch_shape(cell, tuple(batch_shape), feature_shape)
     fresh = cell.initial_carry(params, batch, floating[0] if floating else None)
     if jax.tree.structure(fresh) != jax.tree.structure(carry):
       raise ValueError(f"{name}: the carry given does not have the structure of cell.initial_carry(params, "
                        f"{batch}); got {jax.tree.structure(carry)}, want {jax.tree.structure(fresh)}")
-    return jax.tree.map(
-        lambda f, c: jnp.where(sequences.expand_to(flag, c.ndim), f.astype(c.dtype), c), fresh, carry)
+    return jax.tree.map(lambda f, c: f.astype(c.dtype), fresh, carry)
+
+  def reset(params, carry, flag, x):
+    fresh = fresh_carry(params, carry, flag.shape, jax.tree.leaves(x)[0].shape[flag.ndim:])
+    return jax.tree.map(lambda f, c: jnp.where(sequences.expand_to(flag, c.ndim), f, c), fresh, carry)
 
   def step(params, carry, inputs):
     x, flag = split(inputs)
@@ -104,5 +116,37 @@ def reset_on(cell: Cell, name: Optional[str] = None) -> Cell:
 
     input_transform, step_transformed = input_transform_flags, step_transformed_flags
 
+  sequence = None
+  if cell.sequence is not None and cell.sequence.resets is not None:
+    inner_resets = cell.sequence.resets
+
+    def run(params, carry, inputs, mask, options):
+      xs, flags = split(inputs, "xs")
+      if flags.ndim < 1:
+        raise ValueError(f"should_reset of {name} must have shape [T, *B], got {flags.shape}")
+      fresh = fresh_carry(params, carry, flags.shape[1:], jax.tree.leaves(xs)[0].shape[flags.ndim:])
+      return inner_resets(params, carry, xs, flags, fresh, mask, options)
+
+    sequence = SequencePath(run, cell.sequence.honours, auto=cell.sequence.auto)
+
+  carry_jacobian_diagonal = None
+  if cell.carry_jacobian_diagonal is not None:
+    inner_diagonal = cell.carry_jacobian_diagonal
+
+    def carry_jacobian_diagonal(params, carry, inputs):
+      x, flag = split(inputs)
+      diag = inner_diagonal(params, reset(params, carry, flag, x), x)
+      return jax.tree.map(lambda d: jnp.where(sequences.expand_to(flag, d.ndim), jnp.zeros_like(d), d), diag)
+
   return Cell(init=cell.init, initial_carry=cell.initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, input_ndim=(cell.input_ndim, 0), name=name, map_ndim=cell.map_ndim)
+              step_transformed=step_transformed, sequence=sequence, input_ndim=(cell.input_ndim, 0), name=name,
+              carry_jacobian_diagonal=carry_jacobian_diagonal, map_ndim=cell.map_ndim)
+
+
+def scan_with_resets(cell: Cell, params, carry, xs, should_reset, reset_carry, mask, options):
+  """:class:`jaxrnn.ResetSequenceFn` of any cell, by the scan of its step with the resets (the fallback of a path
+  that declares resets but is asked for a run option its inner path does not honour)."""
+  to_reset_carry = Cell(init=cell.init, initial_carry=lambda p, b=(), d=None, *, key=None: reset_carry,
+                        step=cell.step, input_transform=cell.input_transform, step_transformed=cell.step_transformed,
+                        input_ndim=cell.input_ndim, name=cell.name)
+  return _util.unroll_inner(reset_on(to_reset_carry), params, carry, (xs, should_reset), mask, options)

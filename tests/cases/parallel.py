@@ -112,8 +112,10 @@ CASES = [
     CellCase("rg_lru", lambda **kw: jaxrnn.rg_lru(4, **kw), reference=ref_rg_lru(False)),
     CellCase("rg_lru_resets", lambda **kw: packed_flags(jaxrnn.rg_lru(4, resets=True, **kw)), input_shape=(4,),
              reference=ref_rg_lru(True)),
-    CellCase("mlstm", lambda **kw: jaxrnn.mlstm(4, num_heads=2, **kw), reference=ref_mlstm),
-    CellCase("mlstm_eps0", lambda **kw: jaxrnn.mlstm(4, num_heads=2, eps=0.0, **kw),
+    # Chunks of 2 (the generic checks' T = 5: three chunks, the last padded); mlstm_eps0 in one chunk (the
+    # quadratic form).
+    CellCase("mlstm", lambda **kw: jaxrnn.mlstm(4, num_heads=2, chunk_size=2, **kw), reference=ref_mlstm),
+    CellCase("mlstm_eps0", lambda **kw: jaxrnn.mlstm(4, num_heads=2, eps=0.0, chunk_size=None, **kw),
              reference=functools.partial(ref_mlstm, eps=0.0), variant_of="mlstm"),
     CellCase("slstm", lambda **kw: jaxrnn.slstm(4, **kw), reference=ref_slstm),
 ]
