@@ -64,10 +64,11 @@ def crossover_rule(table: Mapping[str, Crossover]) -> AutoRuleFn:
 
 
 LINEAR_RECURRENCE_TABLE: Mapping[str, Crossover] = {"cpu": Crossover(forward=None, gradient=None)}
-"""The crossovers of the associative-scan paths (``min_gru``, ``min_lstm``, ``lru``, ``rg_lru``, ``mlstm``'s
-parallel form), set from ``benchmarks/parallel_vs_sequential.py --auto`` (README, "Long sequences"). CPU: the scan
-of ``step`` is faster forward at every ``T`` measured (256 .. 16384) and, for ``lru``, ``rg_lru`` and ``mlstm``,
-forward + backward too; no GPU/TPU measurement yet (the path everywhere, as before)."""
+"""The crossovers of the associative-scan paths (``min_lstm``, ``lru``, ``rg_lru``, the one-chunk ``mlstm``; ``min_gru``
+and the chunkwise ``mlstm`` declare their own), set from ``benchmarks/parallel_vs_sequential.py --auto`` (docs,
+"Parallel-in-time cells"). CPU: the scan of ``step`` is faster forward at every ``T`` measured (256 .. 16384) and,
+for ``lru``, ``rg_lru`` and the one-chunk ``mlstm``, forward + backward too (``min_lstm``: 1.05x); no GPU/TPU
+measurement yet (the path everywhere, as before)."""
 
 LINEAR_RECURRENCE: AutoRuleFn = crossover_rule(LINEAR_RECURRENCE_TABLE)
 """The default rule of the parallel paths built by ``jaxrnn.cells._parts.parallel_path``."""

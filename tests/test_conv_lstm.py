@@ -167,7 +167,8 @@ def test_peephole_variant_keeps_its_map_size():
   cell = jaxrnn.conv_lstm(2, (3,), peephole=True)
   params = cell.init(jax.random.key(0), (4, 1))
   assert jaxrnn.unroll(cell, params, None, jnp.ones((1, 2, 4, 1)))[1].shape == (1, 2, 4, 2)
-  message = r"maps of shape \(5,\), but conv_lstm\(peephole=True\) has per-position peephole weights w_c for maps \(4,\)"
+  message = (r"maps of shape \(5,\), but conv_lstm\(peephole=True\) has per-position peephole weights w_c for "
+             r"maps \(4,\)")
   with pytest.raises(ValueError, match=message):
     jaxrnn.unroll(cell, params, None, jnp.ones((1, 2, 5, 1)))
   with pytest.raises(ValueError, match=message):

@@ -11,9 +11,10 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn import parallel_scan
+from jaxrnn import path_choice
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _parts
-from jaxrnn.types import Cell
+from jaxrnn.types import AutoRuleFn, Cell
 
 
 class MinGRUParams(NamedTuple):
@@ -92,16 +93,25 @@ def interpolation_parts(hidden_size: int, n_blocks: int, params_type: type, carr
 
 
 def interpolation_cell(prefix: str, log_space: bool, log_scan: bool, ip: InterpolationParts,
-                       step_transformed: Callable, run: Callable) -> Cell:
+                       step_transformed: Callable, run: Callable,
+                       auto: AutoRuleFn = path_choice.LINEAR_RECURRENCE) -> Cell:
   """The :class:`jaxrnn.Cell` of :func:`min_gru` / :func:`jaxrnn.min_lstm` (``prefix``) from its shared parts, its
-  ``step_transformed`` and its parallel ``run(params, carry, u, mask, kernel, resets)``."""
+  ``step_transformed``, its parallel ``run(params, carry, u, mask, kernel, resets)`` and where ``mode="auto"`` takes
+  that run (:attr:`jaxrnn.SequencePath.auto`)."""
   name = f"{prefix}{'_log_scan' if log_scan else ''}" if log_space else f"{prefix}_linear"
   parts = ip.dense
   step = _parts.step_of(parts.input_transform, step_transformed)
   return Cell(init=parts.init, initial_carry=parts.initial_carry, step=step, input_transform=parts.input_transform,
               step_transformed=step_transformed,
-              sequence=_parts.parallel_path(parts.input_transform, ip.check_sequence, run, name, ip.kernels),
+              sequence=_parts.parallel_path(parts.input_transform, ip.check_sequence, run, name, ip.kernels,
+                                            auto=auto),
               carry_jacobian_diagonal=_parts.elementwise_carry_diagonal(step), name=name)
+
+
+AUTO: AutoRuleFn = path_choice.crossover_rule({"cpu": path_choice.Crossover(forward=None, gradient=4096)})
+"""Where ``mode="auto"`` runs :func:`min_gru`'s associative scan: on CPU, differentiated runs from ``T = 4096``
+(forward + backward 1.3x faster than the scan of ``step`` there; forward never: 0.34x), measured on a quiet 2-core
+machine with ``benchmarks/parallel_vs_sequential.py --auto`` (docs, "Parallel-in-time cells"); elsewhere always."""
 
 
 def min_gru(
@@ -176,4 +186,4 @@ def min_gru(
     return interpolation_scan(k_z, k_h, carry.h, mask, MinGRUCarry, log_scan=log_scan, cand=ip.cand, kernel=kernel,
                               resets=resets)
 
-  return interpolation_cell("min_gru", log_space, log_scan, ip, step_transformed, run)
+  return interpolation_cell("min_gru", log_space, log_scan, ip, step_transformed, run, auto=AUTO)

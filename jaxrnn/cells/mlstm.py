@@ -11,10 +11,11 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn import parallel_scan
+from jaxrnn import path_choice
 from jaxrnn import sequences
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _parts
-from jaxrnn.types import Cell
+from jaxrnn.types import AutoRuleFn, Cell
 
 
 class MLSTMParams(NamedTuple):
@@ -42,6 +43,14 @@ def _exp_neg(m: jax.Array) -> jax.Array:
   """
   cap = math.log(float(jnp.finfo(m.dtype).max)) - 1.0
   return jnp.exp(-jnp.maximum(m, jnp.asarray(-cap, m.dtype)))
+
+
+AUTO_CHUNKWISE: AutoRuleFn = path_choice.crossover_rule({"cpu": path_choice.Crossover(forward=None, gradient=256)})
+"""Where ``mode="auto"`` runs the chunkwise form: on CPU, differentiated runs from ``T = 256`` (forward + backward
+2.2x / 1.0x / 1.7x faster than the scan of ``step`` at T = 256 / 1024 / 4096, and ``O(T·chunk)`` memory instead of
+the scan's ``O(T·DH²)``), forward never (0.35–0.92x); one loaded 2-core run of
+``benchmarks/parallel_vs_sequential.py --cells mlstm`` (docs, "Chunkwise mLSTM"); elsewhere always. The one-chunk
+form (``chunk_size=None``) keeps :data:`jaxrnn.path_choice.LINEAR_RECURRENCE` (the scan of ``step`` on CPU)."""
 
 
 def mlstm(
@@ -235,6 +244,7 @@ def mlstm(
       """The state a segment starts from: the chunk's entering state, or the reset carry after a reset."""
       if is_first is None:
         return c_in, n_in, m_in
+      assert fresh is not None  # flags come with the reset carry
       pick = lambda a, f: jnp.where(sequences.expand_to(is_first, a.ndim), a, f)
       return pick(c_in, fresh.c), pick(n_in, fresh.n), pick(m_in, fresh.m)
 
@@ -264,6 +274,7 @@ def mlstm(
       cq = jnp.einsum("...cvk,...ctk->...ctv", c_in, q)
       nq = jnp.einsum("...ck,...ctk->...ct", n_in, q)
     else:
+      assert fresh is not None  # flags come with the reset carry
       m_src = jnp.where(first_t, m_in[..., None], expand(fresh.m)[..., None])
       cq = jnp.where(first_t[..., None], jnp.einsum("...cvk,...ctk->...ctv", c_in, q),
                      jnp.einsum("...vk,...ctk->...ctv", fresh.c, q))
@@ -284,4 +295,7 @@ def mlstm(
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
               step_transformed=step_transformed,
-              sequence=_parts.parallel_path(input_transform, check, run, "mlstm", ("xla",)), name="mlstm")
+              sequence=_parts.parallel_path(input_transform, check, run, "mlstm", ("xla",),
+                                            auto=AUTO_CHUNKWISE if chunk_size is not None else
+                                            path_choice.LINEAR_RECURRENCE),
+              name="mlstm")

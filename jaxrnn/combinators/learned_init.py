@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn.combinators import _util
 from jaxrnn.combinators import reset
-from jaxrnn.types import ALL_OPTIONS, Cell, InputTransformFn, SequencePath, StepFn
+from jaxrnn.types import ALL_OPTIONS, Cell, InputTransformFn, ResetSequenceFn, SequencePath, StepFn
 from jaxrnn.unroll import asked_options
 
 
@@ -77,16 +77,18 @@ def learned_initial_carry(cell: Cell, name: Optional[str] = None) -> Cell:
   def sequence(params, carry, xs, mask, options):
     return _util.unroll_inner(cell, params.cell, carry, xs, mask, options)
 
-  resets = auto = None
-  if cell.sequence is not None:
-    auto = cell.sequence.auto  # where the inner cell's own path is slower, so is this one (it runs it)
-  if cell.sequence is not None and cell.sequence.resets is not None:
-    inner = cell.sequence
+  resets: Optional[ResetSequenceFn] = None
+  auto = None if cell.sequence is None else cell.sequence.auto  # it runs the inner path: the same rule holds
+  inner_resets = None if cell.sequence is None else cell.sequence.resets
+  if inner_resets is not None:
+    inner_honours = cell.sequence.honours if cell.sequence is not None else frozenset()
 
-    def resets(params, carry, xs, should_reset, reset_carry, mask, options):
-      if asked_options(options) <= inner.honours:  # the inner parallel path, resets inside it
-        return inner.resets(params.cell, carry, xs, should_reset, reset_carry, mask, options)
+    def resets_inside(params, carry, xs, should_reset, reset_carry, mask, options):
+      if asked_options(options) <= inner_honours:  # the inner parallel path, resets inside it
+        return inner_resets(params.cell, carry, xs, should_reset, reset_carry, mask, options)
       return reset.scan_with_resets(cell, params.cell, carry, xs, should_reset, reset_carry, mask, options)
+
+    resets = resets_inside
 
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
               step_transformed=step_transformed, sequence=SequencePath(sequence, ALL_OPTIONS, auto=auto, resets=resets),

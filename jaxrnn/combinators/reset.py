@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn import sequences
 from jaxrnn.combinators import _util
-from jaxrnn.types import Cell, InputTransformFn, SequencePath, StepFn, carry_batch_shape
+from jaxrnn.types import Cell, CarryJacobianDiagonalFn, InputTransformFn, SequencePath, StepFn, carry_batch_shape
 
 
 def with_reset_flags(xs: jax.Array, should_reset: jax.Array) -> Tuple[jax.Array, jax.Array]:
@@ -129,14 +129,15 @@ def reset_on(cell: Cell, name: Optional[str] = None) -> Cell:
 
     sequence = SequencePath(run, cell.sequence.honours, auto=cell.sequence.auto)
 
-  carry_jacobian_diagonal = None
-  if cell.carry_jacobian_diagonal is not None:
-    inner_diagonal = cell.carry_jacobian_diagonal
-
-    def carry_jacobian_diagonal(params, carry, inputs):
+  carry_jacobian_diagonal: Optional[CarryJacobianDiagonalFn] = None
+  inner_diagonal = cell.carry_jacobian_diagonal
+  if inner_diagonal is not None:
+    def diagonal_with_resets(params, carry, inputs):
       x, flag = split(inputs)
       diag = inner_diagonal(params, reset(params, carry, flag, x), x)
       return jax.tree.map(lambda d: jnp.where(sequences.expand_to(flag, d.ndim), jnp.zeros_like(d), d), diag)
+
+    carry_jacobian_diagonal = diagonal_with_resets
 
   return Cell(init=cell.init, initial_carry=cell.initial_carry, step=step, input_transform=input_transform,
               step_transformed=step_transformed, sequence=sequence, input_ndim=(cell.input_ndim, 0), name=name,
@@ -146,7 +147,11 @@ def reset_on(cell: Cell, name: Optional[str] = None) -> Cell:
 def scan_with_resets(cell: Cell, params, carry, xs, should_reset, reset_carry, mask, options):
   """:class:`jaxrnn.ResetSequenceFn` of any cell, by the scan of its step with the resets (the fallback of a path
   that declares resets but is asked for a run option its inner path does not honour)."""
-  to_reset_carry = Cell(init=cell.init, initial_carry=lambda p, b=(), d=None, *, key=None: reset_carry,
+  def initial_carry(params, batch_shape=(), dtype=None, *, key=None):
+    del params, batch_shape, dtype, key
+    return reset_carry
+
+  to_reset_carry = Cell(init=cell.init, initial_carry=initial_carry,
                         step=cell.step, input_transform=cell.input_transform, step_transformed=cell.step_transformed,
                         input_ndim=cell.input_ndim, name=cell.name)
   return _util.unroll_inner(reset_on(to_reset_carry), params, carry, (xs, should_reset), mask, options)
