@@ -63,16 +63,14 @@ def _load() -> _Status:
   sgemm = next(((getattr(blas, name), ilp64) for name, ilp64 in _SGEMM if hasattr(blas, name)), None)
   if sgemm is None:
     return _Status(False, f"numpy's BLAS {blas._name} exports no cblas_sgemm")
-  sgemv_name = sgemm[0].__name__.replace("sgemm", "sgemv")
-  sgemv = getattr(blas, sgemv_name) if hasattr(blas, sgemv_name) else None
   set_threads = next((getattr(blas, name) for name in _SET_THREADS if hasattr(blas, name)), None)
   try:
     lib = ctypes.CDLL(str(path))
   except OSError as e:
     return _Status(False, f"cannot load {path}: {e}")
   address = lambda f: ctypes.cast(f, ctypes.c_void_p).value if f is not None else None
-  lib.jaxrnn_native_set_blas.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
-  lib.jaxrnn_native_set_blas(address(sgemm[0]), address(sgemv), int(sgemm[1]), address(set_threads))
+  lib.jaxrnn_native_set_blas.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+  lib.jaxrnn_native_set_blas(address(sgemm[0]), int(sgemm[1]), address(set_threads))
   jax.ffi.register_ffi_target(FORWARD, jax.ffi.pycapsule(lib.JaxrnnRnnForward), platform="cpu")
   jax.ffi.register_ffi_target(BACKWARD, jax.ffi.pycapsule(lib.JaxrnnRnnBackward), platform="cpu")
   return _Status(True, f"built: {path}; BLAS: {os.path.basename(blas._name)} ({sgemm[0].__name__})")
