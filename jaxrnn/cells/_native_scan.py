@@ -43,33 +43,51 @@ def _call(target: str, results: list, *args: Any, **attrs: Any):
                                                                                 attrs.items()})
 
 
-def _forward(kind: str, relu: bool, train: bool, u, w_h, b_hn, h0, c0, mask):
-  T, B, GH = u.shape
-  H = GH // GATES[kind]
+def _weights(kind: str, params: Any):
+  """``(w_i, b, w_h, b_hn)`` as the native loop takes them: a missing bias as an empty array, and for the GRU a
+  missing ``b_hn`` as zeros."""
+  H = params.w_h.shape[0]
+  b = params.b if params.b is not None else jnp.zeros((0,), jnp.float32)
+  if kind == "gru":
+    b_hn = params.b_hn if params.b_hn is not None else jnp.zeros((H,), jnp.float32)
+  else:
+    b_hn = jnp.zeros((0,), jnp.float32)
+  return params.w_i, b, params.w_h, b_hn
+
+
+def _forward(kind: str, relu: bool, train: bool, params, x, h0, c0, mask):
+  T, B, _ = x.shape
+  w_i, b, w_h, b_hn = _weights(kind, params)
+  H = w_h.shape[0]
   f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
   lstm = kind == "lstm"
   steps = T if train else 0
   results = [f32(T, B, H), f32(B, H), f32(B, H if lstm else 0), f32(steps, B, H), f32(steps if lstm else 0, B, H),
              f32(steps if kind != "simple_rnn" else 0, B, 4 * H)]
-  return _call(native.FORWARD, results, u, w_h, b_hn, h0, c0, mask, kind=KINDS[kind], relu=relu, train=train)
+  return _call(native.FORWARD, results, x, w_i, b, w_h, b_hn, h0, c0, mask, kind=KINDS[kind], relu=relu,
+               train=train)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _loop(kind: str, relu: bool, u, w_h, b_hn, h0, c0, mask):
-  """``(hs, h_last, c_last)`` of the recurrence over ``u: [T, B, G H]`` (flat batch), native forward."""
-  hs, h_last, c_last, *_ = _forward(kind, relu, False, u, w_h, b_hn, h0, c0, mask)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _loop(kind: str, relu: bool, input_transform: Callable, params, x, h0, c0, mask):
+  """``(hs, h_last, c_last)`` of the recurrence over ``x: [T, B, F]`` (flat batch), native forward.
+
+  ``input_transform`` is the cell's (``x W_i + b``): the native loop computes it per step, and the backward pass
+  differentiates it with JAX (the input-side gradients from the native loop's ``dz``)."""
+  hs, h_last, c_last, *_ = _forward(kind, relu, False, params, x, h0, c0, mask)
   return hs, h_last, c_last
 
 
-def _loop_fwd(kind, relu, u, w_h, b_hn, h0, c0, mask):
-  hs, h_last, c_last, h_all, c_all, gates = _forward(kind, relu, True, u, w_h, b_hn, h0, c0, mask)
-  return (hs, h_last, c_last), (w_h, b_hn, h0, c0, h_all, c_all, gates, mask)
+def _loop_fwd(kind, relu, input_transform, params, x, h0, c0, mask):
+  hs, h_last, c_last, h_all, c_all, gates = _forward(kind, relu, True, params, x, h0, c0, mask)
+  return (hs, h_last, c_last), (params, x, h0, c0, h_all, c_all, gates, mask)
 
 
-def _loop_bwd(kind, relu, residuals, cotangents):
-  w_h, b_hn, h0, c0, h_all, c_all, gates, mask = residuals
+def _loop_bwd(kind, relu, input_transform, residuals, cotangents):
+  params, x, h0, c0, h_all, c_all, gates, mask = residuals
   dhs, dh_last, dc_last = cotangents
   T, B, H = h_all.shape
+  _, _, w_h, _ = _weights(kind, params)
   GH = w_h.shape[1]
   f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
   gru = kind == "gru"
@@ -77,8 +95,13 @@ def _loop_bwd(kind, relu, residuals, cotangents):
   results = [f32(T, B, GH), f32(T if gru else 0, B, GH), f32(B, H), f32(B, H if lstm else 0), f32(H, GH)]
   dz, dzr, dh0, dc0, d_w_h = _call(native.BACKWARD, results, w_h, h0, c0, h_all, c_all, gates, mask, dhs,
                                    dh_last, dc_last, kind=KINDS[kind], relu=relu)
-  d_b_hn = jnp.sum(dzr[..., 2 * H:], axis=(0, 1)) if gru else jnp.zeros_like(b_hn)
-  return dz, d_w_h, d_b_hn, dh0, dc0, None
+  # dz is the cotangent of u = input_transform(params, x): JAX's vjp gives those of w_i, b and x (w_h: none).
+  _, transform_vjp = jax.vjp(input_transform, params, x)
+  d_params, dx = transform_vjp(dz)
+  d_params = d_params._replace(w_h=d_w_h)
+  if gru and params.b_hn is not None:
+    d_params = d_params._replace(b_hn=jnp.sum(dzr[..., 2 * H:], axis=(0, 1)))
+  return d_params, dx, dh0, dc0, None
 
 
 _loop.defvjp(_loop_fwd, _loop_bwd)
@@ -89,8 +112,8 @@ def fits(kind: Optional[str], params: Any, carry: Any, xs: Any, options: RunOpti
 
   It runs on the CPU backend, for a cell with the standard activations and no compute ``dtype`` other than
   float32 (``kind`` is ``None`` otherwise), float32 params, carry and inputs, at least one step and one example,
-  and run options it honours: ``hoist`` unset or ``True`` (the projection is always computed before the loop), no
-  ``unroll`` and no ``remat`` (those are options of a scan; the pure-JAX path runs them).
+  and run options it honours: ``hoist`` unset or ``False`` (the native loop computes the input projection per
+  step), no ``unroll`` and no ``remat`` (those are options of a scan; the pure-JAX path runs them).
   """
   if kind is None:
     return "the cell has a custom activation or a compute dtype other than float32"
@@ -98,8 +121,9 @@ def fits(kind: Optional[str], params: Any, carry: Any, xs: Any, options: RunOpti
     return native.reason()
   if jax.default_backend() != "cpu":
     return f"the backend is {jax.default_backend()}, not cpu"
-  if options.remat is not None or options.unroll != 1 or options.hoist is False:
-    return f"run options {options} (a native loop has no scan to unroll, remat or leave unhoisted)"
+  if options.remat is not None or options.unroll != 1 or options.hoist is True:
+    return (f"run options {options} (a native loop has no scan to unroll or remat, and computes the input "
+            f"projection inside the loop: hoist=True is the pure-JAX path's)")
   if not isinstance(xs, (jax.Array, np.ndarray)):
     return "xs is not one array"
   leaves = [l for l in jax.tree.leaves((params, carry, xs)) if l is not None]
@@ -140,16 +164,14 @@ def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fall
       return fallback(params, carry, xs, mask, options._replace(native=None))
     T, batch = xs.shape[0], xs.shape[1:-1]
     n = math.prod(batch)
-    u = input_transform(params, xs)
-    GH = u.shape[-1]
+    GH = jax.eval_shape(input_transform, params, xs).shape[-1]  # checks params and inputs; computes nothing
     H = GH // GATES[kind]
     lstm = kind == "lstm"
     h0 = carry.h.reshape((n, H))
     c0 = carry.c.reshape((n, H)) if lstm else jnp.zeros((n, 0), jnp.float32)
-    b_hn = params.b_hn if kind == "gru" and params.b_hn is not None else jnp.zeros((H if kind == "gru" else 0,),
-                                                                                   jnp.float32)
     m = jnp.ones((T, n), jnp.int32) if mask is None else mask.reshape((T, n)).astype(jnp.int32)
-    hs, h_last, c_last = _loop(kind, bool(relu), u.reshape((T, n, GH)), params.w_h, b_hn, h0, c0, m)
+    hs, h_last, c_last = _loop(kind, bool(relu), input_transform, params, xs.reshape((T, n, xs.shape[-1])), h0, c0,
+                               m)
     fields = dict(h=h_last.reshape(batch + (H,)))
     if lstm:
       fields["c"] = c_last.reshape(batch + (H,))

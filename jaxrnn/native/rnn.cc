@@ -1,11 +1,11 @@
 // The native CPU sequence path of jaxrnn: the time loop of the LSTM, the GRU (reset_after=True) and the simple RNN,
 // forward and backward, as XLA FFI handlers (jax.ffi).
 //
-// Only the sequential part runs here. The input projection u = x W_i + b before the loop, and after the backward loop
-// the input-side gradients (dz W_i^T, x^T dz) are large matrix products that XLA runs (jaxrnn/cells/_native_scan.py).
-// Per step: one [B, H] x [H, G H] product and the gate arithmetic. The step's product is this file's own
-// register-blocked kernel (6 rows x 16 columns of accumulators, AVX2 + FMA where compiled for it) over a copy of
-// W_h packed once per call into 16-column panels: a BLAS sgemm packs its operand again on every call, which at
+// Forward, per step: the products x_t W_i + b and h_{t-1} W_h ([B, F] x [F, G H] and [B, H] x [H, G H]) and the gate
+// arithmetic. Backward, per step: the gate derivatives dz_t and dz_t W_h^T; after the loop, the input-side
+// gradients (dz W_i^T, x^T dz: large products) are XLA's (jaxrnn/cells/_native_scan.py). The step's product is this file's own
+// register-blocked kernel (6 rows x 16 columns of accumulators, AVX2 + FMA where compiled for it) over copies of
+// W_i and W_h packed once per call into 16-column panels: a BLAS sgemm packs its operand again on every call, which at
 // B=32..64 cost more than the product (LSTM B=64 H=128: the sgemm loop was 3x the pure-JAX path's CPU time).
 // The recurrent kernel's gradient sum_t h_{t-1}^T dz_t is one large product after the backward loop: the sgemm of
 // the BLAS numpy ships (OpenBLAS), handed over at load time by jaxrnn_native_set_blas.
@@ -299,18 +299,18 @@ inline float fast_tanh(float x) {
 }
 
 // The gate arithmetic of one row (one example) for n units, as plain loops over restrict pointers that the compiler
-// vectorizes. u: the input projection (gate g of unit j at u[g su + j]); s: the step's product (s[g ss + j]);
-// with TRAIN the activated gates go to gw (gate g at gw[g su + j]) for the backward pass.
+// vectorizes. u: the input projection x W_i + b (gate g of unit j at u[g ss + j]); s: the recurrent product h W_h
+// (s[g ss + j]); with TRAIN the activated gates go to gw (gate g at gw[g sg + j]) for the backward pass.
 // LSTM (gates i f g o): c = f c_prev + i g, h = o tanh(c).
 template <bool TRAIN>
-void lstm_row(int64_t n, int64_t su, int64_t ss, const float* __restrict u, const float* __restrict s,
+void lstm_row(int64_t n, int64_t ss, int64_t sg, const float* __restrict u, const float* __restrict s,
               const float* __restrict cp, float* __restrict cn, float* __restrict hn, float* __restrict hs,
               float* __restrict gw) {
   for (int64_t j = 0; j < n; ++j) {
     const float i = sigmoid(u[j] + s[j]);
-    const float f = sigmoid(u[su + j] + s[ss + j]);
-    const float g = fast_tanh(u[2 * su + j] + s[2 * ss + j]);
-    const float o = sigmoid(u[3 * su + j] + s[3 * ss + j]);
+    const float f = sigmoid(u[ss + j] + s[ss + j]);
+    const float g = fast_tanh(u[2 * ss + j] + s[2 * ss + j]);
+    const float o = sigmoid(u[3 * ss + j] + s[3 * ss + j]);
     const float c = f * cp[j] + i * g;
     const float h = o * fast_tanh(c);
     cn[j] = c;
@@ -318,9 +318,9 @@ void lstm_row(int64_t n, int64_t su, int64_t ss, const float* __restrict u, cons
     hs[j] = h;
     if (TRAIN) {
       gw[j] = i;
-      gw[su + j] = f;
-      gw[2 * su + j] = g;
-      gw[3 * su + j] = o;
+      gw[sg + j] = f;
+      gw[2 * sg + j] = g;
+      gw[3 * sg + j] = o;
     }
   }
 }
@@ -328,22 +328,22 @@ void lstm_row(int64_t n, int64_t su, int64_t ss, const float* __restrict u, cons
 // GRU, reset_after=True (gates r z n): n = tanh(u_n + r (s_n + b_hn)), h = (1 - z) n + z h_prev; gw: r z n and
 // s_n + b_hn.
 template <bool TRAIN>
-void gru_row(int64_t n, int64_t su, int64_t ss, const float* __restrict u, const float* __restrict s,
+void gru_row(int64_t n, int64_t ss, int64_t sg, const float* __restrict u, const float* __restrict s,
              const float* __restrict b_hn, const float* __restrict hp, float* __restrict hn, float* __restrict hs,
              float* __restrict gw) {
   for (int64_t j = 0; j < n; ++j) {
     const float r = sigmoid(u[j] + s[j]);
-    const float z = sigmoid(u[su + j] + s[ss + j]);
+    const float z = sigmoid(u[ss + j] + s[ss + j]);
     const float hw_n = s[2 * ss + j] + b_hn[j];
-    const float c = fast_tanh(u[2 * su + j] + r * hw_n);
+    const float c = fast_tanh(u[2 * ss + j] + r * hw_n);
     const float h = (1.0f - z) * c + z * hp[j];
     hn[j] = h;
     hs[j] = h;
     if (TRAIN) {
       gw[j] = r;
-      gw[su + j] = z;
-      gw[2 * su + j] = c;
-      gw[3 * su + j] = hw_n;
+      gw[sg + j] = z;
+      gw[2 * sg + j] = c;
+      gw[3 * sg + j] = hw_n;
     }
   }
 }
@@ -364,25 +364,28 @@ void rnn_row(int64_t n, bool relu, const float* __restrict u, const float* __res
 int64_t gates_of(int64_t kind) { return kind == kLSTM ? 4 : kind == kGRU ? 3 : 1; }
 
 // ----------------------------------------------------------------------------------------------- forward
-// u: [T, B, G H] (input projection with bias), w_h: [H, G H], b_hn: [H] (GRU) or [0], h0, c0: [B, H] (c0: LSTM; else
-// [B, 0]... any size), mask: [T, B] int32.
+// x: [T, B, F] (time-major inputs), w_i: [F, G H], bias: [G H] or [0] (none), w_h: [H, G H], b_hn: [H] (GRU) or
+// [0], h0, c0: [B, H] (c0: LSTM; else any size), mask: [T, B] int32. The input projection x_t W_i + b runs inside
+// the loop, per step and chunk, beside h_{t-1} W_h (as the pure-JAX path does on CPU: no [T, B, G H] buffer).
 // Results: hs [T, B, H]; h_last, c_last [B, H] (c_last: LSTM, else any size); with train: h_all, c_all [T, B, H]
 // (the carries after each step; c_all: LSTM) and gates [T, B, W] (LSTM: i f g o; GRU: r z n hn; RNN: none).
-ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> w_h,
-                   ffi::Buffer<ffi::F32> b_hn, ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0,
-                   ffi::Buffer<ffi::S32> mask, ffi::ResultBuffer<ffi::F32> hs, ffi::ResultBuffer<ffi::F32> h_last,
+ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_i,
+                   ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> w_h, ffi::Buffer<ffi::F32> b_hn,
+                   ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0, ffi::Buffer<ffi::S32> mask,
+                   ffi::ResultBuffer<ffi::F32> hs, ffi::ResultBuffer<ffi::F32> h_last,
                    ffi::ResultBuffer<ffi::F32> c_last, ffi::ResultBuffer<ffi::F32> h_all,
                    ffi::ResultBuffer<ffi::F32> c_all, ffi::ResultBuffer<ffi::F32> gates, int64_t kind, int64_t relu,
                    int64_t train) {
-  if (!g_sgemm64 && !g_sgemm32) return ffi::Error::Internal("jaxrnn native: no BLAS set");
-  auto ud = u.dimensions();
-  if (ud.size() != 3) return ffi::Error::InvalidArgument("jaxrnn native: u must be [T, B, G*H]");
-  const int64_t T = ud[0], B = ud[1], G = gates_of(kind), GH = ud[2], H = GH / G;
-  if (H * G != GH || w_h.dimensions()[0] != H || w_h.dimensions()[1] != GH) {
-    return ffi::Error::InvalidArgument("jaxrnn native: w_h must be [H, G*H]");
+  auto xd = x.dimensions();
+  if (xd.size() != 3) return ffi::Error::InvalidArgument("jaxrnn native: x must be [T, B, F]");
+  const int64_t T = xd[0], B = xd[1], F = xd[2], G = gates_of(kind), GH = w_h.dimensions()[1], H = GH / G;
+  if (H * G != GH || w_h.dimensions()[0] != H) return ffi::Error::InvalidArgument("jaxrnn native: w_h must be [H, G*H]");
+  if (w_i.dimensions()[0] != F || w_i.dimensions()[1] != GH) {
+    return ffi::Error::InvalidArgument("jaxrnn native: w_i must be [F, G*H]");
   }
   const bool lstm = kind == kLSTM, gru = kind == kGRU;
-  const float* U = u.typed_data();
+  const float* X = x.typed_data();
+  const float* WI = w_i.typed_data();
   const float* W = w_h.typed_data();
   const float* BN = b_hn.typed_data();
   const int32_t* M = mask.typed_data();
@@ -401,25 +404,30 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::Buffer<ff
   auto h_at = [&](int64_t t) -> float* { return train ? HA + t * B * H : slots_h.data() + (t & 1) * B * H; };
   auto c_at = [&](int64_t t) -> float* { return train ? CA + t * B * H : slots_c.data() + (t & 1) * B * H; };
   float* GW = train && (lstm || gru) ? gates->typed_data() : nullptr;
-  const int64_t GWW = lstm ? 4 * H : 4 * H;  // width of a gates row (LSTM: 4 gates; GRU: r z n hn)
+  const int64_t GWW = 4 * H;  // width of a gates row (LSTM: i f g o; GRU: r z n hn)
 
   const int64_t threads = pool_threads(pool);
-  Chunks ch = split(H, threads, B * H * GH);
+  Chunks ch = split(H, threads, B * (F + H) * GH);
   const int64_t nk = (int64_t)ch.start.size() - 1;
-  // Recurrent kernel packed per chunk: chunk k's columns n = g jc + jj (gate g, unit j0 + jj) in 16-column panels.
-  std::vector<int64_t> width(nk), offset(nk + 1, 0);  // padded columns of chunk k; its panels at packed + offset[k]
+  // Both kernels packed per chunk: chunk k's columns n = g jc + jj (gate g, unit j0 + jj) in 16-column panels,
+  // its bias in the same column order. width[k]: its columns padded to 16; per chunk k, `base` counts columns.
+  std::vector<int64_t> width(nk), base(nk + 1, 0);
   for (int64_t k = 0; k < nk; ++k) {
     width[k] = round_up(G * (ch.start[k + 1] - ch.start[k]), kNR);
-    offset[k + 1] = offset[k] + H * width[k];
+    base[k + 1] = base[k] + width[k];
   }
-  std::vector<float> packed(offset[nk]);
+  std::vector<float> packed_i(F * base[nk]), packed_h(H * base[nk]), bias_k(base[nk], 0.0f);
   for (int64_t k = 0; k < nk; ++k) {
     const int64_t j0 = ch.start[k], jc = ch.start[k + 1] - j0;
-    pack(H, G * jc, [&](int64_t r, int64_t n) { return W[r * GH + (n / jc) * H + j0 + n % jc]; },
-         packed.data() + offset[k]);
+    auto column = [&](int64_t n) { return (n / jc) * H + j0 + n % jc; };
+    pack(F, G * jc, [&](int64_t r, int64_t n) { return WI[r * GH + column(n)]; }, packed_i.data() + F * base[k]);
+    pack(H, G * jc, [&](int64_t r, int64_t n) { return W[r * GH + column(n)]; }, packed_h.data() + H * base[k]);
+    if (bias.element_count() == GH) {
+      for (int64_t n = 0; n < G * jc; ++n) bias_k[base[k] + n] = bias.typed_data()[column(n)];
+    }
   }
-  // Chunk k's products of a block of rows: kRowBlock x width[k] floats at scratch + kRowBlock * offset[k] / H.
-  std::vector<float> scratch(kRowBlock * offset[nk] / std::max<int64_t>(H, 1));
+  // Chunk k's products of a block of rows, kRowBlock x width[k] floats each: x W_i + b and h W_h.
+  std::vector<float> scratch_u(kRowBlock * base[nk]), scratch_s(kRowBlock * base[nk]);
 
   auto job = std::make_shared<Job>();
   job->steps = T;
@@ -428,16 +436,25 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::Buffer<ff
     const int64_t j0 = ch.start[k], j1 = ch.start[k + 1], jc = j1 - j0;
     const float* hp = t == 0 ? h0.typed_data() : h_at(t - 1);
     const float* cp = lstm ? (t == 0 ? c0.typed_data() : c_at(t - 1)) : nullptr;
-    float* s = scratch.data() + kRowBlock * offset[k] / H;
+    float* su = scratch_u.data() + kRowBlock * base[k];
+    float* ss = scratch_s.data() + kRowBlock * base[k];
+    const float* bk = bias_k.data() + base[k];
     const int64_t ld = width[k];
     float* hn = h_at(t);
     float* cn = lstm ? c_at(t) : nullptr;
     for (int64_t b = 0; b < B; ++b) {
       if (b % kRowBlock == 0) {  // the products of rows [b, b + kRowBlock)
-        product(std::min(kRowBlock, B - b), G * jc, H, hp + b * H, H, packed.data() + offset[k], s, ld);
+        const int64_t rows = std::min(kRowBlock, B - b);
+        product(rows, G * jc, F, X + (t * B + b) * F, F, packed_i.data() + F * base[k], su, ld);
+        product(rows, G * jc, H, hp + b * H, H, packed_h.data() + H * base[k], ss, ld);
+        for (int64_t r = 0; r < rows; ++r) {
+          float* row = su + r * ld;
+          for (int64_t n = 0; n < G * jc; ++n) row[n] += bk[n];
+        }
       }
-      const float* ub = U + (t * B + b) * GH;
-      const float* sb = s + (b % kRowBlock) * ld;
+      // This row's gate pre-activations: gate g of unit j0 + jj at ub[g jc + jj] (input) and sb[g jc + jj].
+      const float* ub = su + (b % kRowBlock) * ld;
+      const float* sb = ss + (b % kRowBlock) * ld;
       const float* hpb = hp + b * H;
       float* hnb = hn + b * H;
       float* hsb = HS + (t * B + b) * H;
@@ -454,23 +471,21 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::Buffer<ff
         }
         continue;
       }
-      // Pointers at unit j0 of this row: the gate g of unit j0 + jj is at ug[g H + jj] and sg[g jc + jj].
-      const float* ug = ub + j0;
       float* gw = GW ? GW + (t * B + b) * GWW + j0 : nullptr;
       if (lstm) {
         if (gw) {
-          lstm_row<true>(jc, H, jc, ug, sb, cp + b * H + j0, cn + b * H + j0, hnb + j0, hsb + j0, gw);
+          lstm_row<true>(jc, jc, H, ub, sb, cp + b * H + j0, cn + b * H + j0, hnb + j0, hsb + j0, gw);
         } else {
-          lstm_row<false>(jc, H, jc, ug, sb, cp + b * H + j0, cn + b * H + j0, hnb + j0, hsb + j0, gw);
+          lstm_row<false>(jc, jc, H, ub, sb, cp + b * H + j0, cn + b * H + j0, hnb + j0, hsb + j0, gw);
         }
       } else if (gru) {
         if (gw) {
-          gru_row<true>(jc, H, jc, ug, sb, BN + j0, hpb + j0, hnb + j0, hsb + j0, gw);
+          gru_row<true>(jc, jc, H, ub, sb, BN + j0, hpb + j0, hnb + j0, hsb + j0, gw);
         } else {
-          gru_row<false>(jc, H, jc, ug, sb, BN + j0, hpb + j0, hnb + j0, hsb + j0, gw);
+          gru_row<false>(jc, jc, H, ub, sb, BN + j0, hpb + j0, hnb + j0, hsb + j0, gw);
         }
       } else {
-        rnn_row(jc, relu, ug, sb, hnb + j0, hsb + j0);
+        rnn_row(jc, relu, ub, sb, hnb + j0, hsb + j0);
       }
     }
   };
@@ -641,7 +656,9 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_h, ffi::Buffer
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnRnnForward, Forward,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // u
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // x
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // w_i
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // bias
                                   .Arg<ffi::Buffer<ffi::F32>>()  // w_h
                                   .Arg<ffi::Buffer<ffi::F32>>()  // b_hn
                                   .Arg<ffi::Buffer<ffi::F32>>()  // h0
