@@ -27,11 +27,12 @@ import numpy as np
 from jaxrnn import native
 from jaxrnn.types import RunOptions
 
-# native=None takes the native loop only for batches of fewer examples than this, where it was measured faster
-# than the pure-JAX path (benchmarks/rnn_layers.py, B=1 T=1024 H=128: LSTM 0.43x, GRU 0.58x wall; B=32 and B=64:
-# 1.4-1.8x slower wall, one thread 0.9-1.5x the CPU time: the in-loop sgemm packs W_h on every step). native=True
-# runs it for any batch.
-AUTO_MAX_ROWS = 4
+# native=None takes the native loop wherever the call fits: with the step's products as this library's packed
+# kernel (jaxrnn/native/rnn.cc) it was measured faster than the pure-JAX path (or equal, GRU at B=1) at every
+# benchmark size, one thread, CPU time (benchmarks/rnn_layers.py, loaded 2-core machine; native / pure-JAX): LSTM B=32 T=128 I=128 H=256
+# train 0.80, B=64 T=512 I=128 H=128 infer 0.87, B=1 T=1024 I=64 H=128 0.92, B=128 T=256 I=512 H=512 train 0.93;
+# GRU 0.79, 0.90, 1.02 (B=1). The earlier loop over OpenBLAS's sgemm was 1.4-1.8x slower at B=32/64 and ran only
+# below 4 examples per step.
 KINDS = {"lstm": 0, "gru": 1, "simple_rnn": 2}
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 
@@ -156,8 +157,6 @@ def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fall
 
   def run(params, carry, xs, mask, options):
     why = None if options.native is False else fits(kind, params, carry, xs, options)
-    if why is None and options.native is None and math.prod(xs.shape[1:-1]) >= AUTO_MAX_ROWS:
-      why = f"{math.prod(xs.shape[1:-1])} examples (native=None runs the native loop below {AUTO_MAX_ROWS})"
     if options.native is False or why is not None:
       if options.native:
         raise ValueError(f"RunOptions(native=True) but the native CPU path cannot run this call: {why}")

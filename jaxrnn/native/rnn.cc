@@ -158,10 +158,50 @@ inline void micro(int64_t K, const float* A, int64_t lda, const float* P, float*
 #endif
 }
 
+// One row (a step of one example): four independent pairs of accumulators over k mod 4, since one pair would wait
+// on the FMA latency at every k (a matrix-vector product: at B=1 this kernel is most of a step).
+template <bool ACC>
+inline void micro_one(int64_t K, const float* A, const float* P, float* C) {
+#if defined(__AVX2__) && defined(__FMA__)
+  __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
+  int64_t k = 0;
+  for (; k + 4 <= K; k += 4) {
+    const float* p = P + k * kNR;
+    __m256 x = _mm256_broadcast_ss(A + k);
+    a0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(p), a0);
+    b0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(p + 8), b0);
+    x = _mm256_broadcast_ss(A + k + 1);
+    a1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(p + 16), a1);
+    b1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(p + 24), b1);
+    x = _mm256_broadcast_ss(A + k + 2);
+    a2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(p + 32), a2);
+    b2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(p + 40), b2);
+    x = _mm256_broadcast_ss(A + k + 3);
+    a3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(p + 48), a3);
+    b3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(p + 56), b3);
+  }
+  for (; k < K; ++k) {
+    const __m256 x = _mm256_broadcast_ss(A + k);
+    a0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(P + k * kNR), a0);
+    b0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(P + k * kNR + 8), b0);
+  }
+  __m256 lo = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+  __m256 hi = _mm256_add_ps(_mm256_add_ps(b0, b1), _mm256_add_ps(b2, b3));
+  if (ACC) {
+    lo = _mm256_add_ps(lo, _mm256_loadu_ps(C));
+    hi = _mm256_add_ps(hi, _mm256_loadu_ps(C + 8));
+  }
+  _mm256_storeu_ps(C, lo);
+  _mm256_storeu_ps(C + 8, hi);
+#else
+  micro<1, ACC>(K, A, 0, P, C, 0);
+#endif
+}
+
 template <bool ACC>
 inline void micro_rows(int64_t M, int64_t K, const float* A, int64_t lda, const float* P, float* C, int64_t ldc) {
   switch (M) {
-    case 1: micro<1, ACC>(K, A, lda, P, C, ldc); break;
+    case 1: micro_one<ACC>(K, A, P, C); break;
     case 2: micro<2, ACC>(K, A, lda, P, C, ldc); break;
     case 3: micro<3, ACC>(K, A, lda, P, C, ldc); break;
     case 4: micro<4, ACC>(K, A, lda, P, C, ldc); break;
@@ -232,10 +272,11 @@ struct Chunks {
   std::vector<int64_t> start;  // chunk k covers hidden units [start[k], start[k + 1])
 };
 
-// Chunks of at least 32 units (whole multiples of 8) and 2^16 multiply-adds of the step's product (below that a
-// step is a few microseconds, as short as handing work to another core), at most one per thread.
+// Chunks of at least 32 units (whole multiples of 8) and 2^15 multiply-adds of the step's products (below that a
+// step is about a microsecond, as short as handing work to another core), at most one per thread. At B=1 the step
+// is a matrix-vector product that streams the packed kernels from cache: two chunks on two cores each stream half.
 Chunks split(int64_t H, int64_t threads, int64_t step_macs) {
-  int64_t n = std::max<int64_t>(1, std::min<int64_t>({threads, H / 32, step_macs >> 16}));
+  int64_t n = std::max<int64_t>(1, std::min<int64_t>({threads, H / 32, step_macs >> 15}));
   Chunks c;
   int64_t per = ((H + n - 1) / n + 7) / 8 * 8;
   for (int64_t j = 0; j < H; j += per) c.start.push_back(j);
