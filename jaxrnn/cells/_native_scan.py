@@ -1,13 +1,14 @@
 """The native CPU form of a dense cell's sequence path: the time loop in C++ (``jaxrnn/native/rnn.cc``), with a
 ``jax.custom_vjp`` whose backward loop is native too.
 
-Split of the work (as cuDNN and oneDNN split it): the input projection ``u = input_transform(params, xs)`` for all
-steps is the cell's own JAX function (one large matrix product; JAX differentiates it); the native forward loop runs,
-per step, ``h_{t-1} W_h`` and the gate arithmetic; the native backward loop runs the gate derivatives and
-``dz_t W_h^T``, then the weight gradient ``sum_t h_{t-1}^T dz_t`` as one large product (OpenBLAS: XLA:CPU is ~2x
-slower on a transposed operand). The gate arithmetic in C++ restates the cell's ``pointwise`` function (no C++ can
-call it); the parity tests (``tests/test_native.py``) hold the two equal. Forward-mode AD does not go through a
-``custom_vjp``: ``jax.jvp`` raises JAX's error there, and ``RunOptions(native=False)`` runs the pure-JAX path.
+Split of the work: the native forward loop runs, per step, the input projection ``x_t W_i + b`` beside
+``h_{t-1} W_h`` (as the pure-JAX path does on CPU, where ``hoist=None`` projects inside the loop) and the gate
+arithmetic; the native backward loop runs the gate derivatives and ``dz_t W_h^T``, then the recurrent kernel's
+gradient ``sum_t h_{t-1}^T dz_t`` as one large product (OpenBLAS: XLA:CPU is ~2x slower on a transposed operand).
+The gradients of ``w_i``, ``b`` and the inputs are JAX's vjp of the cell's own ``input_transform`` at the native
+``dz``. The gate arithmetic in C++ restates the cell's ``pointwise`` function (no C++ can call it); the parity tests
+(``tests/test_native.py``) hold the two equal. Forward-mode AD does not go through a ``custom_vjp``: ``jax.jvp``
+raises JAX's error there, and ``RunOptions(native=False)`` runs the pure-JAX path.
 
 :func:`with_native` wraps a pure-JAX sequence function: the native loop runs when the call fits (:func:`fits`),
 the pure-JAX one otherwise, and ``RunOptions(native=...)`` chooses (``None``: native when it fits; ``False``: never;
@@ -29,10 +30,10 @@ from jaxrnn.types import RunOptions
 
 # native=None takes the native loop wherever the call fits: with the step's products as this library's packed
 # kernel (jaxrnn/native/rnn.cc) it was measured faster than the pure-JAX path (or equal, GRU at B=1) at every
-# benchmark size, one thread, CPU time (benchmarks/rnn_layers.py, loaded 2-core machine; native / pure-JAX): LSTM B=32 T=128 I=128 H=256
-# train 0.80, B=64 T=512 I=128 H=128 infer 0.87, B=1 T=1024 I=64 H=128 0.92, B=128 T=256 I=512 H=512 train 0.93;
-# GRU 0.79, 0.90, 1.02 (B=1). The earlier loop over OpenBLAS's sgemm was 1.4-1.8x slower at B=32/64 and ran only
-# below 4 examples per step.
+# benchmark size, one thread, CPU time (benchmarks/rnn_layers.py, loaded 2-core machine; native / pure-JAX):
+# LSTM B=32 T=128 I=128 H=256 train 0.80, B=64 T=512 I=128 H=128 infer 0.87, B=1 T=1024 I=64 H=128 0.92,
+# B=128 T=256 I=512 H=512 train 0.93; GRU 0.79, 0.90, 1.02 (B=1). The earlier loop over OpenBLAS's sgemm was
+# 1.4-1.8x slower at B=32/64 and ran only below 4 examples per step.
 KINDS = {"lstm": 0, "gru": 1, "simple_rnn": 2}
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 

@@ -6,8 +6,9 @@ Makefile's install step runs); otherwise the pure-JAX path runs, with the same v
 turns it off for a run, ``native=True`` requires it.
 
 Threads: the loop runs on the calling thread and on XLA's own intra-op thread pool (as many threads as the cores
-the process may use, unless ``XLA_FLAGS`` says otherwise), never on a pool of its own; the matrix products are
-single-threaded calls of the BLAS that numpy ships (OpenBLAS), one per worker.
+the process may use, unless ``XLA_FLAGS`` says otherwise), never on a pool of its own. The per-step products are
+the library's own packed-kernel GEMM, one chunk of hidden units per worker; the one large product after the
+backward loop (the recurrent kernel's gradient) is a single-threaded call of the BLAS that numpy ships (OpenBLAS).
 
 >>> import jaxrnn
 >>> isinstance(jaxrnn.native.available(), bool) and isinstance(jaxrnn.native.reason(), str)
