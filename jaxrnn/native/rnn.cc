@@ -305,11 +305,11 @@ struct Chunks {
   std::vector<int64_t> start;  // chunk k covers hidden units [start[k], start[k + 1])
 };
 
-// Chunks of at least 32 units (whole multiples of 8) and 2^15 multiply-adds of the step's products (below that a
-// step is about a microsecond, as short as handing work to another core), at most one per thread. At B=1 the step
-// is a matrix-vector product that streams the packed kernels from cache: two chunks on two cores each stream half.
+// Chunks of at least 32 units (whole multiples of 8) and 2^17 multiply-adds of the step's products, at most one
+// per thread. Below that a step takes a few microseconds, too short to wait on another core each step: B=1 T=1024
+// I=64 H=128 (10^5 per step) on two chunks took 4x the single-threaded time on the loaded 2-core machine.
 Chunks split(int64_t H, int64_t threads, int64_t step_macs) {
-  int64_t n = std::max<int64_t>(1, std::min<int64_t>({threads, H / 32, step_macs >> 15}));
+  int64_t n = std::max<int64_t>(1, std::min<int64_t>({threads, H / 32, step_macs >> 17}));
   Chunks c;
   int64_t per = ((H + n - 1) / n + 7) / 8 * 8;
   for (int64_t j = 0; j < H; j += per) c.start.push_back(j);
