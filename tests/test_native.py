@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 import jaxrnn
-from jaxrnn.cells._native_scan import AUTO_MAX_ROWS
 from jaxrnn.types import RunOptions
 from tests.registry import randomize
 
@@ -100,8 +99,8 @@ def test_saturated_gates_equal_jax_path(name):
 
 
 def test_native_runs():
-  """The native path really runs (its FFI call is in the program): with native=True; with native=None below
-  AUTO_MAX_ROWS examples; never with native=False."""
+  """The native path really runs (its FFI call is in the program): with native=True and with native=None, for one
+  example and for many; never with native=False; the backward loop under jax.grad."""
   cell = jaxrnn.lstm(H)
   params, carry, xs = inputs(cell)
   text = lambda native, xs, carry: str(jax.make_jaxpr(lambda p: jaxrnn.unroll(
@@ -109,11 +108,13 @@ def test_native_runs():
   one, one_carry = xs[0, :1], jax.tree.map(lambda a: a[0, :1], carry)  # one example per step
   assert jaxrnn.native.FORWARD in text(True, xs, carry)
   assert jaxrnn.native.FORWARD in text(None, one, one_carry)
-  assert int(np.prod(BATCH)) >= AUTO_MAX_ROWS
-  assert jaxrnn.native.FORWARD not in text(None, xs, carry)  # 16 examples: the pure-JAX path
+  assert jaxrnn.native.FORWARD in text(None, xs, carry)
   assert jaxrnn.native.FORWARD not in text(False, one, one_carry)
-  grad_text = str(jax.make_jaxpr(jax.grad(lambda p: jnp.sum(jaxrnn.unroll(cell, p, one_carry, one)[1])))(params))
+  grad_text = str(jax.make_jaxpr(jax.grad(lambda p: jnp.sum(jaxrnn.unroll(cell, p, carry, xs)[1])))(params))
   assert jaxrnn.native.BACKWARD in grad_text
+  # hoist=True (the projection before the loop) is the pure-JAX path's; the native loop projects per step.
+  hoisted = str(jax.make_jaxpr(lambda p: jaxrnn.unroll(cell, p, carry, xs, options=RunOptions(hoist=True)))(params))
+  assert jaxrnn.native.FORWARD not in hoisted
 
 
 def test_vmap_and_no_retrace():
@@ -163,3 +164,20 @@ def test_built_in_ci():
   """CI installs with `make`, which builds the library: there the native path must be on."""
   if os.environ.get("CI"):
     assert jaxrnn.native.available(), jaxrnn.native.reason()
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_row_blocks_and_padded_panels(name):
+  """29 examples (a block of 24 rows, then 5: every micro-tile height), 40 hidden units (G H not a multiple of the
+  16-column panels for the GRU), 3 features: values and gradients equal the pure-JAX path."""
+  cell = jaxrnn.lstm(40) if name == "lstm" else jaxrnn.gru(40)
+  params = randomize(cell.init(jax.random.key(0), 3), jax.random.key(1), scale=0.1)
+  xs = jax.random.normal(jax.random.key(2), (29, 6, 3), jnp.float32)
+  lengths = jnp.arange(29, dtype=jnp.int32) % 7
+
+  def loss(params, xs, native):
+    carry, hs = jaxrnn.unroll(cell, params, None, xs, seq_lengths=lengths, options=RunOptions(native=native))
+    return jnp.sum(jnp.sin(hs) * hs) + sum(jnp.sum(jnp.cos(l)) for l in jax.tree.leaves(carry)), (carry, hs)
+
+  run = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True), static_argnums=2)
+  close(run(params, xs, True), run(params, xs, False))

@@ -1,13 +1,14 @@
 """The native CPU form of a dense cell's sequence path: the time loop in C++ (``jaxrnn/native/rnn.cc``), with a
 ``jax.custom_vjp`` whose backward loop is native too.
 
-Split of the work (as cuDNN and oneDNN split it): the input projection ``u = input_transform(params, xs)`` for all
-steps is the cell's own JAX function (one large matrix product; JAX differentiates it); the native forward loop runs,
-per step, ``h_{t-1} W_h`` and the gate arithmetic; the native backward loop runs the gate derivatives and
-``dz_t W_h^T``, then the weight gradient ``sum_t h_{t-1}^T dz_t`` as one large product (OpenBLAS: XLA:CPU is ~2x
-slower on a transposed operand). The gate arithmetic in C++ restates the cell's ``pointwise`` function (no C++ can
-call it); the parity tests (``tests/test_native.py``) hold the two equal. Forward-mode AD does not go through a
-``custom_vjp``: ``jax.jvp`` raises JAX's error there, and ``RunOptions(native=False)`` runs the pure-JAX path.
+Split of the work: the native forward loop runs, per step, the input projection ``x_t W_i + b`` beside
+``h_{t-1} W_h`` (as the pure-JAX path does on CPU, where ``hoist=None`` projects inside the loop) and the gate
+arithmetic; the native backward loop runs the gate derivatives and ``dz_t W_h^T``, then the recurrent kernel's
+gradient ``sum_t h_{t-1}^T dz_t`` as one large product (OpenBLAS: XLA:CPU is ~2x slower on a transposed operand).
+The gradients of ``w_i``, ``b`` and the inputs are JAX's vjp of the cell's own ``input_transform`` at the native
+``dz``. The gate arithmetic in C++ restates the cell's ``pointwise`` function (no C++ can call it); the parity tests
+(``tests/test_native.py``) hold the two equal. Forward-mode AD does not go through a ``custom_vjp``: ``jax.jvp``
+raises JAX's error there, and ``RunOptions(native=False)`` runs the pure-JAX path.
 
 :func:`with_native` wraps a pure-JAX sequence function: the native loop runs when the call fits (:func:`fits`),
 the pure-JAX one otherwise, and ``RunOptions(native=...)`` chooses (``None``: native when it fits; ``False``: never;
@@ -27,11 +28,12 @@ import numpy as np
 from jaxrnn import native
 from jaxrnn.types import RunOptions
 
-# native=None takes the native loop only for batches of fewer examples than this, where it was measured faster
-# than the pure-JAX path (benchmarks/rnn_layers.py, B=1 T=1024 H=128: LSTM 0.43x, GRU 0.58x wall; B=32 and B=64:
-# 1.4-1.8x slower wall, one thread 0.9-1.5x the CPU time: the in-loop sgemm packs W_h on every step). native=True
-# runs it for any batch.
-AUTO_MAX_ROWS = 4
+# native=None takes the native loop wherever the call fits: with the step's products as this library's packed
+# kernel (jaxrnn/native/rnn.cc) it was measured faster than the pure-JAX path (or equal, GRU at B=1) at every
+# benchmark size, one thread, CPU time (benchmarks/rnn_layers.py, loaded 2-core machine; native / pure-JAX):
+# LSTM B=32 T=128 I=128 H=256 train 0.80, B=64 T=512 I=128 H=128 infer 0.87, B=1 T=1024 I=64 H=128 0.92,
+# B=128 T=256 I=512 H=512 train 0.93; GRU 0.79, 0.90, 1.02 (B=1). The earlier loop over OpenBLAS's sgemm was
+# 1.4-1.8x slower at B=32/64 and ran only below 4 examples per step.
 KINDS = {"lstm": 0, "gru": 1, "simple_rnn": 2}
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 
@@ -43,33 +45,51 @@ def _call(target: str, results: list, *args: Any, **attrs: Any):
                                                                                 attrs.items()})
 
 
-def _forward(kind: str, relu: bool, train: bool, u, w_h, b_hn, h0, c0, mask):
-  T, B, GH = u.shape
-  H = GH // GATES[kind]
+def _weights(kind: str, params: Any):
+  """``(w_i, b, w_h, b_hn)`` as the native loop takes them: a missing bias as an empty array, and for the GRU a
+  missing ``b_hn`` as zeros."""
+  H = params.w_h.shape[0]
+  b = params.b if params.b is not None else jnp.zeros((0,), jnp.float32)
+  if kind == "gru":
+    b_hn = params.b_hn if params.b_hn is not None else jnp.zeros((H,), jnp.float32)
+  else:
+    b_hn = jnp.zeros((0,), jnp.float32)
+  return params.w_i, b, params.w_h, b_hn
+
+
+def _forward(kind: str, relu: bool, train: bool, params, x, h0, c0, mask):
+  T, B, _ = x.shape
+  w_i, b, w_h, b_hn = _weights(kind, params)
+  H = w_h.shape[0]
   f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
   lstm = kind == "lstm"
   steps = T if train else 0
   results = [f32(T, B, H), f32(B, H), f32(B, H if lstm else 0), f32(steps, B, H), f32(steps if lstm else 0, B, H),
              f32(steps if kind != "simple_rnn" else 0, B, 4 * H)]
-  return _call(native.FORWARD, results, u, w_h, b_hn, h0, c0, mask, kind=KINDS[kind], relu=relu, train=train)
+  return _call(native.FORWARD, results, x, w_i, b, w_h, b_hn, h0, c0, mask, kind=KINDS[kind], relu=relu,
+               train=train)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _loop(kind: str, relu: bool, u, w_h, b_hn, h0, c0, mask):
-  """``(hs, h_last, c_last)`` of the recurrence over ``u: [T, B, G H]`` (flat batch), native forward."""
-  hs, h_last, c_last, *_ = _forward(kind, relu, False, u, w_h, b_hn, h0, c0, mask)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _loop(kind: str, relu: bool, input_transform: Callable, params, x, h0, c0, mask):
+  """``(hs, h_last, c_last)`` of the recurrence over ``x: [T, B, F]`` (flat batch), native forward.
+
+  ``input_transform`` is the cell's (``x W_i + b``): the native loop computes it per step, and the backward pass
+  differentiates it with JAX (the input-side gradients from the native loop's ``dz``)."""
+  hs, h_last, c_last, *_ = _forward(kind, relu, False, params, x, h0, c0, mask)
   return hs, h_last, c_last
 
 
-def _loop_fwd(kind, relu, u, w_h, b_hn, h0, c0, mask):
-  hs, h_last, c_last, h_all, c_all, gates = _forward(kind, relu, True, u, w_h, b_hn, h0, c0, mask)
-  return (hs, h_last, c_last), (w_h, b_hn, h0, c0, h_all, c_all, gates, mask)
+def _loop_fwd(kind, relu, input_transform, params, x, h0, c0, mask):
+  hs, h_last, c_last, h_all, c_all, gates = _forward(kind, relu, True, params, x, h0, c0, mask)
+  return (hs, h_last, c_last), (params, x, h0, c0, h_all, c_all, gates, mask)
 
 
-def _loop_bwd(kind, relu, residuals, cotangents):
-  w_h, b_hn, h0, c0, h_all, c_all, gates, mask = residuals
+def _loop_bwd(kind, relu, input_transform, residuals, cotangents):
+  params, x, h0, c0, h_all, c_all, gates, mask = residuals
   dhs, dh_last, dc_last = cotangents
   T, B, H = h_all.shape
+  _, _, w_h, _ = _weights(kind, params)
   GH = w_h.shape[1]
   f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
   gru = kind == "gru"
@@ -77,8 +97,13 @@ def _loop_bwd(kind, relu, residuals, cotangents):
   results = [f32(T, B, GH), f32(T if gru else 0, B, GH), f32(B, H), f32(B, H if lstm else 0), f32(H, GH)]
   dz, dzr, dh0, dc0, d_w_h = _call(native.BACKWARD, results, w_h, h0, c0, h_all, c_all, gates, mask, dhs,
                                    dh_last, dc_last, kind=KINDS[kind], relu=relu)
-  d_b_hn = jnp.sum(dzr[..., 2 * H:], axis=(0, 1)) if gru else jnp.zeros_like(b_hn)
-  return dz, d_w_h, d_b_hn, dh0, dc0, None
+  # dz is the cotangent of u = input_transform(params, x): JAX's vjp gives those of w_i, b and x (w_h: none).
+  _, transform_vjp = jax.vjp(input_transform, params, x)
+  d_params, dx = transform_vjp(dz)
+  d_params = d_params._replace(w_h=d_w_h)
+  if gru and params.b_hn is not None:
+    d_params = d_params._replace(b_hn=jnp.sum(dzr[..., 2 * H:], axis=(0, 1)))
+  return d_params, dx, dh0, dc0, None
 
 
 _loop.defvjp(_loop_fwd, _loop_bwd)
@@ -89,8 +114,8 @@ def fits(kind: Optional[str], params: Any, carry: Any, xs: Any, options: RunOpti
 
   It runs on the CPU backend, for a cell with the standard activations and no compute ``dtype`` other than
   float32 (``kind`` is ``None`` otherwise), float32 params, carry and inputs, at least one step and one example,
-  and run options it honours: ``hoist`` unset or ``True`` (the projection is always computed before the loop), no
-  ``unroll`` and no ``remat`` (those are options of a scan; the pure-JAX path runs them).
+  and run options it honours: ``hoist`` unset or ``False`` (the native loop computes the input projection per
+  step), no ``unroll`` and no ``remat`` (those are options of a scan; the pure-JAX path runs them).
   """
   if kind is None:
     return "the cell has a custom activation or a compute dtype other than float32"
@@ -98,8 +123,9 @@ def fits(kind: Optional[str], params: Any, carry: Any, xs: Any, options: RunOpti
     return native.reason()
   if jax.default_backend() != "cpu":
     return f"the backend is {jax.default_backend()}, not cpu"
-  if options.remat is not None or options.unroll != 1 or options.hoist is False:
-    return f"run options {options} (a native loop has no scan to unroll, remat or leave unhoisted)"
+  if options.remat is not None or options.unroll != 1 or options.hoist is True:
+    return (f"run options {options} (a native loop has no scan to unroll or remat, and computes the input "
+            f"projection inside the loop: hoist=True is the pure-JAX path's)")
   if not isinstance(xs, (jax.Array, np.ndarray)):
     return "xs is not one array"
   leaves = [l for l in jax.tree.leaves((params, carry, xs)) if l is not None]
@@ -132,8 +158,6 @@ def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fall
 
   def run(params, carry, xs, mask, options):
     why = None if options.native is False else fits(kind, params, carry, xs, options)
-    if why is None and options.native is None and math.prod(xs.shape[1:-1]) >= AUTO_MAX_ROWS:
-      why = f"{math.prod(xs.shape[1:-1])} examples (native=None runs the native loop below {AUTO_MAX_ROWS})"
     if options.native is False or why is not None:
       if options.native:
         raise ValueError(f"RunOptions(native=True) but the native CPU path cannot run this call: {why}")
@@ -141,16 +165,13 @@ def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fall
     assert kind is not None  # fits() gives a reason for kind=None
     T, batch = xs.shape[0], xs.shape[1:-1]
     n = math.prod(batch)
-    u = input_transform(params, xs)
-    GH = u.shape[-1]
+    GH = jax.eval_shape(input_transform, params, xs).shape[-1]  # checks params and inputs; computes nothing
     H = GH // GATES[kind]
     lstm = kind == "lstm"
     h0 = carry.h.reshape((n, H))
     c0 = carry.c.reshape((n, H)) if lstm else jnp.zeros((n, 0), jnp.float32)
-    b_hn = params.b_hn if kind == "gru" and params.b_hn is not None else jnp.zeros((H if kind == "gru" else 0,),
-                                                                                   jnp.float32)
     m = jnp.ones((T, n), jnp.int32) if mask is None else mask.reshape((T, n)).astype(jnp.int32)
-    out = _loop(kind, bool(relu), u.reshape((T, n, GH)), params.w_h, b_hn, h0, c0, m)
+    out = _loop(kind, bool(relu), input_transform, params, xs.reshape((T, n, xs.shape[-1])), h0, c0, m)
     hs, h_last, c_last = out  # pyright: ignore[reportGeneralTypeIssues]  # custom_vjp via partial: type lost
     fields = dict(h=h_last.reshape(batch + (H,)))
     if lstm:

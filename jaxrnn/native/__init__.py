@@ -6,8 +6,9 @@ Makefile's install step runs); otherwise the pure-JAX path runs, with the same v
 turns it off for a run, ``native=True`` requires it.
 
 Threads: the loop runs on the calling thread and on XLA's own intra-op thread pool (as many threads as the cores
-the process may use, unless ``XLA_FLAGS`` says otherwise), never on a pool of its own; the matrix products are
-single-threaded calls of the BLAS that numpy ships (OpenBLAS), one per worker.
+the process may use, unless ``XLA_FLAGS`` says otherwise), never on a pool of its own. The per-step products are
+the library's own packed-kernel GEMM, one chunk of hidden units per worker; the one large product after the
+backward loop (the recurrent kernel's gradient) is a single-threaded call of the BLAS that numpy ships (OpenBLAS).
 
 >>> import jaxrnn
 >>> isinstance(jaxrnn.native.available(), bool) and isinstance(jaxrnn.native.reason(), str)
@@ -63,16 +64,14 @@ def _load() -> _Status:
   sgemm = next(((getattr(blas, name), ilp64) for name, ilp64 in _SGEMM if hasattr(blas, name)), None)
   if sgemm is None:
     return _Status(False, f"numpy's BLAS {blas._name} exports no cblas_sgemm")
-  sgemv_name = sgemm[0].__name__.replace("sgemm", "sgemv")
-  sgemv = getattr(blas, sgemv_name) if hasattr(blas, sgemv_name) else None
   set_threads = next((getattr(blas, name) for name in _SET_THREADS if hasattr(blas, name)), None)
   try:
     lib = ctypes.CDLL(str(path))
   except OSError as e:
     return _Status(False, f"cannot load {path}: {e}")
   address = lambda f: ctypes.cast(f, ctypes.c_void_p).value if f is not None else None
-  lib.jaxrnn_native_set_blas.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
-  lib.jaxrnn_native_set_blas(address(sgemm[0]), address(sgemv), int(sgemm[1]), address(set_threads))
+  lib.jaxrnn_native_set_blas.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+  lib.jaxrnn_native_set_blas(address(sgemm[0]), int(sgemm[1]), address(set_threads))
   jax.ffi.register_ffi_target(FORWARD, jax.ffi.pycapsule(lib.JaxrnnRnnForward), platform="cpu")
   jax.ffi.register_ffi_target(BACKWARD, jax.ffi.pycapsule(lib.JaxrnnRnnBackward), platform="cpu")
   return _Status(True, f"built: {path}; BLAS: {os.path.basename(blas._name)} ({sgemm[0].__name__})")

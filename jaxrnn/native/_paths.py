@@ -8,8 +8,8 @@ import pathlib
 from typing import List, Optional
 
 SOURCE = pathlib.Path(__file__).with_name("rnn.cc")
-# -ffast-math lets GCC call glibc's vector expf/tanhf in the gate loops; it is given to the compile step only, so
-# that the link step does not add crtfastmath.o (which would set flush-to-zero for the whole process).
+# -ffast-math lets GCC vectorize the gate loops (with rnn.cc's own exp and tanh); it is given to the compile step
+# only, so that the link step does not add crtfastmath.o (which would set flush-to-zero for the whole process).
 # -fno-finite-math-only: exp overflows to inf in the gates of large pre-activations (1 / (1 + inf) = 0, tanh -> 1)
 # exactly as in the pure-JAX path; with finite-math-only they became NaN.
 COMPILE_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fno-finite-math-only", "-fPIC", "-std=c++17", "-w"]

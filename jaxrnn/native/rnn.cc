@@ -1,10 +1,14 @@
 // The native CPU sequence path of jaxrnn: the time loop of the LSTM, the GRU (reset_after=True) and the simple RNN,
 // forward and backward, as XLA FFI handlers (jax.ffi).
 //
-// Only the sequential part runs here. The input projection u = x W_i + b before the loop, and after the backward loop
-// the weight and input gradients (h_{t-1}^T dz summed over steps, dz W_i^T, ...) are large matrix products that
-// XLA runs (jaxrnn/native/sequence.py). Per step: one [B, H] x [H, G H] product (single-threaded sgemm from the
-// BLAS numpy ships, OpenBLAS, handed over at load time by jaxrnn_native_set_blas) and the gate arithmetic.
+// Forward, per step: the products x_t W_i + b and h_{t-1} W_h ([B, F] x [F, G H] and [B, H] x [H, G H]) and the
+// gate arithmetic. Backward, per step: the gate derivatives dz_t and dz_t W_h^T; after the loop, the input-side
+// gradients (dz W_i^T, x^T dz: large products) are XLA's (jaxrnn/cells/_native_scan.py). The step's products are
+// this file's own register-blocked kernel (6 rows x 16 columns of accumulators, AVX2 + FMA where compiled for it)
+// over copies of W_i and W_h packed once per call into 16-column panels: a BLAS sgemm packs its operand again on
+// every call, which at B=32..64 cost more than the product (LSTM B=64 H=128: the sgemm loop was 3x the pure-JAX
+// path's CPU time). The recurrent kernel's gradient sum_t h_{t-1}^T dz_t is one large product after the backward
+// loop: the sgemm of the BLAS numpy ships (OpenBLAS), handed over at load time by jaxrnn_native_set_blas.
 //
 // Threads: the hidden units are split into chunks; a chunk's product and its gate arithmetic are one work item, and
 // the items of step t start only when every item of step t - 1 is done. The items are claimed from a shared counter
@@ -16,6 +20,7 @@
 // cotangent through and the step's gate cotangent is zero.
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -25,6 +30,10 @@
 #include <memory>
 #include <sched.h>
 #include <vector>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
 
 #include "xla/ffi/api/ffi.h"
 
@@ -37,44 +46,179 @@ using sgemm64_t = void (*)(int, int, int, int64_t, int64_t, int64_t, float, cons
                            int64_t, float, float*, int64_t);
 using sgemm32_t = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*,
                            int);
-using sgemv64_t = void (*)(int, int, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float,
-                           float*, int64_t);
-using sgemv32_t = void (*)(int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
 using set_threads_t = int (*)(int);
 
 sgemm64_t g_sgemm64 = nullptr;
 sgemm32_t g_sgemm32 = nullptr;
-sgemv64_t g_sgemv64 = nullptr;
-sgemv32_t g_sgemv32 = nullptr;
 set_threads_t g_set_threads_local = nullptr;
 
 constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 
-// Rows below which a product runs as one matrix-vector product per row: sgemm copies (packs) its B operand on every
-// call, which for a step of one example costs more than the product itself (B=1 T=1024 H=128 LSTM: 3x the time).
-constexpr int64_t kGemvRows = 4;
-
 // C[M, N] = op(A) op(B) + beta C, row-major.
 inline void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (!trans_a && M < kGemvRows && (g_sgemv64 || g_sgemv32)) {
-    // Row m of C: op(B)^T applied to row m of A. B is [K, N] (no trans: y = B^T a) or [N, K] (trans: y = B a).
-    const int tb = trans_b ? kNoTrans : kTrans;
-    const int64_t rows = trans_b ? N : K, cols = trans_b ? K : N;
-    for (int64_t m = 0; m < M; ++m) {
-      if (g_sgemv64) {
-        g_sgemv64(kRowMajor, tb, rows, cols, 1.0f, B, ldb, A + m * lda, 1, beta, C + m * ldc, 1);
-      } else {
-        g_sgemv32(kRowMajor, tb, (int)rows, (int)cols, 1.0f, B, (int)ldb, A + m * lda, 1, beta, C + m * ldc, 1);
-      }
-    }
-    return;
-  }
   const int ta = trans_a ? kTrans : kNoTrans, tb = trans_b ? kTrans : kNoTrans;
   if (g_sgemm64) {
     g_sgemm64(kRowMajor, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
   } else {
     g_sgemm32(kRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+  }
+}
+
+// ----------------------------------------------------------------------------------------------- step product
+// The step's product C[m, n] = sum_k A[m, k] P[k, n] for the columns n of one chunk, with P packed once per call:
+// panel p holds columns [16 p, 16 p + 16) as K rows of 16 contiguous floats (columns past the chunk's are zero).
+constexpr int64_t kMR = 6, kNR = 16;
+// Rows of A whose products are computed panel by panel before their gate arithmetic (4 micro-tiles): a panel
+// (K x 16 floats) is read from cache once per 24 rows, the rows' products (24 x chunk columns) stay in L2.
+constexpr int64_t kRowBlock = 4 * kMR;
+
+inline int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
+
+// Packs columns n in [0, N) of a K-row matrix (element (k, n) = at(k, n)) into panels at `out`
+// (round_up(N, 16) / 16 panels of K x 16).
+template <typename At>
+void pack(int64_t K, int64_t N, At at, float* out) {
+  for (int64_t p = 0; p < N; p += kNR) {
+    float* panel = out + p * K;
+    for (int64_t k = 0; k < K; ++k) {
+      for (int64_t c = 0; c < kNR; ++c) panel[k * kNR + c] = p + c < N ? at(k, p + c) : 0.0f;
+    }
+  }
+}
+
+// C[0:M, 0:16] (+)= A[0:M, 0:K] P[0:K, 0:16] (one panel); A row stride lda, C row stride ldc.
+template <int M, bool ACC>
+inline void micro(int64_t K, const float* A, int64_t lda, const float* P, float* C, int64_t ldc) {
+#if defined(__AVX2__) && defined(__FMA__)
+  // Twelve named accumulators (an array of them is kept on the stack by GCC, a store per FMA).
+  __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0, a4 = a0, b4 = a0,
+         a5 = a0, b5 = a0;
+  const float* A1 = A + lda;
+  const float* A2 = A + 2 * lda;
+  const float* A3 = A + 3 * lda;
+  const float* A4 = A + 4 * lda;
+  const float* A5 = A + 5 * lda;
+  for (int64_t k = 0; k < K; ++k) {
+    const __m256 p0 = _mm256_loadu_ps(P + k * kNR), p1 = _mm256_loadu_ps(P + k * kNR + 8);
+    __m256 x = _mm256_broadcast_ss(A + k);
+    a0 = _mm256_fmadd_ps(x, p0, a0);
+    b0 = _mm256_fmadd_ps(x, p1, b0);
+    if (M > 1) {
+      x = _mm256_broadcast_ss(A1 + k);
+      a1 = _mm256_fmadd_ps(x, p0, a1);
+      b1 = _mm256_fmadd_ps(x, p1, b1);
+    }
+    if (M > 2) {
+      x = _mm256_broadcast_ss(A2 + k);
+      a2 = _mm256_fmadd_ps(x, p0, a2);
+      b2 = _mm256_fmadd_ps(x, p1, b2);
+    }
+    if (M > 3) {
+      x = _mm256_broadcast_ss(A3 + k);
+      a3 = _mm256_fmadd_ps(x, p0, a3);
+      b3 = _mm256_fmadd_ps(x, p1, b3);
+    }
+    if (M > 4) {
+      x = _mm256_broadcast_ss(A4 + k);
+      a4 = _mm256_fmadd_ps(x, p0, a4);
+      b4 = _mm256_fmadd_ps(x, p1, b4);
+    }
+    if (M > 5) {
+      x = _mm256_broadcast_ss(A5 + k);
+      a5 = _mm256_fmadd_ps(x, p0, a5);
+      b5 = _mm256_fmadd_ps(x, p1, b5);
+    }
+  }
+  auto put = [&](int m, __m256 lo, __m256 hi) {
+    float* c = C + m * ldc;
+    if (ACC) {
+      lo = _mm256_add_ps(lo, _mm256_loadu_ps(c));
+      hi = _mm256_add_ps(hi, _mm256_loadu_ps(c + 8));
+    }
+    _mm256_storeu_ps(c, lo);
+    _mm256_storeu_ps(c + 8, hi);
+  };
+  put(0, a0, b0);
+  if (M > 1) put(1, a1, b1);
+  if (M > 2) put(2, a2, b2);
+  if (M > 3) put(3, a3, b3);
+  if (M > 4) put(4, a4, b4);
+  if (M > 5) put(5, a5, b5);
+#else
+  float acc[M][kNR] = {};
+  for (int64_t k = 0; k < K; ++k) {
+    for (int m = 0; m < M; ++m) {
+      const float a = A[m * lda + k];
+      for (int64_t c = 0; c < kNR; ++c) acc[m][c] += a * P[k * kNR + c];
+    }
+  }
+  for (int m = 0; m < M; ++m) {
+    for (int64_t c = 0; c < kNR; ++c) C[m * ldc + c] = ACC ? C[m * ldc + c] + acc[m][c] : acc[m][c];
+  }
+#endif
+}
+
+// One row (a step of one example): four independent pairs of accumulators over k mod 4, since one pair would wait
+// on the FMA latency at every k (a matrix-vector product: at B=1 this kernel is most of a step).
+template <bool ACC>
+inline void micro_one(int64_t K, const float* A, const float* P, float* C) {
+#if defined(__AVX2__) && defined(__FMA__)
+  __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
+  int64_t k = 0;
+  for (; k + 4 <= K; k += 4) {
+    const float* p = P + k * kNR;
+    __m256 x = _mm256_broadcast_ss(A + k);
+    a0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(p), a0);
+    b0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(p + 8), b0);
+    x = _mm256_broadcast_ss(A + k + 1);
+    a1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(p + 16), a1);
+    b1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(p + 24), b1);
+    x = _mm256_broadcast_ss(A + k + 2);
+    a2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(p + 32), a2);
+    b2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(p + 40), b2);
+    x = _mm256_broadcast_ss(A + k + 3);
+    a3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(p + 48), a3);
+    b3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(p + 56), b3);
+  }
+  for (; k < K; ++k) {
+    const __m256 x = _mm256_broadcast_ss(A + k);
+    a0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(P + k * kNR), a0);
+    b0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(P + k * kNR + 8), b0);
+  }
+  __m256 lo = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+  __m256 hi = _mm256_add_ps(_mm256_add_ps(b0, b1), _mm256_add_ps(b2, b3));
+  if (ACC) {
+    lo = _mm256_add_ps(lo, _mm256_loadu_ps(C));
+    hi = _mm256_add_ps(hi, _mm256_loadu_ps(C + 8));
+  }
+  _mm256_storeu_ps(C, lo);
+  _mm256_storeu_ps(C + 8, hi);
+#else
+  micro<1, ACC>(K, A, 0, P, C, 0);
+#endif
+}
+
+template <bool ACC>
+inline void micro_rows(int64_t M, int64_t K, const float* A, int64_t lda, const float* P, float* C, int64_t ldc) {
+  switch (M) {
+    case 1: micro_one<ACC>(K, A, P, C); break;
+    case 2: micro<2, ACC>(K, A, lda, P, C, ldc); break;
+    case 3: micro<3, ACC>(K, A, lda, P, C, ldc); break;
+    case 4: micro<4, ACC>(K, A, lda, P, C, ldc); break;
+    case 5: micro<5, ACC>(K, A, lda, P, C, ldc); break;
+    default: micro<6, ACC>(K, A, lda, P, C, ldc); break;
+  }
+}
+
+// C[0:M, 0:round_up(N, 16)] = A[0:M, 0:K] P for the panels of N columns (C's row stride ldc >= round_up(N, 16)):
+// panel-major over micro-tiles of 6 rows, so a panel is reused from L1 by all M (<= kRowBlock) rows.
+inline void product(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* P, float* C,
+                    int64_t ldc) {
+  for (int64_t p = 0; p < N; p += kNR) {
+    for (int64_t m = 0; m < M; m += kMR) {
+      micro_rows<false>(std::min(kMR, M - m), K, A + m * lda, lda, P + p * K, C + m * ldc + p, ldc);
+    }
   }
 }
 
@@ -84,44 +228,76 @@ inline void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, c
 // once every item is done, without waiting for helpers that have not started: with every pool thread busy (two
 // native loops side by side, as in a bidirectional layer, on a 2-thread pool) they may start only after it
 // returns, find nothing left to claim and exit.
+//
+// On a loaded machine a helper may be descheduled in the middle of an item and every other thread then waits for it
+// at the next step for the rest of its time slice (milliseconds: with 2 threads on 2 cores shared by ~16 busy
+// threads a loop of 512 steps took 1.6x the single-threaded pure-JAX path). So when the caller has waited
+// kSoloAfter for one step, the job turns solo: helpers claim nothing more, the caller does the rest alone, and the
+// following jobs of the next kSoloFor run without helpers (then helpers are tried again). Which thread computes
+// an item never changes its value: the split into chunks is fixed, so results do not depend on any of this.
+constexpr auto kSoloAfter = std::chrono::milliseconds(2);
+constexpr auto kSoloFor = std::chrono::milliseconds(500);
+std::atomic<int64_t> g_solo_until{0};  // steady_clock nanoseconds
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 struct Job {
   int64_t steps = 0, chunks = 0;
   std::atomic<int64_t> next{0};
   std::atomic<int64_t> done{0};
+  std::atomic<bool> solo{false};
   std::function<void(int64_t, int64_t)> work;
 };
 
-inline void wait_until(const std::atomic<int64_t>& counter, int64_t target) {
+// Waits until counter >= target; with `job` (the caller's waits), turns the job solo after kSoloAfter.
+inline void wait_until(const std::atomic<int64_t>& counter, int64_t target, Job* job = nullptr) {
   int spins = 0;
+  int64_t start = 0;
   while (counter.load(std::memory_order_acquire) < target) {
     if (++spins < 4000) {
       __builtin_ia32_pause();
-    } else {
-      sched_yield();  // the partner may be descheduled on a loaded machine
+      continue;
+    }
+    sched_yield();  // the partner may be descheduled on a loaded machine
+    if (job && !job->solo.load(std::memory_order_relaxed)) {
+      const int64_t t = now_ns();
+      if (start == 0) {
+        start = t;
+      } else if (t - start > std::chrono::nanoseconds(kSoloAfter).count()) {
+        job->solo.store(true, std::memory_order_relaxed);
+        g_solo_until.store(t + std::chrono::nanoseconds(kSoloFor).count(), std::memory_order_relaxed);
+      }
     }
   }
 }
 
-void participate(Job& job) {
+void participate(Job& job, bool caller) {
   int old_threads = g_set_threads_local ? g_set_threads_local(1) : 1;  // one BLAS thread per worker
   const int64_t total = job.steps * job.chunks;
   for (;;) {
+    if (!caller && job.solo.load(std::memory_order_relaxed)) break;
     int64_t item = job.next.fetch_add(1, std::memory_order_relaxed);
     if (item >= total) break;
     int64_t s = item / job.chunks, k = item % job.chunks;
-    wait_until(job.done, s * job.chunks);
+    wait_until(job.done, s * job.chunks, caller ? &job : nullptr);
     job.work(s, k);
     job.done.fetch_add(1, std::memory_order_release);
   }
   if (g_set_threads_local) g_set_threads_local(old_threads);
 }
 
-// Runs job.work over every item with the caller and up to threads - 1 helpers from XLA's pool.
+// Runs job.work over every item with the caller and up to threads - 1 helpers from XLA's pool (none while a recent
+// job went solo).
 void run_job(ffi::ThreadPool& pool, std::shared_ptr<Job> job, int64_t threads) {
-  for (int64_t i = 1; i < std::min(threads, job->chunks); ++i) {
-    pool.Schedule([job]() { participate(*job); });
+  if (now_ns() >= g_solo_until.load(std::memory_order_relaxed)) {
+    for (int64_t i = 1; i < std::min(threads, job->chunks); ++i) {
+      pool.Schedule([job]() { participate(*job, false); });
+    }
   }
-  participate(*job);
+  participate(*job, true);
   wait_until(job->done, job->steps * job->chunks);
 }
 
@@ -129,10 +305,11 @@ struct Chunks {
   std::vector<int64_t> start;  // chunk k covers hidden units [start[k], start[k + 1])
 };
 
-// Chunks of at least 32 units (whole multiples of 8) and 2^16 multiply-adds of the step's product (below that a
-// step is a few microseconds, as short as handing work to another core), at most one per thread.
+// Chunks of at least 32 units (whole multiples of 8) and 2^17 multiply-adds of the step's products, at most one
+// per thread. Below that a step takes a few microseconds, too short to wait on another core each step: B=1 T=1024
+// I=64 H=128 (10^5 per step) on two chunks took 4x the single-threaded time on the loaded 2-core machine.
 Chunks split(int64_t H, int64_t threads, int64_t step_macs) {
-  int64_t n = std::max<int64_t>(1, std::min<int64_t>({threads, H / 32, step_macs >> 16}));
+  int64_t n = std::max<int64_t>(1, std::min<int64_t>({threads, H / 32, step_macs >> 17}));
   Chunks c;
   int64_t per = ((H + n - 1) / n + 7) / 8 * 8;
   for (int64_t j = 0; j < H; j += per) c.start.push_back(j);
@@ -152,30 +329,139 @@ int64_t pool_threads(ffi::ThreadPool& pool) {
 
 enum Kind : int64_t { kLSTM = 0, kGRU = 1, kRNN = 2 };
 
-inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+// exp(x) in float: Cephes' range reduction and polynomial (relative error below 2e-7), in plain code that the
+// compiler vectorizes (glibc's expf is a scalar call). x is clamped to [-87, 88] (results stay normal floats:
+// 1 / (1 + exp(88)) is 6e-39 where expf gives 0 — the same to any tolerance); NaN stays NaN.
+inline float fast_exp(float x) {
+  const float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);  // (fminf/fmaxf do not vectorize)
+  const float n = std::floor(xc * 1.44269504088896341f + 0.5f);
+  const float r = std::fma(n, 2.12194440e-4f, std::fma(n, -0.693359375f, xc));  // fma: no reassociation
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float y = p * r * r + r + 1.0f;
+  const int32_t bits = ((int32_t)n + 127) << 23;  // 2^n
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return x == x ? y * scale : x;
+}
+
+inline float sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
+
+// tanh(x) in float: the rational approximation of Eigen (and XLA:CPU), odd polynomials of degree 13 / 6 on
+// [-7.9053, 7.9053] (beyond: +-1 to float precision); below 4e-4 in magnitude tanh(x) = x to float precision.
+inline float fast_tanh(float x) {
+  constexpr float kMax = 7.90531110763549805f;
+  const float xc = x < -kMax ? -kMax : (x > kMax ? kMax : x);
+  const float x2 = xc * xc;
+  float p = -2.76076847742355e-16f;
+  p = p * x2 + 2.00018790482477e-13f;
+  p = p * x2 - 8.60467152213735e-11f;
+  p = p * x2 + 5.12229709037114e-08f;
+  p = p * x2 + 1.48572235717979e-05f;
+  p = p * x2 + 6.37261928875436e-04f;
+  p = p * x2 + 4.89352455891786e-03f;
+  float q = 1.19825839466702e-06f;
+  q = q * x2 + 1.18534705686654e-04f;
+  q = q * x2 + 2.26843463243900e-03f;
+  q = q * x2 + 4.89352518554385e-03f;
+  const float t = xc * p / q;
+  return std::fabs(x) < 4e-4f ? x : (x == x ? t : x);
+}
+
+// The gate arithmetic of one row (one example) for n units, as plain loops over restrict pointers that the compiler
+// vectorizes. u: the input projection x W_i + b (gate g of unit j at u[g ss + j]); s: the recurrent product h W_h
+// (s[g ss + j]); with TRAIN the activated gates go to gw (gate g at gw[g sg + j]) for the backward pass.
+// LSTM (gates i f g o): c = f c_prev + i g, h = o tanh(c).
+template <bool TRAIN>
+void lstm_row(int64_t n, int64_t ss, int64_t sg, const float* __restrict u, const float* __restrict s,
+              const float* __restrict cp, float* __restrict cn, float* __restrict hn, float* __restrict hs,
+              float* __restrict gw) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float i = sigmoid(u[j] + s[j]);
+    const float f = sigmoid(u[ss + j] + s[ss + j]);
+    const float g = fast_tanh(u[2 * ss + j] + s[2 * ss + j]);
+    const float o = sigmoid(u[3 * ss + j] + s[3 * ss + j]);
+    const float c = f * cp[j] + i * g;
+    const float h = o * fast_tanh(c);
+    cn[j] = c;
+    hn[j] = h;
+    hs[j] = h;
+    if (TRAIN) {
+      gw[j] = i;
+      gw[sg + j] = f;
+      gw[2 * sg + j] = g;
+      gw[3 * sg + j] = o;
+    }
+  }
+}
+
+// GRU, reset_after=True (gates r z n): n = tanh(u_n + r (s_n + b_hn)), h = (1 - z) n + z h_prev; gw: r z n and
+// s_n + b_hn.
+template <bool TRAIN>
+void gru_row(int64_t n, int64_t ss, int64_t sg, const float* __restrict u, const float* __restrict s,
+             const float* __restrict b_hn, const float* __restrict hp, float* __restrict hn, float* __restrict hs,
+             float* __restrict gw) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float r = sigmoid(u[j] + s[j]);
+    const float z = sigmoid(u[ss + j] + s[ss + j]);
+    const float hw_n = s[2 * ss + j] + b_hn[j];
+    const float c = fast_tanh(u[2 * ss + j] + r * hw_n);
+    const float h = (1.0f - z) * c + z * hp[j];
+    hn[j] = h;
+    hs[j] = h;
+    if (TRAIN) {
+      gw[j] = r;
+      gw[sg + j] = z;
+      gw[2 * sg + j] = c;
+      gw[3 * sg + j] = hw_n;
+    }
+  }
+}
+
+// Simple RNN: h = tanh(u + s) or relu(u + s).
+void rnn_row(int64_t n, bool relu, const float* __restrict u, const float* __restrict s, float* __restrict hn,
+             float* __restrict hs) {
+  if (relu) {
+    for (int64_t j = 0; j < n; ++j) {
+      const float z = u[j] + s[j];
+      hn[j] = hs[j] = z > 0.0f ? z : 0.0f;
+    }
+  } else {
+    for (int64_t j = 0; j < n; ++j) hn[j] = hs[j] = fast_tanh(u[j] + s[j]);
+  }
+}
 
 int64_t gates_of(int64_t kind) { return kind == kLSTM ? 4 : kind == kGRU ? 3 : 1; }
 
 // ----------------------------------------------------------------------------------------------- forward
-// u: [T, B, G H] (input projection with bias), w_h: [H, G H], b_hn: [H] (GRU) or [0], h0, c0: [B, H] (c0: LSTM; else
-// [B, 0]... any size), mask: [T, B] int32.
+// x: [T, B, F] (time-major inputs), w_i: [F, G H], bias: [G H] or [0] (none), w_h: [H, G H], b_hn: [H] (GRU) or
+// [0], h0, c0: [B, H] (c0: LSTM; else any size), mask: [T, B] int32. The input projection x_t W_i + b runs inside
+// the loop, per step and chunk, beside h_{t-1} W_h (as the pure-JAX path does on CPU: no [T, B, G H] buffer).
 // Results: hs [T, B, H]; h_last, c_last [B, H] (c_last: LSTM, else any size); with train: h_all, c_all [T, B, H]
 // (the carries after each step; c_all: LSTM) and gates [T, B, W] (LSTM: i f g o; GRU: r z n hn; RNN: none).
-ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::Buffer<ffi::F32> w_h,
-                   ffi::Buffer<ffi::F32> b_hn, ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0,
-                   ffi::Buffer<ffi::S32> mask, ffi::ResultBuffer<ffi::F32> hs, ffi::ResultBuffer<ffi::F32> h_last,
+ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_i,
+                   ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> w_h, ffi::Buffer<ffi::F32> b_hn,
+                   ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0, ffi::Buffer<ffi::S32> mask,
+                   ffi::ResultBuffer<ffi::F32> hs, ffi::ResultBuffer<ffi::F32> h_last,
                    ffi::ResultBuffer<ffi::F32> c_last, ffi::ResultBuffer<ffi::F32> h_all,
                    ffi::ResultBuffer<ffi::F32> c_all, ffi::ResultBuffer<ffi::F32> gates, int64_t kind, int64_t relu,
                    int64_t train) {
-  if (!g_sgemm64 && !g_sgemm32) return ffi::Error::Internal("jaxrnn native: no BLAS set");
-  auto ud = u.dimensions();
-  if (ud.size() != 3) return ffi::Error::InvalidArgument("jaxrnn native: u must be [T, B, G*H]");
-  const int64_t T = ud[0], B = ud[1], G = gates_of(kind), GH = ud[2], H = GH / G;
-  if (H * G != GH || w_h.dimensions()[0] != H || w_h.dimensions()[1] != GH) {
+  auto xd = x.dimensions();
+  if (xd.size() != 3) return ffi::Error::InvalidArgument("jaxrnn native: x must be [T, B, F]");
+  const int64_t T = xd[0], B = xd[1], F = xd[2], G = gates_of(kind), GH = w_h.dimensions()[1], H = GH / G;
+  if (H * G != GH || w_h.dimensions()[0] != H) {
     return ffi::Error::InvalidArgument("jaxrnn native: w_h must be [H, G*H]");
   }
+  if (w_i.dimensions()[0] != F || w_i.dimensions()[1] != GH) {
+    return ffi::Error::InvalidArgument("jaxrnn native: w_i must be [F, G*H]");
+  }
   const bool lstm = kind == kLSTM, gru = kind == kGRU;
-  const float* U = u.typed_data();
+  const float* X = x.typed_data();
+  const float* WI = w_i.typed_data();
   const float* W = w_h.typed_data();
   const float* BN = b_hn.typed_data();
   const int32_t* M = mask.typed_data();
@@ -194,28 +480,30 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::Buffer<ff
   auto h_at = [&](int64_t t) -> float* { return train ? HA + t * B * H : slots_h.data() + (t & 1) * B * H; };
   auto c_at = [&](int64_t t) -> float* { return train ? CA + t * B * H : slots_c.data() + (t & 1) * B * H; };
   float* GW = train && (lstm || gru) ? gates->typed_data() : nullptr;
-  const int64_t GWW = lstm ? 4 * H : 4 * H;  // width of a gates row (LSTM: 4 gates; GRU: r z n hn)
+  const int64_t GWW = 4 * H;  // width of a gates row (LSTM: i f g o; GRU: r z n hn)
 
   const int64_t threads = pool_threads(pool);
-  Chunks ch = split(H, threads, B * H * GH);
+  Chunks ch = split(H, threads, B * (F + H) * GH);
   const int64_t nk = (int64_t)ch.start.size() - 1;
-  // Recurrent kernel packed per chunk: chunk k's columns g*H + j (j in the chunk), gate-major, [H, G*jc] contiguous.
-  std::vector<float> packed(H * GH);
-  std::vector<int64_t> offset(nk);
-  {
-    int64_t off = 0;
-    for (int64_t k = 0; k < nk; ++k) {
-      const int64_t j0 = ch.start[k], jc = ch.start[k + 1] - j0;
-      offset[k] = off;
-      for (int64_t r = 0; r < H; ++r) {
-        for (int64_t g = 0; g < G; ++g) {
-          std::memcpy(&packed[off + r * G * jc + g * jc], W + r * GH + g * H + j0, jc * sizeof(float));
-        }
-      }
-      off += H * G * jc;
+  // Both kernels packed per chunk: chunk k's columns n = g jc + jj (gate g, unit j0 + jj) in 16-column panels,
+  // its bias in the same column order. width[k]: its columns padded to 16; per chunk k, `base` counts columns.
+  std::vector<int64_t> width(nk), base(nk + 1, 0);
+  for (int64_t k = 0; k < nk; ++k) {
+    width[k] = round_up(G * (ch.start[k + 1] - ch.start[k]), kNR);
+    base[k + 1] = base[k] + width[k];
+  }
+  std::vector<float> packed_i(F * base[nk]), packed_h(H * base[nk]), bias_k(base[nk], 0.0f);
+  for (int64_t k = 0; k < nk; ++k) {
+    const int64_t j0 = ch.start[k], jc = ch.start[k + 1] - j0;
+    auto column = [&](int64_t n) { return (n / jc) * H + j0 + n % jc; };
+    pack(F, G * jc, [&](int64_t r, int64_t n) { return WI[r * GH + column(n)]; }, packed_i.data() + F * base[k]);
+    pack(H, G * jc, [&](int64_t r, int64_t n) { return W[r * GH + column(n)]; }, packed_h.data() + H * base[k]);
+    if (bias.element_count() == GH) {
+      for (int64_t n = 0; n < G * jc; ++n) bias_k[base[k] + n] = bias.typed_data()[column(n)];
     }
   }
-  std::vector<float> scratch(B * GH);  // chunk k's products at scratch + B * G * start[k]
+  // Chunk k's products of a block of rows, kRowBlock x width[k] floats each: x W_i + b and h W_h.
+  std::vector<float> scratch_u(kRowBlock * base[nk]), scratch_s(kRowBlock * base[nk]);
 
   auto job = std::make_shared<Job>();
   job->steps = T;
@@ -224,13 +512,25 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::Buffer<ff
     const int64_t j0 = ch.start[k], j1 = ch.start[k + 1], jc = j1 - j0;
     const float* hp = t == 0 ? h0.typed_data() : h_at(t - 1);
     const float* cp = lstm ? (t == 0 ? c0.typed_data() : c_at(t - 1)) : nullptr;
-    float* s = scratch.data() + B * G * j0;
-    sgemm(false, false, B, G * jc, H, hp, H, packed.data() + offset[k], G * jc, 0.0f, s, G * jc);
+    float* su = scratch_u.data() + kRowBlock * base[k];
+    float* ss = scratch_s.data() + kRowBlock * base[k];
+    const float* bk = bias_k.data() + base[k];
+    const int64_t ld = width[k];
     float* hn = h_at(t);
     float* cn = lstm ? c_at(t) : nullptr;
     for (int64_t b = 0; b < B; ++b) {
-      const float* ub = U + (t * B + b) * GH;
-      const float* sb = s + b * G * jc;
+      if (b % kRowBlock == 0) {  // the products of rows [b, b + kRowBlock)
+        const int64_t rows = std::min(kRowBlock, B - b);
+        product(rows, G * jc, F, X + (t * B + b) * F, F, packed_i.data() + F * base[k], su, ld);
+        product(rows, G * jc, H, hp + b * H, H, packed_h.data() + H * base[k], ss, ld);
+        for (int64_t r = 0; r < rows; ++r) {
+          float* row = su + r * ld;
+          for (int64_t n = 0; n < G * jc; ++n) row[n] += bk[n];
+        }
+      }
+      // This row's gate pre-activations: gate g of unit j0 + jj at ub[g jc + jj] (input) and sb[g jc + jj].
+      const float* ub = su + (b % kRowBlock) * ld;
+      const float* sb = ss + (b % kRowBlock) * ld;
       const float* hpb = hp + b * H;
       float* hnb = hn + b * H;
       float* hsb = HS + (t * B + b) * H;
@@ -247,57 +547,21 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> u, ffi::Buffer<ff
         }
         continue;
       }
+      float* gw = GW ? GW + (t * B + b) * GWW + j0 : nullptr;
       if (lstm) {
-        const float* cpb = cp + b * H;
-        float* cnb = cn + b * H;
-        float* gw = GW ? GW + (t * B + b) * GWW : nullptr;
-#pragma GCC ivdep
-        for (int64_t jj = 0; jj < jc; ++jj) {
-          const int64_t j = j0 + jj;
-          float i = sigmoid(ub[j] + sb[jj]);
-          float f = sigmoid(ub[H + j] + sb[jc + jj]);
-          float g = std::tanh(ub[2 * H + j] + sb[2 * jc + jj]);
-          float o = sigmoid(ub[3 * H + j] + sb[3 * jc + jj]);
-          float c = f * cpb[j] + i * g;
-          float h = o * std::tanh(c);
-          cnb[j] = c;
-          hnb[j] = h;
-          hsb[j] = h;
-          if (gw) {
-            gw[j] = i;
-            gw[H + j] = f;
-            gw[2 * H + j] = g;
-            gw[3 * H + j] = o;
-          }
+        if (gw) {
+          lstm_row<true>(jc, jc, H, ub, sb, cp + b * H + j0, cn + b * H + j0, hnb + j0, hsb + j0, gw);
+        } else {
+          lstm_row<false>(jc, jc, H, ub, sb, cp + b * H + j0, cn + b * H + j0, hnb + j0, hsb + j0, gw);
         }
       } else if (gru) {
-        float* gw = GW ? GW + (t * B + b) * GWW : nullptr;
-#pragma GCC ivdep
-        for (int64_t jj = 0; jj < jc; ++jj) {
-          const int64_t j = j0 + jj;
-          float r = sigmoid(ub[j] + sb[jj]);
-          float z = sigmoid(ub[H + j] + sb[jc + jj]);
-          float hw_n = sb[2 * jc + jj] + BN[j];
-          float n = std::tanh(ub[2 * H + j] + r * hw_n);
-          float h = (1.0f - z) * n + z * hpb[j];
-          hnb[j] = h;
-          hsb[j] = h;
-          if (gw) {
-            gw[j] = r;
-            gw[H + j] = z;
-            gw[2 * H + j] = n;
-            gw[3 * H + j] = hw_n;
-          }
+        if (gw) {
+          gru_row<true>(jc, jc, H, ub, sb, BN + j0, hpb + j0, hnb + j0, hsb + j0, gw);
+        } else {
+          gru_row<false>(jc, jc, H, ub, sb, BN + j0, hpb + j0, hnb + j0, hsb + j0, gw);
         }
       } else {
-#pragma GCC ivdep
-        for (int64_t jj = 0; jj < jc; ++jj) {
-          const int64_t j = j0 + jj;
-          float z = ub[j] + sb[jj];
-          float h = relu ? (z > 0.0f ? z : 0.0f) : std::tanh(z);
-          hnb[j] = h;
-          hsb[j] = h;
-        }
+        rnn_row(jc, relu, ub, sb, hnb + j0, hsb + j0);
       }
     }
   };
@@ -341,6 +605,17 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_h, ffi::Buffer
   Chunks ch = split(H, threads, B * H * GH);
   const int64_t nk = (int64_t)ch.start.size() - 1;
 
+  // W_h^T packed per chunk: chunk k's columns are units j0 .. j1 - 1, its rows the G H gate columns of W_h.
+  std::vector<int64_t> offset(nk + 1, 0);
+  for (int64_t k = 0; k < nk; ++k) offset[k + 1] = offset[k] + GH * round_up(ch.start[k + 1] - ch.start[k], kNR);
+  std::vector<float> packed(offset[nk]);
+  for (int64_t k = 0; k < nk; ++k) {
+    const int64_t j0 = ch.start[k];
+    pack(GH, ch.start[k + 1] - j0, [&](int64_t n, int64_t jj) { return W[(j0 + jj) * GH + n]; },
+         packed.data() + offset[k]);
+  }
+  std::vector<float> scratch(kRowBlock * offset[nk] / std::max<int64_t>(GH, 1));
+
   auto job = std::make_shared<Job>();
   // Step s < T handles time T - 1 - s; step T adds the last product (into dh0); step T + 1 computes dw, chunk k
   // its columns [k GH / nk, (k + 1) GH / nk).
@@ -359,7 +634,17 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_h, ffi::Buffer
     float* dc_in = lstm ? dc_slot.data() + (s & 1) * B * H : nullptr;
     if (s > 0) {  // complete dh_in: the recurrent product's share, dzr_{t+1} W_h^T on this chunk's units
       const float* dzr_next = DZR + (T - s) * B * GH;
-      sgemm(false, true, B, jc, GH, dzr_next, GH, W + j0 * GH, GH, 1.0f, dh_in + j0, H);
+      float* tile = scratch.data() + kRowBlock * offset[k] / GH;
+      const int64_t ld = round_up(jc, kNR);
+      for (int64_t b0 = 0; b0 < B; b0 += kRowBlock) {
+        const int64_t rows = std::min(kRowBlock, B - b0);
+        product(rows, jc, GH, dzr_next + b0 * GH, GH, packed.data() + offset[k], tile, ld);
+        for (int64_t b = 0; b < rows; ++b) {
+          float* d = dh_in + (b0 + b) * H + j0;
+          const float* add = tile + b * ld;
+          for (int64_t jj = 0; jj < jc; ++jj) d[jj] += add[jj];
+        }
+      }
     }
     if (s == T) {
       for (int64_t b = 0; b < B; ++b) {
@@ -398,7 +683,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_h, ffi::Buffer
 #pragma GCC ivdep
         for (int64_t j = j0; j < j1; ++j) {
           float i = gw[j], f = gw[H + j], g = gw[2 * H + j], o = gw[3 * H + j];
-          float tc = std::tanh(cb[j]);
+          float tc = fast_tanh(cb[j]);
           float dh = dhb[j] + dys[j];
           float dc = dcb[j] + dh * o * (1.0f - tc * tc);
           dzb[j] = dc * g * i * (1.0f - i);
@@ -447,7 +732,9 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_h, ffi::Buffer
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnRnnForward, Forward,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // u
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // x
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // w_i
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // bias
                                   .Arg<ffi::Buffer<ffi::F32>>()  // w_h
                                   .Arg<ffi::Buffer<ffi::F32>>()  // b_hn
                                   .Arg<ffi::Buffer<ffi::F32>>()  // h0
@@ -484,15 +771,13 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnRnnBackward, Backward,
                                   .Attr<int64_t>("kind")
                                   .Attr<int64_t>("relu"));
 
-// Called once at load with the addresses of numpy's BLAS: an ILP64 (int64_t dims) or an LP64 cblas_sgemm and
-// cblas_sgemv (or 0), and openblas_set_num_threads_local (or 0).
-extern "C" int jaxrnn_native_set_blas(void* sgemm, void* sgemv, int ilp64, void* set_threads_local) {
+// Called once at load with the addresses of numpy's BLAS: an ILP64 (int64_t dims) or an LP64 cblas_sgemm, and
+// openblas_set_num_threads_local (or 0).
+extern "C" int jaxrnn_native_set_blas(void* sgemm, int ilp64, void* set_threads_local) {
   if (ilp64) {
     g_sgemm64 = reinterpret_cast<sgemm64_t>(sgemm);
-    g_sgemv64 = reinterpret_cast<sgemv64_t>(sgemv);
   } else {
     g_sgemm32 = reinterpret_cast<sgemm32_t>(sgemm);
-    g_sgemv32 = reinterpret_cast<sgemv32_t>(sgemv);
   }
   g_set_threads_local = reinterpret_cast<set_threads_t>(set_threads_local);
   return 0;
