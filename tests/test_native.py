@@ -108,12 +108,13 @@ def test_native_runs():
   one, one_carry = xs[0, :1], jax.tree.map(lambda a: a[0, :1], carry)  # one example per step
   assert jaxrnn.native.FORWARD in text(True, xs, carry)
   assert jaxrnn.native.FORWARD in text(None, one, one_carry)
-  assert jaxrnn.native.FORWARD in text(None, xs, carry)
+  assert jaxrnn.native.FORWARD not in text(None, xs, carry)  # native=None: only below AUTO_MAX_ROWS examples
   assert jaxrnn.native.FORWARD not in text(False, one, one_carry)
-  grad_text = str(jax.make_jaxpr(jax.grad(lambda p: jnp.sum(jaxrnn.unroll(cell, p, carry, xs)[1])))(params))
+  grad_text = str(jax.make_jaxpr(jax.grad(lambda p: jnp.sum(jaxrnn.unroll(cell, p, one_carry, one)[1])))(params))
   assert jaxrnn.native.BACKWARD in grad_text
   # hoist=True (the projection before the loop) is the pure-JAX path's; the native loop projects per step.
-  hoisted = str(jax.make_jaxpr(lambda p: jaxrnn.unroll(cell, p, carry, xs, options=RunOptions(hoist=True)))(params))
+  hoisted = str(jax.make_jaxpr(lambda p: jaxrnn.unroll(cell, p, one_carry, one, options=RunOptions(hoist=True)))(
+      params))
   assert jaxrnn.native.FORWARD not in hoisted
 
 

@@ -34,6 +34,12 @@ from jaxrnn.types import RunOptions
 # LSTM B=32 T=128 I=128 H=256 train 0.80, B=64 T=512 I=128 H=128 infer 0.87, B=1 T=1024 I=64 H=128 0.92,
 # B=128 T=256 I=512 H=512 train 0.93; GRU 0.79, 0.90, 1.02 (B=1). The earlier loop over OpenBLAS's sgemm was
 # 1.4-1.8x slower at B=32/64 and ran only below 4 examples per step.
+# native=None takes the native loop only for batches of fewer examples than this. With the packed kernel the loop
+# needs 15-20% less CPU than the pure-JAX path at B=32/64 (one thread), but no wall-clock gain on all cores has
+# been measured there (one loaded run: within noise), and a custom_vjp has no forward mode: above this size
+# native=None keeps the pure-JAX path, whose jax.jvp / Hessian-vector products work. native=True runs it for any
+# batch. B=1 T=1024 H=128: LSTM 0.43x, GRU 0.58x the pure-JAX path's wall time (benchmarks/rnn_layers.py).
+AUTO_MAX_ROWS = 4
 KINDS = {"lstm": 0, "gru": 1, "simple_rnn": 2}
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 
@@ -158,6 +164,8 @@ def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fall
 
   def run(params, carry, xs, mask, options):
     why = None if options.native is False else fits(kind, params, carry, xs, options)
+    if why is None and options.native is None and math.prod(xs.shape[1:-1]) >= AUTO_MAX_ROWS:
+      why = f"{math.prod(xs.shape[1:-1])} examples (native=None runs the native loop below {AUTO_MAX_ROWS})"
     if options.native is False or why is not None:
       if options.native:
         raise ValueError(f"RunOptions(native=True) but the native CPU path cannot run this call: {why}")
