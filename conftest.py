@@ -31,6 +31,13 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
 
+def _quick_compiles():
+  before = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", before)
+
+
 @pytest.fixture(scope="module")
 def quick_compiles():
   """XLA compiles without its backend optimisations (``jax_disable_most_optimizations``) in this module.
@@ -39,10 +46,14 @@ def quick_compiles():
   pytest.mark.usefixtures("quick_compiles")``): compiling them unoptimised saves more than they lose running.
   Not for modules that time programs, run long sequences or read compiled memory.
   """
-  before = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", before)
+  yield from _quick_compiles()
+
+
+@pytest.fixture
+def quick_compiles_test():
+  """:func:`quick_compiles` for one test (``@pytest.mark.usefixtures("quick_compiles_test")``), in a module whose
+  other tests need XLA's optimisations (memory analysis, long sequences)."""
+  yield from _quick_compiles()
 
 
 def pytest_configure(config):

@@ -8,6 +8,9 @@ from jax.test_util import check_grads
 
 import jaxrnn
 
+# Many tiny programs: compiled without XLA's backend optimisations (conftest.quick_compiles).
+pytestmark = pytest.mark.usefixtures("quick_compiles")
+
 F, H, S, D, T = 2, 4, 5, 3, 4
 
 

@@ -16,6 +16,9 @@ import jaxrnn
 from jaxrnn import combinators as C
 from jaxrnn import parallel_scan as PS
 
+# Many tiny programs: compiled without XLA's backend optimisations (conftest.quick_compiles).
+pytestmark = pytest.mark.usefixtures("quick_compiles")
+
 K = jax.random.key(0)
 F32 = jnp.float32
 
@@ -207,7 +210,7 @@ BAD = [
     ("unroll_stack_batch_mismatch", lambda: unroll("stack", xs(3, 5, 3)), ValueError,
      r"carry\[0\].h must have shape \[\*B, \.\.\.\] with the batch shape B = \(3,\)"),
     ("unroll_wrong_features", lambda: unroll("lstm", xs(2, 5, 4)), ValueError, r"x must have shape \[\*B, 3\]"),
-    ("unroll_sequence_path_wrong_features", lambda: unroll("min_gru", xs(2, 5, 4)), ValueError,
+    ("unroll_sequence_path_wrong_features", lambda: unroll("min_gru", xs(2, 5, 4), mode="sequence"), ValueError,
      r"xs must have shape \[\*B, 3\]"),
     ("unroll_params_none", lambda: unroll("lstm", xs(), params=None), TypeError,
      r"params must be a LSTMParams.*NoneType"),

@@ -8,6 +8,9 @@ import pytest
 import jaxrnn
 from tests import registry
 
+# Many tiny programs: compiled without XLA's backend optimisations (conftest.quick_compiles).
+pytestmark = pytest.mark.usefixtures("quick_compiles")
+
 H, F, T, B = 3, 2, 5, 2
 
 

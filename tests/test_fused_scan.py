@@ -7,6 +7,9 @@ import pytest
 
 import jaxrnn
 
+# Many tiny programs: compiled without XLA's backend optimisations (conftest.quick_compiles).
+pytestmark = pytest.mark.usefixtures("quick_compiles")
+
 
 CELLS = {"lstm": jaxrnn.lstm, "gru": jaxrnn.gru}
 for_cells = pytest.mark.parametrize("name", sorted(CELLS))

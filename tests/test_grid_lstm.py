@@ -11,6 +11,9 @@ from jaxrnn.cells import grid_lstm as grid_lib
 from tests import registry
 from tests.cases.deep_cells import _grid_transform
 
+# Many tiny programs: compiled without XLA's backend optimisations (conftest.quick_compiles).
+pytestmark = pytest.mark.usefixtures("quick_compiles")
+
 H, F, T, B, L = 3, 2, 4, 2, 2
 
 

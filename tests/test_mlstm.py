@@ -57,7 +57,7 @@ def test_backward_memory_grows_linearly_in_T():
   def residual_bytes(T, chunk):
     cell = jaxrnn.mlstm(4, chunk_size=chunk)
     params = cell.init(jax.random.key(0), 2)
-    loss = lambda p, x: jnp.sum(jaxrnn.unroll(cell, p, None, x)[1] ** 2)
+    loss = lambda p, x: jnp.sum(jaxrnn.unroll(cell, p, None, x, mode="sequence")[1] ** 2)
     vjp = jax.eval_shape(lambda p, x: jax.vjp(loss, p, x)[1], params, jax.ShapeDtypeStruct((1, T, 2), jnp.float32))
     return sum(math.prod(a.shape) * a.dtype.itemsize for a in jax.tree.leaves(vjp))
 

@@ -8,6 +8,7 @@ import pytest
 
 import jaxrnn
 from jaxrnn import PathChoice
+from jaxrnn.cells import min_gru, mlstm
 from jaxrnn.path_choice import LINEAR_RECURRENCE, Crossover, choose, crossover_rule
 from tests.jaxprs import primitives
 
@@ -29,8 +30,13 @@ def test_crossover_rule():
 
 
 def test_the_parallel_cells_declare_the_measured_rule():
-  for cell in (jaxrnn.min_gru(2), jaxrnn.min_lstm(2), jaxrnn.lru(2), jaxrnn.rg_lru(2), jaxrnn.mlstm(2, num_heads=1)):
+  for cell in (jaxrnn.min_lstm(2), jaxrnn.lru(2), jaxrnn.rg_lru(2), jaxrnn.mlstm(2, num_heads=1, chunk_size=None)):
     assert cell.sequence.auto is LINEAR_RECURRENCE, cell.name
+  # Their own measured rules: minGRU's gradient from T = 4096, the chunkwise mLSTM's from T = 256 (CPU).
+  assert jaxrnn.min_gru(2).sequence.auto is min_gru.AUTO and min_gru.AUTO("cpu", 4096, 2) == PathChoice(False, True)
+  assert jaxrnn.mlstm(2, num_heads=1).sequence.auto is mlstm.AUTO_CHUNKWISE
+  assert mlstm.AUTO_CHUNKWISE("cpu", 256, 2) == PathChoice(False, True)
+  assert mlstm.AUTO_CHUNKWISE("cpu", 255, 2) == PathChoice(False, False)
   for cell in (jaxrnn.lstm(2), jaxrnn.stack(jaxrnn.min_gru(2))):  # fused and combinator paths: always taken
     assert cell.sequence.auto is None, cell.name
 

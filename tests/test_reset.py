@@ -214,14 +214,17 @@ def test_packed_equals_separate_under_newton(quick_compiles):
 
 
 def test_parallel_path_really_runs():
-  """reset_on(min_gru) in mode="auto" lowers to a program without a while loop (the scan of step has one)."""
+  """reset_on(min_gru) in mode="sequence" lowers to a program without a while loop (the scan of step has one), and
+  mode="auto" follows min_gru's measured rule (on CPU, below T = 4096: the scan of step)."""
   cell = jaxrnn.reset_on(jaxrnn.min_gru(4))
   params = cell.init(jax.random.key(0), 3)
   xs, flags = jnp.ones((2, 16, 3)), jnp.zeros((2, 16), bool)
   lowered = lambda mode: jax.jit(lambda x, f: jaxrnn.unroll(cell, params, None, (x, f), mode=mode)).lower(
       xs, flags).as_text()
-  assert "while" not in lowered("auto")
+  assert "while" not in lowered("sequence")
   assert "while" in lowered("step")
+  if jax.default_backend() == "cpu":
+    assert "while" in lowered("auto")
 
 
 def test_pallas_kernel_takes_resets_as_data():

@@ -191,6 +191,7 @@ def test_remat_halves_memory_and_keeps_gradients(name):
 # Randomness: the same key draws the same dropout masks on every path.
 
 
+@pytest.mark.usefixtures("quick_compiles_test")  # seven small gradient programs, each run once
 @pytest.mark.parametrize("name", ["stack_dropout", "dropout_lstm", "dropout_bidirectional"])
 def test_same_key_same_masks_on_every_path(name):
   cell = {

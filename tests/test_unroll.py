@@ -9,6 +9,9 @@ import pytest
 
 import jaxrnn
 
+# Many tiny programs: compiled without XLA's backend optimisations (conftest.quick_compiles).
+pytestmark = pytest.mark.usefixtures("quick_compiles")
+
 
 def make(hidden=4, features=3, batch_shape=(2,)):
   cell = jaxrnn.lstm(hidden)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +11,8 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn import sequences
 from jaxrnn.combinators import _util
-from jaxrnn.types import Cell, CarryJacobianDiagonalFn, InputTransformFn, SequencePath, StepFn, carry_batch_shape
+from jaxrnn.types import (Cell, CarryJacobianDiagonalFn, InputTransformFn, RunOptions, SequencePath, StepFn,
+                          carry_batch_shape)
 
 
 def with_reset_flags(xs: jax.Array, should_reset: jax.Array) -> Tuple[jax.Array, jax.Array]:
@@ -144,7 +145,8 @@ def reset_on(cell: Cell, name: Optional[str] = None) -> Cell:
               carry_jacobian_diagonal=carry_jacobian_diagonal, map_ndim=cell.map_ndim)
 
 
-def scan_with_resets(cell: Cell, params, carry, xs, should_reset, reset_carry, mask, options):
+def scan_with_resets(cell: Cell, params: Any, carry: Any, xs: Any, should_reset: jax.Array, reset_carry: Any,
+                     mask: Optional[jax.Array], options: RunOptions) -> Tuple[Any, jax.Array]:
   """:class:`jaxrnn.ResetSequenceFn` of any cell, by the scan of its step with the resets (the fallback of a path
   that declares resets but is asked for a run option its inner path does not honour)."""
   def initial_carry(params, batch_shape=(), dtype=None, *, key=None):
