@@ -18,7 +18,8 @@ layout and run both weight products on transposed operands: ~75 ms instead of ~3
 from __future__ import annotations
 
 import argparse
-import statistics
+import os
+import sys
 import time
 
 import jax
@@ -26,17 +27,13 @@ import jax.numpy as jnp
 
 import jaxrnn
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # `python benchmarks/...` too
+from benchmarks._timing import median_ms  # noqa: E402
+
 
 def timed(fn, *args, repeats=7):
   """Median milliseconds of CPU time of ``jax.jit(fn)(*args)`` (compiled and warmed up first)."""
-  fn = jax.jit(fn)
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    start = time.process_time()
-    jax.block_until_ready(fn(*args))
-    times.append(time.process_time() - start)
-  return 1e3 * statistics.median(times)
+  return median_ms(jax.jit(fn), args, repeats, clock=time.process_time)
 
 
 def loop(op):
