@@ -47,12 +47,16 @@ $(LINT_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e ".[all,test,lint]"
 	touch $(LINT_STAMP)
 
-# torch==2.13.0 is pinned (CPU build); installed first so that nothing pulls a CUDA build.
+# torch==2.13.0 is pinned (CPU build); installed first so that nothing pulls a CUDA build. The ONNX export's converter
+# (tests/test_export_onnx.py) goes in without its declared dependencies: every jax2onnx release pins
+# orbax-checkpoint<0.11.37, a downgrade of the trainer's; its converter needs only onnx, onnx-ir and onnxruntime.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "torch==2.13.0"
 	$(PY) -m pip install -q -e ".[all,test]"
+	$(PY) -m pip install -q "onnx==1.23.2" "onnx-ir==1.1.0" "onnxruntime==1.32.0"
+	$(PY) -m pip install -q --no-deps "jax2onnx==0.17.1"
 	touch $(STAMP)
 
 clean:
