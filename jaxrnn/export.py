@@ -29,7 +29,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any, Optional, Sequence, Union
 
@@ -205,8 +204,8 @@ def to_onnx(cell: Cell, params: Any, xs_shape: Sequence[Union[int, str]], *, dty
     xs = np.ones((2, 5, 3), np.float32)
     hs = session.run(None, {session.get_inputs()[0].name: xs})[0]   # == jaxrnn.unroll(..., reverse=True)[1]
   """
-  try:  # imported by name: the optional [onnx] extra is absent where the type checker runs (CI's lint install)
-    jax2onnx = importlib.import_module("jax2onnx")
+  try:
+    import jax2onnx
   except ImportError as e:
     raise _optional.missing("jaxrnn.export.to_onnx", "jax2onnx", "onnx") from e
   # The batched program (no vmap: jax2onnx 0.17 mis-converts a vmapped matmul against unbatched weights), so the
