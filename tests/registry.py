@@ -75,7 +75,7 @@ def randomize(params: Any, key: jax.Array, scale: float = 0.5) -> Any:
 
   The draws are NumPy's, seeded from ``key``'s data: no XLA program is compiled for them (see :func:`random_tree`).
   """
-  return _fill(jax.tree.leaves(params), jax.tree.structure(params), params, _seed(key), scale)
+  return _fill(params, params, _seed(key), scale)
 
 
 def _seed(key: Any) -> list[int]:
@@ -86,8 +86,10 @@ def _seed(key: Any) -> list[int]:
   return [int(v) for v in np.asarray(data).ravel()]
 
 
-def _fill(leaves: list, treedef: Any, concrete: Any, seed: Any, scale: float) -> Any:
-  """Leaves (arrays or shape structs) -> floating ones drawn ``scale * N(0, 1)``, the others from ``concrete``."""
+def _fill(template: Any, concrete: Any, seed: Any, scale: float) -> Any:
+  """``template`` (a tree of arrays or shape structs) with its floating leaves drawn ``scale * N(0, 1)`` and the
+  others taken from ``concrete`` (a tree of the same structure)."""
+  leaves, treedef = jax.tree.flatten(template)
   values = jax.tree.leaves(concrete)
   rng = np.random.default_rng(seed)
   new = [
@@ -107,9 +109,8 @@ def random_tree(fn: Callable[..., Any], *args: Any, key: Any, scale: float = 0.5
   ``key``: a PRNG key or an int seed.
   """
   shapes = jax.eval_shape(fn, *args)
-  leaves, treedef = jax.tree.flatten(shapes)
-  floating = all(jnp.issubdtype(leaf.dtype, jnp.floating) for leaf in leaves)
-  return _fill(leaves, treedef, shapes if floating else fn(*args), _seed(key), scale)
+  floating = all(jnp.issubdtype(leaf.dtype, jnp.floating) for leaf in jax.tree.leaves(shapes))
+  return _fill(shapes, shapes if floating else fn(*args), _seed(key), scale)
 
 
 def random_params(cell: Any, input_size: Any, key: Any, scale: float = 0.5) -> Any:

@@ -77,11 +77,11 @@ def learned_initial_carry(cell: Cell, name: Optional[str] = None) -> Cell:
   def sequence(params, carry, xs, mask, options):
     return _util.unroll_inner(cell, params.cell, carry, xs, mask, options)
 
+  inner = cell.sequence
+  auto = None if inner is None else inner.auto  # it runs the inner path: the same rule holds
   resets: Optional[ResetSequenceFn] = None
-  auto = None if cell.sequence is None else cell.sequence.auto  # it runs the inner path: the same rule holds
-  inner_resets = None if cell.sequence is None else cell.sequence.resets
-  if inner_resets is not None:
-    inner_honours = cell.sequence.honours if cell.sequence is not None else frozenset()
+  if inner is not None and inner.resets is not None:
+    inner_resets, inner_honours = inner.resets, inner.honours
 
     def resets_inside(params, carry, xs, should_reset, reset_carry, mask, options):
       if asked_options(options) <= inner_honours:  # the inner parallel path, resets inside it
