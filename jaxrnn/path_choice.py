@@ -25,15 +25,24 @@ from jaxrnn.types import AutoRuleFn, PathChoice
 
 
 class Crossover(NamedTuple):
-  """Where a sequence path starts to beat the scan of ``step`` on one backend.
+  """Where a sequence path beats the scan of ``step`` on one backend: from a least ``T``, up to a largest size.
+
+  On CPU the associative scans win while their ``[T, carry]`` arrays stay in cache and lose beyond (measured:
+  ``benchmarks/parallel_vs_sequential.py``), so a window in ``T`` alone would not carry over to other batch and
+  state sizes; the upper bounds are in elements, ``T`` times the carry's elements (batch included).
 
   Fields:
     forward: the least ``T`` from which undifferentiated runs take the path (``None``: never; ``0``: always).
     gradient: the least ``T`` from which differentiated runs take the path and its derivative (``None``: never).
+    forward_max: the largest ``T * width`` (``width``: the carry's elements, batch included) at which
+      undifferentiated runs take the path (``None``: no bound).
+    gradient_max: the same for differentiated runs.
   """
 
   forward: Optional[int] = 0
   gradient: Optional[int] = 0
+  forward_max: Optional[int] = None
+  gradient_max: Optional[int] = None
 
 
 def crossover_rule(table: Mapping[str, Crossover]) -> AutoRuleFn:
@@ -45,6 +54,9 @@ def crossover_rule(table: Mapping[str, Crossover]) -> AutoRuleFn:
   (PathChoice(forward=False, gradient=True), PathChoice(forward=False, gradient=False))
   >>> rule("gpu", 16, 512)
   PathChoice(forward=True, gradient=True)
+  >>> windowed = crossover_rule({"cpu": Crossover(forward=None, gradient=0, gradient_max=2**20)})
+  >>> windowed("cpu", 2048, 512), windowed("cpu", 4096, 512)
+  (PathChoice(forward=False, gradient=True), PathChoice(forward=False, gradient=False))
   """
   entries: Tuple[Tuple[str, Crossover], ...] = tuple(sorted(table.items()))
   for backend, c in entries:
@@ -52,23 +64,29 @@ def crossover_rule(table: Mapping[str, Crossover]) -> AutoRuleFn:
       raise TypeError(f"crossover table entries must be jaxrnn.path_choice.Crossover, got {c!r} for {backend!r}")
 
   def rule(backend: str, num_steps: int, width: int) -> PathChoice:
-    del width  # the measured crossovers held across the sizes measured (see LINEAR_RECURRENCE)
     c = dict(entries).get(backend)
     if c is None:
       return PathChoice(True, True)
-    # A symbolic T (jaxrnn.export) is unknown: only "always" (0) takes the path.
-    takes = lambda least: least is not None and (least == 0 or isinstance(num_steps, int) and num_steps >= least)
-    return PathChoice(takes(c.forward), takes(c.gradient))
+    # A symbolic T or width (jaxrnn.export) is unknown: only "always" (least 0, no bound) takes the path.
+    known = isinstance(num_steps, int) and isinstance(width, int)
+
+    def takes(least, most):
+      if least is None:
+        return False
+      if not known:
+        return least == 0 and most is None
+      return num_steps >= least and (most is None or num_steps * width <= most)
+
+    return PathChoice(takes(c.forward, c.forward_max), takes(c.gradient, c.gradient_max))
 
   return rule
 
 
 LINEAR_RECURRENCE_TABLE: Mapping[str, Crossover] = {"cpu": Crossover(forward=None, gradient=None)}
-"""The crossovers of the associative-scan paths (``min_lstm``, ``lru``, ``rg_lru``, the one-chunk ``mlstm``; ``min_gru``
-and the chunkwise ``mlstm`` declare their own), set from ``benchmarks/parallel_vs_sequential.py --auto`` (docs,
-"Parallel-in-time cells"). CPU: the scan of ``step`` is faster forward at every ``T`` measured (256 .. 16384) and,
-for ``lru``, ``rg_lru`` and the one-chunk ``mlstm``, forward + backward too (``min_lstm``: 1.05x); no GPU/TPU
-measurement yet (the path everywhere, as before)."""
+"""The default crossovers of an associative-scan path that declares none of its own (the one-chunk ``mlstm``;
+``min_gru``, ``min_lstm``, ``lru``, ``rg_lru`` and the chunkwise ``mlstm`` declare their own ``AUTO`` rules, set from
+``benchmarks/parallel_vs_sequential.py``, docs, "Parallel-in-time cells"). CPU: the scan of ``step`` (the one-chunk
+mLSTM's ``O(T²)`` form is 0.05x / 0.22x of it at T = 1024); no GPU/TPU measurement yet (the path everywhere)."""
 
 LINEAR_RECURRENCE: AutoRuleFn = crossover_rule(LINEAR_RECURRENCE_TABLE)
 """The default rule of the parallel paths built by ``jaxrnn.cells._parts.parallel_path``."""

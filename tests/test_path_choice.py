@@ -8,7 +8,7 @@ import pytest
 
 import jaxrnn
 from jaxrnn import PathChoice
-from jaxrnn.cells import min_gru, mlstm
+from jaxrnn.cells import lru, min_gru, min_lstm, mlstm, rg_lru
 from jaxrnn.path_choice import LINEAR_RECURRENCE, Crossover, choose, crossover_rule
 from tests.jaxprs import primitives
 
@@ -24,16 +24,26 @@ def test_crossover_rule():
   assert rule("cpu", 4096, 8) == PathChoice(False, True) and rule("cpu", 2047, 8) == PathChoice(False, False)
   assert rule("gpu", 511, 8) == PathChoice(False, True) and rule("gpu", 512, 8) == PathChoice(True, True)
   assert rule("tpu", 1, 8) == PathChoice(True, True)  # no measurement: the path, as before
+  window = crossover_rule({"cpu": Crossover(forward=16, forward_max=1000, gradient=0, gradient_max=4000)})
+  assert window("cpu", 15, 10) == PathChoice(False, True) and window("cpu", 100, 10) == PathChoice(True, True)
+  assert window("cpu", 101, 10) == PathChoice(False, True) and window("cpu", 401, 10) == PathChoice(False, False)
   assert choose(None, 10, ()) == PathChoice(True, True)
   with pytest.raises(TypeError, match="Crossover"):
     crossover_rule({"cpu": (None, 10)})
 
 
 def test_the_parallel_cells_declare_the_measured_rule():
-  for cell in (jaxrnn.min_lstm(2), jaxrnn.lru(2), jaxrnn.rg_lru(2), jaxrnn.mlstm(2, num_heads=1, chunk_size=None)):
-    assert cell.sequence.auto is LINEAR_RECURRENCE, cell.name
-  # Their own measured rules: minGRU's gradient from T = 4096, the chunkwise mLSTM's from T = 256 (CPU).
-  assert jaxrnn.min_gru(2).sequence.auto is min_gru.AUTO and min_gru.AUTO("cpu", 4096, 2) == PathChoice(False, True)
+  assert jaxrnn.mlstm(2, num_heads=1, chunk_size=None).sequence.auto is LINEAR_RECURRENCE
+  # Their own measured rules (CPU): windows in T * width (the associative scans win while their arrays are small).
+  for cell, module in ((jaxrnn.min_gru(2), min_gru), (jaxrnn.min_lstm(2), min_lstm), (jaxrnn.lru(2), lru),
+                       (jaxrnn.rg_lru(2), rg_lru)):
+    assert cell.sequence.auto is module.AUTO, cell.name
+  assert min_gru.AUTO("cpu", 2048, 512) == PathChoice(False, True)
+  assert min_gru.AUTO("cpu", 4096, 512) == PathChoice(False, False)
+  assert min_lstm.AUTO("cpu", 1024, 512) == PathChoice(True, False)
+  assert rg_lru.AUTO("cpu", 2048, 512) == PathChoice(True, True)
+  assert lru.AUTO("cpu", 512, 512) == PathChoice(False, True)
+  assert lru.AUTO("gpu", 10**6, 512) == PathChoice(True, True)
   assert jaxrnn.mlstm(2, num_heads=1).sequence.auto is mlstm.AUTO_CHUNKWISE
   assert mlstm.AUTO_CHUNKWISE("cpu", 256, 2) == PathChoice(False, True)
   assert mlstm.AUTO_CHUNKWISE("cpu", 255, 2) == PathChoice(False, False)

@@ -108,10 +108,13 @@ def interpolation_cell(prefix: str, log_space: bool, log_scan: bool, ip: Interpo
               carry_jacobian_diagonal=_parts.elementwise_carry_diagonal(step), name=name)
 
 
-AUTO: AutoRuleFn = path_choice.crossover_rule({"cpu": path_choice.Crossover(forward=None, gradient=4096)})
-"""Where ``mode="auto"`` runs :func:`min_gru`'s associative scan: on CPU, differentiated runs from ``T = 4096``
-(forward + backward 1.3x faster than the scan of ``step`` there; forward never: 0.34x), measured on a quiet 2-core
-machine with ``benchmarks/parallel_vs_sequential.py --auto`` (docs, "Parallel-in-time cells"); elsewhere always."""
+AUTO: AutoRuleFn = path_choice.crossover_rule(
+    {"cpu": path_choice.Crossover(forward=None, gradient=0, gradient_max=2**20)})
+"""Where ``mode="auto"`` runs :func:`min_gru`'s associative scan: on CPU, differentiated runs up to ``T * width =
+2**20`` elements (forward + backward 1.1-1.7x faster than the scan of ``step`` at T = 256 .. 2048, a tie at 4096),
+forward never (0.45-1.1x), measured on a quiet 2-core machine
+(``benchmarks/parallel_vs_sequential.py``, three runs, B=8 F=32 H=64, so ``T * width = 512 T``; docs,
+"Parallel-in-time cells"); elsewhere always."""
 
 
 def min_gru(
