@@ -107,6 +107,7 @@ def _step_keys(keys: jax.Array, mask: Optional[jax.Array], num_steps: int, n: in
   def body(key, inputs):
     m, r = inputs
     if r is not None:
+      assert reset_keys is not None  # flags come with the reset carry's keys
       key = jnp.where(r[..., None], reset_keys, key)
     new, *drawn = _util.split_examples(key, n + 1)
     if m is not None:
