@@ -18,7 +18,7 @@ solver`` (> 1: the solver is faster). Outputs are checked to agree with the scan
 Weights (``--weights``, comma-separated): ``random`` (the cell's initialisers, inputs ``N(0, 1)`` with
 ``--features`` features), ``scaled`` (every floating parameter x3, saturating and closer to chaotic dynamics, where
 the iterations approach ``T``), ``trained`` (trained here first, on the adding problem at length ``--train-T``
-(default 20) with Adam: ``--train-steps`` steps (default 500) of batch 64, gradients clipped, a linear readout of
+(default 20) with Adam: ``--train-steps`` steps (default 300) of batch 64, gradients clipped, a linear readout of
 the last output, one compiled ``lax.scan``; the header prints each cell's MSE on a held-out batch of 1024, baseline
 0.167, and weights that did not learn, MSE above half the baseline, are refused; the table then runs on
 adding-problem inputs of length ``T``).
@@ -175,11 +175,12 @@ class Grid:
 
 
 def bench(name, T, H, weights, args, trained, grid):
-  """The rows of one (cell, weights, T, H): the scan of ``step``, then each Jacobian choice (or why it was skipped)."""
-  skip = lambda jac, why: (jac, None, why)
+  """The rows of one (cell, weights, T, H), each the table's columns from ``jacobian`` on: the solver with each
+  Jacobian choice next to the scan of ``step``, or why it was skipped."""
+  skip = lambda jac, why: [jac, f"skipped: {why}"] + [""] * 7
   why = grid.too_long((name, weights, H, "step"), T)
   if why is not None:
-    return None, [skip("all", why)]
+    return [skip("all", why)]
   start = grid.start()
   cell, params, xs = setup(name, T, H, weights, args, trained)
   loss = lambda p, x, newton: jnp.sum(jaxrnn.unroll(cell, p, None, x, mode="step", newton=newton)[1] ** 2)
@@ -222,9 +223,11 @@ def bench(name, T, H, weights, args, trained, grid):
     repeats = args.repeats if once < 2.0 else 1  # long runs: one timed call after the warm-up
     t_fwd = median_ms(solve, (params, xs), repeats)
     t_fb = median_ms(fb, (params, xs), repeats)
-    rows.append((jac, (int(info.iterations), bool(info.sequential), t_fwd, t_fb, max(gib, gib_fb)), None))
+    iterations = f"{int(info.iterations)}{'+seq' if bool(info.sequential) else ''}"
+    rows.append([jac, iterations, f"{t_fwd:.1f}", f"{base['fwd']:.1f}", f"{base['fwd'] / t_fwd:.2f}", f"{t_fb:.1f}",
+                 f"{base['f+b']:.1f}", f"{base['f+b'] / t_fb:.2f}", f"{max(gib, gib_fb):.2f}"])
     grid.record(key, T, start)
-  return base, rows
+  return rows
 
 
 def main():
@@ -240,7 +243,7 @@ def main():
   parser.add_argument("--full-max-H", type=int, default=64)
   parser.add_argument("--max-gib", type=float, default=4.0, help="skip solver rows with more compiled temp memory")
   parser.add_argument("--repeats", type=int, default=5)
-  parser.add_argument("--train-steps", type=int, default=500, help="Adam steps of the trained weights")
+  parser.add_argument("--train-steps", type=int, default=300, help="Adam steps of the trained weights")
   parser.add_argument("--train-T", type=int, default=20, help="the adding problem's length in training")
   parser.add_argument("--train-lr", type=float, default=1e-2, help="Adam's learning rate in training")
   parser.add_argument("--budget", type=float, default=None,
@@ -280,16 +283,8 @@ def main():
     for name in cells:
       for H in sizes:
         for weights in weights_list:
-          base, rows = bench(name, T, H, weights, args, trained, grid)
-          for jac, timed, why in rows:
-            if timed is None:
-              print(f"| {name} | {weights} | {T} | {H} | {jac} | skipped: {why} |" + " |" * 7, flush=True)
-              continue
-            iters, seq, t_fwd, t_fb, gib = timed
-            it = f"{iters}{'+seq' if seq else ''}"
-            print(f"| {name} | {weights} | {T} | {H} | {jac} | {it} | {t_fwd:.1f} | {base['fwd']:.1f} | "
-                  f"{base['fwd'] / t_fwd:.2f} | {t_fb:.1f} | {base['f+b']:.1f} | {base['f+b'] / t_fb:.2f} | "
-                  f"{gib:.2f} |", flush=True)
+          for row in bench(name, T, H, weights, args, trained, grid):
+            print("| " + " | ".join([name, weights, str(T), str(H)] + row) + " |", flush=True)
 
 
 if __name__ == "__main__":
