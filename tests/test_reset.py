@@ -348,9 +348,9 @@ LOWERED = {
 
 @pytest.mark.parametrize("name", list(LOWERED))
 def test_combinators_keep_the_parallel_path(name):
-  """reset_on of a composition of parallel cells lowers to a program without a while loop (forward, and value and
-  gradient) in mode="sequence" and mode="auto" where the inner cells' rule takes their paths (on CPU at this T, only
-  with the rule dropped; on GPU the default); the scan of the resetting step has one."""
+  """reset_on of a composition of parallel cells lowers to a program without a while loop in mode="sequence"
+  (forward, and value and gradient) and in mode="auto" where the inner cells' rules take their paths (here the rules
+  are dropped: on CPU at this T they take the scan of step); the scan of the resetting step has one."""
   cell = jaxrnn.reset_on(LOWERED[name]())
   params = cell.init(jax.random.key(0), 3)
   xs, flags = jnp.ones((2, 16, 3)), jnp.zeros((2, 16), bool).at[:, 5].set(True)
