@@ -13,6 +13,9 @@ non-linear sequential models over the sequence length", DEER), its diagonal (qua
 "Towards scalable and stable parallelization of nonlinear RNNs", ELK), ``I`` (Picard) or ``0`` (Jacobi). With
 any ``A_t`` the first ``i`` carries are exact after ``i`` iterations, so ``T`` iterations always suffice; how many
 are needed depends on the dynamics (contracting ones: few; chaotic ones: about ``T``, Gonzalez et al. 2025).
+Where the cell declares that its step restarts the carry (:attr:`jaxrnn.Cell.carry_resets`: the flags of
+:func:`jaxrnn.reset_on`, packed sequences) ``A_t = 0`` whatever the choice, the exact Jacobian there: each segment
+converges on its own (Picard then needs about the longest segment's length instead of ``T``).
 
 Gradients are exact whatever ``A_t`` is: the iterations are not differentiated. At the solution the adjoint
 ``L_t = g_t + J_{t+1}^T L_{t+1}`` (``J``: the exact Jacobian, applied as one VJP of the step per ``t``) runs as
@@ -146,12 +149,29 @@ def _combine_full(left, right):
   return a2 @ a1, (a2 @ b1[..., None])[..., 0] + b2
 
 
-def _linear(kind: str, a: Optional[Array], b: Array, z0: Array) -> Array:
-  """All ``z_t = A_t z_{t-1} + b_t`` (``t = 1..T``) from ``z0 [N, D]``; ``b [T, N, D]``."""
+def _combine_restarting(left, right):
+  seen1, s1 = left
+  seen2, s2 = right
+  return seen1 | seen2, jnp.where(seen2, s2, s1 + s2)
+
+
+def _restarting_sum(b: Array, restarts: Optional[Array], z0: Array) -> Array:
+  """All ``z_t = b_t`` at a restart, ``z_{t-1} + b_t`` elsewhere (``A_t = 0`` or ``I``), from ``z0 [N, ...]``;
+  ``b [T, N, ...]``, ``restarts bool [T, N]`` or ``None`` (a cumulative sum). Floats and integers alike."""
+  if restarts is None:
+    return z0[None] + jnp.cumsum(b, axis=0)
+  r = jnp.broadcast_to(sequences.expand_to(restarts, b.ndim), b.shape)
+  seen, s = jax.lax.associative_scan(_combine_restarting, (r, b), axis=0)
+  return jnp.where(seen, s, z0[None] + s)
+
+
+def _linear(kind: str, a: Optional[Array], b: Array, z0: Array, restarts: Optional[Array] = None) -> Array:
+  """All ``z_t = A_t z_{t-1} + b_t`` (``t = 1..T``) from ``z0 [N, D]``; ``b [T, N, D]``; ``A_t = 0`` at the
+  ``restarts [T, N]`` (already zero in ``a`` there)."""
   if kind == "jacobi":
     return b
   if kind == "picard":
-    return z0[None] + jnp.cumsum(b, axis=0)
+    return _restarting_sum(b, restarts, z0)
   assert a is not None, kind  # "diagonal" and "full" have an A_t
   if kind == "diagonal":
     return parallel_scan.linear_recurrence(a, b, z0)[0]
@@ -206,18 +226,21 @@ def solve(cell: Cell, params: Params, carry: Carry, xs: Any, mask: Optional[Arra
   n = math.prod(batch_shape)
   layout = _layout(carry, nb)
   declared_diagonal = settings.jacobian == "diagonal" and cell.carry_jacobian_diagonal is not None
+  xs = jax.tree.map(lambda x: parallel_scan.zero_masked(x, mask), xs)
+  restarts = None if cell.carry_resets is None else _restarts(cell, params, xs, mask, (num_steps,) + tuple(batch_shape))
   if cell.input_transform is not None and cell.step_transformed is not None and not declared_diagonal:
     # The input projection once for all iterations (the declared diagonal reads x, the step's own input).
     step = cell.step_transformed
-    us = cell.input_transform(params, jax.tree.map(lambda x: parallel_scan.zero_masked(x, mask), xs))
+    us = cell.input_transform(params, xs)
   else:
     step = cell.step
-    us = jax.tree.map(lambda x: parallel_scan.zero_masked(x, mask), xs)
+    us = xs
   # One batch axis N for the examples.
   flat = lambda a, lead: a.reshape(a.shape[:lead] + (n,) + a.shape[lead + nb:])
   carry_n = jax.tree.map(lambda a: flat(a, 0), carry)
   us_n = jax.tree.map(lambda a: flat(a, 1), us)
   mask_n = None if mask is None else mask.reshape((num_steps, n))
+  restarts_n = None if restarts is None else restarts.reshape((num_steps, n))
   warm_n = None
   if warm_start is not None:
     want = jax.tree.map(lambda a: (num_steps,) + tuple(a.shape), carry)
@@ -228,7 +251,8 @@ def solve(cell: Cell, params: Params, carry: Carry, xs: Any, mask: Optional[Arra
                        f"[T, *B, ...] (time-major here), shapes {want}; got {got}")
     warm_n = jax.tree.map(lambda a, c: flat(a, 1).astype(c.dtype), jax.lax.stop_gradient(warm_start), carry)
   if num_steps:
-    states, info = _solve_states(cell, step, layout, settings, unroll, params, carry_n, us_n, mask_n, warm_n)
+    states, info = _solve_states(cell, step, layout, settings, unroll, params, carry_n, us_n, mask_n, warm_n,
+                                 restarts_n)
     # The outputs from the solved carries: one evaluation of the step at all (t, example) at once.
     _, hs = _masked(step, params, _shift(carry_n, states), us_n, mask_n)
     final = jax.tree.map(lambda a: a[-1], states)
@@ -242,33 +266,43 @@ def solve(cell: Cell, params: Params, carry: Carry, xs: Any, mask: Optional[Arra
           info)
 
 
+def _restarts(cell: Cell, params: Params, xs: Any, mask: Optional[Array], shape: Tuple[int, ...]) -> Array:
+  """``cell.carry_resets`` over the whole sequence: bool ``[T, *B]``, ``False`` at masked steps."""
+  assert cell.carry_resets is not None
+  restarts = jnp.asarray(cell.carry_resets(params, xs))
+  if restarts.dtype != jnp.bool_ or tuple(restarts.shape) != shape:
+    raise ValueError(f"carry_resets of {cell.name} must return bool [T, *B] {shape} for inputs [T, *B, *F], got "
+                     f"{restarts.dtype} {tuple(restarts.shape)}")
+  return restarts if mask is None else restarts & mask
+
+
 def _masked(step, params, prev, u, m):
   """The masked step at every ``(t, n)``: ``(carry, h)`` with the carry kept and ``h`` zero where ``m`` is False."""
   new, h = step(params, prev, u)
   return sequences.masked_step(m, new, prev, h)
 
 
-def _solve_states(cell, step, layout, settings, unroll, params, carry, us, mask, warm):
+def _solve_states(cell, step, layout, settings, unroll, params, carry, us, mask, warm, restarts):
   """The carries ``[T, N, ...]`` (custom VJP: the exact adjoint at the solution) and the :class:`NewtonInfo`."""
 
   @jax.custom_vjp
-  def states_of(params, carry, us, mask, warm):
-    return _forward(cell, step, layout, settings, unroll, params, carry, us, mask, warm)
+  def states_of(params, carry, us, mask, warm, restarts):
+    return _forward(cell, step, layout, settings, unroll, params, carry, us, mask, warm, restarts)
 
-  def fwd(params, carry, us, mask, warm):
-    out = _forward(cell, step, layout, settings, unroll, params, carry, us, mask, warm)
-    return out, (params, carry, us, mask, warm, out[0])
+  def fwd(params, carry, us, mask, warm, restarts):
+    out = _forward(cell, step, layout, settings, unroll, params, carry, us, mask, warm, restarts)
+    return out, (params, carry, us, mask, warm, restarts, out[0])
 
   def bwd(res, g):
-    params, carry, us, mask, warm, states = res
+    params, carry, us, mask, warm, restarts, states = res
     d_params, d_carry, d_us = _adjoint(step, layout, params, carry, us, mask, states, g[0])
-    return d_params, d_carry, d_us, _zero_cotangent(mask), _zero_cotangent(warm)
+    return d_params, d_carry, d_us, _zero_cotangent(mask), _zero_cotangent(warm), _zero_cotangent(restarts)
 
   states_of.defvjp(fwd, bwd)
-  return states_of(params, carry, us, mask, warm)
+  return states_of(params, carry, us, mask, warm, restarts)
 
 
-def _forward(cell, step, layout, settings, unroll, params, carry, us, mask, warm):
+def _forward(cell, step, layout, settings, unroll, params, carry, us, mask, warm, restarts):
   num_steps = jax.tree.leaves(us)[0].shape[0]
   zf0, zo0 = _split(layout, carry)
   z0 = _pack(layout, zf0)  # [N, D]
@@ -297,6 +331,13 @@ def _forward(cell, step, layout, settings, unroll, params, carry, us, mask, warm
     """``A_t`` at the previous iterate: ``[T, N, D, D]`` (full), ``[T, N, D]`` (diagonal), or ``None``."""
     if kind in ("picard", "jacobi"):
       return None
+    a = computed_jacobian(prev_f, prev_o)
+    if restarts is None:
+      return a
+    return jnp.where(sequences.expand_to(restarts, a.ndim), jnp.zeros_like(a), a)
+
+  def computed_jacobian(prev_f, prev_o):
+    """The full Jacobian or its diagonal, declared or computed (scaled by the damping)."""
     zp = _pack(layout, prev_f)
     if kind == "diagonal" and cell.carry_jacobian_diagonal is not None:
       diag = cell.carry_jacobian_diagonal(params, _merge(layout, prev_f, prev_o), us)
@@ -332,16 +373,22 @@ def _forward(cell, step, layout, settings, unroll, params, carry, us, mask, warm
     a = jacobian(prev_f, prev_o)
     zp = _pack(layout, prev_f)
     if a is None:  # picard, jacobi
-      b = fz - zp if kind == "picard" else fz
+      b = picard_b(fz, zp) if kind == "picard" else fz
     elif kind == "full":
       b = fz - (a @ zp[..., None])[..., 0]
     else:  # diagonal
       b = fz - a * zp
-    z_new = _nonfinite_to_jacobi(_linear(kind, a, b, z0), fz)
+    z_new = _nonfinite_to_jacobi(_linear(kind, a, b, z0, restarts), fz)
     o_new = []
     for is_int, a0, po, fo_k in zip(int_other, zo0, prev_o, fo):
-      o_new.append(a0[None] + jnp.cumsum(fo_k - po, axis=0) if is_int else fo_k)
+      o_new.append(_restarting_sum(picard_b(fo_k, po), restarts, a0) if is_int else fo_k)
     return z_new, o_new
+
+  def picard_b(f, prev):
+    """``f - prev`` (``A_t = I``), and ``f`` at a restart (``A_t = 0``)."""
+    if restarts is None:
+      return f - prev
+    return jnp.where(sequences.expand_to(restarts, f.ndim), f, f - prev)
 
   if warm is None:
     z = jnp.broadcast_to(z0[None], (num_steps,) + z0.shape)

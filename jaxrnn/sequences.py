@@ -87,3 +87,36 @@ def reverse_valid(xs: jax.Array, seq_lengths: Optional[jax.Array]) -> jax.Array:
   idx = expand_to(idx, xs.ndim)
   idx = jnp.broadcast_to(idx, idx.shape[:1 + lengths.ndim] + xs.shape[1 + lengths.ndim:])
   return jnp.take_along_axis(xs, idx, axis=0)
+
+
+def reverse_segments(xs: jax.Array, starts: jax.Array, mask: Optional[jax.Array] = None) -> jax.Array:
+  """Reverses each segment of each sequence of ``xs: [T, *B, ...]`` in place; padding stays where it is.
+
+  A segment runs from a step flagged in ``starts: bool[T, *B]`` (or from ``t = 0``) to the step before the next
+  flag (or to the sequence's last valid step, the end of ``mask``'s prefix; flags at padded steps are ignored). The
+  segments keep their order, so a sequence whose segments are packed documents reads each document backwards
+  (what the backward direction of :func:`jaxrnn.bidirectional` runs on a packed row). The map is its own inverse;
+  without flags it is :func:`reverse_valid`.
+
+  >>> import jax.numpy as jnp
+  >>> starts = jnp.array([0, 0, 1, 0, 0, 1, 0], bool)
+  >>> reverse_segments(jnp.arange(7.), starts).tolist()
+  [1.0, 0.0, 4.0, 3.0, 2.0, 6.0, 5.0]
+  >>> reverse_segments(jnp.arange(7.), starts, jnp.arange(7) < 6).tolist()   # the last step is padding
+  [1.0, 0.0, 4.0, 3.0, 2.0, 5.0, 6.0]
+  """
+  num_steps = xs.shape[0]
+  if starts.dtype != jnp.bool_ or starts.ndim < 1 or tuple(starts.shape) != tuple(xs.shape[:starts.ndim]):
+    raise ValueError(f"starts must be bool [T, *B], a prefix of xs's shape {xs.shape}, got {starts.dtype} "
+                     f"{starts.shape}")
+  valid = jnp.ones(starts.shape, bool) if mask is None else jnp.broadcast_to(mask, starts.shape)
+  t = jnp.broadcast_to(jnp.arange(num_steps, dtype=jnp.int32).reshape((num_steps,) + (1,) * (starts.ndim - 1)),
+                       starts.shape)
+  starts = starts & valid
+  first = jax.lax.cummax(jnp.where(starts, t, 0), axis=0)  # the first step of t's segment
+  next_start = jax.lax.cummin(jnp.where(starts, t, num_steps), axis=0, reverse=True)  # the first flag at or after t
+  after = jnp.concatenate([next_start[1:], jnp.full_like(next_start[:1], num_steps)], axis=0)  # ... after t
+  last = jnp.minimum(after, jnp.sum(valid, axis=0, dtype=jnp.int32)[None]) - 1  # the last step of t's segment
+  idx = expand_to(jnp.where(valid, first + last - t, t), xs.ndim)
+  idx = jnp.broadcast_to(idx, idx.shape[:starts.ndim] + xs.shape[starts.ndim:])
+  return jnp.take_along_axis(xs, idx, axis=0)

@@ -121,7 +121,10 @@ class ParallelNewton(NamedTuple):
       the cell's :attr:`Cell.carry_jacobian_diagonal` where it declares one, else the diagonal of the full
       Jacobian (same ``D`` JVPs, cheap scan). ``"picard"``: ``A_t = I``. ``"jacobi"``: ``A_t = 0``. Integer carry
       leaves (a step counter) always take the Picard update (exact in one iteration for a counter), other
-      non-float leaves the Jacobi update.
+      non-float leaves the Jacobi update. At the steps where the cell declares that it restarts its carry
+      (:attr:`Cell.carry_resets`: :func:`jaxrnn.reset_on`'s flags) ``A_t = 0`` for every choice (the exact
+      Jacobian there), integer leaves included, so each segment of a packed row converges on its own (``"jacobi"``
+      has ``A_t = 0`` everywhere already).
     tol: convergence when ``|c^i_t - f(c^i_{t-1}, x_t)| <= tol * (1 + |f(c^i_{t-1}, x_t)|)`` for every element,
       step and example. ``None``: ``eps ** 0.75`` of the carry's dtype (float64 ``1.8e-12``, float32 ``6.4e-6``).
     max_iters: the iteration cap; ``None`` means ``T`` (enough in exact arithmetic).
@@ -347,6 +350,25 @@ class CarryJacobianDiagonalFn(Protocol):
     ...
 
 
+class CarryResetsFn(Protocol):
+  """``carry_resets(params, x) -> restarts``: where ``step`` restarts the carry instead of reading it.
+
+  Args:
+    params: the cell's parameters.
+    x: the step's input ``[*B, *F]`` (any leading axes, e.g. ``[T, *B, *F]`` for a whole sequence; a pytree for a
+      cell with several inputs).
+
+  Returns:
+    bool ``[*B]`` (``x``'s leading axes): ``True`` where ``step(params, carry, x)``'s new carry does not depend on
+    ``carry`` (:func:`jaxrnn.reset_on`'s flagged steps, whose carry is replaced before the step reads it), so
+    ``∂ carry' / ∂ carry = 0`` there. The parallel-in-time solver uses it as ``A_t = 0`` whatever its Jacobian
+    choice (:class:`ParallelNewton`). A step may ignore its carry where this says ``False``, never the reverse.
+  """
+
+  def __call__(self, params: Params, x: Any, /) -> Array:
+    ...
+
+
 class Cell(NamedTuple):
   """A recurrent cell: an immutable value holding pure functions.
 
@@ -374,6 +396,9 @@ class Cell(NamedTuple):
       maps of any size; :func:`jaxrnn.unroll` (``carry=None``), the combinators and the Flax layers build that
       shape with :func:`carry_batch_shape`. Combinators declare their inner cells' value (``stack``: its first
       layer's, which later layers treat as batch axes if theirs is ``0``).
+    carry_resets: optional, where the step restarts its carry instead of reading it (:class:`CarryResetsFn`),
+      declared by :func:`jaxrnn.reset_on` (its flags); the parallel-in-time solver zeroes ``A_t`` there, so its
+      Picard iterations converge per segment of a packed row.
 
   Adding a capability (for example an analytic diagonal of ``d carry' / d carry`` that a parallel-in-time solver
   wants) is one typed field here, ``None`` by default, and, if a run option selects the path that uses it, one
@@ -394,6 +419,7 @@ class Cell(NamedTuple):
   config: Optional["CellConfig"] = None
   carry_jacobian_diagonal: Optional[CarryJacobianDiagonalFn] = None
   map_ndim: int = 0
+  carry_resets: Optional[CarryResetsFn] = None
 
   def __call__(self, params: Params, carry: Carry, x: Array) -> Tuple[Carry, Array]:
     return self.step(params, carry, x)

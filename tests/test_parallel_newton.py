@@ -221,3 +221,56 @@ def test_empty_sequence_and_bad_warm_start():
   np.testing.assert_array_equal(final.h, np.zeros((2, 3)))
   with pytest.raises(ValueError, match="warm_start must be the carries of every step"):
     jaxrnn.newton_unroll(cell, params, None, jnp.ones((2, 4, 2)), warm_start=jaxrnn.GRUCarry(h=jnp.zeros((2, 3))))
+
+
+RESTART_FLAGS = np.zeros((2, 24), bool)
+RESTART_FLAGS[0, [4, 9, 12, 17, 21]] = True  # segments of at most 5 steps
+RESTART_FLAGS[1, [0, 3, 8, 13, 18]] = True  # the last one cut at the length 20 (a flag in the padding, at 22)
+RESTART_FLAGS[1, 22] = True
+
+
+@pytest.mark.parametrize("name", ["gru", "clockwork_rnn"])  # clockwork: an integer step counter that restarts too
+def test_declared_restarts_zero_a_t(name):
+  """reset_on declares its flags (Cell.carry_resets): A_t = 0 there for every Jacobian choice, so Picard converges
+  per segment (fewer iterations than with A_t = I across the flags) and Jacobi (A_t = 0 everywhere) takes as many;
+  values equal the scan of the resetting step either way, and gradients too."""
+  case = CASES[name]
+  cell = jaxrnn.reset_on(case.make(param_dtype=jnp.float64, dtype=None))
+  undeclared = cell._replace(carry_resets=None)
+  params = registry.random_params(cell, input_size(case), jax.random.key(1))
+  xs = (jax.random.normal(jax.random.key(2), (2, 24) + case.input_shape, jnp.float64), jnp.asarray(RESTART_FLAGS))
+  lengths = jnp.array([24, 20])
+
+  @jax.jit
+  def solve():
+    def loss(p, c, jac):
+      newton = None if jac is None else jaxrnn.ParallelNewton(jac)
+      return jnp.sum(jnp.sin(jaxrnn.unroll(c, p, None, xs, seq_lengths=lengths, mode="step", newton=newton)[1]))
+
+    out = {}
+    for jac in ("picard", "jacobi"):
+      for declared, c in ((True, cell), (False, undeclared)):
+        newton = jaxrnn.ParallelNewton(jac, on_failure="raise")
+        out[jac, declared] = jaxrnn.newton_unroll(c, params, None, xs, seq_lengths=lengths, newton=newton)
+    want = jaxrnn.unroll(cell, params, None, xs, seq_lengths=lengths, mode="step")
+    grads = [jax.grad(loss)(params, c, jac) for c, jac in ((cell, None), (cell, "picard"))]
+    return out, want, grads
+
+  out, want, (want_grad, grad) = solve()
+  for (jac, declared), (final, hs, _, info) in out.items():
+    assert bool(info.converged) and not bool(info.sequential), (jac, declared)
+    assert_close((final, hs), want, 1e-10)
+  iterations = {k: int(v[3].iterations) for k, v in out.items()}
+  assert iterations["picard", True] <= 6 < iterations["picard", False], iterations
+  # Jacobi's float update is the same; an integer leaf's (always Picard's) restarts only where declared.
+  assert iterations["jacobi", True] <= iterations["jacobi", False], iterations
+  assert name != "gru" or iterations["jacobi", True] == iterations["jacobi", False], iterations
+  assert_close(grad, want_grad, 1e-9, rtol=1e-9)
+
+
+def test_declared_restarts_are_checked():
+  cell = jaxrnn.reset_on(jaxrnn.gru(3))
+  params = cell.init(jax.random.key(0), 2)
+  bad = cell._replace(carry_resets=lambda p, inputs: inputs[1][0])  # [B] instead of [T, B]
+  with pytest.raises(ValueError, match=r"carry_resets of reset_on\(gru\) must return bool \[T, \*B\] \(4, 2\)"):
+    jaxrnn.unroll(bad, params, None, (jnp.ones((2, 4, 2)), jnp.zeros((2, 4), bool)), newton=True)

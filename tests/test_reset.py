@@ -263,3 +263,125 @@ def test_learned_carry_path_runs_every_option(quick_compiles):
   want = jaxrnn.unroll(cell, params, None, (xs, flags), mode="step")
   for kw in ({}, {"remat": 2}):
     assert_trees_close(jaxrnn.unroll(cell, params, None, (xs, flags), **kw), want, 1e-6)
+
+
+# --- Resets through the combinators: declared from their inner cells' resets, the parallel path kept -------------
+
+def always_parallel(cell):
+  """``cell`` with its measured ``mode="auto"`` rule dropped (its path taken on every backend): a combinator runs
+  its inner cells in ``mode="auto"``, which on CPU would scan their steps at these sizes (as it does without resets)."""
+  return cell._replace(sequence=cell.sequence._replace(auto=None))
+
+
+def f64(factory, *args, **kw):
+  return always_parallel(factory(*args, param_dtype=jnp.float64, **kw))
+
+
+COMPOSED = {  # (the composition, whether it has a step: then the scan of the resetting step is compared too)
+    "stack": (lambda: jaxrnn.stack(f64(jaxrnn.min_gru, 3), f64(jaxrnn.min_lstm, 3), skip_input=True,
+                                   skip_output=True), True),
+    "wrappers": (lambda: jaxrnn.stack(
+        jaxrnn.with_projection(f64(jaxrnn.lru, 3, state_size=2), 3, param_dtype=jnp.float64),
+        jaxrnn.residual(jaxrnn.dropout(f64(jaxrnn.rg_lru, 3), input_rate=0.5, output_rate=0.5)),
+        jaxrnn.with_input_transform(jaxrnn.learned_initial_carry(f64(jaxrnn.min_gru, 2)), 4,
+                                    param_dtype=jnp.float64)), True),
+    "bidirectional": (lambda: jaxrnn.stack(
+        jaxrnn.bidirectional(f64(jaxrnn.min_gru, 3), f64(jaxrnn.min_lstm, 4)),
+        f64(jaxrnn.min_gru, 2, log_scan=True)), False),
+}
+
+
+@pytest.mark.parametrize("name", list(COMPOSED))
+def test_packed_equals_separate_through_combinators(name, quick_compiles):
+  """reset_on of compositions (stack with skip connections; with_projection, residual, dropout at inference,
+  with_input_transform, learned_initial_carry in a stack; a bidirectional layer whose backward cell reads each
+  segment backwards) == the segments one by one through the composition (its own paths, no resets) == the scan of
+  the resetting step where there is one; values and gradients (float64), from a nonzero carry."""
+  make, has_step = COMPOSED[name]
+  base = make()
+  cell = jaxrnn.reset_on(base)
+  assert base.sequence.resets is not None and cell.sequence is not None
+  flags, segments = packed_flags_and_segments()
+  params, carry, xs = random_setup(base, cell)
+  par, step, sep = packed_vs_separate(base, cell, params, carry, xs, flags, segments, with_step=has_step)
+  assert_trees_close(par, sep, 1e-10)
+  if has_step:
+    assert_trees_close(par, step, 1e-10)
+
+
+def test_packed_bidirectional_with_padding(quick_compiles):
+  """Padding after a packed row's last segment (and a flag inside it, ignored): the backward cell starts each row's
+  last segment at its last valid step, so the padded row equals the row cut at its length."""
+  cell = jaxrnn.reset_on(jaxrnn.bidirectional(f64(jaxrnn.min_gru, 3), f64(jaxrnn.min_gru, 2)))
+  params = cell.init(jax.random.key(0), 3)
+  xs = jax.random.normal(jax.random.key(1), (2, 7, 3), jnp.float64)
+  flags = jnp.array([[0, 0, 1, 0, 0, 0, 1], [0, 1, 0, 0, 1, 0, 0]], bool)
+  cut = ((0, 6), (1, 5))
+  run = lambda x, f, **kw: jaxrnn.unroll(cell, params, None, (x, f), mode="sequence", **kw)
+  (final, hs), cuts = jax.jit(lambda: (run(xs, flags, seq_lengths=jnp.array([6, 5])),
+                                       [run(xs[b:b + 1, :n], flags[b:b + 1, :n]) for b, n in cut]))()
+  for (b, n), (cut_final, cut_hs) in zip(cut, cuts):
+    assert_trees_close((jax.tree.map(lambda a: a[b:b + 1], final), hs[b:b + 1, :n]), (cut_final, cut_hs), 1e-12)
+    assert not np.any(np.asarray(hs[b, n:]))
+
+
+def test_resets_are_declared_from_the_inner_cells():
+  """A combinator declares resets only where every inner path does (gru's fused path has none): then reset_on of it
+  runs the scan of its resetting step (a bidirectional one has no step: it has no sequence path at all)."""
+  m, g = jaxrnn.min_gru(3), jaxrnn.gru(3)
+  for with_gru in (jaxrnn.stack(m, g), jaxrnn.bidirectional(m, g), jaxrnn.with_projection(g, 2), jaxrnn.residual(g),
+                   jaxrnn.dropout(g), jaxrnn.with_input_transform(g, 3)):
+    assert with_gru.sequence.resets is None and jaxrnn.reset_on(with_gru).sequence is None
+  for parallel in (jaxrnn.stack(m, m), jaxrnn.bidirectional(m, m), jaxrnn.with_projection(m, 2), jaxrnn.residual(m),
+                   jaxrnn.dropout(m), jaxrnn.with_input_transform(m, 3)):
+    assert parallel.sequence.resets is not None and jaxrnn.reset_on(parallel).sequence is not None
+
+
+LOWERED = {
+    "stack": lambda: jaxrnn.stack(always_parallel(jaxrnn.min_gru(4)), always_parallel(jaxrnn.min_lstm(4))),
+    "bidirectional": lambda: jaxrnn.bidirectional(always_parallel(jaxrnn.min_gru(4)),
+                                                  always_parallel(jaxrnn.rg_lru(4))),
+    "wrappers": lambda: jaxrnn.with_projection(jaxrnn.residual(jaxrnn.dropout(
+        jaxrnn.with_input_transform(always_parallel(jaxrnn.lru(3, state_size=2)), 4), output_rate=0.5)), 2),
+}
+
+
+@pytest.mark.parametrize("name", list(LOWERED))
+def test_combinators_keep_the_parallel_path(name):
+  """reset_on of a composition of parallel cells lowers to a program without a while loop in mode="sequence"
+  (forward, and value and gradient) and in mode="auto" where the inner cells' rules take their paths (here the rules
+  are dropped: on CPU at this T they take the scan of step); the scan of the resetting step has one."""
+  cell = jaxrnn.reset_on(LOWERED[name]())
+  params = cell.init(jax.random.key(0), 3)
+  xs, flags = jnp.ones((2, 16, 3)), jnp.zeros((2, 16), bool).at[:, 5].set(True)
+  lengths = jnp.array([16, 11])
+
+  def lowered(mode, grad=False):
+    run = lambda x, f: jnp.sum(jaxrnn.unroll(cell, params, None, (x, f), seq_lengths=lengths, mode=mode)[1])
+    return jax.jit(jax.value_and_grad(run) if grad else run).lower(xs, flags).as_text()
+
+  assert "while" not in lowered("sequence") and "while" not in lowered("sequence", grad=True)
+  assert "while" not in lowered("auto")
+  if name != "bidirectional":  # (a bidirectional cell has no step)
+    assert "while" in lowered("step")
+
+
+def test_dropout_resets_restart_the_key_too(quick_compiles):
+  """dropout's resets with a key (training): a flagged step restarts the wrapped cell's carry and the key from the
+  reset carry's, as the scan of the resetting step does; a key in only one of the carries is refused."""
+  from jaxrnn.combinators import reset
+  cell = jaxrnn.dropout(f64(jaxrnn.min_gru, 3), input_rate=0.3, output_rate=0.4)
+  params = cell.init(jax.random.key(0), 2)
+  carry = cell.initial_carry(params, (2,), key=jax.random.key(1))
+  fresh = cell.initial_carry(params, (2,), key=jax.random.key(2))._replace(cell=jaxrnn.MinGRUCarry(
+      h=jnp.full((2, 3), 0.3)))
+  xs = jax.random.normal(jax.random.key(3), (7, 2, 2), jnp.float64)
+  flags = jnp.array([[0, 0], [0, 1], [1, 0], [0, 0], [0, 1], [1, 0], [0, 0]], bool)
+  mask = jnp.arange(7)[:, None] < jnp.array([7, 5])[None]
+  options = jaxrnn.RunOptions()
+  got = jax.jit(lambda: cell.sequence.resets(params, carry, xs, flags, fresh, mask, options))()
+  stepped = cell._replace(sequence=None)  # unroll_with_resets then scans the resetting step
+  want = jax.jit(lambda: reset.unroll_with_resets(stepped, params, carry, xs, flags, fresh, mask, options))()
+  assert_trees_close(got, want, 1e-12)
+  with pytest.raises(ValueError, match=r"must both have a key \(training\) or both none"):
+    cell.sequence.resets(params, carry, xs, flags, fresh._replace(key=None), mask, options)

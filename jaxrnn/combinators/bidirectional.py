@@ -8,8 +8,10 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import _checks
+from jaxrnn import sequences
 from jaxrnn.combinators import _util
-from jaxrnn.types import ALL_OPTIONS, Cell, CellConfig, SequencePath
+from jaxrnn.combinators import reset
+from jaxrnn.types import ALL_OPTIONS, Cell, CellConfig, ResetSequenceFn, SequencePath
 
 
 class BidirectionalParams(NamedTuple):
@@ -52,6 +54,12 @@ def bidirectional(fwd: Cell, bwd: Cell, merge: Union[str, None, Callable] = "con
   the cell brings a whole-sequence path (``cell.sequence``), which :func:`jaxrnn.unroll` uses (``mode="auto"``
   or ``"sequence"``; not ``mode="step"`` or ``return_all_carries=True``). It nests: a :func:`jaxrnn.stack` with
   bidirectional layers gets a sequence path too.
+
+  Packed rows: where both cells' paths declare resets (:attr:`jaxrnn.SequencePath.resets`), so does this one, and
+  :func:`jaxrnn.reset_on` of it equals running each segment (document) through the bidirectional cell separately:
+  the forward cell restarts at each flagged step, and the backward cell reads each segment backwards, from the
+  segment's last step (the step before the next flag, or the sequence's last valid step) to its flagged first
+  step, starting from ``reset_carry.bwd`` (``carry.bwd`` for the first segment, unless ``t = 0`` is flagged).
 
   Args:
     fwd: the forward cell.
@@ -108,14 +116,36 @@ def bidirectional(fwd: Cell, bwd: Cell, merge: Union[str, None, Callable] = "con
         f"{name} has no single step (its output at t depends on later inputs); run it over a whole sequence "
         "with jaxrnn.unroll(cell, params, carry, xs, seq_lengths=...) (mode='auto' or 'sequence')")
 
-  def sequence(params, carry, xs, mask, options):
-    _checks.carry_type("carry", carry, BidirectionalCarry)
-    c_f, h_f = _util.unroll_inner(fwd, params.fwd, carry.fwd, xs, mask, options)
-    c_b, h_b = _util.unroll_inner(bwd, params.bwd, carry.bwd, xs, mask, options, reverse=True)
+  def merged(c_f, h_f, c_b, h_b, mask):
     dt = jnp.result_type(h_f.dtype, h_b.dtype)
     hs = merge_fn(h_f.astype(dt), h_b.astype(dt))
     return BidirectionalCarry(fwd=c_f, bwd=c_b), _util.zero_padded(hs, mask)
 
+  def sequence(params, carry, xs, mask, options):
+    _checks.carry_type("carry", carry, BidirectionalCarry)
+    c_f, h_f = _util.unroll_inner(fwd, params.fwd, carry.fwd, xs, mask, options)
+    c_b, h_b = _util.unroll_inner(bwd, params.bwd, carry.bwd, xs, mask, options, reverse=True)
+    return merged(c_f, h_f, c_b, h_b, mask)
+
+  resets: Optional[ResetSequenceFn] = None
+  if reset.declared_resets(fwd, bwd):
+    def sequence_resets(params, carry, xs, should_reset, reset_carry, mask, options):
+      # A packed row is its segments side by side: the forward cell restarts at each flag; the backward cell
+      # reads each segment backwards, from its last step to its flagged first one. Reversing every segment in
+      # place keeps their order, so the backward run starts from carry.bwd on the first segment and restarts
+      # from reset_carry.bwd at the same flags (the segments' first steps, which now hold their last inputs).
+      _checks.carry_type("carry", carry, BidirectionalCarry)
+      _checks.carry_type("reset_carry", reset_carry, BidirectionalCarry)
+      starts = reset.valid_flags(should_reset, mask, name)
+      c_f, h_f = reset.unroll_with_resets(fwd, params.fwd, carry.fwd, xs, starts, reset_carry.fwd, mask, options)
+      backwards = lambda a: sequences.reverse_segments(a, starts, mask)
+      c_b, h_b = reset.unroll_with_resets(bwd, params.bwd, carry.bwd, jax.tree.map(backwards, xs), starts,
+                                          reset_carry.bwd, mask, options)
+      return merged(c_f, h_f, c_b, backwards(h_b), mask)
+
+    resets = sequence_resets
+
   config = CellConfig("bidirectional", (("merge", "custom" if callable(merge) else merge),), (fwd, bwd))
-  return Cell(init=init, initial_carry=initial_carry, step=step, sequence=SequencePath(sequence, ALL_OPTIONS),
+  return Cell(init=init, initial_carry=initial_carry, step=step,
+              sequence=SequencePath(sequence, ALL_OPTIONS, resets=resets),
               input_ndim=fwd.input_ndim, name=name, config=config, map_ndim=fwd.map_ndim)

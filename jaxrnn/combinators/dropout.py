@@ -19,7 +19,8 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn.combinators import _util
-from jaxrnn.types import ALL_OPTIONS, Cell, SequencePath
+from jaxrnn.combinators import reset
+from jaxrnn.types import ALL_OPTIONS, Cell, ResetSequenceFn, SequencePath
 
 
 class DropoutCarry(NamedTuple):
@@ -36,7 +37,7 @@ def _rate(name, rate):
   return rate
 
 
-def _wrapper(cell: Cell, name: str, step, sequence=None) -> Cell:
+def _wrapper(cell: Cell, name: str, step, sequence=None, resets: Optional[ResetSequenceFn] = None) -> Cell:
   _checks.cell("cell", cell)
 
   def initial_carry(params, batch_shape=(), dtype=None, *, key=None):
@@ -59,7 +60,20 @@ def _wrapper(cell: Cell, name: str, step, sequence=None) -> Cell:
       _checks.carry_type("carry", carry, DropoutCarry)
       return sequence(params, carry, xs, mask, options)
 
-    checked_sequence = SequencePath(checked_run, ALL_OPTIONS)
+    checked_resets: Optional[ResetSequenceFn] = None
+    if resets is not None:
+      def checked_resets_run(params, carry, xs, should_reset, reset_carry, mask, options):
+        _checks.carry_type("carry", carry, DropoutCarry)
+        _checks.carry_type("reset_carry", reset_carry, DropoutCarry)
+        if (carry.key is None) != (reset_carry.key is None):
+          raise ValueError(f"carry and reset_carry of {name} must both have a key (training) or both none "
+                           f"(inference), got carry.key={'None' if carry.key is None else 'a key'} and "
+                           f"reset_carry.key={'None' if reset_carry.key is None else 'a key'}")
+        return resets(params, carry, xs, should_reset, reset_carry, mask, options)
+
+      checked_resets = checked_resets_run
+
+    checked_sequence = SequencePath(checked_run, ALL_OPTIONS, resets=checked_resets)
 
   return Cell(init=cell.init, initial_carry=initial_carry, step=checked_step, sequence=checked_sequence,
               input_ndim=cell.input_ndim, name=name, map_ndim=cell.map_ndim)
@@ -81,20 +95,26 @@ def _inference_step(cell: Cell, params: Any, carry: DropoutCarry, x: Any):
   return DropoutCarry(cell=c, key=None), h
 
 
-def _step_keys(keys: jax.Array, mask: Optional[jax.Array], num_steps: int, n: int, unroll: Any = 1):
+def _step_keys(keys: jax.Array, mask: Optional[jax.Array], num_steps: int, n: int, unroll: Any = 1,
+               resets: Optional[jax.Array] = None, reset_keys: Optional[jax.Array] = None):
   """The per-step keys that ``n + 1``-way splits of ``keys: [*B, K]`` give over ``num_steps`` steps.
 
   At each step the carried key is split into ``(key, k_1, ..., k_n)`` and moves on to ``key`` where ``mask`` is
-  True (a masked step keeps the carry). Returns ``(final_key [*B, K], [k_1, ..., k_n])`` with each ``k_i:
-  [T, *B, K]``: what a scan of the step draws, for all steps at once.
+  True (a masked step keeps the carry). With ``resets: bool [T, *B]`` (False at masked steps), the key entering a
+  flagged step is ``reset_keys [*B, K]`` instead (the key of the reset carry). Returns ``(final_key [*B, K], [k_1,
+  ..., k_n])`` with each ``k_i: [T, *B, K]``: what a scan of the step draws, for all steps at once.
   """
-  def body(key, m):
+  def body(key, inputs):
+    m, r = inputs
+    if r is not None:
+      assert reset_keys is not None  # flags come with the reset carry's keys
+      key = jnp.where(r[..., None], reset_keys, key)
     new, *drawn = _util.split_examples(key, n + 1)
     if m is not None:
       new = jnp.where(m[..., None], new, key)
     return new, drawn
 
-  return jax.lax.scan(body, keys, mask, length=num_steps, unroll=unroll)
+  return jax.lax.scan(body, keys, (mask, resets), length=num_steps, unroll=unroll)
 
 
 def dropout(cell: Cell, input_rate: float = 0.0, output_rate: float = 0.0, name: Optional[str] = None) -> Cell:
@@ -102,10 +122,12 @@ def dropout(cell: Cell, input_rate: float = 0.0, output_rate: float = 0.0, name:
 
   Only the non-recurrent connections are dropped (Zaremba, Sutskever & Vinyals 2014): ``x_t`` before the cell
   and ``h_t`` after it; the carry the next step reads is not dropped. Inverted dropout: kept units are scaled
-  by ``1 / (1 - rate)``, so inference (``key=None``) needs no rescaling. If the wrapped cell has a
+  by ``1 / (1 - rate)``, so inference (``key=None``) needs no rescaling.
   The wrapper has a whole-sequence path too: it draws the masks of all steps at once from the same per-step keys as
   the step path and runs the wrapped cell with :func:`jaxrnn.unroll` (its fused or parallel path, and every run
-  option), so every path gives the same masks for the same key.
+  option), so every path gives the same masks for the same key. Where the wrapped cell's path declares resets, so
+  does the wrapper's (a flagged step restarts the cell's carry and the key from the reset carry's): at inference
+  (no key) :func:`jaxrnn.reset_on` of the wrapper keeps a parallel scan parallel.
 
   Args:
     cell: the wrapped cell.
@@ -129,6 +151,7 @@ def dropout(cell: Cell, input_rate: float = 0.0, output_rate: float = 0.0, name:
   """
   input_rate = _rate("input_rate", input_rate)
   output_rate = _rate("output_rate", output_rate)
+  name = name or f"dropout({cell.name})"
 
   def step(params, carry, x):
     if carry.key is None:
@@ -138,23 +161,36 @@ def dropout(cell: Cell, input_rate: float = 0.0, output_rate: float = 0.0, name:
     c, h = cell.step(params, carry.cell, _dropped(k_in, input_rate, jnp.asarray(x), nb))
     return DropoutCarry(cell=c, key=key), _dropped(k_out, output_rate, h, nb)
 
-  def sequence(params, carry, xs, mask, options):
+  def masked_run(carry, xs, mask, options, run, flags=None, reset_keys=None):
+    """The wrapped cell's ``run(cell_carry, xs) -> (cell_carry, hs)`` between the input and output masks."""
     if carry.key is None:
-      c, hs = _util.unroll_inner(cell, params, carry.cell, xs, mask, options)
+      c, hs = run(carry.cell, xs)
       return DropoutCarry(cell=c, key=None), hs
-    # The keys of every step, split exactly as ``step`` splits them (the key advances only at valid steps), so
-    # both paths draw the same masks from the same key.
-    key, (k_in, k_out) = _step_keys(carry.key, mask, xs.shape[0], 2, options.unroll)
+    # The keys of every step, split exactly as ``step`` splits them (the key advances only at valid steps and
+    # restarts from the reset carry's at a flagged one), so both paths draw the same masks from the same key.
+    key, (k_in, k_out) = _step_keys(carry.key, mask, xs.shape[0], 2, options.unroll, flags, reset_keys)
     nb = _batch_ndim(carry.key)
     masks = lambda keys, rate, a: jax.vmap(lambda k: _util.keep_masks(k, rate, a.shape[1 + nb:], a.dtype))(keys)
     if input_rate:
       xs = xs * masks(k_in, input_rate, xs)
-    c, hs = _util.unroll_inner(cell, params, carry.cell, xs, mask, options)
+    c, hs = run(carry.cell, xs)
     if output_rate:
       hs = hs * masks(k_out, output_rate, hs)
     return DropoutCarry(cell=c, key=key), hs
 
-  return _wrapper(cell, name or f"dropout({cell.name})", step, sequence)
+  def sequence(params, carry, xs, mask, options):
+    return masked_run(carry, xs, mask, options, lambda c, x: _util.unroll_inner(cell, params, c, x, mask, options))
+
+  resets: Optional[ResetSequenceFn] = None
+  if reset.declared_resets(cell):
+    def sequence_resets(params, carry, xs, should_reset, reset_carry, mask, options):
+      flags = reset.valid_flags(should_reset, mask, name)
+      inner = lambda c, x: reset.unroll_with_resets(cell, params, c, x, flags, reset_carry.cell, mask, options)
+      return masked_run(carry, xs, mask, options, inner, flags, reset_carry.key)
+
+    resets = sequence_resets
+
+  return _wrapper(cell, name, step, sequence, resets)
 
 
 def variational_dropout(cell: Cell, input_rate: float = 0.0, state_rate: float = 0.0,

@@ -86,7 +86,7 @@ def learned_initial_carry(cell: Cell, name: Optional[str] = None) -> Cell:
     def resets_inside(params, carry, xs, should_reset, reset_carry, mask, options):
       if asked_options(options) <= inner_honours:  # the inner parallel path, resets inside it
         return inner_resets(params.cell, carry, xs, should_reset, reset_carry, mask, options)
-      return reset.scan_with_resets(cell, params.cell, carry, xs, should_reset, reset_carry, mask, options)
+      return reset.unroll_with_resets(cell, params.cell, carry, xs, should_reset, reset_carry, mask, options)
 
     resets = resets_inside
 

@@ -12,7 +12,8 @@ from jaxrnn import initializers
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _parts
 from jaxrnn.combinators import _util
-from jaxrnn.types import ALL_OPTIONS, Cell, SequencePath
+from jaxrnn.combinators import reset
+from jaxrnn.types import ALL_OPTIONS, Cell, ResetSequenceFn, SequencePath
 
 
 class DenseParams(NamedTuple):
@@ -64,7 +65,8 @@ def with_projection(
   """A dense layer on the cell's output: ``y_t = act(h_t W + b)``, ``W: [H, P]``.
 
   The carry is the cell's (the recurrence still sees ``h``, unlike the LSTMP projection of Sak et al. 2014,
-  which projects the recurrent state). The cell's sequence path is kept; padded outputs stay zeros.
+  which projects the recurrent state). The cell's sequence path is kept (with its resets, where it declares them:
+  :func:`jaxrnn.reset_on` of the wrapper keeps a parallel scan parallel); padded outputs stay zeros.
 
   Args:
     cell: the wrapped cell, output ``[*B, H]``.
@@ -115,8 +117,17 @@ def with_projection(
     carry, hs = _util.unroll_inner(cell, params.cell, carry, xs, mask, options)
     return carry, _util.zero_padded(project(params.dense, hs), mask)
 
-  return Cell(init=init, initial_carry=initial_carry, step=step, sequence=SequencePath(sequence, ALL_OPTIONS),
-              input_ndim=cell.input_ndim, name=name, map_ndim=cell.map_ndim)
+  resets: Optional[ResetSequenceFn] = None
+  if reset.declared_resets(cell):
+    def sequence_resets(params, carry, xs, should_reset, reset_carry, mask, options):
+      carry, hs = reset.unroll_with_resets(cell, params.cell, carry, xs, should_reset, reset_carry, mask, options)
+      return carry, _util.zero_padded(project(params.dense, hs), mask)
+
+    resets = sequence_resets
+
+  return Cell(init=init, initial_carry=initial_carry, step=step,
+              sequence=SequencePath(sequence, ALL_OPTIONS, resets=resets), input_ndim=cell.input_ndim, name=name,
+              map_ndim=cell.map_ndim)
 
 
 def with_input_transform(
@@ -136,7 +147,7 @@ def with_input_transform(
 
   The dense layer does not depend on the carry, so it is the new cell's ``input_transform``: ``jaxrnn.unroll``
   applies it to all steps at once outside the loop (followed by the wrapped cell's own ``input_transform``,
-  if it has one). The cell's sequence path is kept.
+  if it has one). The cell's sequence path is kept (with its resets, where it declares them).
 
   Args:
     cell: the wrapped cell, reading vectors of size ``features``.
@@ -192,5 +203,14 @@ def with_input_transform(
   def sequence_dense(params, carry, xs, mask, options):
     return _util.unroll_inner(cell, params.cell, carry, dense(params, xs), mask, options)
 
+  resets: Optional[ResetSequenceFn] = None
+  if reset.declared_resets(cell):
+    def dense_resets(params, carry, xs, should_reset, reset_carry, mask, options):
+      return reset.unroll_with_resets(cell, params.cell, carry, dense(params, xs), should_reset, reset_carry, mask,
+                                      options)
+
+    resets = dense_resets
+
   return Cell(init=init, initial_carry=initial_carry, step=step, input_transform=input_transform,
-              step_transformed=step_transformed, sequence=SequencePath(sequence_dense, ALL_OPTIONS), name=name)
+              step_transformed=step_transformed, sequence=SequencePath(sequence_dense, ALL_OPTIONS, resets=resets),
+              name=name)

@@ -46,12 +46,14 @@ def reset_on(cell: Cell, name: Optional[str] = None) -> Cell:
 
   Parallel paths are kept: where the cell's sequence path declares resets (``cell.sequence.resets``, a
   :class:`jaxrnn.ResetSequenceFn`: ``min_gru``, ``min_lstm``, ``lru``, ``rg_lru``, ``mlstm``, and
-  ``learned_initial_carry`` of those), the wrapper's sequence path runs it with the flags and the initial carry,
+  ``learned_initial_carry``, ``stack``, ``bidirectional``, ``with_projection``, ``with_input_transform``,
+  ``residual`` and ``dropout`` of those), the wrapper's sequence path runs it with the flags and the initial carry,
   so packed sequences stay one parallel scan (``a_t := 0`` at a flagged step of a linear recurrence) and
   :func:`jaxrnn.unroll` uses it in ``mode="auto"`` as for the cell itself (same run options honoured). Other
   cells (and ``reset_on`` of ``reset_on``) run the scan of the resetting step. The parallel-in-time solver
-  (``newton=``) solves the resetting step: its Jacobian is zero at a flagged step, and the wrapper declares
-  ``carry_jacobian_diagonal`` where the cell does.
+  (``newton=``) solves the resetting step: its Jacobian is zero at a flagged step; the wrapper declares
+  ``carry_jacobian_diagonal`` where the cell does, and its flags as ``carry_resets`` (so every Jacobian choice,
+  Picard's included, has ``A_t = 0`` there).
 
   A cell whose ``initial_carry`` draws from its key (dropout wrappers) cannot be reset (the fresh carry is built
   without one): wrap randomness outside, ``dropout(reset_on(cell))``, without input dropout.
@@ -140,20 +142,55 @@ def reset_on(cell: Cell, name: Optional[str] = None) -> Cell:
 
     carry_jacobian_diagonal = diagonal_with_resets
 
+  inner_restarts = cell.carry_resets
+
+  def carry_resets(params, inputs):
+    x, flag = split(inputs)
+    return flag if inner_restarts is None else flag | inner_restarts(params, x)
+
   return Cell(init=cell.init, initial_carry=cell.initial_carry, step=step, input_transform=input_transform,
               step_transformed=step_transformed, sequence=sequence, input_ndim=(cell.input_ndim, 0), name=name,
-              carry_jacobian_diagonal=carry_jacobian_diagonal, map_ndim=cell.map_ndim)
+              carry_jacobian_diagonal=carry_jacobian_diagonal, map_ndim=cell.map_ndim, carry_resets=carry_resets)
 
 
-def scan_with_resets(cell: Cell, params: Any, carry: Any, xs: Any, should_reset: jax.Array, reset_carry: Any,
-                     mask: Optional[jax.Array], options: RunOptions) -> Tuple[Any, jax.Array]:
-  """:class:`jaxrnn.ResetSequenceFn` of any cell, by the scan of its step with the resets (the fallback of a path
-  that declares resets but is asked for a run option its inner path does not honour)."""
+def unroll_with_resets(cell: Cell, params: Any, carry: Any, xs: Any, should_reset: jax.Array, reset_carry: Any,
+                       mask: Optional[jax.Array], options: RunOptions) -> Tuple[Any, jax.Array]:
+  """:class:`jaxrnn.ResetSequenceFn` of any cell, run as :func:`jaxrnn.unroll` runs ``reset_on(cell)`` in
+  ``mode="auto"``: the cell's path with resets inside it (``cell.sequence.resets``) where the cell declares one, it
+  honours the options set and its rule takes it, else the scan of the resetting step. What a combinator's resets run
+  on its inner cells (and ``learned_initial_carry``'s when its inner path cannot honour an option).
+
+  Args:
+    cell: the cell; ``params``, ``carry``, ``xs`` (time-major ``[T, *B, *F]``), ``mask`` and ``options`` as
+      :class:`jaxrnn.SequenceFn`'s.
+    should_reset: ``[T, *B]`` flags (bool, or numbers: nonzero means True).
+    reset_carry: the carry entering every flagged step, leaves ``[*B, ...]``.
+
+  Returns:
+    ``(carry, hs)`` as :class:`jaxrnn.SequenceFn`.
+  """
   def initial_carry(params, batch_shape=(), dtype=None, *, key=None):
-    del params, batch_shape, dtype, key
+    del params, batch_shape, dtype, key  # reset_on casts it to the carry's dtypes and checks its structure
     return reset_carry
 
-  to_reset_carry = Cell(init=cell.init, initial_carry=initial_carry,
-                        step=cell.step, input_transform=cell.input_transform, step_transformed=cell.step_transformed,
-                        input_ndim=cell.input_ndim, name=cell.name)
+  to_reset_carry = cell._replace(initial_carry=initial_carry)
   return _util.unroll_inner(reset_on(to_reset_carry), params, carry, (xs, should_reset), mask, options)
+
+
+def declared_resets(*cells: Cell) -> bool:
+  """Whether every one of ``cells`` has a sequence path that declares resets (:attr:`jaxrnn.SequencePath.resets`):
+  a combinator that runs them declares its own resets only then."""
+  return all(c.sequence is not None and c.sequence.resets is not None for c in cells)
+
+
+def valid_flags(should_reset: Any, mask: Optional[jax.Array], owner: str) -> jax.Array:
+  """``should_reset [T, *B]`` as bool (a number: nonzero means True), False at masked steps (where flags are
+  ignored)."""
+  _, flags = _checks.reset_pair("xs", (None, should_reset), owner)
+  if flags.ndim < 1:
+    raise ValueError(f"should_reset of {owner} must have shape [T, *B], got {flags.shape}")
+  if mask is None:
+    return flags
+  if mask.shape != flags.shape:
+    raise ValueError(f"should_reset of {owner} must have the mask's shape [T, *B] {mask.shape}, got {flags.shape}")
+  return flags & mask

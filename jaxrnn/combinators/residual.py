@@ -8,15 +8,16 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn.combinators import _util
-from jaxrnn.types import ALL_OPTIONS, Cell, SequencePath
+from jaxrnn.combinators import reset
+from jaxrnn.types import ALL_OPTIONS, Cell, ResetSequenceFn, SequencePath
 
 
 def residual(cell: Cell, name: Optional[str] = None) -> Cell:
   r"""``y_t = h_t + x_t``: the cell's output plus its input (which must have the output's size).
 
   Params, carry and ``initial_carry`` are the wrapped cell's. The cell's whole-sequence path, if any, is kept
-  (padded outputs stay zeros). Put a :func:`jaxrnn.with_input_transform` in front of the first layer of a
-  residual stack when the input size differs from the hidden size.
+  (with its resets, where it declares them; padded outputs stay zeros). Put a :func:`jaxrnn.with_input_transform`
+  in front of the first layer of a residual stack when the input size differs from the hidden size.
 
   Args:
     cell: the wrapped cell, whose output ``[*B, H]`` has the input's shape ``[*B, F]`` (``H == F``).
@@ -55,5 +56,14 @@ def residual(cell: Cell, name: Optional[str] = None) -> Cell:
     carry, hs = _util.unroll_inner(cell, params, carry, xs, mask, options)
     return carry, _util.zero_padded(add(hs, xs), mask)
 
-  return Cell(init=cell.init, initial_carry=cell.initial_carry, step=step, sequence=SequencePath(sequence, ALL_OPTIONS),
-              input_ndim=cell.input_ndim, name=name, map_ndim=cell.map_ndim)
+  resets: Optional[ResetSequenceFn] = None
+  if reset.declared_resets(cell):
+    def sequence_resets(params, carry, xs, should_reset, reset_carry, mask, options):
+      carry, hs = reset.unroll_with_resets(cell, params, carry, xs, should_reset, reset_carry, mask, options)
+      return carry, _util.zero_padded(add(hs, xs), mask)
+
+    resets = sequence_resets
+
+  return Cell(init=cell.init, initial_carry=cell.initial_carry, step=step,
+              sequence=SequencePath(sequence, ALL_OPTIONS, resets=resets), input_ndim=cell.input_ndim, name=name,
+              map_ndim=cell.map_ndim)

@@ -9,8 +9,9 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn.combinators import _util
+from jaxrnn.combinators import reset
 from jaxrnn.combinators.dropout import dropout as dropout_wrapper
-from jaxrnn.types import ALL_OPTIONS, Cell, CellConfig, SequencePath
+from jaxrnn.types import ALL_OPTIONS, Cell, CellConfig, ResetSequenceFn, SequencePath
 
 
 def stack(
@@ -38,7 +39,10 @@ def stack(
   :func:`jaxrnn.unroll` and the caller's run options (``remat``, ``unroll``, ``hoist`` reach every layer's scan;
   each layer takes its own fused or parallel path; each layer's input projection can be hoisted).
   ``mode="step"`` and ``step`` run all layers step by step in one scan; that needs every layer to have a step
-  (a :func:`jaxrnn.bidirectional` layer has none: its ``step`` raises).
+  (a :func:`jaxrnn.bidirectional` layer has none: its ``step`` raises). Where every layer's path declares resets
+  (:attr:`jaxrnn.SequencePath.resets`), so does the stack's: :func:`jaxrnn.reset_on` of a stack restarts every
+  layer at a flagged step and still runs the layers one after the other, each by its own path with the resets
+  inside (a parallel scan stays parallel).
 
   Args:
     *cells: the layers, bottom first; any :class:`jaxrnn.Cell`, including other combinators.
@@ -116,9 +120,9 @@ def stack(
     keys = _util.split_optional(key, n)
     return tuple(c.initial_carry(p, batch_shape, dtype, key=k) for c, p, k in zip(cells, params, keys))
 
-  def check_carry(carry):
+  def check_carry(carry, what="carry"):
     if not isinstance(carry, tuple) or len(carry) != n:
-      raise TypeError(f"carry of {name} must be a tuple of {n} layer carries (build it with "
+      raise TypeError(f"{what} of {name} must be a tuple of {n} layer carries (build it with "
                       f"cell.initial_carry), got {type(carry).__name__}")
 
   def layer_input(i, x, below):
@@ -132,27 +136,34 @@ def stack(
       return jnp.concatenate([h.astype(dt) for h in hs], axis=-1)
     return hs[-1]
 
-  def step(params, carry, x):
-    check_params(params)
-    check_carry(carry)
-    new, hs = [], []
-    below = x
-    for i, (cell, p, c) in enumerate(zip(cells, params, carry)):
-      c, below = cell.step(p, c, layer_input(i, x, below))
-      new.append(c)
-      hs.append(below)
-    return tuple(new), output(hs)
-
-  def sequence(params, carry, xs, mask, options):
+  def layers(params, carry, xs, run):
+    """Layer ``i`` after layer ``i - 1``, each by ``run(i, cell, p, c, inputs)`` (one step, or the whole sequence)."""
     check_params(params)
     check_carry(carry)
     new, hs = [], []
     below = xs
     for i, (cell, p, c) in enumerate(zip(cells, params, carry)):
-      c, below = _util.unroll_inner(cell, p, c, layer_input(i, xs, below), mask, options)
+      c, below = run(i, cell, p, c, layer_input(i, xs, below))
       new.append(c)
       hs.append(below)
     return tuple(new), output(hs)
 
-  return Cell(init=init, initial_carry=initial_carry, step=step, sequence=SequencePath(sequence, ALL_OPTIONS),
+  def step(params, carry, x):
+    return layers(params, carry, x, lambda i, cell, p, c, x: cell.step(p, c, x))
+
+  def sequence(params, carry, xs, mask, options):
+    return layers(params, carry, xs, lambda i, cell, p, c, x: _util.unroll_inner(cell, p, c, x, mask, options))
+
+  resets: Optional[ResetSequenceFn] = None
+  if reset.declared_resets(*cells):
+    def sequence_resets(params, carry, xs, should_reset, reset_carry, mask, options):
+      # A flag restarts every layer at once: layer l from reset_carry[l], reading the restarted layer below.
+      check_carry(reset_carry, "reset_carry")
+      return layers(params, carry, xs, lambda i, cell, p, c, x: reset.unroll_with_resets(
+          cell, p, c, x, should_reset, reset_carry[i], mask, options))
+
+    resets = sequence_resets
+
+  return Cell(init=init, initial_carry=initial_carry, step=step,
+              sequence=SequencePath(sequence, ALL_OPTIONS, resets=resets),
               input_ndim=cells[0].input_ndim, name=name, config=config, map_ndim=cells[0].map_ndim)
