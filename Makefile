@@ -4,6 +4,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# --no-compile: pip does not byte-compile every installed module (torch alone has thousands); Python compiles what
+# is imported, once. Measured on the 2-core machine (loaded): torch 81 -> 26 s, the rest 132 -> 82 s.
+PIP := $(PY) -m pip install -q --no-compile
 STAMP := $(VENV)/.installed
 
 DOCS_STAMP := $(VENV)/.installed-docs
@@ -40,11 +43,11 @@ lint: $(LINT_STAMP)
 	$(VENV)/bin/pyright --pythonpath $(PY)
 
 $(DOCS_STAMP): $(STAMP)
-	$(PY) -m pip install -q -e ".[all,test,docs]"
+	$(PIP) -e ".[all,test,docs]"
 	touch $(DOCS_STAMP)
 
 $(LINT_STAMP): $(STAMP)
-	$(PY) -m pip install -q -e ".[all,test,lint]"
+	$(PIP) -e ".[all,test,lint]"
 	touch $(LINT_STAMP)
 
 # torch==2.13.0 is pinned (CPU build); installed first so that nothing pulls a CUDA build. The ONNX export's converter
@@ -52,11 +55,10 @@ $(LINT_STAMP): $(STAMP)
 # orbax-checkpoint<0.11.37, a downgrade of the trainer's; its converter needs only onnx, onnx-ir and onnxruntime.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[all,test]"
-	$(PY) -m pip install -q "onnx==1.23.2" "onnx-ir==1.1.0" "onnxruntime==1.32.0"
-	$(PY) -m pip install -q --no-deps "jax2onnx==0.17.1"
+	$(PIP) --upgrade pip
+	$(PIP) "torch==2.13.0"
+	$(PIP) -e ".[all,test]" "onnx==1.23.2" "onnx-ir==1.1.0" "onnxruntime==1.32.0"
+	$(PIP) --no-deps "jax2onnx==0.17.1"
 	touch $(STAMP)
 
 clean:

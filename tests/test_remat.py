@@ -7,6 +7,11 @@ import pytest
 
 import jaxrnn
 
+# Small programs, each run once or twice: compiled without XLA's backend optimisations (conftest.quick_compiles;
+# 23 -> 12 s of CPU for this module). The temp sizes read below are the same either way (buffer assignment, not
+# fusion, decides them here).
+pytestmark = pytest.mark.usefixtures("quick_compiles")
+
 
 def setup(T=7, B=2):
   cell = jaxrnn.lstm(4)
