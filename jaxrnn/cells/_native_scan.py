@@ -44,21 +44,32 @@ from jaxrnn.types import RunOptions
 # returns (carries, x_t W_i + b, h_{t-1} W_h). So an undifferentiated run is the native loop alone, jax.jvp and
 # higher orders work, and jax.grad runs the native forward and JAX's transposed tangent loop. native=True runs the
 # all-native custom_vjp (native backward loop too: the fastest training where it fits, but no forward mode).
-# AUTO says where native=None takes it. Measured (benchmarks/rnn_layers.py, wall clock, 2 threads): see
-# docs/performance.md.
+#
+# AUTO: where native=None takes it, by rows and by the multiply-adds of one step's two products,
+# rows * (F + H) * G H (train or inference cannot be known here). Measured (/ the pure-JAX path; wall clock, 2
+# threads, quiet machine, benchmarks/rnn_layers.py, the lead's run; "1t": one thread, CPU time, loaded machine):
+#   native forward (inference): LSTM W1 (B=32 T=128 F=128 H=256, 1.3e7 MACs/step) 1t 0.73; W2 (B=64 T=512 F=128
+#   H=128, 8.4e6) 0.56, 1t 0.86; W3 (B=1 T=1024 F=64 H=128, 1e5) 0.87, 1t 0.92; W4 (B=128 T=256 F=512 H=512,
+#   2.7e8) 1t 1.04. GRU W1 1t 0.66; W2 0.58, 1t 0.91; W3 (B=1) 1.27 (slower); W4 1t 0.95.
+#   training, native forward + JAX's derivative (the hybrid) / pure-JAX, 1t, min of 9: LSTM W1 0.98, W2 1.04;
+#   GRU W1 1.02, W2 1.00 (equal within the noise: the forward's gain is spent writing the points, 2 [T, B, G H]
+#   buffers, and linearising at them); W4 (min of 3) LSTM 1.08, GRU 1.03 (slower).
+# So: native where a step has at most 2^25 multiply-adds (W1-W3; W4 is 8x above) and, for the GRU, at least 4
+# rows (at B=1 its pure-JAX loop is faster). Between 1.3e7 and 2.7e8 multiply-adds nothing was measured.
 AUTO_MAX_ROWS = 4  # simple_rnn (no hybrid): native=None runs its all-native custom_vjp below this many rows
 
 
 class AutoRange(NamedTuple):
-  """Where ``native=None`` runs a cell's native forward loop: at least ``min_rows`` examples per step and a hidden
-  size of at most ``max_hidden``."""
+  """Where ``native=None`` runs a cell's native forward loop: at least ``min_rows`` examples per step and at most
+  ``max_step_macs`` multiply-adds in a step's products (``rows * (F + H) * G H``)."""
 
   min_rows: int
-  max_hidden: int
+  max_step_macs: int
 
 
-AUTO = {"lstm": AutoRange(min_rows=1, max_hidden=384), "gru": AutoRange(min_rows=4, max_hidden=384)}
+AUTO = {"lstm": AutoRange(min_rows=1, max_step_macs=2 ** 25), "gru": AutoRange(min_rows=4, max_step_macs=2 ** 25)}
 KINDS = {"lstm": 0, "gru": 1, "simple_rnn": 2}
+GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 
 
 def _call(target: str, results: list, *args: Any, **attrs: Any):
@@ -216,9 +227,9 @@ def native_forward(kind: str, relu: bool) -> _fused_scan.Forward:
   return _fused_scan.Forward(run, points)
 
 
-def auto_refuses(kind: str, hybrid: bool, rows: int, hidden: int) -> Optional[str]:
-  """Why ``native=None`` keeps the pure-JAX path for this call (``None``: it runs the native loop); the measured
-  rule in this module's comment (:data:`AUTO`)."""
+def auto_refuses(kind: str, hybrid: bool, rows: int, features: int, hidden: int) -> Optional[str]:
+  """Why ``native=None`` keeps the pure-JAX path for this call (``None``: it runs the native loop): the measured
+  rule :data:`AUTO` (see this module's comment); without a hybrid, fewer than :data:`AUTO_MAX_ROWS` rows."""
   if not hybrid:
     if rows >= AUTO_MAX_ROWS:
       return f"{rows} examples (native=None runs this cell's native loop below {AUTO_MAX_ROWS})"
@@ -226,8 +237,10 @@ def auto_refuses(kind: str, hybrid: bool, rows: int, hidden: int) -> Optional[st
   rule = AUTO[kind]
   if rows < rule.min_rows:
     return f"{rows} examples (native=None runs the native {kind} loop from {rule.min_rows})"
-  if hidden > rule.max_hidden:
-    return f"hidden size {hidden} (native=None runs the native {kind} loop up to {rule.max_hidden})"
+  macs = rows * (features + hidden) * GATES[kind] * hidden
+  if macs > rule.max_step_macs:
+    return (f"{macs} multiply-adds per step (native=None runs the native {kind} loop up to "
+            f"{rule.max_step_macs})")
   return None
 
 
@@ -251,7 +264,7 @@ def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fall
     why = None if options.native is False else fits(kind, params, carry, xs, options)
     if why is None and options.native is None:
       assert kind is not None  # fits() gives a reason for kind=None
-      why = auto_refuses(kind, hybrid is not None, math.prod(xs.shape[1:-1]), params.w_h.shape[0])
+      why = auto_refuses(kind, hybrid is not None, math.prod(xs.shape[1:-1]), xs.shape[-1], params.w_h.shape[0])
     if options.native is False or why is not None:
       if options.native:
         raise ValueError(f"RunOptions(native=True) but the native CPU path cannot run this call: {why}")
