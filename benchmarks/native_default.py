@@ -22,8 +22,9 @@ import jax.numpy as jnp
 import jaxrnn
 from jaxrnn.cells import _native_scan
 
+# (batch, time, input, hidden): W1-W4 of rnn_layers.py, and M1, M2 between W1 and W4 in multiply-adds per step
 WORKLOADS = {"W1": (32, 128, 128, 256), "W2": (64, 512, 128, 128), "W3": (1, 1024, 64, 128),
-             "W4": (128, 256, 512, 512)}
+             "W4": (128, 256, 512, 512), "M1": (64, 128, 256, 256), "M2": (128, 128, 256, 256)}
 VARIANTS = {"pure-JAX": False, "default": None, "native=True": True}
 
 

@@ -186,6 +186,7 @@ def test_native_runs():
 @pytest.mark.parametrize("name, batch, features, hidden, native", [
     ("lstm", 64, 128, 128, True),  # W2 of benchmarks/rnn_layers.py
     ("lstm", 1, 64, 128, True),  # W3
+    ("lstm", 128, 256, 256, True),  # 2^26 multiply-adds per step: the largest size it takes
     ("lstm", 128, 512, 512, False),  # W4: the native forward loop is slower there
     ("gru", 64, 128, 128, True),
     ("gru", 1, 64, 128, False),  # the pure-JAX GRU is faster at one example

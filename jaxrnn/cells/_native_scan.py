@@ -50,12 +50,15 @@ from jaxrnn.types import RunOptions
 # threads, quiet machine, benchmarks/rnn_layers.py, the lead's run; "1t": one thread, CPU time, loaded machine):
 #   native forward (inference): LSTM W1 (B=32 T=128 F=128 H=256, 1.3e7 MACs/step) 1t 0.73; W2 (B=64 T=512 F=128
 #   H=128, 8.4e6) 0.56, 1t 0.86; W3 (B=1 T=1024 F=64 H=128, 1e5) 0.87, 1t 0.92; W4 (B=128 T=256 F=512 H=512,
-#   2.7e8) 1t 1.04. GRU W1 1t 0.66; W2 0.58, 1t 0.91; W3 (B=1) 1.27 (slower); W4 1t 0.95.
+#   2.7e8) 1t 1.04. GRU W1 1t 0.66; W2 0.58, 1t 0.91; W3 (B=1) 1.27 (slower); W4 1t 0.95. Between W1 and W4,
+#   T=128 F=256 H=256 (benchmarks/native_default.py M1, M2), 1t, min of 5: B=64 (LSTM 3.4e7 = 2^25) LSTM 0.70,
+#   GRU 0.77; B=128 (LSTM 6.7e7 = 2^26) LSTM 0.85, GRU 0.86.
 #   training, native forward + JAX's derivative (the hybrid) / pure-JAX, 1t, min of 9: LSTM W1 0.98, W2 1.04;
 #   GRU W1 1.02, W2 1.00 (equal within the noise: the forward's gain is spent writing the points, 2 [T, B, G H]
-#   buffers, and linearising at them); W4 (min of 3) LSTM 1.08, GRU 1.03 (slower).
-# So: native where a step has at most 2^25 multiply-adds (W1-W3; W4 is 8x above) and, for the GRU, at least 4
-# rows (at B=1 its pure-JAX loop is faster). Between 1.3e7 and 2.7e8 multiply-adds nothing was measured.
+#   buffers, and linearising at them); M1 (min of 5) LSTM 0.96, GRU 1.04; M2 LSTM 1.00, GRU 0.99; W4 (min of 3)
+#   LSTM 1.08, GRU 1.03 (slower).
+# So: native where a step has at most 2^26 multiply-adds (W1-W3, M1, M2; W4 is 4x above) and, for the GRU, at
+# least 4 rows (at B=1 its pure-JAX loop is faster). Between 6.7e7 and 2.7e8 multiply-adds nothing was measured.
 AUTO_MAX_ROWS = 4  # simple_rnn (no hybrid): native=None runs its all-native custom_vjp below this many rows
 
 
@@ -67,7 +70,7 @@ class AutoRange(NamedTuple):
   max_step_macs: int
 
 
-AUTO = {"lstm": AutoRange(min_rows=1, max_step_macs=2 ** 25), "gru": AutoRange(min_rows=4, max_step_macs=2 ** 25)}
+AUTO = {"lstm": AutoRange(min_rows=1, max_step_macs=2 ** 26), "gru": AutoRange(min_rows=4, max_step_macs=2 ** 26)}
 KINDS = {"lstm": 0, "gru": 1, "simple_rnn": 2}
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 
