@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import functools
 import os
+import pathlib
+import platform
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +22,7 @@ import numpy as np
 import pytest
 
 import jaxrnn
+from jaxrnn.native import _paths, build
 from jaxrnn.types import RunOptions
 from tests.registry import randomize
 
@@ -265,3 +270,44 @@ def test_row_blocks_and_padded_panels(name):
 
   run = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True), static_argnums=2)
   close(run(params, xs, True), run(params, xs, False))
+
+
+PORTABLE_PARITY = """
+import pathlib, sys
+from jaxrnn.native import _paths
+_paths.find_library = lambda: pathlib.Path(sys.argv[1])  # this process loads the portable build
+import jax, jax.numpy as jnp, numpy as np, jaxrnn
+from jaxrnn.types import RunOptions
+assert jaxrnn.native.available() and sys.argv[1] in jaxrnn.native.reason(), jaxrnn.native.reason()
+xs = jax.random.normal(jax.random.key(2), (29, 6, 3), jnp.float32)
+lengths = jnp.arange(29, dtype=jnp.int32) % 7
+for cell in (jaxrnn.lstm(40), jaxrnn.gru(40), jaxrnn.simple_rnn(40)):
+  params = cell.init(jax.random.key(0), 3)
+  def loss(params, xs, native):
+    carry, hs = jaxrnn.unroll(cell, params, None, xs, seq_lengths=lengths, options=RunOptions(native=native))
+    return jnp.sum(jnp.sin(hs) * hs) + sum(jnp.sum(jnp.cos(l)) for l in jax.tree.leaves(carry)), (carry, hs)
+  run = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True), static_argnums=2)
+  want = jax.tree.leaves(run(params, xs, False))
+  for native in (True, None):
+    for a, b in zip(jax.tree.leaves(run(params, xs, native)), want):
+      err = float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max(initial=0.0))
+      assert err <= 1e-5 * max(1.0, float(np.abs(np.asarray(b)).max(initial=0.0))), (cell.name, native, err)
+print("portable kernel: parity ok")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("JAXRNN_SLOW") != "1", reason="builds a second library: set JAXRNN_SLOW=1")
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="the portable build is -march=x86-64")
+def test_portable_kernel_equals_jax_path(tmp_path):
+  """rnn.cc built without AVX2/FMA (``-march=x86-64``: the plain C++ micro-kernels, which ``-march=native`` skips
+  on this machine) equals the pure-JAX path: values and gradients of lstm, gru and simple_rnn, with lengths, for
+  native=True and native=None, in a process that loads that build."""
+  flags = ["-march=x86-64" if f.startswith("-march=") else f for f in _paths.COMPILE_FLAGS]
+  lib = tmp_path / "jaxrnn_native-portable.so"
+  build.compile_library(lib, flags)
+  root = pathlib.Path(jaxrnn.__file__).parent.parent
+  done = subprocess.run([sys.executable, "-c", PORTABLE_PARITY, str(lib)], cwd=root, capture_output=True, text=True,
+                        timeout=600)
+  assert done.returncode == 0, done.stderr[-4000:]
+  assert "parity ok" in done.stdout
