@@ -56,7 +56,8 @@ from jaxrnn.types import RunOptions
 #   training, native forward + JAX's derivative (the hybrid) / pure-JAX, 1t, min of 9: LSTM W1 0.98, W2 1.04;
 #   GRU W1 1.02, W2 1.00 (equal within the noise: the forward's gain is spent writing the points, 2 [T, B, G H]
 #   buffers, and linearising at them); M1 (min of 5) LSTM 0.96, GRU 1.04; M2 LSTM 1.00, GRU 0.99; W4 (min of 3)
-#   LSTM 1.08, GRU 1.03 (slower).
+#   LSTM 1.08, GRU 1.03 (slower). 2 threads, wall clock, min of 7, loaded machine: LSTM W1 1.01, W2 1.02; GRU W1
+#   1.08, W2 1.08 (the GRU's training may lose a few percent: to re-measure on a quiet machine).
 # So: native where a step has at most 2^26 multiply-adds (W1-W3, M1, M2; W4 is 4x above) and, for the GRU, at
 # least 4 rows (at B=1 its pure-JAX loop is faster). Between 6.7e7 and 2.7e8 multiply-adds nothing was measured.
 AUTO_MAX_ROWS = 4  # simple_rnn (no hybrid): native=None runs its all-native custom_vjp below this many rows
