@@ -246,6 +246,7 @@ def bench(cell_name, workload, repeats, mixed=False):
   impls: Dict[str, Callable] = {"jaxrnn": jaxrnn_impl(cell_name, w, train, native=False)}
   if jaxrnn.native.available() and jax.default_backend() == "cpu":
     impls["jaxrnn native"] = jaxrnn_impl(cell_name, w, train, native=True)
+    impls["jaxrnn default"] = jaxrnn_impl(cell_name, w, train, native=None)
   if mixed:
     impls["jaxrnn bf16 compute"] = jaxrnn_impl(cell_name, w, train, dtype=jnp.bfloat16, native=False)
   if cell_name == "lstm":
@@ -308,7 +309,8 @@ def main():
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs, clock={args.clock}, "
         f"torch threads={args.threads}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
   print(f"{jaxrnn.native.status_line()}; 'jaxrnn' rows: the pure-JAX path (RunOptions(native=False)), "
-        f"'jaxrnn native': the native loop (native=True)")
+        f"'jaxrnn native': the all-native loop (native=True), 'jaxrnn default': native=None (the native forward "
+        f"loop with JAX's derivative where jaxrnn.cells._native_scan.AUTO says, else the pure-JAX path)")
   for cell_name in args.cell or ["lstm", "gru"]:
     for workload in args.workload or list(WORKLOADS):
       bench(cell_name, workload, args.repeats, args.mixed)

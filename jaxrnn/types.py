@@ -184,9 +184,11 @@ class RunOptions(NamedTuple):
       default (:mod:`jaxrnn.kernels.choice`; a default kernel is used only where the call fits it). A kernel
       asked for by name runs or raises: a path without it, or a call it does not fit, is an error.
     native: the native CPU loop of ``lstm``, ``gru`` and ``simple_rnn`` (:mod:`jaxrnn.native`): ``None`` runs it
-      where the call fits and the pure-JAX path elsewhere, ``False`` never runs it, ``True`` requires it (a
-      ``ValueError`` says why a call does not fit). Paths without a native form run as they would with ``None``
-      in ``mode="auto"``; ``True`` with the scan of ``step`` raises.
+      where the call fits and a measured rule says it is faster, the pure-JAX path elsewhere (for the LSTM and GRU
+      as the primal of a ``custom_jvp`` that JAX differentiates: ``jax.jvp`` and higher orders work);
+      ``False`` never runs it; ``True`` requires it, backward loop native too (a ``custom_vjp``: no forward-mode
+      AD; a ``ValueError`` says why a call does not fit). Paths without a native form run as they would with
+      ``None`` in ``mode="auto"``; ``True`` with the scan of ``step`` raises.
     newton: ``None`` (off) or the :class:`ParallelNewton` settings: every scan of ``step`` is replaced by the
       parallel-in-time solver (:mod:`jaxrnn.parallel_newton`). Fused and parallel-scan paths do not honour it,
       so in ``mode="auto"`` the solver runs on the cell's step; a combinator's path runs each inner cell with it

@@ -1,13 +1,20 @@
 """The native CPU sequence path (jaxrnn/native, jaxrnn/cells/_native_scan.py) equals the pure-JAX path.
 
-Values, final carries and gradients (params, initial carry, inputs) of ``RunOptions(native=True)`` against
+Values, final carries and gradients (params, initial carry, inputs) of ``RunOptions(native=True)`` (the
+all-native custom_vjp) and of the default ``native=None`` (the native forward loop with JAX's derivative) against
 ``native=False``, within 1e-5 (float32, relative to the largest magnitude), with lengths, reverse and two batch
-axes in one program per cell; stacks and bidirectional layers; vmap; no retrace; the refusals.
+axes in one program per cell; stacks and bidirectional layers; the default's jax.jvp and forward-over-reverse; the
+rule by which the default takes the native loop; vmap; no retrace; the refusals.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import pathlib
+import platform
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +22,7 @@ import numpy as np
 import pytest
 
 import jaxrnn
+from jaxrnn.native import _paths, build
 from jaxrnn.types import RunOptions
 from tests.registry import randomize
 
@@ -69,18 +77,76 @@ def loss_and_grads(cell, native, directions):
   return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))
 
 
-@pytest.mark.parametrize("name", sorted(CELLS))
-def test_native_equals_jax_path(name):
+def directions(name):
+  return (False,) if name.startswith(("stack", "bidirectional")) else (False, True)  # combinators: forward
+
+
+@functools.lru_cache(maxsize=None)
+def reference(name):
+  """The pure-JAX path's ``((value, (carries, hs)), grads)`` for ``CELLS[name]`` (computed once per module)."""
   cell = CELLS[name]()
-  args = inputs(cell)
-  directions = (False,) if name.startswith(("stack", "bidirectional")) else (False, True)  # combinators: forward
-  (value, outs), grads = loss_and_grads(cell, True, directions)(*args)
-  (ref_value, ref_outs), ref_grads = loss_and_grads(cell, False, directions)(*args)
+  return loss_and_grads(cell, False, directions(name))(*inputs(cell))
+
+
+@pytest.mark.parametrize("native", [True, None], ids=["native", "default"])
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_native_equals_jax_path(name, native):
+  """native=True (the all-native custom_vjp) and native=None (16 examples: LSTM and GRU take the native forward
+  loop with JAX's derivative) equal the pure-JAX path."""
+  if native is None and name.startswith("simple_rnn"):
+    pytest.skip("native=None runs the simple RNN's pure-JAX path at 16 examples")
+  cell = CELLS[name]()
+  (value, outs), grads = loss_and_grads(cell, native, directions(name))(*inputs(cell))
+  (ref_value, ref_outs), ref_grads = reference(name)
   close(value, ref_value)
   close(outs, ref_outs)  # final carries and outputs, forward and reverse
   close(grads, ref_grads)  # params, initial carry, inputs
   for _, hs in outs:  # padding outputs are exactly zero
     assert not np.any(np.asarray(hs)[0, 1, 3:])
+
+
+def tangents_like(tree, key):
+  leaves, treedef = jax.tree.flatten(tree)
+  keys = jax.random.split(jax.random.key(key), len(leaves))
+  return jax.tree.unflatten(treedef, [jax.random.normal(k, l.shape, l.dtype) for k, l in zip(keys, leaves)])
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "bidirectional_lstm"])
+def test_default_jvp_equals_jax_path(name):
+  """jax.jvp under the default (the native forward loop, 16 examples) equals the pure-JAX path's: outputs and
+  final carries and their tangents wrt params, initial carry and inputs, with lengths and reverse."""
+  cell = CELLS[name]()
+  args = inputs(cell)
+  d_args = tangents_like(args, 7)
+
+  def run(native):
+    def f(params, carry, xs):
+      opts = RunOptions(native=native)
+      return [jaxrnn.unroll(cell, params, carry, xs, seq_lengths=LENGTHS, reverse=r, options=opts)
+              for r in directions(name)]
+    return jax.jit(lambda a, d: jax.jvp(f, a, d))
+
+  text = str(jax.make_jaxpr(run(None))(args, d_args))
+  assert jaxrnn.native.FORWARD in text and jaxrnn.native.BACKWARD not in text
+  close(run(None)(args, d_args), run(False)(args, d_args))
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_default_forward_over_reverse(name):
+  """Hessian-vector products (jax.jvp of jax.grad) through the default path, with lengths: the native forward
+  loop's custom_jvp differentiates again (its points are a custom_jvp too)."""
+  cell = CELLS[name]()
+  params, carry, xs = inputs(cell)
+  d_params = tangents_like(params, 3)
+
+  def hvp(native):
+    def loss(params):
+      _, hs = jaxrnn.unroll(cell, params, carry, xs, seq_lengths=LENGTHS, options=RunOptions(native=native))
+      return jnp.sum(jnp.sin(hs) * hs)
+    return jax.jit(lambda p, d: jax.jvp(jax.grad(loss), (p,), (d,)))
+
+  assert jaxrnn.native.FORWARD in str(jax.make_jaxpr(hvp(None))(params, d_params))
+  close(hvp(None)(params, d_params), hvp(False)(params, d_params))
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru", "simple_rnn_tanh"])
@@ -100,7 +166,8 @@ def test_saturated_gates_equal_jax_path(name):
 
 def test_native_runs():
   """The native path really runs (its FFI call is in the program): with native=True and with native=None, for one
-  example and for many; never with native=False; the backward loop under jax.grad."""
+  example and for many; never with native=False; under jax.grad the native backward loop with native=True, JAX's
+  tangent loop with native=None."""
   cell = jaxrnn.lstm(H)
   params, carry, xs = inputs(cell)
   text = lambda native, xs, carry: str(jax.make_jaxpr(lambda p: jaxrnn.unroll(
@@ -108,14 +175,35 @@ def test_native_runs():
   one, one_carry = xs[0, :1], jax.tree.map(lambda a: a[0, :1], carry)  # one example per step
   assert jaxrnn.native.FORWARD in text(True, xs, carry)
   assert jaxrnn.native.FORWARD in text(None, one, one_carry)
-  assert jaxrnn.native.FORWARD not in text(None, xs, carry)  # native=None: only below AUTO_MAX_ROWS examples
+  assert jaxrnn.native.FORWARD in text(None, xs, carry)
   assert jaxrnn.native.FORWARD not in text(False, one, one_carry)
-  grad_text = str(jax.make_jaxpr(jax.grad(lambda p: jnp.sum(jaxrnn.unroll(cell, p, one_carry, one)[1])))(params))
-  assert jaxrnn.native.BACKWARD in grad_text
+  grad_text = lambda native: str(jax.make_jaxpr(jax.grad(lambda p: jnp.sum(jaxrnn.unroll(
+      cell, p, carry, xs, options=RunOptions(native=native))[1])))(params))
+  assert jaxrnn.native.BACKWARD in grad_text(True)
+  default = grad_text(None)
+  assert jaxrnn.native.FORWARD in default and jaxrnn.native.BACKWARD not in default
   # hoist=True (the projection before the loop) is the pure-JAX path's; the native loop projects per step.
   hoisted = str(jax.make_jaxpr(lambda p: jaxrnn.unroll(cell, p, one_carry, one, options=RunOptions(hoist=True)))(
       params))
   assert jaxrnn.native.FORWARD not in hoisted
+
+
+@pytest.mark.parametrize("name, batch, features, hidden, native", [
+    ("lstm", 64, 128, 128, True),  # W2 of benchmarks/rnn_layers.py
+    ("lstm", 1, 64, 128, True),  # W3
+    ("lstm", 128, 256, 256, True),  # 2^26 multiply-adds per step: the largest size it takes
+    ("lstm", 128, 512, 512, False),  # W4: the native forward loop is slower there
+    ("gru", 64, 128, 128, True),
+    ("gru", 1, 64, 128, False),  # the pure-JAX GRU is faster at one example
+])
+def test_default_rule(name, batch, features, hidden, native):
+  """native=None takes the native loop (its FFI call is in the program) where it was measured faster, and the
+  pure-JAX path elsewhere (jaxrnn.cells._native_scan.AUTO); traced only, nothing runs."""
+  cell = (jaxrnn.lstm if name == "lstm" else jaxrnn.gru)(hidden)
+  params = jax.eval_shape(lambda k: cell.init(k, features), jax.random.key(0))
+  xs = jax.ShapeDtypeStruct((batch, 3, features), jnp.float32)
+  text = str(jax.make_jaxpr(lambda p, x: jaxrnn.unroll(cell, p, None, x))(params, xs))
+  assert (jaxrnn.native.FORWARD in text) == native
 
 
 def test_vmap_and_no_retrace():
@@ -182,3 +270,44 @@ def test_row_blocks_and_padded_panels(name):
 
   run = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True), static_argnums=2)
   close(run(params, xs, True), run(params, xs, False))
+
+
+PORTABLE_PARITY = """
+import pathlib, sys
+from jaxrnn.native import _paths
+_paths.find_library = lambda: pathlib.Path(sys.argv[1])  # this process loads the portable build
+import jax, jax.numpy as jnp, numpy as np, jaxrnn
+from jaxrnn.types import RunOptions
+assert jaxrnn.native.available() and sys.argv[1] in jaxrnn.native.reason(), jaxrnn.native.reason()
+xs = jax.random.normal(jax.random.key(2), (29, 6, 3), jnp.float32)
+lengths = jnp.arange(29, dtype=jnp.int32) % 7
+for cell in (jaxrnn.lstm(40), jaxrnn.gru(40), jaxrnn.simple_rnn(40)):
+  params = cell.init(jax.random.key(0), 3)
+  def loss(params, xs, native):
+    carry, hs = jaxrnn.unroll(cell, params, None, xs, seq_lengths=lengths, options=RunOptions(native=native))
+    return jnp.sum(jnp.sin(hs) * hs) + sum(jnp.sum(jnp.cos(l)) for l in jax.tree.leaves(carry)), (carry, hs)
+  run = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True), static_argnums=2)
+  want = jax.tree.leaves(run(params, xs, False))
+  for native in (True, None):
+    for a, b in zip(jax.tree.leaves(run(params, xs, native)), want):
+      err = float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max(initial=0.0))
+      assert err <= 1e-5 * max(1.0, float(np.abs(np.asarray(b)).max(initial=0.0))), (cell.name, native, err)
+print("portable kernel: parity ok")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("JAXRNN_SLOW") != "1", reason="builds a second library: set JAXRNN_SLOW=1")
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="the portable build is -march=x86-64")
+def test_portable_kernel_equals_jax_path(tmp_path):
+  """rnn.cc built without AVX2/FMA (``-march=x86-64``: the plain C++ micro-kernels, which ``-march=native`` skips
+  on this machine) equals the pure-JAX path: values and gradients of lstm, gru and simple_rnn, with lengths, for
+  native=True and native=None, in a process that loads that build."""
+  flags = ["-march=x86-64" if f.startswith("-march=") else f for f in _paths.COMPILE_FLAGS]
+  lib = tmp_path / "jaxrnn_native-portable.so"
+  build.compile_library(lib, flags)
+  root = pathlib.Path(jaxrnn.__file__).parent.parent
+  done = subprocess.run([sys.executable, "-c", PORTABLE_PARITY, str(lib)], cwd=root, capture_output=True, text=True,
+                        timeout=600)
+  assert done.returncode == 0, done.stderr[-4000:]
+  assert "parity ok" in done.stdout

@@ -24,12 +24,17 @@ rule is then
 Forward-mode AD uses this rule directly. Reverse mode transposes it (JAX does), which gives exactly the cuDNN
 structure: a backward loop with only the transposed ``L_t`` (elementwise) and ``dz_t W_h^T`` (on a kernel
 transposed once, outside), and the weight and input gradients as large products over all ``T * B`` rows after it.
+
+The same rule differentiates a forward loop outside JAX (:class:`Forward`: the native CPU loop,
+:mod:`jaxrnn.cells._native_scan`): it returns the carries, ``u_t`` and ``h_{t-1} W_h`` of every step, and
+``pointwise`` is linearised at those points for all ``t`` at once (``vmap``; the same ``jax.linearize``, the same
+residuals) instead of inside the scan. An undifferentiated run is then that loop alone.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, FrozenSet, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, FrozenSet, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -104,8 +109,40 @@ def _dot_t(a: jax.Array, w_t: jax.Array, precision: Any) -> jax.Array:
   return jax.lax.dot_general(a, w_t, (((a.ndim - 1,), (1,)), ((), ())), precision=precision)
 
 
+class Forward(NamedTuple):
+  """An implementation of the forward recurrence outside JAX (the native CPU loop, :mod:`jaxrnn.native`) that
+  :func:`fused_sequence` differentiates with its lean JVP rule.
+
+  Fields:
+    run: ``run(params, carry, xs, mask) -> (carry, hs)``: the recurrence (inference: nothing else is kept).
+    points: ``points(params, carry, xs, mask) -> (carry, hs, carries, us, hws)``: the same, with the points at
+      which ``pointwise`` is linearised: ``carries`` the carry after every step (leaves ``[T, *B, ...]``), ``us``
+      the input projection ``input_transform(params, xs)`` and ``hws`` the recurrent product
+      ``h_{t-1} W_h`` of every step (``[T, *B, nH]``; at padding steps, of the kept carry).
+  """
+
+  run: Callable
+  points: Callable
+
+
+def _linearise(pointwise: Callable, pw_params: Any, carry: Any, u: jax.Array, hw: jax.Array,
+               live: Tuple[bool, bool]) -> Tuple[Any, list, Any]:
+  """``((carry', h), leaves, treedef)``: ``pointwise`` at one step and its linearisation (``jax.linearize``), whose
+  residuals are ``leaves``; ``live``: whether the params (``pw_params``) and ``u`` have tangents (the carry and
+  ``hw`` always have)."""
+  live_p, live_u = live
+  args = (pw_params if live_p else None, carry, u if live_u else None, hw)
+
+  def f(p, c, u_, hw_):
+    return pointwise(pw_params if p is None else p, c, u if u_ is None else u_, hw_)
+
+  out, lin = jax.linearize(f, *args)
+  leaves, treedef = jax.tree.flatten(lin)
+  return out, leaves, treedef
+
+
 def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fields: Tuple[str, ...],
-                   dtype: Optional[Any], precision: Any) -> Callable:
+                   dtype: Optional[Any], precision: Any, native: Optional[Forward] = None) -> Callable:
   """``run(params, carry, xs, mask, options) -> (carry, hs)``: the scan of ``step``, with the lean JVP rule.
 
   Args:
@@ -117,16 +154,21 @@ def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fie
       ``input_transform`` reads the others but ``w_h``.
     dtype: the compute dtype of the matrix products (``None``: promoted).
     precision: their ``jax.lax.Precision``.
+    native: ``None``: the primal is the scan of ``step``. A :class:`Forward`: the primal is ``native.run`` (an
+      undifferentiated run is that alone), and the JVP rule linearises ``pointwise`` at ``native.points``, all
+      steps at once (``vmap``), instead of inside the scan; the tangent recurrence is the same. ``native.points``
+      is itself a ``custom_jvp`` with this rule, so higher orders (``jax.hessian``, forward over reverse) work.
 
   Returns:
     A :class:`jaxrnn.types.SequenceFn` for inputs ``xs: [T, *B, F]`` and ``mask: bool[T, *B]`` or ``None``,
-    equal to the scan of the cell's step; ``options.hoist`` and ``options.unroll`` apply to its loops.
+    equal to the scan of the cell's step; ``options.hoist`` and ``options.unroll`` apply to its loops (with
+    ``native``: ``unroll`` to the tangent loop).
   """
   skip = (RECURRENT,) + tuple(pointwise_fields)
 
-  def forward(params, carry, xs, mask, options, linearise=None, treedef: Optional[dict] = None):
-    """The scan of ``step``; with ``linearise`` (which inputs of ``pointwise`` have tangents), also the residuals
-    of ``pointwise``'s linearisation at every step (their treedef goes into the dict ``treedef``)."""
+  def forward(params, carry, xs, mask, options, live=None, treedef: Optional[dict] = None):
+    """The scan of ``step``; with ``live`` (which inputs of ``pointwise`` have tangents), also the residuals of
+    ``pointwise``'s linearisation at every step (their treedef goes into the dict ``treedef``)."""
     hoist = sequences.default_hoist() if options.hoist is None else options.hoist
     pw_params = _only(params, pointwise_fields)
     us = input_transform(params, xs) if hoist else xs
@@ -135,35 +177,27 @@ def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fie
       u, m = inp
       u = u if hoist else input_transform(params, u)
       hw = _dense.recurrent(c.h, params.w_h, dtype, precision)
-      if linearise is None:
+      if live is None:
         new, h = pointwise(pw_params, c, u, hw)
         return sequences.masked_step(m, new, c, h)
-      live_p, live_u = linearise
-      assert treedef is not None  # given with linearise
-      args = (pw_params if live_p else None, c, u if live_u else None, hw)
-
-      def f(p, c_, u_, hw_):
-        return pointwise(pw_params if p is None else p, c_, u if u_ is None else u_, hw_)
-
-      (new, h), lin = jax.linearize(f, *args)
-      leaves, treedef["lin"] = jax.tree.flatten(lin)
+      assert treedef is not None  # given with live
+      (new, h), leaves, treedef["lin"] = _linearise(pointwise, pw_params, c, u, hw, live)
       new, h = sequences.masked_step(m, new, c, h)
       return new, (h, (c.h, leaves))
 
     return jax.lax.scan(body, carry, (us, mask), unroll=options.unroll)
 
-  @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
-  def run(params, carry, xs, mask, options):
-    return forward(params, carry, xs, mask, options)
-
-  def run_jvp(options, primals, tangents):
-    params, carry, xs, mask = primals
-    d_params, d_carry, d_xs, _ = tangents
+  def tangent_inputs(params, xs, d_params, d_xs):
+    """``(d_pw, du, live)``: the tangents of ``pointwise``'s params and of ``u`` (rows, or ``None``), and which
+    of the two are live."""
     d_pw = _only(d_params, pointwise_fields)
     du = _input_tangent(input_transform, params, xs, d_params, d_xs, skip)
-    linearise = (_live(d_pw), du is not None)
-    treedef = {}
-    final, (hs, (h_prev, lin_leaves)) = forward(params, carry, xs, mask, options, linearise, treedef)
+    return d_pw, du, (_live(d_pw), du is not None)
+
+  def tangents(params, carry, xs, mask, options, d_params, d_carry, d_pw, du, live, h_prev, lin_leaves, treedef,
+               every_step=False):
+    """The tangent recurrence: ``(d_final, d_hs)``, and with ``every_step`` also the carry's tangent after every
+    step and that of ``hw`` (``h_{t-1} W_h``) at every step."""
     linearised = lambda leaves: jax.tree.unflatten(treedef["lin"], leaves)
     lead = xs.shape[:-1]
     du = None if du is None else du.reshape(lead + du.shape[-1:])
@@ -171,7 +205,7 @@ def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fie
     if not _is_zero(d_params.w_h):  # h_{t-1} dW_h for all steps, one product over T * B rows
       e = _dense.recurrent(_rows(h_prev), d_params.w_h, dtype, precision)
       e = e.reshape(lead + e.shape[-1:])
-    d_pw = _zeros_for_symbolic(d_pw, _only(params, pointwise_fields)) if linearise[0] else None
+    d_pw = _zeros_for_symbolic(d_pw, _only(params, pointwise_fields)) if live[0] else None
     cd = _dense.compute_dtype(dtype, params.w_h)
     w_h_t = params.w_h.astype(cd).T  # [nH, H], transposed once: the reverse pass multiplies by it in its loop
     d_carry = _zeros_for_symbolic(d_carry, carry)
@@ -182,13 +216,74 @@ def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fie
       if e_t is not None:
         dhw = dhw + e_t.astype(dhw.dtype)
       new, h = linearised(leaves)(d_pw, dc, du_t, dhw)  # None: an input without tangent (an empty pytree)
-      return sequences.masked_step(m, new, dc, h)
+      new, h = sequences.masked_step(m, new, dc, h)
+      return new, ((h, new, dhw) if every_step else h)
 
-    d_final, d_hs = jax.lax.scan(body, d_carry, (du, e, lin_leaves, mask), unroll=options.unroll)
+    return jax.lax.scan(body, d_carry, (du, e, lin_leaves, mask), unroll=options.unroll)
+
+  if native is None:
+    @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
+    def run(params, carry, xs, mask, options):
+      return forward(params, carry, xs, mask, options)
+
+    def run_jvp(options, primals, tangents_in):
+      params, carry, xs, mask = primals
+      d_params, d_carry, d_xs, _ = tangents_in
+      d_pw, du, live = tangent_inputs(params, xs, d_params, d_xs)
+      treedef = {}
+      final, (hs, (h_prev, lin_leaves)) = forward(params, carry, xs, mask, options, live, treedef)
+      d_final, d_hs = tangents(params, carry, xs, mask, options, d_params, d_carry, d_pw, du, live, h_prev,
+                               lin_leaves, treedef)
+      return (final, hs), (d_final, d_hs)
+
+    run.defjvp(run_jvp, symbolic_zeros=True)
+    return run
+
+  @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
+  def points(params, carry, xs, mask, options):
+    del options  # the native loop honours none (its caller checks that none is set but unroll, for tangents)
+    return native.points(params, carry, xs, mask)
+
+  def linearised_rule(options, primals, tangents_in, every_step):
+    """The primal of ``points`` (through ``points`` itself: differentiable again) and the tangent recurrence,
+    with ``pointwise`` linearised at every step at once."""
+    params, carry, xs, mask = primals
+    d_params, d_carry, d_xs, _ = tangents_in
+    d_pw, du, live = tangent_inputs(params, xs, d_params, d_xs)
+    outs = points(params, carry, xs, mask, options)
+    _, _, carries, us, hws = outs
+    prev = jax.tree.map(lambda c0, cs: jnp.concatenate([c0[None], cs[:-1]]), carry, carries)
+    pw_params = _only(params, pointwise_fields)
+    treedef = {}
+
+    def at(c, u, hw):
+      _, leaves, treedef["lin"] = _linearise(pointwise, pw_params, c, u, hw, live)
+      return leaves
+
+    lin_leaves = jax.vmap(at)(prev, us, hws)
+    d_out = tangents(params, carry, xs, mask, options, d_params, d_carry, d_pw, du, live, prev.h, lin_leaves,
+                     treedef, every_step)
+    return outs, du, d_out
+
+  def points_jvp(options, primals, tangents_in):
+    outs, du, (d_final, (d_hs, d_carries, d_hws)) = linearised_rule(options, primals, tangents_in, True)
+    us = outs[3]
+    d_us = jnp.zeros_like(us) if du is None else du.reshape(us.shape).astype(us.dtype)
+    return outs, (d_final, d_hs, d_carries, d_us, d_hws)
+
+  points.defjvp(points_jvp, symbolic_zeros=True)
+
+  @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
+  def run_native(params, carry, xs, mask, options):
+    del options
+    return native.run(params, carry, xs, mask)
+
+  def run_native_jvp(options, primals, tangents_in):
+    (final, hs, *_), _, (d_final, d_hs) = linearised_rule(options, primals, tangents_in, False)
     return (final, hs), (d_final, d_hs)
 
-  run.defjvp(run_jvp, symbolic_zeros=True)
-  return run
+  run_native.defjvp(run_native_jvp, symbolic_zeros=True)
+  return run_native
 
 
 def checked(run: Callable, check_params: Callable, carry_type: type, hidden_size: int, name: str,

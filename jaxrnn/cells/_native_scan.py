@@ -1,5 +1,13 @@
-"""The native CPU form of a dense cell's sequence path: the time loop in C++ (``jaxrnn/native/rnn.cc``), with a
-``jax.custom_vjp`` whose backward loop is native too.
+"""The native CPU form of a dense cell's sequence path: the time loop in C++ (``jaxrnn/native/rnn.cc``), in two
+forms.
+
+* The default (``RunOptions(native=None)``, LSTM and GRU, where :data:`AUTO` says): the native forward loop is the
+  primal of the fused path's ``jax.custom_jvp`` (:func:`native_forward`, :mod:`jaxrnn.cells._fused_scan`): an
+  undifferentiated run is the native loop alone; the JVP rule is the fused path's lean tangent recurrence, with the
+  cell's own ``pointwise`` linearised (by JAX) at the points the native loop returns (carries, ``x_t W_i + b``,
+  ``h_{t-1} W_h``). So ``jax.jvp``, ``jax.grad`` (JAX transposes the tangent loop) and higher orders work.
+* ``native=True``: a ``jax.custom_vjp`` whose backward loop is native too (the fastest training where it fits; no
+  forward mode: ``jax.jvp`` raises JAX's error there).
 
 Split of the work: the native forward loop runs, per step, the input projection ``x_t W_i + b`` beside
 ``h_{t-1} W_h`` (as the pure-JAX path does on CPU, where ``hoist=None`` projects inside the loop) and the gate
@@ -7,39 +15,63 @@ arithmetic; the native backward loop runs the gate derivatives and ``dz_t W_h^T`
 gradient ``sum_t h_{t-1}^T dz_t`` as one large product (OpenBLAS: XLA:CPU is ~2x slower on a transposed operand).
 The gradients of ``w_i``, ``b`` and the inputs are JAX's vjp of the cell's own ``input_transform`` at the native
 ``dz``. The gate arithmetic in C++ restates the cell's ``pointwise`` function (no C++ can call it); the parity tests
-(``tests/test_native.py``) hold the two equal. Forward-mode AD does not go through a ``custom_vjp``: ``jax.jvp``
-raises JAX's error there, and ``RunOptions(native=False)`` runs the pure-JAX path.
+(``tests/test_native.py``) hold the two equal.
 
 :func:`with_native` wraps a pure-JAX sequence function: the native loop runs when the call fits (:func:`fits`),
-the pure-JAX one otherwise, and ``RunOptions(native=...)`` chooses (``None``: native when it fits; ``False``: never;
-``True``: native, or a ``ValueError`` saying why it does not fit).
+the pure-JAX one otherwise, and ``RunOptions(native=...)`` chooses (``None``: native when it fits and the measured
+rule :func:`auto_refuses` allows; ``False``: never; ``True``: the all-native ``custom_vjp``, or a ``ValueError``
+saying why it does not fit).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn import native
+from jaxrnn.cells import _fused_scan
 from jaxrnn.types import RunOptions
 
-# native=None takes the native loop wherever the call fits: with the step's products as this library's packed
-# kernel (jaxrnn/native/rnn.cc) it was measured faster than the pure-JAX path (or equal, GRU at B=1) at every
-# benchmark size, one thread, CPU time (benchmarks/rnn_layers.py, loaded 2-core machine; native / pure-JAX):
-# LSTM B=32 T=128 I=128 H=256 train 0.80, B=64 T=512 I=128 H=128 infer 0.87, B=1 T=1024 I=64 H=128 0.92,
-# B=128 T=256 I=512 H=512 train 0.93; GRU 0.79, 0.90, 1.02 (B=1). The earlier loop over OpenBLAS's sgemm was
-# 1.4-1.8x slower at B=32/64 and ran only below 4 examples per step.
-# native=None takes the native loop only for batches of fewer examples than this. With the packed kernel the loop
-# needs 15-20% less CPU than the pure-JAX path at B=32/64 (one thread), but no wall-clock gain on all cores has
-# been measured there (one loaded run: within noise), and a custom_vjp has no forward mode: above this size
-# native=None keeps the pure-JAX path, whose jax.jvp / Hessian-vector products work. native=True runs it for any
-# batch. B=1 T=1024 H=128: LSTM 0.43x, GRU 0.58x the pure-JAX path's wall time (benchmarks/rnn_layers.py).
-AUTO_MAX_ROWS = 4
+# native=None and the native loop (rows: the examples per step, batch axes flattened).
+#
+# LSTM and GRU: native=None runs the native forward loop as the primal of a jax.custom_jvp whose rule is the fused
+# pure-JAX path's lean tangent recurrence (jaxrnn/cells/_fused_scan.py), linearised at the points the native loop
+# returns (carries, x_t W_i + b, h_{t-1} W_h). So an undifferentiated run is the native loop alone, jax.jvp and
+# higher orders work, and jax.grad runs the native forward and JAX's transposed tangent loop. native=True runs the
+# all-native custom_vjp (native backward loop too: the fastest training where it fits, but no forward mode).
+#
+# AUTO: where native=None takes it, by rows and by the multiply-adds of one step's two products,
+# rows * (F + H) * G H (train or inference cannot be known here). Measured (/ the pure-JAX path; wall clock, 2
+# threads, quiet machine, benchmarks/rnn_layers.py, the lead's run; "1t": one thread, CPU time, loaded machine):
+#   native forward (inference): LSTM W1 (B=32 T=128 F=128 H=256, 1.3e7 MACs/step) 1t 0.73; W2 (B=64 T=512 F=128
+#   H=128, 8.4e6) 0.56, 1t 0.86; W3 (B=1 T=1024 F=64 H=128, 1e5) 0.87, 1t 0.92; W4 (B=128 T=256 F=512 H=512,
+#   2.7e8) 1t 1.04. GRU W1 1t 0.66; W2 0.58, 1t 0.91; W3 (B=1) 1.27 (slower); W4 1t 0.95. Between W1 and W4,
+#   T=128 F=256 H=256 (benchmarks/native_default.py M1, M2), 1t, min of 5: B=64 (LSTM 3.4e7 = 2^25) LSTM 0.70,
+#   GRU 0.77; B=128 (LSTM 6.7e7 = 2^26) LSTM 0.85, GRU 0.86.
+#   training, native forward + JAX's derivative (the hybrid) / pure-JAX, 1t, min of 9: LSTM W1 0.98, W2 1.04;
+#   GRU W1 1.02, W2 1.00 (equal within the noise: the forward's gain is spent writing the points, 2 [T, B, G H]
+#   buffers, and linearising at them); M1 (min of 5) LSTM 0.96, GRU 1.04; M2 LSTM 1.00, GRU 0.99; W4 (min of 3)
+#   LSTM 1.08, GRU 1.03 (slower). 2 threads, wall clock, min of 7, loaded machine: LSTM W1 1.01, W2 1.02; GRU W1
+#   1.08, W2 1.08 (the GRU's training may lose a few percent: to re-measure on a quiet machine).
+# So: native where a step has at most 2^26 multiply-adds (W1-W3, M1, M2; W4 is 4x above) and, for the GRU, at
+# least 4 rows (at B=1 its pure-JAX loop is faster). Between 6.7e7 and 2.7e8 multiply-adds nothing was measured.
+AUTO_MAX_ROWS = 4  # simple_rnn (no hybrid): native=None runs its all-native custom_vjp below this many rows
+
+
+class AutoRange(NamedTuple):
+  """Where ``native=None`` runs a cell's native forward loop: at least ``min_rows`` examples per step and at most
+  ``max_step_macs`` multiply-adds in a step's products (``rows * (F + H) * G H``)."""
+
+  min_rows: int
+  max_step_macs: int
+
+
+AUTO = {"lstm": AutoRange(min_rows=1, max_step_macs=2 ** 26), "gru": AutoRange(min_rows=4, max_step_macs=2 ** 26)}
 KINDS = {"lstm": 0, "gru": 1, "simple_rnn": 2}
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 
@@ -63,17 +95,25 @@ def _weights(kind: str, params: Any):
   return params.w_i, b, params.w_h, b_hn
 
 
-def _forward(kind: str, relu: bool, train: bool, params, x, h0, c0, mask):
+INFER, BACKWARD_RESIDUALS, POINTS = 0, 1, 2  # what the native forward keeps besides hs (its `train` attribute)
+
+
+def _forward(kind: str, relu: bool, mode: int, params, x, h0, c0, mask):
+  """The native forward loop over ``x: [T, B, F]``: ``(hs, h_last, c_last, h_all, c_all, gates, us, hws)``, the
+  last five of size 0 unless ``mode`` keeps them (``BACKWARD_RESIDUALS``: the carries and activated gates that the
+  native backward reads; ``POINTS``: the carries, ``x_t W_i + b`` and ``h_{t-1} W_h``)."""
   T, B, _ = x.shape
   w_i, b, w_h, b_hn = _weights(kind, params)
-  H = w_h.shape[0]
+  H, GH = w_h.shape
   f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
   lstm = kind == "lstm"
-  steps = T if train else 0
+  steps = T if mode != INFER else 0
+  gates = T if mode == BACKWARD_RESIDUALS and kind != "simple_rnn" else 0
+  points = T if mode == POINTS else 0
   results = [f32(T, B, H), f32(B, H), f32(B, H if lstm else 0), f32(steps, B, H), f32(steps if lstm else 0, B, H),
-             f32(steps if kind != "simple_rnn" else 0, B, 4 * H)]
+             f32(gates, B, 4 * H), f32(points, B, GH), f32(points, B, GH)]
   return _call(native.FORWARD, results, x, w_i, b, w_h, b_hn, h0, c0, mask, kind=KINDS[kind], relu=relu,
-               train=train)
+               train=mode)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
@@ -82,12 +122,13 @@ def _loop(kind: str, relu: bool, input_transform: Callable, params, x, h0, c0, m
 
   ``input_transform`` is the cell's (``x W_i + b``): the native loop computes it per step, and the backward pass
   differentiates it with JAX (the input-side gradients from the native loop's ``dz``)."""
-  hs, h_last, c_last, *_ = _forward(kind, relu, False, params, x, h0, c0, mask)
+  hs, h_last, c_last, *_ = _forward(kind, relu, INFER, params, x, h0, c0, mask)
   return hs, h_last, c_last
 
 
 def _loop_fwd(kind, relu, input_transform, params, x, h0, c0, mask):
-  hs, h_last, c_last, h_all, c_all, gates = _forward(kind, relu, True, params, x, h0, c0, mask)
+  hs, h_last, c_last, h_all, c_all, gates, _, _ = _forward(kind, relu, BACKWARD_RESIDUALS, params, x, h0, c0,
+                                                           mask)
   return (hs, h_last, c_last), (params, x, h0, c0, h_all, c_all, gates, mask)
 
 
@@ -151,7 +192,64 @@ def standard(activation: Any, gate_activation: Any, dtype: Any, activations=("ta
           and (dtype is None or jnp.dtype(dtype) == jnp.float32))
 
 
-def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fallback: Callable) -> Callable:
+def _carry(kind: str, carry: Any, lead: Tuple[int, ...], h: jax.Array, c: jax.Array) -> Any:
+  """``carry`` with its leaves from the native loop's flat ``h`` (and ``c``), reshaped to ``lead + (H,)``."""
+  fields = dict(h=h.reshape(lead + h.shape[-1:]))
+  if kind == "lstm":
+    fields["c"] = c.reshape(lead + c.shape[-1:])
+  return carry._replace(**fields)
+
+
+def _flat(kind: str, carry: Any, xs: jax.Array, mask: Optional[jax.Array]):
+  """``(x [T, n, F], h0 [n, H], c0 [n, H] or [n, 0], mask int32[T, n])``: the native loop's operands, the batch
+  axes of ``xs: [T, *B, F]`` flattened to ``n``."""
+  T, n = xs.shape[0], math.prod(xs.shape[1:-1])
+  H = carry.h.shape[-1]
+  h0 = carry.h.reshape((n, H))
+  c0 = carry.c.reshape((n, H)) if kind == "lstm" else jnp.zeros((n, 0), jnp.float32)
+  m = jnp.ones((T, n), jnp.int32) if mask is None else mask.reshape((T, n)).astype(jnp.int32)
+  return xs.reshape((T, n, xs.shape[-1])), h0, c0, m
+
+
+def native_forward(kind: str, relu: bool) -> _fused_scan.Forward:
+  """The native forward loop as a :class:`jaxrnn.cells._fused_scan.Forward`: the primal of the default native
+  path, which JAX differentiates (forward and reverse mode, any order) with the fused path's tangent recurrence."""
+
+  def run(params, carry, xs, mask):
+    T, batch = xs.shape[0], xs.shape[1:-1]
+    hs, h_last, c_last, *_ = _forward(kind, relu, INFER, params, *_flat(kind, carry, xs, mask))
+    return _carry(kind, carry, batch, h_last, c_last), hs.reshape((T,) + batch + hs.shape[-1:])
+
+  def points(params, carry, xs, mask):
+    lead, batch = xs.shape[:-1], xs.shape[1:-1]
+    hs, h_last, c_last, h_all, c_all, _, us, hws = _forward(kind, relu, POINTS, params,
+                                                            *_flat(kind, carry, xs, mask))
+    return (_carry(kind, carry, batch, h_last, c_last), hs.reshape(lead + hs.shape[-1:]),
+            _carry(kind, carry, lead, h_all, c_all), us.reshape(lead + us.shape[-1:]),
+            hws.reshape(lead + hws.shape[-1:]))
+
+  return _fused_scan.Forward(run, points)
+
+
+def auto_refuses(kind: str, hybrid: bool, rows: int, features: int, hidden: int) -> Optional[str]:
+  """Why ``native=None`` keeps the pure-JAX path for this call (``None``: it runs the native loop): the measured
+  rule :data:`AUTO` (see this module's comment); without a hybrid, fewer than :data:`AUTO_MAX_ROWS` rows."""
+  if not hybrid:
+    if rows >= AUTO_MAX_ROWS:
+      return f"{rows} examples (native=None runs this cell's native loop below {AUTO_MAX_ROWS})"
+    return None
+  rule = AUTO[kind]
+  if rows < rule.min_rows:
+    return f"{rows} examples (native=None runs the native {kind} loop from {rule.min_rows})"
+  macs = rows * (features + hidden) * GATES[kind] * hidden
+  if macs > rule.max_step_macs:
+    return (f"{macs} multiply-adds per step (native=None runs the native {kind} loop up to "
+            f"{rule.max_step_macs})")
+  return None
+
+
+def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fallback: Callable,
+                hybrid: Optional[Callable] = None) -> Callable:
   """A :class:`jaxrnn.types.SequenceFn` that runs the native loop when the call fits, else ``fallback``.
 
   Args:
@@ -160,30 +258,43 @@ def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fall
     relu: for ``simple_rnn``: ReLU (``True``) or tanh.
     input_transform: the cell's ``input_transform(params, xs)``: ``x W_i + b`` (checks params and inputs).
     fallback: the pure-JAX ``run(params, carry, xs, mask, options)`` of the same function.
+    hybrid: ``None``, or the same function with the native forward loop as primal and JAX's derivative
+      (:func:`jaxrnn.cells._fused_scan.fused_sequence` with ``native``): what ``native=None`` runs where
+      :func:`auto_refuses` allows; without it ``native=None`` runs the all-native ``custom_vjp`` (no forward mode)
+      below :data:`AUTO_MAX_ROWS` examples. ``native=True`` always runs the all-native ``custom_vjp``.
   """
 
   def run(params, carry, xs, mask, options):
     why = None if options.native is False else fits(kind, params, carry, xs, options)
-    if why is None and options.native is None and math.prod(xs.shape[1:-1]) >= AUTO_MAX_ROWS:
-      why = f"{math.prod(xs.shape[1:-1])} examples (native=None runs the native loop below {AUTO_MAX_ROWS})"
+    if why is None and options.native is None:
+      assert kind is not None  # fits() gives a reason for kind=None
+      why = auto_refuses(kind, hybrid is not None, math.prod(xs.shape[1:-1]), xs.shape[-1], params.w_h.shape[0])
     if options.native is False or why is not None:
       if options.native:
         raise ValueError(f"RunOptions(native=True) but the native CPU path cannot run this call: {why}")
       return fallback(params, carry, xs, mask, options._replace(native=None))
     assert kind is not None  # fits() gives a reason for kind=None
+    jax.eval_shape(input_transform, params, xs)  # checks params and inputs; computes nothing
+    if options.native is None and hybrid is not None:
+      return hybrid(params, carry, xs, mask, options)
     T, batch = xs.shape[0], xs.shape[1:-1]
-    n = math.prod(batch)
-    GH = jax.eval_shape(input_transform, params, xs).shape[-1]  # checks params and inputs; computes nothing
-    H = GH // GATES[kind]
-    lstm = kind == "lstm"
-    h0 = carry.h.reshape((n, H))
-    c0 = carry.c.reshape((n, H)) if lstm else jnp.zeros((n, 0), jnp.float32)
-    m = jnp.ones((T, n), jnp.int32) if mask is None else mask.reshape((T, n)).astype(jnp.int32)
-    out = _loop(kind, bool(relu), input_transform, params, xs.reshape((T, n, xs.shape[-1])), h0, c0, m)
+    x, h0, c0, m = _flat(kind, carry, xs, mask)
+    out = _loop(kind, bool(relu), input_transform, params, x, h0, c0, m)
     hs, h_last, c_last = out  # pyright: ignore[reportGeneralTypeIssues]  # custom_vjp via partial: type lost
-    fields = dict(h=h_last.reshape(batch + (H,)))
-    if lstm:
-      fields["c"] = c_last.reshape(batch + (H,))
-    return carry._replace(**fields), hs.reshape((T,) + batch + (H,))
+    return _carry(kind, carry, batch, h_last, c_last), hs.reshape((T,) + batch + hs.shape[-1:])
 
   return run
+
+
+def fused_or_native(kind: Optional[str], input_transform: Callable, pointwise: Callable,
+                    pointwise_fields: Tuple[str, ...], dtype: Optional[Any], precision: Any) -> Callable:
+  """The sequence function of a fused cell (LSTM, GRU): the pure-JAX fused scan
+  (:func:`jaxrnn.cells._fused_scan.fused_sequence`), the native forward loop with the same lean derivative
+  (``native=None`` where the rule allows), or the all-native ``custom_vjp`` (``native=True``); see
+  :func:`with_native`."""
+  fused = _fused_scan.fused_sequence(input_transform, pointwise, pointwise_fields, dtype, precision)
+  hybrid = None
+  if kind is not None:
+    hybrid = _fused_scan.fused_sequence(input_transform, pointwise, pointwise_fields, dtype, precision,
+                                        native_forward(kind, False))
+  return with_native(kind, False, input_transform, fused, hybrid)

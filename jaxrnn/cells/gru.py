@@ -123,10 +123,9 @@ def gru(
 
   sequence = None
   if reset_after:
-    fused = _fused_scan.fused_sequence(input_transform, pointwise, ("b_hn",), dtype, precision)
     native_kind = "gru" if _native_scan.standard(activation, gate_activation, dtype) else None
-    sequence = _fused_scan.checked(_native_scan.with_native(native_kind, False, input_transform, fused),
-                                   _check_params, GRUCarry, H, "gru", honours=NATIVE)
+    run = _native_scan.fused_or_native(native_kind, input_transform, pointwise, ("b_hn",), dtype, precision)
+    sequence = _fused_scan.checked(run, _check_params, GRUCarry, H, "gru", honours=NATIVE)
 
   config = _dense.config("gru", activation=activation, gate_activation=gate_activation, hidden_size=H,
                          reset_after=bool(reset_after), use_bias=bool(use_bias))

@@ -124,10 +124,9 @@ def lstm(
       misfit=lambda p, c, xs, options: cudnn_lstm.misfit(p, c, xs, options, standard_activations=standard,
                                                          dtype=dtype, precision=precision),
       run=lambda p, c, xs, mask: cudnn_lstm.run(p, c, xs, mask, precision))
-  fused = _fused_scan.fused_sequence(input_transform, pointwise, (), dtype, precision)
   native_kind = "lstm" if _native_scan.standard(activation, gate_activation, dtype) else None
-  sequence = _fused_scan.checked(_native_scan.with_native(native_kind, False, input_transform, fused),
-                                 _check_params, LSTMCarry, H, "lstm", {"cudnn": cudnn}, NATIVE)
+  run = _native_scan.fused_or_native(native_kind, input_transform, pointwise, (), dtype, precision)
+  sequence = _fused_scan.checked(run, _check_params, LSTMCarry, H, "lstm", {"cudnn": cudnn}, NATIVE)
 
   config = _dense.config("lstm", activation=activation, gate_activation=gate_activation, hidden_size=H,
                          use_bias=bool(use_bias))

@@ -19,13 +19,34 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from jaxrnn.native._paths import COMPILE_FLAGS, SOURCE, candidate_dirs, find_library, library_name
 
 
 def compiler() -> Optional[str]:
   return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+
+
+def compile_library(out: pathlib.Path, flags: Sequence[str] = tuple(COMPILE_FLAGS), verbose: bool = False) -> None:
+  """Compiles ``rnn.cc`` with ``flags`` into the shared library ``out`` (the directory must exist).
+
+  Raises:
+    RuntimeError: no C++ compiler, or the compiler failed (its output is in the message).
+  """
+  cxx = compiler()
+  if cxx is None:
+    raise RuntimeError("no C++ compiler found (set CXX, or install g++)")
+  import jax
+  obj = out.with_suffix(".o")
+  commands = [[cxx, *flags, f"-I{jax.ffi.include_dir()}", "-c", str(SOURCE), "-o", str(obj)],
+              [cxx, "-shared", str(obj), "-o", str(out)]]
+  for cmd in commands:
+    if verbose:
+      print(" ".join(cmd))
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+      raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-4000:]}")
 
 
 def build(verbose: bool = True) -> pathlib.Path:
@@ -37,25 +58,15 @@ def build(verbose: bool = True) -> pathlib.Path:
   found = find_library()
   if found is not None:
     return found
-  cxx = compiler()
-  if cxx is None:
+  if compiler() is None:
     raise RuntimeError("no C++ compiler found (set CXX, or install g++)")
-  import jax
-  include = jax.ffi.include_dir()
   errors = []
   for target_dir in candidate_dirs():
     try:
       target_dir.mkdir(parents=True, exist_ok=True)
       with tempfile.TemporaryDirectory(dir=target_dir) as tmp:
-        obj, lib = pathlib.Path(tmp) / "rnn.o", pathlib.Path(tmp) / library_name()
-        commands = [[cxx, *COMPILE_FLAGS, f"-I{include}", "-c", str(SOURCE), "-o", str(obj)],
-                    [cxx, "-shared", str(obj), "-o", str(lib)]]
-        for cmd in commands:
-          if verbose:
-            print(" ".join(cmd))
-          done = subprocess.run(cmd, capture_output=True, text=True)
-          if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-4000:]}")
+        lib = pathlib.Path(tmp) / library_name()
+        compile_library(lib, COMPILE_FLAGS, verbose)
         final = target_dir / library_name()
         os.replace(lib, final)  # atomic: a concurrent import sees the whole file or none
       for old in target_dir.glob("jaxrnn_native-*.so"):  # builds of another source or jaxlib

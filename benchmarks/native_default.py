@@ -1,0 +1,77 @@
+"""The default native path (``native=None``: the native forward loop with JAX's derivative) against the pure-JAX
+path and the all-native ``custom_vjp`` (``native=True``), for the LSTM and GRU at the sizes of ``rnn_layers.py``.
+
+The measurements behind ``jaxrnn.cells._native_scan.AUTO`` (the rule by which ``native=None`` takes the native
+loop). To time the default's form where the rule would keep the pure-JAX path (W4), this script widens the rule to
+every size for its own process. Outputs are checked to agree first; calls are interleaved. One thread, CPU time
+(what the rule's comment quotes):
+
+    XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" JAXRNN_NATIVE_THREADS=1 \\
+      PYTHONPATH=. python benchmarks/native_default.py --clock cpu --stat min --repeats 9 --workload W1 --mode train
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+
+import jaxrnn
+from jaxrnn.cells import _native_scan
+
+# (batch, time, input, hidden): W1-W4 of rnn_layers.py, and M1, M2 between W1 and W4 in multiply-adds per step
+WORKLOADS = {"W1": (32, 128, 128, 256), "W2": (64, 512, 128, 128), "W3": (1, 1024, 64, 128),
+             "W4": (128, 256, 512, 512), "M1": (64, 128, 256, 256), "M2": (128, 128, 256, 256)}
+VARIANTS = {"pure-JAX": False, "default": None, "native=True": True}
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--cell", choices=["lstm", "gru"], action="append")
+  parser.add_argument("--workload", choices=sorted(WORKLOADS), action="append")
+  parser.add_argument("--mode", choices=["infer", "train"], action="append")
+  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
+  parser.add_argument("--stat", choices=["median", "min"], default="median")
+  args = parser.parse_args()
+  clock = time.perf_counter if args.clock == "wall" else time.process_time
+  stat = statistics.median if args.stat == "median" else min
+  # the default's form at every size (this process only): see the module docstring
+  _native_scan.AUTO = {k: _native_scan.AutoRange(1, 1 << 62) for k in _native_scan.AUTO}
+  print(f"{jaxrnn.native.status_line()}; clock={args.clock}, {args.stat} of {args.repeats}")
+  for cell_name in args.cell or ["lstm", "gru"]:
+    for workload in args.workload or list(WORKLOADS):
+      B, T, F, H = WORKLOADS[workload]
+      cell = (jaxrnn.lstm if cell_name == "lstm" else jaxrnn.gru)(H)
+      params = cell.init(jax.random.key(0), F)
+      xs = jax.random.normal(jax.random.key(1), (B, T, F), jnp.float32)
+      for mode in args.mode or ["infer", "train"]:
+        fns = {}
+        for name, native in VARIANTS.items():
+          def forward(p, x, native=native):
+            return jaxrnn.unroll(cell, p, None, x, options=jaxrnn.RunOptions(native=native))[1]
+          if mode == "train":
+            fns[name] = jax.jit(jax.grad(lambda p, x, f=forward: jnp.sum(f(p, x) ** 2), argnums=(0, 1)))
+          else:
+            fns[name] = jax.jit(forward)
+        outs = {n: jax.block_until_ready(f(params, xs)) for n, f in fns.items()}
+        for n, out in outs.items():
+          for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(outs["pure-JAX"])):
+            err = float(jnp.abs(a - b).max()) / max(1.0, float(jnp.abs(b).max()))
+            assert err < 1e-4, f"{n} disagrees with the pure-JAX path: {err}"
+        times = {n: [] for n in fns}
+        for _ in range(args.repeats):
+          for n, f in fns.items():
+            start = clock()
+            jax.block_until_ready(f(params, xs))
+            times[n].append(clock() - start)
+        ms = {n: 1e3 * stat(t) for n, t in times.items()}
+        print(f"{cell_name} {workload} {mode} B={B} T={T} F={F} H={H}: "
+              + ", ".join(f"{n} {m:.1f} ms ({m / ms['pure-JAX']:.2f})" for n, m in ms.items()), flush=True)
+
+
+if __name__ == "__main__":
+  main()
