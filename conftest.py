@@ -56,6 +56,16 @@ def quick_compiles_test():
   yield from _quick_compiles()
 
 
+@pytest.fixture(autouse=True)
+def _doctests_compile_quickly(request):
+  """The doctests in jaxrnn/ are tiny programs run once: :func:`quick_compiles` for each (48.6 -> 40.2 s of CPU for
+  the 76 of them)."""
+  if isinstance(request.node, pytest.DoctestItem):
+    yield from _quick_compiles()
+  else:
+    yield
+
+
 def pytest_configure(config):
   """Under pytest-xdist, tests are handed to the workers one at a time as they finish (``--maxschedchunk=1``)
   unless the command line says otherwise: with the slow tests first (below), the workers end together."""

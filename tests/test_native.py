@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import jaxrnn
+from jaxrnn.cells import _native_scan
 from jaxrnn.native import _paths, build
 from jaxrnn.types import RunOptions
 from tests.registry import randomize
@@ -113,8 +114,10 @@ def tangents_like(tree, key):
 
 @pytest.mark.parametrize("name", ["lstm", "gru", "bidirectional_lstm"])
 def test_default_jvp_equals_jax_path(name):
-  """jax.jvp under the default (the native forward loop, 16 examples) equals the pure-JAX path's: outputs and
-  final carries and their tangents wrt params, initial carry and inputs, with lengths and reverse."""
+  """jax.jvp under the default (16 examples) equals the pure-JAX path's: outputs and final carries and their
+  tangents wrt params, initial carry and inputs, with lengths and reverse. The LSTM differentiates at the native
+  forward loop's points; the GRU (``AUTO["gru"].points`` false) with the JAX path's forward scan, and runs the
+  native loop for undifferentiated calls only."""
   cell = CELLS[name]()
   args = inputs(cell)
   d_args = tangents_like(args, 7)
@@ -127,14 +130,15 @@ def test_default_jvp_equals_jax_path(name):
     return jax.jit(lambda a, d: jax.jvp(f, a, d))
 
   text = str(jax.make_jaxpr(run(None))(args, d_args))
-  assert jaxrnn.native.FORWARD in text and jaxrnn.native.BACKWARD not in text
+  points = _native_scan.AUTO[name.removeprefix("bidirectional_")].points
+  assert (jaxrnn.native.FORWARD in text) == points and jaxrnn.native.BACKWARD not in text
   close(run(None)(args, d_args), run(False)(args, d_args))
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 def test_default_forward_over_reverse(name):
   """Hessian-vector products (jax.jvp of jax.grad) through the default path, with lengths: the native forward
-  loop's custom_jvp differentiates again (its points are a custom_jvp too)."""
+  loop's custom_jvp differentiates again (its points are a custom_jvp too; the GRU's rule is the JAX path's)."""
   cell = CELLS[name]()
   params, carry, xs = inputs(cell)
   d_params = tangents_like(params, 3)
@@ -145,7 +149,8 @@ def test_default_forward_over_reverse(name):
       return jnp.sum(jnp.sin(hs) * hs)
     return jax.jit(lambda p, d: jax.jvp(jax.grad(loss), (p,), (d,)))
 
-  assert jaxrnn.native.FORWARD in str(jax.make_jaxpr(hvp(None))(params, d_params))
+  text = str(jax.make_jaxpr(hvp(None))(params, d_params))
+  assert (jaxrnn.native.FORWARD in text) == _native_scan.AUTO[name].points  # the GRU: JAX's forward when differentiated
   close(hvp(None)(params, d_params), hvp(False)(params, d_params))
 
 

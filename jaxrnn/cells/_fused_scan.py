@@ -118,11 +118,13 @@ class Forward(NamedTuple):
     points: ``points(params, carry, xs, mask) -> (carry, hs, carries, us, hws)``: the same, with the points at
       which ``pointwise`` is linearised: ``carries`` the carry after every step (leaves ``[T, *B, ...]``), ``us``
       the input projection ``input_transform(params, xs)`` and ``hws`` the recurrent product
-      ``h_{t-1} W_h`` of every step (``[T, *B, nH]``; at padding steps, of the kept carry).
+      ``h_{t-1} W_h`` of every step (``[T, *B, nH]``; at padding steps, of the kept carry). ``None``: a
+      differentiated run is the JAX path's whole JVP rule (its forward scan and tangent recurrence), so ``run``
+      serves undifferentiated runs only (where writing the points costs more than the native loop saves).
   """
 
   run: Callable
-  points: Callable
+  points: Optional[Callable]
 
 
 def _linearise(pointwise: Callable, pw_params: Any, carry: Any, u: jax.Array, hw: jax.Array,
@@ -158,6 +160,7 @@ def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fie
       undifferentiated run is that alone), and the JVP rule linearises ``pointwise`` at ``native.points``, all
       steps at once (``vmap``), instead of inside the scan; the tangent recurrence is the same. ``native.points``
       is itself a ``custom_jvp`` with this rule, so higher orders (``jax.hessian``, forward over reverse) work.
+      With ``native.points`` ``None``, a differentiated run is this function's JAX rule as without ``native``.
 
   Returns:
     A :class:`jaxrnn.types.SequenceFn` for inputs ``xs: [T, *B, F]`` and ``mask: bool[T, *B]`` or ``None``,
@@ -221,28 +224,31 @@ def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fie
 
     return jax.lax.scan(body, d_carry, (du, e, lin_leaves, mask), unroll=options.unroll)
 
-  if native is None:
+  def run_jvp(options, primals, tangents_in):
+    params, carry, xs, mask = primals
+    d_params, d_carry, d_xs, _ = tangents_in
+    d_pw, du, live = tangent_inputs(params, xs, d_params, d_xs)
+    treedef = {}
+    final, (hs, (h_prev, lin_leaves)) = forward(params, carry, xs, mask, options, live, treedef)
+    d_final, d_hs = tangents(params, carry, xs, mask, options, d_params, d_carry, d_pw, du, live, h_prev,
+                             lin_leaves, treedef)
+    return (final, hs), (d_final, d_hs)
+
+  if native is None or native.points is None:
     @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
     def run(params, carry, xs, mask, options):
+      if native is not None:  # undifferentiated: the native loop alone; differentiated: all of run_jvp
+        return native.run(params, carry, xs, mask)
       return forward(params, carry, xs, mask, options)
-
-    def run_jvp(options, primals, tangents_in):
-      params, carry, xs, mask = primals
-      d_params, d_carry, d_xs, _ = tangents_in
-      d_pw, du, live = tangent_inputs(params, xs, d_params, d_xs)
-      treedef = {}
-      final, (hs, (h_prev, lin_leaves)) = forward(params, carry, xs, mask, options, live, treedef)
-      d_final, d_hs = tangents(params, carry, xs, mask, options, d_params, d_carry, d_pw, du, live, h_prev,
-                               lin_leaves, treedef)
-      return (final, hs), (d_final, d_hs)
 
     run.defjvp(run_jvp, symbolic_zeros=True)
     return run
+  native_points = native.points
 
   @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
   def points(params, carry, xs, mask, options):
     del options  # the native loop honours none (its caller checks that none is set but unroll, for tangents)
-    return native.points(params, carry, xs, mask)
+    return native_points(params, carry, xs, mask)
 
   def linearised_rule(options, primals, tangents_in, every_step):
     """The primal of ``points`` (through ``points`` itself: differentiable again) and the tangent recurrence,

@@ -60,18 +60,27 @@ from jaxrnn.types import RunOptions
 #   1.08, W2 1.08 (the GRU's training may lose a few percent: to re-measure on a quiet machine).
 # So: native where a step has at most 2^26 multiply-adds (W1-W3, M1, M2; W4 is 4x above) and, for the GRU, at
 # least 4 rows (at B=1 its pure-JAX loop is faster). Between 6.7e7 and 2.7e8 multiply-adds nothing was measured.
+# Quiet machine (2026-11-29, benchmarks/native_default.py --repeats 7 --clock wall, 2 threads): training with the
+# points / pure-JAX LSTM W1 1.02, W2 1.01, W3 0.91; GRU W1 1.02, W2 1.02, and 1.14 at W1 in rnn_layers.py's run.
+# So the GRU differentiates without the points (AutoRange.points=False: a differentiated run is the pure-JAX
+# path's rule, the same program; re-measured 1.06 / 1.01, noise) and keeps the native loop for inference
+# (W1 0.81, W2 0.48).
 AUTO_MAX_ROWS = 4  # simple_rnn (no hybrid): native=None runs its all-native custom_vjp below this many rows
 
 
 class AutoRange(NamedTuple):
   """Where ``native=None`` runs a cell's native forward loop: at least ``min_rows`` examples per step and at most
-  ``max_step_macs`` multiply-adds in a step's products (``rows * (F + H) * G H``)."""
+  ``max_step_macs`` multiply-adds in a step's products (``rows * (F + H) * G H``); ``points``: whether a
+  differentiated run takes the native loop too (writing the points its derivative is linearised at) or is the
+  pure-JAX path's (its forward scan and tangent recurrence: the native loop then serves undifferentiated runs)."""
 
   min_rows: int
   max_step_macs: int
+  points: bool = True
 
 
-AUTO = {"lstm": AutoRange(min_rows=1, max_step_macs=2 ** 26), "gru": AutoRange(min_rows=4, max_step_macs=2 ** 26)}
+AUTO = {"lstm": AutoRange(min_rows=1, max_step_macs=2 ** 26),
+        "gru": AutoRange(min_rows=4, max_step_macs=2 ** 26, points=False)}
 KINDS = {"lstm": 0, "gru": 1, "simple_rnn": 2}
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 
@@ -211,9 +220,10 @@ def _flat(kind: str, carry: Any, xs: jax.Array, mask: Optional[jax.Array]):
   return xs.reshape((T, n, xs.shape[-1])), h0, c0, m
 
 
-def native_forward(kind: str, relu: bool) -> _fused_scan.Forward:
+def native_forward(kind: str, relu: bool, with_points: bool = True) -> _fused_scan.Forward:
   """The native forward loop as a :class:`jaxrnn.cells._fused_scan.Forward`: the primal of the default native
-  path, which JAX differentiates (forward and reverse mode, any order) with the fused path's tangent recurrence."""
+  path, which JAX differentiates (forward and reverse mode, any order) with the fused path's tangent recurrence,
+  at the points the loop returns (``with_points``) or after the JAX path's own forward scan."""
 
   def run(params, carry, xs, mask):
     T, batch = xs.shape[0], xs.shape[1:-1]
@@ -228,7 +238,7 @@ def native_forward(kind: str, relu: bool) -> _fused_scan.Forward:
             _carry(kind, carry, lead, h_all, c_all), us.reshape(lead + us.shape[-1:]),
             hws.reshape(lead + hws.shape[-1:]))
 
-  return _fused_scan.Forward(run, points)
+  return _fused_scan.Forward(run, points if with_points else None)
 
 
 def auto_refuses(kind: str, hybrid: bool, rows: int, features: int, hidden: int) -> Optional[str]:
@@ -296,5 +306,5 @@ def fused_or_native(kind: Optional[str], input_transform: Callable, pointwise: C
   hybrid = None
   if kind is not None:
     hybrid = _fused_scan.fused_sequence(input_transform, pointwise, pointwise_fields, dtype, precision,
-                                        native_forward(kind, False))
+                                        native_forward(kind, False, AUTO[kind].points))
   return with_native(kind, False, input_transform, fused, hybrid)
