@@ -3,7 +3,7 @@
 Fast suite: a representative subset of the registry (a stack solved as one state and layer by layer, an integer
 carry leaf, bool inputs, a declared diagonal with two carry leaves) in float64 at T = 32 with ragged lengths, each
 with one Jacobian choice; the settings on a GRU (fallback, raise, warm start, damping, reverse, checks); every
-declared diagonal against jacfwd. ``JAXRNN_SLOW=1``: every registry cell with every Jacobian choice at T = 300
+declared diagonal against jacfwd. ``JAXRNN_SLOW=1``: every registry cell with every Jacobian choice at T = 1000
 (float64, 1e-8), and in float32 (1e-4).
 """
 
@@ -90,7 +90,10 @@ def assert_close(a, b, atol, rtol=0.0):
 def check_case(case, jacobian, mode, T, dtype=jnp.float64, atol=1e-8):
   cell, params, carry, xs, lengths = setup(case, T, dtype)
   want, got = both_paths(cell, mode, jaxrnn.ParallelNewton(jacobian=jacobian))(params, carry, xs, lengths)
-  assert_close(got[0], want[0], atol)  # values
+  # Values: absolute in float64; in float32 relative too, since unbounded cells (irnn, ReLU RNN, an LSTM without a
+  # forget gate) reach |h| ~ 1e4 at T = 1000, where float32's spacing alone is ~1e-3 (their errors were 3e-6
+  # relative).
+  assert_close(got[0], want[0], atol, rtol=atol if dtype == jnp.float32 else 0.0)
   assert_close(got[1], want[1], atol, rtol=atol)  # gradients w.r.t. params, initial carry, inputs
 
 
@@ -104,14 +107,14 @@ def test_matches_step_values_and_gradients(name, jacobian, mode):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_every_cell_every_jacobian(name, jacobian):
   case = CASES[name]
-  check_case(case, jacobian, "step" if case.has_step else "auto", T=300)
+  check_case(case, jacobian, "step" if case.has_step else "auto", T=1000)
 
 
 @slow_only
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_every_cell_float32(name):
   case = CASES[name]
-  check_case(case, "full", "step" if case.has_step else "auto", T=300, dtype=jnp.float32, atol=1e-4)
+  check_case(case, "full", "step" if case.has_step else "auto", T=1000, dtype=jnp.float32, atol=1e-4)
 
 
 @pytest.fixture(scope="module")
