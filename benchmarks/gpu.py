@@ -169,7 +169,7 @@ def rnn_columns(cell_name: str, w: Dict[str, np.ndarray], xs: np.ndarray, dtype:
     try:
       import torch
     except ImportError:
-      raise NotApplicable("torch is not installed")
+      raise NotApplicable("torch is not installed") from None
     if not torch.cuda.is_available():
       raise NotApplicable("torch has no CUDA here")
     tdt = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
@@ -326,7 +326,7 @@ def measure_row(columns: List[Column], reference: np.ndarray, tol: float, deadli
   left = deadline - time.perf_counter()
   repeats = int(max(1, min(repeats, left / max(slowest * len(runs), 1e-6))))
   times: Dict[str, List[float]] = {n: [] for n in runs}
-  for n, run in runs.items():  # warm-up (after compile and check)
+  for run in runs.values():  # warm-up (after compile and check)
     run()
   for _ in range(repeats):
     for n, run in runs.items():

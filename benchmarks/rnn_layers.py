@@ -290,7 +290,11 @@ def bench(cell_name, workload, repeats, mixed=False):
     print(f"| {n} | {1e3 * med[n]:.2f} | {1e3 * min(t):.2f} | {1e3 * max(t):.2f} | {vs_torch} | "
           f"{med[n] / med['GEMM floor']:.2f} | {med[n] / med['jaxrnn']:.2f} |")
   if best_jax:
-    print(f"\nfastest JAX peer: {best_jax}; jaxrnn speed-up over it: {med[best_jax] / med['jaxrnn']:.2f}x")
+    ours = [n for n in impls if n.startswith("jaxrnn")]
+    print(f"\nfastest JAX peer: {best_jax}; speed-up over it: "
+          + ", ".join(f"{n} {med[best_jax] / med[n]:.2f}x" for n in ours))
+  if "torch" in med:
+    print("/ torch: " + ", ".join(f"{n} {med[n] / med['torch']:.2f}" for n in impls if n.startswith("jaxrnn")))
 
 
 def main():

@@ -66,11 +66,11 @@ def inputs(cell, key=0):
   return params, carry, xs
 
 
-def loss_and_grads(cell, native, directions):
+def loss_and_grads(cell, native, directions, hoist=None):
   """jit(value_and_grad) of a loss over runs with lengths, forward and/or reverse: (loss, (carries, hs)), grads."""
 
   def loss(params, carry, xs):
-    opts = RunOptions(native=native)
+    opts = RunOptions(native=native, hoist=hoist)
     out = [jaxrnn.unroll(cell, params, carry, xs, seq_lengths=LENGTHS, reverse=r, options=opts) for r in directions]
     value = sum(jnp.sum(jnp.sin(hs) * hs) + sum(jnp.sum(jnp.cos(l)) for l in jax.tree.leaves(c)) for c, hs in out)
     return value, out
@@ -104,6 +104,44 @@ def test_native_equals_jax_path(name, native):
   close(grads, ref_grads)  # params, initial carry, inputs
   for _, hs in outs:  # padding outputs are exactly zero
     assert not np.any(np.asarray(hs)[0, 1, 3:])
+
+
+@pytest.mark.parametrize("native", [True, None], ids=["native", "default"])
+@pytest.mark.parametrize("name", ["lstm", "gru", "simple_rnn_tanh", "bidirectional_lstm"])
+def test_hoisted_native_equals_jax_path(name, native):
+  """hoist=True: the native loop gets x W_i + b of all steps from one product before the loop (its ``projected``
+  mode) and equals the pure-JAX path, values and gradients, with lengths and reverse."""
+  if native is None and name.startswith("simple_rnn"):
+    pytest.skip("native=None runs the simple RNN's pure-JAX path at 16 examples")
+  cell = CELLS[name]()
+  run = loss_and_grads(cell, native, directions(name), hoist=True)
+  text = str(jax.make_jaxpr(run)(*inputs(cell)))
+  # The GRU's default differentiates with the JAX path's rule (AUTO["gru"].points false): no native call.
+  runs_native = native is True or _native_scan.AUTO[name.removeprefix("bidirectional_")].points
+  assert ("('projected', np.int64(1))" in text) == runs_native and "('projected', np.int64(0))" not in text
+  (value, outs), grads = run(*inputs(cell))
+  (ref_value, ref_outs), ref_grads = reference(name)
+  close(value, ref_value)
+  close(outs, ref_outs)
+  close(grads, ref_grads)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_one_example_equals_jax_path(name):
+  """One example per step at H=128 (W3's form: the input projection hoisted by default, each step's
+  matrix-vector product split over two threads where the pool has two): values and gradients equal the pure-JAX
+  path's."""
+  cell = (jaxrnn.lstm if name == "lstm" else jaxrnn.gru)(128)
+  params = randomize(cell.init(jax.random.key(0), F), jax.random.key(1), scale=0.1)
+  xs = jax.random.normal(jax.random.key(2), (1, 50, F), jnp.float32)
+
+  def loss(params, xs, native):
+    carry, hs = jaxrnn.unroll(cell, params, None, xs, seq_lengths=jnp.array([41]), options=RunOptions(native=native))
+    return jnp.sum(jnp.sin(hs) * hs) + jnp.sum(carry.h), hs
+
+  run = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True), static_argnums=2)
+  assert "('projected', np.int64(1))" in str(jax.make_jaxpr(run, static_argnums=2)(params, xs, True))
+  close(run(params, xs, True), run(params, xs, False))
 
 
 def tangents_like(tree, key):
@@ -187,10 +225,13 @@ def test_native_runs():
   assert jaxrnn.native.BACKWARD in grad_text(True)
   default = grad_text(None)
   assert jaxrnn.native.FORWARD in default and jaxrnn.native.BACKWARD not in default
-  # hoist=True (the projection before the loop) is the pure-JAX path's; the native loop projects per step.
-  hoisted = str(jax.make_jaxpr(lambda p: jaxrnn.unroll(cell, p, one_carry, one, options=RunOptions(hoist=True)))(
-      params))
-  assert jaxrnn.native.FORWARD not in hoisted
+  # The input projection before the loop (hoist) where RunOptions.hoist says, and by default up to HOIST_MAX_ROWS
+  # examples (matrix-vector products inside the loop are slower than one product before it).
+  rows, row_carry = xs.reshape((-1,) + xs.shape[-2:]), jax.tree.map(lambda a: a.reshape(-1, a.shape[-1]), carry)
+  projected = lambda n, hoist: "('projected', np.int64(1))" in str(jax.make_jaxpr(lambda p: jaxrnn.unroll(
+      cell, p, jax.tree.map(lambda a: a[:n], row_carry), rows[:n], options=RunOptions(hoist=hoist)))(params))
+  assert projected(_native_scan.HOIST_MAX_ROWS, None) and not projected(_native_scan.HOIST_MAX_ROWS + 1, None)
+  assert projected(1, True) and projected(4, True) and not projected(1, False)
 
 
 @pytest.mark.parametrize("name, batch, features, hidden, native", [
@@ -199,7 +240,7 @@ def test_native_runs():
     ("lstm", 128, 256, 256, True),  # 2^26 multiply-adds per step: the largest size it takes
     ("lstm", 128, 512, 512, False),  # W4: the native forward loop is slower there
     ("gru", 64, 128, 128, True),
-    ("gru", 1, 64, 128, False),  # the pure-JAX GRU is faster at one example
+    ("gru", 1, 64, 128, True),  # W3: with the projection hoisted and the step split over two threads
 ])
 def test_default_rule(name, batch, features, hidden, native):
   """native=None takes the native loop (its FFI call is in the program) where it was measured faster, and the

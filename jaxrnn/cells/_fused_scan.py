@@ -114,11 +114,13 @@ class Forward(NamedTuple):
   :func:`fused_sequence` differentiates with its lean JVP rule.
 
   Fields:
-    run: ``run(params, carry, xs, mask) -> (carry, hs)``: the recurrence (inference: nothing else is kept).
-    points: ``points(params, carry, xs, mask) -> (carry, hs, carries, us, hws)``: the same, with the points at
-      which ``pointwise`` is linearised: ``carries`` the carry after every step (leaves ``[T, *B, ...]``), ``us``
-      the input projection ``input_transform(params, xs)`` and ``hws`` the recurrent product
-      ``h_{t-1} W_h`` of every step (``[T, *B, nH]``; at padding steps, of the kept carry). ``None``: a
+    run: ``run(params, carry, xs, mask, options) -> (carry, hs)``: the recurrence (inference: nothing else is
+      kept); ``options``: the call's :class:`jaxrnn.RunOptions` (``hoist``: whether the input projection runs for
+      all steps before the loop).
+    points: ``points(params, carry, xs, mask, options) -> (carry, hs, carries, us, hws)``: the same, with the
+      points at which ``pointwise`` is linearised: ``carries`` the carry after every step (leaves
+      ``[T, *B, ...]``), ``us`` the input projection ``input_transform(params, xs)`` and ``hws`` the recurrent
+      product ``h_{t-1} W_h`` of every step (``[T, *B, nH]``; at padding steps, of the kept carry). ``None``: a
       differentiated run is the JAX path's whole JVP rule (its forward scan and tangent recurrence), so ``run``
       serves undifferentiated runs only (where writing the points costs more than the native loop saves).
   """
@@ -238,7 +240,7 @@ def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fie
     @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
     def run(params, carry, xs, mask, options):
       if native is not None:  # undifferentiated: the native loop alone; differentiated: all of run_jvp
-        return native.run(params, carry, xs, mask)
+        return native.run(params, carry, xs, mask, options)
       return forward(params, carry, xs, mask, options)
 
     run.defjvp(run_jvp, symbolic_zeros=True)
@@ -247,8 +249,7 @@ def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fie
 
   @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
   def points(params, carry, xs, mask, options):
-    del options  # the native loop honours none (its caller checks that none is set but unroll, for tangents)
-    return native_points(params, carry, xs, mask)
+    return native_points(params, carry, xs, mask, options)
 
   def linearised_rule(options, primals, tangents_in, every_step):
     """The primal of ``points`` (through ``points`` itself: differentiable again) and the tangent recurrence,
@@ -281,8 +282,7 @@ def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fie
 
   @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
   def run_native(params, carry, xs, mask, options):
-    del options
-    return native.run(params, carry, xs, mask)
+    return native.run(params, carry, xs, mask, options)
 
   def run_native_jvp(options, primals, tangents_in):
     (final, hs, *_), _, (d_final, d_hs) = linearised_rule(options, primals, tangents_in, False)

@@ -305,11 +305,15 @@ struct Chunks {
   std::vector<int64_t> start;  // chunk k covers hidden units [start[k], start[k + 1])
 };
 
-// Chunks of at least 32 units (whole multiples of 8) and 2^17 multiply-adds of the step's products, at most one
-// per thread. Below that a step takes a few microseconds, too short to wait on another core each step: B=1 T=1024
-// I=64 H=128 (10^5 per step) on two chunks took 4x the single-threaded time on the loaded 2-core machine.
+// Chunks of at least 32 units (whole multiples of 8) and 2^14 multiply-adds of the step's products, at most one
+// per thread. Below that a step takes about a microsecond, too short to wait on another core each step. Measured
+// at B=1 T=1024 I=64 (input projection hoisted, wall clock, 2 threads, quiet 2-core machine, medians of 31
+// interleaved calls): LSTM H=128 (6.6e4 per step) 5.68 ms on one chunk, 3.93 on two; H=96 3.37 / 2.51; H=64 (1.6e4)
+// 1.87 / 1.75. On the loaded machine (two busy processes on the two cores) two chunks cost up to 1.6x one (GRU
+// H=128: 5.06 / 8.21 ms; the pure-JAX path 8.38): the solo fallback (kSoloAfter) bounds the loss.
+constexpr int64_t kChunkMacs = int64_t{1} << 14;
 Chunks split(int64_t H, int64_t threads, int64_t step_macs) {
-  int64_t n = std::max<int64_t>(1, std::min<int64_t>({threads, H / 32, step_macs >> 17}));
+  int64_t n = std::max<int64_t>(1, std::min<int64_t>({threads, H / 32, step_macs / kChunkMacs}));
   Chunks c;
   int64_t per = ((H + n - 1) / n + 7) / 8 * 8;
   for (int64_t j = 0; j < H; j += per) c.start.push_back(j);
@@ -440,7 +444,9 @@ int64_t gates_of(int64_t kind) { return kind == kLSTM ? 4 : kind == kGRU ? 3 : 1
 // ----------------------------------------------------------------------------------------------- forward
 // x: [T, B, F] (time-major inputs), w_i: [F, G H], bias: [G H] or [0] (none), w_h: [H, G H], b_hn: [H] (GRU) or
 // [0], h0, c0: [B, H] (c0: LSTM; else any size), mask: [T, B] int32. The input projection x_t W_i + b runs inside
-// the loop, per step and chunk, beside h_{t-1} W_h (as the pure-JAX path does on CPU: no [T, B, G H] buffer).
+// the loop, per step and chunk, beside h_{t-1} W_h (as the pure-JAX path does on CPU: no [T, B, G H] buffer);
+// with projected == 1 the caller has run it for all steps at once (hoisted: one large product instead of T
+// matrix-vector ones at a few rows) and x is [T, B, G H] = x W_i + b (w_i and bias are then not read).
 // Results: hs [T, B, H]; h_last, c_last [B, H] (c_last: LSTM, else any size); with train (1 or 2): h_all, c_all
 // [T, B, H] (the carries after each step; c_all: LSTM); with train == 1 (the native backward's residuals) gates
 // [T, B, W] (LSTM: i f g o; GRU: r z n hn; RNN: none); with train == 2 (the points at which JAX linearises the
@@ -451,15 +457,17 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
                    ffi::ResultBuffer<ffi::F32> hs, ffi::ResultBuffer<ffi::F32> h_last,
                    ffi::ResultBuffer<ffi::F32> c_last, ffi::ResultBuffer<ffi::F32> h_all,
                    ffi::ResultBuffer<ffi::F32> c_all, ffi::ResultBuffer<ffi::F32> gates, ffi::ResultBuffer<ffi::F32> us,
-                   ffi::ResultBuffer<ffi::F32> hws, int64_t kind, int64_t relu, int64_t train) {
+                   ffi::ResultBuffer<ffi::F32> hws, int64_t kind, int64_t relu, int64_t train,
+                   int64_t projected) {
   auto xd = x.dimensions();
   if (xd.size() != 3) return ffi::Error::InvalidArgument("jaxrnn native: x must be [T, B, F]");
-  const int64_t T = xd[0], B = xd[1], F = xd[2], G = gates_of(kind), GH = w_h.dimensions()[1], H = GH / G;
+  const int64_t T = xd[0], B = xd[1], G = gates_of(kind), GH = w_h.dimensions()[1], H = GH / G;
+  const int64_t F = projected ? 0 : xd[2];  // features multiplied inside the loop
   if (H * G != GH || w_h.dimensions()[0] != H) {
     return ffi::Error::InvalidArgument("jaxrnn native: w_h must be [H, G*H]");
   }
-  if (w_i.dimensions()[0] != F || w_i.dimensions()[1] != GH) {
-    return ffi::Error::InvalidArgument("jaxrnn native: w_i must be [F, G*H]");
+  if (projected ? xd[2] != GH : (w_i.dimensions()[0] != F || w_i.dimensions()[1] != GH)) {
+    return ffi::Error::InvalidArgument("jaxrnn native: w_i must be [F, G*H] (projected: x must be [T, B, G*H])");
   }
   const bool lstm = kind == kLSTM, gru = kind == kGRU;
   const float* X = x.typed_data();
@@ -500,9 +508,11 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   for (int64_t k = 0; k < nk; ++k) {
     const int64_t j0 = ch.start[k], jc = ch.start[k + 1] - j0;
     auto column = [&](int64_t n) { return (n / jc) * H + j0 + n % jc; };
-    pack(F, G * jc, [&](int64_t r, int64_t n) { return WI[r * GH + column(n)]; }, packed_i.data() + F * base[k]);
+    if (!projected) {
+      pack(F, G * jc, [&](int64_t r, int64_t n) { return WI[r * GH + column(n)]; }, packed_i.data() + F * base[k]);
+    }
     pack(H, G * jc, [&](int64_t r, int64_t n) { return W[r * GH + column(n)]; }, packed_h.data() + H * base[k]);
-    if (bias.element_count() == GH) {
+    if (!projected && bias.element_count() == GH) {
       for (int64_t n = 0; n < G * jc; ++n) bias_k[base[k] + n] = bias.typed_data()[column(n)];
     }
   }
@@ -525,12 +535,20 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
     for (int64_t b = 0; b < B; ++b) {
       if (b % kRowBlock == 0) {  // the products of rows [b, b + kRowBlock)
         const int64_t rows = std::min(kRowBlock, B - b);
-        product(rows, G * jc, F, X + (t * B + b) * F, F, packed_i.data() + F * base[k], su, ld);
-        product(rows, G * jc, H, hp + b * H, H, packed_h.data() + H * base[k], ss, ld);
-        for (int64_t r = 0; r < rows; ++r) {
-          float* row = su + r * ld;
-          for (int64_t n = 0; n < G * jc; ++n) row[n] += bk[n];
+        if (projected) {  // this chunk's columns of the caller's x W_i + b
+          for (int64_t r = 0; r < rows; ++r) {
+            for (int64_t g = 0; g < G; ++g) {
+              std::memcpy(su + r * ld + g * jc, X + (t * B + b + r) * GH + g * H + j0, jc * sizeof(float));
+            }
+          }
+        } else {
+          product(rows, G * jc, F, X + (t * B + b) * F, F, packed_i.data() + F * base[k], su, ld);
+          for (int64_t r = 0; r < rows; ++r) {
+            float* row = su + r * ld;
+            for (int64_t n = 0; n < G * jc; ++n) row[n] += bk[n];
+          }
         }
+        product(rows, G * jc, H, hp + b * H, H, packed_h.data() + H * base[k], ss, ld);
         if (US) {  // padding rows too: their products are computed (from the kept carry) like any other
           for (int64_t r = 0; r < rows; ++r) {
             const int64_t at = (t * B + b + r) * GH + j0;
@@ -763,7 +781,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnRnnForward, Forward,
                                   .Ret<ffi::Buffer<ffi::F32>>()  // hws
                                   .Attr<int64_t>("kind")
                                   .Attr<int64_t>("relu")
-                                  .Attr<int64_t>("train"));
+                                  .Attr<int64_t>("train")
+                                  .Attr<int64_t>("projected"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnRnnBackward, Backward,
                               ffi::Ffi::Bind()
