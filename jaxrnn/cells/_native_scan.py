@@ -171,9 +171,12 @@ def _loop_bwd(kind, relu, input_transform, projected, residuals, cotangents):
   results = [f32(T, B, GH), f32(T if gru else 0, B, GH), f32(B, H), f32(B, H if lstm else 0), f32(H, GH)]
   dz, dzr, dh0, dc0, d_w_h = _call(native.BACKWARD, results, w_h, h0, c0, h_all, c_all, gates, mask, dhs,
                                    dh_last, dc_last, kind=KINDS[kind], relu=relu)
-  # dz is the cotangent of u = input_transform(params, x): JAX's vjp gives those of w_i, b and x (w_h: none).
-  _, transform_vjp = jax.vjp(input_transform, params, x)
-  d_params, dx = transform_vjp(dz)
+  # dz is the cotangent of u = input_transform(params, x): JAX's vjp gives those of w_i, b and x (w_h: none), on
+  # rows [T * B, n] (_fused_scan._rows: contracting the two axes (T, B) made XLA copy dz into a transposed layout
+  # first; at W1, B=32 T=128 F=128 H=256, this vjp took 48 ms on [T, B, n] and 20 on rows).
+  _, transform_vjp = jax.vjp(input_transform, params, _fused_scan._rows(x))
+  d_params, dx = transform_vjp(_fused_scan._rows(dz))
+  dx = dx.reshape(x.shape)
   d_params = d_params._replace(w_h=d_w_h)
   if gru and params.b_hn is not None:
     d_params = d_params._replace(b_hn=jnp.sum(dzr[..., 2 * H:], axis=(0, 1)))
