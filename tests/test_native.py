@@ -141,6 +141,29 @@ def test_one_example_equals_jax_path(name):
 
   run = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True), static_argnums=2)
   assert "('projected', np.int64(1))" in str(jax.make_jaxpr(run, static_argnums=2)(params, xs, True))
+  want = run(params, xs, False)
+  close(run(params, xs, True), want)
+  close(run(params, xs, None), want)  # the default: the native forward (points for the LSTM) and JAX's derivative
+  d_params, d_xs = tangents_like((params, xs), 5)
+  jvp = jax.jit(lambda native: jax.jvp(lambda p, x: loss(p, x, native), (params, xs), (d_params, d_xs)),
+                static_argnums=0)
+  close(jvp(None), jvp(False))
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_deep_products_equal_jax_path(name):
+  """Deeper products than the other cases: 300 input features (the forward's input product, inside the loop) and
+  G H = 320 (LSTM) or 240 (GRU) for the backward's dz W_h^T, with lengths; values and gradients."""
+  cell = (jaxrnn.lstm if name == "lstm" else jaxrnn.gru)(80)
+  params = randomize(cell.init(jax.random.key(0), 300), jax.random.key(1), scale=0.1)
+  xs = jax.random.normal(jax.random.key(2), (6, 5, 300), jnp.float32)
+
+  def loss(params, xs, native):
+    carry, hs = jaxrnn.unroll(cell, params, None, xs, seq_lengths=jnp.array([5, 3, 0, 5, 1, 4]),
+                              options=RunOptions(native=native, hoist=False))
+    return jnp.sum(jnp.sin(hs) * hs) + jnp.sum(carry.h), hs
+
+  run = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True), static_argnums=2)
   close(run(params, xs, True), run(params, xs, False))
 
 

@@ -59,8 +59,11 @@ from jaxrnn.types import RunOptions
 #   buffers, and linearising at them); M1 (min of 5) LSTM 0.96, GRU 1.04; M2 LSTM 1.00, GRU 0.99; W4 (min of 3)
 #   LSTM 1.08, GRU 1.03 (slower). 2 threads, wall clock, min of 7, loaded machine: LSTM W1 1.01, W2 1.02; GRU W1
 #   1.08, W2 1.08 (the GRU's training may lose a few percent: to re-measure on a quiet machine).
-# So: native where a step has at most 2^26 multiply-adds (W1-W3, M1, M2; W4 is 4x above) and, for the GRU, at
-# least 4 rows (at B=1 its pure-JAX loop is faster). Between 6.7e7 and 2.7e8 multiply-adds nothing was measured.
+# So: native where a step has at most 2^26 multiply-adds (W1-W3, M1, M2; W4 is 4x above). Between 6.7e7 and
+# 2.7e8 multiply-adds nothing was measured. The GRU took the native loop from 4 rows only (at B=1 its pure-JAX loop
+# was faster) until the loop hoisted the input projection at few rows and split B=1 steps over two threads
+# (HOIST_MAX_ROWS; rnn.cc's split): W3 GRU default 4.26 ms, pure-JAX 4.98, equinox 4.89 (quiet run, rnn_layers.py
+# --repeats 7); min_rows is 1 for both cells now.
 # Quiet machine (2026-11-29, benchmarks/native_default.py --repeats 7 --clock wall, 2 threads): training with the
 # points / pure-JAX LSTM W1 1.02, W2 1.01, W3 0.91; GRU W1 1.02, W2 1.02, and 1.14 at W1 in rnn_layers.py's run.
 # So the GRU differentiates without the points (AutoRange.points=False: a differentiated run is the pure-JAX
