@@ -176,7 +176,8 @@ class RunOptions(NamedTuple):
       (see :func:`jaxrnn.unroll` and :mod:`jaxrnn.checkpointing`). Only the scan of ``step`` honours it.
     unroll: how many steps one loop iteration runs (``lax.scan``'s ``unroll``; ``True`` unrolls fully).
     hoist: run the cell's ``input_transform`` for all steps before the loop (``True``), inside it (``False``), or
-      the backend's default (``None``: everywhere but on CPU).
+      the backend's default (``None``: everywhere but on CPU, where the native loop hoists it at up to four
+      examples per step: ``jaxrnn.cells._native_scan.HOIST_MAX_ROWS``).
     kernel: which implementation runs a cell's own sequence path (one of :data:`KERNELS`): ``"xla"`` (the JAX
       path: ``lax.scan``, ``associative_scan``), ``"cudnn"`` (the LSTM through cuDNN, GPU only:
       :mod:`jaxrnn.kernels.cudnn_lstm`), ``"pallas"`` (the linear recurrences of ``min_gru``, ``min_lstm``,
