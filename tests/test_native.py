@@ -167,6 +167,29 @@ def test_deep_products_equal_jax_path(name):
   close(run(params, xs, True), run(params, xs, False))
 
 
+@pytest.mark.parametrize("name", ["simple_rnn_tanh", "simple_rnn_relu"])
+def test_simple_rnn_default_keeps_forward_mode(name):
+  """Below AUTO_MAX_ROWS examples the simple RNN's default runs its native forward loop undifferentiated, and
+  differentiates as the pure-JAX path (jax_derivative): jax.grad, jax.jvp and a Hessian wrt the inputs equal it
+  (the all-native custom_vjp had no forward mode, so jax.jvp and jax.hessian raised)."""
+  cell = CELLS[name]()
+  params = randomize(cell.init(jax.random.key(0), F), jax.random.key(1), scale=0.3)
+  xs = jax.random.normal(jax.random.key(2), (1, T, F), jnp.float32)
+  lengths = jnp.array([5])
+  out = lambda p, x, native: jaxrnn.unroll(cell, p, None, x, seq_lengths=lengths, options=RunOptions(native=native))
+  loss = lambda p, x, native: jnp.sum(jnp.sin(out(p, x, native)[1])) + jnp.sum(out(p, x, native)[0].h ** 2)
+  assert jaxrnn.native.FORWARD in str(jax.make_jaxpr(lambda p: out(p, xs, None))(params))
+  d_params, d_xs = tangents_like((params, xs), 3)
+
+  @functools.partial(jax.jit, static_argnums=0)
+  def everything(native):
+    return (out(params, xs, native), jax.grad(loss, argnums=(0, 1))(params, xs, native),
+            jax.jvp(lambda p, x: loss(p, x, native), (params, xs), (d_params, d_xs)),
+            jax.hessian(lambda x: loss(params, x, native))(xs))
+
+  close(everything(None), everything(False))
+
+
 def tangents_like(tree, key):
   leaves, treedef = jax.tree.flatten(tree)
   keys = jax.random.split(jax.random.key(key), len(leaves))

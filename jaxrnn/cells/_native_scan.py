@@ -75,7 +75,7 @@ from jaxrnn.types import RunOptions
 # GRU 4.5 / 5.0 (one thread); B=4 LSTM 12.6 / 13.2; inference B=32 (W1) LSTM 50 / 36, B=64 (W2) LSTM 134 / 115, GRU
 # 115 / 93; training W1 / W2 within 2%.
 HOIST_MAX_ROWS = 4
-AUTO_MAX_ROWS = 4  # simple_rnn (no hybrid): native=None runs its all-native custom_vjp below this many rows
+AUTO_MAX_ROWS = 4  # simple_rnn (no fused hybrid): native=None runs its native forward loop below this many rows
 
 
 class AutoRange(NamedTuple):
@@ -269,6 +269,27 @@ def native_forward(kind: str, relu: bool, input_transform: Callable, with_points
   return _fused_scan.Forward(run, points if with_points else None)
 
 
+def jax_derivative(kind: str, relu: bool, input_transform: Callable, fallback: Callable) -> Callable:
+  """``run(params, carry, xs, mask, options)``: the native forward loop for an undifferentiated call, and for a
+  differentiated one (``jax.grad``, ``jax.jvp``, any order) ``fallback``'s own derivative: a ``jax.custom_jvp``
+  whose rule is ``jax.jvp`` of the pure-JAX ``fallback`` (its forward and tangents; nothing native runs). What
+  ``native=None`` runs for a cell without a fused hybrid (the simple RNN), so that the default never loses forward
+  mode."""
+  forward = native_forward(kind, relu, input_transform, with_points=False)
+
+  @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
+  def run(params, carry, xs, mask, options):
+    return forward.run(params, carry, xs, mask, options)
+
+  def run_jvp(options, primals, tangents):
+    params, carry, xs, mask = primals
+    d_params, d_carry, d_xs, _ = tangents
+    return jax.jvp(lambda p, c, x: fallback(p, c, x, mask, options), (params, carry, xs), (d_params, d_carry, d_xs))
+
+  run.defjvp(run_jvp)
+  return run
+
+
 def auto_refuses(kind: str, hybrid: bool, rows: int, features: int, hidden: int) -> Optional[str]:
   """Why ``native=None`` keeps the pure-JAX path for this call (``None``: it runs the native loop): the measured
   rule :data:`AUTO` (see this module's comment); without a hybrid, fewer than :data:`AUTO_MAX_ROWS` rows."""
@@ -298,9 +319,14 @@ def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fall
     fallback: the pure-JAX ``run(params, carry, xs, mask, options)`` of the same function.
     hybrid: ``None``, or the same function with the native forward loop as primal and JAX's derivative
       (:func:`jaxrnn.cells._fused_scan.fused_sequence` with ``native``): what ``native=None`` runs where
-      :func:`auto_refuses` allows; without it ``native=None`` runs the all-native ``custom_vjp`` (no forward mode)
-      below :data:`AUTO_MAX_ROWS` examples. ``native=True`` always runs the all-native ``custom_vjp``.
+      :func:`auto_refuses` allows; without it ``native=None`` runs :func:`jax_derivative` (the native forward
+      loop, differentiated as ``fallback``) below :data:`AUTO_MAX_ROWS` examples. ``native=True`` always runs the
+      all-native ``custom_vjp``.
   """
+
+  default = hybrid
+  if default is None and kind is not None:
+    default = jax_derivative(kind, relu, input_transform, fallback)
 
   def run(params, carry, xs, mask, options):
     why = None if options.native is False else fits(kind, params, carry, xs, options)
@@ -313,8 +339,9 @@ def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fall
       return fallback(params, carry, xs, mask, options._replace(native=None))
     assert kind is not None  # fits() gives a reason for kind=None
     jax.eval_shape(input_transform, params, xs)  # checks params and inputs; computes nothing
-    if options.native is None and hybrid is not None:
-      return hybrid(params, carry, xs, mask, options)
+    if options.native is None:
+      assert default is not None  # kind is not None here
+      return default(params, carry, xs, mask, options)
     T, batch = xs.shape[0], xs.shape[1:-1]
     x, h0, c0, m = _flat(kind, carry, xs, mask)
     out = _loop(kind, bool(relu), input_transform, projects(options, x.shape[1]), params, x, h0, c0, m)
