@@ -128,28 +128,21 @@ def _forward_scan(a, b):
   return jax.lax.associative_scan(_combine, (a, b), axis=0)[1]
 
 
-@jax.custom_vjp
+@jax.custom_jvp
 def _scan_from_zero(a, b):
-  """``h_t = a_t h_{t-1} + b_t`` from ``h_{-1} = 0``, with a backward pass that is itself one linear scan."""
+  """``h_t = a_t h_{t-1} + b_t`` from ``h_{-1} = 0``. Its tangent is the same linear recurrence,
+  ``dh_t = a_t dh_{t-1} + (da_t h_{t-1} + db_t)``: one more scan (forward mode, any order); reverse mode is JAX's
+  transpose of that scan."""
   return _forward_scan(a, b)
 
 
-def _scan_fwd(a, b):
-  hs = _forward_scan(a, b)
-  return hs, (a, hs)
-
-
-def _scan_bwd(res, g):
-  # The adjoint recurrence runs backwards: lam_t = g_t + a_{t+1} lam_{t+1}; then d/db_t = lam_t and
-  # d/da_t = lam_t h_{t-1} (JAX transposes without conjugating, so this holds for complex a and b too).
-  a, hs = res
-  a_next = jnp.concatenate([a[1:], jnp.zeros_like(a[:1])], axis=0)
-  lam = jnp.flip(_forward_scan(jnp.flip(a_next, 0), jnp.flip(g, 0)), 0)
+@_scan_from_zero.defjvp
+def _scan_jvp(primals, tangents):
+  a, b = primals
+  da, db = tangents
+  hs = _scan_from_zero(a, b)
   h_prev = jnp.concatenate([jnp.zeros_like(hs[:1]), hs[:-1]], axis=0)
-  return lam * h_prev, lam
-
-
-_scan_from_zero.defvjp(_scan_fwd, _scan_bwd)
+  return hs, _forward_scan(a, da * h_prev + db)
 
 
 def _combine_log_segmented(left, right):
