@@ -293,8 +293,6 @@ def bench(cell_name, workload, repeats, mixed=False):
     ours = [n for n in impls if n.startswith("jaxrnn")]
     print(f"\nfastest JAX peer: {best_jax}; speed-up over it: "
           + ", ".join(f"{n} {med[best_jax] / med[n]:.2f}x" for n in ours))
-  if "torch" in med:
-    print("/ torch: " + ", ".join(f"{n} {med[n] / med['torch']:.2f}" for n in impls if n.startswith("jaxrnn")))
 
 
 def main():

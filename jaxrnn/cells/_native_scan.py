@@ -123,11 +123,12 @@ def projects(options: RunOptions, rows: int) -> bool:
   return rows <= HOIST_MAX_ROWS if options.hoist is None else bool(options.hoist)
 
 
-def _forward(kind: str, relu: bool, mode: int, params, x, h0, c0, mask, u=None):
+def _forward(kind: str, relu: bool, mode: int, params, x, h0, c0, mask, project: Optional[Callable] = None):
   """The native forward loop over ``x: [T, B, F]``: ``(hs, h_last, c_last, h_all, c_all, gates, us, hws)``, the
   last five of size 0 unless ``mode`` keeps them (``BACKWARD_RESIDUALS``: the carries and activated gates that the
-  native backward reads; ``POINTS``: the carries, ``x_t W_i + b`` and ``h_{t-1} W_h``). ``u``: ``None`` (the loop
-  computes ``x_t W_i + b``), or that projection for all steps (``[T, B, G H]``, hoisted by the caller)."""
+  native backward reads; ``POINTS``: the carries, ``x_t W_i + b`` and ``h_{t-1} W_h``). ``project``: ``None`` (the
+  loop computes ``x_t W_i + b`` per step), or the cell's ``input_transform``, which JAX runs on all steps before
+  the loop (hoisted: the loop reads ``[T, B, G H]``)."""
   T, B, _ = x.shape
   w_i, b, w_h, b_hn = _weights(kind, params)
   H, GH = w_h.shape
@@ -138,8 +139,9 @@ def _forward(kind: str, relu: bool, mode: int, params, x, h0, c0, mask, u=None):
   points = T if mode == POINTS else 0
   results = [f32(T, B, H), f32(B, H), f32(B, H if lstm else 0), f32(steps, B, H), f32(steps if lstm else 0, B, H),
              f32(gates, B, 4 * H), f32(points, B, GH), f32(points, B, GH)]
-  return _call(native.FORWARD, results, x if u is None else u, w_i, b, w_h, b_hn, h0, c0, mask, kind=KINDS[kind],
-               relu=relu, train=mode, projected=u is not None)
+  operand = x if project is None else project(params, x)
+  return _call(native.FORWARD, results, operand, w_i, b, w_h, b_hn, h0, c0, mask, kind=KINDS[kind], relu=relu,
+               train=mode, projected=project is not None)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
@@ -149,15 +151,15 @@ def _loop(kind: str, relu: bool, input_transform: Callable, projected: bool, par
   ``input_transform`` is the cell's (``x W_i + b``): the native loop computes it per step (``projected``: JAX
   computes it for all steps before the loop), and the backward pass differentiates it with JAX (the input-side
   gradients from the native loop's ``dz``)."""
-  u = input_transform(params, x) if projected else None
-  hs, h_last, c_last, *_ = _forward(kind, relu, INFER, params, x, h0, c0, mask, u)
+  project = input_transform if projected else None
+  hs, h_last, c_last, *_ = _forward(kind, relu, INFER, params, x, h0, c0, mask, project)
   return hs, h_last, c_last
 
 
 def _loop_fwd(kind, relu, input_transform, projected, params, x, h0, c0, mask):
-  u = input_transform(params, x) if projected else None
+  project = input_transform if projected else None
   hs, h_last, c_last, h_all, c_all, gates, _, _ = _forward(kind, relu, BACKWARD_RESIDUALS, params, x, h0, c0,
-                                                           mask, u)
+                                                           mask, project)
   return (hs, h_last, c_last), (params, x, h0, c0, h_all, c_all, gates, mask)
 
 
@@ -251,7 +253,7 @@ def native_forward(kind: str, relu: bool, input_transform: Callable, with_points
 
   def operands(params, carry, xs, mask, options):
     x, h0, c0, m = _flat(kind, carry, xs, mask)
-    return x, h0, c0, m, input_transform(params, x) if projects(options, x.shape[1]) else None
+    return x, h0, c0, m, input_transform if projects(options, x.shape[1]) else None
 
   def run(params, carry, xs, mask, options):
     T, batch = xs.shape[0], xs.shape[1:-1]
