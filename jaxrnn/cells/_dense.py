@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn.cells import _parts
+from jaxrnn.cells.options import Options
 from jaxrnn.types import Cell, CellConfig
 
 ACTIVATIONS = {
@@ -111,8 +112,6 @@ class Hyper(NamedTuple):
   hidden_size: int
   act: Callable  # a factory without an activation argument gets one that raises (_not_taken)
   gate_act: Callable
-  dtype: Optional[Any]
-  param_dtype: Any
 
 
 def _not_taken(name: str) -> Callable:
@@ -124,15 +123,15 @@ def _not_taken(name: str) -> Callable:
   return not_taken
 
 
-def hyper(hidden_size: Any, activation: Any = None, gate_activation: Any = None, dtype: Any = None,
-          param_dtype: Any = jnp.float32, *, size_name: str = "hidden_size") -> Hyper:
-  """Checks ``hidden_size`` (named ``size_name`` in errors), the activations (names or callables) and dtypes."""
+def hyper(hidden_size: Any, activation: Any = None, gate_activation: Any = None, *,
+          size_name: str = "hidden_size") -> Hyper:
+  """Checks ``hidden_size`` (named ``size_name`` in errors) and the activations (names or callables)."""
   size = _checks.positive_int(size_name, hidden_size)
   act = _not_taken("activation") if activation is None else _checks.activation("activation", activation,
                                                                                  ACTIVATIONS)
   gate_act = (_not_taken("gate_activation") if gate_activation is None
               else _checks.activation("gate_activation", gate_activation, ACTIVATIONS))
-  return Hyper(size, act, gate_act, _checks.dtype("dtype", dtype), _checks.dtype("param_dtype", param_dtype))
+  return Hyper(size, act, gate_act)
 
 
 def forget_bias(value: Optional[float], use_bias: bool, *, default: float = 1.0,
@@ -167,27 +166,27 @@ class DenseParts(NamedTuple):
     return _parts.transformed_cell(self.init, self.initial_carry, self.input_transform, step_transformed, **fields)
 
 
-def dense_parts(hidden_size: int, n_blocks: int, params_type: type[Any], carry_type: type[Any], *, use_bias: bool,
-                kernel_init: Callable, bias_init: Callable, dtype: Optional[Any], param_dtype: Any, precision: Any,
-                recurrent_kernel_init: Optional[Callable] = None, recurrent_rows: Optional[int] = None,
+def dense_parts(hidden_size: int, n_blocks: int, params_type: type[Any], carry_type: type[Any], options: Options, *,
+                use_bias: bool, recurrent: bool = True, recurrent_rows: Optional[int] = None,
                 forget_block: Optional[int] = None, forget_bias: float = 0.0, extra_keys: int = 0,
                 init_extra: Optional[Callable] = None, carry_features: Optional[dict] = None,
                 init: Optional[Callable] = None) -> DenseParts:
   """The shared parts of a cell whose gates are blocks of one fused projection.
 
   Params ``params_type(w_i: [F, nH], w_h: [R, nH], b: [nH] or None, **extra)`` (``R = recurrent_rows``, default
-  ``H``); without a ``recurrent_kernel_init`` the gates read only ``x_t`` and the params are ``(w: [F, nH], b)``
-  (minGRU, minLSTM). The carry is ``carry_type`` with leaves ``[*B, *carry_features[field]]`` (default ``[*B, H]``).
+  ``H``); with ``recurrent=False`` the gates read only ``x_t`` and the params are ``(w: [F, nH], b)`` (minGRU,
+  minLSTM). The carry is ``carry_type`` with leaves ``[*B, *carry_features[field]]`` (default ``[*B, H]``).
 
   Args:
     hidden_size: ``H``; ``n_blocks``: ``n``, the number of ``H``-wide gate blocks.
+    options: the factory's resolved :class:`jaxrnn.cells.options.Options`.
     forget_block: the block of ``b`` that gets ``forget_bias`` added at initialisation (``None``: none).
     extra_keys, init_extra: ``init`` splits its key into ``2 + extra_keys`` (kernels, bias, extra) and adds the
       fields ``init_extra(extra_keys, input_size) -> dict`` (e.g. a recurrent bias, peepholes).
     init: a cell whose params are drawn otherwise passes its own ``init``.
   """
   H = hidden_size
-  recurrent = recurrent_kernel_init is not None
+  kernel_init, recurrent_kernel_init, bias_init, dtype, param_dtype, precision = options
   features = carry_features or {f: (H,) for f in carry_type._fields}
   width = n_blocks * H
 
@@ -195,7 +194,7 @@ def dense_parts(hidden_size: int, n_blocks: int, params_type: type[Any], carry_t
     input_size = check_init_args(key, input_size)
     k_w, k_b, *k_extra = jax.random.split(key, 2 + extra_keys)
     fields: dict = {}
-    if recurrent_kernel_init is not None:
+    if recurrent:
       w_i, w_h = init_kernels(k_w, input_size, H, n_blocks, kernel_init=kernel_init,
                               recurrent_kernel_init=recurrent_kernel_init, param_dtype=param_dtype)
       fields.update(w_i=w_i, w_h=w_h)

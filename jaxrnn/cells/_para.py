@@ -8,10 +8,11 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.cells import _dense
+from jaxrnn.cells.options import Options
 
 
-def parts(hidden_size: int, params_type: type[Any], carry_type: type[Any], *, recurrent_init: Callable,
-          param_dtype: Any, **dense_kw: Any) -> _dense.DenseParts:
+def parts(hidden_size: int, params_type: type[Any], carry_type: type[Any], options: Options, *,
+          recurrent_init: Callable, **dense_kw: Any) -> _dense.DenseParts:
   """The :func:`jaxrnn.cells._dense.dense_parts` of a cell with params ``(w: [F, 3H], b: [3H], a: [3H])``.
 
   ``a``, the diagonals of the three recurrent matrices, is drawn by ``recurrent_init``; ``dense_kw``: the rest of
@@ -21,10 +22,10 @@ def parts(hidden_size: int, params_type: type[Any], carry_type: type[Any], *, re
 
   def init_a(keys, input_size):
     del input_size
-    return dict(a=recurrent_init(keys[0], (3 * H,), param_dtype))
+    return dict(a=recurrent_init(keys[0], (3 * H,), options.param_dtype))
 
-  return _dense.dense_parts(H, 3, params_type, carry_type, extra_keys=1, init_extra=init_a,
-                            param_dtype=param_dtype, **dense_kw)
+  return _dense.dense_parts(H, 3, params_type, carry_type, options, recurrent=False, extra_keys=1, init_extra=init_a,
+                            **dense_kw)
 
 
 def gate_inputs(params: Any, u: jax.Array, h: jax.Array) -> Tuple[list, list]:

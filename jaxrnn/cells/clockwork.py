@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Callable, NamedTuple, Optional, Sequence, Tuple, Union, Unpack
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn import _checks
-from jaxrnn import initializers
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _parts
+from jaxrnn.cells.options import RecurrentOptions, resolve
 from jaxrnn.types import Cell
 
 
@@ -58,12 +58,7 @@ def clockwork_rnn(
     num_modules: Optional[int] = None,
     activation: Union[str, Callable] = "tanh",
     use_bias: bool = True,
-    kernel_init: Callable = initializers.lecun_normal(),
-    recurrent_kernel_init: Callable = initializers.orthogonal(),
-    bias_init: Callable = initializers.zeros,
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[RecurrentOptions],
 ) -> Cell:
   r"""The Clockwork RNN of Koutnik et al. 2014, "A Clockwork RNN" (ICML, arXiv:1402.3511).
 
@@ -93,9 +88,9 @@ def clockwork_rnn(
     num_modules: ``g``; with ``periods=None`` the periods are ``1, 2, 4, ..., 2**(g-1)``.
     activation: ``"tanh"`` (default) or any name in ``"relu"``, ... or a callable.
     use_bias: whether the cell has the bias ``b``.
-    kernel_init, recurrent_kernel_init, bias_init: draw ``W_i: [F, H]``, ``W_h: [H, H]`` (then masked to
-      the blocks used) and ``b: [H]``.
-    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+    **options: :class:`jaxrnn.cells.options.RecurrentOptions`: ``kernel_init``, ``recurrent_kernel_init`` and
+      ``bias_init`` draw ``W_i: [F, H]``, ``W_h: [H, H]`` (then masked to the blocks used) and ``b: [H]``; ``dtype``,
+      ``param_dtype``, ``precision``.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``ClockworkParams`` and ``ClockworkCarry(h, t)``.
@@ -122,14 +117,14 @@ def clockwork_rnn(
   if hidden_size % g:
     raise ValueError(f"hidden_size must be divisible by the number of modules {g} (periods {periods}), got "
                      f"{hidden_size}")
-  H, act, _, dtype, param_dtype = _dense.hyper(hidden_size, activation, None, dtype, param_dtype)
+  H, act, _ = _dense.hyper(hidden_size, activation)
+  opts = resolve("clockwork_rnn", options)
+  dtype, precision = opts.dtype, opts.precision
   k = H // g
   module = np.repeat(np.arange(g), k)  # [H] module index of each unit
   mask_np = module[:, None] >= module[None, :]  # [H_src, H_dst]: source module j feeds target i iff j >= i
   dense_init, _, input_transform, check_params, _ = _dense.dense_parts(
-      H, 1, ClockworkParams, ClockworkCarry, use_bias=use_bias, kernel_init=kernel_init,
-      recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype,
-      precision=precision)
+      H, 1, ClockworkParams, ClockworkCarry, opts, use_bias=use_bias)
 
   def init(key, input_size):
     params = dense_init(key, input_size)

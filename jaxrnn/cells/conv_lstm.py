@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Union, Unpack
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
+from jaxrnn.cells.options import RecurrentOptions, resolve
 from jaxrnn.cells import _parts
 from jaxrnn.types import Cell
 
@@ -61,13 +62,8 @@ def conv_lstm(
     use_bias: bool = True,
     activation: Union[str, Callable] = "tanh",
     gate_activation: Union[str, Callable] = "sigmoid",
-    kernel_init: Callable = initializers.lecun_normal(),
-    recurrent_kernel_init: Callable = initializers.lecun_normal(),
     peephole_init: Callable = initializers.zeros,
-    bias_init: Callable = initializers.zeros,
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[RecurrentOptions],
 ) -> Cell:
   r"""The convolutional LSTM of Shi et al. 2015, "Convolutional LSTM Network" (NeurIPS, arXiv:1506.04214).
 
@@ -103,12 +99,11 @@ def conv_lstm(
     use_bias: whether the cell has the bias ``b``.
     activation: the candidate and output nonlinearity (``"tanh"`` or a callable).
     gate_activation: the gates' nonlinearity (``"sigmoid"`` or a callable).
-    kernel_init, recurrent_kernel_init, bias_init: draw the whole kernels ``W_x: [*K, C, 4H]``,
-      ``W_h: [*K, H, 4H]`` (one draw each, in ``param_dtype``; both LeCun normal by default, as Flax's ``Conv``)
-      and ``b: [4H]`` (then
-      ``forget_bias`` is added).
     peephole_init: initialiser of ``w_c: [3, *S, H]`` (default zeros).
-    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+    **options: :class:`jaxrnn.cells.options.RecurrentOptions`: ``kernel_init``, ``recurrent_kernel_init`` and
+      ``bias_init`` draw the whole kernels ``W_x: [*K, C, 4H]``, ``W_h: [*K, H, 4H]`` (one draw each, in
+      ``param_dtype``; here both LeCun normal by default, as Flax's ``Conv``) and ``b: [4H]`` (then
+      ``forget_bias`` is added); ``dtype``, ``param_dtype``, ``precision``.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``ConvLSTMParams`` and ``ConvLSTMCarry(h, c)``; ``init(key, input_size)`` takes
@@ -134,8 +129,9 @@ def conv_lstm(
     >>> hs.shape
     (5, 6, 7, 3, 3)
   """
-  H, act, gate_act, dtype, param_dtype = _dense.hyper(features, activation, gate_activation, dtype, param_dtype,
-                                                      size_name="features")
+  H, act, gate_act = _dense.hyper(features, activation, gate_activation, size_name="features")
+  opts = resolve("conv_lstm", options, recurrent_kernel_init=initializers.lecun_normal())
+  dtype, param_dtype, precision = opts.dtype, opts.param_dtype, opts.precision
   kernel_size = _kernel_size(kernel_size)
   forget_bias = _dense.forget_bias(forget_bias, use_bias)
   nd = len(kernel_size)
@@ -149,9 +145,9 @@ def conv_lstm(
     input_size = _checks.feature_shape("input_size", input_size)
     spatial, channels = input_size[:-1], input_size[-1]
     k_i, k_h, k_b, k_c = jax.random.split(key, 4)
-    w_i = kernel_init(k_i, kernel_size + (channels, 4 * H), param_dtype)
-    w_h = recurrent_kernel_init(k_h, kernel_size + (H, 4 * H), param_dtype)
-    b = bias_init(k_b, (4 * H,), param_dtype).at[H:2 * H].add(forget_bias) if use_bias else None
+    w_i = opts.kernel_init(k_i, kernel_size + (channels, 4 * H), param_dtype)
+    w_h = opts.recurrent_kernel_init(k_h, kernel_size + (H, 4 * H), param_dtype)
+    b = opts.bias_init(k_b, (4 * H,), param_dtype).at[H:2 * H].add(forget_bias) if use_bias else None
     w_c = peephole_init(k_c, (3,) + spatial + (H,), param_dtype) if peephole else None
     return ConvLSTMParams(w_i=w_i, w_h=w_h, b=b, w_c=w_c)
 

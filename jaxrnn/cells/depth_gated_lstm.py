@@ -3,7 +3,7 @@ linked across layers by a depth gate."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple, Unpack
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +13,7 @@ from jaxrnn import initializers
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _parts
 from jaxrnn.cells._lstm_common import LSTMCarry
+from jaxrnn.cells.options import RecurrentOptions, resolve
 from jaxrnn.types import Cell
 
 
@@ -45,13 +46,8 @@ def depth_gated_lstm(
     forget_bias: Optional[float] = None,
     depth_bias: float = 0.0,
     use_bias: bool = True,
-    kernel_init: Callable = initializers.lecun_normal(),
-    recurrent_kernel_init: Callable = initializers.orthogonal(),
-    bias_init: Callable = initializers.zeros,
     peephole_init: Callable = initializers.zeros,
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[RecurrentOptions],
 ) -> Cell:
   r"""A deep depth-gated LSTM as one cell: all layers advance by one time step in each ``step``.
 
@@ -82,10 +78,10 @@ def depth_gated_lstm(
     forget_bias: added to each forget gate's bias at initialisation (``None``: 1.0 with a bias, 0.0 without).
     depth_bias: added to each depth gate's bias at initialisation (0.0: the gate starts near 0.5).
     use_bias: whether the gates have biases (``b`` and ``b_d``).
-    kernel_init, recurrent_kernel_init, bias_init: draw each layer's ``[F_l, H]`` input blocks (gates and depth
-      gate), ``[H, H]`` recurrent blocks and biases (before ``forget_bias``/``depth_bias`` are added).
     peephole_init: initialiser of the diagonal peepholes ``w_p``, ``w_cd``, ``w_ld`` (default zeros).
-    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+    **options: :class:`jaxrnn.cells.options.RecurrentOptions`: ``kernel_init``, ``recurrent_kernel_init`` and
+      ``bias_init`` draw each layer's ``[F_l, H]`` input blocks (gates and depth gate), ``[H, H]`` recurrent blocks
+      and biases (before ``forget_bias``/``depth_bias`` are added); ``dtype``, ``param_dtype``, ``precision``.
 
   Returns:
     A :class:`jaxrnn.Cell` whose params are a tuple of :class:`DepthGatedLSTMLayerParams` (bottom layer first)
@@ -107,8 +103,8 @@ def depth_gated_lstm(
     ((2, 8), 2, (2, 8))
   """
   hidden_sizes = _check_hidden_sizes(hidden_sizes)
-  dtype = _checks.dtype("dtype", dtype)
-  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  opts = resolve("depth_gated_lstm", options)
+  dtype, param_dtype, precision = opts.dtype, opts.param_dtype, opts.precision
   forget_bias = _dense.forget_bias(forget_bias, use_bias)
   if not use_bias and depth_bias != 0.0:
     raise ValueError(f"depth_bias={depth_bias} needs a bias, but use_bias=False")
@@ -117,14 +113,14 @@ def depth_gated_lstm(
 
   def init_layer(key, input_size, first):
     k_w, k_b, k_p, k_d, k_bd, k_cd, k_ld = jax.random.split(key, 7)
-    w_i, w_h = _dense.init_kernels(k_w, input_size, H, 4, kernel_init=kernel_init,
-                                   recurrent_kernel_init=recurrent_kernel_init, param_dtype=param_dtype)
-    b = bias_init(k_b, (4 * H,), param_dtype).at[H:2 * H].add(forget_bias) if use_bias else None
+    w_i, w_h = _dense.init_kernels(k_w, input_size, H, 4, kernel_init=opts.kernel_init,
+                                   recurrent_kernel_init=opts.recurrent_kernel_init, param_dtype=param_dtype)
+    b = opts.bias_init(k_b, (4 * H,), param_dtype).at[H:2 * H].add(forget_bias) if use_bias else None
     w_p = peephole_init(k_p, (3, H), param_dtype) if peepholes else None
     if first:
       return DepthGatedLSTMLayerParams(w_i, w_h, b, w_p, None, None, None, None)
-    w_xd = _dense.init_blocks(k_d, kernel_init, input_size, H, 1, param_dtype)
-    b_d = bias_init(k_bd, (H,), param_dtype) + depth_bias if use_bias else None
+    w_xd = _dense.init_blocks(k_d, opts.kernel_init, input_size, H, 1, param_dtype)
+    b_d = opts.bias_init(k_bd, (H,), param_dtype) + depth_bias if use_bias else None
     w_cd = peephole_init(k_cd, (H,), param_dtype)
     w_ld = peephole_init(k_ld, (H,), param_dtype)
     return DepthGatedLSTMLayerParams(w_i, w_h, b, w_p, w_xd, w_cd, w_ld, b_d)

@@ -6,15 +6,15 @@ This file holds the N-dimensional block (:func:`grid_lstm_block`), the 2-D time 
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Tuple
+from typing import Any, Callable, NamedTuple, Optional, Tuple, Unpack
 
 import jax
 import jax.numpy as jnp
 
 from jaxrnn import _checks
-from jaxrnn import initializers
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _parts
+from jaxrnn.cells.options import DenseOptions, resolve
 from jaxrnn.types import Cell
 
 
@@ -105,13 +105,14 @@ def _init_transform(key, in_size, H, n_dims, *, kernel_init, use_bias, bias_init
   return GridLSTMTransformParams(w=w, b=b)
 
 
-def _check_common(hidden_size, num, num_name, forget_bias, use_bias, kernel_init, bias_init, dtype, param_dtype):
-  """``(H, num, dtype, t_kw)``: the checked arguments; ``t_kw`` the settings of :func:`_init_transform`."""
-  hidden_size, _, _, dtype, param_dtype = _dense.hyper(hidden_size, dtype=dtype, param_dtype=param_dtype)
+def _check_common(factory, hidden_size, num, num_name, forget_bias, use_bias, options):
+  """``(H, num, (dtype, precision), t_kw)``: the checked arguments; ``t_kw`` the settings of :func:`_init_transform`."""
+  hidden_size = _dense.hyper(hidden_size).hidden_size
+  opts = resolve(factory, options, DenseOptions)
   num = _checks.positive_int(num_name, num)
-  t_kw = dict(kernel_init=kernel_init, use_bias=use_bias, bias_init=bias_init,
-              forget_bias=_dense.forget_bias(forget_bias, use_bias), param_dtype=param_dtype)
-  return hidden_size, num, dtype, t_kw
+  t_kw = dict(kernel_init=opts.kernel_init, use_bias=use_bias, bias_init=opts.bias_init,
+              forget_bias=_dense.forget_bias(forget_bias, use_bias), param_dtype=opts.param_dtype)
+  return hidden_size, num, (opts.dtype, opts.precision), t_kw
 
 
 def _init_input(key, input_size, H, t_kw):
@@ -140,11 +141,7 @@ def grid_lstm(
     depth_priority: bool = True,
     forget_bias: Optional[float] = None,
     use_bias: bool = True,
-    kernel_init: Callable = initializers.lecun_normal(),
-    bias_init: Callable = initializers.zeros,
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[DenseOptions],
 ) -> Cell:
   r"""A 2-D Grid LSTM over time x depth (a "2-LSTM" of Kalchbrenner et al. 2015) as one cell.
 
@@ -172,9 +169,9 @@ def grid_lstm(
     depth_priority: compute the time transform first and feed its output to the depth transform.
     forget_bias: added to each forget gate's bias at initialisation (``None``: 1.0 with a bias, 0.0 without).
     use_bias: whether the transforms and the input projection have biases.
-    kernel_init, bias_init: draw ``w_x: [F, H]``, each ``[H, H]`` gate block of the transforms' ``w: [2H, 4H]``
-      and the biases ``b_x: [H]``, ``b: [4H]`` (then ``forget_bias`` is added).
-    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+    **options: :class:`jaxrnn.cells.options.DenseOptions`: ``kernel_init`` and ``bias_init`` draw ``w_x: [F, H]``,
+      each ``[H, H]`` gate block of the transforms' ``w: [2H, 4H]`` and the biases ``b_x: [H]``, ``b: [4H]`` (then
+      ``forget_bias`` is added); ``dtype``, ``param_dtype``, ``precision``.
 
   Returns:
     A :class:`jaxrnn.Cell` with :class:`GridLSTMParams` (``blocks`` has ``num_layers`` entries, or one if
@@ -192,8 +189,8 @@ def grid_lstm(
     >>> hs.shape, len(carry)
     ((2, 5, 8), 3)
   """
-  H, L, dtype, t_kw = _check_common(hidden_size, num_layers, "num_layers", forget_bias, use_bias, kernel_init,
-                                    bias_init, dtype, param_dtype)
+  H, L, (dtype, precision), t_kw = _check_common("grid_lstm", hidden_size, num_layers, "num_layers", forget_bias,
+                                                 use_bias, options)
   n_blocks = 1 if tied else L
 
   def init(key, input_size):
@@ -243,11 +240,7 @@ def grid_lstm_1d(
     tied: bool = False,
     forget_bias: Optional[float] = None,
     use_bias: bool = True,
-    kernel_init: Callable = initializers.lecun_normal(),
-    bias_init: Callable = initializers.zeros,
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[DenseOptions],
 ) -> GridLSTM1D:
   r"""A 1-D Grid LSTM: a gated deep feed-forward net of ``num_blocks`` LSTM blocks along depth (no time axis).
 
@@ -267,8 +260,8 @@ def grid_lstm_1d(
     tied: share one block's weights across all ``K`` blocks.
     forget_bias: added to each forget gate's bias at initialisation (``None``: 1.0 with a bias, 0.0 without).
     use_bias: whether the blocks and the input projection have biases.
-    kernel_init, bias_init: draw ``w_x: [F, H]``, each block's ``w: [H, 4H]`` gate by gate and the biases.
-    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+    **options: :class:`jaxrnn.cells.options.DenseOptions`: ``kernel_init`` and ``bias_init`` draw ``w_x: [F, H]``,
+      each block's ``w: [H, 4H]`` gate by gate and the biases; ``dtype``, ``param_dtype``, ``precision``.
 
   Returns:
     A :class:`GridLSTM1D` ``(init, apply)``: ``init(key, input_size) -> GridLSTM1DParams`` and
@@ -282,8 +275,8 @@ def grid_lstm_1d(
     >>> net.apply(params, jnp.ones((5, 3))).shape
     (5, 8)
   """
-  H, K, dtype, t_kw = _check_common(hidden_size, num_blocks, "num_blocks", forget_bias, use_bias, kernel_init,
-                                    bias_init, dtype, param_dtype)
+  H, K, (dtype, precision), t_kw = _check_common("grid_lstm_1d", hidden_size, num_blocks, "num_blocks", forget_bias,
+                                                 use_bias, options)
   n_blocks = 1 if tied else K
 
   def init(key, input_size):
@@ -322,11 +315,7 @@ def grid_block(
     *,
     forget_bias: Optional[float] = None,
     use_bias: bool = True,
-    kernel_init: Callable = initializers.lecun_normal(),
-    bias_init: Callable = initializers.zeros,
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[DenseOptions],
 ) -> GridBlock:
   r"""The N-dimensional Grid LSTM block (Kalchbrenner et al. 2015, eq. 4): N hidden vectors and N memories in and out.
 
@@ -342,8 +331,8 @@ def grid_block(
     num_dims: ``N``.
     forget_bias: added to each forget gate's bias at initialisation (``None``: 1.0 with a bias, 0.0 without).
     use_bias: whether the transforms have biases.
-    kernel_init, bias_init: draw each ``[H, H]`` gate block of the transforms' ``w: [N*H, 4H]``, and ``b: [4H]``.
-    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+    **options: :class:`jaxrnn.cells.options.DenseOptions`: ``kernel_init`` and ``bias_init`` draw each ``[H, H]`` gate
+      block of the transforms' ``w: [N*H, 4H]``, and ``b: [4H]``; ``dtype``, ``param_dtype``, ``precision``.
 
   Returns:
     A :class:`GridBlock` ``(init, apply)``.
@@ -357,8 +346,8 @@ def grid_block(
     >>> len(hs), hs[0].shape, ms[2].shape
     (3, (2, 4), (2, 4))
   """
-  H, N, dtype, t_kw = _check_common(hidden_size, num_dims, "num_dims", forget_bias, use_bias, kernel_init,
-                                    bias_init, dtype, param_dtype)
+  H, N, (dtype, precision), t_kw = _check_common("grid_block", hidden_size, num_dims, "num_dims", forget_bias,
+                                                 use_bias, options)
 
   def init(key):
     _checks.key("key", key)

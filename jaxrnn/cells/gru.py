@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Callable, NamedTuple, Optional, Union, Unpack
 
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import initializers
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _fused_scan
 from jaxrnn.cells import _native_scan
 from jaxrnn.cells import _parts
+from jaxrnn.cells.options import RecurrentOptions, resolve
 from jaxrnn.types import NATIVE, Cell
 
 
@@ -37,12 +37,7 @@ def gru(
     use_bias: bool = True,
     activation: Union[str, Callable] = "tanh",
     gate_activation: Union[str, Callable] = "sigmoid",
-    kernel_init: Callable = initializers.lecun_normal(),
-    recurrent_kernel_init: Callable = initializers.orthogonal(),
-    bias_init: Callable = initializers.zeros,
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[RecurrentOptions],
 ) -> Cell:
   r"""The gated recurrent unit.
 
@@ -69,9 +64,9 @@ def gru(
     use_bias: whether the cell has the biases ``b`` and ``b_hn``.
     activation: the candidate nonlinearity (``"tanh"`` or a callable).
     gate_activation: the gates' nonlinearity (``"sigmoid"`` or a callable).
-    kernel_init, recurrent_kernel_init, bias_init: draw the ``[r, z, n]`` blocks of ``w_i: [F, 3H]`` and
-      ``w_h: [H, 3H]``, and ``b: [3H]``, ``b_hn: [H]``.
-    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+    **options: :class:`jaxrnn.cells.options.RecurrentOptions`: ``kernel_init``, ``recurrent_kernel_init`` and
+      ``bias_init`` draw the ``[r, z, n]`` blocks of ``w_i: [F, 3H]`` and ``w_h: [H, 3H]``, and ``b: [3H]``,
+      ``b_hn: [H]``; ``dtype``, ``param_dtype``, ``precision``.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``GRUParams`` and ``GRUCarry(h)``.
@@ -85,16 +80,16 @@ def gru(
     >>> h.shape
     (4,)
   """
-  H, act, gate_act, dtype, param_dtype = _dense.hyper(hidden_size, activation, gate_activation, dtype, param_dtype)
+  H, act, gate_act = _dense.hyper(hidden_size, activation, gate_activation)
+  opts = resolve("gru", options)
+  dtype, param_dtype, precision = opts.dtype, opts.param_dtype, opts.precision
 
   def init_b_hn(keys, input_size):
     del input_size
-    return dict(b_hn=bias_init(keys[0], (H,), param_dtype) if use_bias else None)
+    return dict(b_hn=opts.bias_init(keys[0], (H,), param_dtype) if use_bias else None)
 
   init, initial_carry, input_transform, _check_params, check_step = _dense.dense_parts(
-      H, 3, GRUParams, GRUCarry, extra_keys=1, init_extra=init_b_hn, use_bias=use_bias, kernel_init=kernel_init,
-      recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype,
-      precision=precision)
+      H, 3, GRUParams, GRUCarry, opts, extra_keys=1, init_extra=init_b_hn, use_bias=use_bias)
 
   def update(carry, u, hw_rz, recurrent_n):
     """The GRU's gates from ``u`` and ``hw_rz = h W_h[:, :2H]``; ``recurrent_n(r)``: the candidate's recurrent term."""

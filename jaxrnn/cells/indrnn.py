@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, NamedTuple, Optional, Tuple, Union, Unpack
 
 import jax
 import jax.numpy as jnp
 
 from jaxrnn import _checks
-from jaxrnn import initializers
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _parts
+from jaxrnn.cells.options import DenseOptions, resolve
 from jaxrnn.types import Cell
 
 
@@ -91,12 +91,8 @@ def indrnn(
     recurrent_max_abs: Optional[float] = None,
     recurrent_min_abs: Optional[float] = None,
     max_steps: Optional[int] = None,
-    kernel_init: Callable = initializers.lecun_normal(),
     recurrent_init: Optional[Callable] = None,
-    bias_init: Callable = initializers.zeros,
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[DenseOptions],
 ) -> Cell:
   r"""The IndRNN of Li et al. 2018 (CVPR, arXiv:1803.04831): each unit recurs only on itself.
 
@@ -119,11 +115,10 @@ def indrnn(
     recurrent_max_abs: bound on ``|u|`` (``None``: unbounded).
     recurrent_min_abs: lower bound on ``|u|`` (``None``: none), against vanishing memory.
     max_steps: ``T_max``; sets ``recurrent_max_abs = 2 ** (1 / T_max)`` (exclusive with ``recurrent_max_abs``).
-    kernel_init: draws ``W: [F, H]``.
     recurrent_init: initialiser of ``u: [H]``; default uniform in ``[0, recurrent_max_abs]`` (``[0, 1]`` when
       unbounded), as in the paper's experiments.
-    bias_init: draws ``b: [H]``.
-    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+    **options: :class:`jaxrnn.cells.options.DenseOptions`: ``kernel_init`` draws ``W: [F, H]`` and ``bias_init``
+      ``b: [H]``; ``dtype``, ``param_dtype``, ``precision``.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``IndRNNParams`` and ``IndRNNCarry(h)``.
@@ -142,7 +137,9 @@ def indrnn(
     >>> h.shape
     (2, 4)
   """
-  H, act, _, dtype, param_dtype = _dense.hyper(hidden_size, activation, None, dtype, param_dtype)
+  H, act, _ = _dense.hyper(hidden_size, activation)
+  opts = resolve("indrnn", options, DenseOptions)
+  dtype, param_dtype, precision = opts.dtype, opts.param_dtype, opts.precision
   min_abs, max_abs = recurrent_bounds(recurrent_max_abs, recurrent_min_abs, max_steps)
   if recurrent_init is None:
     recurrent_init = _uniform(0.0, 1.0 if max_abs is None else max_abs)
@@ -150,9 +147,9 @@ def indrnn(
   def init(key, input_size):
     input_size = _dense.check_init_args(key, input_size)
     k_w, k_u, k_b = jax.random.split(key, 3)
-    w_i = kernel_init(k_w, (input_size, H), param_dtype)
+    w_i = opts.kernel_init(k_w, (input_size, H), param_dtype)
     u = recurrent_init(k_u, (H,), param_dtype)
-    b = bias_init(k_b, (H,), param_dtype) if use_bias else None
+    b = opts.bias_init(k_b, (H,), param_dtype) if use_bias else None
     return IndRNNParams(w_i=w_i, u=u, b=b)
 
   initial_carry = _parts.zeros_carry(IndRNNCarry, lambda params: params.u.dtype, h=(H,))

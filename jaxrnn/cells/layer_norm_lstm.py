@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Callable, NamedTuple, Union, Unpack
 
 import jax
 import jax.numpy as jnp
 
 from jaxrnn import _checks
-from jaxrnn import initializers
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _lstm_common
 from jaxrnn.cells import _parts
 from jaxrnn.cells._lstm_common import LSTMCarry
+from jaxrnn.cells.options import RecurrentOptions, resolve
 from jaxrnn.types import Cell
 
 
@@ -39,12 +39,7 @@ def layer_norm_lstm(
     forget_bias: float = 1.0,
     activation: Union[str, Callable] = "tanh",
     gate_activation: Union[str, Callable] = "sigmoid",
-    kernel_init: Callable = initializers.lecun_normal(),
-    recurrent_kernel_init: Callable = initializers.orthogonal(),
-    bias_init: Callable = initializers.zeros,
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[RecurrentOptions],
 ) -> Cell:
   r"""The LSTM with layer normalisation of both matrix products and of the cell (Ba, Kiros & Hinton 2016).
 
@@ -66,9 +61,9 @@ def layer_norm_lstm(
     forget_bias: added to the forget block of ``b`` at initialisation.
     activation: the candidate and output nonlinearity.
     gate_activation: the gates' nonlinearity.
-    kernel_init, recurrent_kernel_init, bias_init: draw the gate blocks of ``w_i: [F, 4H]``, ``w_h: [H, 4H]``
-      and ``b: [4H]`` (the LayerNorm gains and shifts start at ones and zeros).
-    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+    **options: :class:`jaxrnn.cells.options.RecurrentOptions`: ``kernel_init``, ``recurrent_kernel_init`` and
+      ``bias_init`` draw the gate blocks of ``w_i: [F, 4H]``, ``w_h: [H, 4H]`` and ``b: [4H]`` (the LayerNorm gains
+      and shifts start at ones and zeros); ``dtype``, ``param_dtype``, ``precision``.
 
   Returns:
     A :class:`jaxrnn.Cell` with :class:`LayerNormLSTMParams` and ``LSTMCarry(h, c)``.
@@ -82,7 +77,9 @@ def layer_norm_lstm(
     >>> h.shape, carry.c.shape
     ((2, 4), (2, 4))
   """
-  H, act, gate_act, dtype, param_dtype = _dense.hyper(hidden_size, activation, gate_activation, dtype, param_dtype)
+  H, act, gate_act = _dense.hyper(hidden_size, activation, gate_activation)
+  opts = resolve("layer_norm_lstm", options)
+  dtype, param_dtype, precision = opts.dtype, opts.param_dtype, opts.precision
   if not isinstance(per_gate, bool):
     raise TypeError(f"per_gate must be a bool, got {per_gate!r}")
   if not epsilon > 0:
@@ -95,9 +92,8 @@ def layer_norm_lstm(
     return dict(gain_i=ones(4 * H), gain_h=ones(4 * H), gain_c=ones(H), b_c=jnp.zeros((H,), param_dtype))
 
   init, initial_carry, _, check_params, check_step = _dense.dense_parts(
-      H, 4, LayerNormLSTMParams, LSTMCarry, forget_block=1, forget_bias=forget_bias, init_extra=init_norms,
-      use_bias=True, kernel_init=kernel_init, recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init,
-      dtype=dtype, param_dtype=param_dtype, precision=precision)
+      H, 4, LayerNormLSTMParams, LSTMCarry, opts, forget_block=1, forget_bias=forget_bias, init_extra=init_norms,
+      use_bias=True)
 
   def input_transform(params, xs):
     check_params(params)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Optional
+from typing import NamedTuple, Optional, Unpack
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +13,7 @@ from jaxrnn import parallel_scan
 from jaxrnn import path_choice
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _parts
+from jaxrnn.cells.options import DtypeOptions, resolve
 from jaxrnn.types import AutoRuleFn, Cell
 
 
@@ -56,9 +57,7 @@ def lru(
     r_min: float = 0.0,
     r_max: float = 1.0,
     max_phase: float = 2 * math.pi,
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[DtypeOptions],
 ) -> Cell:
   r"""The LRU: a complex diagonal linear recurrence with a real read-out.
 
@@ -83,7 +82,7 @@ def lru(
     state_size: ``N``, the complex state size (default ``H``).
     r_min, r_max: the ring of ``|lambda|`` at initialisation (``0 <= r_min < r_max <= 1``).
     max_phase: the largest phase of ``lambda`` at initialisation.
-    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+    **options: :class:`jaxrnn.cells.options.DtypeOptions`: ``dtype``, ``param_dtype``, ``precision``.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``LRUParams`` and ``LRUCarry(x_re, x_im)``, and a parallel ``sequence`` path.
@@ -101,8 +100,8 @@ def lru(
   state_size = hidden_size if state_size is None else _checks.positive_int("state_size", state_size)
   if not 0.0 <= r_min < r_max <= 1.0:
     raise ValueError(f"r_min and r_max must satisfy 0 <= r_min < r_max <= 1, got r_min={r_min}, r_max={r_max}")
-  dtype = _checks.dtype("dtype", dtype)
-  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  opts = resolve("lru", options, DtypeOptions)
+  dtype, param_dtype, precision = opts.dtype, opts.param_dtype, opts.precision
   H, N = hidden_size, state_size
 
   def init(key, input_size):

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional, Union, Unpack
 
 import jax
-import jax.numpy as jnp
 
-from jaxrnn import initializers
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _fused_scan
 from jaxrnn.cells import _lstm_common
 from jaxrnn.cells import _native_scan
 from jaxrnn.cells import _parts
 from jaxrnn.cells._lstm_common import LSTMCarry
+from jaxrnn.cells.options import RecurrentOptions, resolve
 from jaxrnn.cells.peephole_lstm import peephole_lstm
 from jaxrnn.kernels import choice
 from jaxrnn.kernels import cudnn_lstm
@@ -36,12 +35,7 @@ def lstm(
     use_bias: bool = True,
     activation: Union[str, Callable] = "tanh",
     gate_activation: Union[str, Callable] = "sigmoid",
-    kernel_init: Callable = initializers.lecun_normal(),
-    recurrent_kernel_init: Callable = initializers.orthogonal(),
-    bias_init: Callable = initializers.zeros,
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[RecurrentOptions],
 ) -> Cell:
   r"""The LSTM exactly as colah's "Understanding LSTM Networks" writes it, with one fused ``4H`` matmul.
 
@@ -77,9 +71,9 @@ def lstm(
     use_bias: whether the cell has the bias ``b`` (PyTorch's ``bias=False`` is ``use_bias=False``).
     activation: the candidate and output nonlinearity (``"tanh"`` or a callable).
     gate_activation: the gates' nonlinearity (``"sigmoid"``, ``"hard_sigmoid"`` or a callable).
-    kernel_init, recurrent_kernel_init, bias_init: draw the ``[i, f, g, o]`` blocks of ``w_i: [F, 4H]`` and
-      ``w_h: [H, 4H]``, and ``b: [4H]`` (then ``forget_bias`` is added).
-    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+    **options: :class:`jaxrnn.cells.options.RecurrentOptions`: ``kernel_init``, ``recurrent_kernel_init`` and
+      ``bias_init`` draw the ``[i, f, g, o]`` blocks of ``w_i: [F, 4H]`` and ``w_h: [H, 4H]``, and ``b: [4H]``
+      (then ``forget_bias`` is added); ``dtype``, ``param_dtype``, ``precision``.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``LSTMParams`` and ``LSTMCarry(h, c)``; ``step`` returns ``(carry, h)``
@@ -97,16 +91,15 @@ def lstm(
     >>> jaxrnn.lstm(8, variant="NOAF").name
     'lstm_NOAF'
   """
+  opts = resolve("lstm", options)
   if variant is not None:
-    return peephole_lstm(
-        hidden_size, variant=variant, forget_bias=forget_bias, use_bias=use_bias, activation=activation,
-        gate_activation=gate_activation, kernel_init=kernel_init, recurrent_kernel_init=recurrent_kernel_init,
-        bias_init=bias_init, dtype=dtype, param_dtype=param_dtype, precision=precision)
-  H, act, gate_act, dtype, param_dtype = _dense.hyper(hidden_size, activation, gate_activation, dtype, param_dtype)
+    return peephole_lstm(hidden_size, variant=variant, forget_bias=forget_bias, use_bias=use_bias,
+                         activation=activation, gate_activation=gate_activation, **options)
+  H, act, gate_act = _dense.hyper(hidden_size, activation, gate_activation)
+  dtype, precision = opts.dtype, opts.precision
   init, initial_carry, input_transform, _check_params, check_step = _dense.dense_parts(
-      H, 4, LSTMParams, LSTMCarry, forget_block=1, forget_bias=_dense.forget_bias(forget_bias, use_bias),
-      use_bias=use_bias, kernel_init=kernel_init, recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init,
-      dtype=dtype, param_dtype=param_dtype, precision=precision)
+      H, 4, LSTMParams, LSTMCarry, opts, forget_block=1, forget_bias=_dense.forget_bias(forget_bias, use_bias),
+      use_bias=use_bias)
 
   def pointwise(params, carry, u, hw):  # everything after the recurrent product: the fused path calls it too
     del params  # the LSTM's gate math reads no params: b is in input_transform

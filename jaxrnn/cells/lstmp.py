@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Callable, NamedTuple, Optional, Union, Unpack
 
 import jax
-import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _lstm_common
 from jaxrnn.cells import _parts
+from jaxrnn.cells.options import RecurrentOptions, resolve
 from jaxrnn.types import Cell
 
 
@@ -39,13 +39,8 @@ def lstmp(
     use_bias: bool = True,
     activation: Union[str, Callable] = "tanh",
     gate_activation: Union[str, Callable] = "sigmoid",
-    kernel_init: Callable = initializers.lecun_normal(),
-    recurrent_kernel_init: Callable = initializers.orthogonal(),
-    bias_init: Callable = initializers.zeros,
     projection_init: Callable = initializers.lecun_normal(),
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[RecurrentOptions],
 ) -> Cell:
   r"""The LSTM with a projection of its output (LSTMP), as PyTorch's ``nn.LSTM(proj_size=P)``.
 
@@ -67,10 +62,10 @@ def lstmp(
     use_bias: whether the cell has the bias ``b``.
     activation: the candidate and output nonlinearity.
     gate_activation: the gates' nonlinearity.
-    kernel_init, recurrent_kernel_init, bias_init: draw the gate blocks of ``w_i: [F, 4H]``, ``w_h: [P, 4H]``
-      (``[P, H]`` blocks) and ``b: [4H]``.
     projection_init: initialiser of ``w_r: [H, P]``.
-    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+    **options: :class:`jaxrnn.cells.options.RecurrentOptions`: ``kernel_init``, ``recurrent_kernel_init`` and
+      ``bias_init`` draw the gate blocks of ``w_i: [F, 4H]``, ``w_h: [P, 4H]`` (``[P, H]`` blocks) and ``b: [4H]``;
+      ``dtype``, ``param_dtype``, ``precision``.
 
   Returns:
     A :class:`jaxrnn.Cell` with :class:`LSTMPParams` and :class:`LSTMPCarry` ``(h [P], c [H])``.
@@ -84,23 +79,24 @@ def lstmp(
     >>> h.shape, carry.c.shape
     ((4, 2), (4, 5))
   """
-  H, act, gate_act, dtype, param_dtype = _dense.hyper(hidden_size, activation, gate_activation, dtype, param_dtype)
+  H, act, gate_act = _dense.hyper(hidden_size, activation, gate_activation)
+  opts = resolve("lstmp", options)
+  dtype, param_dtype, precision = opts.dtype, opts.param_dtype, opts.precision
   P = _checks.positive_int("proj_size", proj_size)
   forget_bias = _dense.forget_bias(forget_bias, use_bias)
 
   def init(key, input_size):  # its own key order: four independent draws
     input_size = _dense.check_init_args(key, input_size)
     k_i, k_h, k_b, k_r = jax.random.split(key, 4)
-    w_i = _dense.init_blocks(k_i, kernel_init, input_size, H, 4, param_dtype)
-    w_h = _dense.init_blocks(k_h, recurrent_kernel_init, P, H, 4, param_dtype)
-    b = bias_init(k_b, (4 * H,), param_dtype).at[H:2 * H].add(forget_bias) if use_bias else None
+    w_i = _dense.init_blocks(k_i, opts.kernel_init, input_size, H, 4, param_dtype)
+    w_h = _dense.init_blocks(k_h, opts.recurrent_kernel_init, P, H, 4, param_dtype)
+    b = opts.bias_init(k_b, (4 * H,), param_dtype).at[H:2 * H].add(forget_bias) if use_bias else None
     w_r = _dense.init_blocks(k_r, projection_init, H, P, 1, param_dtype)
     return LSTMPParams(w_i=w_i, w_h=w_h, b=b, w_r=w_r)
 
   _, initial_carry, input_transform, _, check_step = _dense.dense_parts(
-      H, 4, LSTMPParams, LSTMPCarry, init=init, recurrent_rows=P, carry_features=dict(h=(P,), c=(H,)),
-      use_bias=use_bias, kernel_init=kernel_init, recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init,
-      dtype=dtype, param_dtype=param_dtype, precision=precision)
+      H, 4, LSTMPParams, LSTMPCarry, opts, init=init, recurrent_rows=P, carry_features=dict(h=(P,), c=(H,)),
+      use_bias=use_bias)
 
   def step_transformed(params, carry, u):
     u = check_step(params, carry, u)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Callable, NamedTuple, Optional, Union, Unpack
 
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import initializers
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _parts
+from jaxrnn.cells.options import RecurrentOptions, resolve
 from jaxrnn.types import Cell
 
 VARIANTS = ("zhou", "flax")
@@ -39,12 +39,7 @@ def mgu(
     forget_bias: Optional[float] = None,
     activation: Union[str, Callable] = "tanh",
     gate_activation: Union[str, Callable] = "sigmoid",
-    kernel_init: Callable = initializers.lecun_normal(),
-    recurrent_kernel_init: Callable = initializers.orthogonal(),
-    bias_init: Callable = initializers.zeros,
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[RecurrentOptions],
 ) -> Cell:
   r"""The minimal gated unit: one gate ``f`` plays both the GRU's update and reset gates.
 
@@ -79,9 +74,9 @@ def mgu(
       ``forget_bias_init=ones``) and 0.0 otherwise.
     activation: the candidate nonlinearity (``"tanh"`` or a callable).
     gate_activation: the gate's nonlinearity (``"sigmoid"`` or a callable).
-    kernel_init, recurrent_kernel_init, bias_init: draw the ``[f, n]`` blocks of ``w_i: [F, 2H]`` and
-      ``w_h: [H, 2H]``, and ``b: [2H]`` (before ``forget_bias``), ``b_hn: [H]``.
-    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+    **options: :class:`jaxrnn.cells.options.RecurrentOptions`: ``kernel_init``, ``recurrent_kernel_init`` and
+      ``bias_init`` draw the ``[f, n]`` blocks of ``w_i: [F, 2H]`` and ``w_h: [H, 2H]``, and ``b: [2H]`` (before
+      ``forget_bias``), ``b_hn: [H]``; ``dtype``, ``param_dtype``, ``precision``.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``MGUParams`` and ``MGUCarry(h)``.
@@ -102,19 +97,20 @@ def mgu(
   """
   if variant not in VARIANTS:
     raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-  H, act, gate_act, dtype, param_dtype = _dense.hyper(hidden_size, activation, gate_activation, dtype, param_dtype)
+  H, act, gate_act = _dense.hyper(hidden_size, activation, gate_activation)
+  opts = resolve("mgu", options)
+  dtype, param_dtype, precision = opts.dtype, opts.param_dtype, opts.precision
   flax_form = variant == "flax"
   forget_bias = _dense.forget_bias(forget_bias, use_bias, default=1.0 if flax_form else 0.0)
   has_b_hn = flax_form and reset_gate and use_bias
 
   def init_b_hn(keys, input_size):
     del input_size
-    return dict(b_hn=bias_init(keys[0], (H,), param_dtype) if has_b_hn else None)
+    return dict(b_hn=opts.bias_init(keys[0], (H,), param_dtype) if has_b_hn else None)
 
   init, initial_carry, input_transform, _, check_step = _dense.dense_parts(
-      H, 2, MGUParams, MGUCarry, forget_block=0, forget_bias=forget_bias, extra_keys=1, init_extra=init_b_hn,
-      use_bias=use_bias, kernel_init=kernel_init, recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init,
-      dtype=dtype, param_dtype=param_dtype, precision=precision)
+      H, 2, MGUParams, MGUCarry, opts, forget_block=0, forget_bias=forget_bias, extra_keys=1, init_extra=init_b_hn,
+      use_bias=use_bias)
 
   def step_transformed(params, carry, u):
     u = check_step(params, carry, u)

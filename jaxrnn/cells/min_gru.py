@@ -3,17 +3,17 @@ parallel."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Tuple, Unpack
 
 import jax
 import jax.numpy as jnp
 
 from jaxrnn import _checks
-from jaxrnn import initializers
 from jaxrnn import parallel_scan
 from jaxrnn import path_choice
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _parts
+from jaxrnn.cells.options import DenseOptions, resolve
 from jaxrnn.types import AutoRuleFn, Cell
 
 
@@ -70,17 +70,18 @@ class InterpolationParts(NamedTuple):
   kernels: Tuple[str, ...]  # the kernels of the sequence path: no Pallas kernel for the log-space scan
 
 
-def interpolation_parts(hidden_size: int, n_blocks: int, params_type: type, carry_type: type, *, log_space: bool,
-                        log_scan: bool, dtype: Any, param_dtype: Any, **dense_kw: Any) -> InterpolationParts:
+def interpolation_parts(factory: str, hidden_size: int, n_blocks: int, params_type: type, carry_type: type,
+                        options: Mapping[str, Any], *, log_space: bool, log_scan: bool,
+                        use_bias: bool) -> InterpolationParts:
   """Checks the shared hyperparameters and builds the parts of a cell whose input kernel has ``n_blocks`` blocks.
 
-  ``dense_kw``: the rest of :func:`jaxrnn.cells._dense.dense_parts`'s arguments (``use_bias``, initialisers,
-  ``precision``).
+  ``options``: the factory's :class:`jaxrnn.cells.options.DenseOptions` (``factory`` names it in errors).
   """
-  H, _, _, dtype, param_dtype = _dense.hyper(hidden_size, dtype=dtype, param_dtype=param_dtype)
+  H = _dense.hyper(hidden_size).hidden_size
+  opts = resolve(factory, options, DenseOptions)
   if log_scan and not log_space:
     raise ValueError("log_scan=True needs log_space=True (the input term must be positive)")
-  parts = _dense.dense_parts(H, n_blocks, params_type, carry_type, dtype=dtype, param_dtype=param_dtype, **dense_kw)
+  parts = _dense.dense_parts(H, n_blocks, params_type, carry_type, opts, use_bias=use_bias, recurrent=False)
 
   def check_sequence(params, carry, xs):
     parts.check_params(params)
@@ -123,11 +124,7 @@ def min_gru(
     log_space: bool = True,
     log_scan: bool = False,
     use_bias: bool = True,
-    kernel_init: Callable = initializers.lecun_normal(),
-    bias_init: Callable = initializers.zeros,
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[DenseOptions],
 ) -> Cell:
   r"""minGRU: the gates and the candidate depend on ``x_t`` only, so the recurrence is linear in ``h``.
 
@@ -155,8 +152,8 @@ def min_gru(
       (products below the smallest float become 0, their true limit), and it is several times faster on CPU
       than ``logaddexp``. Both give the same values.
     use_bias: whether the cell has the bias ``b``.
-    kernel_init, bias_init: draw the ``[z, h~]`` blocks of ``w: [F, 2H]`` and ``b: [2H]``.
-    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+    **options: :class:`jaxrnn.cells.options.DenseOptions`: ``kernel_init`` and ``bias_init`` draw the ``[z, h~]``
+      blocks of ``w: [F, 2H]`` and ``b: [2H]``; ``dtype``, ``param_dtype``, ``precision``.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``MinGRUParams`` and ``MinGRUCarry(h)``, and a parallel ``sequence`` path.
@@ -173,9 +170,8 @@ def min_gru(
     >>> hs_par.shape, bool(jnp.allclose(hs_par, hs_seq))
     ((2, 7, 4), True)
   """
-  ip = interpolation_parts(
-      hidden_size, 2, MinGRUParams, MinGRUCarry, log_space=log_space, log_scan=log_scan, use_bias=use_bias,
-      kernel_init=kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype, precision=precision)
+  ip = interpolation_parts("min_gru", hidden_size, 2, MinGRUParams, MinGRUCarry, options, log_space=log_space,
+                           log_scan=log_scan, use_bias=use_bias)
 
   def step_transformed(params, carry, u):
     u = ip.dense.check_step(params, carry, u)

@@ -3,14 +3,14 @@ parallel."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import NamedTuple, Optional, Unpack
 
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import initializers
 from jaxrnn import path_choice
 from jaxrnn.cells.min_gru import interpolation_cell, interpolation_parts, interpolation_scan
+from jaxrnn.cells.options import DenseOptions
 from jaxrnn.types import AutoRuleFn, Cell
 
 
@@ -42,11 +42,7 @@ def min_lstm(
     log_space: bool = True,
     log_scan: bool = False,
     use_bias: bool = True,
-    kernel_init: Callable = initializers.lecun_normal(),
-    bias_init: Callable = initializers.zeros,
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[DenseOptions],
 ) -> Cell:
   r"""minLSTM: forget and input gates of ``x_t`` only, normalised to sum to one (time-independent scale).
 
@@ -73,8 +69,8 @@ def min_lstm(
       as the paper does. Off by default: the associative scan of ``(f', i' h~)`` pairs multiplies numbers
       ``0 < f' <= 1`` and never divides, so it cannot overflow, and it is several times faster on CPU.
     use_bias: whether the cell has the bias ``b``.
-    kernel_init, bias_init: draw the ``[f, i, h~]`` blocks of ``w: [F, 3H]`` and ``b: [3H]``.
-    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+    **options: :class:`jaxrnn.cells.options.DenseOptions`: ``kernel_init`` and ``bias_init`` draw the ``[f, i, h~]``
+      blocks of ``w: [F, 3H]`` and ``b: [3H]``; ``dtype``, ``param_dtype``, ``precision``.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``MinLSTMParams`` and ``MinLSTMCarry(h)``, and a parallel ``sequence`` path.
@@ -88,9 +84,8 @@ def min_lstm(
     >>> hs.shape, bool(jnp.allclose(carry.h, hs[-1]))
     ((5, 4), True)
   """
-  ip = interpolation_parts(
-      hidden_size, 3, MinLSTMParams, MinLSTMCarry, log_space=log_space, log_scan=log_scan, use_bias=use_bias,
-      kernel_init=kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype, precision=precision)
+  ip = interpolation_parts("min_lstm", hidden_size, 3, MinLSTMParams, MinLSTMCarry, options, log_space=log_space,
+                           log_scan=log_scan, use_bias=use_bias)
 
   def step_transformed(params, carry, u):
     u = ip.dense.check_step(params, carry, u)

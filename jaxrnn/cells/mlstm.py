@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Optional
+from typing import NamedTuple, Optional, Unpack
 
 import jax
 import jax.numpy as jnp
 
 from jaxrnn import _checks
-from jaxrnn import initializers
 from jaxrnn import parallel_scan
 from jaxrnn import path_choice
 from jaxrnn import sequences
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _parts
+from jaxrnn.cells.options import DenseOptions, resolve
 from jaxrnn.types import AutoRuleFn, Cell
 
 
@@ -60,11 +60,7 @@ def mlstm(
     forget_bias: float = 3.0,
     eps: float = 1e-6,
     chunk_size: Optional[int] = 64,
-    kernel_init: Callable = initializers.lecun_normal(),
-    bias_init: Callable = initializers.zeros,
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[DenseOptions],
 ) -> Cell:
   r"""mLSTM: an LSTM with a matrix memory, exponential input gate and no hidden-to-hidden connection.
 
@@ -107,9 +103,9 @@ def mlstm(
       low precision).
     chunk_size: ``L``, the steps per chunk of the sequence path (a positive int), or
       ``None`` for one chunk (the quadratic parallel form). Does not change ``step`` or the function computed.
-    kernel_init, bias_init: draw the ``[F, H]`` and ``[F, NH]`` blocks of ``w: [F, 4H + 2NH]`` and
-      ``b: [4H + 2NH]`` (then ``forget_bias`` is added).
-    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+    **options: :class:`jaxrnn.cells.options.DenseOptions`: ``kernel_init`` and ``bias_init`` draw the ``[F, H]`` and
+      ``[F, NH]`` blocks of ``w: [F, 4H + 2NH]`` and ``b: [4H + 2NH]`` (then ``forget_bias`` is added); ``dtype``,
+      ``param_dtype``, ``precision``.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``MLSTMParams`` and ``MLSTMCarry(c, n, m)``, and a chunkwise parallel
@@ -134,8 +130,8 @@ def mlstm(
     raise ValueError(f"num_heads must divide hidden_size, got hidden_size={hidden_size}, num_heads={num_heads}")
   eps = _checks.non_negative_float("eps", eps)
   chunk_size = None if chunk_size is None else _checks.positive_int("chunk_size", chunk_size)
-  dtype = _checks.dtype("dtype", dtype)
-  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  opts = resolve("mlstm", options, DenseOptions)
+  dtype, param_dtype, precision = opts.dtype, opts.param_dtype, opts.precision
   H, NH = hidden_size, num_heads
   DH = H // NH
   width = 4 * H + 2 * NH
@@ -143,9 +139,9 @@ def mlstm(
   def init(key, input_size):
     input_size = _dense.check_init_args(key, input_size)
     k_w, k_g, k_b = jax.random.split(key, 3)
-    w = jnp.concatenate([_dense.init_blocks(k_w, kernel_init, input_size, H, 4, param_dtype),
-                         _dense.init_blocks(k_g, kernel_init, input_size, NH, 2, param_dtype)], axis=1)
-    b = bias_init(k_b, (width,), param_dtype)
+    w = jnp.concatenate([_dense.init_blocks(k_w, opts.kernel_init, input_size, H, 4, param_dtype),
+                         _dense.init_blocks(k_g, opts.kernel_init, input_size, NH, 2, param_dtype)], axis=1)
+    b = opts.bias_init(k_b, (width,), param_dtype)
     b = b.at[4 * H + NH:].add(jnp.asarray(forget_bias, param_dtype))
     return MLSTMParams(w=w, b=b)
 

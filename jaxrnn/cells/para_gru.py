@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Callable, NamedTuple, Optional, Union, Unpack
 
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import initializers
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _para
+from jaxrnn.cells.options import DenseOptions, resolve
 from jaxrnn.types import Cell
 
 
@@ -42,12 +42,8 @@ def para_gru(
     use_bias: bool = True,
     activation: Union[str, Callable] = "tanh",
     gate_activation: Union[str, Callable] = "sigmoid",
-    kernel_init: Callable = initializers.lecun_normal(),
     recurrent_init: Callable = uniform_init(1.0),
-    bias_init: Callable = initializers.zeros,
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[DenseOptions],
 ) -> Cell:
   r"""ParaGRU: a GRU whose recurrent matrices are diagonal, so ``∂h_t/∂h_{t-1}`` is diagonal.
 
@@ -69,9 +65,9 @@ def para_gru(
     use_bias: whether the cell has the bias ``b``.
     activation: the candidate nonlinearity (``"tanh"`` or a callable).
     gate_activation: the gates' nonlinearity (``"sigmoid"`` or a callable).
-    kernel_init, bias_init: draw ``w: [F, 3H]`` (per ``[r, z, n]`` block) and ``b: [3H]``.
     recurrent_init: draws ``a: [3H]`` (default uniform in ``[-1, 1]``).
-    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+    **options: :class:`jaxrnn.cells.options.DenseOptions`: ``kernel_init`` and ``bias_init`` draw ``w: [F, 3H]`` (per
+      ``[r, z, n]`` block) and ``b: [3H]``; ``dtype``, ``param_dtype``, ``precision``.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``ParaGRUParams`` and ``ParaGRUCarry(h)``.
@@ -86,11 +82,10 @@ def para_gru(
     >>> bool(jnp.allclose(hs, jaxrnn.unroll(cell, params, None, xs)[1], atol=1e-5))
     True
   """
-  H, act, gate_act, dtype, param_dtype = _dense.hyper(hidden_size, activation, gate_activation, dtype, param_dtype)
+  H, act, gate_act = _dense.hyper(hidden_size, activation, gate_activation)
+  opts = resolve("para_gru", options, DenseOptions)
 
-  parts = _para.parts(H, ParaGRUParams, ParaGRUCarry, recurrent_init=recurrent_init, use_bias=use_bias,
-                      kernel_init=kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype,
-                      precision=precision)
+  parts = _para.parts(H, ParaGRUParams, ParaGRUCarry, opts, recurrent_init=recurrent_init, use_bias=use_bias)
 
   def step_transformed(params, carry, u):
     u = parts.check_step(params, carry, u)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Callable, NamedTuple, Optional, Union, Unpack
 
 import jax
-import jax.numpy as jnp
 
-from jaxrnn import initializers
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _para
 from jaxrnn.cells.lstm import LSTMCarry
 from jaxrnn.cells.para_gru import uniform_init
+from jaxrnn.cells.options import DenseOptions, resolve
 from jaxrnn.types import Cell
 
 
@@ -30,12 +29,8 @@ def para_lstm(
     forget_bias: Optional[float] = None,
     activation: Union[str, Callable] = "tanh",
     gate_activation: Union[str, Callable] = "sigmoid",
-    kernel_init: Callable = initializers.lecun_normal(),
     recurrent_init: Callable = uniform_init(1.0),
-    bias_init: Callable = initializers.zeros,
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[DenseOptions],
 ) -> Cell:
   r"""ParaLSTM: an LSTM with coupled input and forget gates (CIFG) and diagonal recurrent matrices.
 
@@ -59,9 +54,9 @@ def para_lstm(
     forget_bias: added to the forget block of ``b`` at initialisation (default 1.0; 0.0 without a bias).
     activation: the candidate and cell-output nonlinearity (``"tanh"`` or a callable).
     gate_activation: the gates' nonlinearity (``"sigmoid"`` or a callable).
-    kernel_init, bias_init: draw ``w: [F, 3H]`` (per ``[f, o, g]`` block) and ``b: [3H]``.
     recurrent_init: draws ``a: [3H]`` (default uniform in ``[-1, 1]``).
-    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+    **options: :class:`jaxrnn.cells.options.DenseOptions`: ``kernel_init`` and ``bias_init`` draw ``w: [F, 3H]`` (per
+      ``[f, o, g]`` block) and ``b: [3H]``; ``dtype``, ``param_dtype``, ``precision``.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``ParaLSTMParams`` and ``LSTMCarry(h, c)``.
@@ -75,12 +70,12 @@ def para_lstm(
     >>> carry.c.shape, h.shape
     ((2, 4), (2, 4))
   """
-  H, act, gate_act, dtype, param_dtype = _dense.hyper(hidden_size, activation, gate_activation, dtype, param_dtype)
+  H, act, gate_act = _dense.hyper(hidden_size, activation, gate_activation)
+  opts = resolve("para_lstm", options, DenseOptions)
   fb = _dense.forget_bias(forget_bias, use_bias)
 
-  parts = _para.parts(H, ParaLSTMParams, LSTMCarry, recurrent_init=recurrent_init, use_bias=use_bias,
-                      kernel_init=kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype,
-                      precision=precision, forget_block=0, forget_bias=fb)
+  parts = _para.parts(H, ParaLSTMParams, LSTMCarry, opts, recurrent_init=recurrent_init, use_bias=use_bias,
+                      forget_block=0, forget_bias=fb)
 
   def step_transformed(params, carry, u):
     u = parts.check_step(params, carry, u)

@@ -8,7 +8,7 @@ and FGR, named (``variant="NOAF"``) or set flag by flag. Colah's coupled form ``
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple, Union, Unpack
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +18,7 @@ from jaxrnn.cells import _dense
 from jaxrnn.cells import _lstm_common
 from jaxrnn.cells import _parts
 from jaxrnn.cells._lstm_common import LSTMCarry
+from jaxrnn.cells.options import RecurrentOptions, resolve
 from jaxrnn.types import Cell
 
 GATES = ("i", "f", "o")
@@ -171,14 +172,9 @@ def peephole_lstm(
     use_bias: bool = True,
     activation: Union[str, Callable] = "tanh",
     gate_activation: Union[str, Callable] = "sigmoid",
-    kernel_init: Callable = initializers.lecun_normal(),
-    recurrent_kernel_init: Callable = initializers.orthogonal(),
-    bias_init: Callable = initializers.zeros,
     peephole_init: Callable = initializers.zeros,
     gate_recurrent_init: Callable = initializers.zeros,
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[RecurrentOptions],
 ) -> Cell:
   r"""The LSTM with diagonal peepholes of Greff et al. (2015), and its variants as flags.
 
@@ -214,11 +210,11 @@ def peephole_lstm(
     use_bias: whether the cell has the bias ``b``.
     activation: the block input and output nonlinearity (``"tanh"`` or a callable).
     gate_activation: the gates' nonlinearity (``"sigmoid"`` or a callable).
-    kernel_init, recurrent_kernel_init, bias_init: draw the ``K`` gate blocks of ``w_i: [F, K*H]``,
-      ``w_h: [H, K*H]`` and ``b: [K*H]``.
     peephole_init: initialiser of each ``[H]`` peephole vector (default zeros: the cell starts as an LSTM).
     gate_recurrent_init: initialiser of the FGR kernel ``w_g`` (default zeros).
-    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+    **options: :class:`jaxrnn.cells.options.RecurrentOptions`: ``kernel_init``, ``recurrent_kernel_init`` and
+      ``bias_init`` draw the ``K`` gate blocks of ``w_i: [F, K*H]``, ``w_h: [H, K*H]`` and ``b: [K*H]``; ``dtype``,
+      ``param_dtype``, ``precision``.
 
   Returns:
     A :class:`jaxrnn.Cell` with :class:`PeepholeLSTMParams` and ``LSTMCarry(h, c)`` (``FGRCarry(h, c, gates)``
@@ -238,7 +234,9 @@ def peephole_lstm(
     >>> h.shape
     (2, 4)
   """
-  H, act, gate_act, dtype, param_dtype = _dense.hyper(hidden_size, activation, gate_activation, dtype, param_dtype)
+  H, act, gate_act = _dense.hyper(hidden_size, activation, gate_activation)
+  opts = resolve("peephole_lstm", options)
+  dtype, param_dtype, precision = opts.dtype, opts.param_dtype, opts.precision
   name = variant if isinstance(variant, str) else "custom"
   v = lstm_variant(variant) if isinstance(variant, str) else validate_variant(variant)
   overrides = dict(input_gate=input_gate, forget_gate=forget_gate, output_gate=output_gate,
@@ -273,10 +271,8 @@ def peephole_lstm(
     return dict(p_i=peep["i"], p_f=peep["f"], p_o=peep["o"], w_g=w_g)
 
   init, initial_carry, input_transform, _, check_step = _dense.dense_parts(
-      H, K, PeepholeLSTMParams, carry_type, carry_features=carry_features, forget_block=forget_block,
-      forget_bias=forget_bias, extra_keys=2, init_extra=init_peepholes, use_bias=use_bias, kernel_init=kernel_init,
-      recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype,
-      precision=precision)
+      H, K, PeepholeLSTMParams, carry_type, opts, carry_features=carry_features, forget_block=forget_block,
+      forget_bias=forget_bias, extra_keys=2, init_extra=init_peepholes, use_bias=use_bias)
 
   def step_transformed(params, carry, u):
     u = check_step(params, carry, u)

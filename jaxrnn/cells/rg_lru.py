@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import NamedTuple, Unpack
 
 import jax
 import jax.numpy as jnp
 
 from jaxrnn import _checks
-from jaxrnn import initializers
 from jaxrnn import parallel_scan
 from jaxrnn import path_choice
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _parts
+from jaxrnn.cells.options import DenseOptions, resolve
 from jaxrnn.types import AutoRuleFn, Cell
 
 
@@ -62,11 +62,7 @@ def rg_lru(
     resets: bool = False,
     a_min: float = 0.9,
     a_max: float = 0.999,
-    kernel_init: Callable = initializers.lecun_normal(),
-    bias_init: Callable = initializers.zeros,
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[DenseOptions],
 ) -> Cell:
   r"""RG-LRU: a real diagonal recurrence whose decay is gated by the input.
 
@@ -94,9 +90,9 @@ def rg_lru(
     c: the constant ``c`` of the decay exponent (8 in Griffin).
     resets: read the input as the pair ``(x, should_reset)`` and restart the state where the flag is set.
     a_min, a_max: the range of ``a^c`` at initialisation (``0 < a_min < a_max < 1``).
-    kernel_init, bias_init: draw the ``[r, i, v]`` blocks of ``w: [F, 3H]`` and ``b: [3H]`` (``Lambda`` is
-      drawn as above).
-    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+    **options: :class:`jaxrnn.cells.options.DenseOptions`: ``kernel_init`` and ``bias_init`` draw the ``[r, i, v]``
+      blocks of ``w: [F, 3H]`` and ``b: [3H]`` (``Lambda`` is drawn as above); ``dtype``, ``param_dtype``,
+      ``precision``.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``RGLRUParams`` and ``RGLRUCarry(h)``, and a parallel ``sequence`` path.
@@ -116,16 +112,16 @@ def rg_lru(
     raise ValueError(f"a_min and a_max must satisfy 0 < a_min < a_max < 1, got a_min={a_min}, a_max={a_max}")
   if not c > 0:
     raise ValueError(f"c must be positive, got {c}")
-  dtype = _checks.dtype("dtype", dtype)
-  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  opts = resolve("rg_lru", options, DenseOptions)
+  dtype, param_dtype, precision = opts.dtype, opts.param_dtype, opts.precision
   H = hidden_size
   name = "rg_lru_resets" if resets else "rg_lru"
 
   def init(key, input_size):
     input_size = _dense.check_init_args(key, input_size)
     k_w, k_b, k_l = jax.random.split(key, 3)
-    w = _dense.init_blocks(k_w, kernel_init, input_size, H, 3, param_dtype)
-    b = bias_init(k_b, (3 * H,), param_dtype)
+    w = _dense.init_blocks(k_w, opts.kernel_init, input_size, H, 3, param_dtype)
+    b = opts.bias_init(k_b, (3 * H,), param_dtype)
     ac = jax.random.uniform(k_l, (H,), jnp.float32, a_min, a_max)
     a = ac ** (1.0 / c)
     lam = jnp.log(a) - jnp.log1p(-a)  # logit

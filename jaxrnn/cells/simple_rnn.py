@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional, Union, Unpack
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +12,7 @@ from jaxrnn.cells import _dense
 from jaxrnn.cells import _fused_scan
 from jaxrnn.cells import _native_scan
 from jaxrnn.cells import _parts
+from jaxrnn.cells.options import RecurrentOptions, resolve
 from jaxrnn.types import ALL_OPTIONS, Cell
 from jaxrnn.unroll import unroll
 
@@ -35,12 +36,7 @@ def simple_rnn(
     *,
     activation: Union[str, Callable] = "tanh",
     use_bias: bool = True,
-    kernel_init: Callable = initializers.lecun_normal(),
-    recurrent_kernel_init: Callable = initializers.orthogonal(),
-    bias_init: Callable = initializers.zeros,
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[RecurrentOptions],
 ) -> Cell:
   r"""The vanilla (Elman) recurrent cell, colah's "repeating module with a single tanh layer".
 
@@ -52,9 +48,10 @@ def simple_rnn(
     hidden_size: ``H``.
     activation: ``"tanh"``, ``"relu"`` or a callable.
     use_bias: whether the cell has the bias ``b``.
-    kernel_init, recurrent_kernel_init, bias_init: draw ``W_i: [F, H]``, ``W_h: [H, H]`` and ``b: [H]``
-      (``recurrent_kernel_init=jaxrnn.initializers.identity()`` makes an IRNN, see :func:`irnn`).
-    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+    **options: :class:`jaxrnn.cells.options.RecurrentOptions`: ``kernel_init``, ``recurrent_kernel_init`` and
+      ``bias_init`` draw ``W_i: [F, H]``, ``W_h: [H, H]`` and ``b: [H]``
+      (``recurrent_kernel_init=jaxrnn.initializers.identity()`` makes an IRNN, see :func:`irnn`); ``dtype``,
+      ``param_dtype``, ``precision``.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``SimpleRNNParams`` and ``SimpleRNNCarry(h)``.
@@ -68,11 +65,11 @@ def simple_rnn(
     >>> h.shape
     (5, 4)
   """
-  H, act, _, dtype, param_dtype = _dense.hyper(hidden_size, activation, None, dtype, param_dtype)
+  H, act, _ = _dense.hyper(hidden_size, activation)
+  opts = resolve("simple_rnn", options)
+  dtype, precision = opts.dtype, opts.precision
   init, initial_carry, input_transform, check_params, check_step = _dense.dense_parts(
-      H, 1, SimpleRNNParams, SimpleRNNCarry, use_bias=use_bias, kernel_init=kernel_init,
-      recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype,
-      precision=precision)
+      H, 1, SimpleRNNParams, SimpleRNNCarry, opts, use_bias=use_bias)
 
   def step_transformed(params, carry, u):
     u = check_step(params, carry, u)

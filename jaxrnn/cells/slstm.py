@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import NamedTuple, Unpack
 
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import initializers
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _parts
+from jaxrnn.cells.options import RecurrentOptions, resolve
 from jaxrnn.types import Cell
 
 
@@ -35,12 +35,7 @@ def slstm(
     *,
     forget_gate: str = "sigmoid",
     forget_bias: float = 3.0,
-    kernel_init: Callable = initializers.lecun_normal(),
-    recurrent_kernel_init: Callable = initializers.orthogonal(),
-    bias_init: Callable = initializers.zeros,
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[RecurrentOptions],
 ) -> Cell:
   r"""sLSTM: a scalar-memory LSTM with exponential input gate, normaliser and stabiliser.
 
@@ -60,9 +55,9 @@ def slstm(
     hidden_size: ``H``.
     forget_gate: ``"sigmoid"`` or ``"exp"``, the forget gate's activation.
     forget_bias: the initial bias of the forget gate.
-    kernel_init, recurrent_kernel_init, bias_init: draw the ``[z, i, f, o]`` blocks of ``w_i: [F, 4H]``,
-      ``w_h: [H, 4H]`` and ``b: [4H]``; the forget block of ``b`` then gets ``forget_bias``.
-    dtype, param_dtype, precision: see "Common arguments" in :mod:`jaxrnn.cells`.
+    **options: :class:`jaxrnn.cells.options.RecurrentOptions`: ``kernel_init``, ``recurrent_kernel_init`` and
+      ``bias_init`` draw the ``[z, i, f, o]`` blocks of ``w_i: [F, 4H]``, ``w_h: [H, 4H]`` and ``b: [4H]``; the forget
+      block of ``b`` then gets ``forget_bias``; ``dtype``, ``param_dtype``, ``precision``.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``SLSTMParams`` and ``SLSTMCarry(h, c, n, m)``.
@@ -78,11 +73,11 @@ def slstm(
   """
   if forget_gate not in ("sigmoid", "exp"):
     raise ValueError(f"forget_gate must be 'sigmoid' or 'exp', got {forget_gate!r}")
-  H, _, _, dtype, param_dtype = _dense.hyper(hidden_size, dtype=dtype, param_dtype=param_dtype)
+  H = _dense.hyper(hidden_size).hidden_size
+  opts = resolve("slstm", options)
+  dtype, precision = opts.dtype, opts.precision
   init, initial_carry, input_transform, _, check_step = _dense.dense_parts(
-      H, 4, SLSTMParams, SLSTMCarry, forget_block=2, forget_bias=forget_bias, use_bias=True, kernel_init=kernel_init,
-      recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype,
-      precision=precision)
+      H, 4, SLSTMParams, SLSTMCarry, opts, forget_block=2, forget_bias=forget_bias, use_bias=True)
 
   def step_transformed(params, carry, u):
     u = check_step(params, carry, u)

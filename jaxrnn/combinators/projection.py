@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional, Union, Unpack
 
 import jax
-import jax.numpy as jnp
 
 from jaxrnn import _checks
-from jaxrnn import initializers
 from jaxrnn.cells import _dense
 from jaxrnn.cells import _parts
+from jaxrnn.cells.options import DenseOptions, Options, resolve
 from jaxrnn.combinators import _util
 from jaxrnn.combinators import reset
 from jaxrnn.types import ALL_OPTIONS, Cell, ResetSequenceFn, SequencePath
@@ -30,18 +29,18 @@ class ProjectedParams(NamedTuple):
   dense: DenseParams  # the dense layer after (projection) or before (input transform) the cell
 
 
-def _dense_layer(key, size_in, size_out, use_bias, kernel_init, bias_init, param_dtype):
+def _dense_layer(key, size_in, size_out, use_bias, opts: Options):
   k_w, k_b = jax.random.split(key)
-  w = kernel_init(k_w, (size_in, size_out), param_dtype)
-  b = bias_init(k_b, (size_out,), param_dtype) if use_bias else None
+  w = opts.kernel_init(k_w, (size_in, size_out), opts.param_dtype)
+  b = opts.bias_init(k_b, (size_out,), opts.param_dtype) if use_bias else None
   return DenseParams(w=w, b=b)
 
 
-def _check_layer(cell, size_name, size, activation, dtype, param_dtype):
-  """``(size, act, dtype, param_dtype)``: the checked arguments of a dense layer beside ``cell``."""
+def _check_layer(factory, cell, size_name, size, activation, options):
+  """``(size, act, opts)``: the checked arguments of a dense layer beside ``cell``."""
   _checks.cell("cell", cell)
   return (_checks.positive_int(size_name, size), _checks.activation("activation", activation, _dense.ACTIVATIONS),
-          _checks.dtype("dtype", dtype), _checks.dtype("param_dtype", param_dtype))
+          resolve(factory, options, DenseOptions))
 
 
 def _apply(p: DenseParams, x, act, dtype, precision):
@@ -55,12 +54,8 @@ def with_projection(
     *,
     activation: Union[str, Callable] = "identity",
     use_bias: bool = True,
-    kernel_init: Callable = initializers.lecun_normal(),
-    bias_init: Callable = initializers.zeros,
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
     name: Optional[str] = None,
+    **options: Unpack[DenseOptions],
 ) -> Cell:
   """A dense layer on the cell's output: ``y_t = act(h_t W + b)``, ``W: [H, P]``.
 
@@ -73,10 +68,9 @@ def with_projection(
     output_size: ``P``.
     activation: applied after the affine map (``"identity"``, ``"tanh"``, ``"relu"`` or a callable).
     use_bias: whether the layer has ``b``.
-    kernel_init, bias_init: initialisers of ``W`` and ``b``.
-    dtype: compute dtype of the product (``None``: promoted); param_dtype: dtype of ``W`` and ``b``.
-    precision: ``jax.lax.Precision`` of the product.
     name: the cell's name.
+    **options: :class:`jaxrnn.cells.options.DenseOptions` of the layer: ``kernel_init`` and ``bias_init`` draw
+      ``W`` and ``b``; ``dtype`` (of the product), ``param_dtype`` (of ``W`` and ``b``), ``precision``.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``ProjectedParams(cell, dense)``; the output is ``[*B, P]`` in the dtype of
@@ -90,8 +84,7 @@ def with_projection(
     >>> params.dense.w.shape, cell(params, cell.initial_carry(params), jnp.ones(3))[1].shape
     ((4, 2), (2,))
   """
-  output_size, act, dtype, param_dtype = _check_layer(cell, "output_size", output_size, activation, dtype,
-                                                      param_dtype)
+  output_size, act, opts = _check_layer("with_projection", cell, "output_size", output_size, activation, options)
   name = name or f"with_projection({cell.name})"
 
   def init(key, input_size):
@@ -101,13 +94,12 @@ def with_projection(
     hidden = _util.output_shape(cell, p, input_size)
     if len(hidden) != 1:
       raise ValueError(f"with_projection needs a cell with vector outputs, got output shape {hidden}")
-    return ProjectedParams(cell=p, dense=_dense_layer(k_d, hidden[0], output_size, use_bias, kernel_init,
-                                                      bias_init, param_dtype))
+    return ProjectedParams(cell=p, dense=_dense_layer(k_d, hidden[0], output_size, use_bias, opts))
 
   initial_carry = _util.inner_initial_carry(cell)
 
   def project(p, h):
-    return _apply(p, h, act, dtype, precision).astype(h.dtype)
+    return _apply(p, h, act, opts.dtype, opts.precision).astype(h.dtype)
 
   def step(params, carry, x):
     carry, h = cell.step(params.cell, carry, x)
@@ -136,12 +128,8 @@ def with_input_transform(
     *,
     activation: Union[str, Callable] = "identity",
     use_bias: bool = True,
-    kernel_init: Callable = initializers.lecun_normal(),
-    bias_init: Callable = initializers.zeros,
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
     name: Optional[str] = None,
+    **options: Unpack[DenseOptions],
 ) -> Cell:
   """A dense layer on the input before the cell: the cell reads ``x'_t = act(x_t W + b)``, ``W: [F, features]``.
 
@@ -152,9 +140,9 @@ def with_input_transform(
   Args:
     cell: the wrapped cell, reading vectors of size ``features``.
     features: the width of ``x'``.
-    activation, use_bias, kernel_init, bias_init, dtype, param_dtype, precision: of the dense layer, as in
-      :func:`with_projection`.
+    activation, use_bias: of the dense layer, as in :func:`with_projection`.
     name: the cell's name.
+    **options: :class:`jaxrnn.cells.options.DenseOptions` of the dense layer, as in :func:`with_projection`.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``ProjectedParams(cell, dense)``.
@@ -169,7 +157,7 @@ def with_input_transform(
   """
   if _checks.cell("cell", cell).input_ndim != 1:
     raise ValueError(f"with_input_transform needs a cell with vector inputs, got input_ndim {cell.input_ndim}")
-  features, act, dtype, param_dtype = _check_layer(cell, "features", features, activation, dtype, param_dtype)
+  features, act, opts = _check_layer("with_input_transform", cell, "features", features, activation, options)
   name = name or f"with_input_transform({cell.name})"
 
   def init(key, input_size):
@@ -177,13 +165,12 @@ def with_input_transform(
     input_size = _checks.positive_int("input_size", input_size)
     k_c, k_d = jax.random.split(key)
     return ProjectedParams(cell=cell.init(k_c, features),
-                           dense=_dense_layer(k_d, input_size, features, use_bias, kernel_init, bias_init,
-                                              param_dtype))
+                           dense=_dense_layer(k_d, input_size, features, use_bias, opts))
 
   initial_carry = _util.inner_initial_carry(cell)
 
   def dense(params, xs):
-    return _apply(params.dense, xs, act, dtype, precision)
+    return _apply(params.dense, xs, act, opts.dtype, opts.precision)
 
   transform, transformed = cell.input_transform, cell.step_transformed
   if transform is not None and transformed is not None:
