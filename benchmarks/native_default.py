@@ -1,5 +1,5 @@
-"""The default native path (``native=None``: the native forward loop with JAX's derivative) against the pure-JAX
-path and the all-native ``custom_vjp`` (``native=True``), for the LSTM and GRU at the sizes of ``rnn_layers.py``.
+"""The default native path (``native=None``: the native loops, with forward-mode AD) against the pure-JAX path and
+the all-native ``custom_vjp`` (``native=True``), for the LSTM and GRU at the sizes of ``rnn_layers.py``.
 
 The measurements behind ``jaxrnn.cells._native_scan.AUTO`` (the rule by which ``native=None`` takes the native
 loop). To time the default's form where the rule would keep the pure-JAX path (W4), this script widens the rule to
@@ -26,11 +26,12 @@ from jaxrnn.cells import _native_scan
 WORKLOADS = {"W1": (32, 128, 128, 256), "W2": (64, 512, 128, 128), "W3": (1, 1024, 64, 128),
              "W4": (128, 256, 512, 512), "M1": (64, 128, 256, 256), "M2": (128, 128, 256, 256)}
 VARIANTS = {"pure-JAX": False, "default": None, "native=True": True}
+CELLS = {"lstm": jaxrnn.lstm, "gru": jaxrnn.gru, "simple_rnn": jaxrnn.simple_rnn}
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--cell", choices=["lstm", "gru"], action="append")
+  parser.add_argument("--cell", choices=sorted(CELLS), action="append")
   parser.add_argument("--workload", choices=sorted(WORKLOADS), action="append")
   parser.add_argument("--mode", choices=["infer", "train"], action="append")
   parser.add_argument("--repeats", type=int, default=5)
@@ -41,11 +42,12 @@ def main():
   stat = statistics.median if args.stat == "median" else min
   # the default's form at every size (this process only): see the module docstring
   _native_scan.AUTO = {k: r._replace(min_rows=1, max_step_macs=1 << 62) for k, r in _native_scan.AUTO.items()}
+  _native_scan.AUTO_MAX_ROWS = 1 << 62
   print(f"{jaxrnn.native.status_line()}; clock={args.clock}, {args.stat} of {args.repeats}")
   for cell_name in args.cell or ["lstm", "gru"]:
     for workload in args.workload or list(WORKLOADS):
       B, T, F, H = WORKLOADS[workload]
-      cell = (jaxrnn.lstm if cell_name == "lstm" else jaxrnn.gru)(H)
+      cell = CELLS[cell_name](H)
       params = cell.init(jax.random.key(0), F)
       xs = jax.random.normal(jax.random.key(1), (B, T, F), jnp.float32)
       for mode in args.mode or ["infer", "train"]:

@@ -311,8 +311,9 @@ def main():
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs, clock={args.clock}, "
         f"torch threads={args.threads}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
   print(f"{jaxrnn.native.status_line()}; 'jaxrnn' rows: the pure-JAX path (RunOptions(native=False)), "
-        f"'jaxrnn native': the all-native loop (native=True), 'jaxrnn default': native=None (the native forward "
-        f"loop with JAX's derivative where jaxrnn.cells._native_scan.AUTO says, else the pure-JAX path)")
+        f"'jaxrnn native': the all-native custom_vjp (native=True), 'jaxrnn default': native=None (the native "
+        f"loops, forward and backward, with forward-mode AD, where jaxrnn.cells._native_scan.AUTO says, else the "
+        f"pure-JAX path)")
   for cell_name in args.cell or ["lstm", "gru"]:
     for workload in args.workload or list(WORKLOADS):
       bench(cell_name, workload, args.repeats, args.mixed)

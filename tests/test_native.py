@@ -1,7 +1,7 @@
 """The native CPU sequence path (jaxrnn/native, jaxrnn/cells/_native_scan.py) equals the pure-JAX path.
 
 Values, final carries and gradients (params, initial carry, inputs) of ``RunOptions(native=True)`` (the
-all-native custom_vjp) and of the default ``native=None`` (the native forward loop with JAX's derivative) against
+all-native custom_vjp) and of the default ``native=None`` (the native loops, forward mode the pure-JAX path's) against
 ``native=False``, within 1e-5 (float32, relative to the largest magnitude), with lengths, reverse and two batch
 axes in one program per cell; stacks and bidirectional layers; the default's jax.jvp and forward-over-reverse; the
 rule by which the default takes the native loop; vmap; no retrace; the refusals.
@@ -93,7 +93,8 @@ def reference(name):
 @pytest.mark.parametrize("name", sorted(CELLS))
 def test_native_equals_jax_path(name, native):
   """native=True (the all-native custom_vjp) and native=None (16 examples: LSTM and GRU take the native forward
-  loop with JAX's derivative) equal the pure-JAX path."""
+  loop and, under jax.grad, the native backward loop as the transpose of the default's tangent) equal the pure-JAX
+  path."""
   if native is None and name.startswith("simple_rnn"):
     pytest.skip("native=None runs the simple RNN's pure-JAX path at 16 examples")
   cell = CELLS[name]()
@@ -116,9 +117,7 @@ def test_hoisted_native_equals_jax_path(name, native):
   cell = CELLS[name]()
   run = loss_and_grads(cell, native, directions(name), hoist=True)
   text = str(jax.make_jaxpr(run)(*inputs(cell)))
-  # The GRU's default differentiates with the JAX path's rule (AUTO["gru"].points false): no native call.
-  runs_native = native is True or _native_scan.AUTO[name.removeprefix("bidirectional_")].points
-  assert ("('projected', np.int64(1))" in text) == runs_native and "('projected', np.int64(0))" not in text
+  assert "('projected', np.int64(1))" in text and "('projected', np.int64(0))" not in text
   (value, outs), grads = run(*inputs(cell))
   (ref_value, ref_outs), ref_grads = reference(name)
   close(value, ref_value)
@@ -143,7 +142,7 @@ def test_one_example_equals_jax_path(name):
   assert "('projected', np.int64(1))" in str(jax.make_jaxpr(run, static_argnums=2)(params, xs, True))
   want = run(params, xs, False)
   close(run(params, xs, True), want)
-  close(run(params, xs, None), want)  # the default: the native forward (points for the LSTM) and JAX's derivative
+  close(run(params, xs, None), want)  # the default: the native loops, forward and backward
   d_params, d_xs = tangents_like((params, xs), 5)
   jvp = jax.jit(lambda native: jax.jvp(lambda p, x: loss(p, x, native), (params, xs), (d_params, d_xs)),
                 static_argnums=0)
@@ -170,8 +169,9 @@ def test_deep_products_equal_jax_path(name):
 @pytest.mark.parametrize("name", ["simple_rnn_tanh", "simple_rnn_relu"])
 def test_simple_rnn_default_keeps_forward_mode(name):
   """Below AUTO_MAX_ROWS examples the simple RNN's default runs its native forward loop undifferentiated, and
-  differentiates as the pure-JAX path (jax_derivative): jax.grad, jax.jvp and a Hessian wrt the inputs equal it
-  (the all-native custom_vjp had no forward mode, so jax.jvp and jax.hessian raised)."""
+  differentiates with the native backward loop in reverse mode and as the pure-JAX path in forward mode
+  (native_derivative): jax.grad, jax.jvp and a Hessian wrt the inputs equal the pure-JAX path's (the all-native
+  custom_vjp has no forward mode, so jax.jvp and jax.hessian raise there)."""
   cell = CELLS[name]()
   params = randomize(cell.init(jax.random.key(0), F), jax.random.key(1), scale=0.3)
   xs = jax.random.normal(jax.random.key(2), (1, T, F), jnp.float32)
@@ -200,8 +200,7 @@ def tangents_like(tree, key):
 def test_default_jvp_equals_jax_path(name):
   """jax.jvp under the default (16 examples) equals the pure-JAX path's: outputs and final carries and their
   tangents wrt params, initial carry and inputs, with lengths and reverse. The LSTM differentiates at the native
-  forward loop's points; the GRU (``AUTO["gru"].points`` false) with the JAX path's forward scan, and runs the
-  native loop for undifferentiated calls only."""
+  forward loop (keeping the backward's residuals) and the pure-JAX path's tangent, never the native backward."""
   cell = CELLS[name]()
   args = inputs(cell)
   d_args = tangents_like(args, 7)
@@ -214,15 +213,15 @@ def test_default_jvp_equals_jax_path(name):
     return jax.jit(lambda a, d: jax.jvp(f, a, d))
 
   text = str(jax.make_jaxpr(run(None))(args, d_args))
-  points = _native_scan.AUTO[name.removeprefix("bidirectional_")].points
-  assert (jaxrnn.native.FORWARD in text) == points and jaxrnn.native.BACKWARD not in text
+  assert jaxrnn.native.FORWARD in text and jaxrnn.native.BACKWARD not in text
   close(run(None)(args, d_args), run(False)(args, d_args))
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 def test_default_forward_over_reverse(name):
   """Hessian-vector products (jax.jvp of jax.grad) through the default path, with lengths: the native forward
-  loop's custom_jvp differentiates again (its points are a custom_jvp too; the GRU's rule is the JAX path's)."""
+  loop's custom_jvp differentiates again (the forward keeping the residuals is a custom_jvp too, and the native
+  backward's rule is the pure-JAX path's vjp)."""
   cell = CELLS[name]()
   params, carry, xs = inputs(cell)
   d_params = tangents_like(params, 3)
@@ -234,8 +233,38 @@ def test_default_forward_over_reverse(name):
     return jax.jit(lambda p, d: jax.jvp(jax.grad(loss), (p,), (d,)))
 
   text = str(jax.make_jaxpr(hvp(None))(params, d_params))
-  assert (jaxrnn.native.FORWARD in text) == _native_scan.AUTO[name].points  # the GRU: JAX's forward when differentiated
+  assert jaxrnn.native.FORWARD in text
   close(hvp(None)(params, d_params), hvp(False)(params, d_params))
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_default_transforms_compose(name):
+  """The default's tangent primitive under the other transformations, against the pure-JAX path: vmap of grad (its
+  batching rule), reverse over reverse (the native backward's own derivative is the pure-JAX path's) and
+  jax.linear_transpose of its jvp (the transpose rule alone), with lengths."""
+  cell = CELLS[name]()
+  params, carry, xs = inputs(cell)
+  one_carry = jax.tree.map(lambda a: a[0], carry)  # vmapped over the first batch axis
+
+  def loss(native):
+    def f(params, xs):
+      final, hs = jaxrnn.unroll(cell, params, one_carry, xs, seq_lengths=jnp.array([5, 3, 0, 7]),
+                                options=RunOptions(native=native))
+      return jnp.sum(jnp.sin(hs) * hs) + jnp.sum(final.h ** 2)
+    return f
+
+  def everything(native):
+    f = loss(native)
+    x0 = xs[0]
+    vmap_grad = jax.vmap(jax.grad(f, argnums=(0, 1)), in_axes=(None, 0))(params, xs)
+    rev_rev = jax.jacrev(jax.grad(lambda scale: f(params, scale * x0)))(jnp.float32(1.0))
+    _, jvp_x = jax.linearize(lambda x: f(params, x), x0)
+    transposed = jax.linear_transpose(jvp_x, x0)(jnp.float32(1.0))
+    return vmap_grad, rev_rev, transposed
+
+  text = str(jax.make_jaxpr(lambda: everything(None))())
+  assert jaxrnn.native.BACKWARD in text
+  close(jax.jit(lambda: everything(None))(), jax.jit(lambda: everything(False))())
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru", "simple_rnn_tanh"])
@@ -255,8 +284,7 @@ def test_saturated_gates_equal_jax_path(name):
 
 def test_native_runs():
   """The native path really runs (its FFI call is in the program): with native=True and with native=None, for one
-  example and for many; never with native=False; under jax.grad the native backward loop with native=True, JAX's
-  tangent loop with native=None."""
+  example and for many; never with native=False; under jax.grad the native backward loop with both."""
   cell = jaxrnn.lstm(H)
   params, carry, xs = inputs(cell)
   text = lambda native, xs, carry: str(jax.make_jaxpr(lambda p: jaxrnn.unroll(
@@ -269,8 +297,8 @@ def test_native_runs():
   grad_text = lambda native: str(jax.make_jaxpr(jax.grad(lambda p: jnp.sum(jaxrnn.unroll(
       cell, p, carry, xs, options=RunOptions(native=native))[1])))(params))
   assert jaxrnn.native.BACKWARD in grad_text(True)
-  default = grad_text(None)
-  assert jaxrnn.native.FORWARD in default and jaxrnn.native.BACKWARD not in default
+  default = grad_text(None)  # the default's tangent, transposed: the native backward loop
+  assert jaxrnn.native.FORWARD in default and jaxrnn.native.BACKWARD in default
   # The input projection before the loop (hoist) where RunOptions.hoist says, and by default up to HOIST_MAX_ROWS
   # examples (matrix-vector products inside the loop are slower than one product before it).
   rows, row_carry = xs.reshape((-1,) + xs.shape[-2:]), jax.tree.map(lambda a: a.reshape(-1, a.shape[-1]), carry)

@@ -25,16 +25,14 @@ Forward-mode AD uses this rule directly. Reverse mode transposes it (JAX does), 
 structure: a backward loop with only the transposed ``L_t`` (elementwise) and ``dz_t W_h^T`` (on a kernel
 transposed once, outside), and the weight and input gradients as large products over all ``T * B`` rows after it.
 
-The same rule differentiates a forward loop outside JAX (:class:`Forward`: the native CPU loop,
-:mod:`jaxrnn.cells._native_scan`): it returns the carries, ``u_t`` and ``h_{t-1} W_h`` of every step, and
-``pointwise`` is linearised at those points for all ``t`` at once (``vmap``; the same ``jax.linearize``, the same
-residuals) instead of inside the scan. An undifferentiated run is then that loop alone.
+On CPU the native loop (:mod:`jaxrnn.cells._native_scan`) runs this structure in C++, forward and backward, and
+this path is its pure-JAX form (and its forward mode).
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, FrozenSet, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, FrozenSet, Mapping, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -109,26 +107,6 @@ def _dot_t(a: jax.Array, w_t: jax.Array, precision: Any) -> jax.Array:
   return jax.lax.dot_general(a, w_t, (((a.ndim - 1,), (1,)), ((), ())), precision=precision)
 
 
-class Forward(NamedTuple):
-  """An implementation of the forward recurrence outside JAX (the native CPU loop, :mod:`jaxrnn.native`) that
-  :func:`fused_sequence` differentiates with its lean JVP rule.
-
-  Fields:
-    run: ``run(params, carry, xs, mask, options) -> (carry, hs)``: the recurrence (inference: nothing else is
-      kept); ``options``: the call's :class:`jaxrnn.RunOptions` (``hoist``: whether the input projection runs for
-      all steps before the loop).
-    points: ``points(params, carry, xs, mask, options) -> (carry, hs, carries, us, hws)``: the same, with the
-      points at which ``pointwise`` is linearised: ``carries`` the carry after every step (leaves
-      ``[T, *B, ...]``), ``us`` the input projection ``input_transform(params, xs)`` and ``hws`` the recurrent
-      product ``h_{t-1} W_h`` of every step (``[T, *B, nH]``; at padding steps, of the kept carry). ``None``: a
-      differentiated run is the JAX path's whole JVP rule (its forward scan and tangent recurrence), so ``run``
-      serves undifferentiated runs only (where writing the points costs more than the native loop saves).
-  """
-
-  run: Callable
-  points: Optional[Callable]
-
-
 def _linearise(pointwise: Callable, pw_params: Any, carry: Any, u: jax.Array, hw: jax.Array,
                live: Tuple[bool, bool]) -> Tuple[Any, list, Any]:
   """``((carry', h), leaves, treedef)``: ``pointwise`` at one step and its linearisation (``jax.linearize``), whose
@@ -146,7 +124,7 @@ def _linearise(pointwise: Callable, pw_params: Any, carry: Any, u: jax.Array, hw
 
 
 def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fields: Tuple[str, ...],
-                   dtype: Optional[Any], precision: Any, native: Optional[Forward] = None) -> Callable:
+                   dtype: Optional[Any], precision: Any) -> Callable:
   """``run(params, carry, xs, mask, options) -> (carry, hs)``: the scan of ``step``, with the lean JVP rule.
 
   Args:
@@ -158,16 +136,10 @@ def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fie
       ``input_transform`` reads the others but ``w_h``.
     dtype: the compute dtype of the matrix products (``None``: promoted).
     precision: their ``jax.lax.Precision``.
-    native: ``None``: the primal is the scan of ``step``. A :class:`Forward`: the primal is ``native.run`` (an
-      undifferentiated run is that alone), and the JVP rule linearises ``pointwise`` at ``native.points``, all
-      steps at once (``vmap``), instead of inside the scan; the tangent recurrence is the same. ``native.points``
-      is itself a ``custom_jvp`` with this rule, so higher orders (``jax.hessian``, forward over reverse) work.
-      With ``native.points`` ``None``, a differentiated run is this function's JAX rule as without ``native``.
 
   Returns:
     A :class:`jaxrnn.types.SequenceFn` for inputs ``xs: [T, *B, F]`` and ``mask: bool[T, *B]`` or ``None``,
-    equal to the scan of the cell's step; ``options.hoist`` and ``options.unroll`` apply to its loops (with
-    ``native``: ``unroll`` to the tangent loop).
+    equal to the scan of the cell's step; ``options.hoist`` and ``options.unroll`` apply to its loops.
   """
   skip = (RECURRENT,) + tuple(pointwise_fields)
 
@@ -199,10 +171,8 @@ def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fie
     du = _input_tangent(input_transform, params, xs, d_params, d_xs, skip)
     return d_pw, du, (_live(d_pw), du is not None)
 
-  def tangents(params, carry, xs, mask, options, d_params, d_carry, d_pw, du, live, h_prev, lin_leaves, treedef,
-               every_step=False):
-    """The tangent recurrence: ``(d_final, d_hs)``, and with ``every_step`` also the carry's tangent after every
-    step and that of ``hw`` (``h_{t-1} W_h``) at every step."""
+  def tangents(params, carry, xs, mask, options, d_params, d_carry, d_pw, du, live, h_prev, lin_leaves, treedef):
+    """The tangent recurrence: ``(d_final, d_hs)``."""
     linearised = lambda leaves: jax.tree.unflatten(treedef["lin"], leaves)
     lead = xs.shape[:-1]
     du = None if du is None else du.reshape(lead + du.shape[-1:])
@@ -222,7 +192,7 @@ def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fie
         dhw = dhw + e_t.astype(dhw.dtype)
       new, h = linearised(leaves)(d_pw, dc, du_t, dhw)  # None: an input without tangent (an empty pytree)
       new, h = sequences.masked_step(m, new, dc, h)
-      return new, ((h, new, dhw) if every_step else h)
+      return new, h
 
     return jax.lax.scan(body, d_carry, (du, e, lin_leaves, mask), unroll=options.unroll)
 
@@ -236,60 +206,12 @@ def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fie
                              lin_leaves, treedef)
     return (final, hs), (d_final, d_hs)
 
-  if native is None or native.points is None:
-    @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
-    def run(params, carry, xs, mask, options):
-      if native is not None:  # undifferentiated: the native loop alone; differentiated: all of run_jvp
-        return native.run(params, carry, xs, mask, options)
-      return forward(params, carry, xs, mask, options)
-
-    run.defjvp(run_jvp, symbolic_zeros=True)
-    return run
-  native_points = native.points
-
   @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
-  def points(params, carry, xs, mask, options):
-    return native_points(params, carry, xs, mask, options)
+  def run(params, carry, xs, mask, options):
+    return forward(params, carry, xs, mask, options)
 
-  def linearised_rule(options, primals, tangents_in, every_step):
-    """The primal of ``points`` (through ``points`` itself: differentiable again) and the tangent recurrence,
-    with ``pointwise`` linearised at every step at once."""
-    params, carry, xs, mask = primals
-    d_params, d_carry, d_xs, _ = tangents_in
-    d_pw, du, live = tangent_inputs(params, xs, d_params, d_xs)
-    outs = points(params, carry, xs, mask, options)
-    _, _, carries, us, hws = outs
-    prev = jax.tree.map(lambda c0, cs: jnp.concatenate([c0[None], cs[:-1]]), carry, carries)
-    pw_params = _only(params, pointwise_fields)
-    treedef = {}
-
-    def at(c, u, hw):
-      _, leaves, treedef["lin"] = _linearise(pointwise, pw_params, c, u, hw, live)
-      return leaves
-
-    lin_leaves = jax.vmap(at)(prev, us, hws)
-    d_out = tangents(params, carry, xs, mask, options, d_params, d_carry, d_pw, du, live, prev.h, lin_leaves,
-                     treedef, every_step)
-    return outs, du, d_out
-
-  def points_jvp(options, primals, tangents_in):
-    outs, du, (d_final, (d_hs, d_carries, d_hws)) = linearised_rule(options, primals, tangents_in, True)
-    us = outs[3]
-    d_us = jnp.zeros_like(us) if du is None else du.reshape(us.shape).astype(us.dtype)
-    return outs, (d_final, d_hs, d_carries, d_us, d_hws)
-
-  points.defjvp(points_jvp, symbolic_zeros=True)
-
-  @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
-  def run_native(params, carry, xs, mask, options):
-    return native.run(params, carry, xs, mask, options)
-
-  def run_native_jvp(options, primals, tangents_in):
-    (final, hs, *_), _, (d_final, d_hs) = linearised_rule(options, primals, tangents_in, False)
-    return (final, hs), (d_final, d_hs)
-
-  run_native.defjvp(run_native_jvp, symbolic_zeros=True)
-  return run_native
+  run.defjvp(run_jvp, symbolic_zeros=True)
+  return run
 
 
 def checked(run: Callable, check_params: Callable, carry_type: type, hidden_size: int, name: str,

@@ -1,13 +1,14 @@
-"""The native CPU form of a dense cell's sequence path: the time loop in C++ (``jaxrnn/native/rnn.cc``), in two
-forms.
+"""The native CPU form of a dense cell's sequence path: the time loop in C++ (``jaxrnn/native/rnn.cc``), forward
+and backward, in two forms.
 
-* The default (``RunOptions(native=None)``, LSTM and GRU, where :data:`AUTO` says): the native forward loop is the
-  primal of the fused path's ``jax.custom_jvp`` (:func:`native_forward`, :mod:`jaxrnn.cells._fused_scan`): an
-  undifferentiated run is the native loop alone; the JVP rule is the fused path's lean tangent recurrence, with the
-  cell's own ``pointwise`` linearised (by JAX) at the points the native loop returns (carries, ``x_t W_i + b``,
-  ``h_{t-1} W_h``). So ``jax.jvp``, ``jax.grad`` (JAX transposes the tangent loop) and higher orders work.
-* ``native=True``: a ``jax.custom_vjp`` whose backward loop is native too (the fastest training where it fits; no
-  forward mode: ``jax.jvp`` raises JAX's error there).
+* The default (``RunOptions(native=None)``, where :data:`AUTO` says; :func:`native_derivative`): a ``jax.custom_jvp``
+  whose primal is the native forward loop (an undifferentiated run is that loop alone) and whose tangent is one
+  primitive, linear in the tangents (:data:`_tangent_p`): evaluated (``jax.jvp``) it is ``jax.jvp`` of the pure-JAX
+  path; transposed (``jax.grad``, ``jax.vjp``) it is the native backward loop, at the residuals the native forward
+  kept. So the default trains at native speed and keeps forward mode and higher orders (the backward is itself a
+  ``jax.custom_jvp`` whose rule is the pure-JAX path's vjp, differentiated by JAX).
+* ``native=True``: a ``jax.custom_vjp`` whose backward loop is native too (no forward mode: ``jax.jvp`` raises
+  JAX's error there); the same loops as the default.
 
 Split of the work: the native forward loop runs, per step, the input projection ``x_t W_i + b`` beside
 ``h_{t-1} W_h`` (as the pure-JAX path does on CPU, where ``hoist=None`` projects inside the loop; at up to
@@ -28,11 +29,13 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, NamedTuple, Optional, Tuple
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
+from jax.interpreters import ad, batching, mlir
 
 from jaxrnn import native
 from jaxrnn.cells import _fused_scan
@@ -79,18 +82,14 @@ AUTO_MAX_ROWS = 4  # simple_rnn (no fused hybrid): native=None runs its native f
 
 
 class AutoRange(NamedTuple):
-  """Where ``native=None`` runs a cell's native forward loop: at least ``min_rows`` examples per step and at most
-  ``max_step_macs`` multiply-adds in a step's products (``rows * (F + H) * G H``); ``points``: whether a
-  differentiated run takes the native loop too (writing the points its derivative is linearised at) or is the
-  pure-JAX path's (its forward scan and tangent recurrence: the native loop then serves undifferentiated runs)."""
+  """Where ``native=None`` runs a cell's native loop: at least ``min_rows`` examples per step and at most
+  ``max_step_macs`` multiply-adds in a step's products (``rows * (F + H) * G H``)."""
 
   min_rows: int
   max_step_macs: int
-  points: bool = True
 
 
-AUTO = {"lstm": AutoRange(min_rows=1, max_step_macs=2 ** 26),
-        "gru": AutoRange(min_rows=1, max_step_macs=2 ** 26, points=False)}
+AUTO = {"lstm": AutoRange(min_rows=1, max_step_macs=2 ** 26), "gru": AutoRange(min_rows=1, max_step_macs=2 ** 26)}
 KINDS = {"lstm": 0, "gru": 1, "simple_rnn": 2}
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 
@@ -114,7 +113,7 @@ def _weights(kind: str, params: Any):
   return params.w_i, b, params.w_h, b_hn
 
 
-INFER, BACKWARD_RESIDUALS, POINTS = 0, 1, 2  # what the native forward keeps besides hs (its `train` attribute)
+INFER, BACKWARD_RESIDUALS = 0, 1  # what the native forward keeps besides hs (its `train` attribute)
 
 
 def projects(options: RunOptions, rows: int) -> bool:
@@ -124,21 +123,19 @@ def projects(options: RunOptions, rows: int) -> bool:
 
 
 def _forward(kind: str, relu: bool, mode: int, params, x, h0, c0, mask, project: Optional[Callable] = None):
-  """The native forward loop over ``x: [T, B, F]``: ``(hs, h_last, c_last, h_all, c_all, gates, us, hws)``, the
-  last five of size 0 unless ``mode`` keeps them (``BACKWARD_RESIDUALS``: the carries and activated gates that the
-  native backward reads; ``POINTS``: the carries, ``x_t W_i + b`` and ``h_{t-1} W_h``). ``project``: ``None`` (the
-  loop computes ``x_t W_i + b`` per step), or the cell's ``input_transform``, which JAX runs on all steps before
-  the loop (hoisted: the loop reads ``[T, B, G H]``)."""
+  """The native forward loop over ``x: [T, B, F]``: ``(hs, h_last, c_last, h_all, c_all, gates)``, the last three
+  of size 0 unless ``mode`` is ``BACKWARD_RESIDUALS`` (the carries and activated gates that the native backward
+  reads). ``project``: ``None`` (the loop computes ``x_t W_i + b`` per step), or the cell's ``input_transform``,
+  which JAX runs on all steps before the loop (hoisted: the loop reads ``[T, B, G H]``)."""
   T, B, _ = x.shape
   w_i, b, w_h, b_hn = _weights(kind, params)
-  H, GH = w_h.shape
+  H = w_h.shape[0]
   f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
   lstm = kind == "lstm"
-  steps = T if mode != INFER else 0
-  gates = T if mode == BACKWARD_RESIDUALS and kind != "simple_rnn" else 0
-  points = T if mode == POINTS else 0
+  steps = T if mode == BACKWARD_RESIDUALS else 0
+  gates = steps if kind != "simple_rnn" else 0
   results = [f32(T, B, H), f32(B, H), f32(B, H if lstm else 0), f32(steps, B, H), f32(steps if lstm else 0, B, H),
-             f32(gates, B, 4 * H), f32(points, B, GH), f32(points, B, GH)]
+             f32(gates, B, 4 * H)]
   operand = x if project is None else project(params, x)
   return _call(native.FORWARD, results, operand, w_i, b, w_h, b_hn, h0, c0, mask, kind=KINDS[kind], relu=relu,
                train=mode, projected=project is not None)
@@ -158,8 +155,8 @@ def _loop(kind: str, relu: bool, input_transform: Callable, projected: bool, par
 
 def _loop_fwd(kind, relu, input_transform, projected, params, x, h0, c0, mask):
   project = input_transform if projected else None
-  hs, h_last, c_last, h_all, c_all, gates, _, _ = _forward(kind, relu, BACKWARD_RESIDUALS, params, x, h0, c0,
-                                                           mask, project)
+  hs, h_last, c_last, h_all, c_all, gates = _forward(kind, relu, BACKWARD_RESIDUALS, params, x, h0, c0, mask,
+                                                     project)
   return (hs, h_last, c_last), (params, x, h0, c0, h_all, c_all, gates, mask)
 
 
@@ -245,57 +242,168 @@ def _flat(kind: str, carry: Any, xs: jax.Array, mask: Optional[jax.Array]):
   return xs.reshape((T, n, xs.shape[-1])), h0, c0, m
 
 
-def native_forward(kind: str, relu: bool, input_transform: Callable, with_points: bool = True
-                   ) -> _fused_scan.Forward:
-  """The native forward loop as a :class:`jaxrnn.cells._fused_scan.Forward`: the primal of the default native
-  path, which JAX differentiates (forward and reverse mode, any order) with the fused path's tangent recurrence,
-  at the points the loop returns (``with_points``) or after the JAX path's own forward scan."""
+class _TangentSpec(NamedTuple):
+  """The static parameters of :data:`_tangent_p` (hashable: the jaxpr's equation carries them)."""
 
-  def operands(params, carry, xs, mask, options):
+  kind: str
+  relu: bool
+  input_transform: Callable
+  fallback: Callable  # the pure-JAX run(params, carry, xs, mask, options) this path equals
+  options: RunOptions
+  primals: Any  # the treedef of (params, carry, xs, mask)
+  outputs: Any  # the treedef of (carry, hs)
+  shapes: Tuple[Tuple[Tuple[int, ...], Any], ...]  # (shape, dtype) of each output leaf
+
+
+def _split(flat: Sequence[Any], spec: _TangentSpec):
+  """``(params, carry, xs, mask), residuals, (d_params, d_carry, d_xs)`` from the primitive's flat operands."""
+  n = spec.primals.num_leaves
+  params, carry, xs, mask = jax.tree.unflatten(spec.primals, flat[:n])
+  tangents = jax.tree.unflatten(jax.tree.structure((params, carry, xs)), flat[n + 3:])
+  return (params, carry, xs, mask), tuple(flat[n:n + 3]), tangents
+
+
+def _tangent_impl(*flat, spec: _TangentSpec):
+  """The tangent of ``(carry, hs)``: ``jax.jvp`` of the pure-JAX path (what forward mode runs)."""
+  (params, carry, xs, mask), _, tangents = _split(flat, spec)
+  run = lambda p, c, x: spec.fallback(p, c, x, mask, spec.options)
+  return jax.tree.leaves(jax.jvp(run, (params, carry, xs), tangents)[1])
+
+
+def _tangent_jvp(primals, tangents, *, spec: _TangentSpec):
+  """Second order: ``jax.jvp`` of the pure-JAX :func:`_tangent_impl` (which does not read the residuals)."""
+  tangents = [ad.instantiate_zeros(t) if type(t) is ad.Zero else t for t in tangents]
+  return jax.jvp(functools.partial(_tangent_impl, spec=spec), list(primals), tangents)
+
+
+def _tangent_abstract_eval(*avals, spec: _TangentSpec):
+  del avals
+  return [jax.core.ShapedArray(shape, dtype) for shape, dtype in spec.shapes]
+
+
+def _native_vjp_fn(spec: _TangentSpec):
+  """``vjp(primals, residuals, cts) -> (d_params, d_carry, d_xs)``: the native backward loop at the forward's
+  residuals; a ``jax.custom_jvp`` whose rule is ``jax.jvp`` of the pure-JAX path's vjp (higher orders)."""
+
+  def pure(primals, cts):
+    params, carry, xs, mask = primals
+    _, vjp = jax.vjp(lambda p, c, x: spec.fallback(p, c, x, mask, spec.options), params, carry, xs)
+    return vjp(cts)
+
+  @jax.custom_jvp
+  def vjp(primals, residuals, cts):
+    params, carry, xs, mask = primals
+    h_all, c_all, gates = residuals
+    d_carry, dhs = cts
+    kind = spec.kind
+    x, h0, c0, m = _flat(kind, carry, xs, mask)
+    T, n = x.shape[:2]
+    dh_last = d_carry.h.reshape((n, -1))
+    dc_last = d_carry.c.reshape((n, -1)) if kind == "lstm" else jnp.zeros((n, 0), jnp.float32)
+    d_params, dx, dh0, dc0, _ = _loop_bwd(kind, spec.relu, spec.input_transform, False,
+                                          (params, x, h0, c0, h_all, c_all, gates, m),
+                                          (dhs.reshape((T, n, -1)), dh_last, dc_last))
+    return d_params, _carry(kind, carry, xs.shape[1:-1], dh0, dc0), dx.reshape(xs.shape)
+
+  @vjp.defjvp
+  def vjp_jvp(primals, tangents):
+    (p, _, cts), (dp, _, dcts) = primals, tangents  # the residuals are functions of the primals
+    return jax.jvp(pure, (p, cts), (dp, dcts))
+
+  return vjp
+
+
+def _tangent_transpose(cts, *flat, spec: _TangentSpec):
+  """The tangent's transpose: the native backward loop (``jax.grad`` of the default runs it)."""
+  n = spec.primals.num_leaves
+  primals, residuals, _ = _split([None if ad.is_undefined_primal(a) else a for a in flat], spec)
+  cts = [ad.instantiate_zeros(ct) if type(ct) is ad.Zero else ct for ct in cts]
+  grads = jax.tree.leaves(_native_vjp_fn(spec)(primals, residuals, jax.tree.unflatten(spec.outputs, cts)))
+  return [None] * (n + 3) + [g if ad.is_undefined_primal(a) else None for a, g in zip(flat[n + 3:], grads)]
+
+
+def _tangent_batch(args, dims, *, spec: _TangentSpec):
+  """``vmap``: one call per example (``lax.map``), as the native loop's own ``vmap_method="sequential"``."""
+  mapped = [i for i, d in enumerate(dims) if d is not None]
+
+  def one(leaves):
+    full = list(args)
+    for i, leaf in zip(mapped, leaves):
+      full[i] = leaf
+    return _tangent_p.bind(*full, spec=spec)
+
+  outs = jax.lax.map(one, [jnp.moveaxis(args[i], dims[i], 0) for i in mapped])
+  return outs, [0] * len(outs)
+
+
+_tangent_p = jax.extend.core.Primitive("jaxrnn_native_tangent")
+_tangent_p.multiple_results = True
+_tangent_p.def_impl(_tangent_impl)
+_tangent_p.def_abstract_eval(_tangent_abstract_eval)
+mlir.register_lowering(_tangent_p, mlir.lower_fun(_tangent_impl, multiple_results=True))
+ad.primitive_transposes[_tangent_p] = _tangent_transpose
+ad.primitive_jvps[_tangent_p] = _tangent_jvp
+batching.primitive_batchers[_tangent_p] = _tangent_batch
+
+
+def native_derivative(kind: str, relu: bool, input_transform: Callable, fallback: Callable) -> Callable:
+  """``run(params, carry, xs, mask, options)``: the native forward loop, differentiated natively in reverse mode and
+  as ``fallback`` in forward mode.
+
+  A ``jax.custom_jvp`` whose rule runs the native forward loop keeping the backward's residuals, and gives the
+  tangent as one primitive, linear in the tangents: evaluated (``jax.jvp``), it is ``jax.jvp`` of the pure-JAX
+  ``fallback``; transposed (``jax.grad``, ``jax.vjp``), it is the native backward loop. So the default trains at
+  the all-native ``custom_vjp``'s speed and keeps forward mode and higher orders (the transpose is itself a
+  ``jax.custom_jvp`` whose rule is the pure-JAX path's)."""
+  def operands(carry, xs, mask, options):
     x, h0, c0, m = _flat(kind, carry, xs, mask)
     return x, h0, c0, m, input_transform if projects(options, x.shape[1]) else None
 
-  def run(params, carry, xs, mask, options):
+  def outputs(carry, xs, hs, h_last, c_last):
     T, batch = xs.shape[0], xs.shape[1:-1]
-    hs, h_last, c_last, *_ = _forward(kind, relu, INFER, params, *operands(params, carry, xs, mask, options))
     return _carry(kind, carry, batch, h_last, c_last), hs.reshape((T,) + batch + hs.shape[-1:])
-
-  def points(params, carry, xs, mask, options):
-    lead, batch = xs.shape[:-1], xs.shape[1:-1]
-    hs, h_last, c_last, h_all, c_all, _, us, hws = _forward(kind, relu, POINTS, params,
-                                                            *operands(params, carry, xs, mask, options))
-    return (_carry(kind, carry, batch, h_last, c_last), hs.reshape(lead + hs.shape[-1:]),
-            _carry(kind, carry, lead, h_all, c_all), us.reshape(lead + us.shape[-1:]),
-            hws.reshape(lead + hws.shape[-1:]))
-
-  return _fused_scan.Forward(run, points if with_points else None)
-
-
-def jax_derivative(kind: str, relu: bool, input_transform: Callable, fallback: Callable) -> Callable:
-  """``run(params, carry, xs, mask, options)``: the native forward loop for an undifferentiated call, and for a
-  differentiated one (``jax.grad``, ``jax.jvp``, any order) ``fallback``'s own derivative: a ``jax.custom_jvp``
-  whose rule is ``jax.jvp`` of the pure-JAX ``fallback`` (its forward and tangents; nothing native runs). What
-  ``native=None`` runs for a cell without a fused hybrid (the simple RNN), so that the default never loses forward
-  mode."""
-  forward = native_forward(kind, relu, input_transform, with_points=False)
 
   @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
   def run(params, carry, xs, mask, options):
-    return forward.run(params, carry, xs, mask, options)
+    hs, h_last, c_last, *_ = _forward(kind, relu, INFER, params, *operands(carry, xs, mask, options))
+    return outputs(carry, xs, hs, h_last, c_last)
+
+  @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
+  def with_residuals(params, carry, xs, mask, options):
+    """``((carry, hs), residuals)``: the native forward loop keeping what its backward reads."""
+    hs, h_last, c_last, h_all, c_all, gates = _forward(kind, relu, BACKWARD_RESIDUALS, params,
+                                                       *operands(carry, xs, mask, options))
+    return outputs(carry, xs, hs, h_last, c_last), (h_all, c_all, gates)
+
+  def tangent(options, primals, tangents):
+    """``(outputs, residuals), d_outputs``: the primal through ``with_residuals`` (differentiable again) and the
+    tangent as :data:`_tangent_p`."""
+    out, residuals = with_residuals(*primals, options)
+    leaves, primals_def = jax.tree.flatten(primals)
+    out_leaves, out_def = jax.tree.flatten(out)
+    spec = _TangentSpec(kind, bool(relu), input_transform, fallback, options, primals_def, out_def,
+                        tuple((l.shape, l.dtype) for l in out_leaves))
+    d_out = _tangent_p.bind(*leaves, *residuals, *jax.tree.leaves(tangents[:3]), spec=spec)
+    return (out, residuals), jax.tree.unflatten(out_def, d_out)
+
+  def with_residuals_jvp(options, primals, tangents):
+    # the residuals' tangents are zeros: only _tangent_p reads them (its value and derivative do not depend on them)
+    (out, residuals), d_out = tangent(options, primals, tangents)
+    return (out, residuals), (d_out, jax.tree.map(jnp.zeros_like, residuals))
 
   def run_jvp(options, primals, tangents):
-    params, carry, xs, mask = primals
-    d_params, d_carry, d_xs, _ = tangents
-    return jax.jvp(lambda p, c, x: fallback(p, c, x, mask, options), (params, carry, xs), (d_params, d_carry, d_xs))
+    (out, _), d_out = tangent(options, primals, tangents)
+    return out, d_out
 
+  with_residuals.defjvp(with_residuals_jvp)
   run.defjvp(run_jvp)
   return run
 
 
-def auto_refuses(kind: str, hybrid: bool, rows: int, features: int, hidden: int) -> Optional[str]:
+def auto_refuses(kind: str, rows: int, features: int, hidden: int) -> Optional[str]:
   """Why ``native=None`` keeps the pure-JAX path for this call (``None``: it runs the native loop): the measured
-  rule :data:`AUTO` (see this module's comment); without a hybrid, fewer than :data:`AUTO_MAX_ROWS` rows."""
-  if not hybrid:
+  rule :data:`AUTO` (see this module's comment); for a kind without one, fewer than :data:`AUTO_MAX_ROWS` rows."""
+  if kind not in AUTO:
     if rows >= AUTO_MAX_ROWS:
       return f"{rows} examples (native=None runs this cell's native loop below {AUTO_MAX_ROWS})"
     return None
@@ -309,8 +417,7 @@ def auto_refuses(kind: str, hybrid: bool, rows: int, features: int, hidden: int)
   return None
 
 
-def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fallback: Callable,
-                hybrid: Optional[Callable] = None) -> Callable:
+def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fallback: Callable) -> Callable:
   """A :class:`jaxrnn.types.SequenceFn` that runs the native loop when the call fits, else ``fallback``.
 
   Args:
@@ -319,22 +426,17 @@ def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fall
     relu: for ``simple_rnn``: ReLU (``True``) or tanh.
     input_transform: the cell's ``input_transform(params, xs)``: ``x W_i + b`` (checks params and inputs).
     fallback: the pure-JAX ``run(params, carry, xs, mask, options)`` of the same function.
-    hybrid: ``None``, or the same function with the native forward loop as primal and JAX's derivative
-      (:func:`jaxrnn.cells._fused_scan.fused_sequence` with ``native``): what ``native=None`` runs where
-      :func:`auto_refuses` allows; without it ``native=None`` runs :func:`jax_derivative` (the native forward
-      loop, differentiated as ``fallback``) below :data:`AUTO_MAX_ROWS` examples. ``native=True`` always runs the
-      all-native ``custom_vjp``.
-  """
 
-  default = hybrid
-  if default is None and kind is not None:
-    default = jax_derivative(kind, relu, input_transform, fallback)
+  ``native=None`` runs :func:`native_derivative` where :func:`auto_refuses` allows, ``native=True`` the all-native
+  ``custom_vjp`` (no forward mode), ``native=False`` ``fallback``.
+  """
+  default = None if kind is None else native_derivative(kind, relu, input_transform, fallback)
 
   def run(params, carry, xs, mask, options):
     why = None if options.native is False else fits(kind, params, carry, xs, options)
     if why is None and options.native is None:
       assert kind is not None  # fits() gives a reason for kind=None
-      why = auto_refuses(kind, hybrid is not None, math.prod(xs.shape[1:-1]), xs.shape[-1], params.w_h.shape[0])
+      why = auto_refuses(kind, math.prod(xs.shape[1:-1]), xs.shape[-1], params.w_h.shape[0])
     if options.native is False or why is not None:
       if options.native:
         raise ValueError(f"RunOptions(native=True) but the native CPU path cannot run this call: {why}")
@@ -356,12 +458,6 @@ def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fall
 def fused_or_native(kind: Optional[str], input_transform: Callable, pointwise: Callable,
                     pointwise_fields: Tuple[str, ...], dtype: Optional[Any], precision: Any) -> Callable:
   """The sequence function of a fused cell (LSTM, GRU): the pure-JAX fused scan
-  (:func:`jaxrnn.cells._fused_scan.fused_sequence`), the native forward loop with the same lean derivative
-  (``native=None`` where the rule allows), or the all-native ``custom_vjp`` (``native=True``); see
-  :func:`with_native`."""
+  (:func:`jaxrnn.cells._fused_scan.fused_sequence`) or the native loop (:func:`with_native`)."""
   fused = _fused_scan.fused_sequence(input_transform, pointwise, pointwise_fields, dtype, precision)
-  hybrid = None
-  if kind is not None:
-    hybrid = _fused_scan.fused_sequence(input_transform, pointwise, pointwise_fields, dtype, precision,
-                                        native_forward(kind, False, input_transform, AUTO[kind].points))
-  return with_native(kind, False, input_transform, fused, hybrid)
+  return with_native(kind, False, input_transform, fused)

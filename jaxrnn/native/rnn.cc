@@ -447,18 +447,16 @@ int64_t gates_of(int64_t kind) { return kind == kLSTM ? 4 : kind == kGRU ? 3 : 1
 // the loop, per step and chunk, beside h_{t-1} W_h (as the pure-JAX path does on CPU: no [T, B, G H] buffer);
 // with projected == 1 the caller has run it for all steps at once (hoisted: one large product instead of T
 // matrix-vector ones at a few rows) and x is [T, B, G H] = x W_i + b (w_i and bias are then not read).
-// Results: hs [T, B, H]; h_last, c_last [B, H] (c_last: LSTM, else any size); with train (1 or 2): h_all, c_all
-// [T, B, H] (the carries after each step; c_all: LSTM); with train == 1 (the native backward's residuals) gates
-// [T, B, W] (LSTM: i f g o; GRU: r z n hn; RNN: none); with train == 2 (the points at which JAX linearises the
-// cell's pointwise function: jaxrnn/cells/_fused_scan.py) us, hws [T, B, G H]: x_t W_i + b and h_{t-1} W_h.
+// Results: hs [T, B, H]; h_last, c_last [B, H] (c_last: LSTM, else any size); with train == 1 (the native
+// backward's residuals) h_all, c_all [T, B, H] (the carries after each step; c_all: LSTM) and gates [T, B, W]
+// (LSTM: i f g o; GRU: r z n hn; RNN: none).
 ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_i,
                    ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> w_h, ffi::Buffer<ffi::F32> b_hn,
                    ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0, ffi::Buffer<ffi::S32> mask,
                    ffi::ResultBuffer<ffi::F32> hs, ffi::ResultBuffer<ffi::F32> h_last,
                    ffi::ResultBuffer<ffi::F32> c_last, ffi::ResultBuffer<ffi::F32> h_all,
-                   ffi::ResultBuffer<ffi::F32> c_all, ffi::ResultBuffer<ffi::F32> gates, ffi::ResultBuffer<ffi::F32> us,
-                   ffi::ResultBuffer<ffi::F32> hws, int64_t kind, int64_t relu, int64_t train,
-                   int64_t projected) {
+                   ffi::ResultBuffer<ffi::F32> c_all, ffi::ResultBuffer<ffi::F32> gates, int64_t kind, int64_t relu,
+                   int64_t train, int64_t projected) {
   auto xd = x.dimensions();
   if (xd.size() != 3) return ffi::Error::InvalidArgument("jaxrnn native: x must be [T, B, F]");
   const int64_t T = xd[0], B = xd[1], G = gates_of(kind), GH = w_h.dimensions()[1], H = GH / G;
@@ -489,9 +487,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   }
   auto h_at = [&](int64_t t) -> float* { return train ? HA + t * B * H : slots_h.data() + (t & 1) * B * H; };
   auto c_at = [&](int64_t t) -> float* { return train ? CA + t * B * H : slots_c.data() + (t & 1) * B * H; };
-  float* GW = train == 1 && (lstm || gru) ? gates->typed_data() : nullptr;
-  float* US = train == 2 ? us->typed_data() : nullptr;
-  float* SS = train == 2 ? hws->typed_data() : nullptr;
+  float* GW = train && (lstm || gru) ? gates->typed_data() : nullptr;
   const int64_t GWW = 4 * H;  // width of a gates row (LSTM: i f g o; GRU: r z n hn)
 
   const int64_t threads = pool_threads(pool);
@@ -549,15 +545,6 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
           }
         }
         product(rows, G * jc, H, hp + b * H, H, packed_h.data() + H * base[k], ss, ld);
-        if (US) {  // padding rows too: their products are computed (from the kept carry) like any other
-          for (int64_t r = 0; r < rows; ++r) {
-            const int64_t at = (t * B + b + r) * GH + j0;
-            for (int64_t g = 0; g < G; ++g) {
-              std::memcpy(US + at + g * H, su + r * ld + g * jc, jc * sizeof(float));
-              std::memcpy(SS + at + g * H, ss + r * ld + g * jc, jc * sizeof(float));
-            }
-          }
-        }
       }
       // This row's gate pre-activations: gate g of unit j0 + jj at ub[g jc + jj] (input) and sb[g jc + jj].
       const float* ub = su + (b % kRowBlock) * ld;
@@ -777,8 +764,6 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnRnnForward, Forward,
                                   .Ret<ffi::Buffer<ffi::F32>>()  // h_all
                                   .Ret<ffi::Buffer<ffi::F32>>()  // c_all
                                   .Ret<ffi::Buffer<ffi::F32>>()  // gates
-                                  .Ret<ffi::Buffer<ffi::F32>>()  // us
-                                  .Ret<ffi::Buffer<ffi::F32>>()  // hws
                                   .Attr<int64_t>("kind")
                                   .Attr<int64_t>("relu")
                                   .Attr<int64_t>("train")
