@@ -42,7 +42,6 @@ def main():
   stat = statistics.median if args.stat == "median" else min
   # the default's form at every size (this process only): see the module docstring
   _native_scan.AUTO = {k: r._replace(min_rows=1, max_step_macs=1 << 62) for k, r in _native_scan.AUTO.items()}
-  _native_scan.AUTO_MAX_ROWS = 1 << 62
   print(f"{jaxrnn.native.status_line()}; clock={args.clock}, {args.stat} of {args.repeats}")
   for cell_name in args.cell or ["lstm", "gru"]:
     for workload in args.workload or list(WORKLOADS):

@@ -92,11 +92,8 @@ def reference(name):
 @pytest.mark.parametrize("native", [True, None], ids=["native", "default"])
 @pytest.mark.parametrize("name", sorted(CELLS))
 def test_native_equals_jax_path(name, native):
-  """native=True (the all-native custom_vjp) and native=None (16 examples: LSTM and GRU take the native forward
-  loop and, under jax.grad, the native backward loop as the transpose of the default's tangent) equal the pure-JAX
-  path."""
-  if native is None and name.startswith("simple_rnn"):
-    pytest.skip("native=None runs the simple RNN's pure-JAX path at 16 examples")
+  """native=True (the all-native custom_vjp) and native=None (16 examples: the native forward loop and, under
+  jax.grad, the native backward loop as the transpose of the default's tangent) equal the pure-JAX path."""
   cell = CELLS[name]()
   (value, outs), grads = loss_and_grads(cell, native, directions(name))(*inputs(cell))
   (ref_value, ref_outs), ref_grads = reference(name)
@@ -112,8 +109,6 @@ def test_native_equals_jax_path(name, native):
 def test_hoisted_native_equals_jax_path(name, native):
   """hoist=True: the native loop gets x W_i + b of all steps from one product before the loop (its ``projected``
   mode) and equals the pure-JAX path, values and gradients, with lengths and reverse."""
-  if native is None and name.startswith("simple_rnn"):
-    pytest.skip("native=None runs the simple RNN's pure-JAX path at 16 examples")
   cell = CELLS[name]()
   run = loss_and_grads(cell, native, directions(name), hoist=True)
   text = str(jax.make_jaxpr(run)(*inputs(cell)))
@@ -168,10 +163,10 @@ def test_deep_products_equal_jax_path(name):
 
 @pytest.mark.parametrize("name", ["simple_rnn_tanh", "simple_rnn_relu"])
 def test_simple_rnn_default_keeps_forward_mode(name):
-  """Below AUTO_MAX_ROWS examples the simple RNN's default runs its native forward loop undifferentiated, and
-  differentiates with the native backward loop in reverse mode and as the pure-JAX path in forward mode
-  (native_derivative): jax.grad, jax.jvp and a Hessian wrt the inputs equal the pure-JAX path's (the all-native
-  custom_vjp has no forward mode, so jax.jvp and jax.hessian raise there)."""
+  """One example: the simple RNN's default runs its native forward loop undifferentiated, and differentiates with
+  the native backward loop in reverse mode and as the pure-JAX path in forward mode (native_derivative): jax.grad,
+  jax.jvp and a Hessian wrt the inputs equal the pure-JAX path's (the all-native custom_vjp has no forward mode,
+  so jax.jvp and jax.hessian raise there)."""
   cell = CELLS[name]()
   params = randomize(cell.init(jax.random.key(0), F), jax.random.key(1), scale=0.3)
   xs = jax.random.normal(jax.random.key(2), (1, T, F), jnp.float32)
@@ -315,11 +310,13 @@ def test_native_runs():
     ("lstm", 128, 512, 512, False),  # W4: the native forward loop is slower there
     ("gru", 64, 128, 128, True),
     ("gru", 1, 64, 128, True),  # W3: with the projection hoisted and the step split over two threads
+    ("simple_rnn", 128, 512, 512, True),  # W4: 2^26 multiply-adds per step
+    ("simple_rnn", 128, 1024, 512, False),  # above
 ])
 def test_default_rule(name, batch, features, hidden, native):
   """native=None takes the native loop (its FFI call is in the program) where it was measured faster, and the
   pure-JAX path elsewhere (jaxrnn.cells._native_scan.AUTO); traced only, nothing runs."""
-  cell = (jaxrnn.lstm if name == "lstm" else jaxrnn.gru)(hidden)
+  cell = {"lstm": jaxrnn.lstm, "gru": jaxrnn.gru, "simple_rnn": jaxrnn.simple_rnn}[name](hidden)
   params = jax.eval_shape(lambda k: cell.init(k, features), jax.random.key(0))
   xs = jax.ShapeDtypeStruct((batch, 3, features), jnp.float32)
   text = str(jax.make_jaxpr(lambda p, x: jaxrnn.unroll(cell, p, None, x))(params, xs))

@@ -35,6 +35,7 @@ import jax
 import jax.extend
 import jax.numpy as jnp
 import numpy as np
+from jax.core import ShapedArray
 from jax.interpreters import ad, batching, mlir
 
 from jaxrnn import native
@@ -43,42 +44,30 @@ from jaxrnn.types import RunOptions
 
 # native=None and the native loop (rows: the examples per step, batch axes flattened).
 #
-# LSTM and GRU: native=None runs the native forward loop as the primal of a jax.custom_jvp whose rule is the fused
-# pure-JAX path's lean tangent recurrence (jaxrnn/cells/_fused_scan.py), linearised at the points the native loop
-# returns (carries, x_t W_i + b, h_{t-1} W_h). So an undifferentiated run is the native loop alone, jax.jvp and
-# higher orders work, and jax.grad runs the native forward and JAX's transposed tangent loop. native=True runs the
-# all-native custom_vjp (native backward loop too: the fastest training where it fits, but no forward mode).
-#
 # AUTO: where native=None takes it, by rows and by the multiply-adds of one step's two products,
 # rows * (F + H) * G H (train or inference cannot be known here). Measured (/ the pure-JAX path; wall clock, 2
 # threads, quiet machine, benchmarks/rnn_layers.py, the lead's run; "1t": one thread, CPU time, loaded machine):
-#   native forward (inference): LSTM W1 (B=32 T=128 F=128 H=256, 1.3e7 MACs/step) 1t 0.73; W2 (B=64 T=512 F=128
-#   H=128, 8.4e6) 0.56, 1t 0.86; W3 (B=1 T=1024 F=64 H=128, 1e5) 0.87, 1t 0.92; W4 (B=128 T=256 F=512 H=512,
-#   2.7e8) 1t 1.04. GRU W1 1t 0.66; W2 0.58, 1t 0.91; W3 (B=1) 1.27 (slower); W4 1t 0.95. Between W1 and W4,
-#   T=128 F=256 H=256 (benchmarks/native_default.py M1, M2), 1t, min of 5: B=64 (LSTM 3.4e7 = 2^25) LSTM 0.70,
-#   GRU 0.77; B=128 (LSTM 6.7e7 = 2^26) LSTM 0.85, GRU 0.86.
-#   training, native forward + JAX's derivative (the hybrid) / pure-JAX, 1t, min of 9: LSTM W1 0.98, W2 1.04;
-#   GRU W1 1.02, W2 1.00 (equal within the noise: the forward's gain is spent writing the points, 2 [T, B, G H]
-#   buffers, and linearising at them); M1 (min of 5) LSTM 0.96, GRU 1.04; M2 LSTM 1.00, GRU 0.99; W4 (min of 3)
-#   LSTM 1.08, GRU 1.03 (slower). 2 threads, wall clock, min of 7, loaded machine: LSTM W1 1.01, W2 1.02; GRU W1
-#   1.08, W2 1.08 (the GRU's training may lose a few percent: to re-measure on a quiet machine).
+#   inference: LSTM W1 (B=32 T=128 F=128 H=256, 1.3e7 MACs/step) 1t 0.73; W2 (B=64 T=512 F=128 H=128, 8.4e6)
+#   0.56, 1t 0.86; W3 (B=1 T=1024 F=64 H=128, 1e5) 0.87, 1t 0.92; W4 (B=128 T=256 F=512 H=512, 2.7e8) 1t 1.04.
+#   GRU W1 1t 0.66; W2 0.58, 1t 0.91; W4 1t 0.95. Between W1 and W4, T=128 F=256 H=256
+#   (benchmarks/native_default.py M1, M2), 1t, min of 5: B=64 (LSTM 3.4e7 = 2^25) LSTM 0.70, GRU 0.77; B=128 (LSTM
+#   6.7e7 = 2^26) LSTM 0.85, GRU 0.86.
+#   training, the default (native forward and backward loops; native_derivative) / pure-JAX (2026-11-30, quiet
+#   machine, benchmarks/native_default.py --mode train --repeats 7 --clock wall, medians): LSTM W1 0.68, W2 0.75,
+#   M1 0.80, M2 0.96, W3 0.39 (--repeats 9); GRU W1 0.84, W2 0.87, M1 0.94, M2 0.94, W3 0.44; W4 (the rule
+#   widened, --repeats 3) LSTM 1.01, GRU 1.11. The simple RNN (--cell simple_rnn), training: W1 0.41, W2 0.66, M2
+#   0.74, W3 0.56, W4 (2^26 multiply-adds per step, --repeats 5) 0.75; inference (--repeats 11) W1 0.78, W2 0.78,
+#   W4 0.95, W3 0.83. (Until then it took the native loop below 4 examples per step only.)
 # So: native where a step has at most 2^26 multiply-adds (W1-W3, M1, M2; W4 is 4x above). Between 6.7e7 and
-# 2.7e8 multiply-adds nothing was measured. The GRU took the native loop from 4 rows only (at B=1 its pure-JAX loop
-# was faster) until the loop hoisted the input projection at few rows and split B=1 steps over two threads
-# (HOIST_MAX_ROWS; rnn.cc's split): W3 GRU default 4.26 ms, pure-JAX 4.98, equinox 4.89 (quiet run, rnn_layers.py
-# --repeats 7); min_rows is 1 for both cells now.
-# Quiet machine (2026-11-29, benchmarks/native_default.py --repeats 7 --clock wall, 2 threads): training with the
-# points / pure-JAX LSTM W1 1.02, W2 1.01, W3 0.91; GRU W1 1.02, W2 1.02, and 1.14 at W1 in rnn_layers.py's run.
-# So the GRU differentiates without the points (AutoRange.points=False: a differentiated run is the pure-JAX
-# path's rule, the same program; re-measured 1.06 / 1.01, noise) and keeps the native loop for inference
-# (W1 0.81, W2 0.48).
+# 2.7e8 multiply-adds nothing was measured. min_rows is 1 for both cells: at B=1 the loop hoists the input
+# projection and splits a step over two threads (HOIST_MAX_ROWS; rnn.cc's split); W3 inference default / pure-JAX
+# LSTM 0.66, GRU 0.78, simple RNN 0.83 (the same run).
 # hoist=None: the native loop gets x W_i + b of all steps from one product before the loop up to this many rows
 # (batch axes flattened); above, it computes it per step (no [T, B, G H] buffer). Measured (wall clock, 2 threads,
 # quiet machine, medians of 15-31 interleaved calls, hoisted / inside): B=1 T=1024 F=64 H=128 LSTM 5.4 / 6.4 ms,
 # GRU 4.5 / 5.0 (one thread); B=4 LSTM 12.6 / 13.2; inference B=32 (W1) LSTM 50 / 36, B=64 (W2) LSTM 134 / 115, GRU
 # 115 / 93; training W1 / W2 within 2%.
 HOIST_MAX_ROWS = 4
-AUTO_MAX_ROWS = 4  # simple_rnn (no fused hybrid): native=None runs its native forward loop below this many rows
 
 
 class AutoRange(NamedTuple):
@@ -89,7 +78,7 @@ class AutoRange(NamedTuple):
   max_step_macs: int
 
 
-AUTO = {"lstm": AutoRange(min_rows=1, max_step_macs=2 ** 26), "gru": AutoRange(min_rows=1, max_step_macs=2 ** 26)}
+AUTO = {kind: AutoRange(min_rows=1, max_step_macs=2 ** 26) for kind in ("lstm", "gru", "simple_rnn")}
 KINDS = {"lstm": 0, "gru": 1, "simple_rnn": 2}
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 
@@ -278,7 +267,7 @@ def _tangent_jvp(primals, tangents, *, spec: _TangentSpec):
 
 def _tangent_abstract_eval(*avals, spec: _TangentSpec):
   del avals
-  return [jax.core.ShapedArray(shape, dtype) for shape, dtype in spec.shapes]
+  return [ShapedArray(shape, dtype) for shape, dtype in spec.shapes]
 
 
 def _native_vjp_fn(spec: _TangentSpec):
@@ -402,11 +391,7 @@ def native_derivative(kind: str, relu: bool, input_transform: Callable, fallback
 
 def auto_refuses(kind: str, rows: int, features: int, hidden: int) -> Optional[str]:
   """Why ``native=None`` keeps the pure-JAX path for this call (``None``: it runs the native loop): the measured
-  rule :data:`AUTO` (see this module's comment); for a kind without one, fewer than :data:`AUTO_MAX_ROWS` rows."""
-  if kind not in AUTO:
-    if rows >= AUTO_MAX_ROWS:
-      return f"{rows} examples (native=None runs this cell's native loop below {AUTO_MAX_ROWS})"
-    return None
+  rule :data:`AUTO` (see this module's comment)."""
   rule = AUTO[kind]
   if rows < rule.min_rows:
     return f"{rows} examples (native=None runs the native {kind} loop from {rule.min_rows})"
