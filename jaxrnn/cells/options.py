@@ -20,7 +20,8 @@ keyword).
     state update run in the carry's dtype; the new carry keeps the carry's dtype exactly and ``h`` has it too.
   param_dtype: the dtype of the parameters (default float32), and of the carry that
     ``cell.initial_carry(params)`` builds when it is given no ``dtype``.
-  precision: the ``jax.lax.Precision`` of those matrix products or convolutions (default ``None``, JAX's).
+  precision: the ``jax.lax.Precision`` of those matrix products or convolutions
+    (default ``None``, JAX's).
 """
 
 from __future__ import annotations
