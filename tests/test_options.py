@@ -14,7 +14,7 @@ import pytest
 import jaxrnn
 from jaxrnn.cells import grid_lstm as grid_lstm_module
 from jaxrnn.cells import options as options_module
-from jaxrnn.cells.options import DenseOptions, DtypeOptions, RecurrentOptions
+from jaxrnn.cells.options import DenseOptions, DtypeOptions, KernelOptions, RecurrentOptions
 
 
 def constant(value):
@@ -50,7 +50,13 @@ FACTORIES = {
     "lru": (lambda **o: jaxrnn.lru(4, **o), (3,), DtypeOptions),
     "with_projection": (lambda **o: jaxrnn.with_projection(jaxrnn.lstm(4), 2, **o), (3,), DenseOptions),
     "with_input_transform": (lambda **o: jaxrnn.with_input_transform(jaxrnn.gru(4), 5, **o), (3,), DenseOptions),
+    "additive_attention": (lambda **o: jaxrnn.additive_attention(4, location_kernel_size=3, **o), (4, 6),
+                           KernelOptions),
+    "luong_attention": (lambda **o: jaxrnn.luong_attention(**o), (4, 6), KernelOptions),
+    "attention_wrapper": (lambda **o: jaxrnn.attention_wrapper(jaxrnn.gru(4), jaxrnn.dot_attention(), memory_size=4,
+                                                               attention_layer_size=3, **o), (3,), KernelOptions),
 }
+UNTAKEN = {DtypeOptions: "kernel_init", KernelOptions: "bias_init", DenseOptions: "recurrent_kernel_init"}
 
 
 def _factories_with_options():
@@ -89,7 +95,7 @@ def test_unknown_option_raises_naming_it(name):
 @pytest.mark.parametrize("name", [n for n, (_, _, kind) in FACTORIES.items() if kind is not RecurrentOptions])
 def test_option_the_factory_does_not_take_raises(name):
   build, _, kind = FACTORIES[name]
-  untaken = "kernel_init" if kind is DtypeOptions else "recurrent_kernel_init"
+  untaken = UNTAKEN[kind]
   with pytest.raises(TypeError, match=f"unexpected keyword argument '{untaken}'"):
     build(**{untaken: constant(0.0)})
 
@@ -111,9 +117,9 @@ def test_every_option_takes_effect(name):
   assert {leaf.dtype for leaf in leaves if jnp.issubdtype(leaf.dtype, jnp.floating)} >= {jnp.dtype(jnp.bfloat16)}
   if "kernel_init" not in keys:
     return
-  inits = {"kernel_init": (KERNEL, constant(KERNEL)), "bias_init": (BIAS, constant(BIAS))}
-  if "recurrent_kernel_init" in keys:
-    inits["recurrent_kernel_init"] = (RECURRENT, constant(RECURRENT))
+  inits = {"kernel_init": (KERNEL, constant(KERNEL)), "bias_init": (BIAS, constant(BIAS)),
+           "recurrent_kernel_init": (RECURRENT, constant(RECURRENT))}
+  inits = {k: v for k, v in inits.items() if k in keys}
   values = np.concatenate([np.ravel(leaf) for leaf in _leaves(build, init_args, **{k: f for k, (_, f) in
                                                                                      inits.items()})])
   defaults = np.concatenate([np.ravel(leaf) for leaf in _leaves(build, init_args)])
@@ -131,6 +137,13 @@ def test_defaults_are_declared_once():
     build, init_args, _ = FACTORIES[name]
     for a, b in zip(_leaves(build, init_args), _leaves(build, init_args, **explicit)):
       np.testing.assert_array_equal(a, b)
+
+
+def test_attention_departs_from_the_kernel_default():
+  # the attention layers draw their kernels with Glorot uniform (as Keras and TF's seq2seq), not LeCun normal
+  params = jaxrnn.luong_attention().init(jax.random.key(0), 4, 6)
+  glorot = jaxrnn.luong_attention(kernel_init=jaxrnn.initializers.glorot_uniform()).init(jax.random.key(0), 4, 6)
+  np.testing.assert_array_equal(params.w, glorot.w)
 
 
 def test_conv_lstm_departs_from_the_recurrent_default():

@@ -14,7 +14,7 @@ exactly 0 on masked ones) and returns ``(context, weights)``.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Optional, Tuple
+from typing import Any, Callable, NamedTuple, Optional, Tuple, Unpack
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
+from jaxrnn.cells.options import KernelOptions, resolve
 
 
 class AttentionMechanism(NamedTuple):
@@ -152,6 +153,12 @@ def attend(mechanism: AttentionMechanism, params: Any, query: jax.Array, keys: j
   return context, weights
 
 
+def _options(factory: str, options: Any) -> Tuple[Callable, Any, Any, Any]:
+  """``(kernel_init, dtype, param_dtype, precision)`` of an attention factory's :class:`KernelOptions`."""
+  o = resolve(factory, options, KernelOptions, kernel_init=initializers.glorot_uniform())
+  return o.kernel_init, o.dtype, o.param_dtype, o.precision
+
+
 def _check_init(key: Any, query_size: Any, memory_size: Any) -> Tuple[int, int]:
   """``(Q, D)``: the checked arguments of a mechanism's ``init(key, query_size, memory_size)``."""
   _checks.key("key", key)
@@ -181,10 +188,7 @@ def additive_attention(
     attention_size: int,
     *,
     location_kernel_size: Optional[int] = None,
-    kernel_init: Callable = initializers.glorot_uniform(),
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[KernelOptions],
 ) -> AttentionMechanism:
   r"""Additive (concat) attention of Bahdanau, Cho & Bengio 2015, optionally location-aware (Chorowski et al. 2015).
 
@@ -199,10 +203,8 @@ def additive_attention(
   Args:
     attention_size: ``A``.
     location_kernel_size: ``None`` (content only) or the odd filter width ``K`` of the location features.
-    kernel_init: initialiser of the projection matrices.
-    dtype: compute dtype of the projections (``None``: promoted).
-    param_dtype: dtype of the parameters.
-    precision: ``jax.lax.Precision`` of the matrix products.
+    **options: :class:`jaxrnn.cells.options.KernelOptions`: ``kernel_init`` (default ``glorot_uniform()``) draws
+      the projection matrices; ``dtype`` (of the projections), ``param_dtype``, ``precision``.
 
   Example:
 
@@ -220,8 +222,7 @@ def additive_attention(
     K = _checks.positive_int("location_kernel_size", location_kernel_size)
     if K % 2 != 1:
       raise ValueError(f"location_kernel_size must be odd, got {K}")
-  dtype = _checks.dtype("dtype", dtype)
-  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  kernel_init, dtype, param_dtype, precision = _options("additive_attention", options)
 
   def init(key, query_size, memory_size):
     Q, D = _check_init(key, query_size, memory_size)
@@ -260,15 +261,13 @@ def additive_attention(
 def luong_attention(
     *,
     scale: bool = False,
-    kernel_init: Callable = initializers.glorot_uniform(),
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[KernelOptions],
 ) -> AttentionMechanism:
   r"""Multiplicative ("general") attention of Luong, Pham & Manning 2015: ``e_s = q^\top W_a \mathrm{memory}_s``.
 
   The keys ``memory W_a: [*B, S, Q]`` are computed once; a step is one dot product per position. With
-  ``scale=True`` the scores are divided by ``sqrt(Q)`` (Vaswani et al. 2017).
+  ``scale=True`` the scores are divided by ``sqrt(Q)`` (Vaswani et al. 2017). ``**options``:
+  :class:`jaxrnn.cells.options.KernelOptions` (``kernel_init``, default ``glorot_uniform()``, draws ``W_a``).
 
   Example:
 
@@ -278,8 +277,7 @@ def luong_attention(
     >>> mech.project_memory(p, jnp.ones((5, 6))).shape             # [S, Q]
     (5, 4)
   """
-  dtype = _checks.dtype("dtype", dtype)
-  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  kernel_init, dtype, param_dtype, precision = _options("luong_attention", options)
 
   def init(key, query_size, memory_size):
     Q, D = _check_init(key, query_size, memory_size)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Protocol, cast
+from typing import Any, NamedTuple, Optional, Protocol, Unpack, cast
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +11,7 @@ from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.attention import mechanisms as mech_lib
 from jaxrnn.cells import _dense
+from jaxrnn.cells.options import KernelOptions, resolve
 from jaxrnn.types import Cell
 
 
@@ -51,10 +52,7 @@ def attention_wrapper(
     *,
     memory_size: int,
     attention_layer_size: Optional[int] = None,
-    kernel_init: Callable = initializers.glorot_uniform(),
-    dtype: Optional[Any] = None,
-    param_dtype: Any = jnp.float32,
-    precision: Any = None,
+    **options: Unpack[KernelOptions],
 ) -> Cell:
   r"""Wraps ``cell`` with an attention read over a per-sequence memory (Bahdanau et al. 2015; Luong et al. 2015).
 
@@ -78,10 +76,8 @@ def attention_wrapper(
     memory_size: ``D``, the memory's feature size.
     attention_layer_size: ``L``: output ``a_t = tanh([h_t; c_t] W_c)`` (Luong's attentional hidden state);
       ``None``: output and feed back the context ``c_t``.
-    kernel_init: initialiser of ``W_c``.
-    dtype: compute dtype of ``W_c``'s product (``None``: promoted).
-    param_dtype: dtype of ``W_c``.
-    precision: ``jax.lax.Precision`` of ``W_c``'s product.
+    **options: :class:`jaxrnn.cells.options.KernelOptions` of ``W_c``: ``kernel_init`` (default
+      ``glorot_uniform()``), ``dtype`` (of its product), ``param_dtype``, ``precision``.
 
   Returns:
     A :class:`jaxrnn.Cell` with ``AttentionWrapperParams`` and ``AttentionCarry``; ``step`` returns
@@ -107,8 +103,8 @@ def attention_wrapper(
     raise TypeError(f"mechanism must be a jaxrnn.AttentionMechanism, got {type(mechanism).__name__}")
   D = _checks.positive_int("memory_size", memory_size)
   L = None if attention_layer_size is None else _checks.positive_int("attention_layer_size", attention_layer_size)
-  dtype = _checks.dtype("dtype", dtype)
-  param_dtype = _checks.dtype("param_dtype", param_dtype)
+  opts = resolve("attention_wrapper", options, KernelOptions, kernel_init=initializers.glorot_uniform())
+  kernel_init, dtype, param_dtype, precision = opts.kernel_init, opts.dtype, opts.param_dtype, opts.precision
   O = D if L is None else L
 
   def query_size(cell_params, input_size):

@@ -1,15 +1,16 @@
 """The keyword options that the cell factories share: initialisers, dtypes and precision, declared once.
 
-A factory takes them as ``**options: Unpack[RecurrentOptions]`` (or :class:`DenseOptions`, :class:`DtypeOptions`),
-so ``jaxrnn.lstm(64, kernel_init=..., param_dtype=jnp.bfloat16)`` is written as before, pyright checks the names
-and types at the call, and the defaults and their meaning live here only. :func:`resolve` fills the defaults,
-checks the dtypes and refuses an option the factory does not take (``TypeError``, as Python does for an unknown
-keyword).
+A factory takes them as ``**options: Unpack[RecurrentOptions]`` (or :class:`DenseOptions`, :class:`KernelOptions`,
+:class:`DtypeOptions`), so ``jaxrnn.lstm(64, kernel_init=..., param_dtype=jnp.bfloat16)`` is written as before,
+pyright checks the names and types at the call, and the defaults and their meaning live here only.
+:func:`resolve` fills the defaults, checks the dtypes and refuses an option the factory does not take
+(``TypeError``, as Python does for an unknown keyword).
 
   kernel_init: the initialiser of the input kernels, ``init(key, shape, dtype) -> Array`` (the
     ``jax.nn.initializers`` signature; :mod:`jaxrnn.initializers` has the usual ones). Default
-    ``lecun_normal()``. A fused kernel of gate blocks (``[F, nH]``) is drawn block by block: each gate's
-    ``[F, H]`` block is its own draw. A ``param_dtype`` of fewer than 32 bits is drawn in float32 and cast.
+    ``lecun_normal()`` (``glorot_uniform()`` for the attention layers). A fused kernel of gate blocks
+    (``[F, nH]``) is drawn block by block: each gate's ``[F, H]`` block is its own draw. A ``param_dtype`` of
+    fewer than 32 bits is drawn in float32 and cast.
   recurrent_kernel_init: the same for the recurrent kernels, each gate's ``[H, H]`` block its own draw, so that
     the default, ``orthogonal()``, makes every gate's recurrent matrix orthogonal (as Flax and Keras do).
   bias_init: the initialiser of the biases (default ``zeros``). A cell with a ``forget_bias`` adds it to the
@@ -41,10 +42,16 @@ class DtypeOptions(TypedDict, total=False):
   precision: Any
 
 
-class DenseOptions(DtypeOptions, total=False):
-  """:class:`DtypeOptions` and the input kernels' and biases' initialisers: a cell whose gates read ``x_t`` only."""
+class KernelOptions(DtypeOptions, total=False):
+  """:class:`DtypeOptions` and ``kernel_init``: a layer without biases to draw (the attention mechanisms and
+  wrapper, whose default ``kernel_init`` is ``glorot_uniform()``)."""
 
   kernel_init: Callable
+
+
+class DenseOptions(KernelOptions, total=False):
+  """:class:`KernelOptions` and ``bias_init``: a cell whose gates read ``x_t`` only."""
+
   bias_init: Callable
 
 
@@ -75,7 +82,7 @@ def resolve(factory: str, given: Mapping[str, Any], kind: Any = RecurrentOptions
   Args:
     factory: the factory's name, for the error message.
     given: the factory's ``**options``.
-    kind: the options the factory takes (:class:`DtypeOptions`, :class:`DenseOptions` or
+    kind: the options the factory takes (:class:`DtypeOptions`, :class:`KernelOptions`, :class:`DenseOptions` or
       :class:`RecurrentOptions`).
     **defaults: where the factory's default departs from :data:`DEFAULTS` (e.g. ``conv_lstm``'s
       ``recurrent_kernel_init``).
