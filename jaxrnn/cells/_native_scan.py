@@ -130,51 +130,35 @@ def _forward(kind: str, relu: bool, mode: int, params, x, h0, c0, mask, project:
                train=mode, projected=project is not None)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
-def _loop(kind: str, relu: bool, input_transform: Callable, projected: bool, params, x, h0, c0, mask):
-  """``(hs, h_last, c_last)`` of the recurrence over ``x: [T, B, F]`` (flat batch), native forward.
+def _backward(kind: str, relu: bool, input_transform: Callable, primals, residuals, cts):
+  """``(d_params, d_carry, d_xs)``: the native backward loop at the residuals its forward kept.
 
-  ``input_transform`` is the cell's (``x W_i + b``): the native loop computes it per step (``projected``: JAX
-  computes it for all steps before the loop), and the backward pass differentiates it with JAX (the input-side
-  gradients from the native loop's ``dz``)."""
-  project = input_transform if projected else None
-  hs, h_last, c_last, *_ = _forward(kind, relu, INFER, params, x, h0, c0, mask, project)
-  return hs, h_last, c_last
-
-
-def _loop_fwd(kind, relu, input_transform, projected, params, x, h0, c0, mask):
-  project = input_transform if projected else None
-  hs, h_last, c_last, h_all, c_all, gates = _forward(kind, relu, BACKWARD_RESIDUALS, params, x, h0, c0, mask,
-                                                     project)
-  return (hs, h_last, c_last), (params, x, h0, c0, h_all, c_all, gates, mask)
-
-
-def _loop_bwd(kind, relu, input_transform, projected, residuals, cotangents):
-  del projected  # the backward loop reads no input projection
-  params, x, h0, c0, h_all, c_all, gates, mask = residuals
-  dhs, dh_last, dc_last = cotangents
+  ``primals``: ``(params, carry, xs, mask)`` of the call; ``residuals``: ``(h_all, c_all, gates)`` of
+  :func:`_forward` in ``BACKWARD_RESIDUALS`` mode; ``cts``: the cotangents of ``(carry, hs)``."""
+  params, carry, xs, mask = primals
+  h_all, c_all, gates = residuals
+  d_carry, dhs = cts
+  x, h0, c0, m = _flat(kind, carry, xs, mask)
   T, B, H = h_all.shape
   _, _, w_h, _ = _weights(kind, params)
   GH = w_h.shape[1]
   f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
   gru = kind == "gru"
   lstm = kind == "lstm"
+  dc_last = d_carry.c.reshape((B, H)) if lstm else jnp.zeros((B, 0), jnp.float32)
   results = [f32(T, B, GH), f32(T if gru else 0, B, GH), f32(B, H), f32(B, H if lstm else 0), f32(H, GH)]
-  dz, dzr, dh0, dc0, d_w_h = _call(native.BACKWARD, results, w_h, h0, c0, h_all, c_all, gates, mask, dhs,
-                                   dh_last, dc_last, kind=KINDS[kind], relu=relu)
+  dz, dzr, dh0, dc0, d_w_h = _call(native.BACKWARD, results, w_h, h0, c0, h_all, c_all, gates, m,
+                                   dhs.reshape((T, B, H)), d_carry.h.reshape((B, H)), dc_last, kind=KINDS[kind],
+                                   relu=relu)
   # dz is the cotangent of u = input_transform(params, x): JAX's vjp gives those of w_i, b and x (w_h: none), on
   # rows [T * B, n] (_fused_scan._rows: contracting the two axes (T, B) made XLA copy dz into a transposed layout
   # first; at W1, B=32 T=128 F=128 H=256, this vjp took 48 ms on [T, B, n] and 20 on rows).
   _, transform_vjp = jax.vjp(input_transform, params, _fused_scan._rows(x))
   d_params, dx = transform_vjp(_fused_scan._rows(dz))
-  dx = dx.reshape(x.shape)
   d_params = d_params._replace(w_h=d_w_h)
   if gru and params.b_hn is not None:
     d_params = d_params._replace(b_hn=jnp.sum(dzr[..., 2 * H:], axis=(0, 1)))
-  return d_params, dx, dh0, dc0, None
-
-
-_loop.defvjp(_loop_fwd, _loop_bwd)
+  return d_params, _carry(kind, carry, xs.shape[1:-1], dh0, dc0), dx.reshape(xs.shape)
 
 
 def fits(kind: Optional[str], params: Any, carry: Any, xs: Any, options: RunOptions) -> Optional[str]:
@@ -231,6 +215,39 @@ def _flat(kind: str, carry: Any, xs: jax.Array, mask: Optional[jax.Array]):
   return xs.reshape((T, n, xs.shape[-1])), h0, c0, m
 
 
+def _run(kind: str, relu: bool, input_transform: Callable, mode: int, params, carry, xs, mask, options):
+  """``((carry, hs), (h_all, c_all, gates))``: the native forward loop over ``xs: [T, *B, F]`` (batch axes
+  flattened for it), the residuals of size 0 unless ``mode`` is ``BACKWARD_RESIDUALS``; ``options.hoist`` says
+  whether JAX projects the inputs before the loop (:func:`projects`)."""
+  x, h0, c0, m = _flat(kind, carry, xs, mask)
+  project = input_transform if projects(options, x.shape[1]) else None
+  hs, h_last, c_last, *residuals = _forward(kind, relu, mode, params, x, h0, c0, m, project)
+  T, batch = xs.shape[0], xs.shape[1:-1]
+  out = (_carry(kind, carry, batch, h_last, c_last), hs.reshape((T,) + batch + hs.shape[-1:]))
+  return out, tuple(residuals)
+
+
+def all_native(kind: str, relu: bool, input_transform: Callable) -> Callable:
+  """``run(params, carry, xs, mask, options)`` for ``native=True``: a ``jax.custom_vjp`` of the native forward
+  loop whose backward is the native backward loop (:func:`_backward`); no forward mode."""
+
+  @functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+  def run(params, carry, xs, mask, options):
+    return _run(kind, relu, input_transform, INFER, params, carry, xs, mask, options)[0]
+
+  def run_fwd(params, carry, xs, mask, options):
+    out, residuals = _run(kind, relu, input_transform, BACKWARD_RESIDUALS, params, carry, xs, mask, options)
+    return out, ((params, carry, xs, mask), residuals)
+
+  def run_bwd(options, saved, cts):
+    del options
+    primals, residuals = saved
+    return (*_backward(kind, relu, input_transform, primals, residuals, cts), None)  # mask: no cotangent
+
+  run.defvjp(run_fwd, run_bwd)
+  return run
+
+
 class _TangentSpec(NamedTuple):
   """The static parameters of :data:`_tangent_p` (hashable: the jaxpr's equation carries them)."""
 
@@ -281,18 +298,7 @@ def _native_vjp_fn(spec: _TangentSpec):
 
   @jax.custom_jvp
   def vjp(primals, residuals, cts):
-    params, carry, xs, mask = primals
-    h_all, c_all, gates = residuals
-    d_carry, dhs = cts
-    kind = spec.kind
-    x, h0, c0, m = _flat(kind, carry, xs, mask)
-    T, n = x.shape[:2]
-    dh_last = d_carry.h.reshape((n, -1))
-    dc_last = d_carry.c.reshape((n, -1)) if kind == "lstm" else jnp.zeros((n, 0), jnp.float32)
-    d_params, dx, dh0, dc0, _ = _loop_bwd(kind, spec.relu, spec.input_transform, False,
-                                          (params, x, h0, c0, h_all, c_all, gates, m),
-                                          (dhs.reshape((T, n, -1)), dh_last, dc_last))
-    return d_params, _carry(kind, carry, xs.shape[1:-1], dh0, dc0), dx.reshape(xs.shape)
+    return _backward(spec.kind, spec.relu, spec.input_transform, primals, residuals, cts)
 
   @vjp.defjvp
   def vjp_jvp(primals, tangents):
@@ -344,25 +350,14 @@ def native_derivative(kind: str, relu: bool, input_transform: Callable, fallback
   ``fallback``; transposed (``jax.grad``, ``jax.vjp``), it is the native backward loop. So the default trains at
   the all-native ``custom_vjp``'s speed and keeps forward mode and higher orders (the transpose is itself a
   ``jax.custom_jvp`` whose rule is the pure-JAX path's)."""
-  def operands(carry, xs, mask, options):
-    x, h0, c0, m = _flat(kind, carry, xs, mask)
-    return x, h0, c0, m, input_transform if projects(options, x.shape[1]) else None
-
-  def outputs(carry, xs, hs, h_last, c_last):
-    T, batch = xs.shape[0], xs.shape[1:-1]
-    return _carry(kind, carry, batch, h_last, c_last), hs.reshape((T,) + batch + hs.shape[-1:])
-
   @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
   def run(params, carry, xs, mask, options):
-    hs, h_last, c_last, *_ = _forward(kind, relu, INFER, params, *operands(carry, xs, mask, options))
-    return outputs(carry, xs, hs, h_last, c_last)
+    return _run(kind, relu, input_transform, INFER, params, carry, xs, mask, options)[0]
 
   @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
   def with_residuals(params, carry, xs, mask, options):
     """``((carry, hs), residuals)``: the native forward loop keeping what its backward reads."""
-    hs, h_last, c_last, h_all, c_all, gates = _forward(kind, relu, BACKWARD_RESIDUALS, params,
-                                                       *operands(carry, xs, mask, options))
-    return outputs(carry, xs, hs, h_last, c_last), (h_all, c_all, gates)
+    return _run(kind, relu, input_transform, BACKWARD_RESIDUALS, params, carry, xs, mask, options)
 
   def tangent(options, primals, tangents):
     """``(outputs, residuals), d_outputs``: the primal through ``with_residuals`` (differentiable again) and the
@@ -416,6 +411,7 @@ def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fall
   ``custom_vjp`` (no forward mode), ``native=False`` ``fallback``.
   """
   default = None if kind is None else native_derivative(kind, relu, input_transform, fallback)
+  native_true = None if kind is None else all_native(kind, relu, input_transform)
 
   def run(params, carry, xs, mask, options):
     why = None if options.native is False else fits(kind, params, carry, xs, options)
@@ -431,11 +427,8 @@ def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fall
     if options.native is None:
       assert default is not None  # kind is not None here
       return default(params, carry, xs, mask, options)
-    T, batch = xs.shape[0], xs.shape[1:-1]
-    x, h0, c0, m = _flat(kind, carry, xs, mask)
-    out = _loop(kind, bool(relu), input_transform, projects(options, x.shape[1]), params, x, h0, c0, m)
-    hs, h_last, c_last = out  # pyright: ignore[reportGeneralTypeIssues]  # custom_vjp via partial: type lost
-    return _carry(kind, carry, batch, h_last, c_last), hs.reshape((T,) + batch + hs.shape[-1:])
+    assert native_true is not None  # kind is not None here
+    return native_true(params, carry, xs, mask, options)
 
   return run
 
