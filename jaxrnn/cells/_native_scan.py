@@ -13,10 +13,9 @@ and backward, in two forms.
 Split of the work: the native forward loop runs, per step, the input projection ``x_t W_i + b`` beside
 ``h_{t-1} W_h`` (as the pure-JAX path does on CPU, where ``hoist=None`` projects inside the loop; at up to
 :data:`HOIST_MAX_ROWS` examples per step, or with ``hoist=True``, JAX computes it for all steps before the loop) and
-the gate arithmetic; the native backward loop runs the gate derivatives and ``dz_t W_h^T``, then the recurrent kernel's
-gradient ``sum_t h_{t-1}^T dz_t`` as one large product (OpenBLAS: XLA:CPU is ~2x slower on a transposed operand).
-The gradients of ``w_i``, ``b`` and the inputs are JAX's vjp of the cell's own ``input_transform`` at the native
-``dz``. The gate arithmetic in C++ restates the cell's ``pointwise`` function (no C++ can call it); the parity tests
+the gate arithmetic; the native backward loop runs the gate derivatives and ``dz_t W_h^T``, then the kernels' and
+inputs' gradients ``sum_t h_{t-1}^T dz_t``, ``x^T dz`` and ``dz W_i^T`` as large products (numpy's OpenBLAS, one
+thread per worker: XLA:CPU's dot is slower on these transposed operands); ``b``'s is ``dz`` summed. The gate arithmetic in C++ restates the cell's ``pointwise`` function (no C++ can call it); the parity tests
 (``tests/test_native.py``) hold the two equal.
 
 :func:`with_native` wraps a pure-JAX sequence function: the native loop runs when the call fits (:func:`fits`),
@@ -46,22 +45,20 @@ from jaxrnn.types import RunOptions
 #
 # AUTO: where native=None takes it, by rows and by the multiply-adds of one step's two products,
 # rows * (F + H) * G H (train or inference cannot be known here). Measured (/ the pure-JAX path; wall clock, 2
-# threads, quiet machine, benchmarks/rnn_layers.py, the lead's run; "1t": one thread, CPU time, loaded machine):
-#   inference: LSTM W1 (B=32 T=128 F=128 H=256, 1.3e7 MACs/step) 1t 0.73; W2 (B=64 T=512 F=128 H=128, 8.4e6)
-#   0.56, 1t 0.86; W3 (B=1 T=1024 F=64 H=128, 1e5) 0.87, 1t 0.92; W4 (B=128 T=256 F=512 H=512, 2.7e8) 1t 1.04.
-#   GRU W1 1t 0.66; W2 0.58, 1t 0.91; W4 1t 0.95. Between W1 and W4, T=128 F=256 H=256
-#   (benchmarks/native_default.py M1, M2), 1t, min of 5: B=64 (LSTM 3.4e7 = 2^25) LSTM 0.70, GRU 0.77; B=128 (LSTM
-#   6.7e7 = 2^26) LSTM 0.85, GRU 0.86.
-#   training, the default (native forward and backward loops; native_derivative) / pure-JAX (2026-11-30, quiet
-#   machine, benchmarks/native_default.py --mode train --repeats 7 --clock wall, medians): LSTM W1 0.68, W2 0.75,
-#   M1 0.80, M2 0.96, W3 0.39 (--repeats 9); GRU W1 0.84, W2 0.87, M1 0.94, M2 0.94, W3 0.44; W4 (the rule
-#   widened, --repeats 3) LSTM 1.01, GRU 1.11. The simple RNN (--cell simple_rnn), training: W1 0.41, W2 0.66, M2
-#   0.74, W3 0.56, W4 (2^26 multiply-adds per step, --repeats 5) 0.75; inference (--repeats 11) W1 0.78, W2 0.78,
-#   W4 0.95, W3 0.83. (Until then it took the native loop below 4 examples per step only.)
-# So: native where a step has at most 2^26 multiply-adds (W1-W3, M1, M2; W4 is 4x above). Between 6.7e7 and
-# 2.7e8 multiply-adds nothing was measured. min_rows is 1 for both cells: at B=1 the loop hoists the input
-# projection and splits a step over two threads (HOIST_MAX_ROWS; rnn.cc's split); W3 inference default / pure-JAX
-# LSTM 0.66, GRU 0.78, simple RNN 0.83 (the same run).
+# threads, benchmarks/native_default.py --repeats 5-7 --clock wall, medians; the script widens the rule):
+#   training, the default (native forward and backward loops; native_derivative), 2026-11-30 02:40 (shared machine,
+#   load ~1.8): LSTM W1 (B=32 T=128 F=128 H=256, 1.3e7 MACs/step) 0.65, W2 (B=64 T=512 F=128 H=128, 8.4e6) 0.69, M2
+#   (B=128 T=128 F=H=256, 6.7e7) 0.85, W4 (B=128 T=256 F=H=512, 2.7e8 = 2^28) 0.78; GRU W1 0.72, W2 0.84, M2 0.86,
+#   W4 0.88; simple RNN W1 0.42, W2 0.77, W4 0.81. One example per step (W3, B=1 T=1024 F=64 H=128, 1e5; the
+#   previous run): LSTM 0.39, GRU 0.44, simple RNN 0.56.
+#   inference: W4 LSTM 0.97, GRU 0.94, simple RNN 0.85; W3 LSTM 0.66, GRU 0.78, simple RNN 0.83; W2 LSTM 0.56,
+#   GRU 0.58; M1 (B=64 T=128 F=H=256) LSTM 0.70, GRU 0.77 (one thread).
+# W4 used to be slower native (training 1.01-1.11 of the pure path, so the rule stopped at 2^26): the native loop's
+# two-thread split went solo for 500 ms whenever one helper was descheduled for 2 ms (rnn.cc's kSoloShare fixed
+# that), and the input side's gradients were XLA's dot (now OpenBLAS's, in the backward loop's call).
+# So: native where a step has at most 2^28 multiply-adds (W1-W4, M1, M2); above, nothing was measured. min_rows is
+# 1: at B=1 the loop hoists the input projection and splits a step over two threads (HOIST_MAX_ROWS; rnn.cc's
+# split).
 # hoist=None: the native loop gets x W_i + b of all steps from one product before the loop up to this many rows
 # (batch axes flattened); above, it computes it per step (no [T, B, G H] buffer). Measured (wall clock, 2 threads,
 # quiet machine, medians of 15-31 interleaved calls, hoisted / inside): B=1 T=1024 F=64 H=128 LSTM 5.4 / 6.4 ms,
@@ -78,7 +75,7 @@ class AutoRange(NamedTuple):
   max_step_macs: int
 
 
-AUTO = {kind: AutoRange(min_rows=1, max_step_macs=2 ** 26) for kind in ("lstm", "gru", "simple_rnn")}
+AUTO = {kind: AutoRange(min_rows=1, max_step_macs=2 ** 28) for kind in ("lstm", "gru", "simple_rnn")}
 KINDS = {"lstm": 0, "gru": 1, "simple_rnn": 2}
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 
@@ -130,7 +127,7 @@ def _forward(kind: str, relu: bool, mode: int, params, x, h0, c0, mask, project:
                train=mode, projected=project is not None)
 
 
-def _backward(kind: str, relu: bool, input_transform: Callable, primals, residuals, cts):
+def _backward(kind: str, relu: bool, primals, residuals, cts):
   """``(d_params, d_carry, d_xs)``: the native backward loop at the residuals its forward kept.
 
   ``primals``: ``(params, carry, xs, mask)`` of the call; ``residuals``: ``(h_all, c_all, gates)`` of
@@ -140,24 +137,22 @@ def _backward(kind: str, relu: bool, input_transform: Callable, primals, residua
   d_carry, dhs = cts
   x, h0, c0, m = _flat(kind, carry, xs, mask)
   T, B, H = h_all.shape
-  _, _, w_h, _ = _weights(kind, params)
-  GH = w_h.shape[1]
+  w_i, _, w_h, _ = _weights(kind, params)
+  F, GH = w_i.shape
   f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
   gru = kind == "gru"
   lstm = kind == "lstm"
   dc_last = d_carry.c.reshape((B, H)) if lstm else jnp.zeros((B, 0), jnp.float32)
-  results = [f32(T, B, GH), f32(T if gru else 0, B, GH), f32(B, H), f32(B, H if lstm else 0), f32(H, GH)]
-  dz, dzr, dh0, dc0, d_w_h = _call(native.BACKWARD, results, w_h, h0, c0, h_all, c_all, gates, m,
-                                   dhs.reshape((T, B, H)), d_carry.h.reshape((B, H)), dc_last, kind=KINDS[kind],
-                                   relu=relu)
-  # dz is the cotangent of u = input_transform(params, x): JAX's vjp gives those of w_i, b and x (w_h: none), on
-  # rows [T * B, n] (_fused_scan._rows: contracting the two axes (T, B) made XLA copy dz into a transposed layout
-  # first; at W1, B=32 T=128 F=128 H=256, this vjp took 48 ms on [T, B, n] and 20 on rows).
-  _, transform_vjp = jax.vjp(input_transform, params, _fused_scan._rows(x))
-  d_params, dx = transform_vjp(_fused_scan._rows(dz))
-  d_params = d_params._replace(w_h=d_w_h)
-  if gru and params.b_hn is not None:
-    d_params = d_params._replace(b_hn=jnp.sum(dzr[..., 2 * H:], axis=(0, 1)))
+  results = [f32(T, B, GH), f32(T if gru else 0, B, GH), f32(B, H), f32(B, H if lstm else 0), f32(H, GH),
+             f32(T, B, F), f32(F, GH)]
+  dz, dzr, dh0, dc0, d_w_h, dx, d_w_i = _call(native.BACKWARD, results, x, w_i, w_h, h0, c0, h_all, c_all, gates,
+                                              m, dhs.reshape((T, B, H)), d_carry.h.reshape((B, H)), dc_last,
+                                              kind=KINDS[kind], relu=relu)
+  # dz is the cotangent of u = x W_i + b (the cell's input_transform, which fits() requires to be that): the loop
+  # gave those of w_i and x; b's is dz summed over steps and examples.
+  d_params = params._replace(w_i=d_w_i, w_h=d_w_h, b=None if params.b is None else jnp.sum(dz, axis=(0, 1)))
+  if gru:
+    d_params = d_params._replace(b_hn=None if params.b_hn is None else jnp.sum(dzr[..., 2 * H:], axis=(0, 1)))
   return d_params, _carry(kind, carry, xs.shape[1:-1], dh0, dc0), dx.reshape(xs.shape)
 
 
@@ -242,7 +237,7 @@ def all_native(kind: str, relu: bool, input_transform: Callable) -> Callable:
   def run_bwd(options, saved, cts):
     del options
     primals, residuals = saved
-    return (*_backward(kind, relu, input_transform, primals, residuals, cts), None)  # mask: no cotangent
+    return (*_backward(kind, relu, primals, residuals, cts), None)  # mask: no cotangent
 
   run.defvjp(run_fwd, run_bwd)
   return run
@@ -298,7 +293,7 @@ def _native_vjp_fn(spec: _TangentSpec):
 
   @jax.custom_jvp
   def vjp(primals, residuals, cts):
-    return _backward(spec.kind, spec.relu, spec.input_transform, primals, residuals, cts)
+    return _backward(spec.kind, spec.relu, primals, residuals, cts)
 
   @vjp.defjvp
   def vjp_jvp(primals, tangents):

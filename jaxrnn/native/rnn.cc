@@ -232,10 +232,16 @@ inline void product(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda
 // On a loaded machine a helper may be descheduled in the middle of an item and every other thread then waits for it
 // at the next step for the rest of its time slice (milliseconds: with 2 threads on 2 cores shared by ~16 busy
 // threads a loop of 512 steps took 1.6x the single-threaded pure-JAX path). So when the caller has waited
-// kSoloAfter for one step, the job turns solo: helpers claim nothing more, the caller does the rest alone, and the
-// following jobs of the next kSoloFor run without helpers (then helpers are tried again). Which thread computes
-// an item never changes its value: the split into chunks is fixed, so results do not depend on any of this.
+// kSoloAfter for one step and, in all, at least 1 / kSoloShare of the job's time so far, the job turns solo:
+// helpers claim nothing more, the caller does the rest alone, and the following jobs of the next kSoloFor run
+// without helpers (then helpers are tried again). The share matters where steps are long: at B=128 F=H=512 (LSTM
+// W4, ~2 ms a step) one descheduled helper used to turn a job solo, and the next 500 ms ran on one thread; LSTM W4
+// training, default / pure-JAX path, medians of 5 interleaved calls on the shared 2-core machine: 0.95 and 0.96
+// after the first wait, 0.81 and 0.78 with the share (W1-W3 unchanged: their stalls are most of a job).
+// Which thread computes an item never changes its value: the split into chunks is fixed, so results do not depend
+// on any of this.
 constexpr auto kSoloAfter = std::chrono::milliseconds(2);
+constexpr int64_t kSoloShare = 4;
 constexpr auto kSoloFor = std::chrono::milliseconds(500);
 std::atomic<int64_t> g_solo_until{0};  // steady_clock nanoseconds
 
@@ -246,6 +252,7 @@ int64_t now_ns() {
 
 struct Job {
   int64_t steps = 0, chunks = 0;
+  int64_t start_ns = 0, waited_ns = 0;  // when the caller started the job; how long it has waited on helpers
   std::atomic<int64_t> next{0};
   std::atomic<int64_t> done{0};
   std::atomic<bool> solo{false};
@@ -266,12 +273,14 @@ inline void wait_until(const std::atomic<int64_t>& counter, int64_t target, Job*
       const int64_t t = now_ns();
       if (start == 0) {
         start = t;
-      } else if (t - start > std::chrono::nanoseconds(kSoloAfter).count()) {
+      } else if (t - start > std::chrono::nanoseconds(kSoloAfter).count() &&
+                 (job->waited_ns + t - start) * kSoloShare > t - job->start_ns) {
         job->solo.store(true, std::memory_order_relaxed);
         g_solo_until.store(t + std::chrono::nanoseconds(kSoloFor).count(), std::memory_order_relaxed);
       }
     }
   }
+  if (job && start) job->waited_ns += now_ns() - start;
 }
 
 void participate(Job& job, bool caller) {
@@ -292,6 +301,7 @@ void participate(Job& job, bool caller) {
 // Runs job.work over every item with the caller and up to threads - 1 helpers from XLA's pool (none while a recent
 // job went solo).
 void run_job(ffi::ThreadPool& pool, std::shared_ptr<Job> job, int64_t threads) {
+  job->start_ns = now_ns();
   if (now_ns() >= g_solo_until.load(std::memory_order_relaxed)) {
     for (int64_t i = 1; i < std::min(threads, job->chunks); ++i) {
       pool.Schedule([job]() { participate(*job, false); });
@@ -591,20 +601,28 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
 }
 
 // ----------------------------------------------------------------------------------------------- backward
-// Inputs: w_h [H, G H]; h0, c0 [B, H]; h_all, c_all [T, B, H]; gates [T, B, 4H] (LSTM, GRU); mask [T, B];
-// dhs [T, B, H]; dh_last, dc_last [B, H].
-// Results: dz [T, B, G H] (cotangent of u); dzr [T, B, G H] (GRU: cotangent of h_{t-1} W_h + [0, 0, b_hn]; else
-// size 0: it equals dz); dh0, dc0 [B, H]; dw [H, G H] = sum_t h_{t-1}^T dzr_t (the recurrent kernel's cotangent: one
-// product with a transposed operand, which OpenBLAS runs faster than XLA:CPU does).
-ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_h, ffi::Buffer<ffi::F32> h0,
+// Inputs: x [T, B, F]; w_i [F, G H]; w_h [H, G H]; h0, c0 [B, H]; h_all, c_all [T, B, H]; gates [T, B, 4H] (LSTM,
+// GRU); mask [T, B]; dhs [T, B, H]; dh_last, dc_last [B, H].
+// Results: dz [T, B, G H] (cotangent of u = x W_i + b); dzr [T, B, G H] (GRU: cotangent of h_{t-1} W_h +
+// [0, 0, b_hn]; else size 0: it equals dz); dh0, dc0 [B, H]; dw [H, G H] = sum_t h_{t-1}^T dzr_t (the recurrent
+// kernel's cotangent); dx [T, B, F] = dz W_i^T and dw_i [F, G H] = x^T dz (the input side's). The last three are
+// large products after the loop, with a transposed operand: OpenBLAS's sgemm, one per thread over a share of the
+// columns (dw, dw_i) or rows (dx), runs them faster than XLA:CPU's dot (at B=128 T=256 F=H=512, LSTM: dx and dw_i
+// 384 + 417 ms in numpy's sgemm, 477 + 588 in XLA's, 2 threads).
+ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_i,
+                    ffi::Buffer<ffi::F32> w_h, ffi::Buffer<ffi::F32> h0,
                     ffi::Buffer<ffi::F32> c0, ffi::Buffer<ffi::F32> h_all, ffi::Buffer<ffi::F32> c_all,
                     ffi::Buffer<ffi::F32> gates, ffi::Buffer<ffi::S32> mask, ffi::Buffer<ffi::F32> dhs,
                     ffi::Buffer<ffi::F32> dh_last, ffi::Buffer<ffi::F32> dc_last, ffi::ResultBuffer<ffi::F32> dz,
                     ffi::ResultBuffer<ffi::F32> dzr, ffi::ResultBuffer<ffi::F32> dh0, ffi::ResultBuffer<ffi::F32> dc0,
-                    ffi::ResultBuffer<ffi::F32> dw, int64_t kind, int64_t relu) {
+                    ffi::ResultBuffer<ffi::F32> dw, ffi::ResultBuffer<ffi::F32> dx,
+                    ffi::ResultBuffer<ffi::F32> dw_i, int64_t kind, int64_t relu) {
   if (!g_sgemm64 && !g_sgemm32) return ffi::Error::Internal("jaxrnn native: no BLAS set");
   auto dd = dz->dimensions();
-  const int64_t T = dd[0], B = dd[1], G = gates_of(kind), GH = dd[2], H = GH / G;
+  const int64_t T = dd[0], B = dd[1], G = gates_of(kind), GH = dd[2], H = GH / G, F = x.dimensions()[2];
+  if (w_i.dimensions()[0] != F || w_i.dimensions()[1] != GH) {
+    return ffi::Error::InvalidArgument("jaxrnn native: w_i must be [F, G*H]");
+  }
   const bool lstm = kind == kLSTM, gru = kind == kGRU;
   const float* W = w_h.typed_data();
   const float* HA = h_all.typed_data();
@@ -635,8 +653,8 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_h, ffi::Buffer
   std::vector<float> scratch(kRowBlock * offset[nk] / std::max<int64_t>(GH, 1));
 
   auto job = std::make_shared<Job>();
-  // Step s < T handles time T - 1 - s; step T adds the last product (into dh0); step T + 1 computes dw, chunk k
-  // its columns [k GH / nk, (k + 1) GH / nk).
+  // Step s < T handles time T - 1 - s; step T adds the last product (into dh0); step T + 1 computes dw and dw_i,
+  // chunk k their columns [k GH / nk, (k + 1) GH / nk), and dx, chunk k its rows [k T B / nk, (k + 1) T B / nk).
   job->steps = T + 2;
   job->chunks = nk;
   job->work = [&](int64_t s, int64_t k) {
@@ -645,6 +663,9 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w_h, ffi::Buffer
       float* DW = dw->typed_data() + n0;
       sgemm(true, false, H, n1 - n0, B, h0.typed_data(), H, DZR + n0, GH, 0.0f, DW, GH);
       if (T > 1) sgemm(true, false, H, n1 - n0, (T - 1) * B, HA, H, DZR + B * GH + n0, GH, 1.0f, DW, GH);
+      sgemm(true, false, F, n1 - n0, T * B, x.typed_data(), F, DZ + n0, GH, 0.0f, dw_i->typed_data() + n0, GH);
+      const int64_t r0 = k * T * B / nk, r1 = (k + 1) * T * B / nk;
+      sgemm(false, true, r1 - r0, F, GH, DZ + r0 * GH, GH, w_i.typed_data(), GH, 0.0f, dx->typed_data() + r0 * F, F);
       return;
     }
     const int64_t j0 = ch.start[k], j1 = ch.start[k + 1], jc = j1 - j0;
@@ -772,6 +793,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnRnnForward, Forward,
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnRnnBackward, Backward,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // x
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // w_i
                                   .Arg<ffi::Buffer<ffi::F32>>()  // w_h
                                   .Arg<ffi::Buffer<ffi::F32>>()  // h0
                                   .Arg<ffi::Buffer<ffi::F32>>()  // c0
@@ -787,6 +810,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnRnnBackward, Backward,
                                   .Ret<ffi::Buffer<ffi::F32>>()  // dh0
                                   .Ret<ffi::Buffer<ffi::F32>>()  // dc0
                                   .Ret<ffi::Buffer<ffi::F32>>()  // dw
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // dx
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // dw_i
                                   .Attr<int64_t>("kind")
                                   .Attr<int64_t>("relu"));
 
