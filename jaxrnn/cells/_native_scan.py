@@ -15,8 +15,9 @@ Split of the work: the native forward loop runs, per step, the input projection 
 :data:`HOIST_MAX_ROWS` examples per step, or with ``hoist=True``, JAX computes it for all steps before the loop) and
 the gate arithmetic; the native backward loop runs the gate derivatives and ``dz_t W_h^T``, then the kernels' and
 inputs' gradients ``sum_t h_{t-1}^T dz_t``, ``x^T dz`` and ``dz W_i^T`` as large products (numpy's OpenBLAS, one
-thread per worker: XLA:CPU's dot is slower on these transposed operands); ``b``'s is ``dz`` summed. The gate arithmetic in C++ restates the cell's ``pointwise`` function (no C++ can call it); the parity tests
-(``tests/test_native.py``) hold the two equal.
+thread per worker: XLA:CPU's dot is slower on these transposed operands); ``b``'s is ``dz`` summed. The gate
+arithmetic in C++ restates the cell's ``pointwise`` function (no C++ can call it), and the loops restate its
+``input_transform``, ``x W_i + b``; the parity tests (``tests/test_native.py``) hold them equal.
 
 :func:`with_native` wraps a pure-JAX sequence function: the native loop runs when the call fits (:func:`fits`),
 the pure-JAX one otherwise, and ``RunOptions(native=...)`` chooses (``None``: native when it fits and the measured
@@ -148,8 +149,8 @@ def _backward(kind: str, relu: bool, primals, residuals, cts):
   dz, dzr, dh0, dc0, d_w_h, dx, d_w_i = _call(native.BACKWARD, results, x, w_i, w_h, h0, c0, h_all, c_all, gates,
                                               m, dhs.reshape((T, B, H)), d_carry.h.reshape((B, H)), dc_last,
                                               kind=KINDS[kind], relu=relu)
-  # dz is the cotangent of u = x W_i + b (the cell's input_transform, which fits() requires to be that): the loop
-  # gave those of w_i and x; b's is dz summed over steps and examples.
+  # dz is the cotangent of u = x W_i + b (the input_transform of every cell with a native kind): the loop gave
+  # those of w_i and x; b's is dz summed over steps and examples.
   d_params = params._replace(w_i=d_w_i, w_h=d_w_h, b=None if params.b is None else jnp.sum(dz, axis=(0, 1)))
   if gru:
     d_params = d_params._replace(b_hn=None if params.b_hn is None else jnp.sum(dzr[..., 2 * H:], axis=(0, 1)))

@@ -653,21 +653,10 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   std::vector<float> scratch(kRowBlock * offset[nk] / std::max<int64_t>(GH, 1));
 
   auto job = std::make_shared<Job>();
-  // Step s < T handles time T - 1 - s; step T adds the last product (into dh0); step T + 1 computes dw and dw_i,
-  // chunk k their columns [k GH / nk, (k + 1) GH / nk), and dx, chunk k its rows [k T B / nk, (k + 1) T B / nk).
-  job->steps = T + 2;
+  // Step s < T handles time T - 1 - s; step T adds the last product (into dh0).
+  job->steps = T + 1;
   job->chunks = nk;
   job->work = [&](int64_t s, int64_t k) {
-    if (s == T + 1) {
-      const int64_t n0 = k * GH / nk, n1 = (k + 1) * GH / nk;
-      float* DW = dw->typed_data() + n0;
-      sgemm(true, false, H, n1 - n0, B, h0.typed_data(), H, DZR + n0, GH, 0.0f, DW, GH);
-      if (T > 1) sgemm(true, false, H, n1 - n0, (T - 1) * B, HA, H, DZR + B * GH + n0, GH, 1.0f, DW, GH);
-      sgemm(true, false, F, n1 - n0, T * B, x.typed_data(), F, DZ + n0, GH, 0.0f, dw_i->typed_data() + n0, GH);
-      const int64_t r0 = k * T * B / nk, r1 = (k + 1) * T * B / nk;
-      sgemm(false, true, r1 - r0, F, GH, DZ + r0 * GH, GH, w_i.typed_data(), GH, 0.0f, dx->typed_data() + r0 * F, F);
-      return;
-    }
     const int64_t j0 = ch.start[k], j1 = ch.start[k + 1], jc = j1 - j0;
     float* dh_in = dh_slot.data() + (s & 1) * B * H;
     float* dc_in = lstm ? dc_slot.data() + (s & 1) * B * H : nullptr;
@@ -763,6 +752,24 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     }
   };
   run_job(pool, job, threads);
+
+  // Then dw, dw_i (chunk k: columns [k GH / n, (k + 1) GH / n)) and dx (chunk k: rows [k T B / n, (k + 1) T B / n)),
+  // over as many threads as there are (the loop's chunks follow H; these follow the products' size).
+  const int64_t macs = T * B * GH * (H + 2 * F);
+  auto last = std::make_shared<Job>();
+  last->steps = 1;
+  last->chunks = std::max<int64_t>(1, std::min<int64_t>(threads, macs / kChunkMacs));
+  const int64_t n = last->chunks;
+  last->work = [&](int64_t, int64_t k) {
+    const int64_t n0 = k * GH / n, n1 = (k + 1) * GH / n;
+    float* DW = dw->typed_data() + n0;
+    sgemm(true, false, H, n1 - n0, B, h0.typed_data(), H, DZR + n0, GH, 0.0f, DW, GH);
+    if (T > 1) sgemm(true, false, H, n1 - n0, (T - 1) * B, HA, H, DZR + B * GH + n0, GH, 1.0f, DW, GH);
+    sgemm(true, false, F, n1 - n0, T * B, x.typed_data(), F, DZ + n0, GH, 0.0f, dw_i->typed_data() + n0, GH);
+    const int64_t r0 = k * T * B / n, r1 = (k + 1) * T * B / n;
+    sgemm(false, true, r1 - r0, F, GH, DZ + r0 * GH, GH, w_i.typed_data(), GH, 0.0f, dx->typed_data() + r0 * F, F);
+  };
+  run_job(pool, last, threads);
   return ffi::Error::Success();
 }
 
