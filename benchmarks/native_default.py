@@ -1,9 +1,9 @@
 """The default native path (``native=None``: the native loops, with forward-mode AD) against the pure-JAX path and
-the all-native ``custom_vjp`` (``native=True``), for the LSTM and GRU at the sizes of ``rnn_layers.py``.
+the all-native ``custom_vjp`` (``native=True``), for the LSTM, GRU and simple RNN at the sizes of ``rnn_layers.py``.
 
 The measurements behind ``jaxrnn.cells._native_scan.AUTO`` (the rule by which ``native=None`` takes the native
-loop). To time the default's form where the rule would keep the pure-JAX path (W4), this script widens the rule to
-every size for its own process. Outputs are checked to agree first; calls are interleaved. One thread, CPU time
+loop). To time the default's form where the rule would keep the pure-JAX path (above 2^28 multiply-adds per step),
+this script widens the rule to every size for its own process. Outputs are checked to agree first; calls are interleaved. One thread, CPU time
 (what the rule's comment quotes):
 
     XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" JAXRNN_NATIVE_THREADS=1 \\
