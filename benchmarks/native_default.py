@@ -3,8 +3,8 @@ the all-native ``custom_vjp`` (``native=True``), for the LSTM, GRU and simple RN
 
 The measurements behind ``jaxrnn.cells._native_scan.AUTO`` (the rule by which ``native=None`` takes the native
 loop). To time the default's form where the rule would keep the pure-JAX path (above 2^28 multiply-adds per step),
-this script widens the rule to every size for its own process. Outputs are checked to agree first; calls are interleaved. One thread, CPU time
-(what the rule's comment quotes):
+this script widens the rule to every size for its own process. Outputs are checked to agree first; calls are
+interleaved. One thread, CPU time (what the rule's comment quotes):
 
     XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" JAXRNN_NATIVE_THREADS=1 \\
       PYTHONPATH=. python benchmarks/native_default.py --clock cpu --stat min --repeats 9 --workload W1 --mode train
