@@ -153,8 +153,10 @@ def attend(mechanism: AttentionMechanism, params: Any, query: jax.Array, keys: j
   return context, weights
 
 
-def _options(factory: str, options: Any) -> Tuple[Callable, Any, Any, Any]:
-  """``(kernel_init, dtype, param_dtype, precision)`` of an attention factory's :class:`KernelOptions`."""
+def kernel_options(factory: str, options: Any) -> Tuple[Callable, Any, Any, Any]:
+  """``(kernel_init, dtype, param_dtype, precision)`` of an attention factory's :class:`KernelOptions` (the
+  mechanisms' and :func:`jaxrnn.attention.wrapper.attention_wrapper`'s; default ``kernel_init``
+  ``glorot_uniform()``)."""
   o = resolve(factory, options, KernelOptions, kernel_init=initializers.glorot_uniform())
   return o.kernel_init, o.dtype, o.param_dtype, o.precision
 
@@ -222,7 +224,7 @@ def additive_attention(
     K = _checks.positive_int("location_kernel_size", location_kernel_size)
     if K % 2 != 1:
       raise ValueError(f"location_kernel_size must be odd, got {K}")
-  kernel_init, dtype, param_dtype, precision = _options("additive_attention", options)
+  kernel_init, dtype, param_dtype, precision = kernel_options("additive_attention", options)
 
   def init(key, query_size, memory_size):
     Q, D = _check_init(key, query_size, memory_size)
@@ -277,7 +279,7 @@ def luong_attention(
     >>> mech.project_memory(p, jnp.ones((5, 6))).shape             # [S, Q]
     (5, 4)
   """
-  kernel_init, dtype, param_dtype, precision = _options("luong_attention", options)
+  kernel_init, dtype, param_dtype, precision = kernel_options("luong_attention", options)
 
   def init(key, query_size, memory_size):
     Q, D = _check_init(key, query_size, memory_size)

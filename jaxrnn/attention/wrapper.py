@@ -8,10 +8,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import _checks
-from jaxrnn import initializers
 from jaxrnn.attention import mechanisms as mech_lib
 from jaxrnn.cells import _dense
-from jaxrnn.cells.options import KernelOptions, resolve
+from jaxrnn.cells.options import KernelOptions
 from jaxrnn.types import Cell
 
 
@@ -103,8 +102,7 @@ def attention_wrapper(
     raise TypeError(f"mechanism must be a jaxrnn.AttentionMechanism, got {type(mechanism).__name__}")
   D = _checks.positive_int("memory_size", memory_size)
   L = None if attention_layer_size is None else _checks.positive_int("attention_layer_size", attention_layer_size)
-  opts = resolve("attention_wrapper", options, KernelOptions, kernel_init=initializers.glorot_uniform())
-  kernel_init, dtype, param_dtype, precision = opts.kernel_init, opts.dtype, opts.param_dtype, opts.precision
+  kernel_init, dtype, param_dtype, precision = mech_lib.kernel_options("attention_wrapper", options)
   O = D if L is None else L
 
   def query_size(cell_params, input_size):

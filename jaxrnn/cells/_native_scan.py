@@ -249,7 +249,6 @@ class _TangentSpec(NamedTuple):
 
   kind: str
   relu: bool
-  input_transform: Callable
   fallback: Callable  # the pure-JAX run(params, carry, xs, mask, options) this path equals
   options: RunOptions
   primals: Any  # the treedef of (params, carry, xs, mask)
@@ -361,7 +360,7 @@ def native_derivative(kind: str, relu: bool, input_transform: Callable, fallback
     out, residuals = with_residuals(*primals, options)
     leaves, primals_def = jax.tree.flatten(primals)
     out_leaves, out_def = jax.tree.flatten(out)
-    spec = _TangentSpec(kind, bool(relu), input_transform, fallback, options, primals_def, out_def,
+    spec = _TangentSpec(kind, bool(relu), fallback, options, primals_def, out_def,
                         tuple((l.shape, l.dtype) for l in out_leaves))
     d_out = _tangent_p.bind(*leaves, *residuals, *jax.tree.leaves(tangents[:3]), spec=spec)
     return (out, residuals), jax.tree.unflatten(out_def, d_out)

@@ -302,7 +302,7 @@ void participate(Job& job, bool caller) {
 // job went solo).
 void run_job(ffi::ThreadPool& pool, std::shared_ptr<Job> job, int64_t threads) {
   job->start_ns = now_ns();
-  if (now_ns() >= g_solo_until.load(std::memory_order_relaxed)) {
+  if (job->start_ns >= g_solo_until.load(std::memory_order_relaxed)) {
     for (int64_t i = 1; i < std::min(threads, job->chunks); ++i) {
       pool.Schedule([job]() { participate(*job, false); });
     }
