@@ -23,7 +23,7 @@ import glob
 import os
 from typing import NamedTuple, Optional
 
-from jaxrnn.native import _paths
+from jaxrnn.native import _malloc, _paths
 
 # The sgemm symbols numpy's bundled OpenBLAS may export: (name, 64-bit integers).
 _SGEMM = (("scipy_cblas_sgemm64_", True), ("cblas_sgemm64_", True), ("scipy_cblas_sgemm", False),
@@ -74,7 +74,8 @@ def _load() -> _Status:
   lib.jaxrnn_native_set_blas(address(sgemm[0]), int(sgemm[1]), address(set_threads))
   jax.ffi.register_ffi_target(FORWARD, jax.ffi.pycapsule(lib.JaxrnnRnnForward), platform="cpu")
   jax.ffi.register_ffi_target(BACKWARD, jax.ffi.pycapsule(lib.JaxrnnRnnBackward), platform="cpu")
-  return _Status(True, f"built: {path}; BLAS: {os.path.basename(blas._name)} ({sgemm[0].__name__})")
+  malloc = _malloc.keep_freed_blocks()
+  return _Status(True, f"built: {path}; BLAS: {os.path.basename(blas._name)} ({sgemm[0].__name__}); {malloc}")
 
 
 def available() -> bool:
