@@ -10,6 +10,10 @@ the process may use, unless ``XLA_FLAGS`` says otherwise), never on a pool of it
 the library's own packed-kernel GEMM, one chunk of hidden units per worker; the one large product after the
 backward loop (the recurrent kernel's gradient) is a single-threaded call of the BLAS that numpy ships (OpenBLAS).
 
+Memory: when it loads, it sets glibc's malloc to keep freed blocks of up to 512 MiB for reuse, process-wide, so that
+XLA's per-run buffers are not faulted in afresh on every call (``jaxrnn/native/_malloc.py`` says why, what it
+changes and when it leaves malloc alone: ``JAXRNN_NATIVE_MALLOC=0``); :func:`status_line` says which.
+
 >>> import jaxrnn
 >>> isinstance(jaxrnn.native.available(), bool) and isinstance(jaxrnn.native.reason(), str)
 True
