@@ -6,9 +6,12 @@ from __future__ import annotations
 import ctypes
 import resource
 
+import jax
+import jax.numpy as jnp
 import pytest
 
 import jaxrnn
+from jaxrnn.cells import _native_scan
 from jaxrnn.native import _malloc
 
 GLIBC = ctypes.CDLL(None)
@@ -59,3 +62,17 @@ def test_a_freed_block_is_reused_without_page_faults():
 
   faults_of_one_block()
   assert faults_of_one_block() < (size >> 12) // 10
+
+
+def test_other_backends_never_load_the_library(monkeypatch):
+  # On a GPU or TPU the native path is never asked for, so neither its library nor this malloc setting is loaded.
+  def loads():
+    raise AssertionError("the native library was asked for")
+
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  monkeypatch.setattr(jaxrnn.native, "available", loads)
+  cell = jaxrnn.lstm(4)
+  params = cell.init(jax.random.key(0), 3)
+  xs = jnp.zeros((2, 5, 3), jnp.float32)
+  why = _native_scan.fits("lstm", params, cell.initial_carry(params, (2,)), xs, jaxrnn.RunOptions())
+  assert why == "the backend is gpu, not cpu"

@@ -167,10 +167,10 @@ def fits(kind: Optional[str], params: Any, carry: Any, xs: Any, options: RunOpti
   """
   if kind is None:
     return "the cell has a custom activation or a compute dtype other than float32"
+  if jax.default_backend() != "cpu":  # first: elsewhere the library is not even loaded (nor malloc set)
+    return f"the backend is {jax.default_backend()}, not cpu"
   if not native.available():
     return native.reason()
-  if jax.default_backend() != "cpu":
-    return f"the backend is {jax.default_backend()}, not cpu"
   if options.remat is not None or options.unroll != 1:
     return f"run options {options} (a native loop has no scan to unroll or remat)"
   if not isinstance(xs, (jax.Array, np.ndarray)):
