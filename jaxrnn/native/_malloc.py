@@ -3,7 +3,7 @@
 Why: XLA:CPU allocates every run's buffers afresh (the results, and one block for all of a program's temporaries),
 and glibc's malloc returns a freed block above its mmap threshold (which it raises by itself only up to 32 MiB) to
 the kernel, and trims the top of its heap above twice that threshold. The next run then writes to fresh pages,
-which the kernel faults in and zeroes 4 KiB at a time. The native loops write the most of those pages (the
+which the kernel faults in and zeroes 4 KiB at a time. The native loops write most of those pages (the
 backward's residuals: the carries and gates of every step, ``[T, B, 4 H]``), and a page fault in the middle of a
 step stalls the thread that shares the step with it. Measured at LSTM W1 training (B=32 T=128 F=128 H=256,
 ``jax.grad`` of the default path, one thread): 11,900 page faults per call with glibc's defaults, 680 with these
