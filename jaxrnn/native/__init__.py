@@ -12,9 +12,7 @@ backward loop (the recurrent kernel's gradient) is a single-threaded call of the
 
 Memory: when it loads, it sets glibc's malloc to keep freed blocks of up to 512 MiB for reuse, process-wide, so that
 XLA's per-run buffers are not faulted in afresh on every call (``jaxrnn/native/_malloc.py`` says why, what it
-changes and when it leaves malloc alone: ``JAXRNN_NATIVE_MALLOC=0``); :func:`status_line` says which. The loops ask
-the kernel for transparent huge pages in the result buffers of 4 MiB or more that they write (``rnn.cc``'s
-``advise_huge``; ``JAXRNN_NATIVE_HUGEPAGES=0`` turns it off).
+changes and when it leaves malloc alone: ``JAXRNN_NATIVE_MALLOC=0``); :func:`status_line` says which.
 
 >>> import jaxrnn
 >>> isinstance(jaxrnn.native.available(), bool) and isinstance(jaxrnn.native.reason(), str)
