@@ -373,36 +373,6 @@ def test_built_in_ci():
     assert jaxrnn.native.available(), jaxrnn.native.reason()
 
 
-def _thp_mode():
-  try:
-    return pathlib.Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text().split("[")[1].split("]")[0]
-  except (OSError, IndexError):
-    return "none"
-
-
-@pytest.mark.skipif(_thp_mode() not in ("madvise", "always"), reason=f"transparent huge pages: {_thp_mode()}")
-@pytest.mark.skipif(os.environ.get("JAXRNN_NATIVE_HUGEPAGES") == "0", reason="JAXRNN_NATIVE_HUGEPAGES=0")
-def test_large_results_get_huge_pages():
-  # rnn.cc's advise_huge: a result of 4 MiB or more that the loop writes is in huge-page memory (its 2 MiB-aligned
-  # interior), here the outputs hs [T, B, H] = [1024, 16, 256], 16 MiB, which the jitted program returns as they are.
-  cell = jaxrnn.lstm(256)
-  params = cell.init(jax.random.key(0), 8)
-  xs = jax.random.normal(jax.random.key(1), (1024, 16, 8), jnp.float32)
-  run = jax.jit(lambda p, x: jaxrnn.unroll(cell, p, None, x, time_major=True, options=RunOptions(native=True))[1])
-  hs = jax.block_until_ready(run(params, xs))
-  inside = hs.unsafe_buffer_pointer() + (4 << 20)  # past the unaligned head
-  region = None
-  for line in pathlib.Path("/proc/self/smaps").read_text().splitlines():
-    fields = line.split()
-    if "-" in fields[0] and not fields[0].endswith(":"):
-      lo, hi = (int(v, 16) for v in fields[0].split("-"))
-      region = lo <= inside < hi
-    elif region and fields[0] == "THPeligible:":
-      assert fields[1] == "1", "the loop's result is not in memory eligible for huge pages"
-      return
-  raise AssertionError("the result's mapping is not in /proc/self/smaps")
-
-
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 def test_row_blocks_and_padded_panels(name):
   """29 examples (a block of 24 rows, then 5: every micro-tile height), 40 hidden units (G H not a multiple of the

@@ -29,7 +29,6 @@
 #include <algorithm>
 #include <memory>
 #include <sched.h>
-#include <sys/mman.h>
 #include <vector>
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -342,25 +341,6 @@ int64_t pool_threads(ffi::ThreadPool& pool) {
   return std::min(cap, n > 0 ? n : int64_t{1});
 }
 
-// ----------------------------------------------------------------------------------------------- huge pages
-// Asks the kernel for transparent huge pages (2 MiB) in the 2 MiB-aligned interior of a result buffer of at least
-// 4 MiB that the loop is about to write in full (as numpy does for its own arrays of 4 MiB and more). XLA allocates
-// every run's buffers afresh; where malloc maps them anew (above jaxrnn/native/_malloc.py's 512 MiB, e.g. the
-// residuals at B=128 T=256 H=512) each 4 KiB page is faulted in and zeroed on its first write, in the middle of a
-// step. A hint only: where THP is off, or no huge page is free, the kernel uses 4 KiB pages as before.
-// JAXRNN_NATIVE_HUGEPAGES=0 turns it off (read once).
-void advise_huge(void* p, int64_t bytes) {
-  static const bool on = [] {
-    const char* v = std::getenv("JAXRNN_NATIVE_HUGEPAGES");
-    return !(v && std::strcmp(v, "0") == 0);
-  }();
-  constexpr uintptr_t kHuge = uintptr_t{1} << 21;
-  if (!on || bytes < int64_t{1} << 22) return;
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  const uintptr_t lo = (a + kHuge - 1) & ~(kHuge - 1), hi = (a + static_cast<uintptr_t>(bytes)) & ~(kHuge - 1);
-  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);  // errors: 4 KiB pages, as without
-}
-
 enum Kind : int64_t { kLSTM = 0, kGRU = 1, kRNN = 2 };
 
 // exp(x) in float: Cephes' range reduction and polynomial (relative error below 2e-7), in plain code that the
@@ -504,12 +484,6 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   const float* BN = b_hn.typed_data();
   const int32_t* M = mask.typed_data();
   float* HS = hs->typed_data();
-  advise_huge(HS, hs->size_bytes());
-  if (train) {
-    advise_huge(h_all->typed_data(), h_all->size_bytes());
-    if (lstm) advise_huge(c_all->typed_data(), c_all->size_bytes());
-    if (lstm || gru) advise_huge(gates->typed_data(), gates->size_bytes());
-  }
   // Carries: all steps when training (the backward pass reads them), else two alternating slots.
   std::vector<float> slots_h, slots_c;
   float* HA = nullptr;
@@ -658,9 +632,6 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   const float* DHS = dhs.typed_data();
   float* DZ = dz->typed_data();
   float* DZR = gru ? dzr->typed_data() : DZ;
-  advise_huge(DZ, dz->size_bytes());
-  if (gru) advise_huge(DZR, dzr->size_bytes());
-  advise_huge(dx->typed_data(), dx->size_bytes());
   // Carry cotangents, two alternating slots: slot s & 1 holds the cotangent of the carry after step T - 1 - s.
   std::vector<float> dh_slot(2 * B * H), dc_slot(lstm ? 2 * B * H : 0);
   std::memcpy(dh_slot.data(), dh_last.typed_data(), B * H * sizeof(float));

@@ -1,12 +1,8 @@
-"""The native path's two memory settings on and off: page faults per call, wall clock and peak RSS of one workload,
-in alternating child processes (each setting is read once per process).
+"""The native path's malloc setting (``jaxrnn/native/_malloc.py``) on and off: page faults per call, wall clock and
+peak RSS of one workload, in alternating child processes (the setting is process-wide, so each side needs a
+process of its own; ``JAXRNN_NATIVE_MALLOC=0`` turns it off).
 
-* ``--setting malloc``: glibc's malloc keeps freed blocks up to 512 MiB (``jaxrnn/native/_malloc.py``;
-  ``JAXRNN_NATIVE_MALLOC=0`` turns it off);
-* ``--setting hugepages``: the loops ask for transparent huge pages in the result buffers they write
-  (``advise_huge`` in ``jaxrnn/native/rnn.cc``; ``JAXRNN_NATIVE_HUGEPAGES=0`` turns it off).
-
-    PYTHONPATH=. python benchmarks/native_memory.py --setting malloc --workload W1 --cell lstm --mode train --pairs 3
+    PYTHONPATH=. python benchmarks/native_malloc.py --workload W1 --cell lstm --mode train --pairs 3
 
 Each child checks first that its path's values equal the pure-JAX path's, then times ``--calls`` calls.
 """
@@ -22,7 +18,6 @@ import subprocess
 import sys
 import time
 
-SETTINGS = {"malloc": "JAXRNN_NATIVE_MALLOC", "hugepages": "JAXRNN_NATIVE_HUGEPAGES"}
 WORKLOADS = {"W1": (32, 128, 128, 256), "W2": (64, 512, 128, 128), "W3": (1, 1024, 64, 128),
              "W4": (128, 256, 512, 512), "M2": (128, 128, 256, 256)}
 
@@ -70,7 +65,6 @@ def main():
   parser.add_argument("--mode", choices=["infer", "train"], default="train")
   parser.add_argument("--native", choices=["default", "true"], default="default",
                       help="RunOptions(native=None) (default) or native=True")
-  parser.add_argument("--setting", choices=sorted(SETTINGS), default="malloc")
   parser.add_argument("--calls", type=int, default=20)
   parser.add_argument("--pairs", type=int, default=3)
   parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -80,15 +74,15 @@ def main():
     return
   print(f"{args.cell} {args.workload} {args.mode}, native={args.native}, {args.calls} calls per process, "
         f"{args.pairs} alternating pairs; wall clock, all cores")
-  print(f"| {args.setting} | page faults / call | median ms | min ms | peak RSS MiB |\n|---|---|---|---|---|")
+  print("| malloc | page faults / call | median ms | min ms | peak RSS MiB |\n|---|---|---|---|---|")
   argv = [sys.executable, __file__, "--child"] + sys.argv[1:]
   for _ in range(args.pairs):
     for setting in ("0", "1"):
-      env = dict(os.environ, **{SETTINGS[args.setting]: setting})
+      env = dict(os.environ, JAXRNN_NATIVE_MALLOC=setting)
       out = subprocess.run(argv, env=env, check=True, capture_output=True, text=True).stdout
       r = json.loads(out.strip().splitlines()[-1])
-      name = f"{SETTINGS[args.setting]}=0" if setting == "0" else "on (the default)"
-      if args.setting == "malloc" and setting == "1" and "keeps freed blocks" not in r["status"]:
+      name = "glibc's defaults" if setting == "0" else "kept (the default)"
+      if setting == "1" and "keeps freed blocks" not in r["status"]:
         name = "not set: " + r["status"].split("malloc: ")[-1]
       print(f"| {name} | {r['faults']:.0f} | {r['median_ms']:.1f} | {r['min_ms']:.1f} | {r['max_rss_mib']:.0f} |")
 
