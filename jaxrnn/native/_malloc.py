@@ -26,7 +26,11 @@ import ctypes
 import os
 from typing import Mapping, Optional
 
-# Blocks up to this size are reused from the heap; up to this much free memory stays at its top.
+# Blocks up to this size are reused from the heap; up to this much free memory stays at its top. On threads other
+# than the main one glibc allocates from per-thread heaps of at most 64 MiB, and maps larger blocks afresh whatever
+# the threshold: XLA's temporaries of W4 training (B=128 T=256 F=H=512, about 1 GiB) faulted in 260,000-280,000
+# pages a call with this value, with none and with mallopt's largest (just under 2 GiB) alike, so a larger value
+# would only let the process keep more.
 KEEP_BYTES = 512 << 20
 # mallopt's parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
