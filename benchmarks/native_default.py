@@ -29,6 +29,16 @@ VARIANTS = {"pure-JAX": False, "default": None, "native=True": True}
 CELLS = {"lstm": jaxrnn.lstm, "gru": jaxrnn.gru, "simple_rnn": jaxrnn.simple_rnn}
 
 
+def timed_function(cell, mode: str, native):
+  """The jitted function a benchmark times: ``unroll``'s outputs (``mode="infer"``) or the gradient of their sum of
+  squares with respect to params and inputs (``"train"``), under ``RunOptions(native=native)``."""
+  def forward(p, x):
+    return jaxrnn.unroll(cell, p, None, x, options=jaxrnn.RunOptions(native=native))[1]
+  if mode == "train":
+    return jax.jit(jax.grad(lambda p, x: jnp.sum(forward(p, x) ** 2), argnums=(0, 1)))
+  return jax.jit(forward)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--cell", choices=sorted(CELLS), action="append")
@@ -50,14 +60,7 @@ def main():
       params = cell.init(jax.random.key(0), F)
       xs = jax.random.normal(jax.random.key(1), (B, T, F), jnp.float32)
       for mode in args.mode or ["infer", "train"]:
-        fns = {}
-        for name, native in VARIANTS.items():
-          def forward(p, x, native=native):
-            return jaxrnn.unroll(cell, p, None, x, options=jaxrnn.RunOptions(native=native))[1]
-          if mode == "train":
-            fns[name] = jax.jit(jax.grad(lambda p, x, f=forward: jnp.sum(f(p, x) ** 2), argnums=(0, 1)))
-          else:
-            fns[name] = jax.jit(forward)
+        fns = {name: timed_function(cell, mode, native) for name, native in VARIANTS.items()}
         outs = {n: jax.block_until_ready(f(params, xs)) for n, f in fns.items()}
         for n, out in outs.items():
           for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(outs["pure-JAX"])):

@@ -18,30 +18,21 @@ import subprocess
 import sys
 import time
 
-WORKLOADS = {"W1": (32, 128, 128, 256), "W2": (64, 512, 128, 128), "W3": (1, 1024, 64, 128),
-             "W4": (128, 256, 512, 512), "M2": (128, 128, 256, 256)}
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxrnn
+from benchmarks.native_default import CELLS, WORKLOADS, timed_function
 
 
 def child(args) -> dict:
-  import jax
-  import jax.numpy as jnp
-  import numpy as np
-
-  import jaxrnn
   B, T, F, H = WORKLOADS[args.workload]
-  cell = getattr(jaxrnn, args.cell)(H)
+  cell = CELLS[args.cell](H)
   params = cell.init(jax.random.key(0), F)
   xs = jax.random.normal(jax.random.key(1), (B, T, F), jnp.float32)
-
-  def make(native):
-    def forward(p, x):
-      return jaxrnn.unroll(cell, p, None, x, options=jaxrnn.RunOptions(native=native))[1]
-    if args.mode == "train":
-      return jax.jit(jax.grad(lambda p, x: jnp.sum(forward(p, x) ** 2), argnums=(0, 1)))
-    return jax.jit(forward)
-
   native = {"default": None, "true": True}[args.native]
-  f, pure = make(native), make(False)
+  f, pure = timed_function(cell, args.mode, native), timed_function(cell, args.mode, False)
   for a, b in zip(jax.tree.leaves(f(params, xs)), jax.tree.leaves(pure(params, xs))):
     scale = max(1.0, float(np.abs(np.asarray(b)).max()))
     assert float(np.abs(np.asarray(a) - np.asarray(b)).max()) <= 1e-4 * scale, "outputs disagree"
@@ -61,7 +52,7 @@ def child(args) -> dict:
 def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--workload", choices=sorted(WORKLOADS), default="W1")
-  parser.add_argument("--cell", choices=["lstm", "gru", "simple_rnn"], default="lstm")
+  parser.add_argument("--cell", choices=sorted(CELLS), default="lstm")
   parser.add_argument("--mode", choices=["infer", "train"], default="train")
   parser.add_argument("--native", choices=["default", "true"], default="default",
                       help="RunOptions(native=None) (default) or native=True")

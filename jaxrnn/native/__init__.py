@@ -7,8 +7,9 @@ turns it off for a run, ``native=True`` requires it.
 
 Threads: the loop runs on the calling thread and on XLA's own intra-op thread pool (as many threads as the cores
 the process may use, unless ``XLA_FLAGS`` says otherwise), never on a pool of its own. The per-step products are
-the library's own packed-kernel GEMM, one chunk of hidden units per worker; the one large product after the
-backward loop (the recurrent kernel's gradient) is a single-threaded call of the BLAS that numpy ships (OpenBLAS).
+the library's own packed-kernel GEMM, one chunk of hidden units per worker; the three large products after the
+backward loop (the kernels' and the inputs' gradients) are calls of the BLAS that numpy ships (OpenBLAS), one
+single-threaded call per worker over a share of the columns or rows.
 
 Memory: when it loads, it sets glibc's malloc to keep freed blocks of up to 512 MiB for reuse, process-wide, so that
 XLA's per-run buffers are not faulted in afresh on every call (``jaxrnn/native/_malloc.py`` says why, what it

@@ -2,13 +2,13 @@
 // forward and backward, as XLA FFI handlers (jax.ffi).
 //
 // Forward, per step: the products x_t W_i + b and h_{t-1} W_h ([B, F] x [F, G H] and [B, H] x [H, G H]) and the
-// gate arithmetic. Backward, per step: the gate derivatives dz_t and dz_t W_h^T; after the loop, the input-side
-// gradients (dz W_i^T, x^T dz: large products) are XLA's (jaxrnn/cells/_native_scan.py). The step's products are
+// gate arithmetic. Backward, per step: the gate derivatives dz_t and dz_t W_h^T; after the loop, the kernels' and
+// inputs' gradients (see the next sentences but one). The step's products are
 // this file's own register-blocked kernel (6 rows x 16 columns of accumulators, AVX2 + FMA where compiled for it)
 // over copies of W_i and W_h packed once per call into 16-column panels: a BLAS sgemm packs its operand again on
 // every call, which at B=32..64 cost more than the product (LSTM B=64 H=128: the sgemm loop was 3x the pure-JAX
-// path's CPU time). The recurrent kernel's gradient sum_t h_{t-1}^T dz_t is one large product after the backward
-// loop: the sgemm of the BLAS numpy ships (OpenBLAS), handed over at load time by jaxrnn_native_set_blas.
+// path's CPU time). The gradients after the backward loop, sum_t h_{t-1}^T dz_t, x^T dz and dz W_i^T, are three
+// large products: the sgemm of the BLAS numpy ships (OpenBLAS), handed over at load time by jaxrnn_native_set_blas.
 //
 // Threads: the hidden units are split into chunks; a chunk's product and its gate arithmetic are one work item, and
 // the items of step t start only when every item of step t - 1 is done. The items are claimed from a shared counter
