@@ -4,7 +4,8 @@ Values, final carries and gradients (params, initial carry, inputs) of ``RunOpti
 all-native custom_vjp) and of the default ``native=None`` (the native loops, forward mode the pure-JAX path's) against
 ``native=False``, within 1e-5 (float32, relative to the largest magnitude), with lengths, reverse and two batch
 axes in one program per cell; stacks and bidirectional layers; the default's jax.jvp and forward-over-reverse; the
-rule by which the default takes the native loop; vmap; no retrace; the refusals.
+rule by which the default takes the native loop; vmap; no retrace; the refusals. Half-precision storage (bfloat16,
+float16): the float32 path's results rounded once.
 """
 
 from __future__ import annotations
@@ -118,6 +119,67 @@ def test_hoisted_native_equals_jax_path(name, native):
   close(value, ref_value)
   close(outs, ref_outs)
   close(grads, ref_grads)
+
+
+def half_loss_and_grads(cell, native, reverse, dtype=None):
+  """:func:`loss_and_grads` for params, carry and inputs stored in a half-precision dtype, one run (two would sum
+  their gradients in that dtype) with lengths, the loss summed in float32. With ``dtype``, the run's carries and
+  outputs are rounded to it (the reference: the float32 path rounded once, as the native loop's results are).
+  Compiled without XLA's excess precision (by default XLA may drop a float32 -> bfloat16 -> float32 rounding,
+  differently in the two programs)."""
+
+  def loss(params, carry, xs):
+    out = jaxrnn.unroll(cell, params, carry, xs, seq_lengths=LENGTHS, reverse=reverse,
+                        options=RunOptions(native=native))
+    if dtype is not None:
+      out = jax.tree.map(lambda a: a.astype(dtype), out)
+    f32 = lambda a: a.astype(jnp.float32)
+    value = jnp.sum(jnp.sin(f32(out[1])) * f32(out[1])) + sum(jnp.sum(jnp.cos(f32(l))) for l in jax.tree.leaves(out[0]))
+    return value, out
+
+  return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True),
+                 compiler_options={"xla_allow_excess_precision": False})
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("native", [True, None], ids=["native", "default"])
+@pytest.mark.parametrize("name", ["lstm", "gru", "simple_rnn_relu", "bidirectional_lstm"])
+def test_half_precision_is_the_float32_path_rounded(name, native, dtype):
+  """Params, carry and inputs stored in bfloat16 or float16 run the native loop (its FFI call is in the program) in
+  float32: outputs, final carries and gradients are the float32 pure-JAX path's at the same (upcast) values,
+  rounded once to the storage dtype, in the dtypes the pure-JAX path returns for these arguments. At most 1% of the
+  elements differ (a float32 difference of 1e-6 may round the other way), by at most two ulps of the largest
+  magnitude; the pure-JAX path in the storage dtype, which rounds every step, differs in 15-77% of them."""
+  cell, dtype = CELLS[name](), jnp.dtype(dtype)
+  half = jax.tree.map(lambda a: a.astype(dtype), inputs(cell))
+  reverse = directions(name)[-1]  # cells reverse, combinators forward
+  run = half_loss_and_grads(cell, native, reverse)
+  assert jaxrnn.native.FORWARD in str(run.trace(*half).jaxpr)
+  (value, outs), grads = run(*half)
+  up = jax.tree.map(lambda a: a.astype(jnp.float32), half)
+  (ref_value, ref_outs), ref_grads = half_loss_and_grads(cell, False, reverse, dtype)(*up)
+  ref_grads = jax.tree.map(lambda a: a.astype(dtype), ref_grads)
+  dtypes = lambda tree: [l.dtype for l in jax.tree.leaves(tree)]
+  assert dtypes(((value, outs), grads)) == dtypes(jax.eval_shape(half_loss_and_grads(cell, False, reverse), *half))
+  assert set(dtypes(outs)) == {dtype} and dtypes(grads) == dtypes(half)
+  for got, want in ((outs, ref_outs), (grads, ref_grads)):
+    close(got, want, 2 * float(jnp.finfo(dtype).eps))
+    differ = sum(int(np.sum(np.asarray(a, np.float64) != np.asarray(b, np.float64)))
+                 for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)))
+    assert differ <= 0.01 * sum(l.size for l in jax.tree.leaves(want)), differ
+  close(value, ref_value, 1e-4)  # the float32 loss of (nearly) the same rounded outputs
+
+
+def test_half_precision_inputs_with_float32_params():
+  """Inputs (and so the carry) in bfloat16 with float32 params: the native results take the dtypes the pure-JAX path
+  gives, and its values to bfloat16's rounding."""
+  cell = jaxrnn.lstm(H)
+  params, carry, xs = inputs(cell)
+  carry, xs = jax.tree.map(lambda a: a.astype(jnp.bfloat16), (carry, xs))
+  run = lambda native: jaxrnn.unroll(cell, params, carry, xs, seq_lengths=LENGTHS, options=RunOptions(native=native))
+  got, pure = run(True), run(False)
+  assert [l.dtype for l in jax.tree.leaves(got)] == [l.dtype for l in jax.tree.leaves(pure)]
+  close(got, pure, tol=0.05)  # the pure-JAX path rounds every step to bfloat16
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])
@@ -303,23 +365,29 @@ def test_native_runs():
   assert projected(1, True) and projected(4, True) and not projected(1, False)
 
 
-@pytest.mark.parametrize("name, batch, features, hidden, native", [
-    ("lstm", 64, 128, 128, True),  # W2 of benchmarks/rnn_layers.py
-    ("lstm", 1, 64, 128, True),  # W3
-    ("lstm", 128, 512, 512, True),  # W4: 2^28 multiply-adds per step, the largest size it takes
-    ("lstm", 256, 512, 512, False),  # above: not measured
-    ("gru", 64, 128, 128, True),
-    ("gru", 1, 64, 128, True),  # W3: with the projection hoisted and the step split over two threads
-    ("gru", 128, 512, 512, True),  # W4
-    ("simple_rnn", 128, 512, 512, True),  # W4
-    ("simple_rnn", 512, 1024, 512, False),  # above 2^28
+@pytest.mark.parametrize("name, batch, features, hidden, native, dtype", [
+    ("lstm", 64, 128, 128, True, "float32"),  # W2 of benchmarks/rnn_layers.py
+    ("lstm", 1, 64, 128, True, "float32"),  # W3
+    ("lstm", 128, 512, 512, True, "float32"),  # W4: 2^28 multiply-adds per step, the largest size it takes
+    ("lstm", 256, 512, 512, False, "float32"),  # above: not measured
+    ("gru", 64, 128, 128, True, "float32"),
+    ("gru", 1, 64, 128, True, "float32"),  # W3: with the projection hoisted and the step split over two threads
+    ("gru", 128, 512, 512, True, "float32"),  # W4
+    ("simple_rnn", 128, 512, 512, True, "float32"),  # W4
+    ("simple_rnn", 512, 1024, 512, False, "float32"),  # above 2^28
+    ("lstm", 256, 512, 512, True, "bfloat16"),  # params and inputs stored in bfloat16: at every size
+    ("gru", 512, 1024, 512, True, "bfloat16"),
+    ("lstm", 128, 512, 512, True, "float16"),  # in float16: as in float32
+    ("lstm", 256, 512, 512, False, "float16"),
 ])
-def test_default_rule(name, batch, features, hidden, native):
+def test_default_rule(name, batch, features, hidden, native, dtype):
   """native=None takes the native loop (its FFI call is in the program) where it was measured faster, and the
-  pure-JAX path elsewhere (jaxrnn.cells._native_scan.AUTO); traced only, nothing runs."""
+  pure-JAX path elsewhere (jaxrnn.cells._native_scan.AUTO; params and inputs stored in ``dtype``); traced only,
+  nothing runs."""
   cell = {"lstm": jaxrnn.lstm, "gru": jaxrnn.gru, "simple_rnn": jaxrnn.simple_rnn}[name](hidden)
-  params = jax.eval_shape(lambda k: cell.init(k, features), jax.random.key(0))
-  xs = jax.ShapeDtypeStruct((batch, 3, features), jnp.float32)
+  params = jax.eval_shape(lambda k: jax.tree.map(lambda a: a.astype(dtype), cell.init(k, features)),
+                          jax.random.key(0))
+  xs = jax.ShapeDtypeStruct((batch, 3, features), dtype)
   text = str(jax.make_jaxpr(lambda p, x: jaxrnn.unroll(cell, p, None, x))(params, xs))
   assert (jaxrnn.native.FORWARD in text) == native
 
@@ -350,7 +418,8 @@ def test_refusals():
   need = RunOptions(native=True)
   run = lambda cell, params, xs, options: jax.eval_shape(
       lambda p, x: jaxrnn.unroll(cell, p, None, x, options=options), params, xs)
-  with pytest.raises(ValueError, match="native CPU path cannot run this call: dtypes"):
+  with pytest.raises(ValueError, match=r"native CPU path cannot run this call: dtypes \['float64'\]; the native loop "
+                     r"runs float32 \(params, carry and inputs stored in bfloat16 or float16 are computed in float32"):
     run(cell, params, xs.astype(jnp.float64), need)
   with pytest.raises(ValueError, match="cannot run this call: run options"):
     run(cell, params, xs, need._replace(unroll=2))

@@ -19,6 +19,9 @@ thread per worker: XLA:CPU's dot is slower on these transposed operands); ``b``'
 arithmetic in C++ restates the cell's ``pointwise`` function (no C++ can call it), and the loops restate its
 ``input_transform``, ``x W_i + b``; the parity tests (``tests/test_native.py``) hold them equal.
 
+Params, carry and inputs stored in bfloat16 or float16 (:data:`HALF`) run the same float32 loops, upcast before and
+rounded after (:func:`in_float32`).
+
 :func:`with_native` wraps a pure-JAX sequence function: the native loop runs when the call fits (:func:`fits`),
 the pure-JAX one otherwise, and ``RunOptions(native=...)`` chooses (``None``: native when it fits and the measured
 rule :func:`auto_refuses` allows; ``False``: never; ``True``: the all-native ``custom_vjp``, or a ``ValueError``
@@ -66,6 +69,22 @@ from jaxrnn.types import RunOptions
 # GRU 4.5 / 5.0 (one thread); B=4 LSTM 12.6 / 13.2; inference B=32 (W1) LSTM 50 / 36, B=64 (W2) LSTM 134 / 115, GRU
 # 115 / 93; training W1 / W2 within 2%.
 HOIST_MAX_ROWS = 4
+
+# Half-precision storage: params, carry and inputs of these dtypes run the float32 loop (upcast before it, its results
+# rounded to the dtypes the pure-JAX path returns: in_float32), as oneDNN's and cuDNN's bfloat16 RNNs compute their
+# gates in float32. In bfloat16 native=None takes it from min_rows at every size, above 2^28 multiply-adds per step
+# too: XLA:CPU's bfloat16 is slow, and the native loop won everywhere it was measured. Default / the pure-JAX path in
+# bfloat16, inference, training (`benchmarks/native_default.py --cell lstm --cell gru --cell simple_rnn --workload
+# W1 --workload W3 --size 256,16,512,512 --dtype bfloat16 --repeats 5`, wall clock, 2 threads, medians, shared
+# machine, 2026-11-30 08:04):
+#   LSTM W1 0.44, 0.30; W3 0.03, 0.01; B=256 T=16 F=H=512 (2^29 multiply-adds a step) 0.94, 1.15 (native=True 0.72;
+#   again with --repeats 7: 0.71, native=True 0.66). GRU W1 0.39, 0.16; W3 0.04, 0.01; 2^29 0.85, 0.59. Simple RNN
+#   W1 0.25, 0.19; W3 0.02, 0.01; 2^29 0.82, 0.77.
+# In float16 the pure-JAX path is less slow, so native=None keeps float32's rule (at most 2^28). The same command with
+# --dtype float16 (W1, W3) and again with --cell lstm --size 256,16,512,512:
+#   LSTM W1 0.70, 0.58; W3 0.65, 0.41; 2^29 1.05, 0.82 (native=True 0.99, 0.97). GRU W1 0.53, 0.55; W3 1.05
+#   (native=True 0.81), 0.52. Simple RNN W1 0.53, 0.37; W3 0.99, 0.37.
+HALF = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
 
 
 class AutoRange(NamedTuple):
@@ -161,7 +180,8 @@ def fits(kind: Optional[str], params: Any, carry: Any, xs: Any, options: RunOpti
   """Why the native loop cannot run this call (``None``: it can).
 
   It runs on the CPU backend, for a cell with the standard activations and no compute ``dtype`` other than
-  float32 (``kind`` is ``None`` otherwise), float32 params, carry and inputs, at least one step and one example,
+  float32 (``kind`` is ``None`` otherwise), params, carry and inputs of float32 or :data:`HALF` (computed in
+  float32: :func:`in_float32`), at least one step and one example,
   and run options it honours (``hoist``: see :func:`projects`; no ``unroll`` and no ``remat``: those are options of
   a scan, which the pure-JAX path runs).
   """
@@ -176,9 +196,10 @@ def fits(kind: Optional[str], params: Any, carry: Any, xs: Any, options: RunOpti
   if not isinstance(xs, (jax.Array, np.ndarray)):
     return "xs is not one array"
   leaves = [l for l in jax.tree.leaves((params, carry, xs)) if l is not None]
-  bad = sorted({str(l.dtype) for l in leaves if l.dtype != jnp.float32})
+  bad = sorted({str(l.dtype) for l in leaves if l.dtype != jnp.float32 and l.dtype not in HALF})
   if bad:
-    return f"dtypes {bad}; the native loop runs float32 only"
+    return (f"dtypes {bad}; the native loop runs float32 (params, carry and inputs stored in "
+            f"{' or '.join(map(str, HALF))} are computed in float32)")
   if xs.shape[0] == 0 or math.prod(xs.shape[1:-1]) == 0:
     return f"an empty sequence or batch (xs: {xs.shape})"
   return None
@@ -379,14 +400,15 @@ def native_derivative(kind: str, relu: bool, input_transform: Callable, fallback
   return run
 
 
-def auto_refuses(kind: str, rows: int, features: int, hidden: int) -> Optional[str]:
+def auto_refuses(kind: str, rows: int, features: int, hidden: int, bfloat16: bool = False) -> Optional[str]:
   """Why ``native=None`` keeps the pure-JAX path for this call (``None``: it runs the native loop): the measured
-  rule :data:`AUTO` (see this module's comment)."""
+  rule :data:`AUTO` (see this module's comment), at every size when a param, the carry or the inputs are stored in
+  ``bfloat16`` (see :data:`HALF`)."""
   rule = AUTO[kind]
   if rows < rule.min_rows:
     return f"{rows} examples (native=None runs the native {kind} loop from {rule.min_rows})"
   macs = rows * (features + hidden) * GATES[kind] * hidden
-  if macs > rule.max_step_macs:
+  if macs > rule.max_step_macs and not bfloat16:
     return (f"{macs} multiply-adds per step (native=None runs the native {kind} loop up to "
             f"{rule.max_step_macs})")
   return None
@@ -410,22 +432,38 @@ def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fall
 
   def run(params, carry, xs, mask, options):
     why = None if options.native is False else fits(kind, params, carry, xs, options)
+    stored = {l.dtype for l in jax.tree.leaves((params, carry, xs))}
     if why is None and options.native is None:
       assert kind is not None  # fits() gives a reason for kind=None
-      why = auto_refuses(kind, math.prod(xs.shape[1:-1]), xs.shape[-1], params.w_h.shape[0])
+      why = auto_refuses(kind, math.prod(xs.shape[1:-1]), xs.shape[-1], params.w_h.shape[0],
+                         jnp.dtype(jnp.bfloat16) in stored)
     if options.native is False or why is not None:
       if options.native:
         raise ValueError(f"RunOptions(native=True) but the native CPU path cannot run this call: {why}")
       return fallback(params, carry, xs, mask, options._replace(native=None))
-    assert kind is not None  # fits() gives a reason for kind=None
+    assert kind is not None and default is not None and native_true is not None  # fits() refuses kind=None
     jax.eval_shape(input_transform, params, xs)  # checks params and inputs; computes nothing
-    if options.native is None:
-      assert default is not None  # kind is not None here
-      return default(params, carry, xs, mask, options)
-    assert native_true is not None  # kind is not None here
-    return native_true(params, carry, xs, mask, options)
+    form = default if options.native is None else native_true
+    if stored & set(HALF):
+      return in_float32(form, fallback, params, carry, xs, mask, options)
+    return form(params, carry, xs, mask, options)
 
   return run
+
+
+def in_float32(form: Callable, fallback: Callable, params, carry, xs, mask, options):
+  """Half-precision storage (:data:`HALF`): the native ``form`` on params, carry and inputs upcast to float32, its
+  carry and outputs rounded to the dtypes the pure-JAX ``fallback`` returns for these arguments.
+
+  The loop keeps its state in float32 from step to step, where the pure-JAX path rounds every step's carry to the
+  storage dtype: the two agree to the storage dtype's rounding, and the native results are the float32 path's
+  rounded once (``tests/test_native.py`` holds them so). Gradients flow through the casts (a bfloat16 param gets
+  its float32 gradient rounded to bfloat16); the backward's residuals are float32."""
+  pure = lambda p, c, x, m: fallback(p, c, x, m, options._replace(native=None))
+  want = jax.eval_shape(pure, params, carry, xs, mask)  # traces only
+  up = lambda tree: jax.tree.map(lambda a: a.astype(jnp.float32), tree)
+  out = form(up(params), up(carry), up(xs), mask, options)
+  return jax.tree.map(lambda o, w: o.astype(w.dtype), out, want)
 
 
 def fused_or_native(kind: Optional[str], input_transform: Callable, pointwise: Callable,
