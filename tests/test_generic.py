@@ -82,7 +82,7 @@ def test_matches_float64_numpy_reference(case):
   if case.reference is None:
     pytest.skip("checked against a peer implementation instead")
   cell, params, carry, xs, lengths = setup(case, dtype=jnp.float64, batch_shape=(2,))
-  final, hs = jaxrnn.unroll(cell, params, carry, xs)
+  final, hs = jax.jit(functools.partial(jaxrnn.unroll, cell))(params, carry, xs)
   p_np, c_np, xs_np = registry.to_numpy(params), registry.to_numpy(carry), np.asarray(xs)
   for b in range(2):
     c_b = jax.tree.map(lambda a: a[b], c_np)
@@ -98,9 +98,10 @@ def test_unroll_matches_python_loop(case, reverse):
   if not case.has_step:
     pytest.skip("sequence-only cell: static_unroll and return_all_carries need a step")
   cell, params, carry, xs, lengths = setup(case)
-  got = jaxrnn.unroll(cell, params, carry, xs, seq_lengths=lengths, reverse=reverse, return_all_carries=True)
-  want = jaxrnn.static_unroll(cell, params, carry, xs, seq_lengths=lengths, reverse=reverse,
-                              return_all_carries=True)
+
+  kwargs = dict(seq_lengths=lengths, reverse=reverse, return_all_carries=True)
+  got = jax.jit(lambda p, c, x: jaxrnn.unroll(cell, p, c, x, **kwargs))(params, carry, xs)
+  want = jaxrnn.static_unroll(cell, params, carry, xs, **kwargs)  # eager: it reads the lengths in Python
   assert_trees_close(got, want, rtol=case.rtol, atol=case.rtol)
 
 
@@ -121,30 +122,32 @@ def test_jit_matches_no_jit(case):
 def test_vmap_matches_loop_and_batched(case):
   cell, params, carry, xs, lengths = setup(case, batch_shape=(3,))
   run = lambda c, x, l: jaxrnn.unroll(cell, params, c, x, seq_lengths=l)
-  vmapped = jax.vmap(run)(carry, xs, lengths)
+  vmapped, batched = jax.jit(lambda c, x, l: (jax.vmap(run)(c, x, l), run(c, x, l)))(carry, xs, lengths)
   run_one = jax.jit(run)  # one compile for the three examples
   looped = [run_one(jax.tree.map(lambda a: a[b], carry), xs[b], lengths[b]) for b in range(3)]
   looped = jax.tree.map(lambda *a: jnp.stack(a), *looped)
-  batched = run(carry, xs, lengths)
   assert_trees_close(vmapped, looped, rtol=case.rtol, atol=case.rtol)
   assert_trees_close(batched, looped, rtol=case.rtol, atol=case.rtol)
   if not case.has_step:
     return
   # One step: leading batch axes == vmap.
-  x0 = xs[:, 0]
-  assert_trees_close(cell.step(params, carry, x0), jax.vmap(cell.step, (None, 0, 0))(params, carry, x0),
-                     rtol=case.rtol, atol=case.rtol)
+  steps = jax.jit(lambda p, c, x: (cell.step(p, c, x), jax.vmap(cell.step, (None, 0, 0))(p, c, x)))
+  assert_trees_close(*steps(params, carry, xs[:, 0]), rtol=case.rtol, atol=case.rtol)
 
 
 @for_full
 def test_several_batch_axes_and_time_major(case):
   cell, params, carry, xs, lengths = setup(case, batch_shape=(2, 3))
-  final, hs = jaxrnn.unroll(cell, params, carry, xs, seq_lengths=lengths)
   flat = lambda a: a.reshape((6,) + a.shape[2:])
-  final_f, hs_f = jaxrnn.unroll(cell, params, jax.tree.map(flat, carry), flat(xs), seq_lengths=flat(lengths))
+
+  @jax.jit  # one program for the three runs
+  def runs(params, carry, xs, lengths):
+    flat_run = jaxrnn.unroll(cell, params, jax.tree.map(flat, carry), flat(xs), seq_lengths=flat(lengths))
+    time_major = jaxrnn.unroll(cell, params, carry, jnp.moveaxis(xs, 2, 0), seq_lengths=lengths, time_major=True)
+    return jaxrnn.unroll(cell, params, carry, xs, seq_lengths=lengths), flat_run, time_major
+
+  (final, hs), (final_f, hs_f), (final_tm, hs_tm) = runs(params, carry, xs, lengths)
   assert_trees_close((jax.tree.map(flat, final), flat(hs)), (final_f, hs_f), rtol=case.rtol, atol=case.rtol)
-  xs_tm = jnp.moveaxis(xs, 2, 0)
-  final_tm, hs_tm = jaxrnn.unroll(cell, params, carry, xs_tm, seq_lengths=lengths, time_major=True)
   assert_trees_close((final, hs), (final_tm, jnp.moveaxis(hs_tm, 0, 2)), rtol=case.rtol, atol=case.rtol)
 
 
@@ -162,7 +165,7 @@ def test_dtype_is_kept(case, dtype):
     return  # float64 values are checked against the NumPy reference.
   # Close to the float32 computation.
   cell32, params32, carry32, xs32, _ = setup(case, dtype=jnp.float32)
-  _, hs32 = jaxrnn.unroll(cell32, params32, carry32, xs32, seq_lengths=lengths)
+  _, hs32 = jax.jit(functools.partial(jaxrnn.unroll, cell32))(params32, carry32, xs32, seq_lengths=lengths)
   tol = 0.1
   np.testing.assert_allclose(np.asarray(hs, np.float64), np.asarray(hs32, np.float64), atol=tol, rtol=tol)
 
@@ -177,7 +180,7 @@ def test_bfloat16_compute_with_float32_params_and_carry(case):
   for before, after in zip(jax.tree.leaves(carry), jax.tree.leaves(final)):
     assert after.dtype == before.dtype
   cell32 = case.make(param_dtype=jnp.float32, dtype=None)
-  _, hs32 = jaxrnn.unroll(cell32, params, carry, xs)
+  _, hs32 = jax.jit(functools.partial(jaxrnn.unroll, cell32))(params, carry, xs)
   np.testing.assert_allclose(np.asarray(hs, np.float64), np.asarray(hs32, np.float64), atol=0.1, rtol=0.1)
 
 
@@ -201,16 +204,21 @@ def test_second_call_does_not_recompile(case):
 def test_reverse_equals_flip(case):
   cell, params, carry, xs, lengths = setup(case)
   time_axis = 1
-  final_r, hs_r = jaxrnn.unroll(cell, params, carry, xs, reverse=True)
-  final_f, hs_f = jaxrnn.unroll(cell, params, carry, jnp.flip(xs, time_axis))
-  assert_trees_close((final_r, hs_r), (final_f, jnp.flip(hs_f, time_axis)), rtol=case.rtol, atol=case.rtol)
-  # With lengths: reversing the valid part of each sequence by hand, in NumPy.
+  # With lengths: the valid part of each sequence reversed by hand, in NumPy.
   xs_np, l_np = np.asarray(xs), np.asarray(lengths)
   flipped = xs_np.copy()
   for b, n in enumerate(l_np):
     flipped[b, :n] = xs_np[b, :n][::-1]
-  final_r, hs_r = jaxrnn.unroll(cell, params, carry, xs, seq_lengths=lengths, reverse=True)
-  final_f, hs_f = jaxrnn.unroll(cell, params, carry, jnp.asarray(flipped), seq_lengths=lengths)
+
+  @jax.jit  # one program for the four runs
+  def runs(params, carry, xs, flipped, lengths):
+    run = functools.partial(jaxrnn.unroll, cell, params, carry)
+    return (run(xs, reverse=True), run(jnp.flip(xs, time_axis)), run(xs, seq_lengths=lengths, reverse=True),
+            run(flipped, seq_lengths=lengths))
+
+  (final_r, hs_r), (final_f, hs_f), with_lengths_r, with_lengths_f = runs(params, carry, xs, flipped, lengths)
+  assert_trees_close((final_r, hs_r), (final_f, jnp.flip(hs_f, time_axis)), rtol=case.rtol, atol=case.rtol)
+  (final_r, hs_r), (final_f, hs_f) = with_lengths_r, with_lengths_f
   hs_f = np.asarray(hs_f).copy()
   for b, n in enumerate(l_np):
     hs_f[b, :n] = hs_f[b, :n][::-1]
