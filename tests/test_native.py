@@ -392,23 +392,32 @@ def test_default_rule(name, batch, features, hidden, native, dtype):
   assert (jaxrnn.native.FORWARD in text) == native
 
 
-def test_vmap_and_no_retrace():
-  """vmap over both batch axes (one native call per example: B=1, the matrix-vector form), with gradients."""
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_vmap_and_no_retrace(dtype):
+  """vmap over both batch axes (one native call per example: B=1, the matrix-vector form), with gradients; bfloat16
+  (the float32 loop inside) against the pure-JAX path in float32 at the same values."""
   cell = jaxrnn.lstm(H)
-  params, carry, xs = inputs(cell)
+  params, carry, xs = jax.tree.map(lambda a: a.astype(dtype), inputs(cell))
   traces = []
 
   def make(native):
     def loss(params, xs):
       traces.append(native)
       one = lambda x: jaxrnn.unroll(cell, params, None, x, options=RunOptions(native=native))[1]
-      hs = jax.vmap(jax.vmap(one))(xs)
+      hs = jax.vmap(jax.vmap(one))(xs).astype(jnp.float32)
       return jnp.sum(jnp.sin(hs)), hs
     return jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))
 
   f, ref = make(None), make(False)
-  close(f(params, xs), ref(params, xs))
-  close(f(params, xs + 1.0), ref(params, xs + 1.0))
+  up = lambda tree: jax.tree.map(lambda a: a.astype(jnp.float32), tree)
+  tol = 1e-5 if dtype == "float32" else 2 * float(jnp.finfo(dtype).eps)
+  for x in (xs, xs + 1.0):
+    (value, hs), grads = f(params, x)
+    assert [l.dtype for l in jax.tree.leaves(grads)] == [l.dtype for l in jax.tree.leaves((params, x))]
+    (ref_value, ref_hs), ref_grads = ref(up(params), up(x))
+    close(hs, ref_hs, tol)
+    close(grads, ref_grads, tol)
+    close(value, ref_value, 1e-4 if dtype == "float32" else 1e-2)  # a sum of 7168 rounded terms
   assert traces.count(None) == 1
 
 
