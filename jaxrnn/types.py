@@ -188,8 +188,10 @@ class RunOptions(NamedTuple):
       where the call fits and a measured rule says it is faster, the pure-JAX path elsewhere (a ``custom_jvp``:
       ``jax.grad`` runs the native backward loop, ``jax.jvp`` the pure-JAX path's tangent; higher orders work);
       ``False`` never runs it; ``True`` requires it, backward loop native too (a ``custom_vjp``: no forward-mode
-      AD; a ``ValueError`` says why a call does not fit). Paths without a native form run as they would with
-      ``None`` in ``mode="auto"``; ``True`` with the scan of ``step`` raises.
+      AD; a ``ValueError`` says why a call does not fit). Params, carry and inputs stored in bfloat16 or float16
+      run the loop in float32, the results rounded once to the pure-JAX path's dtypes (which rounds every step:
+      the two agree to that dtype's rounding; ``jaxrnn.cells._native_scan.in_float32``). Paths without a native
+      form run as they would with ``None`` in ``mode="auto"``; ``True`` with the scan of ``step`` raises.
     newton: ``None`` (off) or the :class:`ParallelNewton` settings: every scan of ``step`` is replaced by the
       parallel-in-time solver (:mod:`jaxrnn.parallel_newton`). Fused and parallel-scan paths do not honour it,
       so in ``mode="auto"`` the solver runs on the cell's step; a combinator's path runs each inner cell with it
