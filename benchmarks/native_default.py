@@ -42,6 +42,14 @@ def timed_function(cell, mode: str, native):
   return jax.jit(forward)
 
 
+def relative_error(out, want) -> float:
+  """The largest difference between the leaves of ``out`` and ``want`` (as float32), over ``want``'s largest
+  magnitude (at least 1)."""
+  return max(float(jnp.abs(a.astype(jnp.float32) - b.astype(jnp.float32)).max())
+             / max(1.0, float(jnp.abs(b.astype(jnp.float32)).max()))
+             for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(want)))
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--cell", choices=sorted(CELLS), action="append")
@@ -74,12 +82,9 @@ def main():
         outs = {n: jax.block_until_ready(f(params, xs)) for n, f in fns.items()}
         up = lambda tree: jax.tree.map(lambda a: a.astype(jnp.float32), tree)
         want = timed_function(cell, mode, False)(up(params), up(xs))
-        errors = {}
-        for n, out in outs.items():
-          for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(want)):
-            err = float(jnp.abs(a.astype(jnp.float32) - b).max()) / max(1.0, float(jnp.abs(b).max()))
-            assert err < tol[n], f"{n} disagrees with the pure-JAX path in float32: {err}"
-            errors[n] = max(err, errors.get(n, 0.0))
+        errors = {n: relative_error(out, want) for n, out in outs.items()}
+        for n, err in errors.items():
+          assert err < tol[n], f"{n} disagrees with the pure-JAX path in float32: {err}"
         times = {n: [] for n in fns}
         for _ in range(args.repeats):
           for n, f in fns.items():

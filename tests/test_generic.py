@@ -98,7 +98,6 @@ def test_unroll_matches_python_loop(case, reverse):
   if not case.has_step:
     pytest.skip("sequence-only cell: static_unroll and return_all_carries need a step")
   cell, params, carry, xs, lengths = setup(case)
-
   kwargs = dict(seq_lengths=lengths, reverse=reverse, return_all_carries=True)
   got = jax.jit(lambda p, c, x: jaxrnn.unroll(cell, p, c, x, **kwargs))(params, carry, xs)
   want = jaxrnn.static_unroll(cell, params, carry, xs, **kwargs)  # eager: it reads the lengths in Python

@@ -67,16 +67,27 @@ def inputs(cell, key=0):
   return params, carry, xs
 
 
-def loss_and_grads(cell, native, directions, hoist=None):
-  """jit(value_and_grad) of a loss over runs with lengths, forward and/or reverse: (loss, (carries, hs)), grads."""
+def loss_and_grads(cell, native, directions, hoist=None, round_to=None):
+  """jit(value_and_grad) of a loss over runs with lengths, forward and/or reverse: (loss, (carries, hs)), grads.
+
+  The loss is summed in float32 (params, carry and inputs may be stored in a half-precision dtype; there one run,
+  as two would sum their gradients in that dtype). ``round_to``: the runs' carries and outputs are rounded to that
+  dtype first (the float32 path rounded once, as the native loop's half-precision results are). Compiled without
+  XLA's excess precision (by default XLA may drop a float32 -> bfloat16 -> float32 rounding, differently in two
+  programs)."""
 
   def loss(params, carry, xs):
     opts = RunOptions(native=native, hoist=hoist)
     out = [jaxrnn.unroll(cell, params, carry, xs, seq_lengths=LENGTHS, reverse=r, options=opts) for r in directions]
-    value = sum(jnp.sum(jnp.sin(hs) * hs) + sum(jnp.sum(jnp.cos(l)) for l in jax.tree.leaves(c)) for c, hs in out)
+    if round_to is not None:
+      out = jax.tree.map(lambda a: a.astype(round_to), out)
+    f32 = lambda a: a.astype(jnp.float32)
+    value = sum(jnp.sum(jnp.sin(f32(hs)) * f32(hs)) + sum(jnp.sum(jnp.cos(f32(l))) for l in jax.tree.leaves(c))
+                for c, hs in out)
     return value, out
 
-  return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))
+  return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True),
+                 compiler_options={"xla_allow_excess_precision": False})
 
 
 def directions(name):
@@ -112,33 +123,13 @@ def test_hoisted_native_equals_jax_path(name, native):
   mode) and equals the pure-JAX path, values and gradients, with lengths and reverse."""
   cell = CELLS[name]()
   run = loss_and_grads(cell, native, directions(name), hoist=True)
-  text = str(jax.make_jaxpr(run)(*inputs(cell)))
+  text = str(run.trace(*inputs(cell)).jaxpr)
   assert "('projected', np.int64(1))" in text and "('projected', np.int64(0))" not in text
   (value, outs), grads = run(*inputs(cell))
   (ref_value, ref_outs), ref_grads = reference(name)
   close(value, ref_value)
   close(outs, ref_outs)
   close(grads, ref_grads)
-
-
-def half_loss_and_grads(cell, native, reverse, dtype=None):
-  """:func:`loss_and_grads` for params, carry and inputs stored in a half-precision dtype, one run (two would sum
-  their gradients in that dtype) with lengths, the loss summed in float32. With ``dtype``, the run's carries and
-  outputs are rounded to it (the reference: the float32 path rounded once, as the native loop's results are).
-  Compiled without XLA's excess precision (by default XLA may drop a float32 -> bfloat16 -> float32 rounding,
-  differently in the two programs)."""
-
-  def loss(params, carry, xs):
-    out = jaxrnn.unroll(cell, params, carry, xs, seq_lengths=LENGTHS, reverse=reverse,
-                        options=RunOptions(native=native))
-    if dtype is not None:
-      out = jax.tree.map(lambda a: a.astype(dtype), out)
-    f32 = lambda a: a.astype(jnp.float32)
-    value = jnp.sum(jnp.sin(f32(out[1])) * f32(out[1])) + sum(jnp.sum(jnp.cos(f32(l))) for l in jax.tree.leaves(out[0]))
-    return value, out
-
-  return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True),
-                 compiler_options={"xla_allow_excess_precision": False})
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
@@ -152,15 +143,15 @@ def test_half_precision_is_the_float32_path_rounded(name, native, dtype):
   magnitude; the pure-JAX path in the storage dtype, which rounds every step, differs in 15-77% of them."""
   cell, dtype = CELLS[name](), jnp.dtype(dtype)
   half = jax.tree.map(lambda a: a.astype(dtype), inputs(cell))
-  reverse = directions(name)[-1]  # cells reverse, combinators forward
-  run = half_loss_and_grads(cell, native, reverse)
+  one = directions(name)[-1:]  # one run: cells reverse, combinators forward
+  run = loss_and_grads(cell, native, one)
   assert jaxrnn.native.FORWARD in str(run.trace(*half).jaxpr)
   (value, outs), grads = run(*half)
   up = jax.tree.map(lambda a: a.astype(jnp.float32), half)
-  (ref_value, ref_outs), ref_grads = half_loss_and_grads(cell, False, reverse, dtype)(*up)
+  (ref_value, ref_outs), ref_grads = loss_and_grads(cell, False, one, round_to=dtype)(*up)
   ref_grads = jax.tree.map(lambda a: a.astype(dtype), ref_grads)
   dtypes = lambda tree: [l.dtype for l in jax.tree.leaves(tree)]
-  assert dtypes(((value, outs), grads)) == dtypes(jax.eval_shape(half_loss_and_grads(cell, False, reverse), *half))
+  assert dtypes(((value, outs), grads)) == dtypes(jax.eval_shape(loss_and_grads(cell, False, one), *half))
   assert set(dtypes(outs)) == {dtype} and dtypes(grads) == dtypes(half)
   for got, want in ((outs, ref_outs), (grads, ref_grads)):
     close(got, want, 2 * float(jnp.finfo(dtype).eps))
