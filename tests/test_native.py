@@ -219,7 +219,9 @@ def test_simple_rnn_default_keeps_forward_mode(name):
   """One example: the simple RNN's default runs its native forward loop undifferentiated, and differentiates with
   the native backward loop in reverse mode and as the pure-JAX path in forward mode (native_derivative): jax.grad,
   jax.jvp and a Hessian wrt the inputs equal the pure-JAX path's (the all-native custom_vjp has no forward mode,
-  so jax.jvp and jax.hessian raise there)."""
+  so jax.jvp and jax.hessian raise there). unroll is a nested jit here, which stages the native backward's
+  custom_jvp under vmap: before its rule returned the native primal, the Hessian raised "Expected cotangent type
+  float32[1,7,3] but got float32[1,1,3]" (the batch axis of d_xs taken for T)."""
   cell = CELLS[name]()
   params = randomize(cell.init(jax.random.key(0), F), jax.random.key(1), scale=0.3)
   xs = jax.random.normal(jax.random.key(2), (1, T, F), jnp.float32)

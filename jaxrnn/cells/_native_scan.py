@@ -318,8 +318,12 @@ def _native_vjp_fn(spec: _TangentSpec):
 
   @vjp.defjvp
   def vjp_jvp(primals, tangents):
-    (p, _, cts), (dp, _, dcts) = primals, tangents  # the residuals are functions of the primals
-    return jax.jvp(pure, (p, cts), (dp, dcts))
+    (p, residuals, cts), (dp, _, dcts) = primals, tangents  # the residuals are functions of the primals
+    # The primal is the native loop's, as `vjp` computes it: under vmap the rule's outputs then have the batch axes
+    # of `vjp`'s own (JAX gives the tangents the primals' axes). A jaxpr that stages `vjp` (a nested jit, batched)
+    # takes its output axes from `vjp` and later runs this rule; with the pure-JAX path's primal, whose batch axis
+    # can differ (the scan's stacked d_xs), jax.jvp of jax.jacrev of a jitted simple RNN got d_xs [T <- batch].
+    return _backward(spec.kind, spec.relu, p, residuals, cts), jax.jvp(pure, (p, cts), (dp, dcts))[1]
 
   return vjp
 
