@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import functools
 import math
+import threading
 from typing import Any, NamedTuple, Optional, Tuple
 
 import jax
@@ -250,9 +251,7 @@ def unroll(
   reverse = _checks.boolean("reverse", reverse)
   time_major = _checks.boolean("time_major", time_major)
   return_all_carries = _checks.boolean("return_all_carries", return_all_carries)
-  xs = _inputs(xs)
-  _, batch_shape, num_steps = _layout(cell, xs, time_major)
-  seq_lengths = sequences.check_seq_lengths(seq_lengths, batch_shape, num_steps)  # concrete ones: checked here
+  xs, seq_lengths = _eager_checks(cell, xs, seq_lengths, time_major)
   use_sequence = _use_sequence(cell, mode, options, return_all_carries)
   if not use_sequence and options.kernel not in (None, "xla"):
     raise ValueError(f"kernel={options.kernel!r} runs a cell's sequence path, but this run scans the step of "
@@ -265,6 +264,14 @@ def unroll(
   return program(params, carry, xs, seq_lengths, key)
 
 
+def _eager_checks(cell: Cell, xs: Any, seq_lengths: Any, time_major: bool) -> Tuple[Any, Optional[Array]]:
+  """``(xs, seq_lengths)`` checked before the jitted program runs, which cannot read concrete values: concrete
+  lengths outside ``[0, T]`` raise here, on every call."""
+  xs = _inputs(xs)
+  _, batch_shape, num_steps = _layout(cell, xs, time_major)
+  return xs, sequences.check_seq_lengths(seq_lengths, batch_shape, num_steps)
+
+
 # The jitted programs of recent runs: (body, id(cell), the run's static settings) -> (cell, program). Outside ``jit``,
 # ``lax.scan`` compiles its body again on every call (the body is a new closure each time, so JAX's caches miss:
 # 110-290 ms a call for a small LSTM, 330-800 ms with its gradient); one jitted program per cell and settings is
@@ -272,6 +279,7 @@ def unroll(
 # cached. The entry holds the cell, so its id is not reused while the entry lives.
 _PROGRAMS: "collections.OrderedDict[Tuple[Any, ...], Tuple[Cell, Any]]" = collections.OrderedDict()
 _MAX_PROGRAMS = 256
+_PROGRAMS_LOCK = threading.Lock()
 
 
 def _typed(value: Any) -> Any:
@@ -285,15 +293,16 @@ def _typed(value: Any) -> Any:
 def _program(body: Any, cell: Cell, *static: Any):
   """``jax.jit(functools.partial(body, cell, *static))``, from :data:`_PROGRAMS` when a recent run had the same."""
   key = (body, id(cell), _typed(static))
-  hit = _PROGRAMS.get(key)
-  if hit is not None and hit[0] is cell:
-    _PROGRAMS.move_to_end(key)
-    return hit[1]
-  program = jax.jit(functools.partial(body, cell, *static))
-  _PROGRAMS[key] = (cell, program)
-  while len(_PROGRAMS) > _MAX_PROGRAMS:
-    _PROGRAMS.popitem(last=False)
-  return program
+  with _PROGRAMS_LOCK:
+    hit = _PROGRAMS.get(key)
+    if hit is not None and hit[0] is cell:
+      _PROGRAMS.move_to_end(key)
+      return hit[1]
+    program = jax.jit(functools.partial(body, cell, *static))
+    _PROGRAMS[key] = (cell, program)
+    while len(_PROGRAMS) > _MAX_PROGRAMS:
+      _PROGRAMS.popitem(last=False)
+    return program
 
 
 def _run(cell: Cell, options: RunOptions, mode: str, use_sequence: bool, return_all_carries: bool, reverse: bool,
@@ -396,9 +405,7 @@ def newton_unroll(
   settings = parallel_newton.check_settings(newton)
   reverse = _checks.boolean("reverse", reverse)
   time_major = _checks.boolean("time_major", time_major)
-  xs = _inputs(xs)
-  _, batch_shape, num_steps = _layout(cell, xs, time_major)
-  seq_lengths = sequences.check_seq_lengths(seq_lengths, batch_shape, num_steps)  # concrete ones: checked here
+  xs, seq_lengths = _eager_checks(cell, xs, seq_lengths, time_major)
   program = _program(_newton_run, cell, settings, reverse, time_major)
   return program(params, carry, xs, seq_lengths, key, warm_start)
 
