@@ -190,7 +190,9 @@ class RunOptions(NamedTuple):
       ``False`` never runs it; ``True`` requires it, backward loop native too (a ``custom_vjp``: no forward-mode
       AD; a ``ValueError`` says why a call does not fit). Params, carry and inputs stored in bfloat16 or float16
       run the loop in float32, the results rounded once to the pure-JAX path's dtypes (which rounds every step:
-      the two agree to that dtype's rounding; ``jaxrnn.cells._native_scan.in_float32``). Paths without a native
+      the two agree to that dtype's rounding; ``jaxrnn.cells._native_scan.in_float32``), and so do cells with a
+      bfloat16 or float16 compute ``dtype`` (float32 results that the pure-JAX path computes with half-precision
+      products; forward-mode tangents stay the pure-JAX path's). Paths without a native
       form run as they would with ``None`` in ``mode="auto"``; ``True`` with the scan of ``step`` raises.
     newton: ``None`` (off) or the :class:`ParallelNewton` settings: every scan of ``step`` is replaced by the
       parallel-in-time solver (:mod:`jaxrnn.parallel_newton`). Fused and parallel-scan paths do not honour it,

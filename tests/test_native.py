@@ -161,6 +161,35 @@ def test_half_precision_is_the_float32_path_rounded(name, native, dtype):
   close(value, ref_value, 1e-4)  # the float32 loss of (nearly) the same rounded outputs
 
 
+HALF_COMPUTE = {
+    "lstm": lambda dtype: jaxrnn.lstm(H, dtype=dtype),
+    "gru": lambda dtype: jaxrnn.gru(H, dtype=dtype),
+    "simple_rnn_relu": lambda dtype: jaxrnn.simple_rnn(H, activation="relu", dtype=dtype),
+    "bidirectional_lstm": lambda dtype: jaxrnn.bidirectional(jaxrnn.lstm(H, dtype=dtype), jaxrnn.lstm(H, dtype=dtype)),
+}
+
+
+@pytest.mark.parametrize("hoist", [None, True], ids=["hoist_default", "hoisted"])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("name", sorted(HALF_COMPUTE))
+def test_half_compute_dtype_runs_the_float32_loop(name, dtype, hoist):
+  """A cell with a half compute dtype (float32 params, carry and inputs; ``dtype=bfloat16`` products: mixed
+  precision) runs the native loop in float32 (its FFI call is in the program): values, final carries and gradients
+  equal the float32 pure-JAX path's to float32's tolerance, hoisted projection too (the cell's own input_transform
+  would round it to the compute dtype). The pure-JAX path in that compute dtype differs by 1e-3 to 1e-2."""
+  cell = HALF_COMPUTE[name](jnp.dtype(dtype))
+  run = loss_and_grads(cell, None, directions(name), hoist=hoist)
+  assert jaxrnn.native.FORWARD in str(run.trace(*inputs(cell)).jaxpr)
+  (value, outs), grads = run(*inputs(cell))
+  (ref_value, ref_outs), ref_grads = reference(name)
+  close(value, ref_value)
+  close(outs, ref_outs)
+  close(grads, ref_grads)
+  (_, pure_outs), _ = loss_and_grads(cell, False, directions(name), hoist=hoist)(*inputs(cell))
+  with pytest.raises(AssertionError):
+    close(pure_outs, ref_outs, 1e-4)
+
+
 def test_half_precision_inputs_with_float32_params():
   """Inputs (and so the carry) in bfloat16 with float32 params: the native results take the dtypes the pure-JAX path
   gives, and its values to bfloat16's rounding."""
