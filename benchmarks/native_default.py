@@ -6,7 +6,9 @@ loop). To time the default's form where the rule would keep the pure-JAX path (a
 this script widens the rule to every size for its own process. Outputs are checked first against the pure-JAX
 path's in float32, within 1e-4 of the largest magnitude (``--dtype bfloat16`` or ``float16``: params and inputs
 stored so, checked against the float32 path at the same values; the native loop computes in float32, within 2e-2,
-the pure-JAX path rounds every step, within 1e-1); calls are interleaved. One thread, CPU time (what the rule's
+the pure-JAX path rounds every step, within 1e-1; ``--compute-dtype bfloat16`` or ``float16``: cells built with that
+compute ``dtype``, checked against the float32 cell's pure-JAX path, the native loop within 1e-4 in float32 storage,
+the pure-JAX path in that compute dtype within 1e-1); calls are interleaved. One thread, CPU time (what the rule's
 comment quotes):
 
     XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" JAXRNN_NATIVE_THREADS=1 \\
@@ -57,6 +59,8 @@ def main():
   parser.add_argument("--size", action="append", metavar="B,T,F,H", help="a size of your own (as many as you like)")
   parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
                       help="of params and inputs")
+  parser.add_argument("--compute-dtype", choices=["bfloat16", "float16"], default=None,
+                      help="the cells' compute dtype (default: none, products in the params' dtype)")
   parser.add_argument("--mode", choices=["infer", "train"], action="append")
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
@@ -66,22 +70,26 @@ def main():
   stat = statistics.median if args.stat == "median" else min
   # the default's form at every size (this process only): see the module docstring
   _native_scan.AUTO = {k: r._replace(min_rows=1, max_step_macs=1 << 62) for k, r in _native_scan.AUTO.items()}
-  print(f"{jaxrnn.native.status_line()}; clock={args.clock}, {args.stat} of {args.repeats}, {args.dtype}")
+  print(f"{jaxrnn.native.status_line()}; clock={args.clock}, {args.stat} of {args.repeats}, {args.dtype}"
+        + (f", compute dtype {args.compute_dtype}" if args.compute_dtype else ""))
   sizes = {w: WORKLOADS[w] for w in args.workload or ([] if args.size else WORKLOADS)}
   sizes.update({s: tuple(int(n) for n in s.split(",")) for s in args.size or []})
   dtype = jnp.dtype(args.dtype)
   half = args.dtype != "float32"  # stored so, computed in float32 by the native loop, rounded every step by pure-JAX
   tol = {"pure-JAX": 1e-1, "default": 2e-2, "native=True": 2e-2} if half else dict.fromkeys(VARIANTS, 1e-4)
+  if args.compute_dtype:
+    tol["pure-JAX"] = 1e-1  # products in the compute dtype; the native loop computes in float32
+  compute = {"dtype": jnp.dtype(args.compute_dtype)} if args.compute_dtype else {}
   for cell_name in args.cell or ["lstm", "gru"]:
     for workload, (B, T, F, H) in sizes.items():
-      cell = CELLS[cell_name](H)
+      cell, cell32 = CELLS[cell_name](H, **compute), CELLS[cell_name](H)
       params = jax.tree.map(lambda a: a.astype(dtype), cell.init(jax.random.key(0), F))
       xs = jax.random.normal(jax.random.key(1), (B, T, F), dtype)
       for mode in args.mode or ["infer", "train"]:
         fns = {name: timed_function(cell, mode, native) for name, native in VARIANTS.items()}
         outs = {n: jax.block_until_ready(f(params, xs)) for n, f in fns.items()}
         up = lambda tree: jax.tree.map(lambda a: a.astype(jnp.float32), tree)
-        want = timed_function(cell, mode, False)(up(params), up(xs))
+        want = timed_function(cell32, mode, False)(up(params), up(xs))
         errors = {n: relative_error(out, want) for n, out in outs.items()}
         for n, err in errors.items():
           assert err < tol[n], f"{n} disagrees with the pure-JAX path in float32: {err}"
@@ -95,7 +103,7 @@ def main():
         print(f"{cell_name} {workload} {mode} B={B} T={T} F={F} H={H}: "
               + ", ".join(f"{n} {m:.1f} ms ({m / ms['pure-JAX']:.2f})" for n, m in ms.items())
               + ("; largest error / float32's largest magnitude: "
-                 + ", ".join(f"{n} {e:.2g}" for n, e in errors.items()) if half else ""), flush=True)
+                 + ", ".join(f"{n} {e:.2g}" for n, e in errors.items()) if half or compute else ""), flush=True)
 
 
 if __name__ == "__main__":

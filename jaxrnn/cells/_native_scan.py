@@ -220,9 +220,9 @@ def standard(activation: Any, gate_activation: Any, dtype: Any, activations=("ta
 
   A half compute dtype (bfloat16 products of float32 params, a mixed-precision setup) runs the float32 loop, as
   half storage does (:func:`in_float32`): the two paths agree to the compute dtype's rounding, the native one
-  being the float32 computation. LSTM W1 training (B=32 T=128 F=128 H=256, 2 threads, interleaved medians): the
-  pure-JAX path in bfloat16 compute took 200 ms, the float32 native loop 85 (GRU 146 / 68; inference LSTM 51 /
-  34, GRU 30 / 25). A float64 compute dtype asks for more than the loop computes, and keeps the pure-JAX path."""
+  being the float32 computation. LSTM W1 training (``benchmarks/native_default.py --compute-dtype bfloat16``):
+  the pure-JAX path in bfloat16 compute took 189 ms, the float32 native loop 76 (GRU 146 / 56). A float64 compute
+  dtype asks for more than the loop computes, and keeps the pure-JAX path."""
   named = lambda a, allowed: isinstance(a, str) and a in allowed
   return (named(activation, activations) and (gate_activation is None or named(gate_activation, ("sigmoid",)))
           and (dtype is None or jnp.dtype(dtype) == jnp.float32 or jnp.dtype(dtype) in HALF))
