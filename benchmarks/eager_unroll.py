@@ -3,9 +3,10 @@
     PYTHONPATH=. python benchmarks/eager_unroll.py --repeats 5
 
 For each cell and path, in one process: the first eager call (it compiles), the median of the later eager calls,
-the same body without unroll's program cache (the module ``jaxrnn.unroll``'s ``_run`` called directly: how unroll ran before the
-cache, ``lax.scan`` compiling its body again on every call; the unroll calls inside a combinator's sequence path,
-a ``stack``'s layers, are cached even so), and the call under the user's own ``jax.jit``.
+the same body without unroll's program cache (the module ``jaxrnn.unroll``'s ``_unroll`` called directly: how
+unroll ran before the cache, ``lax.scan`` compiling its body again on every call; the unroll calls inside a
+combinator's sequence path, a ``stack``'s layers, are cached even so), and the call under the user's own
+``jax.jit``.
 ``forward`` is ``unroll``; ``grad`` is ``jax.grad`` of the sum of its outputs wrt the params. The eager outputs
 are checked to equal the jitted ones first.
 """
@@ -21,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxrnn
-from jaxrnn.unroll import _run, _use_sequence  # the body without the cache (jaxrnn.unroll is the function)
+from jaxrnn.unroll import _unroll, _use_sequence  # the body without the cache (jaxrnn.unroll is the function)
 
 CELLS = {
     "lstm": lambda: jaxrnn.lstm(32),
@@ -37,7 +38,7 @@ def uncached(cell, params, xs, kw):
   options = kw.get("options", jaxrnn.RunOptions())
   mode = kw.get("mode", "auto")
   use_sequence = _use_sequence(cell, mode, options, False)
-  return _run(cell, options, mode, use_sequence, False, False, False, params, None, xs, None, None)
+  return _unroll(cell, options, mode, use_sequence, False, False, False, params, None, xs, None, None)
 
 
 def ms(fn, repeats):

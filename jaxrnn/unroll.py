@@ -260,7 +260,7 @@ def unroll(
   if options.native and not use_sequence:
     raise ValueError(f"RunOptions(native=True) needs a sequence path with a native form; {cell.name} runs the scan "
                      f"of step here (mode={mode!r}" + (", return_all_carries=True)" if return_all_carries else ")"))
-  program = _program(_run, cell, options, mode, use_sequence, return_all_carries, reverse, time_major)
+  program = _program(_unroll, cell, options, mode, use_sequence, return_all_carries, reverse, time_major)
   return program(params, carry, xs, seq_lengths, key)
 
 
@@ -305,7 +305,7 @@ def _program(body: Any, cell: Cell, *static: Any):
     return program
 
 
-def _run(cell: Cell, options: RunOptions, mode: str, use_sequence: bool, return_all_carries: bool, reverse: bool,
+def _unroll(cell: Cell, options: RunOptions, mode: str, use_sequence: bool, return_all_carries: bool, reverse: bool,
          time_major: bool, params: Params, carry: Optional[Carry], xs: Any, seq_lengths: Optional[Array],
          key: Optional[Array]) -> Tuple[Any, ...]:
   """The body of :func:`unroll` after its eager checks (traced once per cell, settings and shapes)."""
@@ -406,11 +406,11 @@ def newton_unroll(
   reverse = _checks.boolean("reverse", reverse)
   time_major = _checks.boolean("time_major", time_major)
   xs, seq_lengths = _eager_checks(cell, xs, seq_lengths, time_major)
-  program = _program(_newton_run, cell, settings, reverse, time_major)
+  program = _program(_newton_unroll, cell, settings, reverse, time_major)
   return program(params, carry, xs, seq_lengths, key, warm_start)
 
 
-def _newton_run(cell: Cell, settings: Any, reverse: bool, time_major: bool, params: Params, carry: Optional[Carry],
+def _newton_unroll(cell: Cell, settings: Any, reverse: bool, time_major: bool, params: Params, carry: Optional[Carry],
                 xs: Any, seq_lengths: Optional[Array], key: Optional[Array],
                 warm_start: Optional[Carry]) -> Tuple[Carry, Array, Carry, parallel_newton.NewtonInfo]:
   """The body of :func:`newton_unroll` after its eager checks."""
