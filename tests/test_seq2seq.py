@@ -119,3 +119,29 @@ def test_beam_search_is_exact_search_when_wide_and_greedy_when_one():
     best = int(jnp.argmax(score))
     np.testing.assert_allclose(got_score[b], score[best], atol=1e-5)
     np.testing.assert_array_equal(got_tokens[b], seqs[best])
+
+
+def test_eager_calls_compile_once():
+  """Outside jit, logits (and so loss), greedy_decode and beam_search compile once per shape and static argument:
+  a second call does not trace the decoder's step again (lax.scan compiled its fresh body on every eager call)."""
+  gru, traces = jaxrnn.gru(5), [0]
+
+  def step(params, carry, x):
+    traces[0] += 1
+    return gru.step(params, carry, x)
+
+  decoder = gru._replace(step=step, step_transformed=None, input_transform=None, sequence=None)
+  m = jaxrnn.seq2seq(jaxrnn.gru(5), decoder, jaxrnn.additive_attention(4), source_vocab_size=digits.VOCAB_SIZE,
+                     target_vocab_size=digits.VOCAB_SIZE, embed_size=3)
+  params, b = m.init(jax.random.key(0)), batch()
+  calls = {"loss": lambda: m.loss(params, b.src, b.src_lengths, b.tgt_in, b.tgt_out, b.tgt_lengths),
+           "greedy_decode": lambda: m.greedy_decode(params, b.src, b.src_lengths, 6),
+           "beam_search": lambda: m.beam_search(params, b.src, b.src_lengths, 6, 2)}
+  for name, call in calls.items():
+    first = call()
+    count = traces[0]
+    assert count > 0
+    jax.tree.map(np.testing.assert_array_equal, call(), first)
+    assert traces[0] == count, name
+  m.greedy_decode(params, b.src, b.src_lengths, 7)  # a new max_length traces again
+  assert traces[0] > count
