@@ -70,6 +70,18 @@ def all_cases() -> list[CellCase]:
   return found
 
 
+def counting(cell: Any) -> Tuple[Any, list]:
+  """``(cell, traces)``: ``cell`` scanning only its ``step`` (no input transform, no sequence path), a step that
+  counts its traces in ``traces[0]``."""
+  traces = [0]
+
+  def step(params, carry, x):
+    traces[0] += 1
+    return cell.step(params, carry, x)
+
+  return cell._replace(step=step, step_transformed=None, input_transform=None, sequence=None), traces
+
+
 def randomize(params: Any, key: jax.Array, scale: float = 0.5) -> Any:
   """Replaces every floating leaf of ``params`` by ``scale * N(0, 1)`` (so biases are non-zero in references).
 

@@ -9,6 +9,7 @@ import pytest
 import jaxrnn
 from jaxrnn.attention import seq2seq as seq2seq_lib
 from jaxrnn.train.tasks import digits
+from tests.registry import counting
 
 
 def model(mechanism=None, encoder=None):
@@ -124,13 +125,7 @@ def test_beam_search_is_exact_search_when_wide_and_greedy_when_one():
 def test_eager_calls_compile_once():
   """Outside jit, logits (and so loss), greedy_decode and beam_search compile once per shape and static argument:
   a second call does not trace the decoder's step again (lax.scan compiled its fresh body on every eager call)."""
-  gru, traces = jaxrnn.gru(5), [0]
-
-  def step(params, carry, x):
-    traces[0] += 1
-    return gru.step(params, carry, x)
-
-  decoder = gru._replace(step=step, step_transformed=None, input_transform=None, sequence=None)
+  decoder, traces = counting(jaxrnn.gru(5))
   m = jaxrnn.seq2seq(jaxrnn.gru(5), decoder, jaxrnn.additive_attention(4), source_vocab_size=digits.VOCAB_SIZE,
                      target_vocab_size=digits.VOCAB_SIZE, embed_size=3)
   params, b = m.init(jax.random.key(0)), batch()

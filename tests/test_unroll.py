@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import jaxrnn
+from tests.registry import counting
 
 # Many tiny programs: compiled without XLA's backend optimisations (conftest.quick_compiles).
 pytestmark = pytest.mark.usefixtures("quick_compiles")
@@ -144,17 +145,6 @@ def test_compile_does_not_grow_with_sequence_length():
   assert abs(len(long_hlo) - len(short_hlo)) < 0.02 * len(short_hlo), (len(short_hlo), len(long_hlo))
   # ... and compiles in about the same time (generous bound: the machine is shared and noisy).
   assert long_s < 3 * short_s + 1.0, (short_s, long_s)
-
-
-def counting(cell):
-  """``cell`` with a step that counts its traces (``traces[0]``)."""
-  traces = [0]
-
-  def step(params, carry, x):
-    traces[0] += 1
-    return cell.step(params, carry, x)
-
-  return cell._replace(step=step, step_transformed=None, input_transform=None, sequence=None), traces
 
 
 def test_eager_calls_compile_once():

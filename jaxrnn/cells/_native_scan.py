@@ -42,7 +42,7 @@ from jax.core import ShapedArray
 from jax.interpreters import ad, batching, mlir
 
 from jaxrnn import native
-from jaxrnn.cells import _fused_scan
+from jaxrnn.cells import _dense, _fused_scan
 from jaxrnn.types import RunOptions
 
 # native=None and the native loop (rows: the examples per step, batch axes flattened).
@@ -152,8 +152,7 @@ def _projection(project: Callable, params, x: jax.Array) -> jax.Array:
   would round the products to it), the product in float32, as the loop computes it unprojected."""
   if jax.eval_shape(project, params, x).dtype == jnp.float32:
     return project(params, x)
-  u = jnp.matmul(x, params.w_i.astype(jnp.float32), preferred_element_type=jnp.float32)  # x: [T, n, F]
-  return u if params.b is None else u + params.b.astype(jnp.float32).reshape((1, 1, -1))
+  return _dense.project(x, params.w_i, params.b, jnp.float32, None)
 
 
 def _backward(kind: str, relu: bool, primals, residuals, cts):
