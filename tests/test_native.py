@@ -473,14 +473,18 @@ def test_built_in_ci():
     assert jaxrnn.native.available(), jaxrnn.native.reason()
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru"])
-def test_row_blocks_and_padded_panels(name):
-  """29 examples (a block of 24 rows, then 5: every micro-tile height), 40 hidden units (G H not a multiple of the
-  16-column panels for the GRU), 3 features: values and gradients equal the pure-JAX path."""
-  cell = jaxrnn.lstm(40) if name == "lstm" else jaxrnn.gru(40)
+@pytest.mark.parametrize("name", ["lstm", "gru", "simple_rnn"])
+@pytest.mark.parametrize("batch, hidden", [(29, 40), (25, 41)])
+def test_row_blocks_and_padded_panels(name, batch, hidden):
+  """Every shape the step products' micro-kernels take apart: 29 examples (a block of 24 rows, then a micro-tile of
+  5) or 25 (then one row); 40 or 41 hidden units, so chunks whose columns fill an odd number of 16-column panels
+  (the last one alone where the panels go in pairs, as with AVX-512), columns past the chunk's padded, and with 41
+  an odd depth G H in the backward's ``dz W_h^T`` (GRU, simple RNN); 3 features, an odd depth in the forward.
+  Values and gradients equal the pure-JAX path, with lengths."""
+  cell = {"lstm": jaxrnn.lstm, "gru": jaxrnn.gru, "simple_rnn": jaxrnn.simple_rnn}[name](hidden)
   params = randomize(cell.init(jax.random.key(0), 3), jax.random.key(1), scale=0.1)
-  xs = jax.random.normal(jax.random.key(2), (29, 6, 3), jnp.float32)
-  lengths = jnp.arange(29, dtype=jnp.int32) % 7
+  xs = jax.random.normal(jax.random.key(2), (batch, 6, 3), jnp.float32)
+  lengths = jnp.arange(batch, dtype=jnp.int32) % 7
 
   def loss(params, xs, native):
     carry, hs = jaxrnn.unroll(cell, params, None, xs, seq_lengths=lengths, options=RunOptions(native=native))
@@ -490,15 +494,15 @@ def test_row_blocks_and_padded_panels(name):
   close(run(params, xs, True), run(params, xs, False))
 
 
-PORTABLE_PARITY = """
+KERNEL_PARITY = """
 import pathlib, sys
 from jaxrnn.native import _paths
-_paths.find_library = lambda: pathlib.Path(sys.argv[1])  # this process loads the portable build
+_paths.find_library = lambda: pathlib.Path(sys.argv[1])  # this process loads that build
 import jax, jax.numpy as jnp, numpy as np, jaxrnn
 from jaxrnn.types import RunOptions
 assert jaxrnn.native.available() and sys.argv[1] in jaxrnn.native.reason(), jaxrnn.native.reason()
-xs = jax.random.normal(jax.random.key(2), (29, 6, 3), jnp.float32)
-lengths = jnp.arange(29, dtype=jnp.int32) % 7
+xs = jax.random.normal(jax.random.key(2), (25, 7, 3), jnp.float32)  # 25 rows: micro-tiles of 6, then one of 1
+lengths = jnp.arange(25, dtype=jnp.int32) % 8
 for cell in (jaxrnn.lstm(40), jaxrnn.gru(40), jaxrnn.simple_rnn(40)):
   params = cell.init(jax.random.key(0), 3)
   def loss(params, xs, native):
@@ -510,22 +514,35 @@ for cell in (jaxrnn.lstm(40), jaxrnn.gru(40), jaxrnn.simple_rnn(40)):
     for a, b in zip(jax.tree.leaves(run(params, xs, native)), want):
       err = float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max(initial=0.0))
       assert err <= 1e-5 * max(1.0, float(np.abs(np.asarray(b)).max(initial=0.0))), (cell.name, native, err)
-print("portable kernel: parity ok")
+print("kernel: parity ok")
 """
+
+
+def _cpu_flags() -> set:
+  try:
+    text = pathlib.Path("/proc/cpuinfo").read_text()
+  except OSError:
+    return set()
+  return set(next((l.split(":", 1)[1].split() for l in text.splitlines() if l.startswith("flags")), []))
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("JAXRNN_SLOW") != "1", reason="builds a second library: set JAXRNN_SLOW=1")
-@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="the portable build is -march=x86-64")
-def test_portable_kernel_equals_jax_path(tmp_path):
-  """rnn.cc built without AVX2/FMA (``-march=x86-64``: the plain C++ micro-kernels, which ``-march=native`` skips
-  on this machine) equals the pure-JAX path: values and gradients of lstm, gru and simple_rnn, with lengths, for
-  native=True and native=None, in a process that loads that build."""
-  flags = ["-march=x86-64" if f.startswith("-march=") else f for f in _paths.COMPILE_FLAGS]
-  lib = tmp_path / "jaxrnn_native-portable.so"
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="the builds are x86-64's")
+@pytest.mark.parametrize("march, needs", [("x86-64", set()), ("haswell", {"avx2", "fma"}),
+                                          ("skylake-avx512", {"avx2", "fma", "avx512f"})])
+def test_each_kernel_equals_jax_path(tmp_path, march, needs):
+  """rnn.cc built for another instruction set than this machine's ``-march=native`` (``x86-64``: the plain C++
+  micro-kernels; ``haswell``: the AVX2 + FMA ones; ``skylake-avx512``: the AVX-512 ones, where the CPU has them)
+  equals the pure-JAX path: values and gradients of lstm, gru and simple_rnn, with lengths, for native=True and
+  native=None, in a process that loads that build."""
+  if not needs <= _cpu_flags():
+    pytest.skip(f"this CPU lacks {sorted(needs - _cpu_flags())}")
+  flags = [f"-march={march}" if f.startswith("-march=") else f for f in _paths.COMPILE_FLAGS]
+  lib = tmp_path / f"jaxrnn_native-{march}.so"
   build.compile_library(lib, flags)
   root = pathlib.Path(jaxrnn.__file__).parent.parent
-  done = subprocess.run([sys.executable, "-c", PORTABLE_PARITY, str(lib)], cwd=root, capture_output=True, text=True,
+  done = subprocess.run([sys.executable, "-c", KERNEL_PARITY, str(lib)], cwd=root, capture_output=True, text=True,
                         timeout=600)
   assert done.returncode == 0, done.stderr[-4000:]
   assert "parity ok" in done.stdout

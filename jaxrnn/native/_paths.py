@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pathlib
+import platform
 from typing import List, Optional
 
 SOURCE = pathlib.Path(__file__).with_name("rnn.cc")
@@ -20,11 +21,27 @@ def _jaxlib_version() -> str:
   return jaxlib.version.__version__
 
 
+def cpu_features() -> str:
+  """What ``-march=native`` compiles for: the CPU's instruction-set features (Linux: ``/proc/cpuinfo``'s ``flags``
+  or ``Features``), else the machine and processor names. A library built on one CPU may use instructions another
+  lacks (AVX-512 on a machine with AVX2 only dies of SIGILL), so a cache shared by several machines keeps one build
+  per CPU kind."""
+  try:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+      key, _, value = line.partition(":")
+      if key.strip() in ("flags", "Features"):
+        return " ".join(sorted(value.split()))
+  except OSError:
+    pass
+  return f"{platform.machine()} {platform.processor()}"
+
+
 def library_name() -> str:
-  """``jaxrnn_native-<hash>.so``: the hash of the source, the flags and the jaxlib version."""
+  """``jaxrnn_native-<hash>.so``: the hash of the source, the flags, the CPU's features and the jaxlib version."""
   digest = hashlib.sha256()
   digest.update(SOURCE.read_bytes())
   digest.update(" ".join(COMPILE_FLAGS).encode())
+  digest.update(cpu_features().encode())
   digest.update(_jaxlib_version().encode())
   return f"jaxrnn_native-{digest.hexdigest()[:16]}.so"
 

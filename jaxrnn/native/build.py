@@ -5,8 +5,9 @@ jaxlib (``jax.ffi.include_dir()``) and the matrix products use the BLAS that num
 a C++ compiler it prints why and exits 0 unless ``--strict``: jaxrnn then runs the pure-JAX path
 (``jaxrnn.native.available()`` is ``False`` and ``jaxrnn.native.reason()`` says why).
 
-The library's file name holds a hash of the source, the flags and the jaxlib version, so a changed source or
-jaxlib is never served by an old build; it goes beside this file, or to ``$XDG_CACHE_HOME/jaxrnn`` (default
+The library's file name holds a hash of the source, the flags, the CPU's instruction-set features (it is built
+with ``-march=native``) and the jaxlib version, so a changed source or jaxlib, or another kind of CPU sharing the
+cache, is never served by an old build; it goes beside this file, or to ``$XDG_CACHE_HOME/jaxrnn`` (default
 ``~/.cache/jaxrnn``) where the package directory is read-only.
 """
 

@@ -4,7 +4,8 @@
 // Forward, per step: the products x_t W_i + b and h_{t-1} W_h ([B, F] x [F, G H] and [B, H] x [H, G H]) and the
 // gate arithmetic. Backward, per step: the gate derivatives dz_t and dz_t W_h^T; after the loop, the kernels' and
 // inputs' gradients (see the next sentences but one). The step's products are
-// this file's own register-blocked kernel (6 rows x 16 columns of accumulators, AVX2 + FMA where compiled for it)
+// this file's own register-blocked kernel (6 rows x 16 columns of accumulators with AVX2 + FMA, 6 x 32 with AVX-512,
+// as compiled for the machine: -march=native)
 // over copies of W_i and W_h packed once per call into 16-column panels: a BLAS sgemm packs its operand again on
 // every call, which at B=32..64 cost more than the product (LSTM B=64 H=128: the sgemm loop was 3x the pure-JAX
 // path's CPU time). The gradients after the backward loop, sum_t h_{t-1}^T dz_t, x^T dz and dz W_i^T, are three
@@ -31,7 +32,7 @@
 #include <sched.h>
 #include <vector>
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if (defined(__AVX2__) && defined(__FMA__)) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
@@ -90,7 +91,63 @@ void pack(int64_t K, int64_t N, At at, float* out) {
 // C[0:M, 0:16] (+)= A[0:M, 0:K] P[0:K, 0:16] (one panel); A row stride lda, C row stride ldc.
 template <int M, bool ACC>
 inline void micro(int64_t K, const float* A, int64_t lda, const float* P, float* C, int64_t ldc) {
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX512F__)
+  // One zmm holds a panel row: two sets of M accumulators over even and odd k (M <= 6 chains alone would wait on
+  // the FMA latency). Used for a chunk's last panel when its panels are odd in number (product() pairs the rest).
+  __m512 a0 = _mm512_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0, a4 = a0, b4 = a0,
+         a5 = a0, b5 = a0;
+  const float* A1 = A + lda;
+  const float* A2 = A + 2 * lda;
+  const float* A3 = A + 3 * lda;
+  const float* A4 = A + 4 * lda;
+  const float* A5 = A + 5 * lda;
+  int64_t k = 0;
+  for (; k + 2 <= K; k += 2) {
+    const __m512 p0 = _mm512_loadu_ps(P + k * kNR), p1 = _mm512_loadu_ps(P + (k + 1) * kNR);
+    a0 = _mm512_fmadd_ps(_mm512_set1_ps(A[k]), p0, a0);
+    b0 = _mm512_fmadd_ps(_mm512_set1_ps(A[k + 1]), p1, b0);
+    if (M > 1) {
+      a1 = _mm512_fmadd_ps(_mm512_set1_ps(A1[k]), p0, a1);
+      b1 = _mm512_fmadd_ps(_mm512_set1_ps(A1[k + 1]), p1, b1);
+    }
+    if (M > 2) {
+      a2 = _mm512_fmadd_ps(_mm512_set1_ps(A2[k]), p0, a2);
+      b2 = _mm512_fmadd_ps(_mm512_set1_ps(A2[k + 1]), p1, b2);
+    }
+    if (M > 3) {
+      a3 = _mm512_fmadd_ps(_mm512_set1_ps(A3[k]), p0, a3);
+      b3 = _mm512_fmadd_ps(_mm512_set1_ps(A3[k + 1]), p1, b3);
+    }
+    if (M > 4) {
+      a4 = _mm512_fmadd_ps(_mm512_set1_ps(A4[k]), p0, a4);
+      b4 = _mm512_fmadd_ps(_mm512_set1_ps(A4[k + 1]), p1, b4);
+    }
+    if (M > 5) {
+      a5 = _mm512_fmadd_ps(_mm512_set1_ps(A5[k]), p0, a5);
+      b5 = _mm512_fmadd_ps(_mm512_set1_ps(A5[k + 1]), p1, b5);
+    }
+  }
+  if (k < K) {
+    const __m512 p0 = _mm512_loadu_ps(P + k * kNR);
+    a0 = _mm512_fmadd_ps(_mm512_set1_ps(A[k]), p0, a0);
+    if (M > 1) a1 = _mm512_fmadd_ps(_mm512_set1_ps(A1[k]), p0, a1);
+    if (M > 2) a2 = _mm512_fmadd_ps(_mm512_set1_ps(A2[k]), p0, a2);
+    if (M > 3) a3 = _mm512_fmadd_ps(_mm512_set1_ps(A3[k]), p0, a3);
+    if (M > 4) a4 = _mm512_fmadd_ps(_mm512_set1_ps(A4[k]), p0, a4);
+    if (M > 5) a5 = _mm512_fmadd_ps(_mm512_set1_ps(A5[k]), p0, a5);
+  }
+  auto put = [&](int m, __m512 sum) {
+    float* c = C + m * ldc;
+    if (ACC) sum = _mm512_add_ps(sum, _mm512_loadu_ps(c));
+    _mm512_storeu_ps(c, sum);
+  };
+  put(0, _mm512_add_ps(a0, b0));
+  if (M > 1) put(1, _mm512_add_ps(a1, b1));
+  if (M > 2) put(2, _mm512_add_ps(a2, b2));
+  if (M > 3) put(3, _mm512_add_ps(a3, b3));
+  if (M > 4) put(4, _mm512_add_ps(a4, b4));
+  if (M > 5) put(5, _mm512_add_ps(a5, b5));
+#elif defined(__AVX2__) && defined(__FMA__)
   // Twelve named accumulators (an array of them is kept on the stack by GCC, a store per FMA).
   __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0, a4 = a0, b4 = a0,
          a5 = a0, b5 = a0;
@@ -163,7 +220,27 @@ inline void micro(int64_t K, const float* A, int64_t lda, const float* P, float*
 // on the FMA latency at every k (a matrix-vector product: at B=1 this kernel is most of a step).
 template <bool ACC>
 inline void micro_one(int64_t K, const float* A, const float* P, float* C) {
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX512F__)
+  // A panel row is one zmm: eight accumulators over k mod 8.
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    const float* p = P + k * kNR;
+    a0 = _mm512_fmadd_ps(_mm512_set1_ps(A[k]), _mm512_loadu_ps(p), a0);
+    a1 = _mm512_fmadd_ps(_mm512_set1_ps(A[k + 1]), _mm512_loadu_ps(p + 16), a1);
+    a2 = _mm512_fmadd_ps(_mm512_set1_ps(A[k + 2]), _mm512_loadu_ps(p + 32), a2);
+    a3 = _mm512_fmadd_ps(_mm512_set1_ps(A[k + 3]), _mm512_loadu_ps(p + 48), a3);
+    a4 = _mm512_fmadd_ps(_mm512_set1_ps(A[k + 4]), _mm512_loadu_ps(p + 64), a4);
+    a5 = _mm512_fmadd_ps(_mm512_set1_ps(A[k + 5]), _mm512_loadu_ps(p + 80), a5);
+    a6 = _mm512_fmadd_ps(_mm512_set1_ps(A[k + 6]), _mm512_loadu_ps(p + 96), a6);
+    a7 = _mm512_fmadd_ps(_mm512_set1_ps(A[k + 7]), _mm512_loadu_ps(p + 112), a7);
+  }
+  for (; k < K; ++k) a0 = _mm512_fmadd_ps(_mm512_set1_ps(A[k]), _mm512_loadu_ps(P + k * kNR), a0);
+  __m512 sum = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+  if (ACC) sum = _mm512_add_ps(sum, _mm512_loadu_ps(C));
+  _mm512_storeu_ps(C, sum);
+#elif defined(__AVX2__) && defined(__FMA__)
   __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
   int64_t k = 0;
   for (; k + 4 <= K; k += 4) {
@@ -211,11 +288,91 @@ inline void micro_rows(int64_t M, int64_t K, const float* A, int64_t lda, const 
   }
 }
 
+#if defined(__AVX512F__)
+// C[0:M, 0:32] = A[0:M, 0:K] [P0 P1] (two panels, one zmm each): 6 rows x 2 panels, twelve accumulators; per k two
+// panel loads and M broadcasts feed 2 M FMAs.
+template <int M>
+inline void micro2(int64_t K, const float* A, int64_t lda, const float* P0, const float* P1, float* C, int64_t ldc) {
+  __m512 a0 = _mm512_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0, a4 = a0, b4 = a0,
+         a5 = a0, b5 = a0;
+  const float* A1 = A + lda;
+  const float* A2 = A + 2 * lda;
+  const float* A3 = A + 3 * lda;
+  const float* A4 = A + 4 * lda;
+  const float* A5 = A + 5 * lda;
+  for (int64_t k = 0; k < K; ++k) {
+    const __m512 p0 = _mm512_loadu_ps(P0 + k * kNR), p1 = _mm512_loadu_ps(P1 + k * kNR);
+    __m512 x = _mm512_set1_ps(A[k]);
+    a0 = _mm512_fmadd_ps(x, p0, a0);
+    b0 = _mm512_fmadd_ps(x, p1, b0);
+    if (M > 1) {
+      x = _mm512_set1_ps(A1[k]);
+      a1 = _mm512_fmadd_ps(x, p0, a1);
+      b1 = _mm512_fmadd_ps(x, p1, b1);
+    }
+    if (M > 2) {
+      x = _mm512_set1_ps(A2[k]);
+      a2 = _mm512_fmadd_ps(x, p0, a2);
+      b2 = _mm512_fmadd_ps(x, p1, b2);
+    }
+    if (M > 3) {
+      x = _mm512_set1_ps(A3[k]);
+      a3 = _mm512_fmadd_ps(x, p0, a3);
+      b3 = _mm512_fmadd_ps(x, p1, b3);
+    }
+    if (M > 4) {
+      x = _mm512_set1_ps(A4[k]);
+      a4 = _mm512_fmadd_ps(x, p0, a4);
+      b4 = _mm512_fmadd_ps(x, p1, b4);
+    }
+    if (M > 5) {
+      x = _mm512_set1_ps(A5[k]);
+      a5 = _mm512_fmadd_ps(x, p0, a5);
+      b5 = _mm512_fmadd_ps(x, p1, b5);
+    }
+  }
+  auto put = [&](int m, __m512 lo, __m512 hi) {
+    _mm512_storeu_ps(C + m * ldc, lo);
+    _mm512_storeu_ps(C + m * ldc + kNR, hi);
+  };
+  put(0, a0, b0);
+  if (M > 1) put(1, a1, b1);
+  if (M > 2) put(2, a2, b2);
+  if (M > 3) put(3, a3, b3);
+  if (M > 4) put(4, a4, b4);
+  if (M > 5) put(5, a5, b5);
+}
+
+inline void micro2_rows(int64_t M, int64_t K, const float* A, int64_t lda, const float* P0, const float* P1, float* C,
+                        int64_t ldc) {
+  switch (M) {
+    case 1:  // one row: micro_one's k-split chains, panel by panel
+      micro_one<false>(K, A, P0, C);
+      micro_one<false>(K, A, P1, C + kNR);
+      break;
+    case 2: micro2<2>(K, A, lda, P0, P1, C, ldc); break;
+    case 3: micro2<3>(K, A, lda, P0, P1, C, ldc); break;
+    case 4: micro2<4>(K, A, lda, P0, P1, C, ldc); break;
+    case 5: micro2<5>(K, A, lda, P0, P1, C, ldc); break;
+    default: micro2<6>(K, A, lda, P0, P1, C, ldc); break;
+  }
+}
+#endif
+
 // C[0:M, 0:round_up(N, 16)] = A[0:M, 0:K] P for the panels of N columns (C's row stride ldc >= round_up(N, 16)):
-// panel-major over micro-tiles of 6 rows, so a panel is reused from L1 by all M (<= kRowBlock) rows.
+// panel-major over micro-tiles of 6 rows, so a panel is reused from L1 by all M (<= kRowBlock) rows. With AVX-512
+// the panels go in pairs (micro2: a zmm per panel row, so one panel gives a micro-tile too few accumulators).
 inline void product(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* P, float* C,
                     int64_t ldc) {
-  for (int64_t p = 0; p < N; p += kNR) {
+  int64_t p = 0;
+#if defined(__AVX512F__)
+  for (; p + kNR < N; p += 2 * kNR) {
+    for (int64_t m = 0; m < M; m += kMR) {
+      micro2_rows(std::min(kMR, M - m), K, A + m * lda, lda, P + p * K, P + (p + kNR) * K, C + m * ldc + p, ldc);
+    }
+  }
+#endif
+  for (; p < N; p += kNR) {
     for (int64_t m = 0; m < M; m += kMR) {
       micro_rows<false>(std::min(kMR, M - m), K, A + m * lda, lda, P + p * K, C + m * ldc + p, ldc);
     }
