@@ -14,16 +14,20 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn.types import Array, Carry, Cell, Params
-from jaxrnn.unroll import unroll
+from jaxrnn.unroll import _program, unroll
+
+
+def _num_chunks(xs: Any, chunk_size: int, time_axis: int) -> int:
+  """``T // k``; raises unless ``k`` divides ``T``."""
+  num_steps = jax.tree.leaves(xs)[0].shape[time_axis]
+  if num_steps % chunk_size:
+    raise ValueError(f"chunk_size must divide the number of steps, got chunk_size={chunk_size} and T={num_steps}")
+  return num_steps // chunk_size
 
 
 def _chunks(xs: Any, chunk_size: int, time_axis: int) -> Tuple[Any, int]:
   """``[T, ...]`` leaves (time moved first) -> ``[T // k, k, ...]``; raises unless ``k`` divides ``T``."""
-  leaves = jax.tree.leaves(xs)
-  num_steps = leaves[0].shape[time_axis]
-  if num_steps % chunk_size:
-    raise ValueError(f"chunk_size must divide the number of steps, got chunk_size={chunk_size} and T={num_steps}")
-  n = num_steps // chunk_size
+  n = _num_chunks(xs, chunk_size, time_axis)
   return jax.tree.map(lambda a: jnp.moveaxis(a, time_axis, 0).reshape((n, chunk_size) + a.shape[:time_axis]
                                                                        + a.shape[time_axis + 1:]), xs), n
 
@@ -42,8 +46,9 @@ def truncated_unroll(cell: Cell, params: Params, carry: Carry, xs: Array, chunk_
     xs: ``[*B, T, *F]`` (or ``[T, *B, *F]`` with ``time_major=True``); ``chunk_size`` must divide ``T``.
     chunk_size: ``k``, the truncation length.
     time_major: the layout of ``xs`` and ``hs``.
-    **unroll_kwargs: passed on to ``unroll`` for each chunk (``unroll``, ``mode``, ``remat``; not
-      ``seq_lengths`` or ``reverse``, which do not make sense across chunks).
+    **unroll_kwargs: passed on to ``unroll`` for each chunk (``unroll``, ``mode``, ``remat``, ...; ``key``, with
+      ``carry=None``, to the first chunk, whose default carry it draws; not ``seq_lengths`` or ``reverse``, which
+      do not make sense across chunks).
 
   Returns:
     ``(final_carry, hs)`` as ``unroll`` returns them.
@@ -67,12 +72,24 @@ def truncated_unroll(cell: Cell, params: Params, carry: Carry, xs: Array, chunk_
   time_axis = 0 if time_major else xs.ndim - cell.input_ndim - 1
   if time_axis < 0:
     raise ValueError(f"xs must have a time axis and {cell.input_ndim} feature axis(es), got shape {xs.shape}")
+  _num_chunks(xs, chunk_size, time_axis)  # raises before anything is traced
+  key = unroll_kwargs.pop("key", None)
+  # One jitted program per cell, settings and shapes (as unroll's own): outside jit the scan over chunks compiled its
+  # body on every call.
+  program = _program(_truncated_unroll, cell, chunk_size, time_axis, time_major, tuple(sorted(unroll_kwargs.items())))
+  return program(params, carry, xs, key)
+
+
+def _truncated_unroll(cell: Cell, chunk_size: int, time_axis: int, time_major: bool, settings: Tuple[Any, ...],
+                      params: Params, carry: Carry, xs: Array, key: Any) -> Tuple[Carry, Array]:
+  """The body of :func:`truncated_unroll` after its checks; ``settings``: the ``unroll`` keywords as sorted items."""
   chunks, n = _chunks(xs, chunk_size, time_axis)  # [n, k, *B, *F]
 
-  def run(c, x):
-    return unroll(cell, params, c, x, time_major=True, **unroll_kwargs)
+  def run(c, x, **key):
+    return unroll(cell, params, c, x, time_major=True, **dict(settings), **key)
 
-  carry, first = run(carry, chunks[0])
+  # key= is the default carry's (carry=None), so the first chunk's: the later ones continue its carry.
+  carry, first = run(carry, chunks[0], **({} if key is None else {"key": key}))
   hs = first[None]
   if n > 1:
     def body(c, x):

@@ -7,6 +7,7 @@ import optax
 import pytest
 
 import jaxrnn
+from tests.registry import counting
 
 
 def setup(T=6):
@@ -68,6 +69,32 @@ def test_time_major_and_errors():
     jaxrnn.truncated_unroll(cell, params, c0, xs, chunk_size=4)
   with pytest.raises(ValueError, match="seq_lengths"):
     jaxrnn.truncated_unroll(cell, params, c0, xs, chunk_size=3, seq_lengths=jnp.array([6, 6]))
+
+
+def test_eager_calls_compile_once():
+  """Outside jit, a second call with the same cell, chunk size, settings and shapes reuses the first call's program
+  (before, the scan over chunks traced and compiled the step again on every call); the settings given to unroll
+  and its key reach every chunk."""
+  cell, traces = counting(jaxrnn.gru(4))
+  params = cell.init(jax.random.key(0), 3)
+  xs = jax.random.normal(jax.random.key(1), (2, 6, 3))
+  c0 = cell.initial_carry(params, (2,))
+  jaxrnn.truncated_unroll(cell, params, c0, xs, chunk_size=3)
+  once = traces[0]
+  _, hs = jaxrnn.truncated_unroll(cell, params, c0, xs + 1, chunk_size=3)
+  assert traces[0] == once
+  np.testing.assert_allclose(hs, jaxrnn.unroll(cell, params, c0, xs + 1)[1], atol=1e-6)
+  for kw in ({"chunk_size": 2}, {"chunk_size": 3, "unroll": True}, {"chunk_size": 3, "remat": True}):
+    count = traces[0]
+    _, out = jaxrnn.truncated_unroll(cell, params, c0, xs + 1, **kw)
+    assert traces[0] > count, kw
+    np.testing.assert_allclose(out, hs, atol=1e-6)
+  # The key reaches every chunk: with carry=None, a cell with dropout masks draws them from it (so two keys differ).
+  drop = jaxrnn.variational_dropout(jaxrnn.gru(4), input_rate=0.5)
+  dp = drop.init(jax.random.key(0), 3)
+  run = lambda k: jaxrnn.truncated_unroll(drop, dp, None, xs, chunk_size=3, key=jax.random.key(k))[1]
+  np.testing.assert_allclose(run(1), run(1))
+  assert not np.allclose(run(1), run(2))
 
 
 def test_train_on_stream_learns():
