@@ -501,6 +501,7 @@ _paths.find_library = lambda: pathlib.Path(sys.argv[1])  # this process loads th
 import jax, jax.numpy as jnp, numpy as np, jaxrnn
 from jaxrnn.types import RunOptions
 assert jaxrnn.native.available() and sys.argv[1] in jaxrnn.native.reason(), jaxrnn.native.reason()
+assert f"step kernels: {sys.argv[2]};" in jaxrnn.native.reason(), jaxrnn.native.reason()
 xs = jax.random.normal(jax.random.key(2), (25, 7, 3), jnp.float32)  # 25 rows: micro-tiles of 6, then one of 1
 lengths = jnp.arange(25, dtype=jnp.int32) % 8
 for cell in (jaxrnn.lstm(40), jaxrnn.gru(40), jaxrnn.simple_rnn(40)):
@@ -529,20 +530,21 @@ def _cpu_flags() -> set:
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("JAXRNN_SLOW") != "1", reason="builds a second library: set JAXRNN_SLOW=1")
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="the builds are x86-64's")
-@pytest.mark.parametrize("march, needs", [("x86-64", set()), ("haswell", {"avx2", "fma"}),
-                                          ("skylake-avx512", {"avx2", "fma", "avx512f"})])
-def test_each_kernel_equals_jax_path(tmp_path, march, needs):
+@pytest.mark.parametrize("march, needs, kernels", [("x86-64", set(), "portable C++"),
+                                                   ("haswell", {"avx2", "fma"}, "AVX2 + FMA"),
+                                                   ("skylake-avx512", {"avx2", "fma", "avx512f"}, "AVX-512")])
+def test_each_kernel_equals_jax_path(tmp_path, march, needs, kernels):
   """rnn.cc built for another instruction set than this machine's ``-march=native`` (``x86-64``: the plain C++
   micro-kernels; ``haswell``: the AVX2 + FMA ones; ``skylake-avx512``: the AVX-512 ones, where the CPU has them)
   equals the pure-JAX path: values and gradients of lstm, gru and simple_rnn, with lengths, for native=True and
-  native=None, in a process that loads that build."""
+  native=None, in a process that loads that build (and says which kernels it runs)."""
   if not needs <= _cpu_flags():
     pytest.skip(f"this CPU lacks {sorted(needs - _cpu_flags())}")
   flags = [f"-march={march}" if f.startswith("-march=") else f for f in _paths.COMPILE_FLAGS]
   lib = tmp_path / f"jaxrnn_native-{march}.so"
   build.compile_library(lib, flags)
   root = pathlib.Path(jaxrnn.__file__).parent.parent
-  done = subprocess.run([sys.executable, "-c", KERNEL_PARITY, str(lib)], cwd=root, capture_output=True, text=True,
-                        timeout=600)
+  done = subprocess.run([sys.executable, "-c", KERNEL_PARITY, str(lib), kernels], cwd=root, capture_output=True,
+                        text=True, timeout=600)
   assert done.returncode == 0, done.stderr[-4000:]
   assert "parity ok" in done.stdout

@@ -7,7 +7,8 @@ turns it off for a run, ``native=True`` requires it.
 
 Threads: the loop runs on the calling thread and on XLA's own intra-op thread pool (as many threads as the cores
 the process may use, unless ``XLA_FLAGS`` says otherwise), never on a pool of its own. The per-step products are
-the library's own packed-kernel GEMM, one chunk of hidden units per worker; the three large products after the
+the library's own packed-kernel GEMM (AVX-512, AVX2 + FMA or plain C++ micro-kernels, as the build machine
+allows: :func:`reason` says which), one chunk of hidden units per worker; the three large products after the
 backward loop (the kernels' and the inputs' gradients) are calls of the BLAS that numpy ships (OpenBLAS), one
 single-threaded call per worker over a share of the columns or rows.
 
@@ -77,10 +78,13 @@ def _load() -> _Status:
   address = lambda f: ctypes.cast(f, ctypes.c_void_p).value if f is not None else None
   lib.jaxrnn_native_set_blas.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
   lib.jaxrnn_native_set_blas(address(sgemm[0]), int(sgemm[1]), address(set_threads))
+  lib.jaxrnn_native_kernels.restype = ctypes.c_char_p
+  kernels = lib.jaxrnn_native_kernels().decode()
   jax.ffi.register_ffi_target(FORWARD, jax.ffi.pycapsule(lib.JaxrnnRnnForward), platform="cpu")
   jax.ffi.register_ffi_target(BACKWARD, jax.ffi.pycapsule(lib.JaxrnnRnnBackward), platform="cpu")
   malloc = _malloc.keep_freed_blocks()
-  return _Status(True, f"built: {path}; BLAS: {os.path.basename(blas._name)} ({sgemm[0].__name__}); {malloc}")
+  return _Status(True, f"built: {path}; step kernels: {kernels}; BLAS: {os.path.basename(blas._name)} "
+                       f"({sgemm[0].__name__}); {malloc}")
 
 
 def available() -> bool:

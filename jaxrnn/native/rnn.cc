@@ -979,6 +979,18 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnRnnBackward, Backward,
                                   .Attr<int64_t>("kind")
                                   .Attr<int64_t>("relu"));
 
+// Which micro-kernels this build compiled (-march=native picks them): for jaxrnn.native.reason() and benchmark
+// headers, since the same source runs at different speeds on machines with and without AVX-512.
+extern "C" const char* jaxrnn_native_kernels() {
+#if defined(__AVX512F__)
+  return "AVX-512";
+#elif defined(__AVX2__) && defined(__FMA__)
+  return "AVX2 + FMA";
+#else
+  return "portable C++";
+#endif
+}
+
 // Called once at load with the addresses of numpy's BLAS: an ILP64 (int64_t dims) or an LP64 cblas_sgemm, and
 // openblas_set_num_threads_local (or 0).
 extern "C" int jaxrnn_native_set_blas(void* sgemm, int ilp64, void* set_threads_local) {
