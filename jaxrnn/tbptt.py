@@ -7,6 +7,7 @@ a ``k``-step unroll per update (:func:`train_on_stream`).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Tuple
 
 import jax
@@ -120,7 +121,9 @@ def train_on_stream(
 
   For each chunk in order: ``loss = loss_fn(hs_chunk, targets_chunk)`` from the carry left by the previous
   chunk (held constant: no gradient flows into earlier chunks), one ``optax`` update of ``params``, and the
-  carry moves on. The loop over chunks is a ``lax.scan``, so the whole call can be jitted.
+  carry moves on. The loop over chunks is a ``lax.scan``, so the whole call can be jitted; outside ``jit`` it is
+  compiled once per cell, ``loss_fn``, ``optimizer`` and shapes (they are the program's key: pass the same
+  function and optimizer objects to reuse it).
 
   Args:
     cell: the cell.
@@ -154,10 +157,25 @@ def train_on_stream(
   chunk_size = _checks.positive_int("chunk_size", chunk_size)
   xs = _checks.floating("xs", xs)
   time_axis = 0 if time_major else xs.ndim - cell.input_ndim - 1
-  x_chunks, n = _chunks(xs, chunk_size, time_axis)
-  y_chunks, n_y = _chunks(targets, chunk_size, time_axis)
-  if n_y != n:
+  n = _num_chunks(xs, chunk_size, time_axis)
+  if _num_chunks(targets, chunk_size, time_axis) != n:
     raise ValueError(f"targets must have the {xs.shape[time_axis]} steps of xs on the time axis")
+  static = (loss_fn, optimizer, chunk_size, time_axis, time_major)
+  try:
+    hash(static)
+  except TypeError:  # an optimizer object that cannot be a cache key: a program for this call alone
+    program = jax.jit(functools.partial(_train_on_stream, cell, *static))
+  else:  # one jitted program per cell, loss, optimizer and shapes, as unroll's own
+    program = _program(_train_on_stream, cell, *static)
+  return program(params, opt_state, carry, xs, targets)
+
+
+def _train_on_stream(cell: Cell, loss_fn: Callable[[Array, Any], Array], optimizer: Any, chunk_size: int,
+                     time_axis: int, time_major: bool, params: Params, opt_state: Any, carry: Carry, xs: Array,
+                     targets: Any) -> Tuple[Params, Any, Carry, Array]:
+  """The body of :func:`train_on_stream` after its checks."""
+  x_chunks, _ = _chunks(xs, chunk_size, time_axis)
+  y_chunks, _ = _chunks(targets, chunk_size, time_axis)
 
   def to_layout(a):
     return a if time_major else jnp.moveaxis(a, 0, time_axis)

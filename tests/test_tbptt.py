@@ -1,5 +1,7 @@
 """Truncated BPTT: values equal unroll; k = T equals full BPTT; the gradient is cut at chunk boundaries."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -112,3 +114,37 @@ def test_train_on_stream_learns():
     means.append(float(losses.mean()))
   assert losses.shape == (12,)
   assert means[-1] < 0.5 * means[0], means
+
+
+def test_train_on_stream_eager_calls_compile_once():
+  """Outside jit, a second call with the same cell, loss, optimizer and shapes reuses the first call's program (the
+  step is not traced again) and trains on from where the first left; an optimizer that cannot be a cache key (an
+  unhashable object) still runs, compiled for its call."""
+  cell, traces = counting(jaxrnn.gru(3))
+  params = cell.init(jax.random.key(0), 2)
+  xs = jax.random.normal(jax.random.key(1), (2, 8, 2))
+  ys = jnp.zeros((2, 8, 3))
+  opt = optax.sgd(0.1)
+  loss = lambda hs, y: jnp.mean((hs - y) ** 2)
+  c0 = cell.initial_carry(params, (2,))
+  p1, o1, _, l1 = jaxrnn.train_on_stream(cell, loss, opt, params, opt.init(params), c0, xs, ys, chunk_size=4)
+  once = traces[0]
+  p2, _, _, l2 = jaxrnn.train_on_stream(cell, loss, opt, p1, o1, c0, xs, ys, chunk_size=4)
+  assert traces[0] == once
+  assert float(l2.mean()) < float(l1.mean())
+  jitted = jax.jit(lambda p, o: jaxrnn.train_on_stream(cell, loss, opt, p, o, c0, xs, ys, chunk_size=4))
+  for a, b in zip(jax.tree.leaves(jitted(p1, o1)[0]), jax.tree.leaves(p2)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+  @dataclasses.dataclass
+  class Unhashable:  # eq=True without frozen=True: __hash__ is None
+    inner: optax.GradientTransformation
+
+    def update(self, grads, state, params=None):
+      return self.inner.update(grads, state, params)
+
+  with pytest.raises(TypeError):
+    hash(Unhashable(opt))
+  p3, _, _, _ = jaxrnn.train_on_stream(cell, loss, Unhashable(opt), p1, o1, c0, xs, ys, chunk_size=4)
+  for a, b in zip(jax.tree.leaves(p3), jax.tree.leaves(p2)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
