@@ -1,5 +1,6 @@
 """The default native path (``native=None``: the native loops, with forward-mode AD) against the pure-JAX path and
-the all-native ``custom_vjp`` (``native=True``), for the LSTM, GRU and simple RNN at the sizes of ``rnn_layers.py``.
+the all-native ``custom_vjp`` (``native=True``), for the LSTM, GRU (both reset forms) and simple RNN at the sizes
+of ``rnn_layers.py``.
 
 The measurements behind ``jaxrnn.cells._native_scan.AUTO`` (the rule by which ``native=None`` takes the native
 loop). To time the default's form where the rule would keep the pure-JAX path (above 2^28 multiply-adds per step),
@@ -18,6 +19,7 @@ comment quotes):
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 
@@ -31,7 +33,8 @@ from jaxrnn.cells import _native_scan
 WORKLOADS = {"W1": (32, 128, 128, 256), "W2": (64, 512, 128, 128), "W3": (1, 1024, 64, 128),
              "W4": (128, 256, 512, 512), "M1": (64, 128, 256, 256), "M2": (128, 128, 256, 256)}
 VARIANTS = {"pure-JAX": False, "default": None, "native=True": True}
-CELLS = {"lstm": jaxrnn.lstm, "gru": jaxrnn.gru, "simple_rnn": jaxrnn.simple_rnn}
+CELLS = {"lstm": jaxrnn.lstm, "gru": jaxrnn.gru, "simple_rnn": jaxrnn.simple_rnn,
+         "gru_reset_before": functools.partial(jaxrnn.gru, reset_after=False)}
 
 
 def timed_function(cell, mode: str, native):

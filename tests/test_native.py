@@ -42,11 +42,18 @@ CELLS = {
     "lstm": lambda: jaxrnn.lstm(H),
     "gru": lambda: jaxrnn.gru(H),
     "gru_no_bias": lambda: jaxrnn.gru(H, use_bias=False),
+    "gru_reset_before": lambda: jaxrnn.gru(H, reset_after=False),
+    "gru_reset_before_no_bias": lambda: jaxrnn.gru(H, reset_after=False, use_bias=False),
     "simple_rnn_tanh": lambda: jaxrnn.simple_rnn(H),
     "simple_rnn_relu": lambda: jaxrnn.simple_rnn(H, activation="relu"),
     "stack_lstm_gru": lambda: jaxrnn.stack(jaxrnn.lstm(H), jaxrnn.gru(H)),
     "bidirectional_lstm": lambda: jaxrnn.bidirectional(jaxrnn.lstm(H), jaxrnn.lstm(H)),
 }
+
+
+# The native kinds' factories (hidden size -> cell).
+FACTORIES = {"lstm": jaxrnn.lstm, "gru": jaxrnn.gru, "simple_rnn": jaxrnn.simple_rnn,
+             "gru_reset_before": functools.partial(jaxrnn.gru, reset_after=False)}
 
 
 def close(a, b, tol=1e-5):
@@ -202,12 +209,12 @@ def test_half_precision_inputs_with_float32_params():
   close(got, pure, tol=0.05)  # the pure-JAX path rounds every step to bfloat16
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru"])
+@pytest.mark.parametrize("name", ["lstm", "gru", "gru_reset_before"])
 def test_one_example_equals_jax_path(name):
   """One example per step at H=128 (W3's form: the input projection hoisted by default, each step's
   matrix-vector product split over two threads where the pool has two): values and gradients equal the pure-JAX
   path's."""
-  cell = (jaxrnn.lstm if name == "lstm" else jaxrnn.gru)(128)
+  cell = FACTORIES[name](128)
   params = randomize(cell.init(jax.random.key(0), F), jax.random.key(1), scale=0.1)
   xs = jax.random.normal(jax.random.key(2), (1, 50, F), jnp.float32)
 
@@ -226,11 +233,11 @@ def test_one_example_equals_jax_path(name):
   close(jvp(None), jvp(False))
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru"])
+@pytest.mark.parametrize("name", ["lstm", "gru", "gru_reset_before"])
 def test_deep_products_equal_jax_path(name):
   """Deeper products than the other cases: 300 input features (the forward's input product, inside the loop) and
   G H = 320 (LSTM) or 240 (GRU) for the backward's dz W_h^T, with lengths; values and gradients."""
-  cell = (jaxrnn.lstm if name == "lstm" else jaxrnn.gru)(80)
+  cell = FACTORIES[name](80)
   params = randomize(cell.init(jax.random.key(0), 300), jax.random.key(1), scale=0.1)
   xs = jax.random.normal(jax.random.key(2), (6, 5, 300), jnp.float32)
 
@@ -395,6 +402,9 @@ def test_native_runs():
     ("gru", 64, 128, 128, True, "float32"),
     ("gru", 1, 64, 128, True, "float32"),  # W3: with the projection hoisted and the step split over two threads
     ("gru", 128, 512, 512, True, "float32"),  # W4
+    ("gru_reset_before", 32, 128, 256, True, "float32"),
+    ("gru_reset_before", 128, 512, 512, True, "float32"),
+    ("gru_reset_before", 512, 1024, 512, False, "float32"),
     ("simple_rnn", 128, 512, 512, True, "float32"),  # W4
     ("simple_rnn", 512, 1024, 512, False, "float32"),  # above 2^28
     ("lstm", 256, 512, 512, True, "bfloat16"),  # params and inputs stored in bfloat16: at every size
@@ -406,7 +416,7 @@ def test_default_rule(name, batch, features, hidden, native, dtype):
   """native=None takes the native loop (its FFI call is in the program) where it was measured faster, and the
   pure-JAX path elsewhere (jaxrnn.cells._native_scan.AUTO; params and inputs stored in ``dtype``); traced only,
   nothing runs."""
-  cell = {"lstm": jaxrnn.lstm, "gru": jaxrnn.gru, "simple_rnn": jaxrnn.simple_rnn}[name](hidden)
+  cell = FACTORIES[name](hidden)
   params = jax.eval_shape(lambda k: jax.tree.map(lambda a: a.astype(dtype), cell.init(k, features)),
                           jax.random.key(0))
   xs = jax.ShapeDtypeStruct((batch, 3, features), dtype)
@@ -473,7 +483,7 @@ def test_built_in_ci():
     assert jaxrnn.native.available(), jaxrnn.native.reason()
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru", "simple_rnn"])
+@pytest.mark.parametrize("name", sorted(FACTORIES))
 @pytest.mark.parametrize("batch, hidden", [(29, 40), (25, 41)])
 def test_row_blocks_and_padded_panels(name, batch, hidden):
   """Every shape the step products' micro-kernels take apart: 29 examples (a block of 24 rows, then a micro-tile of
@@ -481,7 +491,7 @@ def test_row_blocks_and_padded_panels(name, batch, hidden):
   (the last one alone where the panels go in pairs, as with AVX-512), columns past the chunk's padded, and with 41
   an odd depth G H in the backward's ``dz W_h^T`` (GRU, simple RNN); 3 features, an odd depth in the forward.
   Values and gradients equal the pure-JAX path, with lengths."""
-  cell = {"lstm": jaxrnn.lstm, "gru": jaxrnn.gru, "simple_rnn": jaxrnn.simple_rnn}[name](hidden)
+  cell = FACTORIES[name](hidden)
   params = randomize(cell.init(jax.random.key(0), 3), jax.random.key(1), scale=0.1)
   xs = jax.random.normal(jax.random.key(2), (batch, 6, 3), jnp.float32)
   lengths = jnp.arange(batch, dtype=jnp.int32) % 7
@@ -504,7 +514,7 @@ assert jaxrnn.native.available() and sys.argv[1] in jaxrnn.native.reason(), jaxr
 assert f"step kernels: {sys.argv[2]};" in jaxrnn.native.reason(), jaxrnn.native.reason()
 xs = jax.random.normal(jax.random.key(2), (25, 7, 3), jnp.float32)  # 25 rows: micro-tiles of 6, then one of 1
 lengths = jnp.arange(25, dtype=jnp.int32) % 8
-for cell in (jaxrnn.lstm(40), jaxrnn.gru(40), jaxrnn.simple_rnn(40)):
+for cell in (jaxrnn.lstm(40), jaxrnn.gru(40), jaxrnn.gru(40, reset_after=False), jaxrnn.simple_rnn(40)):
   params = cell.init(jax.random.key(0), 3)
   def loss(params, xs, native):
     carry, hs = jaxrnn.unroll(cell, params, None, xs, seq_lengths=lengths, options=RunOptions(native=native))

@@ -35,7 +35,7 @@ def test_skip_connections_sizes():
 
 def test_nested_and_sequence_path_equals_layer_by_layer():
   bidir = jaxrnn.bidirectional(jaxrnn.lstm(3), jaxrnn.gru(2))
-  inner = jaxrnn.stack(jaxrnn.gru(4, reset_after=False), jaxrnn.simple_rnn(3))  # layers without a sequence path
+  inner = jaxrnn.stack(jaxrnn.gru(4, reset_after=False), jaxrnn.simple_rnn(3))  # sequence paths that honour all
   cell = jaxrnn.stack(inner, bidir, jaxrnn.residual(jaxrnn.gru(5)))
   assert cell.sequence.honours == inner.sequence.honours == jaxrnn.types.ALL_OPTIONS
   params = cell.init(jax.random.key(0), 2)

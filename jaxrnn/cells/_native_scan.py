@@ -60,6 +60,10 @@ from jaxrnn.types import RunOptions
 # W4 used to be slower native (training 1.01-1.11 of the pure path, so the rule stopped at 2^26): the native loop's
 # two-thread split went solo for 500 ms whenever one helper was descheduled for 2 ms (rnn.cc's kSoloShare fixed
 # that), and the input side's gradients were XLA's dot (now OpenBLAS's, in the backward loop's call).
+# gru(reset_after=False) ("gru_reset_before": two products a step, the second on r h; its fallback is the scan of
+# step), default / pure-JAX, 2026-11-30 13:49 (Xeon with AVX-512, 2 vCPUs, load ~2.8; native_default.py --cell
+# gru_reset_before --cell gru --workload W1..W4 --mode train --mode infer --repeats 5): training W1 0.49, W2 0.69, W3
+# 0.17, W4 0.94; inference W1 0.48, W2 0.80, W3 0.47, W4 1.05 (gru in the same run: W4 inference 1.05, training 0.94).
 # So: native where a step has at most 2^28 multiply-adds (W1-W4, M1, M2); above, nothing was measured. min_rows is
 # 1: at B=1 the loop hoists the input projection and splits a step over two threads (HOIST_MAX_ROWS; rnn.cc's
 # split).
@@ -95,9 +99,10 @@ class AutoRange(NamedTuple):
   max_step_macs: int
 
 
-AUTO = {kind: AutoRange(min_rows=1, max_step_macs=2 ** 28) for kind in ("lstm", "gru", "simple_rnn")}
-KINDS = {"lstm": 0, "gru": 1, "simple_rnn": 2}
-GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
+AUTO = {kind: AutoRange(min_rows=1, max_step_macs=2 ** 28)
+        for kind in ("lstm", "gru", "gru_reset_before", "simple_rnn")}
+KINDS = {"lstm": 0, "gru": 1, "simple_rnn": 2, "gru_reset_before": 3}
+GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1, "gru_reset_before": 3}
 
 
 def _call(target: str, results: list, *args: Any, **attrs: Any):
@@ -112,7 +117,7 @@ def _weights(kind: str, params: Any):
   missing ``b_hn`` as zeros."""
   H = params.w_h.shape[0]
   b = params.b if params.b is not None else jnp.zeros((0,), jnp.float32)
-  if kind == "gru":
+  if kind in ("gru", "gru_reset_before"):
     b_hn = params.b_hn if params.b_hn is not None else jnp.zeros((H,), jnp.float32)
   else:
     b_hn = jnp.zeros((0,), jnp.float32)
@@ -179,8 +184,9 @@ def _backward(kind: str, relu: bool, primals, residuals, cts):
   # dz is the cotangent of u = x W_i + b (the input_transform of every cell with a native kind): the loop gave
   # those of w_i and x; b's is dz summed over steps and examples.
   d_params = params._replace(w_i=d_w_i, w_h=d_w_h, b=None if params.b is None else jnp.sum(dz, axis=(0, 1)))
-  if gru:
-    d_params = d_params._replace(b_hn=None if params.b_hn is None else jnp.sum(dzr[..., 2 * H:], axis=(0, 1)))
+  if gru or kind == "gru_reset_before":  # b_hn is added to the candidate's recurrent term (reset_before: equal to dz's)
+    d_b_hn = jnp.sum((dzr if gru else dz)[..., 2 * H:], axis=(0, 1))
+    d_params = d_params._replace(b_hn=None if params.b_hn is None else d_b_hn)
   return d_params, _carry(kind, carry, xs.shape[1:-1], dh0, dc0), dx.reshape(xs.shape)
 
 
@@ -436,8 +442,8 @@ def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fall
   """A :class:`jaxrnn.types.SequenceFn` that runs the native loop when the call fits, else ``fallback``.
 
   Args:
-    kind: ``"lstm"``, ``"gru"`` (``reset_after=True``) or ``"simple_rnn"``; ``None``: this cell never runs natively
-      (custom activations, a float64 compute dtype).
+    kind: ``"lstm"``, ``"gru"`` (``reset_after=True``), ``"gru_reset_before"`` or ``"simple_rnn"``; ``None``: this
+      cell never runs natively (custom activations, a float64 compute dtype).
     relu: for ``simple_rnn``: ReLU (``True``) or tanh.
     input_transform: the cell's ``input_transform(params, xs)``: ``x W_i + b`` (checks params and inputs).
     fallback: the pure-JAX ``run(params, carry, xs, mask, options)`` of the same function.

@@ -12,7 +12,8 @@ from jaxrnn.cells import _fused_scan
 from jaxrnn.cells import _native_scan
 from jaxrnn.cells import _parts
 from jaxrnn.cells.options import RecurrentOptions, resolve
-from jaxrnn.types import NATIVE, Cell
+from jaxrnn.types import ALL_OPTIONS, NATIVE, Cell
+from jaxrnn.unroll import unroll
 
 
 class GRUParams(NamedTuple):
@@ -56,7 +57,9 @@ def gru(
 
   With ``reset_after=True`` the cell has a whole-sequence path (``cell.sequence``, used by :func:`jaxrnn.unroll`
   in ``mode="auto"``): the same scan with a ``jax.custom_jvp`` whose backward loop keeps only ``dh_t W_h^T``;
-  the weight and input gradients are large products after it, as :func:`jaxrnn.lstm`'s.
+  the weight and input gradients are large products after it, as :func:`jaxrnn.lstm`'s. On CPU both forms run the
+  native loop where the call fits (:class:`jaxrnn.RunOptions` ``native``; ``reset_after=False`` has two products a
+  step, the second on ``r h``), else ``reset_after=False`` scans ``step``.
 
   Args:
     hidden_size: ``H``.
@@ -116,13 +119,22 @@ def gru(
     return update(carry, u, hw_rz, lambda r: _dense.add_bias(
         _dense.recurrent(r * h_prev, params.w_h[:, 2 * H:], dtype, precision).astype(h_prev.dtype), params.b_hn))
 
-  sequence = None
-  if reset_after:
-    native_kind = "gru" if _native_scan.standard(activation, gate_activation, dtype) else None
-    run = _native_scan.fused_or_native(native_kind, input_transform, pointwise, ("b_hn",), dtype, precision)
-    sequence = _fused_scan.checked(run, _check_params, GRUCarry, H, "gru", honours=NATIVE)
-
+  name = "gru" if reset_after else "gru_reset_before"
   config = _dense.config("gru", activation=activation, gate_activation=gate_activation, hidden_size=H,
                          reset_after=bool(reset_after), use_bias=bool(use_bias))
-  return _parts.transformed_cell(init, initial_carry, input_transform, step_transformed, sequence=sequence,
-                                 name="gru" if reset_after else "gru_reset_before", config=config)
+  native_kind = name if _native_scan.standard(activation, gate_activation, dtype) else None
+  if reset_after:
+    run = _native_scan.fused_or_native(native_kind, input_transform, pointwise, ("b_hn",), dtype, precision)
+    sequence = _fused_scan.checked(run, _check_params, GRUCarry, H, name, honours=NATIVE)
+    return _parts.transformed_cell(init, initial_carry, input_transform, step_transformed, sequence=sequence,
+                                   name=name, config=config)
+  # reset_after=False: the native loop where the call fits (two products a step, the second on r h), else the scan
+  # of step (which honours every option).
+  scanned = _parts.transformed_cell(init, initial_carry, input_transform, step_transformed, name=name, config=config)
+
+  def scan_of_step(params, carry, xs, mask, options):
+    lengths = None if mask is None else jnp.sum(mask.astype(jnp.int32), axis=0)
+    return unroll(scanned, params, carry, xs, seq_lengths=lengths, time_major=True, mode="step", options=options)
+
+  run = _native_scan.with_native(native_kind, False, input_transform, scan_of_step)
+  return scanned._replace(sequence=_fused_scan.checked(run, _check_params, GRUCarry, H, name, honours=ALL_OPTIONS))

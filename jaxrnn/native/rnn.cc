@@ -1,5 +1,6 @@
-// The native CPU sequence path of jaxrnn: the time loop of the LSTM, the GRU (reset_after=True) and the simple RNN,
-// forward and backward, as XLA FFI handlers (jax.ffi).
+// The native CPU sequence path of jaxrnn: the time loop of the LSTM, the GRU (reset_after=True, and False: kGRUB,
+// whose step has a second product on r h_prev and so two items a step, below) and the simple RNN, forward and
+// backward, as XLA FFI handlers (jax.ffi).
 //
 // Forward, per step: the products x_t W_i + b and h_{t-1} W_h ([B, F] x [F, G H] and [B, H] x [H, G H]) and the
 // gate arithmetic. Backward, per step: the gate derivatives dz_t and dz_t W_h^T; after the loop, the kernels' and
@@ -498,7 +499,8 @@ int64_t pool_threads(ffi::ThreadPool& pool) {
   return std::min(cap, n > 0 ? n : int64_t{1});
 }
 
-enum Kind : int64_t { kLSTM = 0, kGRU = 1, kRNN = 2 };
+// kGRUB: the GRU with reset_after=False (the reset gate applied to h before its product: two products a step).
+enum Kind : int64_t { kLSTM = 0, kGRU = 1, kRNN = 2, kGRUB = 3 };
 
 // exp(x) in float: Cephes' range reduction and polynomial (relative error below 2e-7), in plain code that the
 // compiler vectorizes (glibc's expf is a scalar call). x is clamped to [-87, 88] (results stay normal floats:
@@ -593,6 +595,26 @@ void gru_row(int64_t n, int64_t ss, int64_t sg, const float* __restrict u, const
   }
 }
 
+// GRU, reset_after=False, the second phase of a step (gates r z from the first): n = tanh(u_n + a + b_hn) with
+// a = (r h_prev) W_hn, h = (1 - z) n + z h_prev; gw: r z n and r h_prev (the product's operand, for dW_hn).
+template <bool TRAIN>
+void gru_before_row(int64_t n, int64_t sg, const float* __restrict r, const float* __restrict z,
+                    const float* __restrict un, const float* __restrict a, const float* __restrict b_hn,
+                    const float* __restrict hp, float* __restrict hn, float* __restrict hs, float* __restrict gw) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float c = fast_tanh(un[j] + a[j] + b_hn[j]);
+    const float h = (1.0f - z[j]) * c + z[j] * hp[j];
+    hn[j] = h;
+    hs[j] = h;
+    if (TRAIN) {
+      gw[j] = r[j];
+      gw[sg + j] = z[j];
+      gw[2 * sg + j] = c;
+      gw[3 * sg + j] = r[j] * hp[j];
+    }
+  }
+}
+
 // Simple RNN: h = tanh(u + s) or relu(u + s).
 void rnn_row(int64_t n, bool relu, const float* __restrict u, const float* __restrict s, float* __restrict hn,
              float* __restrict hs) {
@@ -606,7 +628,7 @@ void rnn_row(int64_t n, bool relu, const float* __restrict u, const float* __res
   }
 }
 
-int64_t gates_of(int64_t kind) { return kind == kLSTM ? 4 : kind == kGRU ? 3 : 1; }
+int64_t gates_of(int64_t kind) { return kind == kLSTM ? 4 : (kind == kGRU || kind == kGRUB) ? 3 : 1; }
 
 // ----------------------------------------------------------------------------------------------- forward
 // x: [T, B, F] (time-major inputs), w_i: [F, G H], bias: [G H] or [0] (none), w_h: [H, G H], b_hn: [H] (GRU) or
@@ -634,7 +656,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   if (projected ? xd[2] != GH : (w_i.dimensions()[0] != F || w_i.dimensions()[1] != GH)) {
     return ffi::Error::InvalidArgument("jaxrnn native: w_i must be [F, G*H] (projected: x must be [T, B, G*H])");
   }
-  const bool lstm = kind == kLSTM, gru = kind == kGRU;
+  const bool lstm = kind == kLSTM, gru = kind == kGRU, grub = kind == kGRUB;
   const float* X = x.typed_data();
   const float* WI = w_i.typed_data();
   const float* W = w_h.typed_data();
@@ -654,8 +676,8 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   }
   auto h_at = [&](int64_t t) -> float* { return train ? HA + t * B * H : slots_h.data() + (t & 1) * B * H; };
   auto c_at = [&](int64_t t) -> float* { return train ? CA + t * B * H : slots_c.data() + (t & 1) * B * H; };
-  float* GW = train && (lstm || gru) ? gates->typed_data() : nullptr;
-  const int64_t GWW = 4 * H;  // width of a gates row (LSTM: i f g o; GRU: r z n hn)
+  float* GW = train && (lstm || gru || grub) ? gates->typed_data() : nullptr;
+  const int64_t GWW = 4 * H;  // width of a gates row (LSTM: i f g o; GRU: r z n hn; GRUB: r z n (r h_prev))
 
   const int64_t threads = pool_threads(pool);
   Chunks ch = split(H, threads, B * (F + H) * GH);
@@ -674,13 +696,38 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
     if (!projected) {
       pack(F, G * jc, [&](int64_t r, int64_t n) { return WI[r * GH + column(n)]; }, packed_i.data() + F * base[k]);
     }
-    pack(H, G * jc, [&](int64_t r, int64_t n) { return W[r * GH + column(n)]; }, packed_h.data() + H * base[k]);
+    // GRUB: its first phase multiplies h by the r and z columns only.
+    pack(H, (grub ? 2 : G) * jc, [&](int64_t r, int64_t n) { return W[r * GH + column(n)]; },
+         packed_h.data() + H * base[k]);
     if (!projected && bias.element_count() == GH) {
       for (int64_t n = 0; n < G * jc; ++n) bias_k[base[k] + n] = bias.typed_data()[column(n)];
     }
   }
   // Chunk k's products of a block of rows, kRowBlock x width[k] floats each: x W_i + b and h W_h.
   std::vector<float> scratch_u(kRowBlock * base[nk]), scratch_s(kRowBlock * base[nk]);
+
+  // Chunk k's products at step t for rows [b, b + rows): su = x_t W_i + b (the caller's, when projected) on its G jc
+  // columns, ss = h_{t-1} W_h on the first hcols of them.
+  auto block_products = [&](int64_t t, int64_t k, int64_t b, int64_t rows, const float* hp, int64_t hcols) {
+    const int64_t j0 = ch.start[k], jc = ch.start[k + 1] - j0, ld = width[k];
+    float* su = scratch_u.data() + kRowBlock * base[k];
+    float* ss = scratch_s.data() + kRowBlock * base[k];
+    if (projected) {  // this chunk's columns of the caller's x W_i + b
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t g = 0; g < G; ++g) {
+          std::memcpy(su + r * ld + g * jc, X + (t * B + b + r) * GH + g * H + j0, jc * sizeof(float));
+        }
+      }
+    } else {
+      const float* bk = bias_k.data() + base[k];
+      product(rows, G * jc, F, X + (t * B + b) * F, F, packed_i.data() + F * base[k], su, ld);
+      for (int64_t r = 0; r < rows; ++r) {
+        float* row = su + r * ld;
+        for (int64_t n = 0; n < G * jc; ++n) row[n] += bk[n];
+      }
+    }
+    product(rows, hcols, H, hp + b * H, H, packed_h.data() + H * base[k], ss, ld);
+  };
 
   auto job = std::make_shared<Job>();
   job->steps = T;
@@ -689,30 +736,13 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
     const int64_t j0 = ch.start[k], j1 = ch.start[k + 1], jc = j1 - j0;
     const float* hp = t == 0 ? h0.typed_data() : h_at(t - 1);
     const float* cp = lstm ? (t == 0 ? c0.typed_data() : c_at(t - 1)) : nullptr;
-    float* su = scratch_u.data() + kRowBlock * base[k];
-    float* ss = scratch_s.data() + kRowBlock * base[k];
-    const float* bk = bias_k.data() + base[k];
+    const float* su = scratch_u.data() + kRowBlock * base[k];
+    const float* ss = scratch_s.data() + kRowBlock * base[k];
     const int64_t ld = width[k];
     float* hn = h_at(t);
     float* cn = lstm ? c_at(t) : nullptr;
     for (int64_t b = 0; b < B; ++b) {
-      if (b % kRowBlock == 0) {  // the products of rows [b, b + kRowBlock)
-        const int64_t rows = std::min(kRowBlock, B - b);
-        if (projected) {  // this chunk's columns of the caller's x W_i + b
-          for (int64_t r = 0; r < rows; ++r) {
-            for (int64_t g = 0; g < G; ++g) {
-              std::memcpy(su + r * ld + g * jc, X + (t * B + b + r) * GH + g * H + j0, jc * sizeof(float));
-            }
-          }
-        } else {
-          product(rows, G * jc, F, X + (t * B + b) * F, F, packed_i.data() + F * base[k], su, ld);
-          for (int64_t r = 0; r < rows; ++r) {
-            float* row = su + r * ld;
-            for (int64_t n = 0; n < G * jc; ++n) row[n] += bk[n];
-          }
-        }
-        product(rows, G * jc, H, hp + b * H, H, packed_h.data() + H * base[k], ss, ld);
-      }
+      if (b % kRowBlock == 0) block_products(t, k, b, std::min(kRowBlock, B - b), hp, G * jc);
       // This row's gate pre-activations: gate g of unit j0 + jj at ub[g jc + jj] (input) and sb[g jc + jj].
       const float* ub = su + (b % kRowBlock) * ld;
       const float* sb = ss + (b % kRowBlock) * ld;
@@ -750,6 +780,87 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
       }
     }
   };
+  // GRUB: two items per step and chunk. Phase A (the work above up to the gates): r and z of the chunk's units from
+  // x_t W_i + b and h W_h[:, r z], kept with u_n and r h_prev for every example (RH, read by every chunk in phase B).
+  // Phase B, once every chunk's r h_prev is done: a = (r h_prev) W_hn on the chunk's units, then n and h.
+  std::vector<int64_t> nbase(nk + 1, 0);
+  std::vector<float> packed_hn, R, Z, UN, RH, scratch_n;
+  if (grub) {
+    for (int64_t k = 0; k < nk; ++k) nbase[k + 1] = nbase[k] + round_up(ch.start[k + 1] - ch.start[k], kNR);
+    packed_hn.resize(H * nbase[nk]);
+    for (int64_t k = 0; k < nk; ++k) {
+      const int64_t j0 = ch.start[k];
+      pack(H, ch.start[k + 1] - j0, [&](int64_t r, int64_t n) { return W[r * GH + 2 * H + j0 + n]; },
+           packed_hn.data() + H * nbase[k]);
+    }
+    R.resize(B * H);
+    Z.resize(B * H);
+    UN.resize(B * H);
+    RH.resize(B * H);
+    scratch_n.resize(kRowBlock * nbase[nk]);
+    job->steps = 2 * T;
+    job->work = [&](int64_t s, int64_t k) {
+      const int64_t t = s / 2, j0 = ch.start[k], j1 = ch.start[k + 1], jc = j1 - j0;
+      const float* hp = t == 0 ? h0.typed_data() : h_at(t - 1);
+      if (s % 2 == 0) {
+        const float* su = scratch_u.data() + kRowBlock * base[k];
+        const float* ss = scratch_s.data() + kRowBlock * base[k];
+        const int64_t ld = width[k];
+        for (int64_t b = 0; b < B; ++b) {
+          if (b % kRowBlock == 0) block_products(t, k, b, std::min(kRowBlock, B - b), hp, 2 * jc);
+          const float* ub = su + (b % kRowBlock) * ld;
+          const float* sb = ss + (b % kRowBlock) * ld;
+          const float* hpb = hp + b * H + j0;
+          float* rb = R.data() + b * H + j0;
+          float* zb = Z.data() + b * H + j0;
+          float* unb = UN.data() + b * H + j0;
+          float* rhb = RH.data() + b * H + j0;
+          if (!M[t * B + b]) {  // padding: phase B keeps the carry; a zero operand row keeps its product finite
+            std::memset(rhb, 0, jc * sizeof(float));
+            continue;
+          }
+          for (int64_t jj = 0; jj < jc; ++jj) {
+            const float r = sigmoid(ub[jj] + sb[jj]);
+            rb[jj] = r;
+            zb[jj] = sigmoid(ub[jc + jj] + sb[jc + jj]);
+            unb[jj] = ub[2 * jc + jj];
+            rhb[jj] = r * hpb[jj];
+          }
+        }
+        return;
+      }
+      float* sn = scratch_n.data() + kRowBlock * nbase[k];
+      const int64_t ldn = round_up(jc, kNR);
+      float* hn = h_at(t);
+      for (int64_t b = 0; b < B; ++b) {
+        if (b % kRowBlock == 0) {
+          product(std::min(kRowBlock, B - b), jc, H, RH.data() + b * H, H, packed_hn.data() + H * nbase[k], sn, ldn);
+        }
+        const float* hpb = hp + b * H;
+        float* hnb = hn + b * H;
+        float* hsb = HS + (t * B + b) * H;
+        if (!M[t * B + b]) {  // padding: keep the carry, output zero
+          for (int64_t j = j0; j < j1; ++j) {
+            hnb[j] = hpb[j];
+            hsb[j] = 0.0f;
+          }
+          if (GW) {
+            for (int64_t g = 0; g < 4; ++g) std::memset(GW + (t * B + b) * GWW + g * H + j0, 0, jc * sizeof(float));
+          }
+          continue;
+        }
+        const float* a = sn + (b % kRowBlock) * ldn;
+        const int64_t o = b * H + j0;
+        if (GW) {
+          gru_before_row<true>(jc, H, R.data() + o, Z.data() + o, UN.data() + o, a, BN + j0, hpb + j0, hnb + j0,
+                               hsb + j0, GW + (t * B + b) * GWW + j0);
+        } else {
+          gru_before_row<false>(jc, H, R.data() + o, Z.data() + o, UN.data() + o, a, BN + j0, hpb + j0, hnb + j0,
+                                hsb + j0, nullptr);
+        }
+      }
+    };
+  }
   if (T > 0) run_job(pool, job, threads);
   const float* hl = T > 0 ? h_at(T - 1) : h0.typed_data();
   std::memcpy(h_last->typed_data(), hl, B * H * sizeof(float));
@@ -780,7 +891,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   if (w_i.dimensions()[0] != F || w_i.dimensions()[1] != GH) {
     return ffi::Error::InvalidArgument("jaxrnn native: w_i must be [F, G*H]");
   }
-  const bool lstm = kind == kLSTM, gru = kind == kGRU;
+  const bool lstm = kind == kLSTM, gru = kind == kGRU, grub = kind == kGRUB;
   const float* W = w_h.typed_data();
   const float* HA = h_all.typed_data();
   const float* CA = c_all.typed_data();
@@ -801,8 +912,8 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   // W_h^T packed per chunk: chunk k's columns are units j0 .. j1 - 1, its rows the G H gate columns of W_h.
   std::vector<int64_t> offset(nk + 1, 0);
   for (int64_t k = 0; k < nk; ++k) offset[k + 1] = offset[k] + GH * round_up(ch.start[k + 1] - ch.start[k], kNR);
-  std::vector<float> packed(offset[nk]);
-  for (int64_t k = 0; k < nk; ++k) {
+  std::vector<float> packed(grub ? 0 : offset[nk]);
+  for (int64_t k = 0; k < nk && !grub; ++k) {
     const int64_t j0 = ch.start[k];
     pack(GH, ch.start[k + 1] - j0, [&](int64_t n, int64_t jj) { return W[(j0 + jj) * GH + n]; },
          packed.data() + offset[k]);
@@ -908,6 +1019,94 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
       }
     }
   };
+  std::vector<int64_t> cols(nk + 1, 0);  // GRUB's (outside the block below: its work runs after it)
+  std::vector<float> packed_rz, packed_n, tiles;
+  if (grub) {
+    // GRU, reset_after=False: two items per step and chunk (time t = T - 1 - q at step q).
+    // Phase 1 (s = 2 q): dh_t complete on the chunk's units (adding [dr, dz]_{t+1} W_h[:, r z]^T), then
+    // dn = dh (1 - z)(1 - n^2) and dz = dh (h_prev - n) z (1 - z) into DZ, and dh_{t-1} = dh z for now.
+    // Phase 2 (s = 2 q + 1), once every unit's dn is done: d(r h_prev) = dn W_hn^T on the chunk's units, then
+    // dr = d(r h_prev) h_prev r (1 - r) into DZ and dh_{t-1} += d(r h_prev) r. Step 2 T completes dh0.
+    for (int64_t k = 0; k < nk; ++k) cols[k + 1] = cols[k] + round_up(ch.start[k + 1] - ch.start[k], kNR);
+    packed_rz.resize(2 * H * cols[nk]);
+    packed_n.resize(H * cols[nk]);
+    tiles.resize(kRowBlock * cols[nk]);
+    for (int64_t k = 0; k < nk; ++k) {
+      const int64_t j0 = ch.start[k], jc = ch.start[k + 1] - j0;
+      pack(2 * H, jc, [&](int64_t n, int64_t jj) { return W[(j0 + jj) * GH + n]; }, packed_rz.data() + 2 * H * cols[k]);
+      pack(H, jc, [&](int64_t n, int64_t jj) { return W[(j0 + jj) * GH + 2 * H + n]; }, packed_n.data() + H * cols[k]);
+    }
+    job->steps = 2 * T + 1;
+    job->work = [&](int64_t s, int64_t k) {
+      const int64_t q = s / 2, j0 = ch.start[k], j1 = ch.start[k + 1], jc = j1 - j0, ld = round_up(jc, kNR);
+      float* tile = tiles.data() + kRowBlock * cols[k];
+      float* dh_in = dh_slot.data() + (q & 1) * B * H;
+      float* dh_out = dh_slot.data() + ((q + 1) & 1) * B * H;
+      const int64_t t = T - 1 - q;
+      if (s % 2 == 0) {
+        if (q > 0) {  // dh_in += [dr, dz]_{t+1} W_h[:, r z]^T on this chunk's units
+          for (int64_t b0 = 0; b0 < B; b0 += kRowBlock) {
+            const int64_t rows = std::min(kRowBlock, B - b0);
+            product(rows, jc, 2 * H, DZ + ((t + 1) * B + b0) * GH, GH, packed_rz.data() + 2 * H * cols[k], tile, ld);
+            for (int64_t b = 0; b < rows; ++b) {
+              float* d = dh_in + (b0 + b) * H + j0;
+              for (int64_t jj = 0; jj < jc; ++jj) d[jj] += tile[b * ld + jj];
+            }
+          }
+        }
+        if (q == T) {
+          for (int64_t b = 0; b < B; ++b) {
+            std::memcpy(dh0->typed_data() + b * H + j0, dh_in + b * H + j0, jc * sizeof(float));
+          }
+          return;
+        }
+        const float* hp = t == 0 ? h0.typed_data() : HA + (t - 1) * B * H;
+        for (int64_t b = 0; b < B; ++b) {
+          const int64_t row = t * B + b;
+          float* dzb = DZ + row * GH;
+          const float* dhb = dh_in + b * H;
+          float* dhob = dh_out + b * H;
+          if (!M[row]) {  // padding: the carry's cotangent passes through
+            for (int64_t g = 0; g < G; ++g) std::memset(dzb + g * H + j0, 0, jc * sizeof(float));
+            std::memcpy(dhob + j0, dhb + j0, jc * sizeof(float));
+            continue;
+          }
+          const float* dys = DHS + row * H;
+          const float* gw = GW + row * 4 * H;
+          const float* hpb = hp + b * H;
+#pragma GCC ivdep
+          for (int64_t j = j0; j < j1; ++j) {
+            const float z = gw[H + j], n = gw[2 * H + j];
+            const float dh = dhb[j] + dys[j];
+            dzb[H + j] = dh * (hpb[j] - n) * z * (1.0f - z);
+            dzb[2 * H + j] = dh * (1.0f - z) * (1.0f - n * n);
+            dhob[j] = dh * z;
+          }
+        }
+        return;
+      }
+      const float* hp = t == 0 ? h0.typed_data() : HA + (t - 1) * B * H;
+      for (int64_t b0 = 0; b0 < B; b0 += kRowBlock) {  // d(r h_prev) = dn W_hn^T on this chunk's units
+        const int64_t rows = std::min(kRowBlock, B - b0);
+        product(rows, jc, H, DZ + (t * B + b0) * GH + 2 * H, GH, packed_n.data() + H * cols[k], tile, ld);
+        for (int64_t b = 0; b < rows; ++b) {
+          const int64_t row = t * B + b0 + b;
+          if (!M[row]) continue;  // phase 1 zeroed its dr and passed dh through
+          const float* gw = GW + row * 4 * H;
+          const float* hpb = hp + (b0 + b) * H;
+          const float* drh = tile + b * ld - j0;
+          float* dzb = DZ + row * GH;
+          float* dhob = dh_out + (b0 + b) * H;
+#pragma GCC ivdep
+          for (int64_t j = j0; j < j1; ++j) {
+            const float r = gw[j];
+            dzb[j] = drh[j] * hpb[j] * r * (1.0f - r);
+            dhob[j] += drh[j] * r;
+          }
+        }
+      }
+    };
+  }
   run_job(pool, job, threads);
 
   // Then dw, dw_i (chunk k: columns [k GH / n, (k + 1) GH / n)) and dx (chunk k: rows [k T B / n, (k + 1) T B / n)),
@@ -920,8 +1119,16 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   last->work = [&](int64_t, int64_t k) {
     const int64_t n0 = k * GH / n, n1 = (k + 1) * GH / n;
     float* DW = dw->typed_data() + n0;
-    sgemm(true, false, H, n1 - n0, B, h0.typed_data(), H, DZR + n0, GH, 0.0f, DW, GH);
-    if (T > 1) sgemm(true, false, H, n1 - n0, (T - 1) * B, HA, H, DZR + B * GH + n0, GH, 1.0f, DW, GH);
+    // h_{t-1}^T dzr_t; GRUB: its n columns multiply r h_{t-1} (the gates' 4th slot) instead.
+    const int64_t m1 = grub ? std::min(n1, 2 * H) : n1;
+    if (m1 > n0) {
+      sgemm(true, false, H, m1 - n0, B, h0.typed_data(), H, DZR + n0, GH, 0.0f, DW, GH);
+      if (T > 1) sgemm(true, false, H, m1 - n0, (T - 1) * B, HA, H, DZR + B * GH + n0, GH, 1.0f, DW, GH);
+    }
+    const int64_t m0 = std::max(n0, m1);
+    if (n1 > m0) {
+      sgemm(true, false, H, n1 - m0, T * B, GW + 3 * H, 4 * H, DZ + m0, GH, 0.0f, dw->typed_data() + m0, GH);
+    }
     sgemm(true, false, F, n1 - n0, T * B, x.typed_data(), F, DZ + n0, GH, 0.0f, dw_i->typed_data() + n0, GH);
     const int64_t r0 = k * T * B / n, r1 = (k + 1) * T * B / n;
     sgemm(false, true, r1 - r0, F, GH, DZ + r0 * GH, GH, w_i.typed_data(), GH, 0.0f, dx->typed_data() + r0 * F, F);
