@@ -89,6 +89,93 @@ void pack(int64_t K, int64_t N, At at, float* out) {
   }
 }
 
+// The vector operations of the micro-kernels' two-vector tile (tile2), per instruction set.
+#if defined(__AVX2__) && defined(__FMA__)
+struct Avx2 {
+  using V = __m256;
+  static constexpr int64_t kWidth = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static V set1(const float* a) { return _mm256_broadcast_ss(a); }
+  static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+};
+#endif
+#if defined(__AVX512F__)
+struct Avx512 {
+  using V = __m512;
+  static constexpr int64_t kWidth = 16;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static V set1(const float* a) { return _mm512_set1_ps(*a); }
+  static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+};
+#endif
+
+// C[m, 0:W] (+)= sum_k A[m, k] Q0[k, 0:W] and C[m, W:2W] (+)= sum_k A[m, k] Q1[k, 0:W] for m < M <= 6, W the vector
+// width of S (Avx2: the two halves of one 16-column panel; Avx512: two panels); Q0's and Q1's rows are kNR floats
+// apart. Per k two loads and M broadcasts feed 2 M FMAs into twelve named accumulators (an array of them is kept on
+// the stack by GCC, a store per FMA).
+template <class S, int M, bool ACC>
+inline void tile2(int64_t K, const float* A, int64_t lda, const float* Q0, const float* Q1, float* C, int64_t ldc) {
+  using V = typename S::V;
+  V a0 = S::zero(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0, a4 = a0, b4 = a0, a5 = a0, b5 = a0;
+  const float* A1 = A + lda;
+  const float* A2 = A + 2 * lda;
+  const float* A3 = A + 3 * lda;
+  const float* A4 = A + 4 * lda;
+  const float* A5 = A + 5 * lda;
+  for (int64_t k = 0; k < K; ++k) {
+    const V p0 = S::load(Q0 + k * kNR), p1 = S::load(Q1 + k * kNR);
+    V x = S::set1(A + k);
+    a0 = S::fmadd(x, p0, a0);
+    b0 = S::fmadd(x, p1, b0);
+    if (M > 1) {
+      x = S::set1(A1 + k);
+      a1 = S::fmadd(x, p0, a1);
+      b1 = S::fmadd(x, p1, b1);
+    }
+    if (M > 2) {
+      x = S::set1(A2 + k);
+      a2 = S::fmadd(x, p0, a2);
+      b2 = S::fmadd(x, p1, b2);
+    }
+    if (M > 3) {
+      x = S::set1(A3 + k);
+      a3 = S::fmadd(x, p0, a3);
+      b3 = S::fmadd(x, p1, b3);
+    }
+    if (M > 4) {
+      x = S::set1(A4 + k);
+      a4 = S::fmadd(x, p0, a4);
+      b4 = S::fmadd(x, p1, b4);
+    }
+    if (M > 5) {
+      x = S::set1(A5 + k);
+      a5 = S::fmadd(x, p0, a5);
+      b5 = S::fmadd(x, p1, b5);
+    }
+  }
+  auto put = [&](int m, V lo, V hi) {
+    float* c = C + m * ldc;
+    if (ACC) {
+      lo = S::add(lo, S::load(c));
+      hi = S::add(hi, S::load(c + S::kWidth));
+    }
+    S::store(c, lo);
+    S::store(c + S::kWidth, hi);
+  };
+  put(0, a0, b0);
+  if (M > 1) put(1, a1, b1);
+  if (M > 2) put(2, a2, b2);
+  if (M > 3) put(3, a3, b3);
+  if (M > 4) put(4, a4, b4);
+  if (M > 5) put(5, a5, b5);
+}
+
 // C[0:M, 0:16] (+)= A[0:M, 0:K] P[0:K, 0:16] (one panel); A row stride lda, C row stride ldc.
 template <int M, bool ACC>
 inline void micro(int64_t K, const float* A, int64_t lda, const float* P, float* C, int64_t ldc) {
@@ -149,60 +236,7 @@ inline void micro(int64_t K, const float* A, int64_t lda, const float* P, float*
   if (M > 4) put(4, _mm512_add_ps(a4, b4));
   if (M > 5) put(5, _mm512_add_ps(a5, b5));
 #elif defined(__AVX2__) && defined(__FMA__)
-  // Twelve named accumulators (an array of them is kept on the stack by GCC, a store per FMA).
-  __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0, a4 = a0, b4 = a0,
-         a5 = a0, b5 = a0;
-  const float* A1 = A + lda;
-  const float* A2 = A + 2 * lda;
-  const float* A3 = A + 3 * lda;
-  const float* A4 = A + 4 * lda;
-  const float* A5 = A + 5 * lda;
-  for (int64_t k = 0; k < K; ++k) {
-    const __m256 p0 = _mm256_loadu_ps(P + k * kNR), p1 = _mm256_loadu_ps(P + k * kNR + 8);
-    __m256 x = _mm256_broadcast_ss(A + k);
-    a0 = _mm256_fmadd_ps(x, p0, a0);
-    b0 = _mm256_fmadd_ps(x, p1, b0);
-    if (M > 1) {
-      x = _mm256_broadcast_ss(A1 + k);
-      a1 = _mm256_fmadd_ps(x, p0, a1);
-      b1 = _mm256_fmadd_ps(x, p1, b1);
-    }
-    if (M > 2) {
-      x = _mm256_broadcast_ss(A2 + k);
-      a2 = _mm256_fmadd_ps(x, p0, a2);
-      b2 = _mm256_fmadd_ps(x, p1, b2);
-    }
-    if (M > 3) {
-      x = _mm256_broadcast_ss(A3 + k);
-      a3 = _mm256_fmadd_ps(x, p0, a3);
-      b3 = _mm256_fmadd_ps(x, p1, b3);
-    }
-    if (M > 4) {
-      x = _mm256_broadcast_ss(A4 + k);
-      a4 = _mm256_fmadd_ps(x, p0, a4);
-      b4 = _mm256_fmadd_ps(x, p1, b4);
-    }
-    if (M > 5) {
-      x = _mm256_broadcast_ss(A5 + k);
-      a5 = _mm256_fmadd_ps(x, p0, a5);
-      b5 = _mm256_fmadd_ps(x, p1, b5);
-    }
-  }
-  auto put = [&](int m, __m256 lo, __m256 hi) {
-    float* c = C + m * ldc;
-    if (ACC) {
-      lo = _mm256_add_ps(lo, _mm256_loadu_ps(c));
-      hi = _mm256_add_ps(hi, _mm256_loadu_ps(c + 8));
-    }
-    _mm256_storeu_ps(c, lo);
-    _mm256_storeu_ps(c + 8, hi);
-  };
-  put(0, a0, b0);
-  if (M > 1) put(1, a1, b1);
-  if (M > 2) put(2, a2, b2);
-  if (M > 3) put(3, a3, b3);
-  if (M > 4) put(4, a4, b4);
-  if (M > 5) put(5, a5, b5);
+  tile2<Avx2, M, ACC>(K, A, lda, P, P + Avx2::kWidth, C, ldc);
 #else
   float acc[M][kNR] = {};
   for (int64_t k = 0; k < K; ++k) {
@@ -290,60 +324,7 @@ inline void micro_rows(int64_t M, int64_t K, const float* A, int64_t lda, const 
 }
 
 #if defined(__AVX512F__)
-// C[0:M, 0:32] = A[0:M, 0:K] [P0 P1] (two panels, one zmm each): 6 rows x 2 panels, twelve accumulators; per k two
-// panel loads and M broadcasts feed 2 M FMAs.
-template <int M>
-inline void micro2(int64_t K, const float* A, int64_t lda, const float* P0, const float* P1, float* C, int64_t ldc) {
-  __m512 a0 = _mm512_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0, a4 = a0, b4 = a0,
-         a5 = a0, b5 = a0;
-  const float* A1 = A + lda;
-  const float* A2 = A + 2 * lda;
-  const float* A3 = A + 3 * lda;
-  const float* A4 = A + 4 * lda;
-  const float* A5 = A + 5 * lda;
-  for (int64_t k = 0; k < K; ++k) {
-    const __m512 p0 = _mm512_loadu_ps(P0 + k * kNR), p1 = _mm512_loadu_ps(P1 + k * kNR);
-    __m512 x = _mm512_set1_ps(A[k]);
-    a0 = _mm512_fmadd_ps(x, p0, a0);
-    b0 = _mm512_fmadd_ps(x, p1, b0);
-    if (M > 1) {
-      x = _mm512_set1_ps(A1[k]);
-      a1 = _mm512_fmadd_ps(x, p0, a1);
-      b1 = _mm512_fmadd_ps(x, p1, b1);
-    }
-    if (M > 2) {
-      x = _mm512_set1_ps(A2[k]);
-      a2 = _mm512_fmadd_ps(x, p0, a2);
-      b2 = _mm512_fmadd_ps(x, p1, b2);
-    }
-    if (M > 3) {
-      x = _mm512_set1_ps(A3[k]);
-      a3 = _mm512_fmadd_ps(x, p0, a3);
-      b3 = _mm512_fmadd_ps(x, p1, b3);
-    }
-    if (M > 4) {
-      x = _mm512_set1_ps(A4[k]);
-      a4 = _mm512_fmadd_ps(x, p0, a4);
-      b4 = _mm512_fmadd_ps(x, p1, b4);
-    }
-    if (M > 5) {
-      x = _mm512_set1_ps(A5[k]);
-      a5 = _mm512_fmadd_ps(x, p0, a5);
-      b5 = _mm512_fmadd_ps(x, p1, b5);
-    }
-  }
-  auto put = [&](int m, __m512 lo, __m512 hi) {
-    _mm512_storeu_ps(C + m * ldc, lo);
-    _mm512_storeu_ps(C + m * ldc + kNR, hi);
-  };
-  put(0, a0, b0);
-  if (M > 1) put(1, a1, b1);
-  if (M > 2) put(2, a2, b2);
-  if (M > 3) put(3, a3, b3);
-  if (M > 4) put(4, a4, b4);
-  if (M > 5) put(5, a5, b5);
-}
-
+// C[0:M, 0:32] = A[0:M, 0:K] [P0 P1] (two panels, a zmm per panel row).
 inline void micro2_rows(int64_t M, int64_t K, const float* A, int64_t lda, const float* P0, const float* P1, float* C,
                         int64_t ldc) {
   switch (M) {
@@ -351,18 +332,19 @@ inline void micro2_rows(int64_t M, int64_t K, const float* A, int64_t lda, const
       micro_one<false>(K, A, P0, C);
       micro_one<false>(K, A, P1, C + kNR);
       break;
-    case 2: micro2<2>(K, A, lda, P0, P1, C, ldc); break;
-    case 3: micro2<3>(K, A, lda, P0, P1, C, ldc); break;
-    case 4: micro2<4>(K, A, lda, P0, P1, C, ldc); break;
-    case 5: micro2<5>(K, A, lda, P0, P1, C, ldc); break;
-    default: micro2<6>(K, A, lda, P0, P1, C, ldc); break;
+    case 2: tile2<Avx512, 2, false>(K, A, lda, P0, P1, C, ldc); break;
+    case 3: tile2<Avx512, 3, false>(K, A, lda, P0, P1, C, ldc); break;
+    case 4: tile2<Avx512, 4, false>(K, A, lda, P0, P1, C, ldc); break;
+    case 5: tile2<Avx512, 5, false>(K, A, lda, P0, P1, C, ldc); break;
+    default: tile2<Avx512, 6, false>(K, A, lda, P0, P1, C, ldc); break;
   }
 }
 #endif
 
 // C[0:M, 0:round_up(N, 16)] = A[0:M, 0:K] P for the panels of N columns (C's row stride ldc >= round_up(N, 16)):
 // panel-major over micro-tiles of 6 rows, so a panel is reused from L1 by all M (<= kRowBlock) rows. With AVX-512
-// the panels go in pairs (micro2: a zmm per panel row, so one panel gives a micro-tile too few accumulators).
+// the panels go in pairs (tile2 over two panels: a zmm per panel row, so one panel alone gives a micro-tile too few
+// accumulators).
 inline void product(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* P, float* C,
                     int64_t ldc) {
   int64_t p = 0;
