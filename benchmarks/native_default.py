@@ -1,6 +1,6 @@
 """The default native path (``native=None``: the native loops, with forward-mode AD) against the pure-JAX path and
-the all-native ``custom_vjp`` (``native=True``), for the LSTM, GRU (both reset forms) and simple RNN at the sizes
-of ``rnn_layers.py``.
+the all-native ``custom_vjp`` (``native=True``), for the LSTM, GRU (both reset forms), simple RNN and LSTMP
+(P = H / 2) at the sizes of ``rnn_layers.py``.
 
 The measurements behind ``jaxrnn.cells._native_scan.AUTO`` (the rule by which ``native=None`` takes the native
 loop). To time the default's form where the rule would keep the pure-JAX path (above 2^28 multiply-adds per step),
@@ -34,7 +34,8 @@ WORKLOADS = {"W1": (32, 128, 128, 256), "W2": (64, 512, 128, 128), "W3": (1, 102
              "W4": (128, 256, 512, 512), "M1": (64, 128, 256, 256), "M2": (128, 128, 256, 256)}
 VARIANTS = {"pure-JAX": False, "default": None, "native=True": True}
 CELLS = {"lstm": jaxrnn.lstm, "gru": jaxrnn.gru, "simple_rnn": jaxrnn.simple_rnn,
-         "gru_reset_before": functools.partial(jaxrnn.gru, reset_after=False)}
+         "gru_reset_before": functools.partial(jaxrnn.gru, reset_after=False),
+         "lstmp": lambda hidden, **kw: jaxrnn.lstmp(hidden, hidden // 2, **kw)}  # P = H / 2
 
 
 def timed_function(cell, mode: str, native):

@@ -189,6 +189,10 @@ BAD = [
      r"params must be a LSTMParams\('w_i', 'w_h', 'b'\) \(build them with cell.init\), got GRUParams"),
     ("step_params_other_hidden_size", lambda: step("gru", x(), params=jaxrnn.gru(5).init(K, 3)), ValueError,
      r"params.w_h must have shape \(4, 12\), got shape \(5, 15\)"),
+    ("unroll_lstmp_projection_of_other_size",  # the native path (on CPU) as the scan: both check w_r
+     lambda: jaxrnn.unroll(jaxrnn.lstmp(8, 4), jaxrnn.lstmp(8, 5).init(K, 3)._replace(
+         w_h=jaxrnn.lstmp(8, 4).init(K, 3).w_h), None, jnp.ones((2, 5, 3))), ValueError,
+     r"params.w_r must have shape \(8, 4\), got shape \(8, 5\)"),
     ("step_params_empty_tuple", lambda: step("min_gru", x(), params=()), TypeError,
      r"params must be a MinGRUParams.*got tuple"),
     ("stack_params_wrong_length", lambda: step("stack", x(), params=built("stack")[1][:1]), TypeError,

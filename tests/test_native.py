@@ -44,6 +44,8 @@ CELLS = {
     "gru_no_bias": lambda: jaxrnn.gru(H, use_bias=False),
     "gru_reset_before": lambda: jaxrnn.gru(H, reset_after=False),
     "gru_reset_before_no_bias": lambda: jaxrnn.gru(H, reset_after=False, use_bias=False),
+    "lstmp": lambda: jaxrnn.lstmp(H, 24),
+    "lstmp_wide": lambda: jaxrnn.lstmp(H, 80, use_bias=False),  # a projection wider than the cell
     "simple_rnn_tanh": lambda: jaxrnn.simple_rnn(H),
     "simple_rnn_relu": lambda: jaxrnn.simple_rnn(H, activation="relu"),
     "stack_lstm_gru": lambda: jaxrnn.stack(jaxrnn.lstm(H), jaxrnn.gru(H)),
@@ -53,7 +55,8 @@ CELLS = {
 
 # The native kinds' factories (hidden size -> cell).
 FACTORIES = {"lstm": jaxrnn.lstm, "gru": jaxrnn.gru, "simple_rnn": jaxrnn.simple_rnn,
-             "gru_reset_before": functools.partial(jaxrnn.gru, reset_after=False)}
+             "gru_reset_before": functools.partial(jaxrnn.gru, reset_after=False),
+             "lstmp": lambda hidden: jaxrnn.lstmp(hidden, hidden // 2 + 3)}
 
 
 def close(a, b, tol=1e-5):
@@ -209,7 +212,7 @@ def test_half_precision_inputs_with_float32_params():
   close(got, pure, tol=0.05)  # the pure-JAX path rounds every step to bfloat16
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru", "gru_reset_before"])
+@pytest.mark.parametrize("name", ["lstm", "gru", "gru_reset_before", "lstmp"])
 def test_one_example_equals_jax_path(name):
   """One example per step at H=128 (W3's form: the input projection hoisted by default, each step's
   matrix-vector product split over two threads where the pool has two): values and gradients equal the pure-JAX
@@ -233,7 +236,7 @@ def test_one_example_equals_jax_path(name):
   close(jvp(None), jvp(False))
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru", "gru_reset_before"])
+@pytest.mark.parametrize("name", ["lstm", "gru", "gru_reset_before", "lstmp"])
 def test_deep_products_equal_jax_path(name):
   """Deeper products than the other cases: 300 input features (the forward's input product, inside the loop) and
   G H = 320 (LSTM) or 240 (GRU) for the backward's dz W_h^T, with lengths; values and gradients."""
@@ -405,6 +408,8 @@ def test_native_runs():
     ("gru_reset_before", 32, 128, 256, True, "float32"),
     ("gru_reset_before", 128, 512, 512, True, "float32"),
     ("gru_reset_before", 512, 1024, 512, False, "float32"),
+    ("lstmp", 32, 128, 256, True, "float32"),  # P = 131
+    ("lstmp", 256, 1024, 512, False, "float32"),  # 2^28 and more: (1024 + 259) 2048 + 512 259 per example
     ("simple_rnn", 128, 512, 512, True, "float32"),  # W4
     ("simple_rnn", 512, 1024, 512, False, "float32"),  # above 2^28
     ("lstm", 256, 512, 512, True, "bfloat16"),  # params and inputs stored in bfloat16: at every size
@@ -514,7 +519,8 @@ assert jaxrnn.native.available() and sys.argv[1] in jaxrnn.native.reason(), jaxr
 assert f"step kernels: {sys.argv[2]};" in jaxrnn.native.reason(), jaxrnn.native.reason()
 xs = jax.random.normal(jax.random.key(2), (25, 7, 3), jnp.float32)  # 25 rows: micro-tiles of 6, then one of 1
 lengths = jnp.arange(25, dtype=jnp.int32) % 8
-for cell in (jaxrnn.lstm(40), jaxrnn.gru(40), jaxrnn.gru(40, reset_after=False), jaxrnn.simple_rnn(40)):
+for cell in (jaxrnn.lstm(40), jaxrnn.gru(40), jaxrnn.gru(40, reset_after=False), jaxrnn.simple_rnn(40),
+             jaxrnn.lstmp(40, 23)):
   params = cell.init(jax.random.key(0), 3)
   def loss(params, xs, native):
     carry, hs = jaxrnn.unroll(cell, params, None, xs, seq_lengths=lengths, options=RunOptions(native=native))

@@ -10,7 +10,7 @@ Dtype policy of every dense cell (the same pair as Flax's ``dtype``/``param_dtyp
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -82,10 +82,13 @@ def check_init_args(key: Any, input_size: Any) -> int:
   return _checks.positive_int("input_size", input_size)
 
 
-def check_carry(carry: Any, carry_type: type[Any], batch_shape: Sequence[int], hidden_size: int) -> None:
+def check_carry(carry: Any, carry_type: type[Any], batch_shape: Sequence[int],
+                hidden_size: Union[int, Mapping[str, int]]) -> None:
+  """Checks a carry of ``carry_type`` with leaves ``[*B, hidden_size]`` (a mapping: each field's own width)."""
   _checks.carry_type("carry", carry, carry_type)
   for field in carry_type._fields:
-    _checks.carry_leaf(f"carry.{field}", getattr(carry, field), batch_shape, (hidden_size,))
+    width = hidden_size[field] if isinstance(hidden_size, Mapping) else hidden_size
+    _checks.carry_leaf(f"carry.{field}", getattr(carry, field), batch_shape, (width,))
 
 
 def check_layer_carries(carry: Any, num_layers: int, carry_type: type[Any], batch_shape: Sequence[int],

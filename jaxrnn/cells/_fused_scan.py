@@ -32,7 +32,7 @@ this path is its pure-JAX form (and its forward mode).
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, FrozenSet, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, FrozenSet, Mapping, Optional, Sequence, Tuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -214,8 +214,8 @@ def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fie
   return run
 
 
-def checked(run: Callable, check_params: Callable, carry_type: type, hidden_size: int, name: str,
-            routes: Optional[Mapping[str, choice.Route]] = None,
+def checked(run: Callable, check_params: Callable, carry_type: type, hidden_size: Union[int, Mapping[str, int]],
+            name: str, routes: Optional[Mapping[str, choice.Route]] = None,
             honours: FrozenSet[str] = FUSED_SCAN) -> SequencePath:
   """A cell's :class:`jaxrnn.SequencePath`: checks params and carry, then calls ``run`` (or the kernel that
   ``options.kernel`` chooses among ``routes``, see :mod:`jaxrnn.kernels.choice`; ``name`` is the cell's name and

@@ -64,6 +64,9 @@ from jaxrnn.types import RunOptions
 # step), default / pure-JAX, 2026-11-30 13:49 (Xeon with AVX-512, 2 vCPUs, load ~2.8; native_default.py --cell
 # gru_reset_before --cell gru --workload W1..W4 --mode train --mode infer --repeats 5): training W1 0.49, W2 0.69, W3
 # 0.17, W4 0.94; inference W1 0.48, W2 0.80, W3 0.47, W4 1.05 (gru in the same run: W4 inference 1.05, training 0.94).
+# lstmp (P = H / 2; two products a step, the second the projection; fallback: the scan of step), the same command
+# with --cell lstmp, 14:10 (load ~1.2): training W1 0.42, W2 0.66, W3 0.48, W4 0.89; inference W1 0.75, W2 0.63, W3
+# 0.93, W4 1.07. Its multiply-adds per step count the projection too (step_macs).
 # So: native where a step has at most 2^28 multiply-adds (W1-W4, M1, M2); above, nothing was measured. min_rows is
 # 1: at B=1 the loop hoists the input projection and splits a step over two threads (HOIST_MAX_ROWS; rnn.cc's
 # split).
@@ -100,9 +103,10 @@ class AutoRange(NamedTuple):
 
 
 AUTO = {kind: AutoRange(min_rows=1, max_step_macs=2 ** 28)
-        for kind in ("lstm", "gru", "gru_reset_before", "simple_rnn")}
-KINDS = {"lstm": 0, "gru": 1, "simple_rnn": 2, "gru_reset_before": 3}
-GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1, "gru_reset_before": 3}
+        for kind in ("lstm", "gru", "gru_reset_before", "simple_rnn", "lstmp")}
+KINDS = {"lstm": 0, "gru": 1, "simple_rnn": 2, "gru_reset_before": 3, "lstmp": 4}
+GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1, "gru_reset_before": 3, "lstmp": 4}
+WITH_C = ("lstm", "lstmp")  # the kinds whose carry has a cell state c
 
 
 def _call(target: str, results: list, *args: Any, **attrs: Any):
@@ -113,15 +117,17 @@ def _call(target: str, results: list, *args: Any, **attrs: Any):
 
 
 def _weights(kind: str, params: Any):
-  """``(w_i, b, w_h, b_hn)`` as the native loop takes them: a missing bias as an empty array, and for the GRU a
-  missing ``b_hn`` as zeros."""
+  """``(w_i, b, w_h, extra)`` as the native loop takes them: a missing bias as an empty array; ``extra``: for the GRU
+  ``b_hn`` (missing: zeros), for the LSTMP the projection ``w_r``, else empty."""
   H = params.w_h.shape[0]
   b = params.b if params.b is not None else jnp.zeros((0,), jnp.float32)
   if kind in ("gru", "gru_reset_before"):
-    b_hn = params.b_hn if params.b_hn is not None else jnp.zeros((H,), jnp.float32)
+    extra = params.b_hn if params.b_hn is not None else jnp.zeros((H,), jnp.float32)
+  elif kind == "lstmp":
+    extra = params.w_r
   else:
-    b_hn = jnp.zeros((0,), jnp.float32)
-  return params.w_i, b, params.w_h, b_hn
+    extra = jnp.zeros((0,), jnp.float32)
+  return params.w_i, b, params.w_h, extra
 
 
 INFER, BACKWARD_RESIDUALS = 0, 1  # what the native forward keeps besides hs (its `train` attribute)
@@ -140,12 +146,12 @@ def _forward(kind: str, relu: bool, mode: int, params, x, h0, c0, mask, project:
   which JAX runs on all steps before the loop (hoisted: the loop reads ``[T, B, G H]``)."""
   T, B, _ = x.shape
   w_i, b, w_h, b_hn = _weights(kind, params)
-  H = w_h.shape[0]
+  P, H = w_h.shape[0], w_h.shape[1] // GATES[kind]  # P: the carried h's width (H but for the LSTMP)
   f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
-  lstm = kind == "lstm"
+  with_c = kind in WITH_C
   steps = T if mode == BACKWARD_RESIDUALS else 0
   gates = steps if kind != "simple_rnn" else 0
-  results = [f32(T, B, H), f32(B, H), f32(B, H if lstm else 0), f32(steps, B, H), f32(steps if lstm else 0, B, H),
+  results = [f32(T, B, P), f32(B, P), f32(B, H if with_c else 0), f32(steps, B, P), f32(steps if with_c else 0, B, H),
              f32(gates, B, 4 * H)]
   operand = x if project is None else _projection(project, params, x)
   return _call(native.FORWARD, results, operand, w_i, b, w_h, b_hn, h0, c0, mask, kind=KINDS[kind], relu=relu,
@@ -169,24 +175,28 @@ def _backward(kind: str, relu: bool, primals, residuals, cts):
   h_all, c_all, gates = residuals
   d_carry, dhs = cts
   x, h0, c0, m = _flat(kind, carry, xs, mask)
-  T, B, H = h_all.shape
-  w_i, _, w_h, _ = _weights(kind, params)
+  T, B, P = h_all.shape  # P: the carried h's width (H but for the LSTMP)
+  w_i, _, w_h, extra = _weights(kind, params)
   F, GH = w_i.shape
+  H = GH // GATES[kind]
   f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
   gru = kind == "gru"
-  lstm = kind == "lstm"
-  dc_last = d_carry.c.reshape((B, H)) if lstm else jnp.zeros((B, 0), jnp.float32)
-  results = [f32(T, B, GH), f32(T if gru else 0, B, GH), f32(B, H), f32(B, H if lstm else 0), f32(H, GH),
-             f32(T, B, F), f32(F, GH)]
-  dz, dzr, dh0, dc0, d_w_h, dx, d_w_i = _call(native.BACKWARD, results, x, w_i, w_h, h0, c0, h_all, c_all, gates,
-                                              m, dhs.reshape((T, B, H)), d_carry.h.reshape((B, H)), dc_last,
-                                              kind=KINDS[kind], relu=relu)
+  with_c = kind in WITH_C
+  w_r = extra if kind == "lstmp" else jnp.zeros((0, 0), jnp.float32)
+  dc_last = d_carry.c.reshape((B, H)) if with_c else jnp.zeros((B, 0), jnp.float32)
+  results = [f32(T, B, GH), f32(T if gru else 0, B, GH), f32(B, P), f32(B, H if with_c else 0), f32(P, GH),
+             f32(T, B, F), f32(F, GH), f32(*w_r.shape)]
+  dz, dzr, dh0, dc0, d_w_h, dx, d_w_i, d_w_r = _call(
+      native.BACKWARD, results, x, w_i, w_h, w_r, h0, c0, h_all, c_all, gates, m, dhs.reshape((T, B, P)),
+      d_carry.h.reshape((B, P)), dc_last, kind=KINDS[kind], relu=relu)
   # dz is the cotangent of u = x W_i + b (the input_transform of every cell with a native kind): the loop gave
   # those of w_i and x; b's is dz summed over steps and examples.
   d_params = params._replace(w_i=d_w_i, w_h=d_w_h, b=None if params.b is None else jnp.sum(dz, axis=(0, 1)))
   if gru or kind == "gru_reset_before":  # b_hn is added to the candidate's recurrent term (reset_before: equal to dz's)
     d_b_hn = jnp.sum((dzr if gru else dz)[..., 2 * H:], axis=(0, 1))
     d_params = d_params._replace(b_hn=None if params.b_hn is None else d_b_hn)
+  if kind == "lstmp":
+    d_params = d_params._replace(w_r=d_w_r)
   return d_params, _carry(kind, carry, xs.shape[1:-1], dh0, dc0), dx.reshape(xs.shape)
 
 
@@ -236,7 +246,7 @@ def standard(activation: Any, gate_activation: Any, dtype: Any, activations=("ta
 def _carry(kind: str, carry: Any, lead: Tuple[int, ...], h: jax.Array, c: jax.Array) -> Any:
   """``carry`` with its leaves from the native loop's flat ``h`` (and ``c``), reshaped to ``lead + (H,)``."""
   fields = dict(h=h.reshape(lead + h.shape[-1:]))
-  if kind == "lstm":
+  if kind in WITH_C:
     fields["c"] = c.reshape(lead + c.shape[-1:])
   return carry._replace(**fields)
 
@@ -245,9 +255,8 @@ def _flat(kind: str, carry: Any, xs: jax.Array, mask: Optional[jax.Array]):
   """``(x [T, n, F], h0 [n, H], c0 [n, H] or [n, 0], mask int32[T, n])``: the native loop's operands, the batch
   axes of ``xs: [T, *B, F]`` flattened to ``n``."""
   T, n = xs.shape[0], math.prod(xs.shape[1:-1])
-  H = carry.h.shape[-1]
-  h0 = carry.h.reshape((n, H))
-  c0 = carry.c.reshape((n, H)) if kind == "lstm" else jnp.zeros((n, 0), jnp.float32)
+  h0 = carry.h.reshape((n, carry.h.shape[-1]))
+  c0 = carry.c.reshape((n, carry.c.shape[-1])) if kind in WITH_C else jnp.zeros((n, 0), jnp.float32)
   m = jnp.ones((T, n), jnp.int32) if mask is None else mask.reshape((T, n)).astype(jnp.int32)
   return xs.reshape((T, n, xs.shape[-1])), h0, c0, m
 
@@ -424,14 +433,22 @@ def native_derivative(kind: str, relu: bool, input_transform: Callable, fallback
   return run
 
 
-def auto_refuses(kind: str, rows: int, features: int, hidden: int, bfloat16: bool = False) -> Optional[str]:
-  """Why ``native=None`` keeps the pure-JAX path for this call (``None``: it runs the native loop): the measured
-  rule :data:`AUTO` (see this module's comment), at every size when a param, the carry or the inputs are stored in
-  ``bfloat16`` (see :data:`HALF`)."""
+def step_macs(kind: str, params: Any, rows: int, features: int) -> int:
+  """The multiply-adds of one step's products: ``rows * (F + P) * G H`` (``P``: the carried ``h``'s width, ``H``
+  but for the LSTMP, whose projection adds ``rows * H * P``)."""
+  recurrent, gates_width = params.w_h.shape
+  macs = rows * (features + recurrent) * gates_width
+  return macs + (rows * math.prod(params.w_r.shape) if kind == "lstmp" else 0)
+
+
+def auto_refuses(kind: str, rows: int, macs: int, bfloat16: bool = False) -> Optional[str]:
+  """Why ``native=None`` keeps the pure-JAX path for a call of ``rows`` examples per step and ``macs`` multiply-adds
+  per step (:func:`step_macs`; ``None``: it runs the native loop): the measured rule :data:`AUTO` (see this
+  module's comment), at every size when a param, the carry or the inputs are stored in ``bfloat16`` (see
+  :data:`HALF`)."""
   rule = AUTO[kind]
   if rows < rule.min_rows:
     return f"{rows} examples (native=None runs the native {kind} loop from {rule.min_rows})"
-  macs = rows * (features + hidden) * GATES[kind] * hidden
   if macs > rule.max_step_macs and not bfloat16:
     return (f"{macs} multiply-adds per step (native=None runs the native {kind} loop up to "
             f"{rule.max_step_macs})")
@@ -442,8 +459,8 @@ def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fall
   """A :class:`jaxrnn.types.SequenceFn` that runs the native loop when the call fits, else ``fallback``.
 
   Args:
-    kind: ``"lstm"``, ``"gru"`` (``reset_after=True``), ``"gru_reset_before"`` or ``"simple_rnn"``; ``None``: this
-      cell never runs natively (custom activations, a float64 compute dtype).
+    kind: ``"lstm"``, ``"gru"`` (``reset_after=True``), ``"gru_reset_before"``, ``"simple_rnn"`` or ``"lstmp"``;
+      ``None``: this cell never runs natively (custom activations, a float64 compute dtype).
     relu: for ``simple_rnn``: ReLU (``True``) or tanh.
     input_transform: the cell's ``input_transform(params, xs)``: ``x W_i + b`` (checks params and inputs).
     fallback: the pure-JAX ``run(params, carry, xs, mask, options)`` of the same function.
@@ -459,8 +476,8 @@ def with_native(kind: Optional[str], relu: bool, input_transform: Callable, fall
     stored = {l.dtype for l in jax.tree.leaves((params, carry, xs))}
     if why is None and options.native is None:
       assert kind is not None  # fits() gives a reason for kind=None
-      why = auto_refuses(kind, math.prod(xs.shape[1:-1]), xs.shape[-1], params.w_h.shape[0],
-                         jnp.dtype(jnp.bfloat16) in stored)
+      rows = math.prod(xs.shape[1:-1])
+      why = auto_refuses(kind, rows, step_macs(kind, params, rows, xs.shape[-1]), jnp.dtype(jnp.bfloat16) in stored)
     if options.native is False or why is not None:
       if options.native:
         raise ValueError(f"RunOptions(native=True) but the native CPU path cannot run this call: {why}")

@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Callable, NamedTuple, Optional, Union, Unpack
 
 import jax
+import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
+from jaxrnn.cells import _fused_scan
 from jaxrnn.cells import _lstm_common
+from jaxrnn.cells import _native_scan
 from jaxrnn.cells import _parts
 from jaxrnn.cells.options import RecurrentOptions, resolve
-from jaxrnn.types import Cell
+from jaxrnn.types import ALL_OPTIONS, Cell
+from jaxrnn.unroll import unroll
 
 
 class LSTMPParams(NamedTuple):
@@ -55,6 +59,9 @@ def lstmp(
   ``h`` are ``[*B, P]``, the cell ``c`` stays ``[*B, H]``. PyTorch's weights map as ``w_i = weight_ih.T``,
   ``w_h = weight_hh.T``, ``b = bias_ih + bias_hh``, ``w_r = weight_hr.T``.
 
+  The cell has a whole-sequence path (``cell.sequence``, used by :func:`jaxrnn.unroll` in ``mode="auto"``): on CPU
+  the native loop where the call fits (:class:`jaxrnn.RunOptions` ``native``), else the scan of ``step``.
+
   Args:
     hidden_size: ``H``, the cell width.
     proj_size: ``P``, the output and recurrent width (PyTorch requires ``P < H``; any ``P`` works here).
@@ -94,12 +101,17 @@ def lstmp(
     w_r = _dense.init_blocks(k_r, projection_init, H, P, 1, param_dtype)
     return LSTMPParams(w_i=w_i, w_h=w_h, b=b, w_r=w_r)
 
-  _, initial_carry, input_transform, _, check_step = _dense.dense_parts(
+  _, initial_carry, input_transform, check_dense, check_step = _dense.dense_parts(
       H, 4, LSTMPParams, LSTMPCarry, opts, init=init, recurrent_rows=P, carry_features=dict(h=(P,), c=(H,)),
       use_bias=use_bias)
 
+  def check_params(params):
+    check_dense(params)
+    _checks.param_shape("params.w_r", params.w_r, (H, P))
+
   def step_transformed(params, carry, u):
     u = check_step(params, carry, u)
+    _checks.param_shape("params.w_r", params.w_r, (H, P))
     z = u + _dense.recurrent(carry.h, params.w_h, dtype, precision)
     z = z.astype(carry.c.dtype)
     c, o = _lstm_common.gates(z, carry.c, act, gate_act)
@@ -108,5 +120,16 @@ def lstmp(
 
   config = _dense.config("lstmp", activation=activation, gate_activation=gate_activation, hidden_size=H,
                          proj_size=P, use_bias=bool(use_bias))
-  return _parts.transformed_cell(init, initial_carry, input_transform, step_transformed, name="lstmp",
-                                 config=config)
+  # The sequence path: the native loop where the call fits (two products a step, the second the projection), else
+  # the scan of step (which honours every option).
+  scanned = _parts.transformed_cell(init, initial_carry, input_transform, step_transformed, name="lstmp",
+                                    config=config)
+
+  def scan_of_step(params, carry, xs, mask, options):
+    lengths = None if mask is None else jnp.sum(mask.astype(jnp.int32), axis=0)
+    return unroll(scanned, params, carry, xs, seq_lengths=lengths, time_major=True, mode="step", options=options)
+
+  native_kind = "lstmp" if _native_scan.standard(activation, gate_activation, dtype) else None
+  run = _native_scan.with_native(native_kind, False, input_transform, scan_of_step)
+  return scanned._replace(sequence=_fused_scan.checked(run, check_params, LSTMPCarry, dict(h=P, c=H), "lstmp",
+                                                      honours=ALL_OPTIONS))

@@ -1,4 +1,5 @@
-"""The native CPU sequence path: the time loop of ``lstm``, ``gru`` (both reset forms) and ``simple_rnn`` in C++.
+"""The native CPU sequence path: the time loop of ``lstm``, ``gru`` (both reset forms), ``simple_rnn`` and ``lstmp``
+in C++.
 
 :func:`jaxrnn.unroll` uses it in ``mode="auto"`` on CPU when the call fits (see
 :func:`jaxrnn.cells._native_scan.fits`) and the library is built (``python -m jaxrnn.native.build``, which the

@@ -1,6 +1,7 @@
-// The native CPU sequence path of jaxrnn: the time loop of the LSTM, the GRU (reset_after=True, and False: kGRUB,
-// whose step has a second product on r h_prev and so two items a step, below) and the simple RNN, forward and
-// backward, as XLA FFI handlers (jax.ffi).
+// The native CPU sequence path of jaxrnn: the time loop of the LSTM, the GRU (reset_after=True, and False: kGRUB),
+// the simple RNN and the LSTM with a projection (kLSTMP), forward and backward, as XLA FFI handlers (jax.ffi). kGRUB
+// and kLSTMP have a second product a step that needs the first's results for every unit (r h_prev W_hn; the
+// projection m W_r), so two work items a step (below).
 //
 // Forward, per step: the products x_t W_i + b and h_{t-1} W_h ([B, F] x [F, G H] and [B, H] x [H, G H]) and the
 // gate arithmetic. Backward, per step: the gate derivatives dz_t and dz_t W_h^T; after the loop, the kernels' and
@@ -482,7 +483,8 @@ int64_t pool_threads(ffi::ThreadPool& pool) {
 }
 
 // kGRUB: the GRU with reset_after=False (the reset gate applied to h before its product: two products a step).
-enum Kind : int64_t { kLSTM = 0, kGRU = 1, kRNN = 2, kGRUB = 3 };
+// kLSTMP: the LSTM with a projection (h = (o tanh c) W_r, P wide, c H wide: two products a step).
+enum Kind : int64_t { kLSTM = 0, kGRU = 1, kRNN = 2, kGRUB = 3, kLSTMP = 4 };
 
 // exp(x) in float: Cephes' range reduction and polynomial (relative error below 2e-7), in plain code that the
 // compiler vectorizes (glibc's expf is a scalar call). x is clamped to [-87, 88] (results stay normal floats:
@@ -544,7 +546,7 @@ void lstm_row(int64_t n, int64_t ss, int64_t sg, const float* __restrict u, cons
     const float h = o * fast_tanh(c);
     cn[j] = c;
     hn[j] = h;
-    hs[j] = h;
+    if (hs) hs[j] = h;  // null: LSTMP's m = o tanh(c), which its projection reads
     if (TRAIN) {
       gw[j] = i;
       gw[sg + j] = f;
@@ -610,7 +612,7 @@ void rnn_row(int64_t n, bool relu, const float* __restrict u, const float* __res
   }
 }
 
-int64_t gates_of(int64_t kind) { return kind == kLSTM ? 4 : (kind == kGRU || kind == kGRUB) ? 3 : 1; }
+int64_t gates_of(int64_t kind) { return (kind == kLSTM || kind == kLSTMP) ? 4 : (kind == kGRU || kind == kGRUB) ? 3 : 1; }
 
 // ----------------------------------------------------------------------------------------------- forward
 // x: [T, B, F] (time-major inputs), w_i: [F, G H], bias: [G H] or [0] (none), w_h: [H, G H], b_hn: [H] (GRU) or
@@ -632,8 +634,13 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   if (xd.size() != 3) return ffi::Error::InvalidArgument("jaxrnn native: x must be [T, B, F]");
   const int64_t T = xd[0], B = xd[1], G = gates_of(kind), GH = w_h.dimensions()[1], H = GH / G;
   const int64_t F = projected ? 0 : xd[2];  // features multiplied inside the loop
-  if (H * G != GH || w_h.dimensions()[0] != H) {
-    return ffi::Error::InvalidArgument("jaxrnn native: w_h must be [H, G*H]");
+  const bool lstmp = kind == kLSTMP;
+  const int64_t R = lstmp ? w_h.dimensions()[0] : H;  // the carried h's width (LSTMP: P)
+  if (H * G != GH || w_h.dimensions()[0] != R) {
+    return ffi::Error::InvalidArgument("jaxrnn native: w_h must be [H, G*H] (LSTMP: [P, 4H])");
+  }
+  if (lstmp && (b_hn.dimensions().size() != 2 || b_hn.dimensions()[0] != H || b_hn.dimensions()[1] != R)) {
+    return ffi::Error::InvalidArgument("jaxrnn native: LSTMP's w_r (the b_hn operand) must be [H, P]");
   }
   if (projected ? xd[2] != GH : (w_i.dimensions()[0] != F || w_i.dimensions()[1] != GH)) {
     return ffi::Error::InvalidArgument("jaxrnn native: w_i must be [F, G*H] (projected: x must be [T, B, G*H])");
@@ -651,18 +658,18 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   float* CA = nullptr;
   if (train) {
     HA = h_all->typed_data();
-    CA = lstm ? c_all->typed_data() : nullptr;
+    CA = lstm || lstmp ? c_all->typed_data() : nullptr;
   } else {
-    slots_h.resize(2 * B * H);
-    if (lstm) slots_c.resize(2 * B * H);
+    slots_h.resize(2 * B * R);
+    if (lstm || lstmp) slots_c.resize(2 * B * H);
   }
-  auto h_at = [&](int64_t t) -> float* { return train ? HA + t * B * H : slots_h.data() + (t & 1) * B * H; };
+  auto h_at = [&](int64_t t) -> float* { return train ? HA + t * B * R : slots_h.data() + (t & 1) * B * R; };
   auto c_at = [&](int64_t t) -> float* { return train ? CA + t * B * H : slots_c.data() + (t & 1) * B * H; };
-  float* GW = train && (lstm || gru || grub) ? gates->typed_data() : nullptr;
+  float* GW = train && (lstm || gru || grub || lstmp) ? gates->typed_data() : nullptr;
   const int64_t GWW = 4 * H;  // width of a gates row (LSTM: i f g o; GRU: r z n hn; GRUB: r z n (r h_prev))
 
   const int64_t threads = pool_threads(pool);
-  Chunks ch = split(H, threads, B * (F + H) * GH);
+  Chunks ch = split(H, threads, B * ((F + R) * GH + H * (lstmp ? R : 0)));
   const int64_t nk = (int64_t)ch.start.size() - 1;
   // Both kernels packed per chunk: chunk k's columns n = g jc + jj (gate g, unit j0 + jj) in 16-column panels,
   // its bias in the same column order. width[k]: its columns padded to 16; per chunk k, `base` counts columns.
@@ -671,7 +678,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
     width[k] = round_up(G * (ch.start[k + 1] - ch.start[k]), kNR);
     base[k + 1] = base[k] + width[k];
   }
-  std::vector<float> packed_i(F * base[nk]), packed_h(H * base[nk]), bias_k(base[nk], 0.0f);
+  std::vector<float> packed_i(F * base[nk]), packed_h(R * base[nk]), bias_k(base[nk], 0.0f);
   for (int64_t k = 0; k < nk; ++k) {
     const int64_t j0 = ch.start[k], jc = ch.start[k + 1] - j0;
     auto column = [&](int64_t n) { return (n / jc) * H + j0 + n % jc; };
@@ -679,8 +686,8 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
       pack(F, G * jc, [&](int64_t r, int64_t n) { return WI[r * GH + column(n)]; }, packed_i.data() + F * base[k]);
     }
     // GRUB: its first phase multiplies h by the r and z columns only.
-    pack(H, (grub ? 2 : G) * jc, [&](int64_t r, int64_t n) { return W[r * GH + column(n)]; },
-         packed_h.data() + H * base[k]);
+    pack(R, (grub ? 2 : G) * jc, [&](int64_t r, int64_t n) { return W[r * GH + column(n)]; },
+         packed_h.data() + R * base[k]);
     if (!projected && bias.element_count() == GH) {
       for (int64_t n = 0; n < G * jc; ++n) bias_k[base[k] + n] = bias.typed_data()[column(n)];
     }
@@ -708,7 +715,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
         for (int64_t n = 0; n < G * jc; ++n) row[n] += bk[n];
       }
     }
-    product(rows, hcols, H, hp + b * H, H, packed_h.data() + H * base[k], ss, ld);
+    product(rows, hcols, R, hp + b * R, R, packed_h.data() + R * base[k], ss, ld);
   };
 
   auto job = std::make_shared<Job>();
@@ -763,10 +770,10 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
     }
   };
   // GRUB: two items per step and chunk. Phase A (the work above up to the gates): r and z of the chunk's units from
-  // x_t W_i + b and h W_h[:, r z], kept with u_n and r h_prev for every example (RH, read by every chunk in phase B).
+  // x_t W_i + b and h W_h[:, r z], kept with u_n and r h_prev for every example (RHg, read by every chunk in phase B).
   // Phase B, once every chunk's r h_prev is done: a = (r h_prev) W_hn on the chunk's units, then n and h.
   std::vector<int64_t> nbase(nk + 1, 0);
-  std::vector<float> packed_hn, R, Z, UN, RH, scratch_n;
+  std::vector<float> packed_hn, Rg, Zg, UNg, RHg, scratch_n;  // GRUB's r, z, u_n, r h_prev
   if (grub) {
     for (int64_t k = 0; k < nk; ++k) nbase[k + 1] = nbase[k] + round_up(ch.start[k + 1] - ch.start[k], kNR);
     packed_hn.resize(H * nbase[nk]);
@@ -775,10 +782,10 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
       pack(H, ch.start[k + 1] - j0, [&](int64_t r, int64_t n) { return W[r * GH + 2 * H + j0 + n]; },
            packed_hn.data() + H * nbase[k]);
     }
-    R.resize(B * H);
-    Z.resize(B * H);
-    UN.resize(B * H);
-    RH.resize(B * H);
+    Rg.resize(B * H);
+    Zg.resize(B * H);
+    UNg.resize(B * H);
+    RHg.resize(B * H);
     scratch_n.resize(kRowBlock * nbase[nk]);
     job->steps = 2 * T;
     job->work = [&](int64_t s, int64_t k) {
@@ -793,10 +800,10 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
           const float* ub = su + (b % kRowBlock) * ld;
           const float* sb = ss + (b % kRowBlock) * ld;
           const float* hpb = hp + b * H + j0;
-          float* rb = R.data() + b * H + j0;
-          float* zb = Z.data() + b * H + j0;
-          float* unb = UN.data() + b * H + j0;
-          float* rhb = RH.data() + b * H + j0;
+          float* rb = Rg.data() + b * H + j0;
+          float* zb = Zg.data() + b * H + j0;
+          float* unb = UNg.data() + b * H + j0;
+          float* rhb = RHg.data() + b * H + j0;
           if (!M[t * B + b]) {  // padding: phase B keeps the carry; a zero operand row keeps its product finite
             std::memset(rhb, 0, jc * sizeof(float));
             continue;
@@ -816,7 +823,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
       float* hn = h_at(t);
       for (int64_t b = 0; b < B; ++b) {
         if (b % kRowBlock == 0) {
-          product(std::min(kRowBlock, B - b), jc, H, RH.data() + b * H, H, packed_hn.data() + H * nbase[k], sn, ldn);
+          product(std::min(kRowBlock, B - b), jc, H, RHg.data() + b * H, H, packed_hn.data() + H * nbase[k], sn, ldn);
         }
         const float* hpb = hp + b * H;
         float* hnb = hn + b * H;
@@ -834,19 +841,92 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
         const float* a = sn + (b % kRowBlock) * ldn;
         const int64_t o = b * H + j0;
         if (GW) {
-          gru_before_row<true>(jc, H, R.data() + o, Z.data() + o, UN.data() + o, a, BN + j0, hpb + j0, hnb + j0,
+          gru_before_row<true>(jc, H, Rg.data() + o, Zg.data() + o, UNg.data() + o, a, BN + j0, hpb + j0, hnb + j0,
                                hsb + j0, GW + (t * B + b) * GWW + j0);
         } else {
-          gru_before_row<false>(jc, H, R.data() + o, Z.data() + o, UN.data() + o, a, BN + j0, hpb + j0, hnb + j0,
+          gru_before_row<false>(jc, H, Rg.data() + o, Zg.data() + o, UNg.data() + o, a, BN + j0, hpb + j0, hnb + j0,
                                 hsb + j0, nullptr);
         }
       }
     };
   }
+  // LSTMP: two items per step and chunk. Phase A: the LSTM's gates and c on the chunk's units, and m = o tanh(c)
+  // for every example (MB, read by every chunk in phase B). Phase B, once every unit's m is done: h = m W_r on the
+  // chunk's share of the P outputs (pstart).
+  std::vector<int64_t> pstart(nk + 1, 0), pbase(nk + 1, 0);
+  std::vector<float> packed_r, MB, scratch_p;
+  if (lstmp) {
+    const float* WR = b_hn.typed_data();
+    for (int64_t k = 0; k <= nk; ++k) pstart[k] = k * R / nk;
+    for (int64_t k = 0; k < nk; ++k) pbase[k + 1] = pbase[k] + round_up(pstart[k + 1] - pstart[k], kNR);
+    packed_r.resize(H * pbase[nk]);
+    for (int64_t k = 0; k < nk; ++k) {
+      pack(H, pstart[k + 1] - pstart[k], [&](int64_t r, int64_t n) { return WR[r * R + pstart[k] + n]; },
+           packed_r.data() + H * pbase[k]);
+    }
+    MB.resize(B * H);
+    scratch_p.resize(kRowBlock * pbase[nk]);
+    job->steps = 2 * T;
+    job->work = [&](int64_t s, int64_t k) {
+      const int64_t t = s / 2;
+      const float* hp = t == 0 ? h0.typed_data() : h_at(t - 1);
+      if (s % 2 == 0) {
+        const int64_t j0 = ch.start[k], j1 = ch.start[k + 1], jc = j1 - j0, ld = width[k];
+        const float* su = scratch_u.data() + kRowBlock * base[k];
+        const float* ss = scratch_s.data() + kRowBlock * base[k];
+        const float* cp = t == 0 ? c0.typed_data() : c_at(t - 1);
+        float* cn = c_at(t);
+        for (int64_t b = 0; b < B; ++b) {
+          if (b % kRowBlock == 0) block_products(t, k, b, std::min(kRowBlock, B - b), hp, G * jc);
+          float* mb = MB.data() + b * H;
+          if (!M[t * B + b]) {  // padding: keep c; a zero m row keeps phase B's product finite
+            for (int64_t j = j0; j < j1; ++j) {
+              cn[b * H + j] = cp[b * H + j];
+              mb[j] = 0.0f;
+            }
+            if (GW) {
+              for (int64_t g = 0; g < 4; ++g) std::memset(GW + (t * B + b) * GWW + g * H + j0, 0, jc * sizeof(float));
+            }
+            continue;
+          }
+          const float* ub = su + (b % kRowBlock) * ld;
+          const float* sb = ss + (b % kRowBlock) * ld;
+          if (GW) {
+            lstm_row<true>(jc, jc, H, ub, sb, cp + b * H + j0, cn + b * H + j0, mb + j0, nullptr,
+                           GW + (t * B + b) * GWW + j0);
+          } else {
+            lstm_row<false>(jc, jc, H, ub, sb, cp + b * H + j0, cn + b * H + j0, mb + j0, nullptr, nullptr);
+          }
+        }
+        return;
+      }
+      const int64_t p0 = pstart[k], pc = pstart[k + 1] - p0, ldp = round_up(pc, kNR);
+      float* sp = scratch_p.data() + kRowBlock * pbase[k];
+      float* hn = h_at(t);
+      for (int64_t b = 0; b < B; ++b) {
+        if (b % kRowBlock == 0 && pc > 0) {
+          product(std::min(kRowBlock, B - b), pc, H, MB.data() + b * H, H, packed_r.data() + H * pbase[k], sp, ldp);
+        }
+        const float* hpb = hp + b * R + p0;
+        float* hnb = hn + b * R + p0;
+        float* hsb = HS + (t * B + b) * R + p0;
+        if (!M[t * B + b]) {  // padding: keep h, output zero
+          std::memcpy(hnb, hpb, pc * sizeof(float));
+          std::memset(hsb, 0, pc * sizeof(float));
+          continue;
+        }
+        const float* h = sp + (b % kRowBlock) * ldp;
+        std::memcpy(hnb, h, pc * sizeof(float));
+        std::memcpy(hsb, h, pc * sizeof(float));
+      }
+    };
+  }
   if (T > 0) run_job(pool, job, threads);
   const float* hl = T > 0 ? h_at(T - 1) : h0.typed_data();
-  std::memcpy(h_last->typed_data(), hl, B * H * sizeof(float));
-  if (lstm) std::memcpy(c_last->typed_data(), T > 0 ? c_at(T - 1) : c0.typed_data(), B * H * sizeof(float));
+  std::memcpy(h_last->typed_data(), hl, B * R * sizeof(float));
+  if (lstm || lstmp) {
+    std::memcpy(c_last->typed_data(), T > 0 ? c_at(T - 1) : c0.typed_data(), B * H * sizeof(float));
+  }
   return ffi::Error::Success();
 }
 
@@ -859,21 +939,28 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
 // large products after the loop, with a transposed operand: OpenBLAS's sgemm, one per thread over a share of the
 // columns (dw, dw_i) or rows (dx), runs them faster than XLA:CPU's dot (at B=128 T=256 F=H=512, LSTM: dx and dw_i
 // 384 + 417 ms in numpy's sgemm, 477 + 588 in XLA's, 2 threads).
+// LSTMP: w_h [P, 4H], w_r [H, P]; h0, dh0, dh_last [B, P], h_all, dhs [T, B, P]; dw [P, 4H], dw_r [H, P] (the
+// projection's cotangent, sum_t m_t^T dh_t); for the other kinds w_r and dw_r have size 0.
 ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_i,
-                    ffi::Buffer<ffi::F32> w_h, ffi::Buffer<ffi::F32> h0,
+                    ffi::Buffer<ffi::F32> w_h, ffi::Buffer<ffi::F32> w_r, ffi::Buffer<ffi::F32> h0,
                     ffi::Buffer<ffi::F32> c0, ffi::Buffer<ffi::F32> h_all, ffi::Buffer<ffi::F32> c_all,
                     ffi::Buffer<ffi::F32> gates, ffi::Buffer<ffi::S32> mask, ffi::Buffer<ffi::F32> dhs,
                     ffi::Buffer<ffi::F32> dh_last, ffi::Buffer<ffi::F32> dc_last, ffi::ResultBuffer<ffi::F32> dz,
                     ffi::ResultBuffer<ffi::F32> dzr, ffi::ResultBuffer<ffi::F32> dh0, ffi::ResultBuffer<ffi::F32> dc0,
                     ffi::ResultBuffer<ffi::F32> dw, ffi::ResultBuffer<ffi::F32> dx,
-                    ffi::ResultBuffer<ffi::F32> dw_i, int64_t kind, int64_t relu) {
+                    ffi::ResultBuffer<ffi::F32> dw_i, ffi::ResultBuffer<ffi::F32> dw_r, int64_t kind,
+                    int64_t relu) {
   if (!g_sgemm64 && !g_sgemm32) return ffi::Error::Internal("jaxrnn native: no BLAS set");
   auto dd = dz->dimensions();
   const int64_t T = dd[0], B = dd[1], G = gates_of(kind), GH = dd[2], H = GH / G, F = x.dimensions()[2];
   if (w_i.dimensions()[0] != F || w_i.dimensions()[1] != GH) {
     return ffi::Error::InvalidArgument("jaxrnn native: w_i must be [F, G*H]");
   }
-  const bool lstm = kind == kLSTM, gru = kind == kGRU, grub = kind == kGRUB;
+  const bool lstm = kind == kLSTM, gru = kind == kGRU, grub = kind == kGRUB, lstmp = kind == kLSTMP;
+  const int64_t R = lstmp ? w_h.dimensions()[0] : H;  // the carried h's width (LSTMP: P)
+  if (lstmp && (w_r.dimensions().size() != 2 || w_r.dimensions()[0] != H || w_r.dimensions()[1] != R)) {
+    return ffi::Error::InvalidArgument("jaxrnn native: LSTMP's w_r must be [H, P]");
+  }
   const float* W = w_h.typed_data();
   const float* HA = h_all.typed_data();
   const float* CA = c_all.typed_data();
@@ -883,9 +970,9 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   float* DZ = dz->typed_data();
   float* DZR = gru ? dzr->typed_data() : DZ;
   // Carry cotangents, two alternating slots: slot s & 1 holds the cotangent of the carry after step T - 1 - s.
-  std::vector<float> dh_slot(2 * B * H), dc_slot(lstm ? 2 * B * H : 0);
-  std::memcpy(dh_slot.data(), dh_last.typed_data(), B * H * sizeof(float));
-  if (lstm) std::memcpy(dc_slot.data(), dc_last.typed_data(), B * H * sizeof(float));
+  std::vector<float> dh_slot(2 * B * R), dc_slot(lstm || lstmp ? 2 * B * H : 0);
+  std::memcpy(dh_slot.data(), dh_last.typed_data(), B * R * sizeof(float));
+  if (lstm || lstmp) std::memcpy(dc_slot.data(), dc_last.typed_data(), B * H * sizeof(float));
 
   const int64_t threads = pool_threads(pool);
   Chunks ch = split(H, threads, B * H * GH);
@@ -894,8 +981,8 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   // W_h^T packed per chunk: chunk k's columns are units j0 .. j1 - 1, its rows the G H gate columns of W_h.
   std::vector<int64_t> offset(nk + 1, 0);
   for (int64_t k = 0; k < nk; ++k) offset[k + 1] = offset[k] + GH * round_up(ch.start[k + 1] - ch.start[k], kNR);
-  std::vector<float> packed(grub ? 0 : offset[nk]);
-  for (int64_t k = 0; k < nk && !grub; ++k) {
+  std::vector<float> packed(grub || lstmp ? 0 : offset[nk]);
+  for (int64_t k = 0; k < nk && !grub && !lstmp; ++k) {
     const int64_t j0 = ch.start[k];
     pack(GH, ch.start[k + 1] - j0, [&](int64_t n, int64_t jj) { return W[(j0 + jj) * GH + n]; },
          packed.data() + offset[k]);
@@ -1089,6 +1176,117 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
       }
     };
   }
+  // LSTMP: the full cotangent of every step's h (dhs added; zero at padding) and m = o tanh(c), for dw_r after the loop.
+  // Steps: 0 sets DH for t = T - 1; 2 q + 1 (t = T - 1 - q, chunks of the H units): dm = DH_t W_r^T, the gates'
+  // cotangents into DZ and c's; 2 q + 2 (chunks of the P outputs, pstart): dh_{t-1} = dz_t W_h^T (padding: passed
+  // through), then DH_{t-1} (or dh0).
+  std::vector<int64_t> pstart(nk + 1, 0), pcols(nk + 1, 0), ucols(nk + 1, 0);
+  std::vector<float> DH, MA, packed_whT, packed_wrT, ptiles, utiles;
+  if (lstmp) {
+    const float* WR = w_r.typed_data();
+    for (int64_t k = 0; k <= nk; ++k) pstart[k] = k * R / nk;
+    for (int64_t k = 0; k < nk; ++k) {
+      pcols[k + 1] = pcols[k] + round_up(pstart[k + 1] - pstart[k], kNR);
+      ucols[k + 1] = ucols[k] + round_up(ch.start[k + 1] - ch.start[k], kNR);
+    }
+    DH.resize(T * B * R);
+    MA.resize(T * B * H);
+    packed_whT.resize(GH * pcols[nk]);
+    packed_wrT.resize(R * ucols[nk]);
+    ptiles.resize(kRowBlock * pcols[nk]);
+    utiles.resize(kRowBlock * ucols[nk]);
+    for (int64_t k = 0; k < nk; ++k) {
+      const int64_t p0 = pstart[k], j0 = ch.start[k];
+      pack(GH, pstart[k + 1] - p0, [&](int64_t n, int64_t pp) { return W[(p0 + pp) * GH + n]; },
+           packed_whT.data() + GH * pcols[k]);
+      pack(R, ch.start[k + 1] - j0, [&](int64_t n, int64_t jj) { return WR[(j0 + jj) * R + n]; },
+           packed_wrT.data() + R * ucols[k]);
+    }
+    // DH rows of step t on outputs [p0, p1): dh + dhs_t, zero at padding.
+    auto full_dh = [&](int64_t t, const float* dh, int64_t p0, int64_t p1) {
+      for (int64_t b = 0; b < B; ++b) {
+        float* d = DH.data() + (t * B + b) * R;
+        const float* ys = DHS + (t * B + b) * R;
+        const float* in = dh + b * R;
+        for (int64_t p = p0; p < p1; ++p) d[p] = M[t * B + b] ? in[p] + ys[p] : 0.0f;
+      }
+    };
+    job->steps = 2 * T + 1;
+    job->work = [&, full_dh](int64_t s, int64_t k) {
+      if (s == 0) {
+        full_dh(T - 1, dh_slot.data(), pstart[k], pstart[k + 1]);
+        return;
+      }
+      const int64_t q = (s - 1) / 2, t = T - 1 - q;
+      if (s % 2 == 1) {  // the chunk's H units
+        const int64_t j0 = ch.start[k], j1 = ch.start[k + 1], jc = j1 - j0, ld = round_up(jc, kNR);
+        float* tile = utiles.data() + kRowBlock * ucols[k];
+        const float* dc_in = dc_slot.data() + (q & 1) * B * H;
+        float* dc_out = dc_slot.data() + ((q + 1) & 1) * B * H;
+        const float* cp = t == 0 ? c0.typed_data() : CA + (t - 1) * B * H;
+        for (int64_t b0 = 0; b0 < B; b0 += kRowBlock) {
+          const int64_t rows = std::min(kRowBlock, B - b0);
+          product(rows, jc, R, DH.data() + (t * B + b0) * R, R, packed_wrT.data() + R * ucols[k], tile, ld);
+          for (int64_t bb = 0; bb < rows; ++bb) {
+            const int64_t b = b0 + bb, row = t * B + b;
+            float* dzb = DZ + row * GH;
+            float* mb = MA.data() + row * H;
+            if (!M[row]) {  // padding: c's cotangent passes through
+              for (int64_t g = 0; g < 4; ++g) std::memset(dzb + g * H + j0, 0, jc * sizeof(float));
+              std::memset(mb + j0, 0, jc * sizeof(float));
+              std::memcpy(dc_out + b * H + j0, dc_in + b * H + j0, jc * sizeof(float));
+              continue;
+            }
+            const float* gw = GW + row * 4 * H;
+            const float* cb = CA + row * H;
+            const float* cpb = cp + b * H;
+            const float* dcb = dc_in + b * H;
+            const float* dm = tile + bb * ld - j0;
+            float* dcob = dc_out + b * H;
+#pragma GCC ivdep
+            for (int64_t j = j0; j < j1; ++j) {
+              const float i = gw[j], f = gw[H + j], g = gw[2 * H + j], o = gw[3 * H + j];
+              const float tc = fast_tanh(cb[j]);
+              mb[j] = o * tc;
+              const float dc = dcb[j] + dm[j] * o * (1.0f - tc * tc);
+              dzb[j] = dc * g * i * (1.0f - i);
+              dzb[H + j] = dc * cpb[j] * f * (1.0f - f);
+              dzb[2 * H + j] = dc * i * (1.0f - g * g);
+              dzb[3 * H + j] = dm[j] * tc * o * (1.0f - o);
+              dcob[j] = dc * f;
+            }
+          }
+        }
+        if (t == 0) {
+          for (int64_t b = 0; b < B; ++b) {
+            std::memcpy(dc0->typed_data() + b * H + j0, dc_out + b * H + j0, jc * sizeof(float));
+          }
+        }
+        return;
+      }
+      // the chunk's P outputs: dh_{t-1} = dz_t W_h^T
+      const int64_t p0 = pstart[k], p1 = pstart[k + 1], pc = p1 - p0, ld = round_up(pc, kNR);
+      float* tile = ptiles.data() + kRowBlock * pcols[k];
+      const float* dh_in = dh_slot.data() + (q & 1) * B * R;
+      float* dh_out = dh_slot.data() + ((q + 1) & 1) * B * R;
+      for (int64_t b0 = 0; b0 < B && pc > 0; b0 += kRowBlock) {
+        const int64_t rows = std::min(kRowBlock, B - b0);
+        product(rows, pc, GH, DZ + (t * B + b0) * GH, GH, packed_whT.data() + GH * pcols[k], tile, ld);
+        for (int64_t bb = 0; bb < rows; ++bb) {
+          const int64_t b = b0 + bb;
+          const float* from = M[t * B + b] ? tile + bb * ld : dh_in + b * R + p0;
+          std::memcpy(dh_out + b * R + p0, from, pc * sizeof(float));
+        }
+      }
+      if (t > 0) {
+        full_dh(t - 1, dh_out, p0, p1);
+      } else {
+        for (int64_t b = 0; b < B; ++b) {
+          std::memcpy(dh0->typed_data() + b * R + p0, dh_out + b * R + p0, pc * sizeof(float));
+        }
+      }
+    };
+  }
   run_job(pool, job, threads);
 
   // Then dw, dw_i (chunk k: columns [k GH / n, (k + 1) GH / n)) and dx (chunk k: rows [k T B / n, (k + 1) T B / n)),
@@ -1104,8 +1302,8 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     // h_{t-1}^T dzr_t; GRUB: its n columns multiply r h_{t-1} (the gates' 4th slot) instead.
     const int64_t m1 = grub ? std::min(n1, 2 * H) : n1;
     if (m1 > n0) {
-      sgemm(true, false, H, m1 - n0, B, h0.typed_data(), H, DZR + n0, GH, 0.0f, DW, GH);
-      if (T > 1) sgemm(true, false, H, m1 - n0, (T - 1) * B, HA, H, DZR + B * GH + n0, GH, 1.0f, DW, GH);
+      sgemm(true, false, R, m1 - n0, B, h0.typed_data(), R, DZR + n0, GH, 0.0f, DW, GH);
+      if (T > 1) sgemm(true, false, R, m1 - n0, (T - 1) * B, HA, R, DZR + B * GH + n0, GH, 1.0f, DW, GH);
     }
     const int64_t m0 = std::max(n0, m1);
     if (n1 > m0) {
@@ -1114,6 +1312,10 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     sgemm(true, false, F, n1 - n0, T * B, x.typed_data(), F, DZ + n0, GH, 0.0f, dw_i->typed_data() + n0, GH);
     const int64_t r0 = k * T * B / n, r1 = (k + 1) * T * B / n;
     sgemm(false, true, r1 - r0, F, GH, DZ + r0 * GH, GH, w_i.typed_data(), GH, 0.0f, dx->typed_data() + r0 * F, F);
+    const int64_t q0 = k * R / n, q1 = (k + 1) * R / n;  // LSTMP: dw_r = sum_t m_t^T DH_t, columns [q0, q1)
+    if (lstmp && q1 > q0) {
+      sgemm(true, false, H, q1 - q0, T * B, MA.data(), H, DH.data() + q0, R, 0.0f, dw_r->typed_data() + q0, R);
+    }
   };
   run_job(pool, last, threads);
   return ffi::Error::Success();
@@ -1128,7 +1330,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnRnnForward, Forward,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // w_i
                                   .Arg<ffi::Buffer<ffi::F32>>()  // bias
                                   .Arg<ffi::Buffer<ffi::F32>>()  // w_h
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // b_hn
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // b_hn (GRU), w_r (LSTMP)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // h0
                                   .Arg<ffi::Buffer<ffi::F32>>()  // c0
                                   .Arg<ffi::Buffer<ffi::S32>>()  // mask
@@ -1149,6 +1351,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnRnnBackward, Backward,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // x
                                   .Arg<ffi::Buffer<ffi::F32>>()  // w_i
                                   .Arg<ffi::Buffer<ffi::F32>>()  // w_h
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // w_r (LSTMP; else size 0)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // h0
                                   .Arg<ffi::Buffer<ffi::F32>>()  // c0
                                   .Arg<ffi::Buffer<ffi::F32>>()  // h_all
@@ -1165,6 +1368,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnRnnBackward, Backward,
                                   .Ret<ffi::Buffer<ffi::F32>>()  // dw
                                   .Ret<ffi::Buffer<ffi::F32>>()  // dx
                                   .Ret<ffi::Buffer<ffi::F32>>()  // dw_i
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // dw_r (LSTMP; else size 0)
                                   .Attr<int64_t>("kind")
                                   .Attr<int64_t>("relu"));
 
