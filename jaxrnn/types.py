@@ -184,8 +184,9 @@ class RunOptions(NamedTuple):
       ``lru``, ``rg_lru``: :mod:`jaxrnn.kernels.pallas_linear_recurrence`), or ``None``: the backend's measured
       default (:mod:`jaxrnn.kernels.choice`; a default kernel is used only where the call fits it). A kernel
       asked for by name runs or raises: a path without it, or a call it does not fit, is an error.
-    native: the native CPU loop of ``lstm``, ``gru`` and ``simple_rnn`` (:mod:`jaxrnn.native`): ``None`` runs it
-      where the call fits and a measured rule says it is faster, the pure-JAX path elsewhere (a ``custom_jvp``:
+    native: the native CPU loop of ``lstm``, ``gru`` (either reset form), ``simple_rnn`` and ``lstmp``
+      (:mod:`jaxrnn.native`): ``None`` runs it where the call fits and a measured rule says it is faster, the
+      pure-JAX path elsewhere (a ``custom_jvp``:
       ``jax.grad`` runs the native backward loop, ``jax.jvp`` the pure-JAX path's tangent; higher orders work);
       ``False`` never runs it; ``True`` requires it, backward loop native too (a ``custom_vjp``: no forward-mode
       AD; a ``ValueError`` says why a call does not fit). Params, carry and inputs stored in bfloat16 or float16
