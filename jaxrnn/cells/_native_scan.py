@@ -44,6 +44,7 @@ from jax.interpreters import ad, batching, mlir
 from jaxrnn import native
 from jaxrnn.cells import _dense, _fused_scan
 from jaxrnn.types import RunOptions
+from jaxrnn.unroll import unroll
 
 # native=None and the native loop (rows: the examples per step, batch axes flattened).
 #
@@ -505,6 +506,17 @@ def in_float32(form: Callable, fallback: Callable, params, carry, xs, mask, opti
   up = lambda tree: jax.tree.map(lambda a: a.astype(jnp.float32), tree)
   out = form(up(params), up(carry), up(xs), mask, options)
   return jax.tree.map(lambda o, w: o.astype(w.dtype), out, want)
+
+
+def step_scan(scanned: Any) -> Callable:
+  """The pure-JAX ``run(params, carry, xs, mask, options)`` of a cell whose sequence path is a native loop without a
+  fused scan (the simple RNN, ``gru(reset_after=False)``, ``lstmp``): :func:`jaxrnn.unroll` of ``scanned`` (the
+  cell without that path) with ``mode="step"``, the mask as lengths; it honours every run option."""
+  def run(params, carry, xs, mask, options):
+    lengths = None if mask is None else jnp.sum(mask.astype(jnp.int32), axis=0)
+    return unroll(scanned, params, carry, xs, seq_lengths=lengths, time_major=True, mode="step", options=options)
+
+  return run
 
 
 def fused_or_native(kind: Optional[str], input_transform: Callable, pointwise: Callable,

@@ -13,7 +13,6 @@ from jaxrnn.cells import _native_scan
 from jaxrnn.cells import _parts
 from jaxrnn.cells.options import RecurrentOptions, resolve
 from jaxrnn.types import ALL_OPTIONS, NATIVE, Cell
-from jaxrnn.unroll import unroll
 
 
 class GRUParams(NamedTuple):
@@ -131,10 +130,5 @@ def gru(
   # reset_after=False: the native loop where the call fits (two products a step, the second on r h), else the scan
   # of step (which honours every option).
   scanned = _parts.transformed_cell(init, initial_carry, input_transform, step_transformed, name=name, config=config)
-
-  def scan_of_step(params, carry, xs, mask, options):
-    lengths = None if mask is None else jnp.sum(mask.astype(jnp.int32), axis=0)
-    return unroll(scanned, params, carry, xs, seq_lengths=lengths, time_major=True, mode="step", options=options)
-
-  run = _native_scan.with_native(native_kind, False, input_transform, scan_of_step)
+  run = _native_scan.with_native(native_kind, False, input_transform, _native_scan.step_scan(scanned))
   return scanned._replace(sequence=_fused_scan.checked(run, _check_params, GRUCarry, H, name, honours=ALL_OPTIONS))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Callable, NamedTuple, Optional, Union, Unpack
 
 import jax
-import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn import initializers
@@ -16,7 +15,6 @@ from jaxrnn.cells import _native_scan
 from jaxrnn.cells import _parts
 from jaxrnn.cells.options import RecurrentOptions, resolve
 from jaxrnn.types import ALL_OPTIONS, Cell
-from jaxrnn.unroll import unroll
 
 
 class LSTMPParams(NamedTuple):
@@ -124,12 +122,7 @@ def lstmp(
   # the scan of step (which honours every option).
   scanned = _parts.transformed_cell(init, initial_carry, input_transform, step_transformed, name="lstmp",
                                     config=config)
-
-  def scan_of_step(params, carry, xs, mask, options):
-    lengths = None if mask is None else jnp.sum(mask.astype(jnp.int32), axis=0)
-    return unroll(scanned, params, carry, xs, seq_lengths=lengths, time_major=True, mode="step", options=options)
-
   native_kind = "lstmp" if _native_scan.standard(activation, gate_activation, dtype) else None
-  run = _native_scan.with_native(native_kind, False, input_transform, scan_of_step)
+  run = _native_scan.with_native(native_kind, False, input_transform, _native_scan.step_scan(scanned))
   return scanned._replace(sequence=_fused_scan.checked(run, check_params, LSTMPCarry, dict(h=P, c=H), "lstmp",
                                                       honours=ALL_OPTIONS))

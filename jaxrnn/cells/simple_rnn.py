@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Callable, NamedTuple, Optional, Union, Unpack
 
 import jax
-import jax.numpy as jnp
 
 from jaxrnn import initializers
 from jaxrnn.cells import _dense
@@ -14,7 +13,6 @@ from jaxrnn.cells import _native_scan
 from jaxrnn.cells import _parts
 from jaxrnn.cells.options import RecurrentOptions, resolve
 from jaxrnn.types import ALL_OPTIONS, Cell
-from jaxrnn.unroll import unroll
 
 
 class SimpleRNNParams(NamedTuple):
@@ -79,15 +77,9 @@ def simple_rnn(
 
   # The sequence path: the native loop where the call fits, else the scan of step (which honours every option).
   scanned = _parts.transformed_cell(init, initial_carry, input_transform, step_transformed, name="simple_rnn")
-
-  def scan_of_step(params, carry, xs, mask, options):
-    lengths = None if mask is None else jnp.sum(mask.astype(jnp.int32), axis=0)
-    return unroll(scanned, params, carry, xs, seq_lengths=lengths, time_major=True, mode="step", options=options)
-
   native_kind = "simple_rnn" if _native_scan.standard(activation, None, dtype, ("tanh", "relu")) else None
-  sequence = _fused_scan.checked(
-      _native_scan.with_native(native_kind, activation == "relu", input_transform, scan_of_step), check_params,
-      SimpleRNNCarry, H, "simple_rnn", honours=ALL_OPTIONS)
+  run = _native_scan.with_native(native_kind, activation == "relu", input_transform, _native_scan.step_scan(scanned))
+  sequence = _fused_scan.checked(run, check_params, SimpleRNNCarry, H, "simple_rnn", honours=ALL_OPTIONS)
 
   name = activation if isinstance(activation, str) else getattr(activation, "__name__", "custom")
   config = _dense.config("simple_rnn", activation=activation, hidden_size=H, use_bias=bool(use_bias))
