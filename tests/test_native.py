@@ -144,7 +144,7 @@ def test_hoisted_native_equals_jax_path(name, native):
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 @pytest.mark.parametrize("native", [True, None], ids=["native", "default"])
-@pytest.mark.parametrize("name", ["lstm", "gru", "simple_rnn_relu", "bidirectional_lstm"])
+@pytest.mark.parametrize("name", ["lstm", "gru", "gru_reset_before", "lstmp", "simple_rnn_relu", "bidirectional_lstm"])
 def test_half_precision_is_the_float32_path_rounded(name, native, dtype):
   """Params, carry and inputs stored in bfloat16 or float16 run the native loop (its FFI call is in the program) in
   float32: outputs, final carries and gradients are the float32 pure-JAX path's at the same (upcast) values,
@@ -285,7 +285,7 @@ def tangents_like(tree, key):
   return jax.tree.unflatten(treedef, [jax.random.normal(k, l.shape, l.dtype) for k, l in zip(keys, leaves)])
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru", "bidirectional_lstm"])
+@pytest.mark.parametrize("name", ["lstm", "gru", "gru_reset_before", "lstmp", "bidirectional_lstm"])
 def test_default_jvp_equals_jax_path(name):
   """jax.jvp under the default (16 examples) equals the pure-JAX path's: outputs and final carries and their
   tangents wrt params, initial carry and inputs, with lengths and reverse. The LSTM differentiates at the native
@@ -306,7 +306,7 @@ def test_default_jvp_equals_jax_path(name):
   close(run(None)(args, d_args), run(False)(args, d_args))
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru"])
+@pytest.mark.parametrize("name", ["lstm", "gru", "gru_reset_before", "lstmp"])
 def test_default_forward_over_reverse(name):
   """Hessian-vector products (jax.jvp of jax.grad) through the default path, with lengths: the native forward
   loop's custom_jvp differentiates again (the forward keeping the residuals is a custom_jvp too, and the native
@@ -326,7 +326,7 @@ def test_default_forward_over_reverse(name):
   close(hvp(None)(params, d_params), hvp(False)(params, d_params))
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru"])
+@pytest.mark.parametrize("name", ["lstm", "gru", "gru_reset_before", "lstmp"])
 def test_default_transforms_compose(name):
   """The default's tangent primitive under the other transformations, against the pure-JAX path: vmap of grad (its
   batching rule), reverse over reverse (the native backward's own derivative is the pure-JAX path's) and
@@ -356,7 +356,7 @@ def test_default_transforms_compose(name):
   close(jax.jit(lambda: everything(None))(), jax.jit(lambda: everything(False))())
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru", "simple_rnn_tanh"])
+@pytest.mark.parametrize("name", ["lstm", "gru", "gru_reset_before", "lstmp", "simple_rnn_tanh"])
 def test_saturated_gates_equal_jax_path(name):
   """Pre-activations of hundreds (inputs of scale 2000): exp overflows to inf inside the gates, which must saturate
   to 0 / 1 as in the pure-JAX path (compiled with finite-math-only they became NaN). Small recurrent weights: no
@@ -429,11 +429,12 @@ def test_default_rule(name, batch, features, hidden, native, dtype):
   assert (jaxrnn.native.FORWARD in text) == native
 
 
+@pytest.mark.parametrize("name", ["lstm", "lstmp"])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_vmap_and_no_retrace(dtype):
+def test_vmap_and_no_retrace(dtype, name):
   """vmap over both batch axes (one native call per example: B=1, the matrix-vector form), with gradients; bfloat16
   (the float32 loop inside) against the pure-JAX path in float32 at the same values."""
-  cell = jaxrnn.lstm(H)
+  cell = CELLS[name]()
   params, carry, xs = jax.tree.map(lambda a: a.astype(dtype), inputs(cell))
   traces = []
 
