@@ -103,14 +103,14 @@ def _train(args) -> int:
   say(f"training {cfg.task.name}/{cfg.model.cell} (H={cfg.model.hidden_size}, {cfg.train.steps} steps) "
       f"in {run_dir} on {jax.device_count()} device(s), {jax.process_count()} process(es)")
   res = loop.train(cfg, run_dir, extend=args.extend, progress=not args.no_progress, log=say)
-  if not main:
-    return 0
-  print(report.format_table([dict(name=_name(args.config), **res.summary)]))
-  print(f"metrics:        {run_dir / 'metrics.jsonl'}")
-  for label, path in res.files.items():
-    print(f"{label + ':':<16}{path}")
-  if res.samples:
-    print(f"more:           jaxrnn sample {run_dir} --prompt 'import ' --temperature 0.7")
+  if main:
+    print(report.format_table([dict(name=_name(args.config), **res.summary)]))
+    print(f"metrics:        {run_dir / 'metrics.jsonl'}")
+    for label, path in res.files.items():
+      print(f"{label + ':':<16}{path}")
+    if res.samples:
+      print(f"more:           jaxrnn sample {run_dir} --prompt 'import ' --temperature 0.7")
+  distributed.shutdown()  # every process leaves a multi-process run together (a barrier)
   return 0
 
 
