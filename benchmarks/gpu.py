@@ -14,8 +14,8 @@ Tables (``gpu.md``, and every number in ``gpu.json``):
 
 * LSTM and GRU at the CPU benchmark's sizes W1-W4 (``benchmarks/rnn_layers.py``) and a long sequence
   (B=16 T=16384 F=H=256), float32 and bfloat16 (inputs, weights and carry), with the columns: jaxrnn's scan of
-  ``step``; its fused path (the default); the fused path with the input projection in the loop (hoist off) and
-  with ``unroll`` 4 and 8; ``kernel="cudnn"`` (LSTM, float32); ``jax.experimental.rnn.lstm`` itself (cuDNN);
+  ``step``; its fused path (the default: ``unroll=None``, 8 steps per loop iteration on GPU); the fused path with
+  the input projection in the loop (hoist off) and with ``unroll`` 1 and 4; ``kernel="cudnn"`` (LSTM, float32); ``jax.experimental.rnn.lstm`` itself (cuDNN);
   Flax ``nn.RNN`` (``OptimizedLSTMCell``, ``GRUCell``); PyTorch's cuDNN ``nn.LSTM``/``nn.GRU``. There is no
   Pallas LSTM/GRU kernel (yet): that column is absent from this table.
 * The linear recurrences (``min_gru``, ``rg_lru``, ``lru``): the scan of ``step``, the associative scan (the
@@ -45,6 +45,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 # Memory on demand, not 75% of the GPU at start: PyTorch runs in this process and the tests in another.
@@ -179,24 +180,26 @@ def rnn_columns(cell_name: str, w: Dict[str, np.ndarray], xs: np.ndarray, dtype:
                       ("b_hh", "bias_hh_l0")):
         getattr(m, name).copy_(torch.from_numpy(np.asarray(w[k], np.float32)))
     m = m.to("cuda", tdt)
+    m.flatten_parameters()  # one contiguous weight buffer, else cuDNN compacts the weights at every call
     xt = torch.from_numpy(np.asarray(xs, np.float32)).to("cuda", tdt)
     start = time.perf_counter()
 
-    def run():
+    def run():  # like the JAX columns: the result stays on the device; the check copies it out, untimed
       if train:
         x_ = xt.detach().requires_grad_(True)
         out, _ = m(x_)
         (out.float() ** 2).sum().backward()
         m.zero_grad(set_to_none=True)
         torch.cuda.synchronize()
-        return x_.grad.float().cpu().numpy()
+        return x_.grad
       with torch.no_grad():
         out = m(xt)[0]
         torch.cuda.synchronize()
-        return out.float().cpu().numpy()
+        return out
 
     run()  # the first call (cuDNN plans): reported as its compile time
     run.compile_s = time.perf_counter() - start
+    run.to_host = lambda t: t.float().cpu().numpy()
     return run
 
   return [
@@ -208,8 +211,8 @@ def rnn_columns(cell_name: str, w: Dict[str, np.ndarray], xs: np.ndarray, dtype:
       Column("flax nn.RNN", flax_rnn),
       jaxrnn_col("fused hoist on", hoist=True),
       jaxrnn_col("fused hoist off", hoist=False),
+      jaxrnn_col("fused unroll 1", unroll=1),
       jaxrnn_col("fused unroll 4", unroll=4),
-      jaxrnn_col("fused unroll 8", unroll=8),
   ]
 
 
@@ -304,11 +307,13 @@ def measure_row(columns: List[Column], reference: np.ndarray, tol: float, deadli
       first = time.perf_counter()
       out = run()
       first = time.perf_counter() - first
+      out = run.to_host(out) if hasattr(run, "to_host") else np.asarray(out)
     except NotApplicable as e:
       results[c.name] = {"status": str(e)}
       continue
-    except Exception as e:  # a column that fails is reported, the run goes on
-      results[c.name] = {"status": f"error: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
+    except Exception as e:  # a column that fails is reported (its traceback in the JSON), the run goes on
+      results[c.name] = {"status": f"error: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}",
+                         "traceback": traceback.format_exc()[-4000:]}
       continue
     err = _rel_err(out, reference)
     entry = {"compile_s": round(run.compile_s, 3), "rel_err": err}
@@ -497,7 +502,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   titles = {
       "rnn": ("LSTM and GRU: median ms per call",
               "Training rows: forward + backward; others: forward. jaxrnn default = unroll() in mode='auto' (the "
-              "fused path, input projection hoisted on GPU)."),
+              "fused path, input projection hoisted and 8 steps per loop iteration on GPU)."),
       "linear": ("Linear recurrences: median ms per call", "min_gru (log_space=False), rg_lru, lru through "
                  "jaxrnn.unroll; default = the associative scan."),
       "recurrence": ("h_t = a_t h_{t-1} + b_t alone: median ms per call",

@@ -174,7 +174,8 @@ class RunOptions(NamedTuple):
     remat: ``None`` (off), ``True`` (blocks of ``ceil(sqrt(T))`` steps), a block size ``k``, or a
       :class:`RematBudget` (at most ``n`` checkpoints, nested levels): memory-bounded backprop through the scan
       (see :func:`jaxrnn.unroll` and :mod:`jaxrnn.checkpointing`). Only the scan of ``step`` honours it.
-    unroll: how many steps one loop iteration runs (``lax.scan``'s ``unroll``; ``True`` unrolls fully).
+    unroll: how many steps one loop iteration runs (``lax.scan``'s ``unroll``; ``True`` unrolls fully), or the
+      backend's measured default (``None``: 8 on GPU, 1 elsewhere; ``jaxrnn.sequences.default_unroll()``).
     hoist: run the cell's ``input_transform`` for all steps before the loop (``True``), inside it (``False``), or
       the backend's default (``None``: everywhere but on CPU, where the native loop hoists it at up to four
       examples per step: ``jaxrnn.cells._native_scan.HOIST_MAX_ROWS``).
@@ -202,15 +203,19 @@ class RunOptions(NamedTuple):
   """
 
   remat: Optional[Union[bool, int, RematBudget]] = None
-  unroll: Union[int, bool] = 1
+  unroll: Optional[Union[int, bool]] = None
   hoist: Optional[bool] = None
   kernel: Optional[str] = None
   native: Optional[bool] = None
   newton: Optional[ParallelNewton] = None
 
   def set_fields(self) -> FrozenSet[str]:
-    """The names of the fields that differ from their defaults (the options a path is asked to honour)."""
-    return frozenset(f for f, v, d in zip(self._fields, self, RunOptions()) if (type(v), v) != (type(d), d))
+    """The names of the fields that differ from their defaults (the options a path is asked to honour).
+
+    ``unroll=1``, one step per loop iteration, asks nothing of a path either: it is what a path without a loop to
+    unroll (a parallel scan, the native loop) does anyway."""
+    neutral = lambda f, v, d: (type(v), v) == (type(d), d) or (f == "unroll" and (type(v), v) == (int, 1))
+    return frozenset(f for f, v, d in zip(self._fields, self, RunOptions()) if not neutral(f, v, d))
 
 
 ALL_OPTIONS: FrozenSet[str] = frozenset(RunOptions._fields)

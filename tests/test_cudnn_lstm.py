@@ -52,8 +52,9 @@ def test_route_equals_the_jax_path_with_the_reference_in_cudnns_place():
 
   route = lambda p, c, x: cudnn_lstm.run(p, c, x, mask, None, lstm_fn=cudnn_lstm.reference)
   jax_path = lambda p, c, x: jaxrnn.unroll(cell, p, c, x, seq_lengths=lengths, time_major=True, mode="step")
-  got = loss(route)(params, carry, xs)
-  _close(got, loss(jax_path)(params, carry, xs), rtol=2e-5, atol=2e-6)
+  with jax.default_matmul_precision("highest"):  # float32 products on a GPU too (its default is TF32)
+    got = loss(route)(params, carry, xs)
+    _close(got, loss(jax_path)(params, carry, xs), rtol=2e-5, atol=2e-6)
   (_, (final, hs)), _ = got
   np.testing.assert_array_equal(final.h[0, 1], carry.h[0, 1])  # length 0: the initial carry, zero outputs
   assert not np.any(np.asarray(hs[:, 0, 1])) and not np.any(np.asarray(hs[1:, 1, 1]))
@@ -108,6 +109,17 @@ def test_default_takes_a_kernel_only_where_it_fits(monkeypatch):
     cell, params, carry, xs = _setup((2,))
     program = str(jax.make_jaxpr(lambda p, c, x: jaxrnn.unroll(cell, p, c, x, time_major=True))(params, carry, xs))
     assert "rnn_fwd" not in program
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "stack"])
+def test_kernel_xla_runs_the_jax_path(kind):
+  """``kernel="xla"`` names the JAX path of a cell whose sequence path has other kernels (it raised KeyError)."""
+  cell = {"lstm": jaxrnn.lstm(4), "gru": jaxrnn.gru(4), "stack": jaxrnn.stack(jaxrnn.lstm(4), jaxrnn.gru(3))}[kind]
+  params = cell.init(jax.random.key(0), 3)
+  xs = jax.random.normal(jax.random.key(1), (2, 5, 3), F32)
+  want = jaxrnn.unroll(cell, params, None, xs, mode="step")
+  _close(jaxrnn.unroll(cell, params, None, xs, kernel="xla"), want, rtol=1e-5, atol=1e-6)
+  _close(jaxrnn.unroll(cell, params, None, xs, kernel="xla", mode="sequence"), want, rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -162,7 +162,7 @@ def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fie
       new, h = sequences.masked_step(m, new, c, h)
       return new, (h, (c.h, leaves))
 
-    return jax.lax.scan(body, carry, (us, mask), unroll=options.unroll)
+    return jax.lax.scan(body, carry, (us, mask), unroll=sequences.scan_unroll(options.unroll))
 
   def tangent_inputs(params, xs, d_params, d_xs):
     """``(d_pw, du, live)``: the tangents of ``pointwise``'s params and of ``u`` (rows, or ``None``), and which
@@ -194,7 +194,7 @@ def fused_sequence(input_transform: Callable, pointwise: Callable, pointwise_fie
       new, h = sequences.masked_step(m, new, dc, h)
       return new, h
 
-    return jax.lax.scan(body, d_carry, (du, e, lin_leaves, mask), unroll=options.unroll)
+    return jax.lax.scan(body, d_carry, (du, e, lin_leaves, mask), unroll=sequences.scan_unroll(options.unroll))
 
   def run_jvp(options, primals, tangents_in):
     params, carry, xs, mask = primals

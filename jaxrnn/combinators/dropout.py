@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import _checks
+from jaxrnn import sequences
 from jaxrnn.combinators import _util
 from jaxrnn.combinators import reset
 from jaxrnn.types import ALL_OPTIONS, Cell, ResetSequenceFn, SequencePath
@@ -168,7 +169,8 @@ def dropout(cell: Cell, input_rate: float = 0.0, output_rate: float = 0.0, name:
       return DropoutCarry(cell=c, key=None), hs
     # The keys of every step, split exactly as ``step`` splits them (the key advances only at valid steps and
     # restarts from the reset carry's at a flagged one), so both paths draw the same masks from the same key.
-    key, (k_in, k_out) = _step_keys(carry.key, mask, xs.shape[0], 2, options.unroll, flags, reset_keys)
+    key, (k_in, k_out) = _step_keys(carry.key, mask, xs.shape[0], 2, sequences.scan_unroll(options.unroll), flags,
+                                    reset_keys)
     nb = _batch_ndim(carry.key)
     masks = lambda keys, rate, a: jax.vmap(lambda k: _util.keep_masks(k, rate, a.shape[1 + nb:], a.dtype))(keys)
     if input_rate:

@@ -29,6 +29,7 @@ import jax
 import jaxrnn
 from jaxrnn import _checks
 from jaxrnn import _optional
+from jaxrnn import sequences
 from jaxrnn.flax import _tree
 from jaxrnn.types import Cell, RunOptions, carry_batch_shape
 
@@ -185,7 +186,7 @@ class RNN(nn.Module):
     return_carry: return ``(carry, hs)`` instead of ``hs``.
     reverse: run each sequence backwards from its own last valid step.
     keep_order: with ``reverse``, return the outputs in input order (else in processing order, as Flax does).
-    unroll: steps per ``lax.scan`` iteration.
+    unroll: steps per ``lax.scan`` iteration (``None``: the backend's default, ``jaxrnn.sequences.default_unroll()``).
     remat, hoist, options: :func:`jaxrnn.unroll`'s run options (memory-bounded backprop, the input projection
       before or inside the loop, or one :class:`jaxrnn.RunOptions`).
     mode: :func:`jaxrnn.unroll`'s ``mode``.
@@ -201,7 +202,7 @@ class RNN(nn.Module):
   return_carry: bool = False
   reverse: bool = False
   keep_order: bool = False
-  unroll: Union[int, bool] = 1
+  unroll: Union[int, bool, None] = None
   remat: Union[bool, int] = False
   hoist: Optional[bool] = None
   options: Optional[RunOptions] = None
@@ -262,7 +263,7 @@ class RNN(nn.Module):
     """A :class:`CellModule` subclass: its ``__call__`` scanned by ``flax.linen.RNN``, padded outputs zeroed."""
     _tree.refuse_for_subclass("jaxrnn.flax.linen.RNN", mod, remat=self.remat, hoist=self.hoist,
                               options=self.options, mode=self.mode, deterministic=det)
-    rnn = nn.RNN(mod, time_major=time_major, unroll=self.unroll, name="scan", **scan_args)
+    rnn = nn.RNN(mod, time_major=time_major, unroll=sequences.scan_unroll(self.unroll), name="scan", **scan_args)
     carry, hs = rnn(inputs, initial_carry=initial_carry, init_key=init_key, seq_lengths=seq_lengths,
                     return_carry=True, reverse=reverse, keep_order=keep_order)
     hs = _tree.zero_padding(hs, seq_lengths, batch_ndim, time_major)

@@ -26,6 +26,7 @@ import jax
 import jaxrnn
 from jaxrnn import _checks
 from jaxrnn import _optional
+from jaxrnn import sequences
 from jaxrnn.flax import _tree
 from jaxrnn.types import Cell, RunOptions, carry_batch_shape
 
@@ -144,7 +145,7 @@ class RNN(nnx.Module):
     return_carry: return ``(carry, hs)`` instead of ``hs``.
     reverse: run each sequence backwards from its own last valid step.
     keep_order: with ``reverse``, outputs in input order (else processing order, as Flax).
-    unroll: steps per ``lax.scan`` iteration.
+    unroll: steps per ``lax.scan`` iteration (``None``: the backend's default, ``jaxrnn.sequences.default_unroll()``).
     remat, hoist, options: :func:`jaxrnn.unroll`'s run options.
     mode: :func:`jaxrnn.unroll`'s ``mode``.
     deterministic: ``True``: no dropout; ``False``: dropout (needs rngs); ``None``: dropout iff rngs are there.
@@ -155,7 +156,7 @@ class RNN(nnx.Module):
   """
 
   def __init__(self, cell: Any, input_size: Any = None, *, time_major: bool = False, return_carry: bool = False,
-               reverse: bool = False, keep_order: bool = False, unroll: Any = 1, remat: Any = False,
+               reverse: bool = False, keep_order: bool = False, unroll: Any = None, remat: Any = False,
                hoist: Optional[bool] = None, options: Optional[RunOptions] = None, mode: str = "auto",
                deterministic: Optional[bool] = None, rng_collection: str = "dropout", broadcast_rngs: Any = None,
                state_axes: Any = None, rngs: Any = None):
@@ -241,7 +242,7 @@ class RNN(nnx.Module):
     """A :class:`CellModule` subclass: its ``__call__`` scanned by Flax's ``nnx.RNN``, padded outputs zeroed."""
     _tree.refuse_for_subclass("jaxrnn.flax.nnx.RNN", self.cell, remat=self.remat, hoist=self.hoist,
                               options=self.options, mode=self.mode, deterministic=deterministic)
-    rnn = nnx.RNN(self.cell, time_major=time_major, unroll=self.unroll, keep_order=keep_order,
+    rnn = nnx.RNN(self.cell, time_major=time_major, unroll=sequences.scan_unroll(self.unroll), keep_order=keep_order,
                   broadcast_rngs=self.broadcast_rngs, state_axes=self.state_axes, rngs=False)
     carry, hs = rnn(inputs, initial_carry=initial_carry, seq_lengths=seq_lengths, return_carry=True,
                     reverse=reverse, rngs=rngs)

@@ -97,7 +97,7 @@ class RNN(eqx.Module):
   mode: str = eqx.field(static=True)
 
   def __init__(self, cell: Cell, input_size: Any = None, *, key: Optional[jax.Array] = None, params: Any = None,
-               reverse: bool = False, time_major: bool = False, unroll: Any = 1, remat: Any = False,
+               reverse: bool = False, time_major: bool = False, unroll: Any = None, remat: Any = False,
                hoist: Optional[bool] = None, options: Optional[RunOptions] = None, mode: str = "auto"):
     self.cell, self.params = _cell_and_params(cell, input_size, key, params)
     self.reverse, self.time_major, self.unroll, self.remat = reverse, time_major, unroll, remat
