@@ -165,17 +165,16 @@ def _restarting_sum(b: Array, restarts: Optional[Array], z0: Array) -> Array:
   return jnp.where(seen, s, z0[None] + s)
 
 
-def _linear(kind: str, a: Optional[Array], b: Array, z0: Array, restarts: Optional[Array] = None) -> Array:
-  """All ``z_t = A_t z_{t-1} + b_t`` (``t = 1..T``) from ``z0 [N, D]``; ``b [T, N, D]``; ``A_t = 0`` at the
+def _linear(kind: str, a: Optional[Array], b: Array, restarts: Optional[Array] = None) -> Array:
+  """All ``d_t = A_t d_{t-1} + b_t`` (``t = 1..T``) from ``d_0 = 0``; ``b [T, N, D]``; ``A_t = 0`` at the
   ``restarts [T, N]`` (already zero in ``a`` there)."""
   if kind == "jacobi":
     return b
   if kind == "picard":
-    return _restarting_sum(b, restarts, z0)
+    return _restarting_sum(b, restarts, jnp.zeros_like(b[0]))
   assert a is not None, kind  # "diagonal" and "full" have an A_t
   if kind == "diagonal":
-    return parallel_scan.linear_recurrence(a, b, z0)[0]
-  b = b.at[0].add((a[0] @ z0[..., None])[..., 0])
+    return parallel_scan.linear_recurrence(a, b, jnp.zeros_like(b[0]))[0]
   return jax.lax.associative_scan(_combine_full, (a, b), axis=0)[1]
 
 
@@ -370,15 +369,14 @@ def _forward(cell, step, layout, settings, unroll, params, carry, us, mask, warm
     return jnp.moveaxis(diag, 0, -1) * shrink
 
   def update(z, others, fz, fo, prev_f, prev_o):
+    """One iteration, in residual form: ``z + d`` with ``d_t = A_t d_{t-1} + (f_t - z_t)``, ``d_0 = 0``. It is the
+    iterate ``z_t = A_t z_{t-1} + (f_t - A_t z^i_{t-1})``, but the linear solve's rounding now scales with the
+    residual instead of the state: on a GPU, whose float32 products run as TF32 (10-bit mantissas), the state form
+    stalled at a residual of about 1e-3 and the full Jacobian never converged (H200, GRU H=16 T=1000: 1000 iterations,
+    then the sequential finish), while this form converges at any product precision."""
     a = jacobian(prev_f, prev_o)
-    zp = _pack(layout, prev_f)
-    if a is None:  # picard, jacobi
-      b = picard_b(fz, zp) if kind == "picard" else fz
-    elif kind == "full":
-      b = fz - (a @ zp[..., None])[..., 0]
-    else:  # diagonal
-      b = fz - a * zp
-    z_new = _nonfinite_to_jacobi(_linear(kind, a, b, z0, restarts), fz)
+    correction = _linear(kind, a, fz - z, restarts)
+    z_new = _nonfinite_to_jacobi(z + correction, fz)
     o_new = []
     for is_int, a0, po, fo_k in zip(int_other, zo0, prev_o, fo):
       o_new.append(_restarting_sum(picard_b(fo_k, po), restarts, a0) if is_int else fo_k)

@@ -209,13 +209,14 @@ class RunOptions(NamedTuple):
   native: Optional[bool] = None
   newton: Optional[ParallelNewton] = None
 
-  def set_fields(self) -> FrozenSet[str]:
-    """The names of the fields that differ from their defaults (the options a path is asked to honour).
+  def changed_fields(self) -> FrozenSet[str]:
+    """The names of the fields that differ from their defaults (``True`` is not ``1``)."""
+    return frozenset(f for f, v, d in zip(self._fields, self, RunOptions()) if (type(v), v) != (type(d), d))
 
-    ``unroll=1``, one step per loop iteration, asks nothing of a path either: it is what a path without a loop to
-    unroll (a parallel scan, the native loop) does anyway."""
-    neutral = lambda f, v, d: (type(v), v) == (type(d), d) or (f == "unroll" and (type(v), v) == (int, 1))
-    return frozenset(f for f, v, d in zip(self._fields, self, RunOptions()) if not neutral(f, v, d))
+  def set_fields(self) -> FrozenSet[str]:
+    """The options a path is asked to honour: :meth:`changed_fields`, but for ``unroll=1`` (one step per loop
+    iteration), which is what a path without a loop to unroll (a parallel scan, the native loop) does anyway."""
+    return self.changed_fields() - ({"unroll"} if (type(self.unroll), self.unroll) == (int, 1) else set())
 
 
 ALL_OPTIONS: FrozenSet[str] = frozenset(RunOptions._fields)

@@ -104,10 +104,9 @@ def run_options(options: Optional[RunOptions] = None, *, remat: Any = False, unr
   if options is not None:
     if not isinstance(options, RunOptions):
       raise TypeError(f"options must be a jaxrnn.RunOptions, got {type(options).__name__}")
-    given = sorted(f for f, v, d in zip(keywords._fields, keywords, RunOptions()) if (type(v), v) != (type(d), d))
-    if given:
+    if keywords.changed_fields():
       raise ValueError(f"pass the run options either as options= or as keywords, not both; got options={options} "
-                       f"and {given}")
+                       f"and {sorted(keywords.changed_fields())}")
     keywords = options
   unroll_steps = keywords.unroll
   if unroll_steps is not True and unroll_steps is not None:

@@ -159,6 +159,31 @@ def test_damping_and_reverse(gru):
   assert_close(got[:2], want, 1e-10)
 
 
+@pytest.mark.parametrize("jacobian", ["full", "diagonal", "picard"])
+def test_converges_with_tf32_products(monkeypatch, jacobian):
+  """A GPU runs float32 products as TF32 (10-bit mantissas). The linear solve of every iteration is rounded so here
+  (its matmuls, or its elementwise products), and the solver must still converge to float32's tolerance: the
+  iteration solves for the correction, whose rounding shrinks with the residual (the state form stalled at ~1e-3 on
+  an H200 and never converged with the full Jacobian)."""
+  tf32 = lambda x: jax.lax.reduce_precision(x, exponent_bits=8, mantissa_bits=10)
+
+  def combine_full(left, right):
+    (a1, b1), (a2, b2) = left, right
+    return tf32(a2 @ a1), tf32(tf32((a2 @ b1[..., None])[..., 0]) + b2)
+
+  linear = parallel_newton._linear
+  monkeypatch.setattr(parallel_newton, "_combine_full", combine_full)
+  monkeypatch.setattr(parallel_newton, "_linear", lambda kind, a, b, restarts=None: tf32(linear(
+      kind, None if a is None else tf32(a), tf32(b), restarts)))
+  cell, params, carry, xs, lengths = setup(CASES["gru"], 200, dtype=jnp.float32, B=4)
+  carry = jax.tree.map(lambda c: 3 * c, carry)  # states well away from 0: rounding relative to the state is large
+  want = jaxrnn.unroll(cell, params, carry, xs, seq_lengths=lengths, mode="step")
+  got = jaxrnn.newton_unroll(cell, params, carry, xs, seq_lengths=lengths, newton=jaxrnn.ParallelNewton(jacobian))
+  info = got[3]
+  assert bool(info.converged) and not bool(info.sequential), (int(info.iterations), float(info.residual.max()))
+  assert_close(got[:2], want, 1e-4)
+
+
 DECLARED = ["indrnn_tanh", "min_gru", "min_gru_log_scan", "min_lstm", "para_gru", "para_lstm", "rg_lru",
             "rg_lru_resets"]  # the full cases (not variants) whose cell declares carry_jacobian_diagonal
 

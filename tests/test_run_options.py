@@ -237,6 +237,8 @@ def test_run_options_checks():
   xs = jnp.ones((2, 5, 2))
   with pytest.raises(ValueError, match="either as options= or as keywords, not both"):
     jaxrnn.unroll(cell, params, None, xs, options=RunOptions(remat=True), unroll=2)
+  with pytest.raises(ValueError, match=r"not both; .* and \['unroll'\]"):  # 1 is not the default (None) either
+    jaxrnn.unroll(cell, params, None, xs, options=RunOptions(unroll=8), unroll=1)
   with pytest.raises(TypeError, match="options must be a jaxrnn.RunOptions, got dict"):
     jaxrnn.unroll(cell, params, None, xs, options={"remat": True})
   with pytest.raises(ValueError, match="unroll must be a positive int, got 0"):
@@ -246,6 +248,7 @@ def test_run_options_checks():
   with pytest.raises(ValueError, match="key= is for the default carry"):
     jaxrnn.unroll(cell, params, cell.initial_carry(params, (2,)), xs, key=jax.random.key(0))
   assert RunOptions(unroll=True).set_fields() == {"unroll"} and RunOptions(unroll=1).set_fields() == set()
+  assert RunOptions(unroll=1).changed_fields() == {"unroll"} and RunOptions().changed_fields() == set()
   assert jaxrnn.unroll(cell, params, None, xs, options=RunOptions(remat=2))[1].shape == (2, 5, 3)
 
 
