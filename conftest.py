@@ -6,11 +6,10 @@ Rank promotion raises, so silent broadcasting between mismatched ranks is a test
 Most of the suite's time is XLA compiling many tiny programs. Three CPU-backend flags compile them several times
 faster, and the tests' programs run about as fast: LLVM optimization level 2 instead of 3; XLA:CPU's older elemental
 fusion emitters instead of the MLIR fusion emitters (``--xla_cpu_use_fusion_emitters=false``, before jaxlib 0.11:
-2.3x less CPU time for the registry's generic checks, 128 s -> 56 s for
-``tests/test_generic.py -k "gru and not min_gru"``); and one LLVM
-module per program instead of splitting it for parallel codegen, which only adds work on a 2-core machine running two
-test workers. Set before jax starts its backend, and inherited by the subprocesses the tests start (CLI, notebook
-kernels). A flag that ``XLA_FLAGS`` already sets wins.
+2.3x less CPU time for the registry's generic checks, 128 s -> 56 s for ``tests/test_generic.py -k "gru and not
+min_gru"``); and one LLVM module per program instead of splitting it for parallel codegen, which only adds work on a
+2-core machine running two test workers. Set before jax starts its backend, and inherited by the subprocesses the
+tests start (CLI, notebook kernels). A flag that ``XLA_FLAGS`` already sets wins.
 """
 
 import importlib.metadata

@@ -15,9 +15,9 @@ Tables (``gpu.md``, and every number in ``gpu.json``):
 * LSTM and GRU at the CPU benchmark's sizes W1-W4 (``benchmarks/rnn_layers.py``) and a long sequence
   (B=16 T=16384 F=H=256), float32 and bfloat16 (inputs, weights and carry), with the columns: jaxrnn's scan of
   ``step``; its fused path (the default: ``unroll=None``, 8 steps per loop iteration on GPU); the fused path with
-  the input projection in the loop (hoist off) and with ``unroll`` 1 and 4; ``kernel="cudnn"`` (LSTM, float32); ``jax.experimental.rnn.lstm`` itself (cuDNN);
-  Flax ``nn.RNN`` (``OptimizedLSTMCell``, ``GRUCell``); PyTorch's cuDNN ``nn.LSTM``/``nn.GRU``. There is no
-  Pallas LSTM/GRU kernel (yet): that column is absent from this table.
+  the input projection in the loop (hoist off) and with ``unroll`` 1 and 4; ``kernel="cudnn"`` (LSTM, float32);
+  ``jax.experimental.rnn.lstm`` itself (cuDNN); Flax ``nn.RNN`` (``OptimizedLSTMCell``, ``GRUCell``); PyTorch's
+  cuDNN ``nn.LSTM``/``nn.GRU``. There is no Pallas LSTM/GRU kernel (yet): that column is absent from this table.
 * The linear recurrences (``min_gru``, ``rg_lru``, ``lru``): the scan of ``step``, the associative scan (the
   default) and ``kernel="pallas"``; and ``h_t = a_t h_{t-1} + b_t`` alone: ``lax.scan``, associative scan and
   the Pallas kernel at several block sizes.
