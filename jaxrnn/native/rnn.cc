@@ -718,11 +718,22 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
     product(rows, hcols, R, hp + b * R, R, packed_h.data() + R * base[k], ss, ld);
   };
 
+  // A padded row (mask 0) of step t: a carried value kept (h, or the LSTMP's c) and a zero output beside it (hs, or
+  // the LSTMP's m), n columns; and zero gates on the chunk's units [j0, j0 + jc) (the backward pass reads none there).
+  auto keep_carry = [&](const float* h_prev, float* h_next, float* out, int64_t n) {
+    std::memcpy(h_next, h_prev, n * sizeof(float));
+    std::memset(out, 0, n * sizeof(float));
+  };
+  auto zero_gates = [&](int64_t t, int64_t b, int64_t j0, int64_t jc) {
+    if (!GW) return;
+    for (int64_t g = 0; g < 4; ++g) std::memset(GW + (t * B + b) * GWW + g * H + j0, 0, jc * sizeof(float));
+  };
+
   auto job = std::make_shared<Job>();
   job->steps = T;
   job->chunks = nk;
   job->work = [&](int64_t t, int64_t k) {
-    const int64_t j0 = ch.start[k], j1 = ch.start[k + 1], jc = j1 - j0;
+    const int64_t j0 = ch.start[k], jc = ch.start[k + 1] - j0;
     const float* hp = t == 0 ? h0.typed_data() : h_at(t - 1);
     const float* cp = lstm ? (t == 0 ? c0.typed_data() : c_at(t - 1)) : nullptr;
     const float* su = scratch_u.data() + kRowBlock * base[k];
@@ -739,16 +750,9 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
       float* hnb = hn + b * H;
       float* hsb = HS + (t * B + b) * H;
       if (!M[t * B + b]) {  // padding: keep the carry, output zero
-        for (int64_t j = j0; j < j1; ++j) {
-          hnb[j] = hpb[j];
-          hsb[j] = 0.0f;
-        }
-        if (lstm) {
-          for (int64_t j = j0; j < j1; ++j) cn[b * H + j] = cp[b * H + j];
-        }
-        if (GW) {
-          for (int64_t g = 0; g < 4; ++g) std::memset(GW + (t * B + b) * GWW + g * H + j0, 0, jc * sizeof(float));
-        }
+        keep_carry(hpb + j0, hnb + j0, hsb + j0, jc);
+        if (lstm) std::memcpy(cn + b * H + j0, cp + b * H + j0, jc * sizeof(float));
+        zero_gates(t, b, j0, jc);
         continue;
       }
       float* gw = GW ? GW + (t * B + b) * GWW + j0 : nullptr;
@@ -789,7 +793,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
     scratch_n.resize(kRowBlock * nbase[nk]);
     job->steps = 2 * T;
     job->work = [&](int64_t s, int64_t k) {
-      const int64_t t = s / 2, j0 = ch.start[k], j1 = ch.start[k + 1], jc = j1 - j0;
+      const int64_t t = s / 2, j0 = ch.start[k], jc = ch.start[k + 1] - j0;
       const float* hp = t == 0 ? h0.typed_data() : h_at(t - 1);
       if (s % 2 == 0) {
         const float* su = scratch_u.data() + kRowBlock * base[k];
@@ -829,13 +833,8 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
         float* hnb = hn + b * H;
         float* hsb = HS + (t * B + b) * H;
         if (!M[t * B + b]) {  // padding: keep the carry, output zero
-          for (int64_t j = j0; j < j1; ++j) {
-            hnb[j] = hpb[j];
-            hsb[j] = 0.0f;
-          }
-          if (GW) {
-            for (int64_t g = 0; g < 4; ++g) std::memset(GW + (t * B + b) * GWW + g * H + j0, 0, jc * sizeof(float));
-          }
+          keep_carry(hpb + j0, hnb + j0, hsb + j0, jc);
+          zero_gates(t, b, j0, jc);
           continue;
         }
         const float* a = sn + (b % kRowBlock) * ldn;
@@ -871,7 +870,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
       const int64_t t = s / 2;
       const float* hp = t == 0 ? h0.typed_data() : h_at(t - 1);
       if (s % 2 == 0) {
-        const int64_t j0 = ch.start[k], j1 = ch.start[k + 1], jc = j1 - j0, ld = width[k];
+        const int64_t j0 = ch.start[k], jc = ch.start[k + 1] - j0, ld = width[k];
         const float* su = scratch_u.data() + kRowBlock * base[k];
         const float* ss = scratch_s.data() + kRowBlock * base[k];
         const float* cp = t == 0 ? c0.typed_data() : c_at(t - 1);
@@ -880,13 +879,8 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
           if (b % kRowBlock == 0) block_products(t, k, b, std::min(kRowBlock, B - b), hp, G * jc);
           float* mb = MB.data() + b * H;
           if (!M[t * B + b]) {  // padding: keep c; a zero m row keeps phase B's product finite
-            for (int64_t j = j0; j < j1; ++j) {
-              cn[b * H + j] = cp[b * H + j];
-              mb[j] = 0.0f;
-            }
-            if (GW) {
-              for (int64_t g = 0; g < 4; ++g) std::memset(GW + (t * B + b) * GWW + g * H + j0, 0, jc * sizeof(float));
-            }
+            keep_carry(cp + b * H + j0, cn + b * H + j0, mb + j0, jc);
+            zero_gates(t, b, j0, jc);
             continue;
           }
           const float* ub = su + (b % kRowBlock) * ld;
@@ -911,8 +905,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
         float* hnb = hn + b * R + p0;
         float* hsb = HS + (t * B + b) * R + p0;
         if (!M[t * B + b]) {  // padding: keep h, output zero
-          std::memcpy(hnb, hpb, pc * sizeof(float));
-          std::memset(hsb, 0, pc * sizeof(float));
+          keep_carry(hpb, hnb, hsb, pc);
           continue;
         }
         const float* h = sp + (b % kRowBlock) * ldp;
