@@ -91,6 +91,8 @@ def test_when_the_route_fits(monkeypatch):
   assert "float32 only" in fits(dtype=jnp.bfloat16)
   assert "precision" in fits(precision="bfloat16")
   assert "options of the XLA loop" in fits(options=jaxrnn.RunOptions(unroll=2))
+  assert "options of the XLA loop" in fits(options=jaxrnn.RunOptions(unroll=True))
+  assert fits(options=jaxrnn.RunOptions(unroll=1)) is None
   assert "options of the XLA loop" in fits(options=jaxrnn.RunOptions(hoist=False))
   assert "at least one step" in fits(xs=xs[:0])
 

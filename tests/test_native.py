@@ -470,6 +470,9 @@ def test_refusals():
     run(cell, params, xs.astype(jnp.float64), need)
   with pytest.raises(ValueError, match="cannot run this call: run options"):
     run(cell, params, xs, need._replace(unroll=2))
+  with pytest.raises(ValueError, match="cannot run this call: run options"):  # True == 1, but it unrolls all steps
+    run(cell, params, xs, need._replace(unroll=True))
+  run(cell, params, xs, need._replace(unroll=1))  # one step per iteration: what the native loop does
   with pytest.raises(ValueError, match="custom activation"):
     run(jaxrnn.lstm(H, activation=jnp.tanh), params, xs, need)
   with pytest.raises(ValueError, match="needs a sequence path with a native form"):

@@ -216,7 +216,7 @@ def fits(kind: Optional[str], params: Any, carry: Any, xs: Any, options: RunOpti
     return f"the backend is {jax.default_backend()}, not cpu"
   if not native.available():
     return native.reason()
-  if options.remat is not None or options.unroll not in (None, 1):
+  if options.remat is not None or "unroll" in options.set_fields():  # unroll=True included (True == 1 in Python)
     return f"run options {options} (a native loop has no scan to unroll or remat)"
   if not isinstance(xs, (jax.Array, np.ndarray)):
     return "xs is not one array"

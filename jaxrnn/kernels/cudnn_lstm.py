@@ -89,7 +89,7 @@ def misfit(params: Any, carry: Any, xs: jax.Array, options: RunOptions, *, stand
             f"{'' if dtype is None else f' dtype={jnp.dtype(dtype)}'}")
   if not _precision_fits(precision):
     return f"cuDNN takes precision None, 'high' or 'highest', got {precision!r}"
-  if options.unroll not in (None, 1) or options.hoist is False:
+  if "unroll" in options.set_fields() or options.hoist is False:  # unroll=True included (True == 1 in Python)
     return (f"unroll={options.unroll!r} and hoist={options.hoist!r} are options of the XLA loop (cuDNN takes "
             f"unroll None or 1 and hoist None or True)")
   if xs.shape[0] == 0 or math.prod(xs.shape[1:-1]) == 0:
