@@ -141,18 +141,19 @@ def projects(options: RunOptions, rows: int) -> bool:
 
 
 def _forward(kind: str, relu: bool, mode: int, params, x, h0, c0, mask, project: Optional[Callable] = None):
-  """The native forward loop over ``x: [T, B, F]``: ``(hs, h_last, c_last, h_all, c_all, gates)``, the last three
-  of size 0 unless ``mode`` is ``BACKWARD_RESIDUALS`` (the carries and activated gates that the native backward
-  reads). ``project``: ``None`` (the loop computes ``x_t W_i + b`` per step), or the cell's ``input_transform``,
-  which JAX runs on all steps before the loop (hoisted: the loop reads ``[T, B, G H]``)."""
-  T, B, _ = x.shape
+  """The native forward loop over ``x: [B, T, F]`` (batch-major: :func:`_flat`): ``(hs [B, T, P], h_last, c_last,
+  h_all, c_all, gates)``, the last three (time-major) of size 0 unless ``mode`` is ``BACKWARD_RESIDUALS`` (the
+  carries and activated gates that the native backward reads). ``project``: ``None`` (the loop computes
+  ``x_t W_i + b`` per step), or the cell's ``input_transform``, which JAX runs on all steps before the loop
+  (hoisted: the loop reads ``[B, T, G H]``)."""
+  B, T, _ = x.shape
   w_i, b, w_h, b_hn = _weights(kind, params)
   P, H = w_h.shape[0], w_h.shape[1] // GATES[kind]  # P: the carried h's width (H but for the LSTMP)
   f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
   with_c = kind in WITH_C
   steps = T if mode == BACKWARD_RESIDUALS else 0
   gates = steps if kind != "simple_rnn" else 0
-  results = [f32(T, B, P), f32(B, P), f32(B, H if with_c else 0), f32(steps, B, P), f32(steps if with_c else 0, B, H),
+  results = [f32(B, T, P), f32(B, P), f32(B, H if with_c else 0), f32(steps, B, P), f32(steps if with_c else 0, B, H),
              f32(gates, B, 4 * H)]
   operand = x if project is None else _projection(project, params, x)
   return _call(native.FORWARD, results, operand, w_i, b, w_h, b_hn, h0, c0, mask, kind=KINDS[kind], relu=relu,
@@ -175,8 +176,9 @@ def _backward(kind: str, relu: bool, primals, residuals, cts):
   params, carry, xs, mask = primals
   h_all, c_all, gates = residuals
   d_carry, dhs = cts
-  x, h0, c0, m = _flat(kind, carry, xs, mask)
+  _, h0, c0, m = _flat(kind, carry, xs, mask)
   T, B, P = h_all.shape  # P: the carried h's width (H but for the LSTMP)
+  x = xs.reshape((T, B, xs.shape[-1]))  # time-major: the products after the loop meet x and dx with dz (rnn.cc)
   w_i, _, w_h, extra = _weights(kind, params)
   F, GH = w_i.shape
   H = GH // GATES[kind]
@@ -188,7 +190,7 @@ def _backward(kind: str, relu: bool, primals, residuals, cts):
   results = [f32(T, B, GH), f32(T if gru else 0, B, GH), f32(B, P), f32(B, H if with_c else 0), f32(P, GH),
              f32(T, B, F), f32(F, GH), f32(*w_r.shape)]
   dz, dzr, dh0, dc0, d_w_h, dx, d_w_i, d_w_r = _call(
-      native.BACKWARD, results, x, w_i, w_h, w_r, h0, c0, h_all, c_all, gates, m, dhs.reshape((T, B, P)),
+      native.BACKWARD, results, x, w_i, w_h, w_r, h0, c0, h_all, c_all, gates, m, _batch_major(dhs),
       d_carry.h.reshape((B, P)), dc_last, kind=KINDS[kind], relu=relu)
   # dz is the cotangent of u = x W_i + b (the input_transform of every cell with a native kind): the loop gave
   # those of w_i and x; b's is dz summed over steps and examples.
@@ -253,13 +255,28 @@ def _carry(kind: str, carry: Any, lead: Tuple[int, ...], h: jax.Array, c: jax.Ar
 
 
 def _flat(kind: str, carry: Any, xs: jax.Array, mask: Optional[jax.Array]):
-  """``(x [T, n, F], h0 [n, H], c0 [n, H] or [n, 0], mask int32[T, n])``: the native loop's operands, the batch
-  axes of ``xs: [T, *B, F]`` flattened to ``n``."""
+  """``(x [n, T, F], h0 [n, H], c0 [n, H] or [n, 0], mask int32[T, n])``: the native loop's operands, the batch
+  axes of ``xs: [T, *B, F]`` flattened to ``n``, ``x`` batch-major (:func:`_batch_major`)."""
   T, n = xs.shape[0], math.prod(xs.shape[1:-1])
   h0 = carry.h.reshape((n, carry.h.shape[-1]))
   c0 = carry.c.reshape((n, carry.c.shape[-1])) if kind in WITH_C else jnp.zeros((n, 0), jnp.float32)
   m = jnp.ones((T, n), jnp.int32) if mask is None else mask.reshape((T, n)).astype(jnp.int32)
-  return xs.reshape((T, n, xs.shape[-1])), h0, c0, m
+  return _batch_major(xs), h0, c0, m
+
+
+def _batch_major(a: jax.Array) -> jax.Array:
+  """``[T, *B, F] -> [n, T, F]`` (``n``: the batch axes flattened), the layout of the native loop's sequences.
+
+  :func:`jaxrnn.unroll` hands sequence paths ``[T, *B, F]``, moving the time axis of its default layout ``[*B, T,
+  F]`` to the front; moving it back here makes the two transposes cancel in XLA, so a batch-major caller's
+  sequences reach the loop uncopied (and a time-major caller's are transposed once: see ``rnn.cc``)."""
+  moved = jnp.moveaxis(a, 0, -2)
+  return moved.reshape((math.prod(moved.shape[:-2]),) + moved.shape[-2:])
+
+
+def _time_major(a: jax.Array, batch: Tuple[int, ...]) -> jax.Array:
+  """``[n, T, F] -> [T, *batch, F]``: the inverse of :func:`_batch_major`."""
+  return jnp.moveaxis(a.reshape(batch + a.shape[1:]), -2, 0)
 
 
 def _run(kind: str, relu: bool, input_transform: Callable, mode: int, params, carry, xs, mask, options):
@@ -267,10 +284,10 @@ def _run(kind: str, relu: bool, input_transform: Callable, mode: int, params, ca
   flattened for it), the residuals of size 0 unless ``mode`` is ``BACKWARD_RESIDUALS``; ``options.hoist`` says
   whether JAX projects the inputs before the loop (:func:`projects`)."""
   x, h0, c0, m = _flat(kind, carry, xs, mask)
-  project = input_transform if projects(options, x.shape[1]) else None
+  project = input_transform if projects(options, x.shape[0]) else None
   hs, h_last, c_last, *residuals = _forward(kind, relu, mode, params, x, h0, c0, m, project)
-  T, batch = xs.shape[0], xs.shape[1:-1]
-  out = (_carry(kind, carry, batch, h_last, c_last), hs.reshape((T,) + batch + hs.shape[-1:]))
+  batch = xs.shape[1:-1]
+  out = (_carry(kind, carry, batch, h_last, c_last), _time_major(hs, batch))
   return out, tuple(residuals)
 
 

@@ -369,8 +369,9 @@ inline void product(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda
 // items in order: a chunk's weights, carries and scratch stay in its owner's core caches from step to step (two
 // threads claiming the next free item from a shared counter swapped chunks at about half the steps; LSTM W2
 // inference, B=64 T=512 F=H=128, 2 threads, medians of 15 calls, three interleaved pairs of processes: 48.6, 52.8,
-// 53.8 ms with the counter, 45.8, 49.0, 47.8 with owners). A thread that waits for the items of step s - 1 and finds one not claimed yet (its owner has not
-// started: its pool thread is busy, or it stopped after the job went solo, below) claims and does it itself.
+// 53.8 ms with the counter, 45.8, 49.0, 47.8 with owners). A thread that waits for the items of step s - 1 and finds
+// one not claimed yet (its owner has not started: its pool thread is busy, or it stopped after the job went solo,
+// below) claims and does it itself.
 // A helper holds the job (shared_ptr) but touches the caller's buffers only inside an item; the caller returns
 // once every item is done, without waiting for helpers that have not started: with every pool thread busy (two
 // native loops side by side, as in a bidirectional layer, on a 2-thread pool) they may start only after it
@@ -647,14 +648,21 @@ void rnn_row(int64_t n, bool relu, const float* __restrict u, const float* __res
 int64_t gates_of(int64_t kind) { return (kind == kLSTM || kind == kLSTMP) ? 4 : (kind == kGRU || kind == kGRUB) ? 3 : 1; }
 
 // ----------------------------------------------------------------------------------------------- forward
-// x: [T, B, F] (time-major inputs), w_i: [F, G H], bias: [G H] or [0] (none), w_h: [H, G H], b_hn: [H] (GRU) or
-// [0], h0, c0: [B, H] (c0: LSTM; else any size), mask: [T, B] int32. The input projection x_t W_i + b runs inside
-// the loop, per step and chunk, beside h_{t-1} W_h (as the pure-JAX path does on CPU: no [T, B, G H] buffer);
+// x: [B, T, F] (batch-major inputs: see below), w_i: [F, G H], bias: [G H] or [0] (none), w_h: [H, G H], b_hn: [H]
+// (GRU) or [0], h0, c0: [B, H] (c0: LSTM; else any size), mask: [T, B] int32. The input projection x_t W_i + b runs
+// inside the loop, per step and chunk, beside h_{t-1} W_h (as the pure-JAX path does on CPU: no [T, B, G H] buffer);
 // with projected == 1 the caller has run it for all steps at once (hoisted: one large product instead of T
-// matrix-vector ones at a few rows) and x is [T, B, G H] = x W_i + b (w_i and bias are then not read).
-// Results: hs [T, B, H]; h_last, c_last [B, H] (c_last: LSTM, else any size); with train == 1 (the native
+// matrix-vector ones at a few rows) and x is [B, T, G H] = x W_i + b (w_i and bias are then not read).
+// Results: hs [B, T, H]; h_last, c_last [B, H] (c_last: LSTM, else any size); with train == 1 (the native
 // backward's residuals) h_all, c_all [T, B, H] (the carries after each step; c_all: LSTM) and gates [T, B, W]
 // (LSTM: i f g o; GRU: r z n hn; RNN: none).
+// Layouts: the forward's x and hs and the backward's dhs are batch-major, the layout of jaxrnn.unroll's default
+// (time_major=False), of Flax's and of Equinox's: there XLA cancels unroll's transposes against the wrapper's
+// (jaxrnn/cells/_native_scan.py), where time-major operands cost a transpose of x and of hs a call (LSTM W2 inference,
+// B=64 T=512 F=H=128: 55.4 ms time-major against 52.2 batch-major). The loops' own arrays (h_all, c_all, gates, dz)
+// are time-major, a step's rows adjacent, and so are the backward's x and dx, which meet dz in the large products
+// after the loop: with x batch-major those were B products of T rows, slower than the transposes of x and dx that
+// they saved (LSTM W1 training, B=32 T=128 F=128 H=256: 18.5 ms a call against 16.9 for one product).
 ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_i,
                    ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> w_h, ffi::Buffer<ffi::F32> b_hn,
                    ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0, ffi::Buffer<ffi::S32> mask,
@@ -663,8 +671,8 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
                    ffi::ResultBuffer<ffi::F32> c_all, ffi::ResultBuffer<ffi::F32> gates, int64_t kind, int64_t relu,
                    int64_t train, int64_t projected) {
   auto xd = x.dimensions();
-  if (xd.size() != 3) return ffi::Error::InvalidArgument("jaxrnn native: x must be [T, B, F]");
-  const int64_t T = xd[0], B = xd[1], G = gates_of(kind), GH = w_h.dimensions()[1], H = GH / G;
+  if (xd.size() != 3) return ffi::Error::InvalidArgument("jaxrnn native: x must be [B, T, F]");
+  const int64_t B = xd[0], T = xd[1], G = gates_of(kind), GH = w_h.dimensions()[1], H = GH / G;
   const int64_t F = projected ? 0 : xd[2];  // features multiplied inside the loop
   const bool lstmp = kind == kLSTMP;
   const int64_t R = lstmp ? w_h.dimensions()[0] : H;  // the carried h's width (LSTMP: P)
@@ -675,7 +683,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
     return ffi::Error::InvalidArgument("jaxrnn native: LSTMP's w_r (the b_hn operand) must be [H, P]");
   }
   if (projected ? xd[2] != GH : (w_i.dimensions()[0] != F || w_i.dimensions()[1] != GH)) {
-    return ffi::Error::InvalidArgument("jaxrnn native: w_i must be [F, G*H] (projected: x must be [T, B, G*H])");
+    return ffi::Error::InvalidArgument("jaxrnn native: w_i must be [F, G*H] (projected: x must be [B, T, G*H])");
   }
   const bool lstm = kind == kLSTM, gru = kind == kGRU, grub = kind == kGRUB;
   const float* X = x.typed_data();
@@ -736,12 +744,12 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
     if (projected) {  // this chunk's columns of the caller's x W_i + b
       for (int64_t r = 0; r < rows; ++r) {
         for (int64_t g = 0; g < G; ++g) {
-          std::memcpy(su + r * ld + g * jc, X + (t * B + b + r) * GH + g * H + j0, jc * sizeof(float));
+          std::memcpy(su + r * ld + g * jc, X + ((b + r) * T + t) * GH + g * H + j0, jc * sizeof(float));
         }
       }
     } else {
       const float* bk = bias_k.data() + base[k];
-      product(rows, G * jc, F, X + (t * B + b) * F, F, packed_i.data() + F * base[k], su, ld);
+      product(rows, G * jc, F, X + (b * T + t) * F, T * F, packed_i.data() + F * base[k], su, ld);
       for (int64_t r = 0; r < rows; ++r) {
         float* row = su + r * ld;
         for (int64_t n = 0; n < G * jc; ++n) row[n] += bk[n];
@@ -779,7 +787,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
       const float* sb = ss + (b % kRowBlock) * ld;
       const float* hpb = hp + b * H;
       float* hnb = hn + b * H;
-      float* hsb = HS + (t * B + b) * H;
+      float* hsb = HS + (b * T + t) * H;
       if (!M[t * B + b]) {  // padding: keep the carry, output zero
         keep_carry(hpb + j0, hnb + j0, hsb + j0, jc);
         if (lstm) std::memcpy(cn + b * H + j0, cp + b * H + j0, jc * sizeof(float));
@@ -862,7 +870,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
         }
         const float* hpb = hp + b * H;
         float* hnb = hn + b * H;
-        float* hsb = HS + (t * B + b) * H;
+        float* hsb = HS + (b * T + t) * H;
         if (!M[t * B + b]) {  // padding: keep the carry, output zero
           keep_carry(hpb + j0, hnb + j0, hsb + j0, jc);
           zero_gates(t, b, j0, jc);
@@ -934,7 +942,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
         }
         const float* hpb = hp + b * R + p0;
         float* hnb = hn + b * R + p0;
-        float* hsb = HS + (t * B + b) * R + p0;
+        float* hsb = HS + (b * T + t) * R + p0;
         if (!M[t * B + b]) {  // padding: keep h, output zero
           keep_carry(hpb, hnb, hsb, pc);
           continue;
@@ -956,14 +964,14 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
 
 // ----------------------------------------------------------------------------------------------- backward
 // Inputs: x [T, B, F]; w_i [F, G H]; w_h [H, G H]; h0, c0 [B, H]; h_all, c_all [T, B, H]; gates [T, B, 4H] (LSTM,
-// GRU); mask [T, B]; dhs [T, B, H]; dh_last, dc_last [B, H].
+// GRU); mask [T, B]; dhs [B, T, H] (batch-major, as the forward's hs); dh_last, dc_last [B, H].
 // Results: dz [T, B, G H] (cotangent of u = x W_i + b); dzr [T, B, G H] (GRU: cotangent of h_{t-1} W_h +
 // [0, 0, b_hn]; else size 0: it equals dz); dh0, dc0 [B, H]; dw [H, G H] = sum_t h_{t-1}^T dzr_t (the recurrent
 // kernel's cotangent); dx [T, B, F] = dz W_i^T and dw_i [F, G H] = x^T dz (the input side's). The last three are
 // large products after the loop, with a transposed operand: OpenBLAS's sgemm, one per thread over a share of the
 // columns (dw, dw_i) or rows (dx), runs them faster than XLA:CPU's dot (at B=128 T=256 F=H=512, LSTM: dx and dw_i
 // 384 + 417 ms in numpy's sgemm, 477 + 588 in XLA's, 2 threads).
-// LSTMP: w_h [P, 4H], w_r [H, P]; h0, dh0, dh_last [B, P], h_all, dhs [T, B, P]; dw [P, 4H], dw_r [H, P] (the
+// LSTMP: w_h [P, 4H], w_r [H, P]; h0, dh0, dh_last [B, P], h_all [T, B, P], dhs [B, T, P]; dw [P, 4H], dw_r [H, P] (the
 // projection's cotangent, sum_t m_t^T dh_t); for the other kinds w_r and dw_r have size 0.
 ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_i,
                     ffi::Buffer<ffi::F32> w_h, ffi::Buffer<ffi::F32> w_r, ffi::Buffer<ffi::F32> h0,
@@ -1061,7 +1069,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
         if (lstm) std::memcpy(dc_out + b * H + j0, dc_in + b * H + j0, jc * sizeof(float));
         continue;
       }
-      const float* dys = DHS + row * H;
+      const float* dys = DHS + (b * T + t) * H;
       if (lstm) {
         const float* gw = GW + row * 4 * H;
         const float* cb = CA + row * H;
@@ -1163,7 +1171,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
             std::memcpy(dhob + j0, dhb + j0, jc * sizeof(float));
             continue;
           }
-          const float* dys = DHS + row * H;
+          const float* dys = DHS + (b * T + t) * H;
           const float* gw = GW + row * 4 * H;
           const float* hpb = hp + b * H;
 #pragma GCC ivdep
@@ -1229,7 +1237,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     auto full_dh = [&](int64_t t, const float* dh, int64_t p0, int64_t p1) {
       for (int64_t b = 0; b < B; ++b) {
         float* d = DH.data() + (t * B + b) * R;
-        const float* ys = DHS + (t * B + b) * R;
+        const float* ys = DHS + (b * T + t) * R;
         const float* in = dh + b * R;
         for (int64_t p = p0; p < p1; ++p) d[p] = M[t * B + b] ? in[p] + ys[p] : 0.0f;
       }
