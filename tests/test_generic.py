@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.test_util import check_grads
 
 import jaxrnn
 from tests import registry
@@ -150,23 +149,33 @@ def test_several_batch_axes_and_time_major(case):
   assert_trees_close((final, hs), (final_tm, jnp.moveaxis(hs_tm, 0, 2)), rtol=case.rtol, atol=case.rtol)
 
 
+@functools.lru_cache(maxsize=None)
+def float32_outputs(case):
+  """``hs`` of the float32 setup's run with lengths (compiled once per case: the half-precision checks compare
+  with it)."""
+  cell, params, carry, xs, lengths = setup(case, dtype=jnp.float32)
+  return np.asarray(jax.jit(functools.partial(jaxrnn.unroll, cell))(params, carry, xs, seq_lengths=lengths)[1],
+                    np.float64)
+
+
 @for_all
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.bfloat16], ids=["float64", "bfloat16"])
 def test_dtype_is_kept(case, dtype):
+  """Outputs and final carries keep the dtypes (and shapes) of the inputs and the carry. float64 values are checked
+  against the NumPy reference (so here only traced: no compile); bfloat16 ones against the float32 run."""
   if dtype == jnp.bfloat16 and not case.bfloat16:
     pytest.skip("no bfloat16 support")
   cell, params, carry, xs, lengths = setup(case, dtype=dtype)
-  final, hs = jax.jit(lambda p, c, x, l: jaxrnn.unroll(cell, p, c, x, seq_lengths=l))(params, carry, xs, lengths)
+  run = lambda p, c, x, l: jaxrnn.unroll(cell, p, c, x, seq_lengths=l)
+  if dtype == jnp.float64:
+    final, hs = jax.eval_shape(run, params, carry, xs, lengths)
+  else:
+    final, hs = jax.jit(run)(params, carry, xs, lengths)
   assert hs.dtype == dtype
   for before, after in zip(jax.tree.leaves(carry), jax.tree.leaves(final)):
     assert after.dtype == before.dtype and after.shape == before.shape
-  if dtype == jnp.float64:
-    return  # float64 values are checked against the NumPy reference.
-  # Close to the float32 computation.
-  cell32, params32, carry32, xs32, _ = setup(case, dtype=jnp.float32)
-  _, hs32 = jax.jit(functools.partial(jaxrnn.unroll, cell32))(params32, carry32, xs32, seq_lengths=lengths)
-  tol = 0.1
-  np.testing.assert_allclose(np.asarray(hs, np.float64), np.asarray(hs32, np.float64), atol=tol, rtol=tol)
+  if dtype == jnp.bfloat16:
+    np.testing.assert_allclose(np.asarray(hs, np.float64), float32_outputs(case), atol=0.1, rtol=0.1)
 
 
 @for_full
@@ -174,13 +183,13 @@ def test_bfloat16_compute_with_float32_params_and_carry(case):
   if not case.bfloat16:
     pytest.skip("no bfloat16 support")
   cell, params, carry, xs, lengths = setup(case, param_dtype=jnp.float32, compute_dtype=jnp.bfloat16)
-  final, hs = jax.jit(lambda p, c, x: jaxrnn.unroll(cell, p, c, x))(params, carry, xs)
+  final, hs = jax.jit(lambda p, c, x, l: jaxrnn.unroll(cell, p, c, x, seq_lengths=l))(params, carry, xs, lengths)
   assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(params) if jnp.issubdtype(leaf.dtype, jnp.floating))
   for before, after in zip(jax.tree.leaves(carry), jax.tree.leaves(final)):
     assert after.dtype == before.dtype
-  cell32 = case.make(param_dtype=jnp.float32, dtype=None)
-  _, hs32 = jax.jit(functools.partial(jaxrnn.unroll, cell32))(params, carry, xs)
-  np.testing.assert_allclose(np.asarray(hs, np.float64), np.asarray(hs32, np.float64), atol=0.1, rtol=0.1)
+  _, params32, carry32, xs32, _ = setup(case, dtype=jnp.float32)  # the same draws: float32_outputs is their run
+  chex.assert_trees_all_equal((params, carry, xs), (params32, carry32, xs32))
+  np.testing.assert_allclose(np.asarray(hs, np.float64), float32_outputs(case), atol=0.1, rtol=0.1)
 
 
 @for_full
@@ -251,34 +260,12 @@ def test_padding_is_invisible(case, reverse):
 
 @for_all
 def test_gradients(case):
-  if not case.check_grads:
-    pytest.skip("gradients not checked numerically for this cell")
-  cell, params, carry, xs, lengths = setup(case, dtype=jnp.float64, num_steps=4)
-
-  # Only floating carry leaves are perturbed; integer ones (e.g. a step counter) are held fixed.
-  leaves, treedef = jax.tree.flatten(carry)
-  is_float = [jnp.issubdtype(leaf.dtype, jnp.floating) for leaf in leaves]
-  float_leaves = [leaf for leaf, f in zip(leaves, is_float) if f]
-
-  def loss(p, x, floats):
-    it = iter(floats)
-    c = jax.tree.unflatten(treedef, [next(it) if f else leaf for leaf, f in zip(leaves, is_float)])
-    final, hs = jaxrnn.unroll(cell, p, c, x, seq_lengths=lengths)
-    total = jnp.sum(jnp.tanh(hs) * jnp.sin(jnp.arange(hs.size, dtype=hs.dtype).reshape(hs.shape)))
-    for leaf in jax.tree.leaves(final):
-      if jnp.issubdtype(leaf.dtype, jnp.floating):
-        total = total + jnp.sum(leaf ** 2)
-    return total
-
-  check_grads(jax.jit(loss), (params, xs, float_leaves), order=1, modes=("rev",), atol=1e-5, rtol=1e-5)
-
-
-@for_full
-def test_forward_mode_matches_reverse(case):
-  """``jax.jvp`` works through ``unroll``'s default (``mode="auto"``: the path a rule picks, the native loop, a
-  parallel scan) and agrees with ``jax.grad``: ``d loss . v == <grad loss, v>`` for random directions of params,
-  the carry's floating leaves and inputs, with lengths (float64). Forward mode was missing where a path was a
-  ``jax.custom_vjp``."""
+  """Reverse and forward mode through ``unroll``'s default (``mode="auto"``: the path a rule picks, the native loop, a
+  parallel scan), in float64 with lengths, against each other and against central differences: for a random
+  direction ``v`` of params, the carry's floating leaves and inputs, ``jax.jvp``'s tangent equals
+  ``<jax.grad, v>`` (forward mode was missing where a path was a ``jax.custom_vjp``) and ``(loss(x + e v) -
+  loss(x - e v)) / 2 e`` (as ``jax.test_util.check_grads`` checks one random direction; off for cases with
+  ``check_grads=False``: discontinuities). One program for the value, the tangent and the gradients."""
   cell, params, carry, xs, lengths = setup(case, dtype=jnp.float64, num_steps=4)
   leaves, carry_def = jax.tree.flatten(carry)
   is_float = [jnp.issubdtype(leaf.dtype, jnp.inexact) for leaf in leaves]  # integer ones (a step count) held fixed
@@ -294,10 +281,16 @@ def test_forward_mode_matches_reverse(case):
   flat, treedef = jax.tree.flatten(args)
   keys = jax.random.split(jax.random.key(11), len(flat))
   v = jax.tree.unflatten(treedef, [jax.random.normal(k, l.shape, l.dtype) for k, l in zip(keys, flat)])
-  run = jax.jit(lambda args, v: (jax.jvp(loss, args, v)[1], jax.grad(loss, argnums=(0, 1, 2))(*args)))
-  tangent, grads = run(args, v)
+  run = jax.jit(lambda args, v, e: (jax.jvp(loss, args, v)[1], jax.grad(loss, argnums=(0, 1, 2))(*args),
+                                    loss(*jax.tree.map(lambda a, d: a + e * d, args, v)),
+                                    loss(*jax.tree.map(lambda a, d: a - e * d, args, v))))
+  eps = 1e-4
+  tangent, grads, ahead, behind = run(args, v, eps)
   want = sum(jnp.vdot(g, d) for g, d in zip(jax.tree.leaves(grads), jax.tree.leaves(v)))
   np.testing.assert_allclose(float(jnp.real(tangent)), float(jnp.real(want)), rtol=1e-8, atol=1e-10)
+  if case.check_grads:
+    numeric = (float(ahead) - float(behind)) / (2 * eps)
+    np.testing.assert_allclose(float(jnp.real(tangent)), numeric, rtol=1e-5, atol=1e-5)
 
 
 @for_all
