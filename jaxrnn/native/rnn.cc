@@ -14,10 +14,11 @@
 // large products: the sgemm of the BLAS numpy ships (OpenBLAS), handed over at load time by jaxrnn_native_set_blas.
 //
 // Threads: the hidden units are split into chunks; a chunk's product and its gate arithmetic are one work item, and
-// the items of step t start only when every item of step t - 1 is done. The items are claimed from a shared counter
-// by the calling thread and by helpers scheduled on XLA's own intra-op thread pool (the FFI ThreadPool), so the
-// process never runs more threads than XLA has: no oversubscription. A helper that starts late (or never) costs
-// nothing: the calling thread can finish every item alone.
+// the items of step t start only when every item of step t - 1 is done. Each chunk's items are claimed in order by
+// its owner, the calling thread or one of the helpers scheduled on XLA's own intra-op thread pool (the FFI
+// ThreadPool), so the process never runs more threads than XLA has: no oversubscription. A helper that starts late
+// (or never) costs nothing: a waiting thread does the items nobody has claimed, the calling thread all of them if
+// need be.
 //
 // Masks (seq_lengths): where mask[t, b] == 0 the carry is kept and the output is zero; backward passes the carry's
 // cotangent through and the step's gate cotangent is zero.
@@ -419,24 +420,28 @@ int64_t now_ns() {
 }
 
 struct Job {
-  explicit Job(int64_t chunks) : chunks(chunks), claimed(new std::atomic<int64_t>[chunks]) {
-    for (int64_t k = 0; k < chunks; ++k) claimed[k].store(0, std::memory_order_relaxed);
+  explicit Job(int64_t chunks) : chunks(chunks), claimed(new Counter[chunks]) {
+    for (int64_t k = 0; k < chunks; ++k) claimed[k].steps.store(0, std::memory_order_relaxed);
   }
+  struct alignas(64) Counter {  // a cache line each: an owner's claims do not move its partners' lines
+    std::atomic<int64_t> steps;
+  };
   int64_t steps = 0;
   const int64_t chunks;
   int64_t start_ns = 0, waited_ns = 0;  // when the caller started the job; how long it has waited on helpers
-  std::unique_ptr<std::atomic<int64_t>[]> claimed;  // per chunk: the steps claimed so far
+  std::unique_ptr<Counter[]> claimed;  // per chunk: the steps claimed so far
   std::atomic<int64_t> helpers{0};  // helpers started (helper i owns chunk i + 1)
-  std::atomic<int64_t> done{0};
   std::atomic<bool> solo{false};
+  alignas(64) std::atomic<int64_t> done{0};  // items done: written every item, alone on its cache line
+  char after_done[64 - sizeof(std::atomic<int64_t>)];
   std::function<void(int64_t, int64_t)> work;
 };
 
 // Claims item (s, k) if its owner has not (true: claimed by this thread).
 inline bool claim(Job& job, int64_t s, int64_t k) {
   int64_t expected = s;
-  return job.claimed[k].load(std::memory_order_relaxed) == s &&
-         job.claimed[k].compare_exchange_strong(expected, s + 1, std::memory_order_relaxed);
+  return job.claimed[k].steps.load(std::memory_order_relaxed) == s &&
+         job.claimed[k].steps.compare_exchange_strong(expected, s + 1, std::memory_order_relaxed);
 }
 
 inline void run_item(Job& job, int64_t s, int64_t k) {
@@ -483,7 +488,7 @@ void participate(Job& job, int64_t k, bool caller) {
   int old_threads = g_set_threads_local ? g_set_threads_local(1) : 1;  // one BLAS thread per worker
   for (;;) {
     if (!caller && job.solo.load(std::memory_order_relaxed)) break;
-    const int64_t s = job.claimed[k].load(std::memory_order_relaxed);
+    const int64_t s = job.claimed[k].steps.load(std::memory_order_relaxed);
     if (s >= job.steps) break;
     if (!claim(job, s, k)) continue;  // the caller took it
     wait_for_step(job, s, caller);
