@@ -188,16 +188,16 @@ def _backward(kind: str, relu: bool, primals, residuals, cts):
   w_r = extra if kind == "lstmp" else jnp.zeros((0, 0), jnp.float32)
   dc_last = d_carry.c.reshape((B, H)) if with_c else jnp.zeros((B, 0), jnp.float32)
   results = [f32(T, B, GH), f32(T if gru else 0, B, GH), f32(B, P), f32(B, H if with_c else 0), f32(P, GH),
-             f32(T, B, F), f32(F, GH), f32(*w_r.shape)]
-  dz, dzr, dh0, dc0, d_w_h, dx, d_w_i, d_w_r = _call(
+             f32(T, B, F), f32(F, GH), f32(*w_r.shape), f32(GH), f32(H if gru else 0)]
+  _, _, dh0, dc0, d_w_h, dx, d_w_i, d_w_r, d_b, d_b_hn = _call(
       native.BACKWARD, results, x, w_i, w_h, w_r, h0, c0, h_all, c_all, gates, m, _batch_major(dhs),
       d_carry.h.reshape((B, P)), dc_last, kind=KINDS[kind], relu=relu)
-  # dz is the cotangent of u = x W_i + b (the input_transform of every cell with a native kind): the loop gave
-  # those of w_i and x; b's is dz summed over steps and examples.
-  d_params = params._replace(w_i=d_w_i, w_h=d_w_h, b=None if params.b is None else jnp.sum(dz, axis=(0, 1)))
-  if gru or kind == "gru_reset_before":  # b_hn is added to the candidate's recurrent term (reset_before: equal to dz's)
-    d_b_hn = jnp.sum((dzr if gru else dz)[..., 2 * H:], axis=(0, 1))
-    d_params = d_params._replace(b_hn=None if params.b_hn is None else d_b_hn)
+  # The loop summed dz, the cotangent of u = x W_i + b (the input_transform of every cell with a native kind), for b;
+  # b_hn is added to the candidate's recurrent term: its cotangent is dzr's candidate columns summed (reset_before:
+  # dz's).
+  d_params = params._replace(w_i=d_w_i, w_h=d_w_h, b=None if params.b is None else d_b)
+  if gru or kind == "gru_reset_before":
+    d_params = d_params._replace(b_hn=None if params.b_hn is None else (d_b_hn if gru else d_b[2 * H:]))
   if kind == "lstmp":
     d_params = d_params._replace(w_r=d_w_r)
   return d_params, _carry(kind, carry, xs.shape[1:-1], dh0, dc0), dx.reshape(xs.shape)

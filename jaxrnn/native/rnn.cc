@@ -987,6 +987,20 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   return ffi::Error::Success();
 }
 
+// acc[g H + j] += sum_b rows[b ld + g H + j] for the gates [g0, g1) and the units [j0, j1) of B rows (a chunk's own
+// columns of a step's dz: the bias gradient summed in double as the loop goes, from cache).
+void add_rows(const float* rows, int64_t B, int64_t ld, int64_t H, int64_t g0, int64_t g1, int64_t j0, int64_t j1,
+              double* acc) {
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t g = g0; g < g1; ++g) {
+      const float* row = rows + b * ld + g * H;
+      double* a = acc + g * H;
+#pragma GCC ivdep
+      for (int64_t j = j0; j < j1; ++j) a[j] += row[j];
+    }
+  }
+}
+
 // ----------------------------------------------------------------------------------------------- backward
 // Inputs: x [T, B, F]; w_i [F, G H]; w_h [H, G H]; h0, c0 [B, H]; h_all, c_all [T, B, H]; gates [T, B, 4H] (LSTM,
 // GRU); mask [T, B]; dhs [B, T, H] (batch-major, as the forward's hs); dh_last, dc_last [B, H].
@@ -997,7 +1011,10 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
 // columns (dw, dw_i) or rows (dx), runs them faster than XLA:CPU's dot (at B=128 T=256 F=H=512, LSTM: dx and dw_i
 // 384 + 417 ms in numpy's sgemm, 477 + 588 in XLA's, 2 threads).
 // LSTMP: w_h [P, 4H], w_r [H, P]; h0, dh0, dh_last [B, P], h_all [T, B, P], dhs [B, T, P]; dw [P, 4H], dw_r [H, P] (the
-// projection's cotangent, sum_t m_t^T dh_t); for the other kinds w_r and dw_r have size 0.
+// projection's cotangent, sum_t m_t^T dh_t); for the other kinds w_r and dw_r have size 0. db [G H] = sum_t sum_b dz
+// (the bias's cotangent) and db_hn [H] (GRU: the sum of dzr's candidate columns, b_hn's; else size 0), summed in
+// double as the loop goes (add_rows) instead of reading dz again afterwards (XLA's sum of dz took about 2% of an LSTM
+// W1 training call).
 ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_i,
                     ffi::Buffer<ffi::F32> w_h, ffi::Buffer<ffi::F32> w_r, ffi::Buffer<ffi::F32> h0,
                     ffi::Buffer<ffi::F32> c0, ffi::Buffer<ffi::F32> h_all, ffi::Buffer<ffi::F32> c_all,
@@ -1005,8 +1022,8 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
                     ffi::Buffer<ffi::F32> dh_last, ffi::Buffer<ffi::F32> dc_last, ffi::ResultBuffer<ffi::F32> dz,
                     ffi::ResultBuffer<ffi::F32> dzr, ffi::ResultBuffer<ffi::F32> dh0, ffi::ResultBuffer<ffi::F32> dc0,
                     ffi::ResultBuffer<ffi::F32> dw, ffi::ResultBuffer<ffi::F32> dx,
-                    ffi::ResultBuffer<ffi::F32> dw_i, ffi::ResultBuffer<ffi::F32> dw_r, int64_t kind,
-                    int64_t relu) {
+                    ffi::ResultBuffer<ffi::F32> dw_i, ffi::ResultBuffer<ffi::F32> dw_r, ffi::ResultBuffer<ffi::F32> db,
+                    ffi::ResultBuffer<ffi::F32> db_hn, int64_t kind, int64_t relu) {
   if (!g_sgemm64 && !g_sgemm32) return ffi::Error::Internal("jaxrnn native: no BLAS set");
   auto dd = dz->dimensions();
   const int64_t T = dd[0], B = dd[1], G = gates_of(kind), GH = dd[2], H = GH / G, F = x.dimensions()[2];
@@ -1045,6 +1062,8 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
          packed.data() + offset[k]);
   }
   std::vector<float> scratch(kRowBlock * offset[nk] / std::max<int64_t>(GH, 1));
+  // The bias gradients, sum_t sum_b dz (and for the GRU, of dzr's candidate columns: b_hn's), per chunk's columns.
+  std::vector<double> db_acc(GH, 0.0), db_hn_acc(gru ? H : 0, 0.0);
 
   auto job = std::make_shared<Job>(nk);
   // Step s < T handles time T - 1 - s; step T adds the last product (into dh0).
@@ -1143,6 +1162,8 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
         }
       }
     }
+    add_rows(DZ + t * B * GH, B, GH, H, 0, G, j0, j1, db_acc.data());
+    if (gru) add_rows(DZR + t * B * GH + 2 * H, B, GH, H, 0, 1, j0, j1, db_hn_acc.data());
   };
   std::vector<int64_t> cols(nk + 1, 0);  // GRUB's (outside the block below: its work runs after it)
   std::vector<float> packed_rz, packed_n, tiles;
@@ -1208,6 +1229,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
             dhob[j] = dh * z;
           }
         }
+        add_rows(DZ + t * B * GH, B, GH, H, 1, 3, j0, j1, db_acc.data());
         return;
       }
       const float* hp = t == 0 ? h0.typed_data() : HA + (t - 1) * B * H;
@@ -1230,6 +1252,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
           }
         }
       }
+      add_rows(DZ + t * B * GH, B, GH, H, 0, 1, j0, j1, db_acc.data());
     };
   }
   // LSTMP: the full cotangent of every step's h (dhs added; zero at padding) and m = o tanh(c), for dw_r after the loop.
@@ -1313,6 +1336,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
             }
           }
         }
+        add_rows(DZ + t * B * GH, B, GH, H, 0, 4, j0, j1, db_acc.data());
         if (t == 0) {
           for (int64_t b = 0; b < B; ++b) {
             std::memcpy(dc0->typed_data() + b * H + j0, dc_out + b * H + j0, jc * sizeof(float));
@@ -1344,6 +1368,8 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     };
   }
   run_job(pool, job, threads);
+  for (int64_t n = 0; n < GH; ++n) db->typed_data()[n] = static_cast<float>(db_acc[n]);
+  for (int64_t j = 0; j < (int64_t)db_hn_acc.size(); ++j) db_hn->typed_data()[j] = static_cast<float>(db_hn_acc[j]);
 
   // Then dw, dw_i (chunk k: columns [k GH / n, (k + 1) GH / n)) and dx (chunk k: rows [k T B / n, (k + 1) T B / n)),
   // over as many threads as there are (the loop's chunks follow H; these follow the products' size).
@@ -1424,6 +1450,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnRnnBackward, Backward,
                                   .Ret<ffi::Buffer<ffi::F32>>()  // dx
                                   .Ret<ffi::Buffer<ffi::F32>>()  // dw_i
                                   .Ret<ffi::Buffer<ffi::F32>>()  // dw_r (LSTMP; else size 0)
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // db
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // db_hn (GRU; else size 0)
                                   .Attr<int64_t>("kind")
                                   .Attr<int64_t>("relu"));
 
