@@ -33,6 +33,7 @@
 #include <algorithm>
 #include <memory>
 #include <sched.h>
+#include <unistd.h>
 #include <vector>
 
 #if (defined(__AVX2__) && defined(__FMA__)) || defined(__AVX512F__)
@@ -73,9 +74,9 @@ inline void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, c
 // The step's product C[m, n] = sum_k A[m, k] P[k, n] for the columns n of one chunk, with P packed once per call:
 // panel p holds columns [16 p, 16 p + 16) as K rows of 16 contiguous floats (columns past the chunk's are zero).
 constexpr int64_t kMR = 6, kNR = 16;
-// Rows of A whose products are computed panel by panel before their gate arithmetic (4 micro-tiles): a panel
-// (K x 16 floats) is read from cache once per 24 rows, the rows' products (24 x chunk columns) stay in L2.
-constexpr int64_t kRowBlock = 4 * kMR;
+// Rows of A whose products are computed panel by panel before their gate arithmetic (row_block): a panel (K x 16
+// floats) is read from cache once per block of rows, the rows' products (rows x chunk columns) stay in L2.
+constexpr int64_t kRowBlock = 4 * kMR, kWideRowBlock = 22 * kMR;
 
 inline int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
 
@@ -530,6 +531,19 @@ Chunks split(int64_t H, int64_t threads, int64_t step_macs) {
   return c;
 }
 
+// The rows of a block (above): kRowBlock (4 micro-tiles) where a chunk's packed weights (weight_bytes) fit in half
+// the core's L2 and so stay there from one block to the next; kWideRowBlock where they do not: each block of 24 rows
+// then read them again from L3 and the step was memory-bound (LSTM W4, B=128 F=H=512: 4 MiB a chunk on two threads,
+// the forward loop at 47% of the machine's sgemm rate; inference 743 -> 630-690 ms with the wide blocks, medians of
+// interleaved calls, 2 threads). W1-W3 (weights of 0.2-0.8 MiB a chunk) keep kRowBlock.
+int64_t row_block(int64_t weight_bytes) {
+  static const int64_t l2 = [] {
+    const long bytes = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return bytes > 0 ? int64_t{bytes} : int64_t{1} << 20;
+  }();
+  return weight_bytes > l2 / 2 ? kWideRowBlock : kRowBlock;
+}
+
 // XLA's intra-op pool size, capped by JAXRNN_NATIVE_THREADS if set (read once).
 int64_t pool_threads(ffi::ThreadPool& pool) {
   static const int64_t cap = [] {
@@ -757,15 +771,16 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
       for (int64_t n = 0; n < G * jc; ++n) bias_k[base[k] + n] = bias.typed_data()[column[n]];
     }
   }
-  // Chunk k's products of a block of rows, kRowBlock x width[k] floats each: x W_i + b and h W_h.
-  std::vector<float> scratch_u(kRowBlock * base[nk]), scratch_s(kRowBlock * base[nk]);
+  const int64_t rb = row_block((F + R) * *std::max_element(width.begin(), width.end()) * sizeof(float));
+  // Chunk k's products of a block of rows, rb x width[k] floats each: x W_i + b and h W_h.
+  std::vector<float> scratch_u(rb * base[nk]), scratch_s(rb * base[nk]);
 
   // Chunk k's products at step t for rows [b, b + rows): su = x_t W_i + b (the caller's, when projected) on its G jc
   // columns, ss = h_{t-1} W_h on the first hcols of them.
   auto block_products = [&](int64_t t, int64_t k, int64_t b, int64_t rows, const float* hp, int64_t hcols) {
     const int64_t j0 = ch.start[k], jc = ch.start[k + 1] - j0, ld = width[k];
-    float* su = scratch_u.data() + kRowBlock * base[k];
-    float* ss = scratch_s.data() + kRowBlock * base[k];
+    float* su = scratch_u.data() + rb * base[k];
+    float* ss = scratch_s.data() + rb * base[k];
     if (projected) {  // this chunk's columns of the caller's x W_i + b
       for (int64_t r = 0; r < rows; ++r) {
         for (int64_t g = 0; g < G; ++g) {
@@ -800,16 +815,16 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
     const int64_t j0 = ch.start[k], jc = ch.start[k + 1] - j0;
     const float* hp = t == 0 ? h0.typed_data() : h_at(t - 1);
     const float* cp = lstm ? (t == 0 ? c0.typed_data() : c_at(t - 1)) : nullptr;
-    const float* su = scratch_u.data() + kRowBlock * base[k];
-    const float* ss = scratch_s.data() + kRowBlock * base[k];
+    const float* su = scratch_u.data() + rb * base[k];
+    const float* ss = scratch_s.data() + rb * base[k];
     const int64_t ld = width[k];
     float* hn = h_at(t);
     float* cn = lstm ? c_at(t) : nullptr;
     for (int64_t b = 0; b < B; ++b) {
-      if (b % kRowBlock == 0) block_products(t, k, b, std::min(kRowBlock, B - b), hp, G * jc);
+      if (b % rb == 0) block_products(t, k, b, std::min(rb, B - b), hp, G * jc);
       // This row's gate pre-activations: gate g of unit j0 + jj at ub[g jc + jj] (input) and sb[g jc + jj].
-      const float* ub = su + (b % kRowBlock) * ld;
-      const float* sb = ss + (b % kRowBlock) * ld;
+      const float* ub = su + (b % rb) * ld;
+      const float* sb = ss + (b % rb) * ld;
       const float* hpb = hp + b * H;
       float* hnb = hn + b * H;
       float* hsb = HS + (b * T + t) * H;
@@ -854,19 +869,19 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
     Zg.resize(B * H);
     UNg.resize(B * H);
     RHg.resize(B * H);
-    scratch_n.resize(kRowBlock * nbase[nk]);
+    scratch_n.resize(rb * nbase[nk]);
     job->steps = 2 * T;
     job->work = [&](int64_t s, int64_t k) {
       const int64_t t = s / 2, j0 = ch.start[k], jc = ch.start[k + 1] - j0;
       const float* hp = t == 0 ? h0.typed_data() : h_at(t - 1);
       if (s % 2 == 0) {
-        const float* su = scratch_u.data() + kRowBlock * base[k];
-        const float* ss = scratch_s.data() + kRowBlock * base[k];
+        const float* su = scratch_u.data() + rb * base[k];
+        const float* ss = scratch_s.data() + rb * base[k];
         const int64_t ld = width[k];
         for (int64_t b = 0; b < B; ++b) {
-          if (b % kRowBlock == 0) block_products(t, k, b, std::min(kRowBlock, B - b), hp, 2 * jc);
-          const float* ub = su + (b % kRowBlock) * ld;
-          const float* sb = ss + (b % kRowBlock) * ld;
+          if (b % rb == 0) block_products(t, k, b, std::min(rb, B - b), hp, 2 * jc);
+          const float* ub = su + (b % rb) * ld;
+          const float* sb = ss + (b % rb) * ld;
           const float* hpb = hp + b * H + j0;
           float* rb = Rg.data() + b * H + j0;
           float* zb = Zg.data() + b * H + j0;
@@ -886,12 +901,12 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
         }
         return;
       }
-      float* sn = scratch_n.data() + kRowBlock * nbase[k];
+      float* sn = scratch_n.data() + rb * nbase[k];
       const int64_t ldn = round_up(jc, kNR);
       float* hn = h_at(t);
       for (int64_t b = 0; b < B; ++b) {
-        if (b % kRowBlock == 0) {
-          product(std::min(kRowBlock, B - b), jc, H, RHg.data() + b * H, H, packed_hn.data() + H * nbase[k], sn, ldn);
+        if (b % rb == 0) {
+          product(std::min(rb, B - b), jc, H, RHg.data() + b * H, H, packed_hn.data() + H * nbase[k], sn, ldn);
         }
         const float* hpb = hp + b * H;
         float* hnb = hn + b * H;
@@ -901,7 +916,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
           zero_gates(t, b, j0, jc);
           continue;
         }
-        const float* a = sn + (b % kRowBlock) * ldn;
+        const float* a = sn + (b % rb) * ldn;
         const int64_t o = b * H + j0;
         if (GW) {
           gru_before_row<true>(jc, H, Rg.data() + o, Zg.data() + o, UNg.data() + o, a, BN + j0, hpb + j0, hnb + j0,
@@ -928,27 +943,27 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
                    packed_r.data() + H * pbase[k]);
     }
     MB.resize(B * H);
-    scratch_p.resize(kRowBlock * pbase[nk]);
+    scratch_p.resize(rb * pbase[nk]);
     job->steps = 2 * T;
     job->work = [&](int64_t s, int64_t k) {
       const int64_t t = s / 2;
       const float* hp = t == 0 ? h0.typed_data() : h_at(t - 1);
       if (s % 2 == 0) {
         const int64_t j0 = ch.start[k], jc = ch.start[k + 1] - j0, ld = width[k];
-        const float* su = scratch_u.data() + kRowBlock * base[k];
-        const float* ss = scratch_s.data() + kRowBlock * base[k];
+        const float* su = scratch_u.data() + rb * base[k];
+        const float* ss = scratch_s.data() + rb * base[k];
         const float* cp = t == 0 ? c0.typed_data() : c_at(t - 1);
         float* cn = c_at(t);
         for (int64_t b = 0; b < B; ++b) {
-          if (b % kRowBlock == 0) block_products(t, k, b, std::min(kRowBlock, B - b), hp, G * jc);
+          if (b % rb == 0) block_products(t, k, b, std::min(rb, B - b), hp, G * jc);
           float* mb = MB.data() + b * H;
           if (!M[t * B + b]) {  // padding: keep c; a zero m row keeps phase B's product finite
             keep_carry(cp + b * H + j0, cn + b * H + j0, mb + j0, jc);
             zero_gates(t, b, j0, jc);
             continue;
           }
-          const float* ub = su + (b % kRowBlock) * ld;
-          const float* sb = ss + (b % kRowBlock) * ld;
+          const float* ub = su + (b % rb) * ld;
+          const float* sb = ss + (b % rb) * ld;
           if (GW) {
             lstm_row<true>(jc, jc, H, ub, sb, cp + b * H + j0, cn + b * H + j0, mb + j0, nullptr,
                            GW + (t * B + b) * GWW + j0);
@@ -959,11 +974,11 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
         return;
       }
       const int64_t p0 = pstart[k], pc = pstart[k + 1] - p0, ldp = round_up(pc, kNR);
-      float* sp = scratch_p.data() + kRowBlock * pbase[k];
+      float* sp = scratch_p.data() + rb * pbase[k];
       float* hn = h_at(t);
       for (int64_t b = 0; b < B; ++b) {
-        if (b % kRowBlock == 0 && pc > 0) {
-          product(std::min(kRowBlock, B - b), pc, H, MB.data() + b * H, H, packed_r.data() + H * pbase[k], sp, ldp);
+        if (b % rb == 0 && pc > 0) {
+          product(std::min(rb, B - b), pc, H, MB.data() + b * H, H, packed_r.data() + H * pbase[k], sp, ldp);
         }
         const float* hpb = hp + b * R + p0;
         float* hnb = hn + b * R + p0;
@@ -972,7 +987,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
           keep_carry(hpb, hnb, hsb, pc);
           continue;
         }
-        const float* h = sp + (b % kRowBlock) * ldp;
+        const float* h = sp + (b % rb) * ldp;
         std::memcpy(hnb, h, pc * sizeof(float));
         std::memcpy(hsb, h, pc * sizeof(float));
       }
@@ -1061,7 +1076,10 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     pack(GH, ch.start[k + 1] - j0, [&](int64_t n, int64_t jj) { return W[(j0 + jj) * GH + n]; },
          packed.data() + offset[k]);
   }
-  std::vector<float> scratch(kRowBlock * offset[nk] / std::max<int64_t>(GH, 1));
+  int64_t widest = 0;
+  for (int64_t k = 0; k < nk; ++k) widest = std::max(widest, offset[k + 1] - offset[k]);
+  const int64_t rb = row_block(widest * sizeof(float));  // W_h^T of a chunk: GH x its columns
+  std::vector<float> scratch(rb * offset[nk] / std::max<int64_t>(GH, 1));
   // The bias gradients, sum_t sum_b dz (and for the GRU, of dzr's candidate columns: b_hn's), per chunk's columns.
   std::vector<double> db_acc(GH, 0.0), db_hn_acc(gru ? H : 0, 0.0);
 
@@ -1074,10 +1092,10 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     float* dc_in = lstm ? dc_slot.data() + (s & 1) * B * H : nullptr;
     if (s > 0) {  // complete dh_in: the recurrent product's share, dzr_{t+1} W_h^T on this chunk's units
       const float* dzr_next = DZR + (T - s) * B * GH;
-      float* tile = scratch.data() + kRowBlock * offset[k] / GH;
+      float* tile = scratch.data() + rb * offset[k] / GH;
       const int64_t ld = round_up(jc, kNR);
-      for (int64_t b0 = 0; b0 < B; b0 += kRowBlock) {
-        const int64_t rows = std::min(kRowBlock, B - b0);
+      for (int64_t b0 = 0; b0 < B; b0 += rb) {
+        const int64_t rows = std::min(rb, B - b0);
         product(rows, jc, GH, dzr_next + b0 * GH, GH, packed.data() + offset[k], tile, ld);
         for (int64_t b = 0; b < rows; ++b) {
           float* d = dh_in + (b0 + b) * H + j0;
@@ -1176,7 +1194,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     for (int64_t k = 0; k < nk; ++k) cols[k + 1] = cols[k] + round_up(ch.start[k + 1] - ch.start[k], kNR);
     packed_rz.resize(2 * H * cols[nk]);
     packed_n.resize(H * cols[nk]);
-    tiles.resize(kRowBlock * cols[nk]);
+    tiles.resize(rb * cols[nk]);
     for (int64_t k = 0; k < nk; ++k) {
       const int64_t j0 = ch.start[k], jc = ch.start[k + 1] - j0;
       pack(2 * H, jc, [&](int64_t n, int64_t jj) { return W[(j0 + jj) * GH + n]; }, packed_rz.data() + 2 * H * cols[k]);
@@ -1185,14 +1203,14 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     job->steps = 2 * T + 1;
     job->work = [&](int64_t s, int64_t k) {
       const int64_t q = s / 2, j0 = ch.start[k], j1 = ch.start[k + 1], jc = j1 - j0, ld = round_up(jc, kNR);
-      float* tile = tiles.data() + kRowBlock * cols[k];
+      float* tile = tiles.data() + rb * cols[k];
       float* dh_in = dh_slot.data() + (q & 1) * B * H;
       float* dh_out = dh_slot.data() + ((q + 1) & 1) * B * H;
       const int64_t t = T - 1 - q;
       if (s % 2 == 0) {
         if (q > 0) {  // dh_in += [dr, dz]_{t+1} W_h[:, r z]^T on this chunk's units
-          for (int64_t b0 = 0; b0 < B; b0 += kRowBlock) {
-            const int64_t rows = std::min(kRowBlock, B - b0);
+          for (int64_t b0 = 0; b0 < B; b0 += rb) {
+            const int64_t rows = std::min(rb, B - b0);
             product(rows, jc, 2 * H, DZ + ((t + 1) * B + b0) * GH, GH, packed_rz.data() + 2 * H * cols[k], tile, ld);
             for (int64_t b = 0; b < rows; ++b) {
               float* d = dh_in + (b0 + b) * H + j0;
@@ -1233,8 +1251,8 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
         return;
       }
       const float* hp = t == 0 ? h0.typed_data() : HA + (t - 1) * B * H;
-      for (int64_t b0 = 0; b0 < B; b0 += kRowBlock) {  // d(r h_prev) = dn W_hn^T on this chunk's units
-        const int64_t rows = std::min(kRowBlock, B - b0);
+      for (int64_t b0 = 0; b0 < B; b0 += rb) {  // d(r h_prev) = dn W_hn^T on this chunk's units
+        const int64_t rows = std::min(rb, B - b0);
         product(rows, jc, H, DZ + (t * B + b0) * GH + 2 * H, GH, packed_n.data() + H * cols[k], tile, ld);
         for (int64_t b = 0; b < rows; ++b) {
           const int64_t row = t * B + b0 + b;
@@ -1272,8 +1290,8 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     MA.resize(T * B * H);
     packed_whT.resize(GH * pcols[nk]);
     packed_wrT.resize(R * ucols[nk]);
-    ptiles.resize(kRowBlock * pcols[nk]);
-    utiles.resize(kRowBlock * ucols[nk]);
+    ptiles.resize(rb * pcols[nk]);
+    utiles.resize(rb * ucols[nk]);
     for (int64_t k = 0; k < nk; ++k) {
       const int64_t p0 = pstart[k], j0 = ch.start[k];
       pack(GH, pstart[k + 1] - p0, [&](int64_t n, int64_t pp) { return W[(p0 + pp) * GH + n]; },
@@ -1299,12 +1317,12 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
       const int64_t q = (s - 1) / 2, t = T - 1 - q;
       if (s % 2 == 1) {  // the chunk's H units
         const int64_t j0 = ch.start[k], j1 = ch.start[k + 1], jc = j1 - j0, ld = round_up(jc, kNR);
-        float* tile = utiles.data() + kRowBlock * ucols[k];
+        float* tile = utiles.data() + rb * ucols[k];
         const float* dc_in = dc_slot.data() + (q & 1) * B * H;
         float* dc_out = dc_slot.data() + ((q + 1) & 1) * B * H;
         const float* cp = t == 0 ? c0.typed_data() : CA + (t - 1) * B * H;
-        for (int64_t b0 = 0; b0 < B; b0 += kRowBlock) {
-          const int64_t rows = std::min(kRowBlock, B - b0);
+        for (int64_t b0 = 0; b0 < B; b0 += rb) {
+          const int64_t rows = std::min(rb, B - b0);
           product(rows, jc, R, DH.data() + (t * B + b0) * R, R, packed_wrT.data() + R * ucols[k], tile, ld);
           for (int64_t bb = 0; bb < rows; ++bb) {
             const int64_t b = b0 + bb, row = t * B + b;
@@ -1346,11 +1364,11 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
       }
       // the chunk's P outputs: dh_{t-1} = dz_t W_h^T
       const int64_t p0 = pstart[k], p1 = pstart[k + 1], pc = p1 - p0, ld = round_up(pc, kNR);
-      float* tile = ptiles.data() + kRowBlock * pcols[k];
+      float* tile = ptiles.data() + rb * pcols[k];
       const float* dh_in = dh_slot.data() + (q & 1) * B * R;
       float* dh_out = dh_slot.data() + ((q + 1) & 1) * B * R;
-      for (int64_t b0 = 0; b0 < B && pc > 0; b0 += kRowBlock) {
-        const int64_t rows = std::min(kRowBlock, B - b0);
+      for (int64_t b0 = 0; b0 < B && pc > 0; b0 += rb) {
+        const int64_t rows = std::min(rb, B - b0);
         product(rows, pc, GH, DZ + (t * B + b0) * GH, GH, packed_whT.data() + GH * pcols[k], tile, ld);
         for (int64_t bb = 0; bb < rows; ++bb) {
           const int64_t b = b0 + bb;
