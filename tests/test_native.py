@@ -541,10 +541,14 @@ def test_row_blocks_and_padded_panels(name, batch, hidden):
   (the last one alone where the panels go in pairs, as with AVX-512), columns past the chunk's padded, and with 41
   an odd depth G H in the backward's ``dz W_h^T`` (GRU, simple RNN); 3 features, an odd depth in the forward.
   Values and gradients equal the pure-JAX path, with lengths."""
-  cell = FACTORIES[name](hidden)
-  params = randomize(cell.init(jax.random.key(0), 3), jax.random.key(1), scale=0.1)
-  xs = jax.random.normal(jax.random.key(2), (batch, 6, 3), jnp.float32)
-  lengths = jnp.arange(batch, dtype=jnp.int32) % 7
+  native_equals_pure(FACTORIES[name](hidden), batch, steps=6, features=3)
+
+
+def native_equals_pure(cell, batch, steps, features):
+  """Values and gradients (params, inputs) of native=True equal native=False's, with lengths 0 .. steps."""
+  params = randomize(cell.init(jax.random.key(0), features), jax.random.key(1), scale=0.1)
+  xs = jax.random.normal(jax.random.key(2), (batch, steps, features), jnp.float32)
+  lengths = jnp.arange(batch, dtype=jnp.int32) % (steps + 1)
 
   def loss(params, xs, native):
     carry, hs = jaxrnn.unroll(cell, params, None, xs, seq_lengths=lengths, options=RunOptions(native=native))
@@ -559,18 +563,7 @@ def test_wide_row_blocks(name):
   """Weights too large for half a core's L2 (F=H=640: 1.6 MiB a chunk for the simple RNN, more for the others, on
   machines with up to 2 MiB of L2) run the products in blocks of 132 rows (rnn.cc's row_block): 139 examples are a
   wide block, then a micro-tile of 6 and one row. Values and gradients equal the pure-JAX path, with lengths."""
-  size, batch = 640, 139
-  cell = FACTORIES[name](size)
-  params = randomize(cell.init(jax.random.key(0), size), jax.random.key(1), scale=0.1)
-  xs = jax.random.normal(jax.random.key(2), (batch, 3, size), jnp.float32)
-  lengths = jnp.arange(batch, dtype=jnp.int32) % 4
-
-  def loss(params, xs, native):
-    carry, hs = jaxrnn.unroll(cell, params, None, xs, seq_lengths=lengths, options=RunOptions(native=native))
-    return jnp.sum(jnp.sin(hs) * hs) + sum(jnp.sum(jnp.cos(l)) for l in jax.tree.leaves(carry)), (carry, hs)
-
-  run = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True), static_argnums=2)
-  close(run(params, xs, True), run(params, xs, False))
+  native_equals_pure(FACTORIES[name](640), batch=139, steps=3, features=640)
 
 
 KERNEL_PARITY = """
