@@ -883,7 +883,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
           const float* ub = su + (b % rb) * ld;
           const float* sb = ss + (b % rb) * ld;
           const float* hpb = hp + b * H + j0;
-          float* rb = Rg.data() + b * H + j0;
+          float* r_row = Rg.data() + b * H + j0;
           float* zb = Zg.data() + b * H + j0;
           float* unb = UNg.data() + b * H + j0;
           float* rhb = RHg.data() + b * H + j0;
@@ -893,7 +893,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
           }
           for (int64_t jj = 0; jj < jc; ++jj) {
             const float r = sigmoid(ub[jj] + sb[jj]);
-            rb[jj] = r;
+            r_row[jj] = r;
             zb[jj] = sigmoid(ub[jc + jj] + sb[jc + jj]);
             unb[jj] = ub[2 * jc + jj];
             rhb[jj] = r * hpb[jj];
