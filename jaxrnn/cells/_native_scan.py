@@ -187,7 +187,7 @@ def _backward(kind: str, relu: bool, primals, residuals, cts):
   with_c = kind in WITH_C
   w_r = extra if kind == "lstmp" else jnp.zeros((0, 0), jnp.float32)
   dc_last = d_carry.c.reshape((B, H)) if with_c else jnp.zeros((B, 0), jnp.float32)
-  results = [f32(T, B, GH), f32(T if gru else 0, B, GH), f32(B, P), f32(B, H if with_c else 0), f32(P, GH),
+  results = [f32(T, B, GH), f32(T if gru else 0, B, H), f32(B, P), f32(B, H if with_c else 0), f32(P, GH),
              f32(T, B, F), f32(F, GH), f32(*w_r.shape), f32(GH), f32(H if gru else 0)]
   _, _, dh0, dc0, d_w_h, dx, d_w_i, d_w_r, d_b, d_b_hn = _call(
       native.BACKWARD, results, x, w_i, w_h, w_r, h0, c0, h_all, c_all, gates, m, _batch_major(dhs),

@@ -1019,23 +1019,23 @@ void add_rows(const float* rows, int64_t B, int64_t ld, int64_t H, int64_t g0, i
 // ----------------------------------------------------------------------------------------------- backward
 // Inputs: x [T, B, F]; w_i [F, G H]; w_h [H, G H]; h0, c0 [B, H]; h_all, c_all [T, B, H]; gates [T, B, 4H] (LSTM,
 // GRU); mask [T, B]; dhs [B, T, H] (batch-major, as the forward's hs); dh_last, dc_last [B, H].
-// Results: dz [T, B, G H] (cotangent of u = x W_i + b); dzr [T, B, G H] (GRU: cotangent of h_{t-1} W_h +
-// [0, 0, b_hn]; else size 0: it equals dz); dh0, dc0 [B, H]; dw [H, G H] = sum_t h_{t-1}^T dzr_t (the recurrent
-// kernel's cotangent); dx [T, B, F] = dz W_i^T and dw_i [F, G H] = x^T dz (the input side's). The last three are
+// Results: dz [T, B, G H] (cotangent of u = x W_i + b); dzn [T, B, H] (GRU: dn r, the cotangent of h_{t-1} W_hn +
+// b_hn, where dz's n columns hold dn; else size 0); dh0, dc0 [B, H]; dw [H, G H] = sum_t h_{t-1}^T dz_t (the
+// recurrent kernel's cotangent; GRU: dzn_t in its n columns); dx [T, B, F] = dz W_i^T and dw_i [F, G H] = x^T dz
+// (the input side's). The last three are
 // large products after the loop, with a transposed operand: OpenBLAS's sgemm, one per thread over a share of the
 // columns (dw, dw_i) or rows (dx), runs them faster than XLA:CPU's dot (at B=128 T=256 F=H=512, LSTM: dx and dw_i
 // 384 + 417 ms in numpy's sgemm, 477 + 588 in XLA's, 2 threads).
 // LSTMP: w_h [P, 4H], w_r [H, P]; h0, dh0, dh_last [B, P], h_all [T, B, P], dhs [B, T, P]; dw [P, 4H], dw_r [H, P] (the
 // projection's cotangent, sum_t m_t^T dh_t); for the other kinds w_r and dw_r have size 0. db [G H] = sum_t sum_b dz
-// (the bias's cotangent) and db_hn [H] (GRU: the sum of dzr's candidate columns, b_hn's; else size 0), summed in
-// double as the loop goes (add_rows) instead of reading dz again afterwards (XLA's sum of dz took about 2% of an LSTM
-// W1 training call).
+// (the bias's cotangent) and db_hn [H] (GRU: the sum of dzn, b_hn's; else size 0), summed in double as the loop
+// goes (add_rows) instead of reading dz again afterwards (XLA's sum of dz took about 2% of an LSTM W1 training call).
 ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_i,
                     ffi::Buffer<ffi::F32> w_h, ffi::Buffer<ffi::F32> w_r, ffi::Buffer<ffi::F32> h0,
                     ffi::Buffer<ffi::F32> c0, ffi::Buffer<ffi::F32> h_all, ffi::Buffer<ffi::F32> c_all,
                     ffi::Buffer<ffi::F32> gates, ffi::Buffer<ffi::S32> mask, ffi::Buffer<ffi::F32> dhs,
                     ffi::Buffer<ffi::F32> dh_last, ffi::Buffer<ffi::F32> dc_last, ffi::ResultBuffer<ffi::F32> dz,
-                    ffi::ResultBuffer<ffi::F32> dzr, ffi::ResultBuffer<ffi::F32> dh0, ffi::ResultBuffer<ffi::F32> dc0,
+                    ffi::ResultBuffer<ffi::F32> dzn, ffi::ResultBuffer<ffi::F32> dh0, ffi::ResultBuffer<ffi::F32> dc0,
                     ffi::ResultBuffer<ffi::F32> dw, ffi::ResultBuffer<ffi::F32> dx,
                     ffi::ResultBuffer<ffi::F32> dw_i, ffi::ResultBuffer<ffi::F32> dw_r, ffi::ResultBuffer<ffi::F32> db,
                     ffi::ResultBuffer<ffi::F32> db_hn, int64_t kind, int64_t relu) {
@@ -1057,7 +1057,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   const int32_t* M = mask.typed_data();
   const float* DHS = dhs.typed_data();
   float* DZ = dz->typed_data();
-  float* DZR = gru ? dzr->typed_data() : DZ;
+  float* DZN = gru ? dzn->typed_data() : nullptr;  // GRU: dn r, the cotangent of h_{t-1} W_hn + b_hn
   // Carry cotangents, two alternating slots: slot s & 1 holds the cotangent of the carry after step T - 1 - s.
   std::vector<float> dh_slot(2 * B * R), dc_slot(lstm || lstmp ? 2 * B * H : 0);
   std::memcpy(dh_slot.data(), dh_last.typed_data(), B * R * sizeof(float));
@@ -1070,8 +1070,9 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   // W_h^T packed per chunk: chunk k's columns are units j0 .. j1 - 1, its rows the G H gate columns of W_h.
   std::vector<int64_t> offset(nk + 1, 0);
   for (int64_t k = 0; k < nk; ++k) offset[k + 1] = offset[k] + GH * round_up(ch.start[k + 1] - ch.start[k], kNR);
-  std::vector<float> packed(grub || lstmp ? 0 : offset[nk]);
-  for (int64_t k = 0; k < nk && !grub && !lstmp; ++k) {
+  const bool split_n = gru || grub;  // W_h^T's r z and n rows packed apart (below)
+  std::vector<float> packed(split_n || lstmp ? 0 : offset[nk]);
+  for (int64_t k = 0; k < nk && !split_n && !lstmp; ++k) {
     const int64_t j0 = ch.start[k];
     pack(GH, ch.start[k + 1] - j0, [&](int64_t n, int64_t jj) { return W[(j0 + jj) * GH + n]; },
          packed.data() + offset[k]);
@@ -1080,8 +1081,23 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   for (int64_t k = 0; k < nk; ++k) widest = std::max(widest, offset[k + 1] - offset[k]);
   const int64_t rb = row_block(widest * sizeof(float));  // W_h^T of a chunk: GH x its columns
   std::vector<float> scratch(rb * offset[nk] / std::max<int64_t>(GH, 1));
-  // The bias gradients, sum_t sum_b dz (and for the GRU, of dzr's candidate columns: b_hn's), per chunk's columns.
+  // The bias gradients, sum_t sum_b dz (and for the GRU, of dn r: b_hn's), per chunk's columns.
   std::vector<double> db_acc(GH, 0.0), db_hn_acc(gru ? H : 0, 0.0);
+  // GRU and GRUB: W_h^T's rows of the r and z columns, and of the n columns, packed apart per chunk (cols: the
+  // chunks' padded widths). The GRU's candidate term multiplies dn r (DZN), not dz's dn: two products a step instead
+  // of a copy of dz with dn r in its n columns (a [T, B, 3H] array written and read again, 200 MB at W4).
+  std::vector<int64_t> cols(nk + 1, 0);
+  std::vector<float> packed_rz, packed_n;
+  if (split_n) {
+    for (int64_t k = 0; k < nk; ++k) cols[k + 1] = cols[k] + round_up(ch.start[k + 1] - ch.start[k], kNR);
+    packed_rz.resize(2 * H * cols[nk]);
+    packed_n.resize(H * cols[nk]);
+    for (int64_t k = 0; k < nk; ++k) {
+      const int64_t j0 = ch.start[k], jc = ch.start[k + 1] - j0;
+      pack(2 * H, jc, [&](int64_t n, int64_t jj) { return W[(j0 + jj) * GH + n]; }, packed_rz.data() + 2 * H * cols[k]);
+      pack(H, jc, [&](int64_t n, int64_t jj) { return W[(j0 + jj) * GH + 2 * H + n]; }, packed_n.data() + H * cols[k]);
+    }
+  }
 
   auto job = std::make_shared<Job>(nk);
   // Step s < T handles time T - 1 - s; step T adds the last product (into dh0).
@@ -1090,18 +1106,28 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     const int64_t j0 = ch.start[k], j1 = ch.start[k + 1], jc = j1 - j0;
     float* dh_in = dh_slot.data() + (s & 1) * B * H;
     float* dc_in = lstm ? dc_slot.data() + (s & 1) * B * H : nullptr;
-    if (s > 0) {  // complete dh_in: the recurrent product's share, dzr_{t+1} W_h^T on this chunk's units
-      const float* dzr_next = DZR + (T - s) * B * GH;
+    if (s > 0) {  // complete dh_in: the recurrent product's share, dz_{t+1} W_h^T on this chunk's units (GRU: the
+                  // n columns' dz replaced by dn r)
+      const float* dz_next = DZ + (T - s) * B * GH;
       float* tile = scratch.data() + rb * offset[k] / GH;
       const int64_t ld = round_up(jc, kNR);
-      for (int64_t b0 = 0; b0 < B; b0 += rb) {
-        const int64_t rows = std::min(rb, B - b0);
-        product(rows, jc, GH, dzr_next + b0 * GH, GH, packed.data() + offset[k], tile, ld);
+      auto add_tile = [&](int64_t b0, int64_t rows) {
         for (int64_t b = 0; b < rows; ++b) {
           float* d = dh_in + (b0 + b) * H + j0;
           const float* add = tile + b * ld;
           for (int64_t jj = 0; jj < jc; ++jj) d[jj] += add[jj];
         }
+      };
+      for (int64_t b0 = 0; b0 < B; b0 += rb) {
+        const int64_t rows = std::min(rb, B - b0);
+        if (gru) {
+          product(rows, jc, 2 * H, dz_next + b0 * GH, GH, packed_rz.data() + 2 * H * cols[k], tile, ld);
+          add_tile(b0, rows);
+          product(rows, jc, H, DZN + ((T - s) * B + b0) * H, H, packed_n.data() + H * cols[k], tile, ld);
+        } else {
+          product(rows, jc, GH, dz_next + b0 * GH, GH, packed.data() + offset[k], tile, ld);
+        }
+        add_tile(b0, rows);
       }
     }
     if (s == T) {
@@ -1119,14 +1145,14 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     for (int64_t b = 0; b < B; ++b) {
       const int64_t row = t * B + b;
       float* dzb = DZ + row * GH;
-      float* dzrb = DZR + row * GH;
+      float* dznb = gru ? DZN + row * H : nullptr;
       const float* dhb = dh_in + b * H;
       float* dhob = dh_out + b * H;
       if (!M[row]) {  // padding: the carry's cotangent passes through
         for (int64_t g = 0; g < G; ++g) {
           std::memset(dzb + g * H + j0, 0, jc * sizeof(float));
-          if (gru) std::memset(dzrb + g * H + j0, 0, jc * sizeof(float));
         }
+        if (gru) std::memset(dznb + j0, 0, jc * sizeof(float));
         std::memcpy(dhob + j0, dhb + j0, jc * sizeof(float));
         if (lstm) std::memcpy(dc_out + b * H + j0, dc_in + b * H + j0, jc * sizeof(float));
         continue;
@@ -1164,9 +1190,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
           dzb[j] = dr;
           dzb[H + j] = dzz;
           dzb[2 * H + j] = dn;
-          dzrb[j] = dr;
-          dzrb[H + j] = dzz;
-          dzrb[2 * H + j] = dn * r;
+          dznb[j] = dn * r;
           dhob[j] = dh * z;
         }
       } else {
@@ -1181,25 +1205,16 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
       }
     }
     add_rows(DZ + t * B * GH, B, GH, H, 0, G, j0, j1, db_acc.data());
-    if (gru) add_rows(DZR + t * B * GH + 2 * H, B, GH, H, 0, 1, j0, j1, db_hn_acc.data());
+    if (gru) add_rows(DZN + t * B * H, B, H, H, 0, 1, j0, j1, db_hn_acc.data());
   };
-  std::vector<int64_t> cols(nk + 1, 0);  // GRUB's (outside the block below: its work runs after it)
-  std::vector<float> packed_rz, packed_n, tiles;
+  std::vector<float> tiles;
   if (grub) {
     // GRU, reset_after=False: two items per step and chunk (time t = T - 1 - q at step q).
     // Phase 1 (s = 2 q): dh_t complete on the chunk's units (adding [dr, dz]_{t+1} W_h[:, r z]^T), then
     // dn = dh (1 - z)(1 - n^2) and dz = dh (h_prev - n) z (1 - z) into DZ, and dh_{t-1} = dh z for now.
     // Phase 2 (s = 2 q + 1), once every unit's dn is done: d(r h_prev) = dn W_hn^T on the chunk's units, then
     // dr = d(r h_prev) h_prev r (1 - r) into DZ and dh_{t-1} += d(r h_prev) r. Step 2 T completes dh0.
-    for (int64_t k = 0; k < nk; ++k) cols[k + 1] = cols[k] + round_up(ch.start[k + 1] - ch.start[k], kNR);
-    packed_rz.resize(2 * H * cols[nk]);
-    packed_n.resize(H * cols[nk]);
     tiles.resize(rb * cols[nk]);
-    for (int64_t k = 0; k < nk; ++k) {
-      const int64_t j0 = ch.start[k], jc = ch.start[k + 1] - j0;
-      pack(2 * H, jc, [&](int64_t n, int64_t jj) { return W[(j0 + jj) * GH + n]; }, packed_rz.data() + 2 * H * cols[k]);
-      pack(H, jc, [&](int64_t n, int64_t jj) { return W[(j0 + jj) * GH + 2 * H + n]; }, packed_n.data() + H * cols[k]);
-    }
     job->steps = 2 * T + 1;
     job->work = [&](int64_t s, int64_t k) {
       const int64_t q = s / 2, j0 = ch.start[k], j1 = ch.start[k + 1], jc = j1 - j0, ld = round_up(jc, kNR);
@@ -1398,15 +1413,20 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   last->work = [&](int64_t, int64_t k) {
     const int64_t n0 = k * GH / n, n1 = (k + 1) * GH / n;
     float* DW = dw->typed_data() + n0;
-    // h_{t-1}^T dzr_t; GRUB: its n columns multiply r h_{t-1} (the gates' 4th slot) instead.
-    const int64_t m1 = grub ? std::min(n1, 2 * H) : n1;
+    // h_{t-1}^T dz_t; the GRU's n columns multiply dn r (DZN) instead of dn, GRUB's dn multiplies r h_{t-1} (the
+    // gates' 4th slot).
+    const int64_t m1 = split_n ? std::min(n1, 2 * H) : n1;
     if (m1 > n0) {
-      sgemm(true, false, R, m1 - n0, B, h0.typed_data(), R, DZR + n0, GH, 0.0f, DW, GH);
-      if (T > 1) sgemm(true, false, R, m1 - n0, (T - 1) * B, HA, R, DZR + B * GH + n0, GH, 1.0f, DW, GH);
+      sgemm(true, false, R, m1 - n0, B, h0.typed_data(), R, DZ + n0, GH, 0.0f, DW, GH);
+      if (T > 1) sgemm(true, false, R, m1 - n0, (T - 1) * B, HA, R, DZ + B * GH + n0, GH, 1.0f, DW, GH);
     }
     const int64_t m0 = std::max(n0, m1);
-    if (n1 > m0) {
+    if (n1 > m0 && grub) {
       sgemm(true, false, H, n1 - m0, T * B, GW + 3 * H, 4 * H, DZ + m0, GH, 0.0f, dw->typed_data() + m0, GH);
+    } else if (n1 > m0) {
+      float* DWN = dw->typed_data() + m0;
+      sgemm(true, false, H, n1 - m0, B, h0.typed_data(), H, DZN + m0 - 2 * H, H, 0.0f, DWN, GH);
+      if (T > 1) sgemm(true, false, H, n1 - m0, (T - 1) * B, HA, H, DZN + B * H + m0 - 2 * H, H, 1.0f, DWN, GH);
     }
     sgemm(true, false, F, n1 - n0, T * B, x.typed_data(), F, DZ + n0, GH, 0.0f, dw_i->typed_data() + n0, GH);
     const int64_t r0 = k * T * B / n, r1 = (k + 1) * T * B / n;
@@ -1461,7 +1481,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnRnnBackward, Backward,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // dh_last
                                   .Arg<ffi::Buffer<ffi::F32>>()  // dc_last
                                   .Ret<ffi::Buffer<ffi::F32>>()  // dz
-                                  .Ret<ffi::Buffer<ffi::F32>>()  // dzr
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // dzn (GRU; else size 0)
                                   .Ret<ffi::Buffer<ffi::F32>>()  // dh0
                                   .Ret<ffi::Buffer<ffi::F32>>()  // dc0
                                   .Ret<ffi::Buffer<ffi::F32>>()  // dw
