@@ -566,6 +566,31 @@ def test_wide_row_blocks(name):
   native_equals_pure(FACTORIES[name](640), batch=139, steps=3, features=640)
 
 
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_backward_in_blocks_of_steps(name, monkeypatch):
+  """The backward keeping dz for a few steps at a time (_native_scan.DZ_BLOCK_BYTES: blocks of 3 steps of 7, the
+  first block the last single step) equals the pure-JAX path: values and gradients of params, initial carry and
+  inputs, with lengths, forward and reverse."""
+  cell = FACTORIES[name](20)
+  batch, steps, features = 5, 7, 3
+  monkeypatch.setattr(_native_scan, "DZ_BLOCK_BYTES", 3 * 4 * batch * _native_scan.GATES[name] * 20)
+  assert _native_scan.dz_steps(steps, batch, _native_scan.GATES[name] * 20) == 3
+  params = randomize(cell.init(jax.random.key(0), features), jax.random.key(1), scale=0.1)
+  xs = jax.random.normal(jax.random.key(2), (batch, steps, features), jnp.float32)
+  carry = jax.tree.map(lambda a: 0.5 * jax.random.normal(jax.random.key(3), a.shape, a.dtype),
+                       cell.initial_carry(params, (batch,)))
+  lengths = jnp.array([7, 0, 3, 6, 1], jnp.int32)
+
+  def loss(params, carry, xs, native):
+    opts = RunOptions(native=native)
+    out = [jaxrnn.unroll(cell, params, carry, xs, seq_lengths=lengths, reverse=r, options=opts) for r in (False, True)]
+    value = sum(jnp.sum(jnp.sin(hs) * hs) + sum(jnp.sum(jnp.cos(l)) for l in jax.tree.leaves(c)) for c, hs in out)
+    return value, out
+
+  run = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True), static_argnums=3)
+  close(run(params, carry, xs, True), run(params, carry, xs, False))
+
+
 KERNEL_PARITY = """
 import pathlib, sys
 from jaxrnn.native import _paths

@@ -15,7 +15,8 @@ Split of the work: the native forward loop runs, per step, the input projection 
 :data:`HOIST_MAX_ROWS` examples per step, or with ``hoist=True``, JAX computes it for all steps before the loop) and
 the gate arithmetic; the native backward loop runs the gate derivatives and ``dz_t W_h^T``, then the kernels' and
 inputs' gradients ``sum_t h_{t-1}^T dz_t``, ``x^T dz`` and ``dz W_i^T`` as large products (numpy's OpenBLAS, one
-thread per worker: XLA:CPU's dot is slower on these transposed operands); ``b``'s is ``dz`` summed. The gate
+thread per worker: XLA:CPU's dot is slower on these transposed operands), over blocks of steps where ``dz`` is large
+(:data:`DZ_BLOCK_BYTES`); ``b``'s is ``dz`` summed. The gate
 arithmetic in C++ restates the cell's ``pointwise`` function (no C++ can call it), and the loops restate its
 ``input_transform``, ``x W_i + b``; the parity tests (``tests/test_native.py``) hold them equal.
 
@@ -133,6 +134,22 @@ def _weights(kind: str, params: Any):
 
 INFER, BACKWARD_RESIDUALS = 0, 1  # what the native forward keeps besides hs (its `train` attribute)
 
+# The native backward keeps dz (the cotangent of every step's gate pre-activations, B G H floats a step) for at most
+# this many bytes' worth of steps (at least one): it runs the loop over that many steps, then their share of the
+# products after it (dw, dw_i, dx), then the next block of steps in the same buffer. A buffer of all T steps (256 MiB
+# at LSTM W4 training, B=128 T=256 F=H=512) is written once and read once a call, and XLA allocates it afresh with
+# every call's temporaries, so each of its pages is faulted in and zeroed again (about 90,000 of a W4 call's
+# 280,000-310,000 page faults). jax.grad of the default path at W4, 2 threads, medians of 4 calls in three rounds of
+# interleaved processes, blocks of 16 steps (16 MiB) against one block: LSTM 1857, 1830, 1805 ms against 2166, 2006,
+# 1967; GRU 1889, 1444, 1494 against 1522, 1529, 1577; LSTM at B=128 T=128 F=H=256 (4 blocks) 306, 300, 285 against
+# 295, 316, 326. The W1-W3 sizes of benchmarks/rnn_layers.py fit one block.
+DZ_BLOCK_BYTES = 16 << 20
+
+
+def dz_steps(steps: int, batch: int, width: int) -> int:
+  """The steps of dz the native backward keeps at once (its blocks): ``width`` = G H floats a row."""
+  return int(max(1, min(steps, DZ_BLOCK_BYTES // max(1, 4 * batch * width))))
+
 
 def projects(options: RunOptions, rows: int) -> bool:
   """Whether the native loop gets the input projection ``x W_i + b`` of all steps from one product before the loop
@@ -187,7 +204,8 @@ def _backward(kind: str, relu: bool, primals, residuals, cts):
   with_c = kind in WITH_C
   w_r = extra if kind == "lstmp" else jnp.zeros((0, 0), jnp.float32)
   dc_last = d_carry.c.reshape((B, H)) if with_c else jnp.zeros((B, 0), jnp.float32)
-  results = [f32(T, B, GH), f32(T if gru else 0, B, H), f32(B, P), f32(B, H if with_c else 0), f32(P, GH),
+  steps = dz_steps(T, B, GH)
+  results = [f32(steps, B, GH), f32(steps if gru else 0, B, H), f32(B, P), f32(B, H if with_c else 0), f32(P, GH),
              f32(T, B, F), f32(F, GH), f32(*w_r.shape), f32(GH), f32(H if gru else 0)]
   _, _, dh0, dc0, d_w_h, dx, d_w_i, d_w_r, d_b, d_b_hn = _call(
       native.BACKWARD, results, x, w_i, w_h, w_r, h0, c0, h_all, c_all, gates, m, _batch_major(dhs),

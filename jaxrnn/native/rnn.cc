@@ -1019,13 +1019,13 @@ void add_rows(const float* rows, int64_t B, int64_t ld, int64_t H, int64_t g0, i
 // ----------------------------------------------------------------------------------------------- backward
 // Inputs: x [T, B, F]; w_i [F, G H]; w_h [H, G H]; h0, c0 [B, H]; h_all, c_all [T, B, H]; gates [T, B, 4H] (LSTM,
 // GRU); mask [T, B]; dhs [B, T, H] (batch-major, as the forward's hs); dh_last, dc_last [B, H].
-// Results: dz [T, B, G H] (cotangent of u = x W_i + b); dzn [T, B, H] (GRU: dn r, the cotangent of h_{t-1} W_hn +
-// b_hn, where dz's n columns hold dn; else size 0); dh0, dc0 [B, H]; dw [H, G H] = sum_t h_{t-1}^T dz_t (the
-// recurrent kernel's cotangent; GRU: dzn_t in its n columns); dx [T, B, F] = dz W_i^T and dw_i [F, G H] = x^T dz
-// (the input side's). The last three are
-// large products after the loop, with a transposed operand: OpenBLAS's sgemm, one per thread over a share of the
-// columns (dw, dw_i) or rows (dx), runs them faster than XLA:CPU's dot (at B=128 T=256 F=H=512, LSTM: dx and dw_i
-// 384 + 417 ms in numpy's sgemm, 477 + 588 in XLA's, 2 threads).
+// Results: dz [TZ, B, G H] (cotangent of u = x W_i + b) and dzn [TZ, B, H] (GRU: dn r, the cotangent of h_{t-1} W_hn
+// + b_hn, where dz's n columns hold dn; else size 0), scratch for TZ <= T steps at a time (the caller's choice:
+// _native_scan.dz_steps says why); dh0, dc0 [B, H]; dw [H, G H] = sum_t h_{t-1}^T dz_t (the recurrent kernel's
+// cotangent; GRU: dzn_t in its n columns); dx [T, B, F] = dz W_i^T and dw_i [F, G H] = x^T dz (the input side's).
+// The last three are large products after each block's steps, with a transposed operand: OpenBLAS's sgemm, one per
+// thread over a share of the columns (dw, dw_i) or rows (dx), runs them faster than XLA:CPU's dot (at B=128 T=256
+// F=H=512, LSTM: dx and dw_i 384 + 417 ms in numpy's sgemm, 477 + 588 in XLA's, 2 threads).
 // LSTMP: w_h [P, 4H], w_r [H, P]; h0, dh0, dh_last [B, P], h_all [T, B, P], dhs [B, T, P]; dw [P, 4H], dw_r [H, P] (the
 // projection's cotangent, sum_t m_t^T dh_t); for the other kinds w_r and dw_r have size 0. db [G H] = sum_t sum_b dz
 // (the bias's cotangent) and db_hn [H] (GRU: the sum of dzn, b_hn's; else size 0), summed in double as the loop
@@ -1041,7 +1041,9 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
                     ffi::ResultBuffer<ffi::F32> db_hn, int64_t kind, int64_t relu) {
   if (!g_sgemm64 && !g_sgemm32) return ffi::Error::Internal("jaxrnn native: no BLAS set");
   auto dd = dz->dimensions();
-  const int64_t T = dd[0], B = dd[1], G = gates_of(kind), GH = dd[2], H = GH / G, F = x.dimensions()[2];
+  const int64_t T = h_all.dimensions()[0], TZ = dd[0], B = dd[1], G = gates_of(kind), GH = dd[2], H = GH / G;
+  const int64_t F = x.dimensions()[2];
+  if (TZ < 1 || TZ > T) return ffi::Error::InvalidArgument("jaxrnn native: dz must hold 1 to T steps");
   if (w_i.dimensions()[0] != F || w_i.dimensions()[1] != GH) {
     return ffi::Error::InvalidArgument("jaxrnn native: w_i must be [F, G*H]");
   }
@@ -1058,6 +1060,9 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   const float* DHS = dhs.typed_data();
   float* DZ = dz->typed_data();
   float* DZN = gru ? dzn->typed_data() : nullptr;  // GRU: dn r, the cotangent of h_{t-1} W_hn + b_hn
+  // Step t's rows of dz and dzn: rings of TZ steps (blocks of steps [j TZ, (j + 1) TZ) in turn, below).
+  auto dz_at = [&](int64_t t) { return DZ + (t % TZ) * B * GH; };
+  auto dzn_at = [&](int64_t t) { return DZN + (t % TZ) * B * H; };
   // Carry cotangents, two alternating slots: slot s & 1 holds the cotangent of the carry after step T - 1 - s.
   std::vector<float> dh_slot(2 * B * R), dc_slot(lstm || lstmp ? 2 * B * H : 0);
   std::memcpy(dh_slot.data(), dh_last.typed_data(), B * R * sizeof(float));
@@ -1108,7 +1113,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     float* dc_in = lstm ? dc_slot.data() + (s & 1) * B * H : nullptr;
     if (s > 0) {  // complete dh_in: the recurrent product's share, dz_{t+1} W_h^T on this chunk's units (GRU: the
                   // n columns' dz replaced by dn r)
-      const float* dz_next = DZ + (T - s) * B * GH;
+      const float* dz_next = dz_at(T - s);
       float* tile = scratch.data() + rb * offset[k] / GH;
       const int64_t ld = round_up(jc, kNR);
       auto add_tile = [&](int64_t b0, int64_t rows) {
@@ -1123,7 +1128,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
         if (gru) {
           product(rows, jc, 2 * H, dz_next + b0 * GH, GH, packed_rz.data() + 2 * H * cols[k], tile, ld);
           add_tile(b0, rows);
-          product(rows, jc, H, DZN + ((T - s) * B + b0) * H, H, packed_n.data() + H * cols[k], tile, ld);
+          product(rows, jc, H, dzn_at(T - s) + b0 * H, H, packed_n.data() + H * cols[k], tile, ld);
         } else {
           product(rows, jc, GH, dz_next + b0 * GH, GH, packed.data() + offset[k], tile, ld);
         }
@@ -1144,8 +1149,8 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     const float* cp = lstm ? (t == 0 ? c0.typed_data() : CA + (t - 1) * B * H) : nullptr;
     for (int64_t b = 0; b < B; ++b) {
       const int64_t row = t * B + b;
-      float* dzb = DZ + row * GH;
-      float* dznb = gru ? DZN + row * H : nullptr;
+      float* dzb = dz_at(t) + b * GH;
+      float* dznb = gru ? dzn_at(t) + b * H : nullptr;
       const float* dhb = dh_in + b * H;
       float* dhob = dh_out + b * H;
       if (!M[row]) {  // padding: the carry's cotangent passes through
@@ -1204,8 +1209,8 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
         }
       }
     }
-    add_rows(DZ + t * B * GH, B, GH, H, 0, G, j0, j1, db_acc.data());
-    if (gru) add_rows(DZN + t * B * H, B, H, H, 0, 1, j0, j1, db_hn_acc.data());
+    add_rows(dz_at(t), B, GH, H, 0, G, j0, j1, db_acc.data());
+    if (gru) add_rows(dzn_at(t), B, H, H, 0, 1, j0, j1, db_hn_acc.data());
   };
   std::vector<float> tiles;
   if (grub) {
@@ -1226,7 +1231,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
         if (q > 0) {  // dh_in += [dr, dz]_{t+1} W_h[:, r z]^T on this chunk's units
           for (int64_t b0 = 0; b0 < B; b0 += rb) {
             const int64_t rows = std::min(rb, B - b0);
-            product(rows, jc, 2 * H, DZ + ((t + 1) * B + b0) * GH, GH, packed_rz.data() + 2 * H * cols[k], tile, ld);
+            product(rows, jc, 2 * H, dz_at(t + 1) + b0 * GH, GH, packed_rz.data() + 2 * H * cols[k], tile, ld);
             for (int64_t b = 0; b < rows; ++b) {
               float* d = dh_in + (b0 + b) * H + j0;
               for (int64_t jj = 0; jj < jc; ++jj) d[jj] += tile[b * ld + jj];
@@ -1242,7 +1247,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
         const float* hp = t == 0 ? h0.typed_data() : HA + (t - 1) * B * H;
         for (int64_t b = 0; b < B; ++b) {
           const int64_t row = t * B + b;
-          float* dzb = DZ + row * GH;
+          float* dzb = dz_at(t) + b * GH;
           const float* dhb = dh_in + b * H;
           float* dhob = dh_out + b * H;
           if (!M[row]) {  // padding: the carry's cotangent passes through
@@ -1262,20 +1267,20 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
             dhob[j] = dh * z;
           }
         }
-        add_rows(DZ + t * B * GH, B, GH, H, 1, 3, j0, j1, db_acc.data());
+        add_rows(dz_at(t), B, GH, H, 1, 3, j0, j1, db_acc.data());
         return;
       }
       const float* hp = t == 0 ? h0.typed_data() : HA + (t - 1) * B * H;
       for (int64_t b0 = 0; b0 < B; b0 += rb) {  // d(r h_prev) = dn W_hn^T on this chunk's units
         const int64_t rows = std::min(rb, B - b0);
-        product(rows, jc, H, DZ + (t * B + b0) * GH + 2 * H, GH, packed_n.data() + H * cols[k], tile, ld);
+        product(rows, jc, H, dz_at(t) + b0 * GH + 2 * H, GH, packed_n.data() + H * cols[k], tile, ld);
         for (int64_t b = 0; b < rows; ++b) {
           const int64_t row = t * B + b0 + b;
           if (!M[row]) continue;  // phase 1 zeroed its dr and passed dh through
           const float* gw = GW + row * 4 * H;
           const float* hpb = hp + (b0 + b) * H;
           const float* drh = tile + b * ld - j0;
-          float* dzb = DZ + row * GH;
+          float* dzb = dz_at(t) + (b0 + b) * GH;
           float* dhob = dh_out + (b0 + b) * H;
 #pragma GCC ivdep
           for (int64_t j = j0; j < j1; ++j) {
@@ -1285,7 +1290,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
           }
         }
       }
-      add_rows(DZ + t * B * GH, B, GH, H, 0, 1, j0, j1, db_acc.data());
+      add_rows(dz_at(t), B, GH, H, 0, 1, j0, j1, db_acc.data());
     };
   }
   // LSTMP: the full cotangent of every step's h (dhs added; zero at padding) and m = o tanh(c), for dw_r after the loop.
@@ -1341,7 +1346,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
           product(rows, jc, R, DH.data() + (t * B + b0) * R, R, packed_wrT.data() + R * ucols[k], tile, ld);
           for (int64_t bb = 0; bb < rows; ++bb) {
             const int64_t b = b0 + bb, row = t * B + b;
-            float* dzb = DZ + row * GH;
+            float* dzb = dz_at(t) + b * GH;
             float* mb = MA.data() + row * H;
             if (!M[row]) {  // padding: c's cotangent passes through
               for (int64_t g = 0; g < 4; ++g) std::memset(dzb + g * H + j0, 0, jc * sizeof(float));
@@ -1369,7 +1374,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
             }
           }
         }
-        add_rows(DZ + t * B * GH, B, GH, H, 0, 4, j0, j1, db_acc.data());
+        add_rows(dz_at(t), B, GH, H, 0, 4, j0, j1, db_acc.data());
         if (t == 0) {
           for (int64_t b = 0; b < B; ++b) {
             std::memcpy(dc0->typed_data() + b * H + j0, dc_out + b * H + j0, jc * sizeof(float));
@@ -1384,7 +1389,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
       float* dh_out = dh_slot.data() + ((q + 1) & 1) * B * R;
       for (int64_t b0 = 0; b0 < B && pc > 0; b0 += rb) {
         const int64_t rows = std::min(rb, B - b0);
-        product(rows, pc, GH, DZ + (t * B + b0) * GH, GH, packed_whT.data() + GH * pcols[k], tile, ld);
+        product(rows, pc, GH, dz_at(t) + b0 * GH, GH, packed_whT.data() + GH * pcols[k], tile, ld);
         for (int64_t bb = 0; bb < rows; ++bb) {
           const int64_t b = b0 + bb;
           const float* from = M[t * B + b] ? tile + bb * ld : dh_in + b * R + p0;
@@ -1400,43 +1405,73 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
       }
     };
   }
-  run_job(pool, job, threads);
+  // The products of dz after its steps, block by block: the steps of times [ta, tb) fill the ring (from tb - 1 down),
+  // then the block's share of dw, dw_i (chunk k: columns [k GH / n, (k + 1) GH / n)) and dx (chunk k: a share of the
+  // block's rows), over as many threads as there are (the loop's chunks follow H; these follow the products' size).
+  // The first block (the last times) writes dw and dw_i, the others add to them.
+  auto block_products = [&](int64_t ta, int64_t tb) {
+    const int64_t rows = (tb - ta) * B, macs = rows * GH * (H + 2 * F);
+    auto last = std::make_shared<Job>(std::max<int64_t>(1, std::min<int64_t>(threads, macs / kChunkMacs)));
+    last->steps = 1;
+    const int64_t n = last->chunks;
+    const float beta = tb == T ? 0.0f : 1.0f;
+    last->work = [&, ta, tb, rows, n, beta](int64_t, int64_t k) {
+      const int64_t n0 = k * GH / n, n1 = (k + 1) * GH / n;
+      // h_{t-1}^T dz_t (h0 at t = 0); the GRU's n columns multiply dn r (DZN) instead of dn, GRUB's dn multiplies
+      // r h_{t-1} (the gates' 4th slot).
+      auto recurrent = [&](int64_t col0, int64_t col1, int64_t width, const float* z, int64_t ldz) {
+        if (col1 <= col0) return;
+        float* out = dw->typed_data() + col0;
+        float scale = beta;  // of what out holds
+        const int64_t t1 = std::max<int64_t>(ta, 1);
+        if (ta == 0) {
+          sgemm(true, false, width, col1 - col0, B, h0.typed_data(), width, z, ldz, scale, out, GH);
+          scale = 1.0f;
+        }
+        if (tb > t1) {
+          sgemm(true, false, width, col1 - col0, (tb - t1) * B, HA + (t1 - 1) * B * width, width,
+                z + (t1 - ta) * B * ldz, ldz, scale, out, GH);
+        }
+      };
+      const int64_t m1 = split_n ? std::min(n1, 2 * H) : n1, m0 = std::max(n0, m1);
+      recurrent(n0, m1, R, dz_at(ta) + n0, GH);
+      if (n1 > m0 && grub) {
+        sgemm(true, false, H, n1 - m0, rows, GW + ta * B * 4 * H + 3 * H, 4 * H, dz_at(ta) + m0, GH, beta,
+              dw->typed_data() + m0, GH);
+      } else if (n1 > m0) {
+        recurrent(m0, n1, H, dzn_at(ta) + m0 - 2 * H, H);
+      }
+      sgemm(true, false, F, n1 - n0, rows, x.typed_data() + ta * B * F, F, dz_at(ta) + n0, GH, beta,
+            dw_i->typed_data() + n0, GH);
+      const int64_t r0 = k * rows / n, r1 = (k + 1) * rows / n;
+      sgemm(false, true, r1 - r0, F, GH, dz_at(ta) + r0 * GH, GH, w_i.typed_data(), GH, 0.0f,
+            dx->typed_data() + (ta * B + r0) * F, F);
+      const int64_t q0 = k * R / n, q1 = (k + 1) * R / n;  // LSTMP: dw_r = sum_t m_t^T DH_t, columns [q0, q1)
+      if (lstmp && ta == 0 && q1 > q0) {
+        sgemm(true, false, H, q1 - q0, T * B, MA.data(), H, DH.data() + q0, R, 0.0f, dw_r->typed_data() + q0, R);
+      }
+    };
+    run_job(pool, last, threads);
+  };
+  // The loop's steps, block by block: those of the q-th time from the end start at first_step(q) (q = T: the end).
+  auto first_step = [&](int64_t q) -> int64_t {
+    if (q == T) return job->steps;
+    if (grub) return 2 * q;
+    if (lstmp) return q == 0 ? 0 : 2 * q + 1;
+    return q;
+  };
+  for (int64_t tb = T; tb > 0;) {
+    const int64_t ta = (tb - 1) / TZ * TZ, s0 = first_step(T - tb);
+    auto part = std::make_shared<Job>(nk);
+    part->steps = first_step(T - ta) - s0;
+    part->work = [&, s0](int64_t s, int64_t k) { job->work(s0 + s, k); };
+    run_job(pool, part, threads);
+    block_products(ta, tb);
+    tb = ta;
+  }
   for (int64_t n = 0; n < GH; ++n) db->typed_data()[n] = static_cast<float>(db_acc[n]);
   for (int64_t j = 0; j < (int64_t)db_hn_acc.size(); ++j) db_hn->typed_data()[j] = static_cast<float>(db_hn_acc[j]);
 
-  // Then dw, dw_i (chunk k: columns [k GH / n, (k + 1) GH / n)) and dx (chunk k: rows [k T B / n, (k + 1) T B / n)),
-  // over as many threads as there are (the loop's chunks follow H; these follow the products' size).
-  const int64_t macs = T * B * GH * (H + 2 * F);
-  auto last = std::make_shared<Job>(std::max<int64_t>(1, std::min<int64_t>(threads, macs / kChunkMacs)));
-  last->steps = 1;
-  const int64_t n = last->chunks;
-  last->work = [&](int64_t, int64_t k) {
-    const int64_t n0 = k * GH / n, n1 = (k + 1) * GH / n;
-    float* DW = dw->typed_data() + n0;
-    // h_{t-1}^T dz_t; the GRU's n columns multiply dn r (DZN) instead of dn, GRUB's dn multiplies r h_{t-1} (the
-    // gates' 4th slot).
-    const int64_t m1 = split_n ? std::min(n1, 2 * H) : n1;
-    if (m1 > n0) {
-      sgemm(true, false, R, m1 - n0, B, h0.typed_data(), R, DZ + n0, GH, 0.0f, DW, GH);
-      if (T > 1) sgemm(true, false, R, m1 - n0, (T - 1) * B, HA, R, DZ + B * GH + n0, GH, 1.0f, DW, GH);
-    }
-    const int64_t m0 = std::max(n0, m1);
-    if (n1 > m0 && grub) {
-      sgemm(true, false, H, n1 - m0, T * B, GW + 3 * H, 4 * H, DZ + m0, GH, 0.0f, dw->typed_data() + m0, GH);
-    } else if (n1 > m0) {
-      float* DWN = dw->typed_data() + m0;
-      sgemm(true, false, H, n1 - m0, B, h0.typed_data(), H, DZN + m0 - 2 * H, H, 0.0f, DWN, GH);
-      if (T > 1) sgemm(true, false, H, n1 - m0, (T - 1) * B, HA, H, DZN + B * H + m0 - 2 * H, H, 1.0f, DWN, GH);
-    }
-    sgemm(true, false, F, n1 - n0, T * B, x.typed_data(), F, DZ + n0, GH, 0.0f, dw_i->typed_data() + n0, GH);
-    const int64_t r0 = k * T * B / n, r1 = (k + 1) * T * B / n;
-    sgemm(false, true, r1 - r0, F, GH, DZ + r0 * GH, GH, w_i.typed_data(), GH, 0.0f, dx->typed_data() + r0 * F, F);
-    const int64_t q0 = k * R / n, q1 = (k + 1) * R / n;  // LSTMP: dw_r = sum_t m_t^T DH_t, columns [q0, q1)
-    if (lstmp && q1 > q0) {
-      sgemm(true, false, H, q1 - q0, T * B, MA.data(), H, DH.data() + q0, R, 0.0f, dw_r->typed_data() + q0, R);
-    }
-  };
-  run_job(pool, last, threads);
   return ffi::Error::Success();
 }
 
