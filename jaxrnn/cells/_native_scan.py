@@ -193,9 +193,8 @@ def _backward(kind: str, relu: bool, primals, residuals, cts):
   params, carry, xs, mask = primals
   h_all, c_all, gates = residuals
   d_carry, dhs = cts
-  _, h0, c0, m = _flat(kind, carry, xs, mask)
+  x, h0, c0, m = _flat(kind, carry, xs, mask)  # x batch-major, as the forward's
   T, B, P = h_all.shape  # P: the carried h's width (H but for the LSTMP)
-  x = xs.reshape((T, B, xs.shape[-1]))  # time-major: the products after the loop meet x and dx with dz (rnn.cc)
   w_i, _, w_h, extra = _weights(kind, params)
   F, GH = w_i.shape
   H = GH // GATES[kind]
@@ -206,7 +205,7 @@ def _backward(kind: str, relu: bool, primals, residuals, cts):
   dc_last = d_carry.c.reshape((B, H)) if with_c else jnp.zeros((B, 0), jnp.float32)
   steps = dz_steps(T, B, GH)
   results = [f32(steps, B, GH), f32(steps if gru else 0, B, H), f32(B, P), f32(B, H if with_c else 0), f32(P, GH),
-             f32(T, B, F), f32(F, GH), f32(*w_r.shape), f32(GH), f32(H if gru else 0)]
+             f32(B, T, F), f32(F, GH), f32(*w_r.shape), f32(GH), f32(H if gru else 0)]
   _, _, dh0, dc0, d_w_h, dx, d_w_i, d_w_r, d_b, d_b_hn = _call(
       native.BACKWARD, results, x, w_i, w_h, w_r, h0, c0, h_all, c_all, gates, m, _batch_major(dhs),
       d_carry.h.reshape((B, P)), dc_last, kind=KINDS[kind], relu=relu)
@@ -218,7 +217,7 @@ def _backward(kind: str, relu: bool, primals, residuals, cts):
     d_params = d_params._replace(b_hn=None if params.b_hn is None else (d_b_hn if gru else d_b[2 * H:]))
   if kind == "lstmp":
     d_params = d_params._replace(w_r=d_w_r)
-  return d_params, _carry(kind, carry, xs.shape[1:-1], dh0, dc0), dx.reshape(xs.shape)
+  return d_params, _carry(kind, carry, xs.shape[1:-1], dh0, dc0), _time_major(dx, xs.shape[1:-1])
 
 
 def fits(kind: Optional[str], params: Any, carry: Any, xs: Any, options: RunOptions) -> Optional[str]:

@@ -695,13 +695,13 @@ int64_t gates_of(int64_t kind) { return (kind == kLSTM || kind == kLSTMP) ? 4 : 
 // Results: hs [B, T, H]; h_last, c_last [B, H] (c_last: LSTM, else any size); with train == 1 (the native
 // backward's residuals) h_all, c_all [T, B, H] (the carries after each step; c_all: LSTM) and gates [T, B, W]
 // (LSTM: i f g o; GRU: r z n hn; RNN: none).
-// Layouts: the forward's x and hs and the backward's dhs are batch-major, the layout of jaxrnn.unroll's default
-// (time_major=False), of Flax's and of Equinox's: there XLA cancels unroll's transposes against the wrapper's
+// Layouts: the forward's x and hs and the backward's x, dhs and dx are batch-major, the layout of jaxrnn.unroll's
+// default (time_major=False), of Flax's and of Equinox's: there XLA cancels unroll's transposes against the wrapper's
 // (jaxrnn/cells/_native_scan.py), where time-major operands cost a transpose of x and of hs a call (LSTM W2 inference,
 // B=64 T=512 F=H=128: 55.4 ms time-major against 52.2 batch-major). The loops' own arrays (h_all, c_all, gates, dz)
-// are time-major, a step's rows adjacent, and so are the backward's x and dx, which meet dz in the large products
-// after the loop: with x batch-major those were B products of T rows, slower than the transposes of x and dx that
-// they saved (LSTM W1 training, B=32 T=128 F=128 H=256: 18.5 ms a call against 16.9 for one product).
+// are time-major, a step's rows adjacent. The backward's large products meet x and dx with dz a block of steps at a
+// time, through copies of the block's rows in dz's order (B products of T rows each, batch-major, were slower than
+// XLA's transposes of x and dx: LSTM W1 training, B=32 T=128 F=128 H=256, 18.5 ms a call against 16.9).
 ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_i,
                    ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> w_h, ffi::Buffer<ffi::F32> b_hn,
                    ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0, ffi::Buffer<ffi::S32> mask,
@@ -1017,12 +1017,13 @@ void add_rows(const float* rows, int64_t B, int64_t ld, int64_t H, int64_t g0, i
 }
 
 // ----------------------------------------------------------------------------------------------- backward
-// Inputs: x [T, B, F]; w_i [F, G H]; w_h [H, G H]; h0, c0 [B, H]; h_all, c_all [T, B, H]; gates [T, B, 4H] (LSTM,
-// GRU); mask [T, B]; dhs [B, T, H] (batch-major, as the forward's hs); dh_last, dc_last [B, H].
+// Inputs: x [B, T, F] (batch-major, as the forward's); w_i [F, G H]; w_h [H, G H]; h0, c0 [B, H]; h_all, c_all
+// [T, B, H]; gates [T, B, 4H] (LSTM, GRU); mask [T, B]; dhs [B, T, H] (batch-major, as the forward's hs); dh_last,
+// dc_last [B, H].
 // Results: dz [TZ, B, G H] (cotangent of u = x W_i + b) and dzn [TZ, B, H] (GRU: dn r, the cotangent of h_{t-1} W_hn
 // + b_hn, where dz's n columns hold dn; else size 0), scratch for TZ <= T steps at a time (the caller's choice:
 // _native_scan.dz_steps says why); dh0, dc0 [B, H]; dw [H, G H] = sum_t h_{t-1}^T dz_t (the recurrent kernel's
-// cotangent; GRU: dzn_t in its n columns); dx [T, B, F] = dz W_i^T and dw_i [F, G H] = x^T dz (the input side's).
+// cotangent; GRU: dzn_t in its n columns); dx [B, T, F] = dz W_i^T and dw_i [F, G H] = x^T dz (the input side's).
 // The last three are large products after each block's steps, with a transposed operand: OpenBLAS's sgemm, one per
 // thread over a share of the columns (dw, dw_i) or rows (dx), runs them faster than XLA:CPU's dot (at B=128 T=256
 // F=H=512, LSTM: dx and dw_i 384 + 417 ms in numpy's sgemm, 477 + 588 in XLA's, 2 threads).
@@ -1043,6 +1044,9 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   auto dd = dz->dimensions();
   const int64_t T = h_all.dimensions()[0], TZ = dd[0], B = dd[1], G = gates_of(kind), GH = dd[2], H = GH / G;
   const int64_t F = x.dimensions()[2];
+  if (x.dimensions()[0] != B || x.dimensions()[1] != T) {
+    return ffi::Error::InvalidArgument("jaxrnn native: x must be [B, T, F]");
+  }
   if (TZ < 1 || TZ > T) return ffi::Error::InvalidArgument("jaxrnn native: dz must hold 1 to T steps");
   if (w_i.dimensions()[0] != F || w_i.dimensions()[1] != GH) {
     return ffi::Error::InvalidArgument("jaxrnn native: w_i must be [F, G*H]");
@@ -1409,13 +1413,31 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   // then the block's share of dw, dw_i (chunk k: columns [k GH / n, (k + 1) GH / n)) and dx (chunk k: a share of the
   // block's rows), over as many threads as there are (the loop's chunks follow H; these follow the products' size).
   // The first block (the last times) writes dw and dw_i, the others add to them.
+  // x and dx are batch-major, dz's rows time-major: x's rows of a block are gathered (x_block) for x^T dz, and dz W_i^T
+  // goes through dx_block to dx's rows (a copy of the block's rows, where XLA's transposes of x and dx copied all of
+  // them through two more [T, B, F] buffers).
+  const float* X = x.typed_data();
+  float* DX = dx->typed_data();
+  std::vector<float> x_block(TZ * B * F), dx_block(TZ * B * F);
   auto block_products = [&](int64_t ta, int64_t tb) {
     const int64_t rows = (tb - ta) * B, macs = rows * GH * (H + 2 * F);
     auto last = std::make_shared<Job>(std::max<int64_t>(1, std::min<int64_t>(threads, macs / kChunkMacs)));
-    last->steps = 1;
+    last->steps = 2;  // 0: a chunk's share of the block's rows; 1: its share of dw's and dw_i's columns
     const int64_t n = last->chunks;
     const float beta = tb == T ? 0.0f : 1.0f;
-    last->work = [&, ta, tb, rows, n, beta](int64_t, int64_t k) {
+    last->work = [&, ta, tb, rows, n, beta](int64_t step, int64_t k) {
+      if (step == 0) {  // rows r = (t - ta) B + b in [r0, r1): x's gathered, dx = dz W_i^T
+        const int64_t r0 = k * rows / n, r1 = (k + 1) * rows / n;
+        for (int64_t r = r0; r < r1; ++r) {
+          std::memcpy(x_block.data() + r * F, X + ((r % B) * T + ta + r / B) * F, F * sizeof(float));
+        }
+        sgemm(false, true, r1 - r0, F, GH, dz_at(ta) + r0 * GH, GH, w_i.typed_data(), GH, 0.0f,
+              dx_block.data() + r0 * F, F);
+        for (int64_t r = r0; r < r1; ++r) {
+          std::memcpy(DX + ((r % B) * T + ta + r / B) * F, dx_block.data() + r * F, F * sizeof(float));
+        }
+        return;
+      }
       const int64_t n0 = k * GH / n, n1 = (k + 1) * GH / n;
       // h_{t-1}^T dz_t (h0 at t = 0); the GRU's n columns multiply dn r (DZN) instead of dn, GRUB's dn multiplies
       // r h_{t-1} (the gates' 4th slot).
@@ -1441,11 +1463,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
       } else if (n1 > m0) {
         recurrent(m0, n1, H, dzn_at(ta) + m0 - 2 * H, H);
       }
-      sgemm(true, false, F, n1 - n0, rows, x.typed_data() + ta * B * F, F, dz_at(ta) + n0, GH, beta,
-            dw_i->typed_data() + n0, GH);
-      const int64_t r0 = k * rows / n, r1 = (k + 1) * rows / n;
-      sgemm(false, true, r1 - r0, F, GH, dz_at(ta) + r0 * GH, GH, w_i.typed_data(), GH, 0.0f,
-            dx->typed_data() + (ta * B + r0) * F, F);
+      sgemm(true, false, F, n1 - n0, rows, x_block.data(), F, dz_at(ta) + n0, GH, beta, dw_i->typed_data() + n0, GH);
       const int64_t q0 = k * R / n, q1 = (k + 1) * R / n;  // LSTMP: dw_r = sum_t m_t^T DH_t, columns [q0, q1)
       if (lstmp && ta == 0 && q1 > q0) {
         sgemm(true, false, H, q1 - q0, T * B, MA.data(), H, DH.data() + q0, R, 0.0f, dw_r->typed_data() + q0, R);
