@@ -563,15 +563,10 @@ def test_wide_row_blocks(name):
   native_equals_pure(FACTORIES[name](640), batch=139, steps=3, features=640)
 
 
-@pytest.mark.parametrize("name", sorted(FACTORIES))
-def test_backward_in_blocks_of_steps(name, monkeypatch):
-  """The backward keeping dz for a few steps at a time (_native_scan.DZ_BLOCK_BYTES: blocks of 3 steps of 7, the
-  first block the last single step) equals the pure-JAX path: values and gradients of params, initial carry and
-  inputs, with lengths, forward and reverse."""
-  cell = FACTORIES[name](20)
-  batch, steps, features = 5, 7, 3
-  monkeypatch.setattr(_native_scan, "DZ_BLOCK_BYTES", 3 * 4 * batch * _native_scan.GATES[name] * 20)
-  assert _native_scan.dz_steps(steps, batch, _native_scan.GATES[name] * 20) == 3
+def small_case(name, batch=5, steps=7, features=3, hidden=20):
+  """``(cell, params, carry, xs, lengths, loss)`` of a small run of ``FACTORIES[name]``: lengths 7, 0, 3, 6, 1 and
+  ``loss(params, carry, xs, native)`` over runs forward and reverse, with their values."""
+  cell = FACTORIES[name](hidden)
   params = randomize(cell.init(jax.random.key(0), features), jax.random.key(1), scale=0.1)
   xs = jax.random.normal(jax.random.key(2), (batch, steps, features), jnp.float32)
   carry = jax.tree.map(lambda a: 0.5 * jax.random.normal(jax.random.key(3), a.shape, a.dtype),
@@ -584,8 +579,35 @@ def test_backward_in_blocks_of_steps(name, monkeypatch):
     value = sum(jnp.sum(jnp.sin(hs) * hs) + sum(jnp.sum(jnp.cos(l)) for l in jax.tree.leaves(c)) for c, hs in out)
     return value, out
 
+  return cell, params, carry, xs, lengths, loss
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_backward_in_blocks_of_steps(name, monkeypatch):
+  """The backward keeping dz for a few steps at a time (_native_scan.DZ_BLOCK_BYTES: blocks of 3 steps of 7, the
+  first block the last single step) equals the pure-JAX path: values and gradients of params, initial carry and
+  inputs, with lengths, forward and reverse."""
+  monkeypatch.setattr(_native_scan, "DZ_BLOCK_BYTES", 3 * 4 * 5 * _native_scan.GATES[name] * 20)
+  assert _native_scan.dz_steps(7, 5, _native_scan.GATES[name] * 20) == 3
+  _, params, carry, xs, _, loss = small_case(name)
   run = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True), static_argnums=3)
   close(run(params, carry, xs, True), run(params, carry, xs, False))
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_gradients_without_the_inputs_skip_dx(name):
+  """jax.grad of the default path with respect to params and initial carry only: the native backward is asked for no
+  dx (its result has size 0 in the lowered program) and the gradients equal the pure-JAX path's; with respect to the
+  inputs too, it computes dx."""
+  _, params, carry, xs, _, loss = small_case(name)
+  value = lambda *args: loss(*args)[0]
+  for argnums, with_dx in (((0, 1), False), ((0, 1, 2), True)):
+    grad = jax.jit(jax.grad(value, argnums=argnums), static_argnums=3)
+    close(grad(params, carry, xs, None), grad(params, carry, xs, False))
+    text = grad.lower(params, carry, xs, None).as_text()
+    calls = [line for line in text.splitlines() if "@jaxrnn_rnn_backward" in line]
+    assert len(calls) == 2, calls  # forward and reverse
+    assert all(("tensor<0x7x3xf32>" not in line) == with_dx for line in calls), calls
 
 
 KERNEL_PARITY = """

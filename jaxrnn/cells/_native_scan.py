@@ -185,11 +185,13 @@ def _projection(project: Callable, params, x: jax.Array) -> jax.Array:
   return _dense.project(x, params.w_i, params.b, jnp.float32, None)
 
 
-def _backward(kind: str, relu: bool, primals, residuals, cts):
+def _backward(kind: str, relu: bool, primals, residuals, cts, need_dx: bool = True):
   """``(d_params, d_carry, d_xs)``: the native backward loop at the residuals its forward kept.
 
   ``primals``: ``(params, carry, xs, mask)`` of the call; ``residuals``: ``(h_all, c_all, gates)`` of
-  :func:`_forward` in ``BACKWARD_RESIDUALS`` mode; ``cts``: the cotangents of ``(carry, hs)``."""
+  :func:`_forward` in ``BACKWARD_RESIDUALS`` mode; ``cts``: the cotangents of ``(carry, hs)``. With ``need_dx``
+  false the loop skips ``d_xs``'s product (a third of the work after the loop) and ``d_xs`` is zeros: for a caller
+  that drops it (inputs not differentiated)."""
   params, carry, xs, mask = primals
   h_all, c_all, gates = residuals
   d_carry, dhs = cts
@@ -205,7 +207,7 @@ def _backward(kind: str, relu: bool, primals, residuals, cts):
   dc_last = d_carry.c.reshape((B, H)) if with_c else jnp.zeros((B, 0), jnp.float32)
   steps = dz_steps(T, B, GH)
   results = [f32(steps, B, GH), f32(steps if gru else 0, B, H), f32(B, P), f32(B, H if with_c else 0), f32(P, GH),
-             f32(B, T, F), f32(F, GH), f32(*w_r.shape), f32(GH), f32(H if gru else 0)]
+             f32(B if need_dx else 0, T, F), f32(F, GH), f32(*w_r.shape), f32(GH), f32(H if gru else 0)]
   _, _, dh0, dc0, d_w_h, dx, d_w_i, d_w_r, d_b, d_b_hn = _call(
       native.BACKWARD, results, x, w_i, w_h, w_r, h0, c0, h_all, c_all, gates, m, _batch_major(dhs),
       d_carry.h.reshape((B, P)), dc_last, kind=KINDS[kind], relu=relu)
@@ -217,7 +219,8 @@ def _backward(kind: str, relu: bool, primals, residuals, cts):
     d_params = d_params._replace(b_hn=None if params.b_hn is None else (d_b_hn if gru else d_b[2 * H:]))
   if kind == "lstmp":
     d_params = d_params._replace(w_r=d_w_r)
-  return d_params, _carry(kind, carry, xs.shape[1:-1], dh0, dc0), _time_major(dx, xs.shape[1:-1])
+  d_xs = _time_major(dx, xs.shape[1:-1]) if need_dx else jnp.zeros_like(xs)
+  return d_params, _carry(kind, carry, xs.shape[1:-1], dh0, dc0), d_xs
 
 
 def fits(kind: Optional[str], params: Any, carry: Any, xs: Any, options: RunOptions) -> Optional[str]:
@@ -367,9 +370,10 @@ def _tangent_abstract_eval(*avals, spec: _TangentSpec):
   return [ShapedArray(shape, dtype) for shape, dtype in spec.shapes]
 
 
-def _native_vjp_fn(spec: _TangentSpec):
+def _native_vjp_fn(spec: _TangentSpec, need_dx: bool = True):
   """``vjp(primals, residuals, cts) -> (d_params, d_carry, d_xs)``: the native backward loop at the forward's
-  residuals; a ``jax.custom_jvp`` whose rule is ``jax.jvp`` of the pure-JAX path's vjp (higher orders)."""
+  residuals; a ``jax.custom_jvp`` whose rule is ``jax.jvp`` of the pure-JAX path's vjp (higher orders). ``need_dx``:
+  see :func:`_backward`."""
 
   def pure(primals, cts):
     params, carry, xs, mask = primals
@@ -378,7 +382,7 @@ def _native_vjp_fn(spec: _TangentSpec):
 
   @jax.custom_jvp
   def vjp(primals, residuals, cts):
-    return _backward(spec.kind, spec.relu, primals, residuals, cts)
+    return _backward(spec.kind, spec.relu, primals, residuals, cts, need_dx)
 
   @vjp.defjvp
   def vjp_jvp(primals, tangents):
@@ -387,17 +391,20 @@ def _native_vjp_fn(spec: _TangentSpec):
     # of `vjp`'s own (JAX gives the tangents the primals' axes). A jaxpr that stages `vjp` (a nested jit, batched)
     # takes its output axes from `vjp` and later runs this rule; with the pure-JAX path's primal, whose batch axis
     # can differ (the scan's stacked d_xs), jax.jvp of jax.jacrev of a jitted simple RNN got d_xs [T <- batch].
-    return _backward(spec.kind, spec.relu, p, residuals, cts), jax.jvp(pure, (p, cts), (dp, dcts))[1]
+    return _backward(spec.kind, spec.relu, p, residuals, cts, need_dx), jax.jvp(pure, (p, cts), (dp, dcts))[1]
 
   return vjp
 
 
 def _tangent_transpose(cts, *flat, spec: _TangentSpec):
-  """The tangent's transpose: the native backward loop (``jax.grad`` of the default runs it)."""
+  """The tangent's transpose: the native backward loop (``jax.grad`` of the default runs it), without the inputs'
+  cotangent where the inputs' tangent is not linear (not differentiated: JAX gives it as zeros)."""
   n = spec.primals.num_leaves
   primals, residuals, _ = _split([None if ad.is_undefined_primal(a) else a for a in flat], spec)
+  need_dx = ad.is_undefined_primal(_split(flat, spec)[2][2])
   cts = [ad.instantiate_zeros(ct) if type(ct) is ad.Zero else ct for ct in cts]
-  grads = jax.tree.leaves(_native_vjp_fn(spec)(primals, residuals, jax.tree.unflatten(spec.outputs, cts)))
+  vjp = _native_vjp_fn(spec, need_dx)
+  grads = jax.tree.leaves(vjp(primals, residuals, jax.tree.unflatten(spec.outputs, cts)))
   return [None] * (n + 3) + [g if ad.is_undefined_primal(a) else None for a, g in zip(flat[n + 3:], grads)]
 
 

@@ -9,8 +9,9 @@ turns it off for a run, ``native=True`` requires it.
 Threads: the loop runs on the calling thread and on XLA's own intra-op thread pool (as many threads as the cores
 the process may use, unless ``XLA_FLAGS`` says otherwise), never on a pool of its own. The per-step products are
 the library's own packed-kernel GEMM (AVX-512, AVX2 + FMA or plain C++ micro-kernels, as the build machine
-allows: :func:`reason` says which), one chunk of hidden units per worker; the three large products after the
-backward loop (the kernels' and the inputs' gradients) are calls of the BLAS that numpy ships (OpenBLAS), one
+allows: :func:`reason` says which), one chunk of hidden units per worker; the three large products of the
+backward (the kernels' and the inputs' gradients, after each block of the loop's steps:
+``jaxrnn.cells._native_scan.DZ_BLOCK_BYTES``) are calls of the BLAS that numpy ships (OpenBLAS), one
 single-threaded call per worker over a share of the columns or rows.
 
 Memory: when it loads, it sets glibc's malloc to keep freed blocks of up to 512 MiB for reuse, process-wide, so that

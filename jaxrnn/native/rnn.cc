@@ -1023,10 +1023,11 @@ void add_rows(const float* rows, int64_t B, int64_t ld, int64_t H, int64_t g0, i
 // Results: dz [TZ, B, G H] (cotangent of u = x W_i + b) and dzn [TZ, B, H] (GRU: dn r, the cotangent of h_{t-1} W_hn
 // + b_hn, where dz's n columns hold dn; else size 0), scratch for TZ <= T steps at a time (the caller's choice:
 // _native_scan.dz_steps says why); dh0, dc0 [B, H]; dw [H, G H] = sum_t h_{t-1}^T dz_t (the recurrent kernel's
-// cotangent; GRU: dzn_t in its n columns); dx [B, T, F] = dz W_i^T and dw_i [F, G H] = x^T dz (the input side's).
-// The last three are large products after each block's steps, with a transposed operand: OpenBLAS's sgemm, one per
-// thread over a share of the columns (dw, dw_i) or rows (dx), runs them faster than XLA:CPU's dot (at B=128 T=256
-// F=H=512, LSTM: dx and dw_i 384 + 417 ms in numpy's sgemm, 477 + 588 in XLA's, 2 threads).
+// cotangent; GRU: dzn_t in its n columns); dx [B, T, F] = dz W_i^T (size 0: not computed) and dw_i [F, G H] = x^T dz
+// (the input side's). The last three are large products after each block's steps, with a transposed operand:
+// OpenBLAS's sgemm, one per thread over a share of the columns (dw, dw_i) or rows (dx), runs them faster than
+// XLA:CPU's dot (at B=128 T=256 F=H=512, LSTM: dx and dw_i 384 + 417 ms in numpy's sgemm, 477 + 588 in XLA's, 2
+// threads).
 // LSTMP: w_h [P, 4H], w_r [H, P]; h0, dh0, dh_last [B, P], h_all [T, B, P], dhs [B, T, P]; dw [P, 4H], dw_r [H, P] (the
 // projection's cotangent, sum_t m_t^T dh_t); for the other kinds w_r and dw_r have size 0. db [G H] = sum_t sum_b dz
 // (the bias's cotangent) and db_hn [H] (GRU: the sum of dzn, b_hn's; else size 0), summed in double as the loop
@@ -1418,7 +1419,8 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   // them through two more [T, B, F] buffers).
   const float* X = x.typed_data();
   float* DX = dx->typed_data();
-  std::vector<float> x_block(TZ * B * F), dx_block(TZ * B * F);
+  const bool with_dx = dx->element_count() > 0;  // size 0: the caller needs no dx (inputs not differentiated)
+  std::vector<float> x_block(TZ * B * F), dx_block(with_dx ? TZ * B * F : 0);
   auto block_products = [&](int64_t ta, int64_t tb) {
     const int64_t rows = (tb - ta) * B, macs = rows * GH * (H + 2 * F);
     auto last = std::make_shared<Job>(std::max<int64_t>(1, std::min<int64_t>(threads, macs / kChunkMacs)));
@@ -1431,6 +1433,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
         for (int64_t r = r0; r < r1; ++r) {
           std::memcpy(x_block.data() + r * F, X + ((r % B) * T + ta + r / B) * F, F * sizeof(float));
         }
+        if (!with_dx) return;
         sgemm(false, true, r1 - r0, F, GH, dz_at(ta) + r0 * GH, GH, w_i.typed_data(), GH, 0.0f,
               dx_block.data() + r0 * F, F);
         for (int64_t r = r0; r < r1; ++r) {
