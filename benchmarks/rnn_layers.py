@@ -14,15 +14,19 @@ each other). One thread each, timed by the process's CPU clock, compares the wor
       .venv/bin/python benchmarks/rnn_layers.py --cell lstm --workload W1 --threads 1 --clock cpu
 
 Every implementation gets the same weights and inputs; outputs (and, for training workloads, input gradients) are
-checked to agree before timing. Implementations are timed interleaved (round-robin), so machine noise hits them
-alike; the table reports median/min/max milliseconds and the ratio of each median to PyTorch's and to the GEMM
-floor (one matrix product with the same FLOPs as the layer, plus its elementwise work).
+checked to agree before timing. Implementations are timed interleaved, one call each per round, so machine noise
+hits them alike, in a fresh (seeded) order each round: in a fixed order each one always followed the same one, and
+a native loop that followed an XLA program ran slower (LSTM W1 training, native=True after the pure-JAX path: 58.2 ms
+against 46.9 for the default after it; shuffled, 51.6 against 48.1; GRU 52.3 / 37.8 -> 40.4 / 40.7). The table
+reports median/min/max milliseconds and the ratio of each median to PyTorch's and to the GEMM floor (one matrix
+product with the same FLOPs as the layer, plus its elementwise work).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import time
 from typing import Callable, Dict
@@ -272,10 +276,13 @@ def bench(cell_name, workload, repeats, mixed=False):
   times = {name: [] for name in impls}
   for name, fn in impls.items():  # warm-up
     _block(fn(xs if name == "torch" else xs_j))
+  order = random.Random(0)
   for _ in range(repeats):
-    for name, fn in impls.items():
+    names = list(impls)
+    order.shuffle(names)  # a fresh order each round: see the module docstring
+    for name in names:
       start = CLOCK()
-      _block(fn(xs if name == "torch" else xs_j))
+      _block(impls[name](xs if name == "torch" else xs_j))
       times[name].append(CLOCK() - start)
   med = {n: statistics.median(t) for n, t in times.items()}
   jax_peers = [n for n in impls if n not in ("torch", "GEMM floor") and not n.startswith("jaxrnn")]
