@@ -531,10 +531,11 @@ def test_built_in_ci():
 
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
-@pytest.mark.parametrize("batch, hidden", [(29, 40), (25, 41)])
+@pytest.mark.parametrize("batch, hidden", [(29, 40), (25, 41), (30, 41), (31, 40)])
 def test_row_blocks_and_padded_panels(name, batch, hidden):
-  """Every shape the step products' micro-kernels take apart: 29 examples (a block of 24 rows, then a micro-tile of
-  5) or 25 (then one row); 40 or 41 hidden units, so chunks whose columns fill an odd number of 16-column panels
+  """Every shape the step products' micro-kernels take apart: a block of 24 rows (tiles of 6 rows, of 8 for the
+  AVX-512 panel pairs), then 5, 1, 6 or 7 rows (29, 25, 30 or 31 examples); 40 or 41 hidden units, so chunks whose
+  columns fill an odd number of 16-column panels
   (the last one alone where the panels go in pairs, as with AVX-512), columns past the chunk's padded, and with 41
   an odd depth G H in the backward's ``dz W_h^T`` (GRU, simple RNN); 3 features, an odd depth in the forward.
   Values and gradients equal the pure-JAX path, with lengths."""
@@ -564,8 +565,8 @@ def test_wide_row_blocks(name):
 
 
 def small_case(name, batch=5, steps=7, features=3, hidden=20):
-  """``(cell, params, carry, xs, lengths, loss)`` of a small run of ``FACTORIES[name]``: lengths 7, 0, 3, 6, 1 and
-  ``loss(params, carry, xs, native)`` over runs forward and reverse, with their values."""
+  """``(params, carry, xs, loss)`` of a small run of ``FACTORIES[name]``: ``loss(params, carry, xs, native)`` over
+  runs forward and reverse with lengths 7, 0, 3, 6, 1, with their values."""
   cell = FACTORIES[name](hidden)
   params = randomize(cell.init(jax.random.key(0), features), jax.random.key(1), scale=0.1)
   xs = jax.random.normal(jax.random.key(2), (batch, steps, features), jnp.float32)
@@ -579,7 +580,7 @@ def small_case(name, batch=5, steps=7, features=3, hidden=20):
     value = sum(jnp.sum(jnp.sin(hs) * hs) + sum(jnp.sum(jnp.cos(l)) for l in jax.tree.leaves(c)) for c, hs in out)
     return value, out
 
-  return cell, params, carry, xs, lengths, loss
+  return params, carry, xs, loss
 
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
@@ -589,7 +590,7 @@ def test_backward_in_blocks_of_steps(name, monkeypatch):
   inputs, with lengths, forward and reverse."""
   monkeypatch.setattr(_native_scan, "DZ_BLOCK_BYTES", 3 * 4 * 5 * _native_scan.GATES[name] * 20)
   assert _native_scan.dz_steps(7, 5, _native_scan.GATES[name] * 20) == 3
-  _, params, carry, xs, _, loss = small_case(name)
+  params, carry, xs, loss = small_case(name)
   run = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True), static_argnums=3)
   close(run(params, carry, xs, True), run(params, carry, xs, False))
 
@@ -599,7 +600,7 @@ def test_gradients_without_the_inputs_skip_dx(name):
   """jax.grad of the default path with respect to params and initial carry only: the native backward is asked for no
   dx (its result has size 0 in the lowered program) and the gradients equal the pure-JAX path's; with respect to the
   inputs too, it computes dx."""
-  _, params, carry, xs, _, loss = small_case(name)
+  params, carry, xs, loss = small_case(name)
   value = lambda *args: loss(*args)[0]
   for argnums, with_dx in (((0, 1), False), ((0, 1, 2), True)):
     grad = jax.jit(jax.grad(value, argnums=argnums), static_argnums=3)
