@@ -212,8 +212,8 @@ def _backward(kind: str, relu: bool, primals, residuals, cts, need_dx: bool = Tr
       native.BACKWARD, results, x, w_i, w_h, w_r, h0, c0, h_all, c_all, gates, m, _batch_major(dhs),
       d_carry.h.reshape((B, P)), dc_last, kind=KINDS[kind], relu=relu)
   # The loop summed dz, the cotangent of u = x W_i + b (the input_transform of every cell with a native kind), for b;
-  # b_hn is added to the candidate's recurrent term: its cotangent is dzr's candidate columns summed (reset_before:
-  # dz's).
+  # b_hn is added to the candidate's recurrent term: its cotangent is dn r summed (the loop's d_b_hn; reset_before:
+  # dz's candidate columns, those of d_b).
   d_params = params._replace(w_i=d_w_i, w_h=d_w_h, b=None if params.b is None else d_b)
   if gru or kind == "gru_reset_before":
     d_params = d_params._replace(b_hn=None if params.b_hn is None else (d_b_hn if gru else d_b[2 * H:]))
@@ -400,8 +400,8 @@ def _tangent_transpose(cts, *flat, spec: _TangentSpec):
   """The tangent's transpose: the native backward loop (``jax.grad`` of the default runs it), without the inputs'
   cotangent where the inputs' tangent is not linear (not differentiated: JAX gives it as zeros)."""
   n = spec.primals.num_leaves
-  primals, residuals, _ = _split([None if ad.is_undefined_primal(a) else a for a in flat], spec)
-  need_dx = ad.is_undefined_primal(_split(flat, spec)[2][2])
+  primals, residuals, (_, _, d_xs) = _split(flat, spec)  # the tangents are the linear (undefined) operands
+  need_dx = ad.is_undefined_primal(d_xs)
   cts = [ad.instantiate_zeros(ct) if type(ct) is ad.Zero else ct for ct in cts]
   vjp = _native_vjp_fn(spec, need_dx)
   grads = jax.tree.leaves(vjp(primals, residuals, jax.tree.unflatten(spec.outputs, cts)))

@@ -1037,6 +1037,15 @@ void add_rows(const float* rows, int64_t B, int64_t ld, int64_t H, int64_t g0, i
   }
 }
 
+// d[b ldd + j] += tile[b ld + j] for b < rows, j < n: a block of rows' product added into the carry's cotangent.
+inline void add_tile(float* d, int64_t ldd, const float* tile, int64_t ld, int64_t rows, int64_t n) {
+  for (int64_t b = 0; b < rows; ++b) {
+    float* row = d + b * ldd;
+    const float* add = tile + b * ld;
+    for (int64_t j = 0; j < n; ++j) row[j] += add[j];
+  }
+}
+
 // ----------------------------------------------------------------------------------------------- backward
 // Inputs: x [B, T, F] (batch-major, as the forward's); w_i [F, G H]; w_h [H, G H]; h0, c0 [B, H]; h_all, c_all
 // [T, B, H]; gates [T, B, 4H] (LSTM, GRU); mask [T, B]; dhs [B, T, H] (batch-major, as the forward's hs); dh_last,
@@ -1142,23 +1151,16 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
       const float* dz_next = dz_at(T - s);
       float* tile = scratch.data() + rb * offset[k] / GH;
       const int64_t ld = round_up(jc, kNR);
-      auto add_tile = [&](int64_t b0, int64_t rows) {
-        for (int64_t b = 0; b < rows; ++b) {
-          float* d = dh_in + (b0 + b) * H + j0;
-          const float* add = tile + b * ld;
-          for (int64_t jj = 0; jj < jc; ++jj) d[jj] += add[jj];
-        }
-      };
       for (int64_t b0 = 0; b0 < B; b0 += rb) {
         const int64_t rows = std::min(rb, B - b0);
         if (gru) {
           product(rows, jc, 2 * H, dz_next + b0 * GH, GH, packed_rz.data() + 2 * H * cols[k], tile, ld);
-          add_tile(b0, rows);
+          add_tile(dh_in + b0 * H + j0, H, tile, ld, rows, jc);
           product(rows, jc, H, dzn_at(T - s) + b0 * H, H, packed_n.data() + H * cols[k], tile, ld);
         } else {
           product(rows, jc, GH, dz_next + b0 * GH, GH, packed.data() + offset[k], tile, ld);
         }
-        add_tile(b0, rows);
+        add_tile(dh_in + b0 * H + j0, H, tile, ld, rows, jc);
       }
     }
     if (s == T) {
@@ -1258,10 +1260,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
           for (int64_t b0 = 0; b0 < B; b0 += rb) {
             const int64_t rows = std::min(rb, B - b0);
             product(rows, jc, 2 * H, dz_at(t + 1) + b0 * GH, GH, packed_rz.data() + 2 * H * cols[k], tile, ld);
-            for (int64_t b = 0; b < rows; ++b) {
-              float* d = dh_in + (b0 + b) * H + j0;
-              for (int64_t jj = 0; jj < jc; ++jj) d[jj] += tile[b * ld + jj];
-            }
+            add_tile(dh_in + b0 * H + j0, H, tile, ld, rows, jc);
           }
         }
         if (q == T) {
@@ -1451,14 +1450,15 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     last->work = [&, ta, tb, rows, n, beta](int64_t step, int64_t k) {
       if (step == 0) {  // rows r = (t - ta) B + b in [r0, r1): x's gathered, dx = dz W_i^T
         const int64_t r0 = k * rows / n, r1 = (k + 1) * rows / n;
+        auto batch_major = [&](int64_t r) { return ((r % B) * T + ta + r / B) * F; };  // row r's offset in x, dx
         for (int64_t r = r0; r < r1; ++r) {
-          std::memcpy(x_block.data() + r * F, X + ((r % B) * T + ta + r / B) * F, F * sizeof(float));
+          std::memcpy(x_block.data() + r * F, X + batch_major(r), F * sizeof(float));
         }
         if (!with_dx) return;
         sgemm(false, true, r1 - r0, F, GH, dz_at(ta) + r0 * GH, GH, w_i.typed_data(), GH, 0.0f,
               dx_block.data() + r0 * F, F);
         for (int64_t r = r0; r < r1; ++r) {
-          std::memcpy(DX + ((r % B) * T + ta + r / B) * F, dx_block.data() + r * F, F * sizeof(float));
+          std::memcpy(DX + batch_major(r), dx_block.data() + r * F, F * sizeof(float));
         }
         return;
       }
