@@ -13,7 +13,15 @@ SOURCE = pathlib.Path(__file__).with_name("rnn.cc")
 # only, so that the link step does not add crtfastmath.o (which would set flush-to-zero for the whole process).
 # -fno-finite-math-only: exp overflows to inf in the gates of large pre-activations (1 / (1 + inf) = 0, tanh -> 1)
 # exactly as in the pure-JAX path; with finite-math-only they became NaN.
-COMPILE_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fno-finite-math-only", "-fPIC", "-std=c++17", "-w"]
+# -mprefer-vector-width=512: GCC vectorizes loops with 256-bit vectors on AVX-512 CPUs unless told otherwise; the gate
+# loops (exp, tanh, divisions) run on 512-bit ones with it (the step products use their own 512-bit kernels either
+# way). LSTM W2 inference (B=64 T=512 F=H=128, 2 threads, three alternating pairs of processes, medians of 30 calls):
+# 39.1 / 39.9 / 39.6 ms without, 36.7 / 36.9 / 36.4 with; W1 training and B=1 unchanged. A preference only: CPUs
+# without AVX-512 keep their widest vectors.
+COMPILE_FLAGS = [
+    "-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math", "-fno-finite-math-only", "-fPIC", "-std=c++17",
+    "-w"
+]
 
 
 def _jaxlib_version() -> str:
