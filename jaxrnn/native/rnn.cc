@@ -13,8 +13,9 @@
 // path's CPU time). The gradients after the backward loop, sum_t h_{t-1}^T dz_t, x^T dz and dz W_i^T, are three
 // large products: the sgemm of the BLAS numpy ships (OpenBLAS), handed over at load time by jaxrnn_native_set_blas.
 //
-// Threads: the hidden units are split into chunks; a chunk's product and its gate arithmetic are one work item, and
-// the items of step t start only when every item of step t - 1 is done. Each chunk's items are claimed in order by
+// Threads: the batch's rows (Split: where each thread gets rows enough) or the hidden units are split into chunks;
+// a chunk's product and its gate arithmetic are one work item, and the items of step t start only when every item
+// of step t - 1 is done (chunks of rows: of a segment of steps). Each chunk's items are claimed in order by
 // its owner, the calling thread or one of the helpers scheduled on XLA's own intra-op thread pool (the FFI
 // ThreadPool), so the process never runs more threads than XLA has: no oversubscription. A helper that starts late
 // (or never) costs nothing: a waiting thread does the items nobody has claimed, the calling thread all of them if
@@ -546,6 +547,19 @@ void run_job(ffi::ThreadPool& pool, std::shared_ptr<Job> job, int64_t threads) {
   wait_for_step(*job, job->steps, true);
 }
 
+// Runs work(s, k) over the steps s in [s0, s1) and chunks k < chunks, segment steps of a chunk an item: its steps
+// one after the other, the chunks meeting only between items (segment > 1: independent chunks, Split::by_rows).
+void run_steps(ffi::ThreadPool& pool, const std::function<void(int64_t, int64_t)>& work, int64_t s0, int64_t s1,
+               int64_t chunks, int64_t threads, int64_t segment) {
+  if (s1 <= s0) return;
+  auto job = std::make_shared<Job>(chunks);
+  job->steps = (s1 - s0 + segment - 1) / segment;
+  job->work = [&work, s0, s1, segment](int64_t g, int64_t k) {
+    for (int64_t s = s0 + g * segment; s < std::min(s1, s0 + (g + 1) * segment); ++s) work(s, k);
+  };
+  run_job(pool, job, threads);
+}
+
 struct Chunks {
   std::vector<int64_t> start;  // chunk k covers hidden units [start[k], start[k + 1])
 };
@@ -566,18 +580,21 @@ Chunks split(int64_t H, int64_t threads, int64_t step_macs) {
   return c;
 }
 
+// The core's L2 cache in bytes (1 MiB where the system does not say).
+int64_t l2_bytes() {
+  static const int64_t l2 = [] {
+    const long bytes = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return bytes > 0 ? int64_t{bytes} : int64_t{1} << 20;
+  }();
+  return l2;
+}
+
 // The rows of a block (above): kRowBlock (4 micro-tiles) where a chunk's packed weights (weight_bytes) fit in half
 // the core's L2 and so stay there from one block to the next; kWideRowBlock where they do not: each block of 24 rows
 // then read them again from L3 and the step was memory-bound (LSTM W4, B=128 F=H=512: 4 MiB a chunk on two threads,
 // the forward loop at 47% of the machine's sgemm rate; inference 743 -> 630-690 ms with the wide blocks, medians of
 // interleaved calls, 2 threads). W1-W3 (weights of 0.2-0.8 MiB a chunk) keep kRowBlock.
-int64_t row_block(int64_t weight_bytes) {
-  static const int64_t l2 = [] {
-    const long bytes = sysconf(_SC_LEVEL2_CACHE_SIZE);
-    return bytes > 0 ? int64_t{bytes} : int64_t{1} << 20;
-  }();
-  return weight_bytes > l2 / 2 ? kWideRowBlock : kRowBlock;
-}
+int64_t row_block(int64_t weight_bytes) { return weight_bytes > l2_bytes() / 2 ? kWideRowBlock : kRowBlock; }
 
 // XLA's intra-op pool size, capped by JAXRNN_NATIVE_THREADS if set (read once).
 int64_t pool_threads(ffi::ThreadPool& pool) {
@@ -592,6 +609,48 @@ int64_t pool_threads(ffi::ThreadPool& pool) {
 // kGRUB: the GRU with reset_after=False (the reset gate applied to h before its product: two products a step).
 // kLSTMP: the LSTM with a projection (h = (o tanh c) W_r, P wide, c H wide: two products a step).
 enum Kind : int64_t { kLSTM = 0, kGRU = 1, kRNN = 2, kGRUB = 3, kLSTMP = 4 };
+
+// How a loop's items are shared: by chunks of rows (examples) where the batch has kRowsPerChunk rows for each of
+// two or more threads, else by chunks of hidden units (split). Rows are independent: a chunk of rows is the whole
+// step for its examples (all units, every product), so its owner runs its steps one after the other and the owners
+// meet only every `segment` steps (run_steps), where chunks of units meet after every step (each needs all of
+// h_{t-1}: 5-8% of the samples were threads waiting there) and each step's h crossed between the cores' caches.
+// Measured on the 2-core machine (2 threads, alternating processes, medians of 30 calls, ms; units -> rows): LSTM W2
+// inference (B=64 T=512 F=H=128) 32.4 / 32.0 / 32.8 -> 28.7 / 29.0 / 33.2; LSTM W1 training (B=32 T=128 F=128
+// H=256) by mins 36.1 / 40.0 / 36.7 -> 32.6 / 35.3 / 34.5; GRU W2 inference 25.6 / 26.5 / 25.3 -> 24.2 / 25.1 /
+// 22.2; LSTM W4 training (B=128 T=256 F=H=512) 1598 / 1536 -> 1555 / 1453.
+// But every owner reads all the weights each step: where they exceed the L2, a chunk of rows must have kStreamRows
+// rows to pay for reading them from L3 (GRU training B=16 T=256 F=64 H=512, 3.4 MiB of weights, 8 rows a chunk: 121
+// / 123 / 123 by rows against 117 / 109 / 117 by units). Kinds with two products a step (GRUB, LSTMP) keep chunks of
+// units.
+constexpr int64_t kRowsPerChunk = 8;  // one AVX-512 micro-tile
+constexpr int64_t kStreamRows = 32;
+struct Split {
+  Chunks units;               // the packed weights' chunks of units: one chunk ({0, H}) when by rows
+  std::vector<int64_t> rows;  // by rows: job chunk k covers rows [rows[k], rows[k + 1]); else {0, B}
+  bool by_rows() const { return rows.size() > 2; }
+  int64_t chunks() const { return by_rows() ? (int64_t)rows.size() - 1 : (int64_t)units.start.size() - 1; }
+  int64_t unit(int64_t k) const { return by_rows() ? 0 : k; }  // job chunk k's chunk of units
+  int64_t row0(int64_t k) const { return by_rows() ? rows[k] : 0; }
+  int64_t row1(int64_t k) const { return by_rows() ? rows[k + 1] : rows[1]; }
+  // Steps between the owners' meetings: every step by units; by rows about kSegments meetings a loop (where a late
+  // helper's steps are taken over by a waiting thread, and the solo fallback can act).
+  int64_t segment(int64_t steps) const { return by_rows() ? std::max<int64_t>(1, (steps + kSegments - 1) / kSegments) : 1; }
+  static constexpr int64_t kSegments = 8;
+};
+Split split_work(int64_t kind, int64_t B, int64_t H, int64_t threads, int64_t step_macs, int64_t weight_bytes) {
+  Split sp;
+  const int64_t n = std::min(threads, B / kRowsPerChunk);
+  const bool fit = weight_bytes <= l2_bytes() || B / std::max<int64_t>(n, 1) >= kStreamRows;
+  if ((kind == kLSTM || kind == kGRU || kind == kRNN) && n > 1 && fit) {
+    sp.units.start = {0, H};
+    for (int64_t k = 0; k <= n; ++k) sp.rows.push_back(k * B / n);
+  } else {
+    sp.units = split(H, threads, step_macs);
+    sp.rows = {0, B};
+  }
+  return sp;
+}
 
 // exp(x) in float: Cephes' range reduction and polynomial (relative error below 2e-7), in plain code that the
 // compiler vectorizes (glibc's expf is a scalar call). x is clamped to [-87, 88] (results stay normal floats:
@@ -783,8 +842,9 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   const int64_t GWW = 4 * H;  // width of a gates row (LSTM: i f g o; GRU: r z n hn; GRUB: r z n (r h_prev))
 
   const int64_t threads = pool_threads(pool);
-  Chunks ch = split(H, threads, B * ((F + R) * GH + H * (lstmp ? R : 0)));
-  const int64_t nk = (int64_t)ch.start.size() - 1;
+  const Split sp = split_work(kind, B, H, threads, B * ((F + R) * GH + H * (lstmp ? R : 0)), (F + R) * GH * 4);
+  const Chunks& ch = sp.units;
+  const int64_t nk = (int64_t)ch.start.size() - 1, nj = sp.chunks();  // chunks of units; the job's chunks
   // Both kernels packed per chunk: chunk k's columns n = g jc + jj (gate g, unit j0 + jj) in 16-column panels,
   // its bias in the same column order. width[k]: its columns padded to 16; per chunk k, `base` counts columns.
   std::vector<int64_t> width(nk), base(nk + 1, 0);
@@ -807,15 +867,17 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
     }
   }
   const int64_t rb = row_block((F + R) * *std::max_element(width.begin(), width.end()) * sizeof(float));
-  // Chunk k's products of a block of rows, rb x width[k] floats each: x W_i + b and h W_h.
-  std::vector<float> scratch_u(rb * base[nk]), scratch_s(rb * base[nk]);
+  // Job chunk k's products of a block of rows, rb x width[u] floats each (u: its chunk of units): x W_i + b and h W_h.
+  // By rows every job chunk has its own (at slot(k)).
+  std::vector<float> scratch_u(rb * base[nk] * (sp.by_rows() ? nj : 1)), scratch_s(scratch_u.size());
+  auto slot = [&](int64_t k) { return sp.by_rows() ? rb * base[nk] * k : rb * base[k]; };
 
-  // Chunk k's products at step t for rows [b, b + rows): su = x_t W_i + b (the caller's, when projected) on its G jc
-  // columns, ss = h_{t-1} W_h on the first hcols of them.
+  // Job chunk k's products at step t for rows [b, b + rows): su = x_t W_i + b (the caller's, when projected) on its
+  // G jc columns, ss = h_{t-1} W_h on the first hcols of them.
   auto block_products = [&](int64_t t, int64_t k, int64_t b, int64_t rows, const float* hp, int64_t hcols) {
-    const int64_t j0 = ch.start[k], jc = ch.start[k + 1] - j0, ld = width[k];
-    float* su = scratch_u.data() + rb * base[k];
-    float* ss = scratch_s.data() + rb * base[k];
+    const int64_t u = sp.unit(k), j0 = ch.start[u], jc = ch.start[u + 1] - j0, ld = width[u];
+    float* su = scratch_u.data() + slot(k);
+    float* ss = scratch_s.data() + slot(k);
     if (projected) {  // this chunk's columns of the caller's x W_i + b
       for (int64_t r = 0; r < rows; ++r) {
         for (int64_t g = 0; g < G; ++g) {
@@ -823,14 +885,14 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
         }
       }
     } else {
-      const float* bk = bias_k.data() + base[k];
-      product(rows, G * jc, F, X + (b * T + t) * F, T * F, packed_i.data() + F * base[k], su, ld);
+      const float* bk = bias_k.data() + base[u];
+      product(rows, G * jc, F, X + (b * T + t) * F, T * F, packed_i.data() + F * base[u], su, ld);
       for (int64_t r = 0; r < rows; ++r) {
         float* row = su + r * ld;
         for (int64_t n = 0; n < G * jc; ++n) row[n] += bk[n];
       }
     }
-    product(rows, hcols, R, hp + b * R, R, packed_h.data() + R * base[k], ss, ld);
+    product(rows, hcols, R, hp + b * R, R, packed_h.data() + R * base[u], ss, ld);
   };
 
   // A padded row (mask 0) of step t: a carried value kept (h, or the LSTMP's c) and a zero output beside it (hs, or
@@ -846,20 +908,20 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
 
   auto job = std::make_shared<Job>(nk);
   job->steps = T;
-  job->work = [&](int64_t t, int64_t k) {
-    const int64_t j0 = ch.start[k], jc = ch.start[k + 1] - j0;
+  job->work = [&](int64_t t, int64_t k) {  // step t of job chunk k: its units, its rows
+    const int64_t u = sp.unit(k), j0 = ch.start[u], jc = ch.start[u + 1] - j0, b0 = sp.row0(k), b1 = sp.row1(k);
     const float* hp = t == 0 ? h0.typed_data() : h_at(t - 1);
     const float* cp = lstm ? (t == 0 ? c0.typed_data() : c_at(t - 1)) : nullptr;
-    const float* su = scratch_u.data() + rb * base[k];
-    const float* ss = scratch_s.data() + rb * base[k];
-    const int64_t ld = width[k];
+    const float* su = scratch_u.data() + slot(k);
+    const float* ss = scratch_s.data() + slot(k);
+    const int64_t ld = width[u];
     float* hn = h_at(t);
     float* cn = lstm ? c_at(t) : nullptr;
-    for (int64_t b = 0; b < B; ++b) {
-      if (b % rb == 0) block_products(t, k, b, std::min(rb, B - b), hp, G * jc);
+    for (int64_t b = b0; b < b1; ++b) {
+      if ((b - b0) % rb == 0) block_products(t, k, b, std::min(rb, b1 - b), hp, G * jc);
       // This row's gate pre-activations: gate g of unit j0 + jj at ub[g jc + jj] (input) and sb[g jc + jj].
-      const float* ub = su + (b % rb) * ld;
-      const float* sb = ss + (b % rb) * ld;
+      const float* ub = su + ((b - b0) % rb) * ld;
+      const float* sb = ss + ((b - b0) % rb) * ld;
       const float* hpb = hp + b * H;
       float* hnb = hn + b * H;
       float* hsb = HS + (b * T + t) * H;
@@ -1028,7 +1090,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
       }
     };
   }
-  if (T > 0) run_job(pool, job, threads);
+  run_steps(pool, job->work, 0, job->steps, nj, threads, sp.segment(job->steps));
   const float* hl = T > 0 ? h_at(T - 1) : h0.typed_data();
   std::memcpy(h_last->typed_data(), hl, B * R * sizeof(float));
   if (lstm || lstmp) {
@@ -1170,8 +1232,9 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   if (lstm || lstmp) std::memcpy(dc_slot.data(), dc_last.typed_data(), B * H * sizeof(float));
 
   const int64_t threads = pool_threads(pool);
-  Chunks ch = split(H, threads, B * H * GH);
-  const int64_t nk = (int64_t)ch.start.size() - 1;
+  const Split sp = split_work(kind, B, H, threads, B * H * GH, H * GH * 4);
+  const Chunks& ch = sp.units;
+  const int64_t nk = (int64_t)ch.start.size() - 1, nj = sp.chunks();  // chunks of units; the job's chunks
 
   // W_h^T packed per chunk: chunk k's columns are units j0 .. j1 - 1, its rows the G H gate columns of W_h.
   std::vector<int64_t> offset(nk + 1, 0);
@@ -1186,10 +1249,14 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   int64_t widest = 0;
   for (int64_t k = 0; k < nk; ++k) widest = std::max(widest, offset[k + 1] - offset[k]);
   const int64_t rb = row_block(widest * sizeof(float));  // W_h^T of a chunk: GH x its columns
-  std::vector<float> scratch(rb * offset[nk] / std::max<int64_t>(GH, 1));
-  // The bias gradients, sum_t sum_b dz (and for the GRU, of dn r: b_hn's), per chunk's columns. Cache-line aligned:
-  // the chunks start at multiples of 8 units (64 bytes of doubles), so no two chunks' owners write one line.
-  std::vector<double, AlignedAllocator<double>> db_acc(GH, 0.0), db_hn_acc(gru ? H : 0, 0.0);
+  // Job chunk k's product tiles at tile_of(k): rb rows x its units (by rows, every job chunk has its own).
+  const int64_t tile_size = rb * offset[nk] / std::max<int64_t>(GH, 1);
+  std::vector<float> scratch(tile_size * (sp.by_rows() ? nj : 1));
+  auto tile_of = [&](int64_t k) { return scratch.data() + (sp.by_rows() ? tile_size * k : rb * offset[k] / GH); };
+  // The bias gradients, sum_t sum_b dz (and for the GRU, of dn r: b_hn's), job chunk k's at db_acc[k] (by units
+  // only its own columns; summed after the loop), cache-line aligned: no two owners write one line.
+  using Accumulator = std::vector<double, AlignedAllocator<double>>;
+  std::vector<Accumulator> db_acc(nj, Accumulator(GH, 0.0)), db_hn_acc(nj, Accumulator(gru ? H : 0, 0.0));
   // GRU and GRUB: W_h^T's rows of the r and z columns, and of the n columns, packed apart per chunk (cols: the
   // chunks' padded widths). The GRU's candidate term multiplies dn r (DZN), not dz's dn: two products a step instead
   // of a copy of dz with dn r in its n columns (a [T, B, 3H] array written and read again, 200 MB at W4).
@@ -1209,29 +1276,30 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   auto job = std::make_shared<Job>(nk);
   // Step s < T handles time T - 1 - s; step T adds the last product (into dh0).
   job->steps = T + 1;
-  job->work = [&](int64_t s, int64_t k) {
-    const int64_t j0 = ch.start[k], j1 = ch.start[k + 1], jc = j1 - j0;
+  job->work = [&](int64_t s, int64_t k) {  // step s of job chunk k: its units, its rows
+    const int64_t u = sp.unit(k), j0 = ch.start[u], j1 = ch.start[u + 1], jc = j1 - j0;
+    const int64_t r0 = sp.row0(k), r1 = sp.row1(k);
     float* dh_in = dh_slot.data() + (s & 1) * B * H;
     float* dc_in = lstm ? dc_slot.data() + (s & 1) * B * H : nullptr;
     if (s > 0) {  // complete dh_in: the recurrent product's share, dz_{t+1} W_h^T on this chunk's units (GRU: the
                   // n columns' dz replaced by dn r)
       const float* dz_next = dz_at(T - s);
-      float* tile = scratch.data() + rb * offset[k] / GH;
+      float* tile = tile_of(k);
       const int64_t ld = round_up(jc, kNR);
-      for (int64_t b0 = 0; b0 < B; b0 += rb) {
-        const int64_t rows = std::min(rb, B - b0);
+      for (int64_t b0 = r0; b0 < r1; b0 += rb) {
+        const int64_t rows = std::min(rb, r1 - b0);
         if (gru) {
-          product(rows, jc, 2 * H, dz_next + b0 * GH, GH, packed_rz.data() + 2 * H * cols[k], tile, ld);
+          product(rows, jc, 2 * H, dz_next + b0 * GH, GH, packed_rz.data() + 2 * H * cols[u], tile, ld);
           add_tile(dh_in + b0 * H + j0, H, tile, ld, rows, jc);
-          product(rows, jc, H, dzn_at(T - s) + b0 * H, H, packed_n.data() + H * cols[k], tile, ld);
+          product(rows, jc, H, dzn_at(T - s) + b0 * H, H, packed_n.data() + H * cols[u], tile, ld);
         } else {
-          product(rows, jc, GH, dz_next + b0 * GH, GH, packed.data() + offset[k], tile, ld);
+          product(rows, jc, GH, dz_next + b0 * GH, GH, packed.data() + offset[u], tile, ld);
         }
         add_tile(dh_in + b0 * H + j0, H, tile, ld, rows, jc);
       }
     }
     if (s == T) {
-      for (int64_t b = 0; b < B; ++b) {
+      for (int64_t b = r0; b < r1; ++b) {
         std::memcpy(dh0->typed_data() + b * H + j0, dh_in + b * H + j0, jc * sizeof(float));
         if (lstm) std::memcpy(dc0->typed_data() + b * H + j0, dc_in + b * H + j0, jc * sizeof(float));
       }
@@ -1242,7 +1310,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     float* dc_out = lstm ? dc_slot.data() + ((s + 1) & 1) * B * H : nullptr;
     const float* hp = t == 0 ? h0.typed_data() : HA + (t - 1) * B * H;
     const float* cp = lstm ? (t == 0 ? c0.typed_data() : CA + (t - 1) * B * H) : nullptr;
-    for (int64_t b = 0; b < B; ++b) {
+    for (int64_t b = r0; b < r1; ++b) {
       const int64_t row = t * B + b;
       float* dzb = dz_at(t) + b * GH;
       float* dznb = gru ? dzn_at(t) + b * H : nullptr;
@@ -1281,8 +1349,8 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
         }
       }
     }
-    add_rows(dz_at(t), B, GH, H, 0, G, j0, j1, db_acc.data());
-    if (gru) add_rows(dzn_at(t), B, H, H, 0, 1, j0, j1, db_hn_acc.data());
+    add_rows(dz_at(t) + r0 * GH, r1 - r0, GH, H, 0, G, j0, j1, db_acc[k].data());
+    if (gru) add_rows(dzn_at(t) + r0 * H, r1 - r0, H, H, 0, 1, j0, j1, db_hn_acc[k].data());
   };
   std::vector<float> tiles;
   if (grub) {
@@ -1336,7 +1404,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
             dhob[j] = dh * z;
           }
         }
-        add_rows(dz_at(t), B, GH, H, 1, 3, j0, j1, db_acc.data());
+        add_rows(dz_at(t), B, GH, H, 1, 3, j0, j1, db_acc[k].data());
         return;
       }
       const float* hp = t == 0 ? h0.typed_data() : HA + (t - 1) * B * H;
@@ -1359,7 +1427,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
           }
         }
       }
-      add_rows(dz_at(t), B, GH, H, 0, 1, j0, j1, db_acc.data());
+      add_rows(dz_at(t), B, GH, H, 0, 1, j0, j1, db_acc[k].data());
     };
   }
   // LSTMP: the full cotangent of every step's h (dhs added; zero at padding) and m = o tanh(c), for dw_r after the loop.
@@ -1443,7 +1511,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
             }
           }
         }
-        add_rows(dz_at(t), B, GH, H, 0, 4, j0, j1, db_acc.data());
+        add_rows(dz_at(t), B, GH, H, 0, 4, j0, j1, db_acc[k].data());
         if (t == 0) {
           for (int64_t b = 0; b < B; ++b) {
             std::memcpy(dc0->typed_data() + b * H + j0, dc_out + b * H + j0, jc * sizeof(float));
@@ -1548,15 +1616,18 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   };
   for (int64_t tb = T; tb > 0;) {
     const int64_t ta = (tb - 1) / TZ * TZ, s0 = first_step(T - tb);
-    auto part = std::make_shared<Job>(nk);
-    part->steps = first_step(T - ta) - s0;
-    part->work = [&, s0](int64_t s, int64_t k) { job->work(s0 + s, k); };
-    run_job(pool, part, threads);
+    run_steps(pool, job->work, s0, first_step(T - ta), nj, threads, sp.segment(job->steps));
     block_products(ta, tb);
     tb = ta;
   }
-  for (int64_t n = 0; n < GH; ++n) db->typed_data()[n] = static_cast<float>(db_acc[n]);
-  for (int64_t j = 0; j < (int64_t)db_hn_acc.size(); ++j) db_hn->typed_data()[j] = static_cast<float>(db_hn_acc[j]);
+  for (int64_t k = 1; k < nj; ++k) {  // the job chunks' sums
+    for (int64_t n = 0; n < GH; ++n) db_acc[0][n] += db_acc[k][n];
+    for (int64_t j = 0; j < (int64_t)db_hn_acc[k].size(); ++j) db_hn_acc[0][j] += db_hn_acc[k][j];
+  }
+  for (int64_t n = 0; n < GH; ++n) db->typed_data()[n] = static_cast<float>(db_acc[0][n]);
+  for (int64_t j = 0; j < (int64_t)db_hn_acc[0].size(); ++j) {
+    db_hn->typed_data()[j] = static_cast<float>(db_hn_acc[0][j]);
+  }
 
   return ffi::Error::Success();
 }
