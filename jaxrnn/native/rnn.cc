@@ -635,7 +635,9 @@ struct Split {
   int64_t row1(int64_t k) const { return by_rows() ? rows[k + 1] : rows[1]; }
   // Steps between the owners' meetings: every step by units; by rows about kSegments meetings a loop (where a late
   // helper's steps are taken over by a waiting thread, and the solo fallback can act).
-  int64_t segment(int64_t steps) const { return by_rows() ? std::max<int64_t>(1, (steps + kSegments - 1) / kSegments) : 1; }
+  int64_t segment(int64_t steps) const {
+    return by_rows() ? std::max<int64_t>(1, (steps + kSegments - 1) / kSegments) : 1;
+  }
   static constexpr int64_t kSegments = 8;
 };
 Split split_work(int64_t kind, int64_t B, int64_t H, int64_t threads, int64_t step_macs, int64_t weight_bytes) {
