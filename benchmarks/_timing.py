@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 
@@ -20,16 +21,22 @@ def median_ms(fn, args, repeats, clock=time.perf_counter):
   return 1e3 * statistics.median(times)
 
 
-def interleaved_ms(fns, args, repeats, stat=statistics.median):
+def interleaved_ms(fns, args, repeats, stat=statistics.median, clock=time.perf_counter, seed=0):
   """``{name: ms}`` of every ``fns[name](*args)`` (``stat`` of the repeats: the median, or ``min`` on a loaded
   machine, the least disturbed call), the calls interleaved (one of each per round, after one warm-up call each),
-  so that a loaded or drifting machine slows them alike."""
+  so that a loaded or drifting machine slows them alike, in a fresh order each round (``random.Random(seed)``): in
+  a fixed order each call always follows the same one, and a call right after an XLA program can run slower while
+  XLA's worker threads go on spinning (``rnn_layers.py``'s docstring has the numbers). ``clock``: wall clock, or
+  ``time.process_time`` for CPU time."""
   for fn in fns.values():
     jax.block_until_ready(fn(*args))
   times = {name: [] for name in fns}
+  order = random.Random(seed)
   for _ in range(repeats):
-    for name, fn in fns.items():
-      start = time.perf_counter()
-      jax.block_until_ready(fn(*args))
-      times[name].append(time.perf_counter() - start)
+    names = list(fns)
+    order.shuffle(names)
+    for name in names:
+      start = clock()
+      jax.block_until_ready(fns[name](*args))
+      times[name].append(clock() - start)
   return {name: 1e3 * stat(t) for name, t in times.items()}

@@ -9,8 +9,8 @@ path's in float32, within 1e-4 of the largest magnitude (``--dtype bfloat16`` or
 stored so, checked against the float32 path at the same values; the native loop computes in float32, within 2e-2,
 the pure-JAX path rounds every step, within 1e-1; ``--compute-dtype bfloat16`` or ``float16``: cells built with that
 compute ``dtype``, checked against the float32 cell's pure-JAX path, the native loop within 1e-4 in float32 storage,
-the pure-JAX path in that compute dtype within 1e-1); calls are interleaved. One thread, CPU time (what the rule's
-comment quotes):
+the pure-JAX path in that compute dtype within 1e-1); calls are interleaved, in a fresh order each round. One thread,
+CPU time (what the rule's comment quotes):
 
     XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" JAXRNN_NATIVE_THREADS=1 \\
       PYTHONPATH=. python benchmarks/native_default.py --clock cpu --stat min --repeats 9 --workload W1 --mode train
@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import statistics
+import sys
 import time
 
 import jax
@@ -28,6 +30,9 @@ import jax.numpy as jnp
 
 import jaxrnn
 from jaxrnn.cells import _native_scan
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # `python benchmarks/...` too
+from benchmarks._timing import interleaved_ms  # noqa: E402
 
 # (batch, time, input, hidden): W1-W4 of rnn_layers.py, and M1, M2 between W1 and W4 in multiply-adds per step
 WORKLOADS = {"W1": (32, 128, 128, 256), "W2": (64, 512, 128, 128), "W3": (1, 1024, 64, 128),
@@ -97,13 +102,7 @@ def main():
         errors = {n: relative_error(out, want) for n, out in outs.items()}
         for n, err in errors.items():
           assert err < tol[n], f"{n} disagrees with the pure-JAX path in float32: {err}"
-        times = {n: [] for n in fns}
-        for _ in range(args.repeats):
-          for n, f in fns.items():
-            start = clock()
-            jax.block_until_ready(f(params, xs))
-            times[n].append(clock() - start)
-        ms = {n: 1e3 * stat(t) for n, t in times.items()}
+        ms = interleaved_ms(fns, (params, xs), args.repeats, stat, clock)
         print(f"{cell_name} {workload} {mode} B={B} T={T} F={F} H={H}: "
               + ", ".join(f"{n} {m:.1f} ms ({m / ms['pure-JAX']:.2f})" for n, m in ms.items())
               + ("; largest error / float32's largest magnitude: "
