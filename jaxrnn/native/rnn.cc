@@ -621,8 +621,10 @@ enum Kind : int64_t { kLSTM = 0, kGRU = 1, kRNN = 2, kGRUB = 3, kLSTMP = 4 };
 // 22.2; LSTM W4 training (B=128 T=256 F=H=512) 1598 / 1536 -> 1555 / 1453.
 // But every owner reads all the weights each step: where they exceed the L2, a chunk of rows must have kStreamRows
 // rows to pay for reading them from L3 (GRU training B=16 T=256 F=64 H=512, 3.4 MiB of weights, 8 rows a chunk: 121
-// / 123 / 123 by rows against 117 / 109 / 117 by units). Kinds with two products a step (GRUB, LSTMP) keep chunks of
-// units.
+// / 123 / 123 by rows against 117 / 109 / 117 by units). Kinds with two products a step (GRUB, LSTMP) met twice a step
+// by units; by rows a chunk runs both phases of a step on its rows: W2-sized inference (B=64 T=512 F=H=128; LSTMP
+// P=64) GRUB 48.0 / 49.8 / 48.1 -> 37.7 / 39.0 / 39.3 ms, LSTMP 35.9 / 35.2 / 39.5 -> 28.6 / 30.0 / 33.3. Their
+// backward loops keep chunks of units (the caller's rows_allowed).
 constexpr int64_t kRowsPerChunk = 8;  // one AVX-512 micro-tile
 constexpr int64_t kStreamRows = 32;
 struct Split {
@@ -640,11 +642,11 @@ struct Split {
   }
   static constexpr int64_t kSegments = 8;
 };
-Split split_work(int64_t kind, int64_t B, int64_t H, int64_t threads, int64_t step_macs, int64_t weight_bytes) {
+Split split_work(bool rows_allowed, int64_t B, int64_t H, int64_t threads, int64_t step_macs, int64_t weight_bytes) {
   Split sp;
   const int64_t n = std::min(threads, B / kRowsPerChunk);
   const bool fit = weight_bytes <= l2_bytes() || B / std::max<int64_t>(n, 1) >= kStreamRows;
-  if ((kind == kLSTM || kind == kGRU || kind == kRNN) && n > 1 && fit) {
+  if (rows_allowed && n > 1 && fit) {
     sp.units.start = {0, H};
     for (int64_t k = 0; k <= n; ++k) sp.rows.push_back(k * B / n);
   } else {
@@ -844,7 +846,8 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   const int64_t GWW = 4 * H;  // width of a gates row (LSTM: i f g o; GRU: r z n hn; GRUB: r z n (r h_prev))
 
   const int64_t threads = pool_threads(pool);
-  const Split sp = split_work(kind, B, H, threads, B * ((F + R) * GH + H * (lstmp ? R : 0)), (F + R) * GH * 4);
+  const Split sp = split_work(true, B, H, threads, B * ((F + R) * GH + H * (lstmp ? R : 0)),
+                              ((F + R) * GH + H * (lstmp ? R : 0)) * 4);
   const Chunks& ch = sp.units;
   const int64_t nk = (int64_t)ch.start.size() - 1, nj = sp.chunks();  // chunks of units; the job's chunks
   // Both kernels packed per chunk: chunk k's columns n = g jc + jj (gate g, unit j0 + jj) in 16-column panels,
@@ -968,19 +971,20 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
     Zg.resize(B * H);
     UNg.resize(B * H);
     RHg.resize(B * H);
-    scratch_n.resize(rb * nbase[nk]);
+    scratch_n.resize(rb * nbase[nk] * (sp.by_rows() ? nj : 1));
     job->steps = 2 * T;
-    job->work = [&](int64_t s, int64_t k) {
-      const int64_t t = s / 2, j0 = ch.start[k], jc = ch.start[k + 1] - j0;
+    job->work = [&](int64_t s, int64_t k) {  // by rows a job chunk's two phases follow each other on its rows
+      const int64_t t = s / 2, u = sp.unit(k), j0 = ch.start[u], jc = ch.start[u + 1] - j0;
+      const int64_t b0 = sp.row0(k), b1 = sp.row1(k);
       const float* hp = t == 0 ? h0.typed_data() : h_at(t - 1);
       if (s % 2 == 0) {
-        const float* su = scratch_u.data() + rb * base[k];
-        const float* ss = scratch_s.data() + rb * base[k];
-        const int64_t ld = width[k];
-        for (int64_t b = 0; b < B; ++b) {
-          if (b % rb == 0) block_products(t, k, b, std::min(rb, B - b), hp, 2 * jc);
-          const float* ub = su + (b % rb) * ld;
-          const float* sb = ss + (b % rb) * ld;
+        const float* su = scratch_u.data() + slot(k);
+        const float* ss = scratch_s.data() + slot(k);
+        const int64_t ld = width[u];
+        for (int64_t b = b0; b < b1; ++b) {
+          if ((b - b0) % rb == 0) block_products(t, k, b, std::min(rb, b1 - b), hp, 2 * jc);
+          const float* ub = su + ((b - b0) % rb) * ld;
+          const float* sb = ss + ((b - b0) % rb) * ld;
           const float* hpb = hp + b * H + j0;
           float* r_row = Rg.data() + b * H + j0;
           float* zb = Zg.data() + b * H + j0;
@@ -1000,12 +1004,12 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
         }
         return;
       }
-      float* sn = scratch_n.data() + rb * nbase[k];
+      float* sn = scratch_n.data() + (sp.by_rows() ? rb * nbase[nk] * k : rb * nbase[k]);
       const int64_t ldn = round_up(jc, kNR);
       float* hn = h_at(t);
-      for (int64_t b = 0; b < B; ++b) {
-        if (b % rb == 0) {
-          product(std::min(rb, B - b), jc, H, RHg.data() + b * H, H, packed_hn.data() + H * nbase[k], sn, ldn);
+      for (int64_t b = b0; b < b1; ++b) {
+        if ((b - b0) % rb == 0) {
+          product(std::min(rb, b1 - b), jc, H, RHg.data() + b * H, H, packed_hn.data() + H * nbase[u], sn, ldn);
         }
         const float* hpb = hp + b * H;
         float* hnb = hn + b * H;
@@ -1015,7 +1019,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
           zero_gates(t, b, j0, jc);
           continue;
         }
-        const float* a = sn + (b % rb) * ldn;
+        const float* a = sn + ((b - b0) % rb) * ldn;
         const int64_t o = b * H + j0;
         if (GW) {
           gru_before_row<true>(jc, H, Rg.data() + o, Zg.data() + o, UNg.data() + o, a, BN + j0, hpb + j0, hnb + j0,
@@ -1042,27 +1046,27 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
                    packed_r.data() + H * pbase[k]);
     }
     MB.resize(B * H);
-    scratch_p.resize(rb * pbase[nk]);
+    scratch_p.resize(rb * pbase[nk] * (sp.by_rows() ? nj : 1));
     job->steps = 2 * T;
-    job->work = [&](int64_t s, int64_t k) {
-      const int64_t t = s / 2;
+    job->work = [&](int64_t s, int64_t k) {  // by rows a job chunk's two phases follow each other on its rows
+      const int64_t t = s / 2, u = sp.unit(k), b0 = sp.row0(k), b1 = sp.row1(k);
       const float* hp = t == 0 ? h0.typed_data() : h_at(t - 1);
       if (s % 2 == 0) {
-        const int64_t j0 = ch.start[k], jc = ch.start[k + 1] - j0, ld = width[k];
-        const float* su = scratch_u.data() + rb * base[k];
-        const float* ss = scratch_s.data() + rb * base[k];
+        const int64_t j0 = ch.start[u], jc = ch.start[u + 1] - j0, ld = width[u];
+        const float* su = scratch_u.data() + slot(k);
+        const float* ss = scratch_s.data() + slot(k);
         const float* cp = t == 0 ? c0.typed_data() : c_at(t - 1);
         float* cn = c_at(t);
-        for (int64_t b = 0; b < B; ++b) {
-          if (b % rb == 0) block_products(t, k, b, std::min(rb, B - b), hp, G * jc);
+        for (int64_t b = b0; b < b1; ++b) {
+          if ((b - b0) % rb == 0) block_products(t, k, b, std::min(rb, b1 - b), hp, G * jc);
           float* mb = MB.data() + b * H;
           if (!M[t * B + b]) {  // padding: keep c; a zero m row keeps phase B's product finite
             keep_carry(cp + b * H + j0, cn + b * H + j0, mb + j0, jc);
             zero_gates(t, b, j0, jc);
             continue;
           }
-          const float* ub = su + (b % rb) * ld;
-          const float* sb = ss + (b % rb) * ld;
+          const float* ub = su + ((b - b0) % rb) * ld;
+          const float* sb = ss + ((b - b0) % rb) * ld;
           if (GW) {
             lstm_row<true>(jc, jc, H, ub, sb, cp + b * H + j0, cn + b * H + j0, mb + j0, nullptr,
                            GW + (t * B + b) * GWW + j0);
@@ -1072,12 +1076,12 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
         }
         return;
       }
-      const int64_t p0 = pstart[k], pc = pstart[k + 1] - p0, ldp = round_up(pc, kNR);
-      float* sp = scratch_p.data() + rb * pbase[k];
+      const int64_t p0 = pstart[u], pc = pstart[u + 1] - p0, ldp = round_up(pc, kNR);
+      float* sproj = scratch_p.data() + (sp.by_rows() ? rb * pbase[nk] * k : rb * pbase[k]);
       float* hn = h_at(t);
-      for (int64_t b = 0; b < B; ++b) {
-        if (b % rb == 0 && pc > 0) {
-          product(std::min(rb, B - b), pc, H, MB.data() + b * H, H, packed_r.data() + H * pbase[k], sp, ldp);
+      for (int64_t b = b0; b < b1; ++b) {
+        if ((b - b0) % rb == 0 && pc > 0) {
+          product(std::min(rb, b1 - b), pc, H, MB.data() + b * H, H, packed_r.data() + H * pbase[u], sproj, ldp);
         }
         const float* hpb = hp + b * R + p0;
         float* hnb = hn + b * R + p0;
@@ -1086,7 +1090,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
           keep_carry(hpb, hnb, hsb, pc);
           continue;
         }
-        const float* h = sp + (b % rb) * ldp;
+        const float* h = sproj + ((b - b0) % rb) * ldp;
         std::memcpy(hnb, h, pc * sizeof(float));
         std::memcpy(hsb, h, pc * sizeof(float));
       }
@@ -1234,7 +1238,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   if (lstm || lstmp) std::memcpy(dc_slot.data(), dc_last.typed_data(), B * H * sizeof(float));
 
   const int64_t threads = pool_threads(pool);
-  const Split sp = split_work(kind, B, H, threads, B * H * GH, H * GH * 4);
+  const Split sp = split_work(!grub && !lstmp, B, H, threads, B * H * GH, H * GH * 4);
   const Chunks& ch = sp.units;
   const int64_t nk = (int64_t)ch.start.size() - 1, nj = sp.chunks();  // chunks of units; the job's chunks
 
