@@ -624,7 +624,8 @@ enum Kind : int64_t { kLSTM = 0, kGRU = 1, kRNN = 2, kGRUB = 3, kLSTMP = 4 };
 // / 123 / 123 by rows against 117 / 109 / 117 by units). Kinds with two products a step (GRUB, LSTMP) met twice a step
 // by units; by rows a chunk runs both phases of a step on its rows: W2-sized inference (B=64 T=512 F=H=128; LSTMP
 // P=64) GRUB 48.0 / 49.8 / 48.1 -> 37.7 / 39.0 / 39.3 ms, LSTMP 35.9 / 35.2 / 39.5 -> 28.6 / 30.0 / 33.3. Their
-// backward loops keep chunks of units (the caller's rows_allowed).
+// backward loops likewise (W1-sized training, B=32 T=128 F=128 H=256, forward by rows either way): GRUB 38.0 / 37.5 /
+// 38.6 -> 37.7 / 36.8 / 35.7 ms, LSTMP 35.0 / 36.2 / 36.2 -> 34.6 / 34.1 / 32.5.
 constexpr int64_t kRowsPerChunk = 8;  // one AVX-512 micro-tile
 constexpr int64_t kStreamRows = 32;
 struct Split {
@@ -642,11 +643,11 @@ struct Split {
   }
   static constexpr int64_t kSegments = 8;
 };
-Split split_work(bool rows_allowed, int64_t B, int64_t H, int64_t threads, int64_t step_macs, int64_t weight_bytes) {
+Split split_work(int64_t B, int64_t H, int64_t threads, int64_t step_macs, int64_t weight_bytes) {
   Split sp;
   const int64_t n = std::min(threads, B / kRowsPerChunk);
   const bool fit = weight_bytes <= l2_bytes() || B / std::max<int64_t>(n, 1) >= kStreamRows;
-  if (rows_allowed && n > 1 && fit) {
+  if (n > 1 && fit) {
     sp.units.start = {0, H};
     for (int64_t k = 0; k <= n; ++k) sp.rows.push_back(k * B / n);
   } else {
@@ -846,7 +847,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   const int64_t GWW = 4 * H;  // width of a gates row (LSTM: i f g o; GRU: r z n hn; GRUB: r z n (r h_prev))
 
   const int64_t threads = pool_threads(pool);
-  const Split sp = split_work(true, B, H, threads, B * ((F + R) * GH + H * (lstmp ? R : 0)),
+  const Split sp = split_work(B, H, threads, B * ((F + R) * GH + H * (lstmp ? R : 0)),
                               ((F + R) * GH + H * (lstmp ? R : 0)) * 4);
   const Chunks& ch = sp.units;
   const int64_t nk = (int64_t)ch.start.size() - 1, nj = sp.chunks();  // chunks of units; the job's chunks
@@ -1238,7 +1239,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   if (lstm || lstmp) std::memcpy(dc_slot.data(), dc_last.typed_data(), B * H * sizeof(float));
 
   const int64_t threads = pool_threads(pool);
-  const Split sp = split_work(!grub && !lstmp, B, H, threads, B * H * GH, H * GH * 4);
+  const Split sp = split_work(B, H, threads, B * H * GH, (R * GH + (lstmp ? R * H : 0)) * 4);
   const Chunks& ch = sp.units;
   const int64_t nk = (int64_t)ch.start.size() - 1, nj = sp.chunks();  // chunks of units; the job's chunks
 
@@ -1365,30 +1366,31 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     // dn = dh (1 - z)(1 - n^2) and dz = dh (h_prev - n) z (1 - z) into DZ, and dh_{t-1} = dh z for now.
     // Phase 2 (s = 2 q + 1), once every unit's dn is done: d(r h_prev) = dn W_hn^T on the chunk's units, then
     // dr = d(r h_prev) h_prev r (1 - r) into DZ and dh_{t-1} += d(r h_prev) r. Step 2 T completes dh0.
-    tiles.resize(rb * cols[nk]);
+    tiles.resize(rb * cols[nk] * (sp.by_rows() ? nj : 1));
     job->steps = 2 * T + 1;
-    job->work = [&](int64_t s, int64_t k) {
-      const int64_t q = s / 2, j0 = ch.start[k], j1 = ch.start[k + 1], jc = j1 - j0, ld = round_up(jc, kNR);
-      float* tile = tiles.data() + rb * cols[k];
+    job->work = [&](int64_t s, int64_t k) {  // by rows a job chunk's two phases follow each other on its rows
+      const int64_t q = s / 2, u = sp.unit(k), j0 = ch.start[u], j1 = ch.start[u + 1], jc = j1 - j0;
+      const int64_t ld = round_up(jc, kNR), r0 = sp.row0(k), r1 = sp.row1(k);
+      float* tile = tiles.data() + (sp.by_rows() ? rb * cols[nk] * k : rb * cols[k]);
       float* dh_in = dh_slot.data() + (q & 1) * B * H;
       float* dh_out = dh_slot.data() + ((q + 1) & 1) * B * H;
       const int64_t t = T - 1 - q;
       if (s % 2 == 0) {
         if (q > 0) {  // dh_in += [dr, dz]_{t+1} W_h[:, r z]^T on this chunk's units
-          for (int64_t b0 = 0; b0 < B; b0 += rb) {
-            const int64_t rows = std::min(rb, B - b0);
-            product(rows, jc, 2 * H, dz_at(t + 1) + b0 * GH, GH, packed_rz.data() + 2 * H * cols[k], tile, ld);
+          for (int64_t b0 = r0; b0 < r1; b0 += rb) {
+            const int64_t rows = std::min(rb, r1 - b0);
+            product(rows, jc, 2 * H, dz_at(t + 1) + b0 * GH, GH, packed_rz.data() + 2 * H * cols[u], tile, ld);
             add_tile(dh_in + b0 * H + j0, H, tile, ld, rows, jc);
           }
         }
         if (q == T) {
-          for (int64_t b = 0; b < B; ++b) {
+          for (int64_t b = r0; b < r1; ++b) {
             std::memcpy(dh0->typed_data() + b * H + j0, dh_in + b * H + j0, jc * sizeof(float));
           }
           return;
         }
         const float* hp = t == 0 ? h0.typed_data() : HA + (t - 1) * B * H;
-        for (int64_t b = 0; b < B; ++b) {
+        for (int64_t b = r0; b < r1; ++b) {
           const int64_t row = t * B + b;
           float* dzb = dz_at(t) + b * GH;
           const float* dhb = dh_in + b * H;
@@ -1410,13 +1412,13 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
             dhob[j] = dh * z;
           }
         }
-        add_rows(dz_at(t), B, GH, H, 1, 3, j0, j1, db_acc[k].data());
+        add_rows(dz_at(t) + r0 * GH, r1 - r0, GH, H, 1, 3, j0, j1, db_acc[k].data());
         return;
       }
       const float* hp = t == 0 ? h0.typed_data() : HA + (t - 1) * B * H;
-      for (int64_t b0 = 0; b0 < B; b0 += rb) {  // d(r h_prev) = dn W_hn^T on this chunk's units
-        const int64_t rows = std::min(rb, B - b0);
-        product(rows, jc, H, dz_at(t) + b0 * GH + 2 * H, GH, packed_n.data() + H * cols[k], tile, ld);
+      for (int64_t b0 = r0; b0 < r1; b0 += rb) {  // d(r h_prev) = dn W_hn^T on this chunk's units
+        const int64_t rows = std::min(rb, r1 - b0);
+        product(rows, jc, H, dz_at(t) + b0 * GH + 2 * H, GH, packed_n.data() + H * cols[u], tile, ld);
         for (int64_t b = 0; b < rows; ++b) {
           const int64_t row = t * B + b0 + b;
           if (!M[row]) continue;  // phase 1 zeroed its dr and passed dh through
@@ -1433,7 +1435,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
           }
         }
       }
-      add_rows(dz_at(t), B, GH, H, 0, 1, j0, j1, db_acc[k].data());
+      add_rows(dz_at(t) + r0 * GH, r1 - r0, GH, H, 0, 1, j0, j1, db_acc[k].data());
     };
   }
   // LSTMP: the full cotangent of every step's h (dhs added; zero at padding) and m = o tanh(c), for dw_r after the loop.
@@ -1453,8 +1455,8 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     MA.resize(T * B * H);
     packed_whT.resize(GH * pcols[nk]);
     packed_wrT.resize(R * ucols[nk]);
-    ptiles.resize(rb * pcols[nk]);
-    utiles.resize(rb * ucols[nk]);
+    ptiles.resize(rb * pcols[nk] * (sp.by_rows() ? nj : 1));
+    utiles.resize(rb * ucols[nk] * (sp.by_rows() ? nj : 1));
     for (int64_t k = 0; k < nk; ++k) {
       const int64_t p0 = pstart[k], j0 = ch.start[k];
       pack(GH, pstart[k + 1] - p0, [&](int64_t n, int64_t pp) { return W[(p0 + pp) * GH + n]; },
@@ -1462,9 +1464,9 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
       pack(R, ch.start[k + 1] - j0, [&](int64_t n, int64_t jj) { return WR[(j0 + jj) * R + n]; },
            packed_wrT.data() + R * ucols[k]);
     }
-    // DH rows of step t on outputs [p0, p1): dh + dhs_t, zero at padding.
-    auto full_dh = [&](int64_t t, const float* dh, int64_t p0, int64_t p1) {
-      for (int64_t b = 0; b < B; ++b) {
+    // DH rows [r0, r1) of step t on outputs [p0, p1): dh + dhs_t, zero at padding.
+    auto full_dh = [&](int64_t t, const float* dh, int64_t p0, int64_t p1, int64_t r0, int64_t r1) {
+      for (int64_t b = r0; b < r1; ++b) {
         float* d = DH.data() + (t * B + b) * R;
         const float* ys = DHS + (b * T + t) * R;
         const float* in = dh + b * R;
@@ -1472,21 +1474,22 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
       }
     };
     job->steps = 2 * T + 1;
-    job->work = [&, full_dh](int64_t s, int64_t k) {
+    job->work = [&, full_dh](int64_t s, int64_t k) {  // by rows a job chunk's steps all run on its rows
+      const int64_t u = sp.unit(k), r0 = sp.row0(k), r1 = sp.row1(k);
       if (s == 0) {
-        full_dh(T - 1, dh_slot.data(), pstart[k], pstart[k + 1]);
+        full_dh(T - 1, dh_slot.data(), pstart[u], pstart[u + 1], r0, r1);
         return;
       }
       const int64_t q = (s - 1) / 2, t = T - 1 - q;
       if (s % 2 == 1) {  // the chunk's H units
-        const int64_t j0 = ch.start[k], j1 = ch.start[k + 1], jc = j1 - j0, ld = round_up(jc, kNR);
-        float* tile = utiles.data() + rb * ucols[k];
+        const int64_t j0 = ch.start[u], j1 = ch.start[u + 1], jc = j1 - j0, ld = round_up(jc, kNR);
+        float* tile = utiles.data() + (sp.by_rows() ? rb * ucols[nk] * k : rb * ucols[k]);
         const float* dc_in = dc_slot.data() + (q & 1) * B * H;
         float* dc_out = dc_slot.data() + ((q + 1) & 1) * B * H;
         const float* cp = t == 0 ? c0.typed_data() : CA + (t - 1) * B * H;
-        for (int64_t b0 = 0; b0 < B; b0 += rb) {
-          const int64_t rows = std::min(rb, B - b0);
-          product(rows, jc, R, DH.data() + (t * B + b0) * R, R, packed_wrT.data() + R * ucols[k], tile, ld);
+        for (int64_t b0 = r0; b0 < r1; b0 += rb) {
+          const int64_t rows = std::min(rb, r1 - b0);
+          product(rows, jc, R, DH.data() + (t * B + b0) * R, R, packed_wrT.data() + R * ucols[u], tile, ld);
           for (int64_t bb = 0; bb < rows; ++bb) {
             const int64_t b = b0 + bb, row = t * B + b;
             float* dzb = dz_at(t) + b * GH;
@@ -1517,22 +1520,22 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
             }
           }
         }
-        add_rows(dz_at(t), B, GH, H, 0, 4, j0, j1, db_acc[k].data());
+        add_rows(dz_at(t) + r0 * GH, r1 - r0, GH, H, 0, 4, j0, j1, db_acc[k].data());
         if (t == 0) {
-          for (int64_t b = 0; b < B; ++b) {
+          for (int64_t b = r0; b < r1; ++b) {
             std::memcpy(dc0->typed_data() + b * H + j0, dc_out + b * H + j0, jc * sizeof(float));
           }
         }
         return;
       }
       // the chunk's P outputs: dh_{t-1} = dz_t W_h^T
-      const int64_t p0 = pstart[k], p1 = pstart[k + 1], pc = p1 - p0, ld = round_up(pc, kNR);
-      float* tile = ptiles.data() + rb * pcols[k];
+      const int64_t p0 = pstart[u], p1 = pstart[u + 1], pc = p1 - p0, ld = round_up(pc, kNR);
+      float* tile = ptiles.data() + (sp.by_rows() ? rb * pcols[nk] * k : rb * pcols[k]);
       const float* dh_in = dh_slot.data() + (q & 1) * B * R;
       float* dh_out = dh_slot.data() + ((q + 1) & 1) * B * R;
-      for (int64_t b0 = 0; b0 < B && pc > 0; b0 += rb) {
-        const int64_t rows = std::min(rb, B - b0);
-        product(rows, pc, GH, dz_at(t) + b0 * GH, GH, packed_whT.data() + GH * pcols[k], tile, ld);
+      for (int64_t b0 = r0; b0 < r1 && pc > 0; b0 += rb) {
+        const int64_t rows = std::min(rb, r1 - b0);
+        product(rows, pc, GH, dz_at(t) + b0 * GH, GH, packed_whT.data() + GH * pcols[u], tile, ld);
         for (int64_t bb = 0; bb < rows; ++bb) {
           const int64_t b = b0 + bb;
           const float* from = M[t * B + b] ? tile + bb * ld : dh_in + b * R + p0;
@@ -1540,9 +1543,9 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
         }
       }
       if (t > 0) {
-        full_dh(t - 1, dh_out, p0, p1);
+        full_dh(t - 1, dh_out, p0, p1, r0, r1);
       } else {
-        for (int64_t b = 0; b < B; ++b) {
+        for (int64_t b = r0; b < r1; ++b) {
           std::memcpy(dh0->typed_data() + b * R + p0, dh_out + b * R + p0, pc * sizeof(float));
         }
       }
