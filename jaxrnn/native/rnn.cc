@@ -642,6 +642,12 @@ struct Split {
     return by_rows() ? std::max<int64_t>(1, (steps + kSegments - 1) / kSegments) : 1;
   }
   static constexpr int64_t kSegments = 8;
+  // A per-chunk scratch laid out by `offsets` (prefix sums over the chunks of units, offsets.back() in all): by units
+  // job chunk k uses its own part, at offsets[k]; by rows each job chunk has a whole copy (copies()), at share(k).
+  int64_t copies() const { return by_rows() ? chunks() : 1; }
+  int64_t share(int64_t k, const std::vector<int64_t>& offsets) const {
+    return by_rows() ? offsets.back() * k : offsets[k];
+  }
 };
 Split split_work(int64_t B, int64_t H, int64_t threads, int64_t step_macs, int64_t weight_bytes) {
   Split sp;
@@ -875,8 +881,8 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   const int64_t rb = row_block((F + R) * *std::max_element(width.begin(), width.end()) * sizeof(float));
   // Job chunk k's products of a block of rows, rb x width[u] floats each (u: its chunk of units): x W_i + b and h W_h.
   // By rows every job chunk has its own (at slot(k)).
-  std::vector<float> scratch_u(rb * base[nk] * (sp.by_rows() ? nj : 1)), scratch_s(scratch_u.size());
-  auto slot = [&](int64_t k) { return sp.by_rows() ? rb * base[nk] * k : rb * base[k]; };
+  std::vector<float> scratch_u(rb * base[nk] * sp.copies()), scratch_s(scratch_u.size());
+  auto slot = [&](int64_t k) { return rb * sp.share(k, base); };
 
   // Job chunk k's products at step t for rows [b, b + rows): su = x_t W_i + b (the caller's, when projected) on its
   // G jc columns, ss = h_{t-1} W_h on the first hcols of them.
@@ -972,7 +978,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
     Zg.resize(B * H);
     UNg.resize(B * H);
     RHg.resize(B * H);
-    scratch_n.resize(rb * nbase[nk] * (sp.by_rows() ? nj : 1));
+    scratch_n.resize(rb * nbase[nk] * sp.copies());
     job->steps = 2 * T;
     job->work = [&](int64_t s, int64_t k) {  // by rows a job chunk's two phases follow each other on its rows
       const int64_t t = s / 2, u = sp.unit(k), j0 = ch.start[u], jc = ch.start[u + 1] - j0;
@@ -1005,7 +1011,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
         }
         return;
       }
-      float* sn = scratch_n.data() + (sp.by_rows() ? rb * nbase[nk] * k : rb * nbase[k]);
+      float* sn = scratch_n.data() + rb * sp.share(k, nbase);
       const int64_t ldn = round_up(jc, kNR);
       float* hn = h_at(t);
       for (int64_t b = b0; b < b1; ++b) {
@@ -1047,7 +1053,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
                    packed_r.data() + H * pbase[k]);
     }
     MB.resize(B * H);
-    scratch_p.resize(rb * pbase[nk] * (sp.by_rows() ? nj : 1));
+    scratch_p.resize(rb * pbase[nk] * sp.copies());
     job->steps = 2 * T;
     job->work = [&](int64_t s, int64_t k) {  // by rows a job chunk's two phases follow each other on its rows
       const int64_t t = s / 2, u = sp.unit(k), b0 = sp.row0(k), b1 = sp.row1(k);
@@ -1078,7 +1084,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
         return;
       }
       const int64_t p0 = pstart[u], pc = pstart[u + 1] - p0, ldp = round_up(pc, kNR);
-      float* sproj = scratch_p.data() + (sp.by_rows() ? rb * pbase[nk] * k : rb * pbase[k]);
+      float* sproj = scratch_p.data() + rb * sp.share(k, pbase);
       float* hn = h_at(t);
       for (int64_t b = b0; b < b1; ++b) {
         if ((b - b0) % rb == 0 && pc > 0) {
@@ -1257,9 +1263,8 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   for (int64_t k = 0; k < nk; ++k) widest = std::max(widest, offset[k + 1] - offset[k]);
   const int64_t rb = row_block(widest * sizeof(float));  // W_h^T of a chunk: GH x its columns
   // Job chunk k's product tiles at tile_of(k): rb rows x its units (by rows, every job chunk has its own).
-  const int64_t tile_size = rb * offset[nk] / std::max<int64_t>(GH, 1);
-  std::vector<float> scratch(tile_size * (sp.by_rows() ? nj : 1));
-  auto tile_of = [&](int64_t k) { return scratch.data() + (sp.by_rows() ? tile_size * k : rb * offset[k] / GH); };
+  std::vector<float> scratch(rb * offset[nk] / std::max<int64_t>(GH, 1) * sp.copies());
+  auto tile_of = [&](int64_t k) { return scratch.data() + rb * sp.share(k, offset) / GH; };
   // The bias gradients, sum_t sum_b dz (and for the GRU, of dn r: b_hn's), job chunk k's at db_acc[k] (by units
   // only its own columns; summed after the loop), cache-line aligned: no two owners write one line.
   using Accumulator = std::vector<double, AlignedAllocator<double>>;
@@ -1366,12 +1371,12 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     // dn = dh (1 - z)(1 - n^2) and dz = dh (h_prev - n) z (1 - z) into DZ, and dh_{t-1} = dh z for now.
     // Phase 2 (s = 2 q + 1), once every unit's dn is done: d(r h_prev) = dn W_hn^T on the chunk's units, then
     // dr = d(r h_prev) h_prev r (1 - r) into DZ and dh_{t-1} += d(r h_prev) r. Step 2 T completes dh0.
-    tiles.resize(rb * cols[nk] * (sp.by_rows() ? nj : 1));
+    tiles.resize(rb * cols[nk] * sp.copies());
     job->steps = 2 * T + 1;
     job->work = [&](int64_t s, int64_t k) {  // by rows a job chunk's two phases follow each other on its rows
       const int64_t q = s / 2, u = sp.unit(k), j0 = ch.start[u], j1 = ch.start[u + 1], jc = j1 - j0;
       const int64_t ld = round_up(jc, kNR), r0 = sp.row0(k), r1 = sp.row1(k);
-      float* tile = tiles.data() + (sp.by_rows() ? rb * cols[nk] * k : rb * cols[k]);
+      float* tile = tiles.data() + rb * sp.share(k, cols);
       float* dh_in = dh_slot.data() + (q & 1) * B * H;
       float* dh_out = dh_slot.data() + ((q + 1) & 1) * B * H;
       const int64_t t = T - 1 - q;
@@ -1455,8 +1460,8 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     MA.resize(T * B * H);
     packed_whT.resize(GH * pcols[nk]);
     packed_wrT.resize(R * ucols[nk]);
-    ptiles.resize(rb * pcols[nk] * (sp.by_rows() ? nj : 1));
-    utiles.resize(rb * ucols[nk] * (sp.by_rows() ? nj : 1));
+    ptiles.resize(rb * pcols[nk] * sp.copies());
+    utiles.resize(rb * ucols[nk] * sp.copies());
     for (int64_t k = 0; k < nk; ++k) {
       const int64_t p0 = pstart[k], j0 = ch.start[k];
       pack(GH, pstart[k + 1] - p0, [&](int64_t n, int64_t pp) { return W[(p0 + pp) * GH + n]; },
@@ -1483,7 +1488,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
       const int64_t q = (s - 1) / 2, t = T - 1 - q;
       if (s % 2 == 1) {  // the chunk's H units
         const int64_t j0 = ch.start[u], j1 = ch.start[u + 1], jc = j1 - j0, ld = round_up(jc, kNR);
-        float* tile = utiles.data() + (sp.by_rows() ? rb * ucols[nk] * k : rb * ucols[k]);
+        float* tile = utiles.data() + rb * sp.share(k, ucols);
         const float* dc_in = dc_slot.data() + (q & 1) * B * H;
         float* dc_out = dc_slot.data() + ((q + 1) & 1) * B * H;
         const float* cp = t == 0 ? c0.typed_data() : CA + (t - 1) * B * H;
@@ -1530,7 +1535,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
       }
       // the chunk's P outputs: dh_{t-1} = dz_t W_h^T
       const int64_t p0 = pstart[u], p1 = pstart[u + 1], pc = p1 - p0, ld = round_up(pc, kNR);
-      float* tile = ptiles.data() + (sp.by_rows() ? rb * pcols[nk] * k : rb * pcols[k]);
+      float* tile = ptiles.data() + rb * sp.share(k, pcols);
       const float* dh_in = dh_slot.data() + (q & 1) * B * R;
       float* dh_out = dh_slot.data() + ((q + 1) & 1) * B * R;
       for (int64_t b0 = r0; b0 < r1 && pc > 0; b0 += rb) {
