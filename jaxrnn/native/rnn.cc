@@ -918,9 +918,8 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
     for (int64_t g = 0; g < 4; ++g) std::memset(GW + (t * B + b) * GWW + g * H + j0, 0, jc * sizeof(float));
   };
 
-  auto job = std::make_shared<Job>(nk);
-  job->steps = T;
-  job->work = [&](int64_t t, int64_t k) {  // step t of job chunk k: its units, its rows
+  int64_t steps = T;  // the loop's steps (run_steps runs work over them)
+  std::function<void(int64_t, int64_t)> work = [&](int64_t t, int64_t k) {  // step t of job chunk k: its units, rows
     const int64_t u = sp.unit(k), j0 = ch.start[u], jc = ch.start[u + 1] - j0, b0 = sp.row0(k), b1 = sp.row1(k);
     const float* hp = t == 0 ? h0.typed_data() : h_at(t - 1);
     const float* cp = lstm ? (t == 0 ? c0.typed_data() : c_at(t - 1)) : nullptr;
@@ -979,8 +978,8 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
     UNg.resize(B * H);
     RHg.resize(B * H);
     scratch_n.resize(rb * nbase[nk] * sp.copies());
-    job->steps = 2 * T;
-    job->work = [&](int64_t s, int64_t k) {  // by rows a job chunk's two phases follow each other on its rows
+    steps = 2 * T;
+    work = [&](int64_t s, int64_t k) {  // by rows a job chunk's two phases follow each other on its rows
       const int64_t t = s / 2, u = sp.unit(k), j0 = ch.start[u], jc = ch.start[u + 1] - j0;
       const int64_t b0 = sp.row0(k), b1 = sp.row1(k);
       const float* hp = t == 0 ? h0.typed_data() : h_at(t - 1);
@@ -1054,8 +1053,8 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
     }
     MB.resize(B * H);
     scratch_p.resize(rb * pbase[nk] * sp.copies());
-    job->steps = 2 * T;
-    job->work = [&](int64_t s, int64_t k) {  // by rows a job chunk's two phases follow each other on its rows
+    steps = 2 * T;
+    work = [&](int64_t s, int64_t k) {  // by rows a job chunk's two phases follow each other on its rows
       const int64_t t = s / 2, u = sp.unit(k), b0 = sp.row0(k), b1 = sp.row1(k);
       const float* hp = t == 0 ? h0.typed_data() : h_at(t - 1);
       if (s % 2 == 0) {
@@ -1103,7 +1102,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
       }
     };
   }
-  run_steps(pool, job->work, 0, job->steps, nj, threads, sp.segment(job->steps));
+  run_steps(pool, work, 0, steps, nj, threads, sp.segment(steps));
   const float* hl = T > 0 ? h_at(T - 1) : h0.typed_data();
   std::memcpy(h_last->typed_data(), hl, B * R * sizeof(float));
   if (lstm || lstmp) {
@@ -1152,21 +1151,25 @@ inline void add_tile(float* d, int64_t ldd, const float* tile, int64_t ld, int64
 // dz W_h^T is added there next).
 // LSTM: dc_t = dc + (dh + dy) o (1 - tanh(c)^2); dz = [dc g i (1 - i), dc c_{t-1} f (1 - f), dc i (1 - g^2),
 // (dh + dy) tanh(c) o (1 - o)].
+// PROJ (LSTMP): dh is the cotangent of m = o tanh(c), the projection's input (the output's already in it: dy is not
+// read), m itself is written (for dw_r) and dh_out is not.
+template <bool PROJ>
 void lstm_row_backward(int64_t n, int64_t H, const float* __restrict gw, const float* __restrict c,
                        const float* __restrict cp, const float* __restrict dh, const float* __restrict dy,
                        const float* __restrict dc, float* __restrict dz, float* __restrict dc_out,
-                       float* __restrict dh_out) {
+                       float* __restrict dh_out, float* __restrict m) {
   for (int64_t j = 0; j < n; ++j) {
     const float i = gw[j], f = gw[H + j], g = gw[2 * H + j], o = gw[3 * H + j];
     const float tc = fast_tanh(c[j]);
-    const float d = dh[j] + dy[j];
+    if (PROJ) m[j] = o * tc;
+    const float d = PROJ ? dh[j] : dh[j] + dy[j];
     const float dct = dc[j] + d * o * (1.0f - tc * tc);
     dz[j] = dct * g * i * (1.0f - i);
     dz[H + j] = dct * cp[j] * f * (1.0f - f);
     dz[2 * H + j] = dct * i * (1.0f - g * g);
     dz[3 * H + j] = d * tc * o * (1.0f - o);
     dc_out[j] = dct * f;
-    dh_out[j] = 0.0f;
+    if (!PROJ) dh_out[j] = 0.0f;
   }
 }
 
@@ -1285,10 +1288,9 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     }
   }
 
-  auto job = std::make_shared<Job>(nk);
   // Step s < T handles time T - 1 - s; step T adds the last product (into dh0).
-  job->steps = T + 1;
-  job->work = [&](int64_t s, int64_t k) {  // step s of job chunk k: its units, its rows
+  int64_t steps = T + 1;
+  std::function<void(int64_t, int64_t)> work = [&](int64_t s, int64_t k) {  // step s of job chunk k: units, rows
     const int64_t u = sp.unit(k), j0 = ch.start[u], j1 = ch.start[u + 1], jc = j1 - j0;
     const int64_t r0 = sp.row0(k), r1 = sp.row1(k);
     float* dh_in = dh_slot.data() + (s & 1) * B * H;
@@ -1344,8 +1346,8 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
         const float* cpb = cp + b * H;
         const float* dcb = dc_in + b * H;
         float* dcob = dc_out + b * H;
-        lstm_row_backward(jc, H, gw + j0, cb + j0, cpb + j0, dhb + j0, dys + j0, dcb + j0, dzb + j0, dcob + j0,
-                          dhob + j0);
+        lstm_row_backward<false>(jc, H, gw + j0, cb + j0, cpb + j0, dhb + j0, dys + j0, dcb + j0, dzb + j0,
+                                 dcob + j0, dhob + j0, nullptr);
       } else if (gru) {
         const float* gw = GW + row * 4 * H;
         const float* hpb = hp + b * H;
@@ -1372,8 +1374,8 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     // Phase 2 (s = 2 q + 1), once every unit's dn is done: d(r h_prev) = dn W_hn^T on the chunk's units, then
     // dr = d(r h_prev) h_prev r (1 - r) into DZ and dh_{t-1} += d(r h_prev) r. Step 2 T completes dh0.
     tiles.resize(rb * cols[nk] * sp.copies());
-    job->steps = 2 * T + 1;
-    job->work = [&](int64_t s, int64_t k) {  // by rows a job chunk's two phases follow each other on its rows
+    steps = 2 * T + 1;
+    work = [&](int64_t s, int64_t k) {  // by rows a job chunk's two phases follow each other on its rows
       const int64_t q = s / 2, u = sp.unit(k), j0 = ch.start[u], j1 = ch.start[u + 1], jc = j1 - j0;
       const int64_t ld = round_up(jc, kNR), r0 = sp.row0(k), r1 = sp.row1(k);
       float* tile = tiles.data() + rb * sp.share(k, cols);
@@ -1478,8 +1480,8 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
         for (int64_t p = p0; p < p1; ++p) d[p] = M[t * B + b] ? in[p] + ys[p] : 0.0f;
       }
     };
-    job->steps = 2 * T + 1;
-    job->work = [&, full_dh](int64_t s, int64_t k) {  // by rows a job chunk's steps all run on its rows
+    steps = 2 * T + 1;
+    work = [&, full_dh](int64_t s, int64_t k) {  // by rows a job chunk's steps all run on its rows
       const int64_t u = sp.unit(k), r0 = sp.row0(k), r1 = sp.row1(k);
       if (s == 0) {
         full_dh(T - 1, dh_slot.data(), pstart[u], pstart[u + 1], r0, r1);
@@ -1509,20 +1511,9 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
             const float* cb = CA + row * H;
             const float* cpb = cp + b * H;
             const float* dcb = dc_in + b * H;
-            const float* dm = tile + bb * ld - j0;
-            float* dcob = dc_out + b * H;
-#pragma GCC ivdep
-            for (int64_t j = j0; j < j1; ++j) {
-              const float i = gw[j], f = gw[H + j], g = gw[2 * H + j], o = gw[3 * H + j];
-              const float tc = fast_tanh(cb[j]);
-              mb[j] = o * tc;
-              const float dc = dcb[j] + dm[j] * o * (1.0f - tc * tc);
-              dzb[j] = dc * g * i * (1.0f - i);
-              dzb[H + j] = dc * cpb[j] * f * (1.0f - f);
-              dzb[2 * H + j] = dc * i * (1.0f - g * g);
-              dzb[3 * H + j] = dm[j] * tc * o * (1.0f - o);
-              dcob[j] = dc * f;
-            }
+            const float* dm = tile + bb * ld;  // the cotangent of m on the chunk's units
+            lstm_row_backward<true>(jc, H, gw + j0, cb + j0, cpb + j0, dm, nullptr, dcb + j0, dzb + j0,
+                                    dc_out + b * H + j0, nullptr, mb + j0);
           }
         }
         add_rows(dz_at(t) + r0 * GH, r1 - r0, GH, H, 0, 4, j0, j1, db_acc[k].data());
@@ -1623,14 +1614,14 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
   };
   // The loop's steps, block by block: those of the q-th time from the end start at first_step(q) (q = T: the end).
   auto first_step = [&](int64_t q) -> int64_t {
-    if (q == T) return job->steps;
+    if (q == T) return steps;
     if (grub) return 2 * q;
     if (lstmp) return q == 0 ? 0 : 2 * q + 1;
     return q;
   };
   for (int64_t tb = T; tb > 0;) {
     const int64_t ta = (tb - 1) / TZ * TZ, s0 = first_step(T - tb);
-    run_steps(pool, job->work, s0, first_step(T - ta), nj, threads, sp.segment(job->steps));
+    run_steps(pool, work, s0, first_step(T - ta), nj, threads, sp.segment(steps));
     block_products(ta, tb);
     tb = ta;
   }
