@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import statistics
 import time
@@ -21,22 +22,29 @@ def median_ms(fn, args, repeats, clock=time.perf_counter):
   return 1e3 * statistics.median(times)
 
 
-def interleaved_ms(fns, args, repeats, stat=statistics.median, clock=time.perf_counter, seed=0):
-  """``{name: ms}`` of every ``fns[name](*args)`` (``stat`` of the repeats: the median, or ``min`` on a loaded
-  machine, the least disturbed call), the calls interleaved (one of each per round, after one warm-up call each),
-  so that a loaded or drifting machine slows them alike, in a fresh order each round (``random.Random(seed)``): in
-  a fixed order each call always follows the same one, and a call right after an XLA program can run slower while
-  XLA's worker threads go on spinning (``rnn_layers.py``'s docstring has the numbers). ``clock``: wall clock, or
-  ``time.process_time`` for CPU time."""
-  for fn in fns.values():
-    jax.block_until_ready(fn(*args))
-  times = {name: [] for name in fns}
+def interleaved_times(calls, repeats, clock=time.perf_counter, seed=0):
+  """``{name: [seconds, ...]}`` of ``repeats`` calls of every ``calls[name]()`` (a function of no arguments), after
+  one warm-up call each, interleaved (one of each per round, so that a loaded or drifting machine slows them alike)
+  in a fresh order each round (``random.Random(seed)``): in a fixed order each call always follows the same one, and
+  a call right after an XLA program can run slower while XLA's worker threads go on spinning (``rnn_layers.py``'s
+  docstring has the numbers). Every call is waited for (``jax.block_until_ready``, which passes NumPy results
+  through). ``clock``: wall clock, or ``time.process_time`` for CPU time."""
+  for call in calls.values():
+    jax.block_until_ready(call())
+  times = {name: [] for name in calls}
   order = random.Random(seed)
   for _ in range(repeats):
-    names = list(fns)
+    names = list(calls)
     order.shuffle(names)
     for name in names:
       start = clock()
-      jax.block_until_ready(fns[name](*args))
+      jax.block_until_ready(calls[name]())
       times[name].append(clock() - start)
+  return times
+
+
+def interleaved_ms(fns, args, repeats, stat=statistics.median, clock=time.perf_counter, seed=0):
+  """``{name: ms}`` of every ``fns[name](*args)``: ``stat`` (the median, or ``min`` on a loaded machine, the least
+  disturbed call) of :func:`interleaved_times`."""
+  times = interleaved_times({name: functools.partial(fn, *args) for name, fn in fns.items()}, repeats, clock, seed)
   return {name: 1e3 * stat(t) for name, t in times.items()}

@@ -25,9 +25,10 @@ product with the same FLOPs as the layer, plus its elementwise work).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
-import random
 import statistics
+import sys
 import time
 from typing import Callable, Dict
 
@@ -38,6 +39,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxrnn
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # `python benchmarks/...` too
+from benchmarks._timing import interleaved_times  # noqa: E402
 
 WORKLOADS = {
     # name: (batch, time, input, hidden, train)
@@ -273,17 +277,8 @@ def bench(cell_name, workload, repeats, mixed=False):
     assert err < (5e-2 if "bf16" in name else 1e-4), f"{name} disagrees with jaxrnn: {err}"
   impls["GEMM floor"] = floor_impl(cell_name, B, T, F, H, train)
   xs_j = jnp.asarray(xs)
-  times = {name: [] for name in impls}
-  for name, fn in impls.items():  # warm-up
-    _block(fn(xs if name == "torch" else xs_j))
-  order = random.Random(0)
-  for _ in range(repeats):
-    names = list(impls)
-    order.shuffle(names)  # a fresh order each round: see the module docstring
-    for name in names:
-      start = CLOCK()
-      _block(impls[name](xs if name == "torch" else xs_j))
-      times[name].append(CLOCK() - start)
+  calls = {name: functools.partial(fn, xs if name == "torch" else xs_j) for name, fn in impls.items()}
+  times = interleaved_times(calls, repeats, CLOCK)  # a fresh order each round: see the module docstring
   med = {n: statistics.median(t) for n, t in times.items()}
   jax_peers = [n for n in impls if n not in ("torch", "GEMM floor") and not n.startswith("jaxrnn")]
   best_jax = min(jax_peers, key=med.get) if jax_peers else None
