@@ -44,7 +44,7 @@ docs: $(DOCS_STAMP)
 # settings in pyproject.toml; pointed at this virtualenv's Python, where every extra is installed).
 FORMATTED := docs/conf.py docs/_ext tests/test_docs.py
 lint: $(LINT_STAMP)
-	$(VENV)/bin/ruff check jaxrnn tests docs notebooks conftest.py
+	$(VENV)/bin/ruff check jaxrnn tests docs notebooks benchmarks conftest.py
 	$(VENV)/bin/ruff format --check $(FORMATTED)
 	$(VENV)/bin/pyright --pythonpath $(PY)
 

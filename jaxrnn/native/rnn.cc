@@ -439,17 +439,22 @@ inline void product(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda
 // at the next step for the rest of its time slice (milliseconds: with 2 threads on 2 cores shared by ~16 busy
 // threads a loop of 512 steps took 1.6x the single-threaded pure-JAX path). So when the caller has waited
 // kSoloAfter for one step and, in all, at least 1 / kSoloShare of the job's time so far, the job turns solo:
-// helpers claim nothing more, the caller does the rest alone, and the following jobs of the next kSoloFor run
-// without helpers (then helpers are tried again). The share matters where steps are long: at B=128 F=H=512 (LSTM
-// W4, ~2 ms a step) one descheduled helper used to turn a job solo, and the next 500 ms ran on one thread; LSTM W4
+// helpers claim nothing more and the caller does the rest alone. The share matters where steps are long: at B=128
+// F=H=512 (LSTM W4, ~2 ms a step) one descheduled helper used to turn a job solo after its first wait; LSTM W4
 // training, default / pure-JAX path, medians of 5 interleaved calls on the shared 2-core machine: 0.95 and 0.96
 // after the first wait, 0.81 and 0.78 with the share (W1-W3 unchanged: their stalls are most of a job).
+// The next job tries its helpers again: a solo job used to keep the jobs of the next 500 ms solo too, and one stall
+// then cost a model whose native calls alternate with XLA programs several calls on one thread. jax.grad of LSTM W1
+// (B=32 T=128 F=128 H=256) called alternately with the pure-JAX path's, 2 threads, two rounds of alternating
+// processes, 30 calls, median / 75th percentile ms: 67.2 / 79.7 and 78.9 / 82.7 with the 500 ms, 46.5 / 49.5 and
+// 46.2 / 51.6 without; GRU W1 39.3 / 62.4 and 38.8 / 58.0 against 36.0 / 40.3 and 37.8 / 41.3; LSTM W4 1753 / 1764
+// and 1701 / 1714 against 1700 / 1745 and 1662 / 1697; beside a process busy 37% of one core in bursts of ~3 ms,
+// LSTM W1 87.1 and 82.3 against 73.1 and 68.1. Called alone in a process the two ran alike (W1 training, W2 and
+// B=1 inference).
 // Which thread computes an item never changes its value: the split into chunks is fixed, so results do not depend
 // on any of this.
 constexpr auto kSoloAfter = std::chrono::milliseconds(2);
 constexpr int64_t kSoloShare = 4;
-constexpr auto kSoloFor = std::chrono::milliseconds(500);
-std::atomic<int64_t> g_solo_until{0};  // steady_clock nanoseconds
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -513,7 +518,6 @@ void wait_for_step(Job& job, int64_t s, bool caller) {
       } else if (t - start > std::chrono::nanoseconds(kSoloAfter).count() &&
                  (job.waited_ns + t - start) * kSoloShare > t - job.start_ns) {
         job.solo.store(true, std::memory_order_relaxed);
-        g_solo_until.store(t + std::chrono::nanoseconds(kSoloFor).count(), std::memory_order_relaxed);
       }
     }
   }
@@ -534,14 +538,12 @@ void participate(Job& job, int64_t k, bool caller) {
   if (g_set_threads_local) g_set_threads_local(old_threads);
 }
 
-// Runs job.work over every item with the caller (chunk 0) and up to threads - 1 helpers from XLA's pool (none while
-// a recent job went solo), each owning one chunk.
+// Runs job.work over every item with the caller (chunk 0) and up to threads - 1 helpers from XLA's pool, each owning
+// one chunk.
 void run_job(ffi::ThreadPool& pool, std::shared_ptr<Job> job, int64_t threads) {
   job->start_ns = now_ns();
-  if (job->start_ns >= g_solo_until.load(std::memory_order_relaxed)) {
-    for (int64_t i = 1; i < std::min(threads, job->chunks); ++i) {
-      pool.Schedule([job]() { participate(*job, 1 + job->helpers.fetch_add(1), false); });
-    }
+  for (int64_t i = 1; i < std::min(threads, job->chunks); ++i) {
+    pool.Schedule([job]() { participate(*job, 1 + job->helpers.fetch_add(1), false); });
   }
   participate(*job, 0, true);
   wait_for_step(*job, job->steps, true);
