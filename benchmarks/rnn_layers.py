@@ -17,7 +17,11 @@ Every implementation gets the same weights and inputs; outputs (and, for trainin
 checked to agree before timing. Implementations are timed interleaved, one call each per round, so machine noise
 hits them alike, in a fresh (seeded) order each round: in a fixed order each one always followed the same one, and
 a native loop that followed an XLA program ran slower (LSTM W1 training, native=True after the pure-JAX path: 58.2 ms
-against 46.9 for the default after it; shuffled, 51.6 against 48.1; GRU 52.3 / 37.8 -> 40.4 / 40.7). The table
+against 46.9 for the default after it; shuffled, 51.6 against 48.1; GRU 52.3 / 37.8 -> 40.4 / 40.7). A call right
+after torch's runs slower too, while PyTorch's OpenMP threads spin on (jax.grad of jaxrnn's LSTM at W1 alternating
+with torch's, medians of 30 pairs, three runs: 44.4-45.5 ms back to back, 40.8-41.6 with 20 ms of sleep before each
+call; torch's own 41.0-41.9 either way). The calls still follow each other without a pause: after 20 ms idle the
+native loop's B=1 calls (W3) took 0.5-1.0 ms more (its second thread waking), the pure-JAX path's 0.2-0.4. The table
 reports median/min/max milliseconds and the ratio of each median to PyTorch's and to the GEMM floor (one matrix
 product with the same FLOPs as the layer, plus its elementwise work).
 """
