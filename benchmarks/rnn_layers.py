@@ -21,7 +21,7 @@ against 46.9 for the default after it; shuffled, 51.6 against 48.1; GRU 52.3 / 3
 after torch's runs slower too, while PyTorch's OpenMP threads spin on (jax.grad of jaxrnn's LSTM at W1 alternating
 with torch's, medians of 30 pairs, three runs: 44.4-45.5 ms back to back, 40.8-41.6 with 20 ms of sleep before each
 call; torch's own 41.0-41.9 either way). The calls still follow each other without a pause: after 20 ms idle the
-native loop's B=1 calls (W3) took 0.5-1.0 ms more (its second thread waking), the pure-JAX path's 0.2-0.4. The table
+native loop's B=1 calls (W3) took 0.7-1.2 ms more (its second thread waking), the pure-JAX path's 0.2-0.4. The table
 reports median/min/max milliseconds and the ratio of each median to PyTorch's and to the GEMM floor (one matrix
 product with the same FLOPs as the layer, plus its elementwise work).
 """
