@@ -855,8 +855,8 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   const int64_t GWW = 4 * H;  // width of a gates row (LSTM: i f g o; GRU: r z n hn; GRUB: r z n (r h_prev))
 
   const int64_t threads = pool_threads(pool);
-  const Split sp = split_work(B, H, threads, B * ((F + R) * GH + H * (lstmp ? R : 0)),
-                              ((F + R) * GH + H * (lstmp ? R : 0)) * 4);
+  const int64_t weights = (F + R) * GH + H * (lstmp ? R : 0);  // the step products' weights: a row's multiply-adds
+  const Split sp = split_work(B, H, threads, B * weights, weights * sizeof(float));
   const Chunks& ch = sp.units;
   const int64_t nk = (int64_t)ch.start.size() - 1, nj = sp.chunks();  // chunks of units; the job's chunks
   // Both kernels packed per chunk: chunk k's columns n = g jc + jj (gate g, unit j0 + jj) in 16-column panels,
