@@ -538,9 +538,8 @@ def test_row_blocks_and_padded_panels(name, batch, hidden):
   split the rows instead (rnn.cc's Split): 14 + 15, 12 + 13, 15 + 15, 15 + 16 rows, and 30 + 31 or 25 + 26 (61,
   51: a block of 24, then 6, 7, 1 or 2 rows a chunk); 40 or 41 hidden units, so chunks whose columns fill an odd
   number of 16-column panels (the last one alone where the panels go in pairs, as with AVX-512), columns past the
-  chunk's padded, and with 41
-  an odd depth G H in the backward's ``dz W_h^T`` (GRU, simple RNN); 3 features, an odd depth in the forward.
-  Values and gradients equal the pure-JAX path, with lengths."""
+  chunk's padded, and with 41 an odd depth G H in the backward's ``dz W_h^T`` (GRU, simple RNN); 3 features, an odd
+  depth in the forward. Values and gradients equal the pure-JAX path, with lengths."""
   native_equals_pure(FACTORIES[name](hidden), batch, steps=6, features=3)
 
 
