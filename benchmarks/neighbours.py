@@ -3,8 +3,9 @@ other implementations' calls, in one process (as ``rnn_layers.py`` interleaves t
 
     PYTHONPATH=. python benchmarks/neighbours.py --cell lstm --workload W1 --calls 30
 
-For each timed implementation (``jaxrnn``: ``jax.grad`` of the default path, ``RunOptions(native=None)``, or its
-outputs for inference workloads; ``torch``: ``torch.nn.LSTM``/``GRU``'s, as in ``rnn_layers.py``) and each
+For each timed implementation (``jaxrnn``: the default path, ``RunOptions(native=None)``; ``torch``:
+``torch.nn.LSTM``/``GRU``; both called as in ``rnn_layers.py``: the inputs' gradient of the outputs' sum of
+squares for training workloads, the outputs for inference ones) and each
 predecessor (none; the pure-JAX path's program, ``native=False``; the other one of the two), the table gives the
 median and quartiles of ``--calls`` timed calls, each right after one untimed call of the predecessor, with no pause
 between them, and the page faults per timed call. Outputs are checked to agree first (within 1e-4 of the largest
