@@ -30,20 +30,21 @@ import jaxrnn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # `python benchmarks/...` too
 from benchmarks import rnn_layers  # noqa: E402
+from benchmarks.native_default import relative_error  # noqa: E402
 
 
 def timed(call, before, calls: int):
-  """``(median, 25th, 75th percentile ms, page faults per call)`` of ``call()`` right after ``before()`` (after three
-  untimed pairs)."""
+  """``(median, 25th, 75th percentile ms, page faults per call)`` of ``call()`` right after ``before()``, each waited
+  for (after three untimed pairs)."""
   times, faults = [], 0
   for _ in range(3):  # untimed: the pairs' first calls fault in what the timed ones reuse
-    before()
-    call()
+    jax.block_until_ready(before())
+    jax.block_until_ready(call())
   for _ in range(calls):
-    before()
+    jax.block_until_ready(before())
     start_faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.perf_counter()
-    call()
+    jax.block_until_ready(call())
     times.append(1e3 * (time.perf_counter() - start))
     faults += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start_faults
   q1, _, q3 = statistics.quantiles(times, n=4)
@@ -69,20 +70,16 @@ def main():
   for name, make in makers.items():
     fn = make()
     impls[name] = functools.partial(fn, xs) if name == "torch" else functools.partial(fn, xs_j)
-  want = np.asarray(impls["pure-JAX"]())
+  want = impls["pure-JAX"]()
   for name, f in impls.items():
-    got = np.asarray(jax.block_until_ready(f()))
-    err = float(np.abs(got - want).max() / max(1.0, np.abs(want).max()))
+    err = relative_error(f(), want)
     assert err <= 1e-4, f"{name} disagrees with the pure-JAX path: {err:.2e}"
   print(f"{args.cell} {args.workload} {'train' if train else 'infer'} B={B} T={T} F={F} H={H}; wall clock, "
         f"{threads} threads, {args.calls} calls each, right after one call of the predecessor")
   print("| timed | after | median ms | 25% | 75% | page faults / call |\n|---|---|---|---|---|---|")
-  nothing = lambda: None
   for name, other in (("jaxrnn", "torch"), ("torch", "jaxrnn")):
-    call = lambda f=impls[name]: jax.block_until_ready(f())
-    for label, before in (("nothing", nothing), ("pure-JAX", impls["pure-JAX"]), (other, impls[other])):
-      run_before = before if before is nothing else (lambda b=before: jax.block_until_ready(b()))
-      median, q1, q3, faults = timed(call, run_before, args.calls)
+    for label, before in (("nothing", lambda: None), ("pure-JAX", impls["pure-JAX"]), (other, impls[other])):
+      median, q1, q3, faults = timed(impls[name], before, args.calls)
       print(f"| {name} | {label} | {median:.2f} | {q1:.2f} | {q3:.2f} | {faults:.0f} |")
   print(jaxrnn.native.status_line())
 
